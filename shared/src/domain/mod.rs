@@ -1,0 +1,53 @@
+//! Pure program rules: value types parsed once at the edge, and the arithmetic of earning, tiers,
+//! refunds, birthdays and rewards. Nothing here does I/O, awaits, or reads the clock: callers pass
+//! "now" and the program in, so every rule is a table-testable function.
+
+/// Implements the OpenAPI schema of a type that travels as a JSON string (ids, codes, dates), so
+/// the document says "string" with an example instead of exposing the Rust newtype.
+macro_rules! string_schema {
+    ($t:ty, $example:expr, $desc:expr) => {
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($desc))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $t {}
+    };
+}
+pub(crate) use string_schema;
+
+pub mod birthday;
+pub mod earning;
+pub mod ids;
+pub mod member;
+pub mod money;
+pub mod reward;
+pub mod spend;
+pub mod tier;
+pub mod voucher;
+
+pub use birthday::Birthday;
+pub use ids::{Email, MemberId, Phone, RefundId, ReceiptId, RewardId, StoreId, TimeZoneName};
+pub use money::{Currency, Money, Points};
+pub use tier::Tier;
+
+
+/// A value that failed to parse at the edge; the HTTP layer reports it as a field problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Invalid(msg.into())
+    }
+}
+
+/// Arithmetic that would leave i64: reported rather than wrapped, so no balance is ever corrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("arithmetic overflow")]
+pub struct Overflow;

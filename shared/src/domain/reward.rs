@@ -1,0 +1,114 @@
+//! Rewards and the redemption decision: every refusal is a pure function of the member, the
+//! reward and the member's count for it, so the service commits only what this allows.
+
+use super::tier::Tier;
+use super::{Points, RewardId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reward {
+    pub id: RewardId,
+    pub name: String,
+    pub description: Option<String>,
+    pub cost_points: Points,
+    pub min_tier: Tier,
+    /// Total stock ever available; `None` is unlimited.
+    pub stock: Option<u64>,
+    /// Vouchers currently issued against the stock (cancellations give stock back).
+    pub issued: u64,
+    pub per_member_limit: Option<u32>,
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Reward {
+    pub fn stock_remaining(&self) -> Option<u64> {
+        self.stock.map(|s| s.saturating_sub(self.issued))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Inactive,
+    TierTooLow { required: Tier, held: Tier },
+    LimitReached { limit: u32 },
+    OutOfStock,
+    InsufficientPoints { balance: Points, cost: Points },
+}
+
+/// Whether a member may redeem `reward` now. `charge_points` is false for gifted vouchers
+/// (birthday rewards), which skip the balance and tier checks but never the stock.
+pub fn check_redemption(
+    tier: Tier,
+    balance: Points,
+    reward: &Reward,
+    already_held: u32,
+    charge_points: bool,
+) -> Result<(), Refusal> {
+    if !reward.active {
+        return Err(Refusal::Inactive);
+    }
+    if charge_points && tier < reward.min_tier {
+        return Err(Refusal::TierTooLow { required: reward.min_tier, held: tier });
+    }
+    if let Some(limit) = reward.per_member_limit
+        && already_held >= limit
+    {
+        return Err(Refusal::LimitReached { limit });
+    }
+    if reward.stock_remaining() == Some(0) {
+        return Err(Refusal::OutOfStock);
+    }
+    if charge_points && (balance.is_negative() || balance < reward.cost_points) {
+        return Err(Refusal::InsufficientPoints { balance, cost: reward.cost_points });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reward() -> Reward {
+        Reward {
+            id: RewardId::parse("r").unwrap(),
+            name: "Coffee".into(),
+            description: None,
+            cost_points: Points(30),
+            min_tier: Tier::Gold,
+            stock: Some(10),
+            issued: 3,
+            per_member_limit: Some(2),
+            active: true,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn redemption_decision_table() {
+        use Refusal::*;
+        let base = reward();
+        let inactive = Reward { active: false, ..base.clone() };
+        let sold_out = Reward { issued: 10, ..base.clone() };
+        let unlimited = Reward { stock: None, per_member_limit: None, ..base.clone() };
+        for (r, tier, balance, held, charge, want) in [
+            (&base, Tier::Gold, 30, 0, true, Ok(())),
+            (&base, Tier::Diamond, 100, 1, true, Ok(())),
+            (&base, Tier::Gold, 29, 0, true, Err(InsufficientPoints { balance: Points(29), cost: Points(30) })),
+            (&base, Tier::Gold, -5, 0, true, Err(InsufficientPoints { balance: Points(-5), cost: Points(30) })),
+            (&base, Tier::Silver, 100, 0, true, Err(TierTooLow { required: Tier::Gold, held: Tier::Silver })),
+            (&base, Tier::Gold, 100, 2, true, Err(LimitReached { limit: 2 })),
+            (&inactive, Tier::Gold, 100, 0, true, Err(Inactive)),
+            (&sold_out, Tier::Gold, 100, 0, true, Err(OutOfStock)),
+            (&unlimited, Tier::Gold, 1000, 50, true, Ok(())),
+            // A gifted voucher needs no points and no tier, but stock still counts.
+            (&base, Tier::Silver, -100, 0, false, Ok(())),
+            (&sold_out, Tier::Silver, 0, 0, false, Err(OutOfStock)),
+        ] {
+            assert_eq!(check_redemption(tier, Points(balance), r, held, charge), want);
+        }
+        assert_eq!(sold_out.stock_remaining(), Some(0));
+        assert_eq!(Reward { issued: 12, ..base }.stock_remaining(), Some(0));
+    }
+}

@@ -1,0 +1,178 @@
+//! Qualifying spend in monthly buckets (so the member item stays O(1) however long its history)
+//! and the cumulative pro-rata reversal of points on refunds.
+
+use super::{Overflow, Points};
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A calendar month as a single ordinal (year × 12 + month − 1), so windows are subtraction.
+pub fn month_index(d: NaiveDate) -> i32 {
+    d.year() * 12 + d.month0() as i32
+}
+
+fn month_key(idx: i32) -> String {
+    format!("{:04}-{:02}", idx.div_euclid(12), idx.rem_euclid(12) + 1)
+}
+
+fn parse_month_key(k: &str) -> Option<i32> {
+    let (y, m) = k.split_once('-')?;
+    let (y, m): (i32, i32) = (y.parse().ok()?, m.parse().ok()?);
+    (1..=12).contains(&m).then_some(y * 12 + m - 1)
+}
+
+/// Net purchase amounts (minor units) by calendar month, `"YYYY-MM"` → amount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpendBuckets(BTreeMap<String, i64>);
+
+impl SpendBuckets {
+    /// Adds `delta` (negative for refunds) to the month of `date`, then drops months that can no
+    /// longer count: anything older than `keep_months` before `today`'s month.
+    pub fn add(
+        &mut self,
+        date: NaiveDate,
+        delta: i64,
+        today: NaiveDate,
+        keep_months: u32,
+    ) -> Result<(), Overflow> {
+        let key = month_key(month_index(date));
+        let slot = self.0.entry(key).or_insert(0);
+        *slot = slot.checked_add(delta).ok_or(Overflow)?;
+        self.prune(today, keep_months);
+        Ok(())
+    }
+
+    pub fn prune(&mut self, today: NaiveDate, keep_months: u32) {
+        let oldest = month_index(today) - keep_months as i32 + 1;
+        self.0
+            .retain(|k, _| parse_month_key(k).is_some_and(|i| i >= oldest));
+    }
+
+    /// Spend dated in `today`'s month and the `window_months − 1` before it.
+    pub fn qualifying(&self, today: NaiveDate, window_months: u32) -> i64 {
+        let newest = month_index(today);
+        let oldest = newest - window_months as i32 + 1;
+        self.0
+            .iter()
+            .filter_map(|(k, v)| parse_month_key(k).map(|i| (i, *v)))
+            .filter(|(i, _)| (oldest..=newest).contains(i))
+            .fold(0i64, |acc, (_, v)| acc.saturating_add(v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Points reversed in total once `refunded_total` of a `purchase_amount` that earned
+/// `points_earned` has been refunded: `floor(earned × refunded / amount)`.
+pub fn cumulative_reversal(
+    points_earned: Points,
+    refunded_total: i64,
+    purchase_amount: i64,
+) -> Result<Points, Overflow> {
+    if purchase_amount <= 0 {
+        return Err(Overflow);
+    }
+    let v = i128::from(points_earned.0)
+        .checked_mul(i128::from(refunded_total))
+        .ok_or(Overflow)?
+        .div_euclid(i128::from(purchase_amount));
+    i64::try_from(v).map(Points).map_err(|_| Overflow)
+}
+
+/// The points one refund reverses: the growth of the cumulative reversal. Summed over any split of
+/// a full refund it is exactly `points_earned`, never more, never less.
+pub fn refund_reversal(
+    points_earned: Points,
+    refunded_before: i64,
+    refund_amount: i64,
+    purchase_amount: i64,
+) -> Result<Points, Overflow> {
+    let after = refunded_before.checked_add(refund_amount).ok_or(Overflow)?;
+    cumulative_reversal(points_earned, after, purchase_amount)?
+        .checked_sub(cumulative_reversal(points_earned, refunded_before, purchase_amount)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn qualifying_window_table() {
+        let today = d("2026-11-22");
+        let mut b = SpendBuckets::default();
+        for (date, amount) in [
+            ("2026-11-01", 100),
+            ("2026-10-31", 200),
+            ("2025-12-01", 400), // 11 months before November: inside
+            ("2025-11-30", 800), // 12 months before: outside the 12-month window
+        ] {
+            b.add(d(date), amount, today, 13).unwrap();
+        }
+        for (window, want) in [(1, 100), (2, 300), (12, 700), (13, 1500)] {
+            assert_eq!(b.qualifying(today, window), want, "window {window}");
+        }
+        // A later month moves the window on: October 2027 still counts November 2026 only.
+        assert_eq!(b.qualifying(d("2027-10-01"), 12), 100);
+        assert_eq!(b.qualifying(d("2027-11-01"), 12), 0);
+    }
+
+    #[test]
+    fn buckets_are_pruned_and_refunds_subtract() {
+        let mut b = SpendBuckets::default();
+        let mut day = d("2024-01-15");
+        for _ in 0..40 {
+            b.add(day, 1000, day, 13).unwrap();
+            day = crate::domain::tier::add_months(day, 1);
+        }
+        assert_eq!(b.len(), 13, "member item stays O(1)");
+        b.add(d("2027-04-10"), -300, d("2027-04-20"), 13).unwrap();
+        assert_eq!(b.qualifying(d("2027-04-20"), 1), 700);
+        assert_eq!(b.add(d("2027-04-10"), i64::MAX, d("2027-04-20"), 13), Err(Overflow));
+    }
+
+    #[test]
+    fn partial_refunds_never_over_or_under_reverse() {
+        // Every split of a purchase into refunds reverses exactly what was earned in total.
+        for (amount, earned) in [(1999, 29), (1000, 10), (7, 3), (100_001, 150_001)] {
+            for parts in 1..=7i64 {
+                let mut refunded = 0;
+                let mut reversed = 0;
+                let mut prev_cum = 0;
+                for i in 0..parts {
+                    let chunk = if i == parts - 1 { amount - refunded } else { amount / parts };
+                    let r = refund_reversal(Points(earned), refunded, chunk, amount).unwrap();
+                    assert!(r.0 >= 0);
+                    refunded += chunk;
+                    reversed += r.0;
+                    let cum = cumulative_reversal(Points(earned), refunded, amount).unwrap().0;
+                    assert!(cum >= prev_cum && cum <= earned);
+                    prev_cum = cum;
+                }
+                assert_eq!(reversed, earned, "amount {amount} earned {earned} parts {parts}");
+            }
+        }
+    }
+
+    #[test]
+    fn reversal_table() {
+        for (earned, before, refund, amount, want) in [
+            (29, 0, 1999, 1999, 29),
+            (29, 0, 1000, 1999, 14), // floor(14.507)
+            (29, 1000, 999, 1999, 15),
+            (19, 0, 1, 1999, 0),
+            (0, 0, 500, 1000, 0),
+        ] {
+            assert_eq!(refund_reversal(Points(earned), before, refund, amount), Ok(Points(want)));
+        }
+    }
+}

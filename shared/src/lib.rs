@@ -1,0 +1,8 @@
+//! `loyalty`: everything but wiring. `domain` holds the pure rules, `store` the item store and its
+//! two backends, `service` the use cases (read, decide, commit, retry), `http` the HTTP edge that
+//! every function crate and `loyalty-local` share.
+
+pub mod clock;
+pub mod domain;
+pub mod program;
+pub mod store;

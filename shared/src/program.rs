@@ -1,0 +1,299 @@
+//! Program rules (DESIGN.md "Program rules"): a JSON document where every key may be omitted.
+//! Parsed and validated once at start-up; an invalid document stops start-up with a message that
+//! names the key.
+
+use crate::domain::earning::{EarnRate, Multiplier};
+use crate::domain::tier::{TierRule, TierTable};
+use crate::domain::{Currency, Points, RewardId, TimeZoneName};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("program configuration is not valid: {0}")]
+    Invalid(String),
+    #[error("cannot read program file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub currency: Currency,
+    pub timezone: chrono_tz::Tz,
+    pub earn: EarnRate,
+    pub tiers: TierTable,
+    pub qualifying_window_months: u32,
+    pub tier_validity_months: u32,
+    pub birthday: BirthdayRules,
+    pub purchase_max_age_days: u32,
+    pub purchase_max_future_seconds: u32,
+    pub voucher_validity_days: u32,
+    pub idempotency_retention_hours: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BirthdayRules {
+    pub min_days_on_file: u32,
+    pub catch_up_days: u32,
+    pub reward_id: Option<RewardId>,
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Program::from_json("{}").expect("defaults are valid")
+    }
+}
+
+// The document as written. `deny_unknown_fields` makes a misspelt key fail start-up instead of
+// silently keeping a default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Doc {
+    currency: String,
+    timezone: String,
+    earn: EarnDoc,
+    tiers: TiersDoc,
+    qualifying_window_months: u32,
+    tier_validity_months: u32,
+    birthday: BirthdayDoc,
+    purchase: PurchaseDoc,
+    voucher_validity_days: u32,
+    idempotency_retention_hours: u32,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct EarnDoc {
+    points: i64,
+    per_minor_units: i64,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TiersDoc {
+    silver: TierDoc,
+    gold: TierDoc,
+    diamond: TierDoc,
+}
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct TierDoc {
+    threshold: Option<i64>,
+    multiplier: Option<Multiplier>,
+    birthday_points: Option<i64>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct BirthdayDoc {
+    min_days_on_file: u32,
+    catch_up_days: u32,
+    reward_id: Option<RewardId>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PurchaseDoc {
+    max_age_days: u32,
+    max_future_seconds: u32,
+}
+
+impl Default for Doc {
+    fn default() -> Self {
+        Doc {
+            currency: "USD".into(),
+            timezone: "UTC".into(),
+            earn: EarnDoc::default(),
+            tiers: TiersDoc::default(),
+            qualifying_window_months: 12,
+            tier_validity_months: 12,
+            birthday: BirthdayDoc::default(),
+            purchase: PurchaseDoc::default(),
+            voucher_validity_days: 90,
+            idempotency_retention_hours: 24,
+        }
+    }
+}
+impl Default for EarnDoc {
+    fn default() -> Self {
+        EarnDoc { points: 1, per_minor_units: 100 }
+    }
+}
+impl Default for TiersDoc {
+    fn default() -> Self {
+        let t = |threshold| TierDoc { threshold: Some(threshold), multiplier: None, birthday_points: None };
+        TiersDoc { silver: t(0), gold: t(100_000), diamond: t(500_000) }
+    }
+}
+impl Default for BirthdayDoc {
+    fn default() -> Self {
+        BirthdayDoc { min_days_on_file: 30, catch_up_days: 3, reward_id: None }
+    }
+}
+impl Default for PurchaseDoc {
+    fn default() -> Self {
+        PurchaseDoc { max_age_days: 90, max_future_seconds: 300 }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ProgramError {
+    ProgramError::Invalid(msg.into())
+}
+
+impl Program {
+    pub fn from_json(text: &str) -> Result<Program, ProgramError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let doc: Doc = serde_path_to_error::deserialize(de)
+            .map_err(|e| invalid(format!("at `{}`: {}", e.path(), e.inner())))?;
+        Program::from_doc(doc)
+    }
+
+    /// Reads `LOYALTY_PROGRAM` (JSON text) or `LOYALTY_PROGRAM_FILE` (a path); defaults when
+    /// neither is set.
+    pub fn from_env() -> Result<Program, ProgramError> {
+        if let Ok(text) = std::env::var("LOYALTY_PROGRAM") {
+            return Program::from_json(&text);
+        }
+        if let Ok(path) = std::env::var("LOYALTY_PROGRAM_FILE") {
+            return Program::from_file(&path);
+        }
+        Ok(Program::default())
+    }
+
+    pub fn from_file(path: &str) -> Result<Program, ProgramError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProgramError::Read { path: path.to_owned(), source })?;
+        Program::from_json(&text)
+    }
+
+    fn from_doc(doc: Doc) -> Result<Program, ProgramError> {
+        let currency = Currency::parse(&doc.currency).map_err(|e| invalid(format!("currency: {e}")))?;
+        let timezone = TimeZoneName::parse(&doc.timezone)
+            .map_err(|e| invalid(format!("timezone: {e}")))?
+            .0;
+        if doc.earn.points < 0 || doc.earn.points > 1_000_000 {
+            return Err(invalid("earn.points must be between 0 and 1000000"));
+        }
+        if doc.earn.per_minor_units < 1 || doc.earn.per_minor_units > 1_000_000_000 {
+            return Err(invalid("earn.per_minor_units must be between 1 and 1000000000"));
+        }
+        let defaults = [(0, 1000, 100), (100_000, 1500, 300), (500_000, 2000, 1000)];
+        let mut rules = Vec::new();
+        for ((name, d), (dt, dm, db)) in [
+            ("silver", &doc.tiers.silver),
+            ("gold", &doc.tiers.gold),
+            ("diamond", &doc.tiers.diamond),
+        ]
+        .into_iter()
+        .zip(defaults)
+        {
+            let rule = TierRule {
+                threshold: d.threshold.unwrap_or(dt),
+                multiplier: d.multiplier.unwrap_or(Multiplier::from_thousandths(dm).expect("default")),
+                birthday_points: Points(d.birthday_points.unwrap_or(db)),
+            };
+            if rule.threshold < 0 || rule.threshold > crate::domain::money::MAX_AMOUNT_MINOR {
+                return Err(invalid(format!("tiers.{name}.threshold must be between 0 and 10^12")));
+            }
+            if !(0..=1_000_000).contains(&rule.birthday_points.0) {
+                return Err(invalid(format!("tiers.{name}.birthday_points must be between 0 and 1000000")));
+            }
+            rules.push(rule);
+        }
+        let tiers = TierTable { silver: rules[0], gold: rules[1], diamond: rules[2] };
+        if tiers.silver.threshold != 0 {
+            return Err(invalid("tiers.silver.threshold must be 0: silver is every member's entry tier"));
+        }
+        if !(tiers.silver.threshold < tiers.gold.threshold && tiers.gold.threshold < tiers.diamond.threshold) {
+            return Err(invalid("tier thresholds must increase: silver < gold < diamond"));
+        }
+        for (key, v, range) in [
+            ("qualifying_window_months", doc.qualifying_window_months, 1..=12),
+            ("tier_validity_months", doc.tier_validity_months, 1..=120),
+            ("birthday.min_days_on_file", doc.birthday.min_days_on_file, 0..=366),
+            ("birthday.catch_up_days", doc.birthday.catch_up_days, 0..=31),
+            ("purchase.max_age_days", doc.purchase.max_age_days, 1..=366),
+            ("purchase.max_future_seconds", doc.purchase.max_future_seconds, 0..=86_400),
+            ("voucher_validity_days", doc.voucher_validity_days, 1..=3650),
+            ("idempotency_retention_hours", doc.idempotency_retention_hours, 1..=720),
+        ] {
+            if !range.contains(&v) {
+                return Err(invalid(format!(
+                    "{key} must be between {} and {}, got {v}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        Ok(Program {
+            currency,
+            timezone,
+            earn: EarnRate { points: doc.earn.points, per_minor_units: doc.earn.per_minor_units },
+            tiers,
+            qualifying_window_months: doc.qualifying_window_months,
+            tier_validity_months: doc.tier_validity_months,
+            birthday: BirthdayRules {
+                min_days_on_file: doc.birthday.min_days_on_file,
+                catch_up_days: doc.birthday.catch_up_days,
+                reward_id: doc.birthday.reward_id,
+            },
+            purchase_max_age_days: doc.purchase.max_age_days,
+            purchase_max_future_seconds: doc.purchase.max_future_seconds,
+            voucher_validity_days: doc.voucher_validity_days,
+            idempotency_retention_hours: doc.idempotency_retention_hours,
+        })
+    }
+
+    /// Months of spend buckets kept on a member: the window plus the month leaving it.
+    pub fn spend_months_kept(&self) -> u32 {
+        self.qualifying_window_months + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Tier;
+
+    #[test]
+    fn defaults_match_design() {
+        let p = Program::default();
+        assert_eq!(p.currency, Currency::USD);
+        assert_eq!(p.timezone, chrono_tz::UTC);
+        assert_eq!(p.earn, EarnRate { points: 1, per_minor_units: 100 });
+        assert_eq!(p.tiers.rule(Tier::Gold).threshold, 100_000);
+        assert_eq!(p.tiers.rule(Tier::Gold).multiplier.thousandths(), 1500);
+        assert_eq!(p.tiers.rule(Tier::Diamond).birthday_points, Points(1000));
+        assert_eq!((p.birthday.min_days_on_file, p.birthday.catch_up_days), (30, 3));
+        assert_eq!((p.purchase_max_age_days, p.purchase_max_future_seconds), (90, 300));
+        assert_eq!((p.voucher_validity_days, p.idempotency_retention_hours), (90, 24));
+    }
+
+    #[test]
+    fn partial_documents_keep_other_defaults() {
+        let p = Program::from_json(
+            r#"{"birthday": {"min_days_on_file": 0}, "tiers": {"gold": {"multiplier": 1.25}}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.birthday.min_days_on_file, 0);
+        assert_eq!(p.birthday.catch_up_days, 3);
+        assert_eq!(p.tiers.gold.multiplier.thousandths(), 1250);
+        assert_eq!(p.tiers.gold.threshold, 100_000);
+    }
+
+    #[test]
+    fn invalid_documents_name_the_problem() {
+        for (doc, needle) in [
+            (r#"{"curency": "USD"}"#, "curency"),
+            (r#"{"currency": "usd"}"#, "currency"),
+            (r#"{"timezone": "Mars/Base"}"#, "timezone"),
+            (r#"{"earn": {"per_minor_units": 0}}"#, "per_minor_units"),
+            (r#"{"tiers": {"gold": {"threshold": 600000}}}"#, "increase"),
+            (r#"{"tiers": {"gold": {"multiplier": 1.0005}}}"#, "multiplier"),
+            (r#"{"qualifying_window_months": 0}"#, "qualifying_window_months"),
+            (r#"{"birthday": {"reward_id": "a#b"}}"#, "reward_id"),
+            ("not json", "expected"),
+        ] {
+            let err = Program::from_json(doc).unwrap_err().to_string();
+            assert!(err.contains(needle), "{doc}: {err}");
+        }
+    }
+}

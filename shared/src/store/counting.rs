@@ -1,0 +1,68 @@
+//! Counts store round trips and items read, so tests and the benchmark can state "1 read + 1
+//! write per purchase" and "the birthday job reads 1/365 of members" as measurements.
+
+use super::{Index, Item, Key, Page, PageRequest, SortKey, Store, StoreResult, Write};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default, Debug)]
+pub struct RoundTrips {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub items_read: AtomicU64,
+}
+
+impl RoundTrips {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+            self.items_read.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub struct CountingStore<S> {
+    inner: S,
+    pub counts: Arc<RoundTrips>,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        CountingStore { inner, counts: Arc::default() }
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for CountingStore<S> {
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        self.counts.reads.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.get_many(keys).await?;
+        let n = r.iter().filter(|i| i.is_some()).count() as u64;
+        self.counts.items_read.fetch_add(n, Ordering::Relaxed);
+        Ok(r)
+    }
+    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
+        self.counts.reads.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.query(pk, sort, page).await?;
+        self.counts.items_read.fetch_add(r.items.len() as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+    async fn query_index(
+        &self,
+        index: Index,
+        pk: &str,
+        sort: &SortKey,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Key>> {
+        self.counts.reads.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.query_index(index, pk, sort, page).await?;
+        self.counts.items_read.fetch_add(r.items.len() as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.commit(writes).await
+    }
+}

@@ -1,0 +1,463 @@
+//! The DynamoDB backend: one table, keys `PK`/`SK`, sparse indexes `GSI1` and `GSI2` (keys only).
+//! A batch of one write is a conditional `PutItem`/`DeleteItem`; larger batches are one
+//! `TransactWriteItems`. Reads are strongly consistent (`GetItem`, `BatchGetItem`, `Query`);
+//! index queries are eventually consistent, as DynamoDB allows no other.
+
+use super::{
+    Cond, Index, Item, Key, MAX_BATCH, Page, PageRequest, PK, SK, SortKey, Store, StoreError,
+    StoreResult, Write, validate_batch,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
+    ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+type Attrs = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps an SDK failure to the store's vocabulary by its error code, so every operation shares one
+/// notion of "retry", "unavailable" and "broken".
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            StoreError::Unavailable(format!("DynamoDB unreachable: {e:?}"))
+        }
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index: Some(0) },
+            Some(
+                "TransactionConflictException"
+                | "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TransactionInProgressException",
+            ) => StoreError::Conflict,
+            Some("ResourceNotFoundException") => StoreError::Unavailable(format!(
+                "table not found: {}",
+                se.err().message().unwrap_or_default()
+            )),
+            code => StoreError::Backend(format!(
+                "{}: {}",
+                code.unwrap_or("unknown"),
+                se.err().message().unwrap_or_default()
+            )),
+        },
+        _ => StoreError::Backend(format!("{e:?}")),
+    }
+}
+
+fn key_attrs(k: &Key) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(k.pk.clone())),
+        (SK.to_owned(), AttributeValue::S(k.sk.clone())),
+    ])
+}
+
+fn to_attrs(item: &Item) -> StoreResult<Attrs> {
+    let mut m = item.attrs.clone();
+    m.insert(PK.into(), Value::String(item.key.pk.clone()));
+    m.insert(SK.into(), Value::String(item.key.sk.clone()));
+    serde_dynamo::to_item(m).map_err(backend)
+}
+
+fn from_attrs(a: Attrs) -> StoreResult<Item> {
+    let mut m: Map<String, Value> = serde_dynamo::from_item(a).map_err(backend)?;
+    let pk = m.remove(PK).and_then(|v| v.as_str().map(str::to_owned));
+    let sk = m.remove(SK).and_then(|v| v.as_str().map(str::to_owned));
+    match (pk, sk) {
+        (Some(pk), Some(sk)) => Ok(Item { key: Key { pk, sk }, attrs: m }),
+        _ => Err(backend("item without PK/SK")),
+    }
+}
+
+fn s(a: &Attrs, name: &str) -> Option<String> {
+    a.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A condition as DynamoDB expression text plus its names and values.
+struct Expr {
+    text: String,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+fn condition(c: &Cond) -> Option<Expr> {
+    let names = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    match c {
+        Cond::Always => None,
+        Cond::Absent => Some(Expr {
+            text: "attribute_not_exists(#pk)".into(),
+            names: names(&[("#pk", PK)]),
+            values: HashMap::new(),
+        }),
+        Cond::Exists => Some(Expr {
+            text: "attribute_exists(#pk)".into(),
+            names: names(&[("#pk", PK)]),
+            values: HashMap::new(),
+        }),
+        Cond::Version(n) => Some(Expr {
+            text: "#v = :v".into(),
+            names: names(&[("#v", super::VERSION)]),
+            values: HashMap::from([(":v".into(), AttributeValue::N(n.to_string()))]),
+        }),
+        Cond::AbsentOrExpiredBefore(t) => Some(Expr {
+            text: "attribute_not_exists(#pk) OR #e < :t".into(),
+            names: names(&[("#pk", PK), ("#e", super::EXPIRES_AT)]),
+            values: HashMap::from([(":t".into(), AttributeValue::N(t.to_string()))]),
+        }),
+    }
+}
+
+fn sort_condition(sk_attr: &str, sort: &SortKey) -> (String, HashMap<String, String>, Attrs) {
+    let mut names = HashMap::from([("#pk".to_owned(), String::new())]);
+    let mut values = HashMap::new();
+    let text = match sort {
+        SortKey::All => "#pk = :pk".to_owned(),
+        SortKey::Prefix(p) => {
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(":s".into(), AttributeValue::S(p.clone()));
+            "#pk = :pk AND begins_with(#sk, :s)".to_owned()
+        }
+        SortKey::Before(b) => {
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(":s".into(), AttributeValue::S(b.clone()));
+            "#pk = :pk AND #sk < :s".to_owned()
+        }
+    };
+    (text, names, values)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into() }
+    }
+
+    /// A client from the standard SDK configuration (region, credentials, and
+    /// `AWS_ENDPOINT_URL_DYNAMODB` for emulators). Build it once per process, never per request.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        DynamoStore::new(Client::new(&config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table as `template.yaml` declares it (for emulators and local development;
+    /// in AWS the SAM template owns the table). An existing table is left as it is.
+    pub async fn ensure_table(&self) -> StoreResult<()> {
+        match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(classify(e)),
+        }
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(backend)
+        };
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(backend)
+        };
+        let mut req = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .attribute_definitions(attr(PK)?)
+            .attribute_definitions(attr(SK)?);
+        for ix in Index::ALL {
+            req = req
+                .attribute_definitions(attr(ix.pk_attr())?)
+                .attribute_definitions(attr(ix.sk_attr())?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(ix.name())
+                        .key_schema(key(ix.pk_attr(), KeyType::Hash)?)
+                        .key_schema(key(ix.sk_attr(), KeyType::Range)?)
+                        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                        .build()
+                        .map_err(backend)?,
+                );
+        }
+        match req.send().await {
+            Ok(_) => {}
+            // Another process created it in the meantime.
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(classify(e)),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(super::EXPIRES_AT)
+                    .enabled(true)
+                    .build()
+                    .map_err(backend)?,
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    fn transact_item(&self, w: Write) -> StoreResult<TransactWriteItem> {
+        let b = TransactWriteItem::builder();
+        Ok(match w {
+            Write::Put { item, cond } => {
+                let mut p = Put::builder().table_name(&self.table).set_item(Some(to_attrs(&item)?));
+                if let Some(e) = condition(&cond) {
+                    p = p
+                        .condition_expression(e.text)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                }
+                b.put(p.build().map_err(backend)?).build()
+            }
+            Write::Delete { key, cond } => {
+                let mut d = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(&key)));
+                if let Some(e) = condition(&cond) {
+                    d = d
+                        .condition_expression(e.text)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                }
+                b.delete(d.build().map_err(backend)?).build()
+            }
+            Write::Check { key, cond } => {
+                let e = condition(&cond).ok_or_else(|| {
+                    StoreError::Invalid("a check needs a condition".into())
+                })?;
+                let c = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)))
+                    .condition_expression(e.text)
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                    .build()
+                    .map_err(backend)?;
+                b.condition_check(c).build()
+            }
+        })
+    }
+
+    async fn commit_one(&self, w: Write) -> StoreResult<()> {
+        match w {
+            Write::Put { item, cond } => {
+                let mut req = self.client.put_item().table_name(&self.table).set_item(Some(to_attrs(&item)?));
+                if let Some(e) = condition(&cond) {
+                    req = req
+                        .condition_expression(e.text)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                }
+                req.send().await.map(|_| ()).map_err(classify)
+            }
+            Write::Delete { key, cond } => {
+                let mut req = self.client.delete_item().table_name(&self.table).set_key(Some(key_attrs(&key)));
+                if let Some(e) = condition(&cond) {
+                    req = req
+                        .condition_expression(e.text)
+                        .set_expression_attribute_names(Some(e.names))
+                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                }
+                req.send().await.map(|_| ()).map_err(classify)
+            }
+            check @ Write::Check { .. } => self.commit_transaction(vec![check]).await,
+        }
+    }
+
+    async fn commit_transaction(&self, writes: Vec<Write>) -> StoreResult<()> {
+        let items = writes
+            .into_iter()
+            .map(|w| self.transact_item(w))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc)) = e.as_service_error() {
+                    let reasons = tc.cancellation_reasons();
+                    if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                        return Err(StoreError::ConditionFailed { index: Some(i) });
+                    }
+                    if reasons.is_empty() {
+                        return Err(StoreError::ConditionFailed { index: None });
+                    }
+                    return Err(StoreError::Conflict);
+                }
+                Err(classify(e))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        if let [key] = keys {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key_attrs(key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            return Ok(vec![out.item.map(from_attrs).transpose()?]);
+        }
+        let mut found: HashMap<Key, Item> = HashMap::new();
+        for chunk in keys.chunks(MAX_BATCH) {
+            let mut pending: Vec<Attrs> = chunk.iter().map(key_attrs).collect();
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 10 {
+                    return Err(StoreError::Conflict);
+                }
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for a in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let item = from_attrs(a)?;
+                    found.insert(item.key.clone(), item);
+                }
+                if let Some(mut u) = out.unprocessed_keys
+                    && let Some(ka) = u.remove(&self.table)
+                {
+                    pending = ka.keys;
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.remove(k)).collect())
+    }
+
+    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
+        let (text, mut names, mut values) = sort_condition(SK, sort);
+        names.insert("#pk".into(), PK.into());
+        values.insert(":pk".into(), AttributeValue::S(pk.to_owned()));
+        let start = page.after.as_ref().map(|sk| key_attrs(&Key::new(pk, sk.clone())));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(text)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(!page.descending)
+            .consistent_read(true)
+            .limit(page.limit as i32 + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let more = out.last_evaluated_key.is_some();
+        let mut items = out.items.unwrap_or_default().into_iter().map(from_attrs).collect::<StoreResult<Vec<_>>>()?;
+        let next = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items.last().map(|i| i.key.sk.clone())
+        } else if more {
+            items.last().map(|i| i.key.sk.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn query_index(
+        &self,
+        index: Index,
+        pk: &str,
+        sort: &SortKey,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Key>> {
+        let (text, mut names, mut values) = sort_condition(index.sk_attr(), sort);
+        names.insert("#pk".into(), index.pk_attr().into());
+        values.insert(":pk".into(), AttributeValue::S(pk.to_owned()));
+        // Cursor: the index sort key and the table key of the last item, as a JSON array.
+        let start = match &page.after {
+            Some(c) => {
+                let [isk, tpk, tsk]: [String; 3] = serde_json::from_str(c)
+                    .map_err(|_| StoreError::Invalid("malformed index cursor".into()))?;
+                let mut k = key_attrs(&Key::new(tpk, tsk));
+                k.insert(index.pk_attr().into(), AttributeValue::S(pk.to_owned()));
+                k.insert(index.sk_attr().into(), AttributeValue::S(isk));
+                Some(k)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index.name())
+            .key_condition_expression(text)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(!page.descending)
+            .limit(page.limit as i32 + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let more = out.last_evaluated_key.is_some();
+        let mut rows = Vec::new();
+        for a in out.items.unwrap_or_default() {
+            let (Some(tpk), Some(tsk), Some(isk)) = (s(&a, PK), s(&a, SK), s(&a, index.sk_attr())) else {
+                return Err(backend("index entry without keys"));
+            };
+            rows.push((Key::new(tpk, tsk), isk));
+        }
+        let cursor = |(k, isk): &(Key, String)| serde_json::json!([isk, k.pk, k.sk]).to_string();
+        let next = if rows.len() > page.limit as usize {
+            rows.truncate(page.limit as usize);
+            rows.last().map(cursor)
+        } else if more {
+            rows.last().map(cursor)
+        } else {
+            None
+        };
+        Ok(Page { items: rows.into_iter().map(|(k, _)| k).collect(), next })
+    }
+
+    async fn commit(&self, mut writes: Vec<Write>) -> StoreResult<()> {
+        validate_batch(&writes)?;
+        if writes.len() == 1 {
+            return self.commit_one(writes.remove(0)).await;
+        }
+        self.commit_transaction(writes).await
+    }
+}

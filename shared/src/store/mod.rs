@@ -1,0 +1,257 @@
+//! The item store: a small transactional key–value engine with one sparse secondary index per
+//! purpose, and nothing else. It knows keys, versions and conditions; it knows no program rule.
+//! Two backends implement it with the same semantics: DynamoDB (one table) and an embedded,
+//! durable redb file. The contract suite in `tests/` runs identical bodies against both.
+
+mod counting;
+mod dynamo;
+mod embedded;
+
+pub use counting::{CountingStore, RoundTrips};
+pub use dynamo::DynamoStore;
+pub use embedded::EmbeddedStore;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// Attributes with reserved meaning; everything else is the caller's.
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const VERSION: &str = "version";
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// DynamoDB allows 100 actions per transaction; both backends refuse more, so code that works
+/// locally works in AWS.
+pub const MAX_BATCH: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Key { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+/// Secondary indexes. Both are sparse: only items carrying the attributes appear, and their
+/// projection is the table and index keys only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// `GSI1PK = BIRTHDAY#<MM-DD>`, `GSI1SK = MEMBER#<id>`.
+    Gsi1,
+    /// `GSI2PK = TIEREXPIRY#<YYYY-MM>`, `GSI2SK = <YYYY-MM-DD>#<id>`.
+    Gsi2,
+}
+
+impl Index {
+    pub fn name(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "GSI1",
+            Index::Gsi2 => "GSI2",
+        }
+    }
+    pub fn pk_attr(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "GSI1PK",
+            Index::Gsi2 => "GSI2PK",
+        }
+    }
+    pub fn sk_attr(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "GSI1SK",
+            Index::Gsi2 => "GSI2SK",
+        }
+    }
+    pub const ALL: [Index; 2] = [Index::Gsi1, Index::Gsi2];
+}
+
+/// An item: its key and its other attributes (JSON values; numbers are integers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    pub attrs: Map<String, Value>,
+}
+
+impl Item {
+    pub fn version(&self) -> Option<u64> {
+        self.attrs.get(VERSION).and_then(Value::as_u64)
+    }
+    pub fn expires_at(&self) -> Option<i64> {
+        self.attrs.get(EXPIRES_AT).and_then(Value::as_i64)
+    }
+    fn index_key(&self, index: Index) -> Option<(String, String)> {
+        let pk = self.attrs.get(index.pk_attr())?.as_str()?;
+        let sk = self.attrs.get(index.sk_attr())?.as_str()?;
+        Some((pk.to_owned(), sk.to_owned()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// No condition.
+    Always,
+    /// The item must not exist.
+    Absent,
+    /// The item must exist.
+    Exists,
+    /// The item must exist with `version == n`.
+    Version(u64),
+    /// The item must not exist, or its `expires_at` (epoch seconds) must be before this instant:
+    /// an expired idempotency record that TTL has not swept yet counts as gone.
+    AbsentOrExpiredBefore(i64),
+}
+
+impl Cond {
+    /// Evaluated by the embedded backend; DynamoDB evaluates the same rule server-side.
+    pub fn holds(&self, current: Option<&Item>) -> bool {
+        match (self, current) {
+            (Cond::Always, _) => true,
+            (Cond::Absent, c) => c.is_none(),
+            (Cond::Exists, c) => c.is_some(),
+            (Cond::Version(n), Some(c)) => c.version() == Some(*n),
+            (Cond::Version(_), None) => false,
+            (Cond::AbsentOrExpiredBefore(_), None) => true,
+            (Cond::AbsentOrExpiredBefore(t), Some(c)) => c.expires_at().is_some_and(|e| e < *t),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Put { item: Item, cond: Cond },
+    Delete { key: Key, cond: Cond },
+    /// Writes nothing; fails the batch unless the condition holds.
+    Check { key: Key, cond: Cond },
+}
+
+impl Write {
+    pub fn key(&self) -> &Key {
+        match self {
+            Write::Put { item, .. } => &item.key,
+            Write::Delete { key, .. } | Write::Check { key, .. } => key,
+        }
+    }
+}
+
+/// How a query bounds the sort key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    All,
+    Prefix(String),
+    /// Strictly less than.
+    Before(String),
+}
+
+impl SortKey {
+    pub fn matches(&self, sk: &str) -> bool {
+        match self {
+            SortKey::All => true,
+            SortKey::Prefix(p) => sk.starts_with(p.as_str()),
+            SortKey::Before(b) => sk < b.as_str(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1..=1000 items.
+    pub limit: u32,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Sort keys descending (newest first for time-ordered keys).
+    pub descending: bool,
+}
+
+impl PageRequest {
+    pub fn first(limit: u32) -> Self {
+        PageRequest { limit, after: None, descending: false }
+    }
+    pub fn newest_first(limit: u32, after: Option<String>) -> Self {
+        PageRequest { limit, after, descending: true }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque position after the last item; `None` when there is nothing more.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum StoreError {
+    /// A condition did not hold; nothing was written. `index` is the failing write's position
+    /// when the backend reports it.
+    #[error("condition failed")]
+    ConditionFailed { index: Option<usize> },
+    /// Another transaction touched the same items, or the backend throttled: retry.
+    #[error("write conflict, retry")]
+    Conflict,
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::ConditionFailed { .. } | StoreError::Conflict)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Consistent reads of several items in one round trip, in the order asked.
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>>;
+
+    /// Items of one partition whose sort key satisfies `sort`, in sort-key order.
+    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>>;
+
+    /// Keys of items in one partition of a secondary index (eventually consistent in DynamoDB).
+    async fn query_index(
+        &self,
+        index: Index,
+        pk: &str,
+        sort: &SortKey,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Key>>;
+
+    /// All writes or none. At most [`MAX_BATCH`] writes, each key at most once.
+    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()>;
+
+    async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
+        Ok(self.get_many(std::slice::from_ref(key)).await?.pop().flatten())
+    }
+}
+
+/// Checks a batch for what both backends refuse, before either sees it.
+pub(crate) fn validate_batch(writes: &[Write]) -> StoreResult<()> {
+    if writes.is_empty() || writes.len() > MAX_BATCH {
+        return Err(StoreError::Invalid(format!(
+            "a batch holds 1 to {MAX_BATCH} writes, got {}",
+            writes.len()
+        )));
+    }
+    let mut keys: Vec<&Key> = writes.iter().map(Write::key).collect();
+    keys.sort();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::Invalid("a batch may touch each item once".into()));
+    }
+    for w in writes {
+        if let Write::Put { item, .. } = w {
+            for reserved in [PK, SK] {
+                if item.attrs.contains_key(reserved) {
+                    return Err(StoreError::Invalid(format!("{reserved} is set by the key")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
