@@ -6,3 +6,4 @@ pub mod clock;
 pub mod domain;
 pub mod program;
 pub mod store;
+pub mod service;

@@ -288,3 +288,21 @@ super::string_schema!(Phone, "+8613800000000", "Phone number in E.164");
 super::string_schema!(Email, "ada@example.com", "E-mail address");
 
 super::string_schema!(TimeZoneName, "Asia/Shanghai", "IANA time zone");
+
+/// A member's display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+impl TryFrom<String> for Name {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        parse_name(&s).map(Name)
+    }
+}
+impl From<Name> for String {
+    fn from(v: Name) -> String {
+        v.0
+    }
+}
+super::string_schema!(Name, "Ada", "Display name, 1 to 100 characters");

@@ -31,7 +31,7 @@ pub mod tier;
 pub mod voucher;
 
 pub use birthday::Birthday;
-pub use ids::{Email, MemberId, Phone, RefundId, ReceiptId, RewardId, StoreId, TimeZoneName};
+pub use ids::{Email, MemberId, Name, Phone, ReceiptId, RefundId, RewardId, StoreId, TimeZoneName};
 pub use money::{Currency, Money, Points};
 pub use tier::Tier;
 

@@ -1,0 +1,127 @@
+//! Use cases. Each state change reads what it needs (one round trip where it can), decides with
+//! pure `domain` rules, and commits one atomic batch: the member item conditioned on its version,
+//! new items conditioned on absence. Losing a race means "read again and decide again", with
+//! exponential backoff and full jitter inside the request's time budget; a natural key or
+//! idempotency record found on the re-read turns a duplicate into a replay.
+
+pub mod accrual;
+pub mod birthday;
+pub mod error;
+pub mod idempotency;
+pub mod members;
+pub mod records;
+pub mod redemption;
+pub mod tiers;
+
+pub use error::{FieldError, ServiceError};
+pub use idempotency::Idempotency;
+
+use crate::clock::Clock;
+use crate::program::Program;
+use crate::store::Store;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Total time a request may spend retrying before it answers 503.
+    pub budget: Duration,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            budget: Duration::from_secs(8),
+            base: Duration::from_millis(4),
+            cap: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter (sleep a random time up to base × 2^attempt, capped).
+pub struct Backoff {
+    policy: RetryPolicy,
+    deadline: tokio::time::Instant,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Backoff { policy, deadline: tokio::time::Instant::now() + policy.budget, attempt: 0 }
+    }
+
+    /// Waits before the next attempt, or gives up with `Contention` once the budget is spent.
+    pub async fn wait(&mut self) -> Result<(), ServiceError> {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return Err(ServiceError::Contention);
+        }
+        let ceiling = self
+            .policy
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.policy.cap);
+        self.attempt += 1;
+        let jitter = Duration::from_micros(rand::random_range(0..=ceiling.as_micros() as u64));
+        tokio::time::sleep(jitter.min(self.deadline - now)).await;
+        Ok(())
+    }
+}
+
+/// Runs `$attempt` (an expression yielding a future of `Result<T, ServiceError>`) until it
+/// succeeds, fails for a reason other than a lost race, or the retry budget runs out.
+#[macro_export]
+macro_rules! retrying {
+    ($svc:expr, $attempt:expr) => {{
+        let mut backoff = $crate::service::Backoff::new($svc.retry);
+        loop {
+            match $attempt.await {
+                Err(e) if e.is_retryable() => backoff.wait().await?,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Everything a use case needs, built once per process (per Lambda container), never per request.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub program: Arc<Program>,
+    pub clock: Arc<dyn Clock>,
+    pub retry: RetryPolicy,
+}
+
+/// A use case's answer, and whether it was replayed from an earlier identical request.
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+impl<T> Outcome<T> {
+    pub fn fresh(value: T) -> Self {
+        Outcome { value, replayed: false }
+    }
+    pub fn replay(value: T) -> Self {
+        Outcome { value, replayed: true }
+    }
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, program: Program, clock: Arc<dyn Clock>) -> Self {
+        Services { store, program: Arc::new(program), clock, retry: RetryPolicy::default() }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The calendar date in the program's time zone: tiers, spend months and expiries use it.
+    pub fn program_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.program.timezone).date_naive()
+    }
+}
