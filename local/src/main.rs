@@ -1,1 +1,142 @@
-fn main() {}
+//! `cargo run -p loyalty-local`: the whole loyalty API on one port for development.
+
+use clap::{Parser, Subcommand};
+use loyalty::clock::TestClock;
+use loyalty::program::Program;
+use loyalty::service::Services;
+use loyalty::store::{DynamoStore, EmbeddedStore, Store};
+use loyalty_local::auth::{DevAuth, Role};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "loyalty-local",
+    about = "The loyalty API on your machine: no AWS account, no Docker."
+)]
+struct Cli {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:3000", global = true)]
+    listen: SocketAddr,
+    /// Where the embedded store and the dev-token secret live.
+    #[arg(long, default_value = ".loyalty", global = true)]
+    data: PathBuf,
+    /// Throwaway in-memory store (nothing survives a restart).
+    #[arg(long, conflicts_with = "dynamodb")]
+    memory: bool,
+    /// Use the DynamoDB table named by LOYALTY_TABLE at the standard SDK endpoint
+    /// (AWS_ENDPOINT_URL_DYNAMODB for an emulator); the table is created if missing.
+    #[arg(long)]
+    dynamodb: bool,
+    /// Program rules (JSON, see README); default: LOYALTY_PROGRAM / LOYALTY_PROGRAM_FILE or built-in.
+    #[arg(long)]
+    program: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a dev bearer token.
+    Token {
+        #[command(subcommand)]
+        role: TokenRole,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenRole {
+    /// A member token whose subject is the member id.
+    Member { id: String },
+    /// A POS token bound to one store.
+    Pos { store_id: String },
+    /// An administrator token.
+    Admin,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("loyalty-local: {msg}");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let auth_dir = (!cli.memory).then_some(cli.data.as_path());
+    let auth =
+        Arc::new(DevAuth::load(auth_dir).unwrap_or_else(|e| fail(format!("dev secret: {e}"))));
+    if let Some(Command::Token { role }) = &cli.command {
+        let role = match role {
+            TokenRole::Member { id } => Role::Member(id.clone()),
+            TokenRole::Pos { store_id } => Role::Pos(store_id.clone()),
+            TokenRole::Admin => Role::Admin,
+        };
+        println!("{}", auth.mint(&role));
+        return;
+    }
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let program = match &cli.program {
+        Some(p) => Program::from_file(&p.to_string_lossy()),
+        None => Program::from_env(),
+    }
+    .unwrap_or_else(|e| fail(e));
+
+    let (store, where_): (Arc<dyn Store>, String) = if cli.memory {
+        (
+            Arc::new(EmbeddedStore::in_memory().unwrap_or_else(|e| fail(e))),
+            "in memory (gone when the server stops)".into(),
+        )
+    } else if cli.dynamodb {
+        let table = std::env::var("LOYALTY_TABLE")
+            .unwrap_or_else(|_| fail("--dynamodb needs LOYALTY_TABLE"));
+        let store = DynamoStore::from_env(table.clone()).await;
+        store.ensure_table().await.unwrap_or_else(|e| fail(e));
+        (Arc::new(store), format!("DynamoDB table {table}"))
+    } else {
+        let file = cli.data.join("loyalty.redb");
+        let store = EmbeddedStore::open(&file).unwrap_or_else(|e| fail(e));
+        let shown = std::fs::canonicalize(&file).unwrap_or(file);
+        (
+            Arc::new(store),
+            format!("{} (embedded, durable)", shown.display()),
+        )
+    };
+
+    let clock = Arc::new(TestClock::default());
+    let services = Services::new(store, program, clock.clone());
+    let app = loyalty_local::app(services, clock, auth.clone());
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", cli.listen)));
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    let member = auth.mint(&Role::Member("demo-member".into()));
+    let pos = auth.mint(&Role::Pos("store-1".into()));
+    let admin = auth.mint(&Role::Admin);
+    println!(
+        "Loyalty API (local) on {url}\n  data:    {where_}\n  openapi: {url}/v1/openapi.json\n\n\
+         Dev tokens (30 days; mint more with `cargo run -p loyalty-local -- token member|pos|admin`):\n  \
+         export MEMBER={member}   # member demo-member\n  \
+         export POS={pos}   # POS of store-1\n  \
+         export ADMIN={admin}\n\n\
+         Try: curl -s -X POST {url}/v1/members -H \"Authorization: Bearer $MEMBER\" -d '{{\"name\":\"Ada\"}}'\n"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .unwrap_or_else(|e| fail(e));
+}

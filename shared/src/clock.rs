@@ -32,7 +32,10 @@ impl TestClock {
         *self.offset_ms.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
     pub fn is_set(&self) -> bool {
-        self.offset_ms.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.offset_ms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 

@@ -4,6 +4,8 @@
 
 pub mod clock;
 pub mod domain;
+pub mod http;
 pub mod program;
-pub mod store;
+pub mod runtime;
 pub mod service;
+pub mod store;

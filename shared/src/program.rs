@@ -114,23 +114,41 @@ impl Default for Doc {
 }
 impl Default for EarnDoc {
     fn default() -> Self {
-        EarnDoc { points: 1, per_minor_units: 100 }
+        EarnDoc {
+            points: 1,
+            per_minor_units: 100,
+        }
     }
 }
 impl Default for TiersDoc {
     fn default() -> Self {
-        let t = |threshold| TierDoc { threshold: Some(threshold), multiplier: None, birthday_points: None };
-        TiersDoc { silver: t(0), gold: t(100_000), diamond: t(500_000) }
+        let t = |threshold| TierDoc {
+            threshold: Some(threshold),
+            multiplier: None,
+            birthday_points: None,
+        };
+        TiersDoc {
+            silver: t(0),
+            gold: t(100_000),
+            diamond: t(500_000),
+        }
     }
 }
 impl Default for BirthdayDoc {
     fn default() -> Self {
-        BirthdayDoc { min_days_on_file: 30, catch_up_days: 3, reward_id: None }
+        BirthdayDoc {
+            min_days_on_file: 30,
+            catch_up_days: 3,
+            reward_id: None,
+        }
     }
 }
 impl Default for PurchaseDoc {
     fn default() -> Self {
-        PurchaseDoc { max_age_days: 90, max_future_seconds: 300 }
+        PurchaseDoc {
+            max_age_days: 90,
+            max_future_seconds: 300,
+        }
     }
 }
 
@@ -159,13 +177,16 @@ impl Program {
     }
 
     pub fn from_file(path: &str) -> Result<Program, ProgramError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ProgramError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProgramError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Program::from_json(&text)
     }
 
     fn from_doc(doc: Doc) -> Result<Program, ProgramError> {
-        let currency = Currency::parse(&doc.currency).map_err(|e| invalid(format!("currency: {e}")))?;
+        let currency =
+            Currency::parse(&doc.currency).map_err(|e| invalid(format!("currency: {e}")))?;
         let timezone = TimeZoneName::parse(&doc.timezone)
             .map_err(|e| invalid(format!("timezone: {e}")))?
             .0;
@@ -173,7 +194,9 @@ impl Program {
             return Err(invalid("earn.points must be between 0 and 1000000"));
         }
         if doc.earn.per_minor_units < 1 || doc.earn.per_minor_units > 1_000_000_000 {
-            return Err(invalid("earn.per_minor_units must be between 1 and 1000000000"));
+            return Err(invalid(
+                "earn.per_minor_units must be between 1 and 1000000000",
+            ));
         }
         let defaults = [(0, 1000, 100), (100_000, 1500, 300), (500_000, 2000, 1000)];
         let mut rules = Vec::new();
@@ -187,33 +210,65 @@ impl Program {
         {
             let rule = TierRule {
                 threshold: d.threshold.unwrap_or(dt),
-                multiplier: d.multiplier.unwrap_or(Multiplier::from_thousandths(dm).expect("default")),
+                multiplier: d
+                    .multiplier
+                    .unwrap_or(Multiplier::from_thousandths(dm).expect("default")),
                 birthday_points: Points(d.birthday_points.unwrap_or(db)),
             };
             if rule.threshold < 0 || rule.threshold > crate::domain::money::MAX_AMOUNT_MINOR {
-                return Err(invalid(format!("tiers.{name}.threshold must be between 0 and 10^12")));
+                return Err(invalid(format!(
+                    "tiers.{name}.threshold must be between 0 and 10^12"
+                )));
             }
             if !(0..=1_000_000).contains(&rule.birthday_points.0) {
-                return Err(invalid(format!("tiers.{name}.birthday_points must be between 0 and 1000000")));
+                return Err(invalid(format!(
+                    "tiers.{name}.birthday_points must be between 0 and 1000000"
+                )));
             }
             rules.push(rule);
         }
-        let tiers = TierTable { silver: rules[0], gold: rules[1], diamond: rules[2] };
+        let tiers = TierTable {
+            silver: rules[0],
+            gold: rules[1],
+            diamond: rules[2],
+        };
         if tiers.silver.threshold != 0 {
-            return Err(invalid("tiers.silver.threshold must be 0: silver is every member's entry tier"));
+            return Err(invalid(
+                "tiers.silver.threshold must be 0: silver is every member's entry tier",
+            ));
         }
-        if !(tiers.silver.threshold < tiers.gold.threshold && tiers.gold.threshold < tiers.diamond.threshold) {
-            return Err(invalid("tier thresholds must increase: silver < gold < diamond"));
+        if !(tiers.silver.threshold < tiers.gold.threshold
+            && tiers.gold.threshold < tiers.diamond.threshold)
+        {
+            return Err(invalid(
+                "tier thresholds must increase: silver < gold < diamond",
+            ));
         }
         for (key, v, range) in [
-            ("qualifying_window_months", doc.qualifying_window_months, 1..=12),
+            (
+                "qualifying_window_months",
+                doc.qualifying_window_months,
+                1..=12,
+            ),
             ("tier_validity_months", doc.tier_validity_months, 1..=120),
-            ("birthday.min_days_on_file", doc.birthday.min_days_on_file, 0..=366),
+            (
+                "birthday.min_days_on_file",
+                doc.birthday.min_days_on_file,
+                0..=366,
+            ),
             ("birthday.catch_up_days", doc.birthday.catch_up_days, 0..=31),
             ("purchase.max_age_days", doc.purchase.max_age_days, 1..=366),
-            ("purchase.max_future_seconds", doc.purchase.max_future_seconds, 0..=86_400),
+            (
+                "purchase.max_future_seconds",
+                doc.purchase.max_future_seconds,
+                0..=86_400,
+            ),
             ("voucher_validity_days", doc.voucher_validity_days, 1..=3650),
-            ("idempotency_retention_hours", doc.idempotency_retention_hours, 1..=720),
+            (
+                "idempotency_retention_hours",
+                doc.idempotency_retention_hours,
+                1..=720,
+            ),
         ] {
             if !range.contains(&v) {
                 return Err(invalid(format!(
@@ -226,7 +281,10 @@ impl Program {
         Ok(Program {
             currency,
             timezone,
-            earn: EarnRate { points: doc.earn.points, per_minor_units: doc.earn.per_minor_units },
+            earn: EarnRate {
+                points: doc.earn.points,
+                per_minor_units: doc.earn.per_minor_units,
+            },
             tiers,
             qualifying_window_months: doc.qualifying_window_months,
             tier_validity_months: doc.tier_validity_months,
@@ -258,13 +316,28 @@ mod tests {
         let p = Program::default();
         assert_eq!(p.currency, Currency::USD);
         assert_eq!(p.timezone, chrono_tz::UTC);
-        assert_eq!(p.earn, EarnRate { points: 1, per_minor_units: 100 });
+        assert_eq!(
+            p.earn,
+            EarnRate {
+                points: 1,
+                per_minor_units: 100
+            }
+        );
         assert_eq!(p.tiers.rule(Tier::Gold).threshold, 100_000);
         assert_eq!(p.tiers.rule(Tier::Gold).multiplier.thousandths(), 1500);
         assert_eq!(p.tiers.rule(Tier::Diamond).birthday_points, Points(1000));
-        assert_eq!((p.birthday.min_days_on_file, p.birthday.catch_up_days), (30, 3));
-        assert_eq!((p.purchase_max_age_days, p.purchase_max_future_seconds), (90, 300));
-        assert_eq!((p.voucher_validity_days, p.idempotency_retention_hours), (90, 24));
+        assert_eq!(
+            (p.birthday.min_days_on_file, p.birthday.catch_up_days),
+            (30, 3)
+        );
+        assert_eq!(
+            (p.purchase_max_age_days, p.purchase_max_future_seconds),
+            (90, 300)
+        );
+        assert_eq!(
+            (p.voucher_validity_days, p.idempotency_retention_hours),
+            (90, 24)
+        );
     }
 
     #[test]
@@ -287,8 +360,14 @@ mod tests {
             (r#"{"timezone": "Mars/Base"}"#, "timezone"),
             (r#"{"earn": {"per_minor_units": 0}}"#, "per_minor_units"),
             (r#"{"tiers": {"gold": {"threshold": 600000}}}"#, "increase"),
-            (r#"{"tiers": {"gold": {"multiplier": 1.0005}}}"#, "multiplier"),
-            (r#"{"qualifying_window_months": 0}"#, "qualifying_window_months"),
+            (
+                r#"{"tiers": {"gold": {"multiplier": 1.0005}}}"#,
+                "multiplier",
+            ),
+            (
+                r#"{"qualifying_window_months": 0}"#,
+                "qualifying_window_months",
+            ),
             (r#"{"birthday": {"reward_id": "a#b"}}"#, "reward_id"),
             ("not json", "expected"),
         ] {

@@ -1,1 +1,58 @@
+//! The `accrual` function: purchases and refunds from POS systems, idempotent by receipt and
+//! refund id.
 
+use axum::extract::{Path, State};
+use http::StatusCode;
+use loyalty::domain::{ReceiptId, StoreId};
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, JsonBody, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::accrual::{PurchaseReceipt, PurchaseRequest, RefundReceipt, RefundRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(purchase))
+        .routes(routes!(refund))
+}
+
+/// Post a purchase. Idempotent by `store_id` + `receipt_id`: a replay answers the first response
+/// with `Idempotent-Replayed: true`; the same receipt with another body is 409 `receipt-conflict`.
+#[utoipa::path(post, path = "/v1/purchases", tag = "accrual", request_body = PurchaseRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = PurchaseReceipt),
+              (status = 409, description = "receipt-conflict", body = ProblemDocument),
+              (status = 422, description = "currency-mismatch, stale-purchase, validation", body = ProblemDocument)))]
+async fn purchase(
+    State(svc): State<Services>,
+    caller: Caller,
+    body: JsonBody<PurchaseRequest>,
+) -> Result<Reply<PurchaseReceipt>, Problem> {
+    caller.require_store(&body.value.store_id)?;
+    let outcome = svc.purchase(body.value, &body.digest).await?;
+    Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}
+
+/// Refund part or all of a purchase. Idempotent by `refund_id`.
+#[utoipa::path(post, path = "/v1/purchases/{store_id}/{receipt_id}/refunds", tag = "accrual",
+    request_body = RefundRequest, security(("bearer" = [])),
+    params(("store_id" = String, Path), ("receipt_id" = String, Path)),
+    responses((status = 201, body = RefundReceipt),
+              (status = 404, body = ProblemDocument),
+              (status = 422, description = "refund-exceeds-purchase, currency-mismatch", body = ProblemDocument)))]
+async fn refund(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path((store, receipt)): Path<(String, String)>,
+    body: JsonBody<RefundRequest>,
+) -> Result<Reply<RefundReceipt>, Problem> {
+    let store = StoreId::parse(&store).map_err(|_| Problem::not_found("purchase not found"))?;
+    let receipt =
+        ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
+    caller.require_store(&store)?;
+    let outcome = svc
+        .refund(&store, &receipt, body.value, &body.digest)
+        .await?;
+    Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}

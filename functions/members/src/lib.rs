@@ -1,1 +1,117 @@
+//! The `members` function: enrolment, profile, ledger and admin adjustments. Handlers only parse,
+//! check who may ask, call the service and shape the reply.
 
+use axum::extract::{Path, State};
+use http::StatusCode;
+use loyalty::domain::MemberId;
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::members::{
+    AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(enrol))
+        .routes(routes!(get_member, update_member))
+        .routes(routes!(ledger))
+        .routes(routes!(adjust))
+}
+
+/// Path ids that cannot be ids name nothing: 404, not a parse error.
+pub fn member_id(raw: &str) -> Result<MemberId, Problem> {
+    MemberId::parse(raw).map_err(|_| Problem::not_found("member not found"))
+}
+
+/// Enrol a member. Members enrol themselves under their token's subject; POS and administrators
+/// may pass an `id` (a UUID is generated otherwise).
+#[utoipa::path(post, path = "/v1/members", tag = "members", request_body = EnrolRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = MemberView),
+              (status = 409, description = "member-exists or phone-taken", body = ProblemDocument),
+              (status = 400, body = ProblemDocument)))]
+async fn enrol(
+    State(svc): State<Services>,
+    caller: Caller,
+    JsonBody { value: req, .. }: JsonBody<EnrolRequest>,
+) -> Result<Reply<MemberView>, Problem> {
+    let id = match (&caller, &req.id) {
+        (Caller::Member { id }, None) => id.clone(),
+        (Caller::Member { id }, Some(asked)) if asked == id => id.clone(),
+        (Caller::Member { .. }, Some(_)) => {
+            return Err(Problem::forbidden("members enrol under their own id"));
+        }
+        (_, Some(id)) => id.clone(),
+        (_, None) => MemberId::new_random(),
+    };
+    Ok(Reply::created(svc.enrol(id, req).await?))
+}
+
+#[utoipa::path(get, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = MemberView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn get_member(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<MemberView>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_pos_or_admin(&id)?;
+    Ok(Reply::ok(svc.get_member(&id).await?))
+}
+
+/// Change the profile. `null` clears a field. The birthday can be set once; after that only an
+/// administrator can change it (409 `birthday-locked`).
+#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", request_body = ProfileChange,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = MemberView), (status = 409, body = ProblemDocument)))]
+async fn update_member(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody { value: change, .. }: JsonBody<ProfileChange>,
+) -> Result<Reply<MemberView>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    Ok(Reply::ok(
+        svc.update_profile(&id, change, caller.is_admin()).await?,
+    ))
+}
+
+/// Point and tier history, newest first.
+#[utoipa::path(get, path = "/v1/members/{id}/ledger", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<LedgerEntry>)))]
+async fn ledger(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    paging: Paging,
+) -> Result<Reply<ListResponse<LedgerEntry>>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let (items, next) = svc.ledger(&id, paging.limit, paging.after).await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// Admin point adjustment (signed). Send an `Idempotency-Key` so a retry cannot apply it twice.
+#[utoipa::path(post, path = "/v1/members/{id}/adjustments", tag = "members", request_body = AdjustmentRequest,
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = LedgerEntry), (status = 422, body = ProblemDocument)))]
+async fn adjust(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: JsonBody<AdjustmentRequest>,
+) -> Result<Reply<LedgerEntry>, Problem> {
+    caller.require_admin()?;
+    let id = member_id(&id)?;
+    let idem = key.for_request(&caller.principal(), &format!("adjust:{id}"), &body.digest);
+    let outcome = svc.adjust(&id, body.value, idem).await?;
+    Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}

@@ -1,1 +1,145 @@
+//! The `redemption` function: the reward catalog, redemptions, cancellations and vouchers at the
+//! till.
 
+use axum::extract::{Path, State};
+use http::StatusCode;
+use loyalty::domain::{RewardId, StoreId};
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::redemption::{
+    Redemption, RedemptionReceipt, RewardInput, RewardView, VoucherUse,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(catalog))
+        .routes(routes!(put_reward))
+        .routes(routes!(redeem, list_redemptions))
+        .routes(routes!(cancel))
+        .routes(routes!(use_voucher))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub reward_id: RewardId,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UseVoucherRequest {
+    pub store_id: StoreId,
+}
+
+fn member_id(raw: &str) -> Result<loyalty::domain::MemberId, Problem> {
+    loyalty::domain::MemberId::parse(raw).map_err(|_| Problem::not_found("member not found"))
+}
+
+/// The active catalog.
+#[utoipa::path(get, path = "/v1/rewards", tag = "rewards", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<RewardView>)))]
+async fn catalog(
+    State(svc): State<Services>,
+    _caller: Caller,
+    paging: Paging,
+) -> Result<Reply<ListResponse<RewardView>>, Problem> {
+    let (items, next) = svc.catalog(paging.limit, paging.after).await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// Create (201) or replace (200) a reward. Vouchers already issued keep counting against stock.
+#[utoipa::path(put, path = "/v1/rewards/{id}", tag = "rewards", request_body = RewardInput,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = RewardView), (status = 201, body = RewardView), (status = 403, body = ProblemDocument)))]
+async fn put_reward(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<RewardInput>,
+) -> Result<Reply<RewardView>, Problem> {
+    caller.require_admin()?;
+    let id = RewardId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
+    let (view, created) = svc.put_reward(&id, body.value).await?;
+    Ok(if created {
+        Reply::created(view)
+    } else {
+        Reply::ok(view)
+    })
+}
+
+/// Redeem a reward: points are deducted and a single-use voucher issued, atomically. Send an
+/// `Idempotency-Key` so a double tap redeems once.
+#[utoipa::path(post, path = "/v1/members/{id}/redemptions", tag = "rewards", request_body = RedeemRequest,
+    security(("bearer" = [])), params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = RedemptionReceipt),
+              (status = 409, description = "insufficient-points, out-of-stock, limit-reached, reward-inactive", body = ProblemDocument),
+              (status = 403, description = "tier-too-low, forbidden", body = ProblemDocument)))]
+async fn redeem(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: JsonBody<RedeemRequest>,
+) -> Result<Reply<RedemptionReceipt>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let idem = key.for_request(&caller.principal(), &format!("redeem:{id}"), &body.digest);
+    let outcome = svc.redeem(&id, &body.value.reward_id, idem).await?;
+    Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}
+
+/// The member's redemptions, newest first.
+#[utoipa::path(get, path = "/v1/members/{id}/redemptions", tag = "rewards", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Redemption>)))]
+async fn list_redemptions(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    paging: Paging,
+) -> Result<Reply<ListResponse<Redemption>>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let (items, next) = svc.redemptions(&id, paging.limit, paging.after).await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// Cancel a redemption whose voucher is unused: points, stock and the per-member count return.
+#[utoipa::path(post, path = "/v1/members/{id}/redemptions/{redemption_id}/cancel", tag = "rewards",
+    security(("bearer" = [])), params(("id" = String, Path), ("redemption_id" = String, Path)),
+    responses((status = 200, body = Redemption), (status = 409, description = "redemption-not-cancellable", body = ProblemDocument)))]
+async fn cancel(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path((id, redemption)): Path<(String, String)>,
+) -> Result<Reply<Redemption>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let redemption = uuid::Uuid::parse_str(&redemption)
+        .map_err(|_| Problem::not_found("redemption not found"))?;
+    Ok(Reply::ok(svc.cancel_redemption(&id, &redemption).await?))
+}
+
+/// Accept a voucher at the till (once).
+#[utoipa::path(post, path = "/v1/vouchers/{code}/use", tag = "rewards", request_body = UseVoucherRequest,
+    security(("bearer" = [])), params(("code" = String, Path)),
+    responses((status = 200, body = VoucherUse),
+              (status = 409, description = "voucher-used, voucher-expired, voucher-cancelled", body = ProblemDocument),
+              (status = 404, body = ProblemDocument)))]
+async fn use_voucher(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: JsonBody<UseVoucherRequest>,
+) -> Result<Reply<VoucherUse>, Problem> {
+    caller.require_store(&body.value.store_id)?;
+    Ok(Reply::ok(
+        svc.use_voucher(&code, &body.value.store_id).await?,
+    ))
+}

@@ -1,1 +1,47 @@
+//! The `tiers` function: tier progress for apps, and (a second binary) the daily requalification
+//! run by EventBridge Scheduler.
 
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::tiers::{RequalificationRun, TierView};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new().routes(routes!(tier))
+}
+
+/// Tier, expiry, qualifying spend, what the next tier needs, and the program's tier table.
+#[utoipa::path(get, path = "/v1/members/{id}/tier", tag = "tiers", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = TierView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn tier(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<TierView>, Problem> {
+    let id = loyalty::domain::MemberId::parse(&id)
+        .map_err(|_| Problem::not_found("member not found"))?;
+    caller.require_self_pos_or_admin(&id)?;
+    Ok(Reply::ok(svc.tier_view(&id).await?))
+}
+
+/// The scheduled input: `{}` or `{"now": "<RFC 3339>"}` to run as of another instant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledInput {
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// One scheduled requalification run.
+pub async fn run_requalification(
+    svc: &Services,
+    input: ScheduledInput,
+) -> Result<RequalificationRun, loyalty::service::ServiceError> {
+    let now = input.now.unwrap_or_else(|| svc.now());
+    svc.requalify_tiers(now).await
+}

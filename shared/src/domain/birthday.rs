@@ -38,7 +38,9 @@ impl Birthday {
         // Without a year, 29 February is a real birthday; with one, the date must exist.
         let probe_year = year.unwrap_or(2000);
         if NaiveDate::from_ymd_opt(probe_year, month, day).is_none() {
-            return Err(Invalid::new(format!("birthday {s:?} is not a calendar date")));
+            return Err(Invalid::new(format!(
+                "birthday {s:?} is not a calendar date"
+            )));
         }
         if let Some(y) = year
             && !(1900..=2100).contains(&y)
@@ -171,7 +173,10 @@ mod tests {
         ] {
             assert_eq!(Birthday::parse(s).is_ok(), ok, "{s}");
         }
-        assert_eq!(Birthday::parse("1990-11-22").unwrap().to_string(), "1990-11-22");
+        assert_eq!(
+            Birthday::parse("1990-11-22").unwrap().to_string(),
+            "1990-11-22"
+        );
         assert_eq!(Birthday::parse("11-22").unwrap().month_day(), "11-22");
     }
 
@@ -207,21 +212,105 @@ mod tests {
         use GiftDue::*;
         let long_ago = d("2020-01-01");
         for (birthday, set_on, today, catch_up, min_days, want) in [
-            ("11-22", long_ago, "2026-11-22", 3, 30, Due { year: 2026, on: d("2026-11-22") }),
+            (
+                "11-22",
+                long_ago,
+                "2026-11-22",
+                3,
+                30,
+                Due {
+                    year: 2026,
+                    on: d("2026-11-22"),
+                },
+            ),
             ("11-22", long_ago, "2026-11-21", 3, 30, NotInWindow),
-            ("11-22", long_ago, "2026-11-25", 3, 30, Due { year: 2026, on: d("2026-11-22") }),
+            (
+                "11-22",
+                long_ago,
+                "2026-11-25",
+                3,
+                30,
+                Due {
+                    year: 2026,
+                    on: d("2026-11-22"),
+                },
+            ),
             ("11-22", long_ago, "2026-11-26", 3, 30, NotInWindow),
-            ("12-31", long_ago, "2027-01-02", 3, 30, Due { year: 2026, on: d("2026-12-31") }),
-            ("02-29", long_ago, "2027-02-28", 3, 30, Due { year: 2027, on: d("2027-02-28") }),
+            (
+                "12-31",
+                long_ago,
+                "2027-01-02",
+                3,
+                30,
+                Due {
+                    year: 2026,
+                    on: d("2026-12-31"),
+                },
+            ),
+            (
+                "02-29",
+                long_ago,
+                "2027-02-28",
+                3,
+                30,
+                Due {
+                    year: 2027,
+                    on: d("2027-02-28"),
+                },
+            ),
             ("02-29", long_ago, "2027-03-01", 0, 30, NotInWindow),
             ("02-29", long_ago, "2028-02-28", 0, 30, NotInWindow),
-            ("02-29", long_ago, "2028-02-29", 0, 30, Due { year: 2028, on: d("2028-02-29") }),
+            (
+                "02-29",
+                long_ago,
+                "2028-02-29",
+                0,
+                30,
+                Due {
+                    year: 2028,
+                    on: d("2028-02-29"),
+                },
+            ),
             // Set on the birthday itself: nothing unless the rule is 0.
-            ("11-22", d("2026-11-22"), "2026-11-22", 3, 30, TooRecentlySet),
-            ("11-22", d("2026-11-22"), "2026-11-22", 3, 0, Due { year: 2026, on: d("2026-11-22") }),
+            (
+                "11-22",
+                d("2026-11-22"),
+                "2026-11-22",
+                3,
+                30,
+                TooRecentlySet,
+            ),
+            (
+                "11-22",
+                d("2026-11-22"),
+                "2026-11-22",
+                3,
+                0,
+                Due {
+                    year: 2026,
+                    on: d("2026-11-22"),
+                },
+            ),
             // Exactly 30 days on file qualifies; 29 does not.
-            ("11-22", d("2026-10-23"), "2026-11-22", 3, 30, Due { year: 2026, on: d("2026-11-22") }),
-            ("11-22", d("2026-10-24"), "2026-11-22", 3, 30, TooRecentlySet),
+            (
+                "11-22",
+                d("2026-10-23"),
+                "2026-11-22",
+                3,
+                30,
+                Due {
+                    year: 2026,
+                    on: d("2026-11-22"),
+                },
+            ),
+            (
+                "11-22",
+                d("2026-10-24"),
+                "2026-11-22",
+                3,
+                30,
+                TooRecentlySet,
+            ),
         ] {
             assert_eq!(
                 gift_due(bd(birthday), set_on, d(today), catch_up, min_days),

@@ -55,7 +55,9 @@ impl TryFrom<serde_json::Value> for Multiplier {
             // at most 15 significant digits, so parsing the text is exact. No float arithmetic.
             serde_json::Value::Number(n) => Multiplier::parse(&n.to_string()),
             serde_json::Value::String(s) => Multiplier::parse(&s),
-            other => Err(Invalid::new(format!("multiplier must be a number, got {other}"))),
+            other => Err(Invalid::new(format!(
+                "multiplier must be a number, got {other}"
+            ))),
         }
     }
 }
@@ -138,7 +140,10 @@ mod tests {
 
     #[test]
     fn earning_table() {
-        let rate = EarnRate { points: 1, per_minor_units: 100 };
+        let rate = EarnRate {
+            points: 1,
+            per_minor_units: 100,
+        };
         for (amount, mult, want) in [
             (1999, 1000, 19),
             (1999, 1500, 29), // 29.985 rounds down
@@ -155,9 +160,15 @@ mod tests {
                 "{amount} × {mult}"
             );
         }
-        let generous = EarnRate { points: 3, per_minor_units: 50 };
+        let generous = EarnRate {
+            points: 3,
+            per_minor_units: 50,
+        };
         assert_eq!(earn(1999, generous, Multiplier(1500)), Ok(Points(179))); // 179.91
-        let huge = EarnRate { points: i64::MAX, per_minor_units: 1 };
+        let huge = EarnRate {
+            points: i64::MAX,
+            per_minor_units: 1,
+        };
         assert_eq!(earn(i64::MAX, huge, Multiplier(100_000)), Err(Overflow));
     }
 }

@@ -14,7 +14,9 @@ fn id_char(c: char) -> bool {
 
 fn parse_id(kind: &str, s: &str, max: usize) -> Result<String, Invalid> {
     if s.is_empty() || s.len() > max {
-        return Err(Invalid::new(format!("{kind} must be 1 to {max} characters")));
+        return Err(Invalid::new(format!(
+            "{kind} must be 1 to {max} characters"
+        )));
     }
     if let Some(bad) = s.chars().find(|c| !id_char(*c)) {
         return Err(Invalid::new(format!(
@@ -184,9 +186,11 @@ pub struct TimeZoneName(pub chrono_tz::Tz);
 
 impl TimeZoneName {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        s.parse::<chrono_tz::Tz>()
-            .map(TimeZoneName)
-            .map_err(|_| Invalid::new(format!("{s:?} is not an IANA time zone such as Europe/Paris")))
+        s.parse::<chrono_tz::Tz>().map(TimeZoneName).map_err(|_| {
+            Invalid::new(format!(
+                "{s:?} is not an IANA time zone such as Europe/Paris"
+            ))
+        })
     }
 }
 impl TryFrom<String> for TimeZoneName {
@@ -251,7 +255,11 @@ mod tests {
             ("+12345678a", None),
             ("", None),
         ] {
-            assert_eq!(Phone::parse(s).ok().map(|p| p.0), want.map(str::to_owned), "{s}");
+            assert_eq!(
+                Phone::parse(s).ok().map(|p| p.0),
+                want.map(str::to_owned),
+                "{s}"
+            );
         }
     }
 

@@ -90,8 +90,13 @@ pub fn tier_progress(
     TierProgress {
         qualifying_spend,
         next_tier,
-        spend_to_next_tier: next_tier
-            .map(|t| table.rule(t).threshold.saturating_sub(qualifying_spend).max(0)),
+        spend_to_next_tier: next_tier.map(|t| {
+            table
+                .rule(t)
+                .threshold
+                .saturating_sub(qualifying_spend)
+                .max(0)
+        }),
     }
 }
 
@@ -108,7 +113,11 @@ mod tests {
             multiplier: Multiplier::ONE,
             birthday_points: Points(0),
         };
-        let table = TierTable { silver: r(0), gold: r(100_000), diamond: r(500_000) };
+        let table = TierTable {
+            silver: r(0),
+            gold: r(100_000),
+            diamond: r(500_000),
+        };
         let today: NaiveDate = "2026-11-22".parse().unwrap();
         for (tier, spent, next, to_next) in [
             (Tier::Silver, 42_000, Some(Tier::Gold), Some(58_000)),
@@ -119,7 +128,10 @@ mod tests {
             let mut b = SpendBuckets::default();
             b.add(today, spent, today, 13).unwrap();
             let p = tier_progress(tier, &b, &table, today, 12);
-            assert_eq!((p.qualifying_spend, p.next_tier, p.spend_to_next_tier), (spent, next, to_next));
+            assert_eq!(
+                (p.qualifying_spend, p.next_tier, p.spend_to_next_tier),
+                (spent, next, to_next)
+            );
         }
     }
 

@@ -35,7 +35,6 @@ pub use ids::{Email, MemberId, Name, Phone, ReceiptId, RefundId, RewardId, Store
 pub use money::{Currency, Money, Points};
 pub use tier::Tier;
 
-
 /// A value that failed to parse at the edge; the HTTP layer reports it as a field problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

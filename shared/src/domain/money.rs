@@ -138,7 +138,9 @@ mod tests {
         let ok: Money = serde_json::from_str(r#"{"value": 1999, "currency": "USD"}"#).unwrap();
         assert_eq!(ok, Money::new(1999, Currency::USD));
         assert!(serde_json::from_str::<Money>(r#"{"value": 19.99, "currency": "USD"}"#).is_err());
-        assert!(serde_json::from_str::<Money>(r#"{"value": 1, "currency": "USD", "x": 1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Money>(r#"{"value": 1, "currency": "USD", "x": 1}"#).is_err()
+        );
         assert!(serde_json::from_str::<Money>(r#"{"value": 1, "currency": "usd"}"#).is_err());
     }
 
@@ -153,7 +155,11 @@ mod tests {
             (MAX_AMOUNT_MINOR + 1, false),
             (i64::MAX, false),
         ] {
-            assert_eq!(Money::new(v, Currency::USD).positive_amount().is_ok(), ok, "{v}");
+            assert_eq!(
+                Money::new(v, Currency::USD).positive_amount().is_ok(),
+                ok,
+                "{v}"
+            );
         }
     }
 

@@ -50,7 +50,10 @@ pub fn check_redemption(
         return Err(Refusal::Inactive);
     }
     if charge_points && tier < reward.min_tier {
-        return Err(Refusal::TierTooLow { required: reward.min_tier, held: tier });
+        return Err(Refusal::TierTooLow {
+            required: reward.min_tier,
+            held: tier,
+        });
     }
     if let Some(limit) = reward.per_member_limit
         && already_held >= limit
@@ -61,7 +64,10 @@ pub fn check_redemption(
         return Err(Refusal::OutOfStock);
     }
     if charge_points && (balance.is_negative() || balance < reward.cost_points) {
-        return Err(Refusal::InsufficientPoints { balance, cost: reward.cost_points });
+        return Err(Refusal::InsufficientPoints {
+            balance,
+            cost: reward.cost_points,
+        });
     }
     Ok(())
 }
@@ -89,16 +95,63 @@ mod tests {
     fn redemption_decision_table() {
         use Refusal::*;
         let base = reward();
-        let inactive = Reward { active: false, ..base.clone() };
-        let sold_out = Reward { issued: 10, ..base.clone() };
-        let unlimited = Reward { stock: None, per_member_limit: None, ..base.clone() };
+        let inactive = Reward {
+            active: false,
+            ..base.clone()
+        };
+        let sold_out = Reward {
+            issued: 10,
+            ..base.clone()
+        };
+        let unlimited = Reward {
+            stock: None,
+            per_member_limit: None,
+            ..base.clone()
+        };
         for (r, tier, balance, held, charge, want) in [
             (&base, Tier::Gold, 30, 0, true, Ok(())),
             (&base, Tier::Diamond, 100, 1, true, Ok(())),
-            (&base, Tier::Gold, 29, 0, true, Err(InsufficientPoints { balance: Points(29), cost: Points(30) })),
-            (&base, Tier::Gold, -5, 0, true, Err(InsufficientPoints { balance: Points(-5), cost: Points(30) })),
-            (&base, Tier::Silver, 100, 0, true, Err(TierTooLow { required: Tier::Gold, held: Tier::Silver })),
-            (&base, Tier::Gold, 100, 2, true, Err(LimitReached { limit: 2 })),
+            (
+                &base,
+                Tier::Gold,
+                29,
+                0,
+                true,
+                Err(InsufficientPoints {
+                    balance: Points(29),
+                    cost: Points(30),
+                }),
+            ),
+            (
+                &base,
+                Tier::Gold,
+                -5,
+                0,
+                true,
+                Err(InsufficientPoints {
+                    balance: Points(-5),
+                    cost: Points(30),
+                }),
+            ),
+            (
+                &base,
+                Tier::Silver,
+                100,
+                0,
+                true,
+                Err(TierTooLow {
+                    required: Tier::Gold,
+                    held: Tier::Silver,
+                }),
+            ),
+            (
+                &base,
+                Tier::Gold,
+                100,
+                2,
+                true,
+                Err(LimitReached { limit: 2 }),
+            ),
             (&inactive, Tier::Gold, 100, 0, true, Err(Inactive)),
             (&sold_out, Tier::Gold, 100, 0, true, Err(OutOfStock)),
             (&unlimited, Tier::Gold, 1000, 50, true, Ok(())),
@@ -106,7 +159,10 @@ mod tests {
             (&base, Tier::Silver, -100, 0, false, Ok(())),
             (&sold_out, Tier::Silver, 0, 0, false, Err(OutOfStock)),
         ] {
-            assert_eq!(check_redemption(tier, Points(balance), r, held, charge), want);
+            assert_eq!(
+                check_redemption(tier, Points(balance), r, held, charge),
+                want
+            );
         }
         assert_eq!(sold_out.stock_remaining(), Some(0));
         assert_eq!(Reward { issued: 12, ..base }.stock_remaining(), Some(0));

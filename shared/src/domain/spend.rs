@@ -94,8 +94,11 @@ pub fn refund_reversal(
     purchase_amount: i64,
 ) -> Result<Points, Overflow> {
     let after = refunded_before.checked_add(refund_amount).ok_or(Overflow)?;
-    cumulative_reversal(points_earned, after, purchase_amount)?
-        .checked_sub(cumulative_reversal(points_earned, refunded_before, purchase_amount)?)
+    cumulative_reversal(points_earned, after, purchase_amount)?.checked_sub(cumulative_reversal(
+        points_earned,
+        refunded_before,
+        purchase_amount,
+    )?)
 }
 
 #[cfg(test)]
@@ -137,7 +140,10 @@ mod tests {
         assert_eq!(b.len(), 13, "member item stays O(1)");
         b.add(d("2027-04-10"), -300, d("2027-04-20"), 13).unwrap();
         assert_eq!(b.qualifying(d("2027-04-20"), 1), 700);
-        assert_eq!(b.add(d("2027-04-10"), i64::MAX, d("2027-04-20"), 13), Err(Overflow));
+        assert_eq!(
+            b.add(d("2027-04-10"), i64::MAX, d("2027-04-20"), 13),
+            Err(Overflow)
+        );
     }
 
     #[test]
@@ -149,16 +155,25 @@ mod tests {
                 let mut reversed = 0;
                 let mut prev_cum = 0;
                 for i in 0..parts {
-                    let chunk = if i == parts - 1 { amount - refunded } else { amount / parts };
+                    let chunk = if i == parts - 1 {
+                        amount - refunded
+                    } else {
+                        amount / parts
+                    };
                     let r = refund_reversal(Points(earned), refunded, chunk, amount).unwrap();
                     assert!(r.0 >= 0);
                     refunded += chunk;
                     reversed += r.0;
-                    let cum = cumulative_reversal(Points(earned), refunded, amount).unwrap().0;
+                    let cum = cumulative_reversal(Points(earned), refunded, amount)
+                        .unwrap()
+                        .0;
                     assert!(cum >= prev_cum && cum <= earned);
                     prev_cum = cum;
                 }
-                assert_eq!(reversed, earned, "amount {amount} earned {earned} parts {parts}");
+                assert_eq!(
+                    reversed, earned,
+                    "amount {amount} earned {earned} parts {parts}"
+                );
             }
         }
     }
@@ -172,7 +187,10 @@ mod tests {
             (19, 0, 1, 1999, 0),
             (0, 0, 500, 1000, 0),
         ] {
-            assert_eq!(refund_reversal(Points(earned), before, refund, amount), Ok(Points(want)));
+            assert_eq!(
+                refund_reversal(Points(earned), before, refund, amount),
+                Ok(Points(want))
+            );
         }
     }
 }

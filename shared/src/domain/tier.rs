@@ -2,8 +2,8 @@
 //! threshold, and the yearly requalification (at most one level down, extension when still
 //! qualified). Dates are calendar dates in the program time zone.
 
-use super::earning::Multiplier;
 use super::Points;
+use super::earning::Multiplier;
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -111,9 +111,17 @@ pub fn upgrade_on_spend(
 pub enum Requalification {
     /// Tier not expired (or silver): nothing to do.
     NotDue,
-    Upgraded { tier: Tier, expires_on: NaiveDate },
-    Kept { expires_on: NaiveDate },
-    Downgraded { tier: Tier, expires_on: Option<NaiveDate> },
+    Upgraded {
+        tier: Tier,
+        expires_on: NaiveDate,
+    },
+    Kept {
+        expires_on: NaiveDate,
+    },
+    Downgraded {
+        tier: Tier,
+        expires_on: Option<NaiveDate>,
+    },
 }
 
 /// Requalification on `today` for a member holding `current` until `expires_on` (inclusive).
@@ -137,9 +145,14 @@ pub fn requalify(
     let next_expiry = add_months(expiry, validity_months);
     let supported = table.supported_by(spend);
     if supported > current {
-        Requalification::Upgraded { tier: supported, expires_on: next_expiry }
+        Requalification::Upgraded {
+            tier: supported,
+            expires_on: next_expiry,
+        }
     } else if supported == current {
-        Requalification::Kept { expires_on: next_expiry }
+        Requalification::Kept {
+            expires_on: next_expiry,
+        }
     } else {
         let tier = supported.max(current.one_below());
         Requalification::Downgraded {
@@ -151,7 +164,8 @@ pub fn requalify(
 
 /// Calendar months later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb).
 pub fn add_months(d: NaiveDate, months: u32) -> NaiveDate {
-    d.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
+    d.checked_add_months(Months::new(months))
+        .unwrap_or(NaiveDate::MAX)
 }
 
 #[cfg(test)]
@@ -221,16 +235,80 @@ mod tests {
         for (current, expires, today, spend, want) in [
             (Tier::Silver, None, "2027-12-01", 0, NotDue),
             (Tier::Gold, exp, "2027-11-22", 0, NotDue), // held through the expiry date
-            (Tier::Gold, exp, "2027-11-23", 0, Downgraded { tier: Tier::Silver, expires_on: None }),
-            (Tier::Gold, exp, "2027-11-23", 100_000, Kept { expires_on: d("2028-11-22") }),
-            (Tier::Gold, exp, "2027-11-23", 500_000, Upgraded { tier: Tier::Diamond, expires_on: d("2028-11-22") }),
-            (Tier::Diamond, exp, "2027-11-23", 0, Downgraded { tier: Tier::Gold, expires_on: Some(d("2028-11-22")) }),
-            (Tier::Diamond, exp, "2027-11-23", 150_000, Downgraded { tier: Tier::Gold, expires_on: Some(d("2028-11-22")) }),
-            (Tier::Diamond, exp, "2027-11-23", 500_000, Kept { expires_on: d("2028-11-22") }),
+            (
+                Tier::Gold,
+                exp,
+                "2027-11-23",
+                0,
+                Downgraded {
+                    tier: Tier::Silver,
+                    expires_on: None,
+                },
+            ),
+            (
+                Tier::Gold,
+                exp,
+                "2027-11-23",
+                100_000,
+                Kept {
+                    expires_on: d("2028-11-22"),
+                },
+            ),
+            (
+                Tier::Gold,
+                exp,
+                "2027-11-23",
+                500_000,
+                Upgraded {
+                    tier: Tier::Diamond,
+                    expires_on: d("2028-11-22"),
+                },
+            ),
+            (
+                Tier::Diamond,
+                exp,
+                "2027-11-23",
+                0,
+                Downgraded {
+                    tier: Tier::Gold,
+                    expires_on: Some(d("2028-11-22")),
+                },
+            ),
+            (
+                Tier::Diamond,
+                exp,
+                "2027-11-23",
+                150_000,
+                Downgraded {
+                    tier: Tier::Gold,
+                    expires_on: Some(d("2028-11-22")),
+                },
+            ),
+            (
+                Tier::Diamond,
+                exp,
+                "2027-11-23",
+                500_000,
+                Kept {
+                    expires_on: d("2028-11-22"),
+                },
+            ),
             // A late job still anchors on the old expiry.
-            (Tier::Gold, exp, "2028-01-15", 100_000, Kept { expires_on: d("2028-11-22") }),
+            (
+                Tier::Gold,
+                exp,
+                "2028-01-15",
+                100_000,
+                Kept {
+                    expires_on: d("2028-11-22"),
+                },
+            ),
         ] {
-            assert_eq!(requalify(current, expires, d(today), spend, &t, 12), want, "{current} {today} {spend}");
+            assert_eq!(
+                requalify(current, expires, d(today), spend, &t, 12),
+                want,
+                "{current} {today} {spend}"
+            );
         }
     }
 
@@ -241,6 +319,9 @@ mod tests {
         assert_eq!(Tier::Diamond.next(), None);
         assert_eq!(Tier::Diamond.one_below(), Tier::Gold);
         assert_eq!(Tier::Silver.one_below(), Tier::Silver);
-        assert_eq!(serde_json::to_string(&Tier::Diamond).unwrap(), "\"diamond\"");
+        assert_eq!(
+            serde_json::to_string(&Tier::Diamond).unwrap(),
+            "\"diamond\""
+        );
     }
 }

@@ -25,7 +25,9 @@ pub fn normalize_code(s: &str) -> Result<String, Invalid> {
     if code.len() == CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b)) {
         Ok(code)
     } else {
-        Err(Invalid::new("voucher code must be 12 characters from the voucher alphabet"))
+        Err(Invalid::new(
+            "voucher code must be 12 characters from the voucher alphabet",
+        ))
     }
 }
 

@@ -1,1 +1,421 @@
-//! placeholder
+//! Purchases and refunds. Idempotent by natural key: the purchase item (`store` + `receipt`) and
+//! the refund item (`refund_id`) hold the request digest and the response, written in the same
+//! commit as the points, so a replay returns the first answer and a different body is refused.
+
+use super::error::ServiceError;
+use super::members::{LedgerEntry, money};
+use super::records::{
+    decode, decode_versioned, member_key, phone_key, purchase_key, put_member, put_new,
+    put_versioned, refund_key,
+};
+use super::{Outcome, Services};
+use crate::domain::earning::earn;
+use crate::domain::member::{LedgerKind, Member};
+use crate::domain::money::MAX_AMOUNT_MINOR;
+use crate::domain::spend::refund_reversal;
+use crate::domain::tier::upgrade_on_spend;
+use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId, Tier};
+use crate::retrying;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The member a purchase belongs to: exactly one of `id` or `phone`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRef {
+    pub id: Option<MemberId>,
+    pub phone: Option<Phone>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLine {
+    pub sku: String,
+    pub category: Option<String>,
+    pub quantity: u32,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    pub member: MemberRef,
+    pub store_id: StoreId,
+    pub receipt_id: ReceiptId,
+    pub amount: Money,
+    /// When the sale happened at the till (RFC 3339 with offset).
+    pub occurred_at: DateTime<FixedOffset>,
+    pub lines: Option<Vec<PurchaseLine>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchaseReceipt {
+    pub purchase_id: Uuid,
+    pub member_id: MemberId,
+    pub points_earned: Points,
+    pub balance: Points,
+    pub tier: Tier,
+    pub tier_changed: bool,
+    pub ledger_entry_id: Uuid,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub refund_id: RefundId,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RefundReceipt {
+    pub refund_id: RefundId,
+    pub points_reversed: Points,
+    pub balance: Points,
+    pub refunded_total: Money,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PurchaseRecord {
+    purchase_id: Uuid,
+    member_id: MemberId,
+    amount: Money,
+    occurred_at: DateTime<Utc>,
+    points_earned: Points,
+    refunded_total: i64,
+    lines: Vec<PurchaseLine>,
+    request_hash: String,
+    response: PurchaseReceipt,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefundRecord {
+    amount: Money,
+    points_reversed: Points,
+    request_hash: String,
+    response: RefundReceipt,
+    created_at: DateTime<Utc>,
+}
+
+impl Services {
+    fn check_amount(&self, field: &str, m: Money) -> Result<(), ServiceError> {
+        if m.currency != self.program.currency {
+            return Err(ServiceError::CurrencyMismatch {
+                expected: self.program.currency,
+                got: m.currency,
+            });
+        }
+        m.positive_amount()
+            .map(|_| ())
+            .map_err(|e| ServiceError::invalid(&format!("{field}.value"), e))
+    }
+
+    fn check_purchase_shape(&self, req: &PurchaseRequest) -> Result<(), ServiceError> {
+        if req.member.id.is_some() == req.member.phone.is_some() {
+            return Err(ServiceError::field(
+                "member",
+                "give exactly one of member.id or member.phone",
+            ));
+        }
+        self.check_amount("amount", req.amount)?;
+        let lines = req.lines.as_deref().unwrap_or_default();
+        if lines.len() > 200 {
+            return Err(ServiceError::field("lines", "at most 200 lines"));
+        }
+        for (i, l) in lines.iter().enumerate() {
+            let f = |name: &str| format!("lines[{i}].{name}");
+            if l.sku.trim().is_empty() || l.sku.len() > 64 {
+                return Err(ServiceError::field(
+                    &f("sku"),
+                    "sku must be 1 to 64 characters",
+                ));
+            }
+            if l.category
+                .as_ref()
+                .is_some_and(|c| c.trim().is_empty() || c.len() > 64)
+            {
+                return Err(ServiceError::field(
+                    &f("category"),
+                    "category must be 1 to 64 characters",
+                ));
+            }
+            if l.quantity == 0 || l.quantity > 1_000_000 {
+                return Err(ServiceError::field(
+                    &f("quantity"),
+                    "quantity must be 1 to 1000000",
+                ));
+            }
+            if l.amount.currency != self.program.currency {
+                return Err(ServiceError::CurrencyMismatch {
+                    expected: self.program.currency,
+                    got: l.amount.currency,
+                });
+            }
+            if !(0..=MAX_AMOUNT_MINOR).contains(&l.amount.value) {
+                return Err(ServiceError::field(
+                    &f("amount.value"),
+                    "line amounts must be between 0 and 10^12 minor units",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_purchase_time(
+        &self,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let p = &self.program;
+        if occurred_at > now + chrono::Duration::seconds(i64::from(p.purchase_max_future_seconds)) {
+            return Err(ServiceError::StalePurchase(format!(
+                "occurred_at is more than {} seconds in the future",
+                p.purchase_max_future_seconds
+            )));
+        }
+        if occurred_at < now - chrono::Duration::days(i64::from(p.purchase_max_age_days)) {
+            return Err(ServiceError::StalePurchase(format!(
+                "occurred_at is more than {} days ago",
+                p.purchase_max_age_days
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a purchase and its points. `request_digest` identifies the body for replays.
+    pub async fn purchase(
+        &self,
+        req: PurchaseRequest,
+        request_digest: &str,
+    ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
+        self.check_purchase_shape(&req)?;
+        retrying!(self, self.try_purchase(&req, request_digest))
+    }
+
+    async fn resolve_member(&self, r: &MemberRef) -> Result<MemberId, ServiceError> {
+        if let Some(id) = &r.id {
+            return Ok(id.clone());
+        }
+        let phone = r.phone.as_ref().ok_or(ServiceError::NotFound("member"))?;
+        #[derive(Deserialize)]
+        struct Claim {
+            member_id: MemberId,
+        }
+        let item = self
+            .store
+            .get(&phone_key(phone))
+            .await?
+            .ok_or(ServiceError::NotFound("member with this phone"))?;
+        Ok(decode::<Claim>(&item)?.member_id)
+    }
+
+    async fn try_purchase(
+        &self,
+        req: &PurchaseRequest,
+        digest: &str,
+    ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
+        let now = self.now();
+        let member_id = self.resolve_member(&req.member).await?;
+        let pkey = purchase_key(&req.store_id, &req.receipt_id);
+        let found = self
+            .store
+            .get_many(&[member_key(&member_id), pkey.clone()])
+            .await?;
+        if let Some(prior) = &found[1] {
+            let prior: PurchaseRecord = decode(prior)?;
+            return if prior.request_hash == digest {
+                Ok(Outcome::replay(prior.response))
+            } else {
+                Err(ServiceError::ReceiptConflict)
+            };
+        }
+        let occurred_at = req.occurred_at.with_timezone(&Utc);
+        self.check_purchase_time(occurred_at, now)?;
+        let current =
+            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let p = &self.program;
+        let mut m: Member = current.value;
+        let today = self.program_date(now);
+
+        // The crossing purchase earns at the tier held before it.
+        let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
+        m.balance = m.balance.checked_add(earned)?;
+        m.lifetime_earned = m.lifetime_earned.checked_add(earned)?;
+        m.spend.add(
+            self.program_date(occurred_at),
+            req.amount.value,
+            today,
+            p.spend_months_kept(),
+        )?;
+        m.lifetime_spend = m
+            .lifetime_spend
+            .checked_add(req.amount.value)
+            .ok_or(crate::domain::Overflow)?;
+        m.purchase_count += 1;
+        m.last_purchase_at = Some(
+            m.last_purchase_at
+                .map_or(occurred_at, |l| l.max(occurred_at)),
+        );
+        m.last_activity_at = now;
+
+        let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
+        let (entry, ledger) = LedgerEntry::write(
+            &m.id,
+            LedgerKind::Purchase,
+            earned,
+            m.balance,
+            Some(reference.clone()),
+            None,
+            now,
+        )?;
+        let mut writes = vec![ledger];
+        let qualifying = m.spend.qualifying(today, p.qualifying_window_months);
+        let upgrade = upgrade_on_spend(m.tier, qualifying, &p.tiers, today, p.tier_validity_months);
+        if let Some(up) = upgrade {
+            let note = format!("{} → {}", m.tier, up.tier);
+            m.tier = up.tier;
+            m.tier_expires_on = Some(up.expires_on);
+            let (_, w) = LedgerEntry::write(
+                &m.id,
+                LedgerKind::TierUpgrade,
+                Points::ZERO,
+                m.balance,
+                Some(reference),
+                Some(note),
+                now,
+            )?;
+            writes.push(w);
+        }
+        let receipt = PurchaseReceipt {
+            purchase_id: Uuid::now_v7(),
+            member_id: m.id.clone(),
+            points_earned: earned,
+            balance: m.balance,
+            tier: m.tier,
+            tier_changed: upgrade.is_some(),
+            ledger_entry_id: entry.id,
+        };
+        let record = PurchaseRecord {
+            purchase_id: receipt.purchase_id,
+            member_id: m.id.clone(),
+            amount: req.amount,
+            occurred_at,
+            points_earned: earned,
+            refunded_total: 0,
+            lines: req.lines.clone().unwrap_or_default(),
+            request_hash: digest.to_owned(),
+            response: receipt.clone(),
+            created_at: now,
+        };
+        writes.push(put_versioned(pkey, &record, None, Map::new())?);
+        writes.push(put_member(&m, Some(current.version))?);
+        self.store.commit(writes).await?;
+        Ok(Outcome::fresh(receipt))
+    }
+
+    pub async fn refund(
+        &self,
+        store: &StoreId,
+        receipt: &ReceiptId,
+        req: RefundRequest,
+        request_digest: &str,
+    ) -> Result<Outcome<RefundReceipt>, ServiceError> {
+        self.check_amount("amount", req.amount)?;
+        retrying!(self, self.try_refund(store, receipt, &req, request_digest))
+    }
+
+    async fn try_refund(
+        &self,
+        store: &StoreId,
+        receipt: &ReceiptId,
+        req: &RefundRequest,
+        digest: &str,
+    ) -> Result<Outcome<RefundReceipt>, ServiceError> {
+        let now = self.now();
+        let pkey = purchase_key(store, receipt);
+        let rkey = refund_key(store, receipt, &req.refund_id);
+        let found = self.store.get_many(&[pkey.clone(), rkey.clone()]).await?;
+        if let Some(prior) = &found[1] {
+            let prior: RefundRecord = decode(prior)?;
+            return if prior.request_hash == digest {
+                Ok(Outcome::replay(prior.response))
+            } else {
+                Err(ServiceError::ReceiptConflict)
+            };
+        }
+        let purchase = decode_versioned::<PurchaseRecord>(
+            found[0]
+                .as_ref()
+                .ok_or(ServiceError::NotFound("purchase"))?,
+        )?;
+        let mut pr = purchase.value;
+        let would_total = pr
+            .refunded_total
+            .checked_add(req.amount.value)
+            .ok_or(crate::domain::Overflow)?;
+        if would_total > pr.amount.value {
+            return Err(ServiceError::RefundExceedsPurchase {
+                purchase_amount: pr.amount.value,
+                would_total,
+            });
+        }
+        let current = self.load_member(&pr.member_id).await?;
+        let mut m = current.value;
+        let p = &self.program;
+        let reversed = refund_reversal(
+            pr.points_earned,
+            pr.refunded_total,
+            req.amount.value,
+            pr.amount.value,
+        )?;
+        m.balance = m.balance.checked_sub(reversed)?;
+        m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
+        m.spend.add(
+            self.program_date(pr.occurred_at),
+            -req.amount.value,
+            self.program_date(now),
+            p.spend_months_kept(),
+        )?;
+        m.lifetime_spend = m
+            .lifetime_spend
+            .checked_sub(req.amount.value)
+            .ok_or(crate::domain::Overflow)?;
+        m.last_activity_at = now;
+        pr.refunded_total = would_total;
+
+        let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
+        let (_, ledger) = LedgerEntry::write(
+            &m.id,
+            LedgerKind::Refund,
+            reversed.checked_neg()?,
+            m.balance,
+            Some(reference),
+            None,
+            now,
+        )?;
+        let response = RefundReceipt {
+            refund_id: req.refund_id.clone(),
+            points_reversed: reversed,
+            balance: m.balance,
+            refunded_total: money(would_total, p.currency),
+        };
+        let record = RefundRecord {
+            amount: req.amount,
+            points_reversed: reversed,
+            request_hash: digest.to_owned(),
+            response: response.clone(),
+            created_at: now,
+        };
+        let writes = vec![
+            put_member(&m, Some(current.version))?,
+            put_versioned(pkey, &pr, Some(purchase.version), Map::new())?,
+            put_new(rkey, &record)?,
+            ledger,
+        ];
+        self.store.commit(writes).await?;
+        Ok(Outcome::fresh(response))
+    }
+}

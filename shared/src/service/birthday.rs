@@ -1,1 +1,264 @@
-//! placeholder
+//! Birthday gifts, exactly once per member and year: the `GIFT#<yyyy>` item is written
+//! (absence-conditioned) in the same commit as the points, so concurrent or repeated runs cannot
+//! give twice. The job reads only GSI1 partitions of the dates in play (`BIRTHDAY#<MM-DD>`), so
+//! its cost follows the day's birthdays, never the number of members.
+
+use super::Services;
+use super::error::ServiceError;
+use super::members::LedgerEntry;
+use super::records::{
+    Versioned, decode_versioned, gift_key, member_key, put_member, put_new, reward_count_key,
+    reward_key,
+};
+use super::redemption::{RewardCount, issue_voucher};
+use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
+use crate::domain::member::{LedgerKind, Member};
+use crate::domain::reward::Reward;
+use crate::domain::{MemberId, Points, Tier};
+use crate::retrying;
+use crate::store::{Index, PageRequest, SortKey};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+const JOB_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GiftRun {
+    pub examined: u64,
+    pub issued: u64,
+    pub already_issued: u64,
+    pub ineligible: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiftOutcome {
+    Issued,
+    AlreadyIssued,
+    Ineligible,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Gift {
+    year: i32,
+    celebrated_on: NaiveDate,
+    tier: Tier,
+    points: Points,
+    voucher_code: Option<String>,
+    given_at: DateTime<Utc>,
+}
+
+/// The `MM-DD` partitions whose members may be due a gift at `now`: every member's local date is
+/// within a day of the UTC date, and the catch-up window reaches `catch_up_days` further back.
+pub fn partitions_in_play(now: DateTime<Utc>, catch_up_days: u32) -> Vec<String> {
+    let utc = now.date_naive();
+    let mut out: Vec<String> = Vec::new();
+    let first = utc - chrono::Duration::days(1 + i64::from(catch_up_days));
+    let mut d = first;
+    while d <= utc + chrono::Duration::days(1) {
+        for p in month_days_celebrated_on(d) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        d = d.succ_opt().unwrap_or(d);
+        if d == NaiveDate::MAX {
+            break;
+        }
+    }
+    out
+}
+
+impl Services {
+    /// The hourly job, as of `now`.
+    pub async fn birthday_gifts(&self, now: DateTime<Utc>) -> Result<GiftRun, ServiceError> {
+        let mut run = GiftRun::default();
+        let reward = self.program.birthday.reward_id.clone();
+        for md in partitions_in_play(now, self.program.birthday.catch_up_days) {
+            let partition = format!("BIRTHDAY#{md}");
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .query_index(
+                        Index::Gsi1,
+                        &partition,
+                        &SortKey::All,
+                        &PageRequest {
+                            limit: 100,
+                            after,
+                            descending: false,
+                        },
+                    )
+                    .await?;
+                let ids: Vec<MemberId> = page
+                    .items
+                    .iter()
+                    .filter_map(|k| {
+                        k.pk.strip_prefix("MEMBER#")
+                            .and_then(|id| MemberId::parse(id).ok())
+                    })
+                    .collect();
+                let reward = &reward;
+                let results: Vec<_> =
+                    futures::stream::iter(ids)
+                        .map(|id| async move {
+                            retrying!(self, self.try_gift(&id, now, reward.as_ref()))
+                        })
+                        .buffer_unordered(JOB_CONCURRENCY)
+                        .collect()
+                        .await;
+                for r in results {
+                    run.examined += 1;
+                    match r? {
+                        GiftOutcome::Issued => run.issued += 1,
+                        GiftOutcome::AlreadyIssued => run.already_issued += 1,
+                        GiftOutcome::Ineligible => run.ineligible += 1,
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        tracing::info!(?run, %now, "birthday gifts");
+        Ok(run)
+    }
+
+    async fn try_gift(
+        &self,
+        id: &MemberId,
+        now: DateTime<Utc>,
+        reward_id: Option<&crate::domain::RewardId>,
+    ) -> Result<GiftOutcome, ServiceError> {
+        let y = now.year();
+        // The gift year is the member's local year or the one before: read all candidates with the
+        // member in one round trip.
+        let years = [y - 2, y - 1, y, y + 1];
+        let mut keys = vec![member_key(id)];
+        keys.extend(years.iter().map(|yy| gift_key(id, *yy)));
+        let found = self.store.get_many(&keys).await?;
+        let Some(item) = &found[0] else {
+            return Ok(GiftOutcome::Ineligible);
+        };
+        let current: Versioned<Member> = decode_versioned(item)?;
+        let mut m = current.value;
+        let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
+            return Ok(GiftOutcome::Ineligible);
+        };
+        let rules = &self.program.birthday;
+        let local_today = self.member_date(&m, now);
+        let (year, on) = match gift_due(
+            birthday,
+            set_on,
+            local_today,
+            rules.catch_up_days,
+            rules.min_days_on_file,
+        ) {
+            GiftDue::Due { year, on } => (year, on),
+            GiftDue::NotInWindow | GiftDue::TooRecentlySet => return Ok(GiftOutcome::Ineligible),
+        };
+        let already = years
+            .iter()
+            .position(|yy| *yy == year)
+            .is_some_and(|i| found[i + 1].is_some());
+        if already {
+            return Ok(GiftOutcome::AlreadyIssued);
+        }
+
+        let points = self.program.tiers.rule(m.tier).birthday_points;
+        m.balance = m.balance.checked_add(points)?;
+        m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
+        m.last_activity_at = now;
+        let mut writes = Vec::new();
+        let mut voucher_code = None;
+        if let Some(rid) = reward_id {
+            let more = self
+                .store
+                .get_many(&[reward_key(rid), reward_count_key(id, rid)])
+                .await?;
+            let reward = more[0]
+                .as_ref()
+                .map(decode_versioned::<Reward>)
+                .transpose()?;
+            let count = more[1]
+                .as_ref()
+                .map(decode_versioned::<RewardCount>)
+                .transpose()?;
+            match reward {
+                Some(reward) => match issue_voucher(
+                    self,
+                    &mut m,
+                    &reward,
+                    count.as_ref(),
+                    false,
+                    "birthday_gift",
+                    now,
+                ) {
+                    Ok((r, w)) => {
+                        voucher_code = Some(r.voucher_code);
+                        writes.extend(w);
+                    }
+                    // Out of stock or inactive: the points are still the member's.
+                    Err(e) if !e.is_retryable() => {
+                        tracing::warn!(member = %id, error = %e, "birthday voucher not issued")
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => tracing::warn!(reward = %rid, "configured birthday reward does not exist"),
+            }
+        }
+        let note = match &voucher_code {
+            Some(c) => format!("happy birthday {year} (voucher {c})"),
+            None => format!("happy birthday {year}"),
+        };
+        let (_, ledger) = LedgerEntry::write(
+            id,
+            LedgerKind::BirthdayGift,
+            points,
+            m.balance,
+            Some(format!("gift:{year}")),
+            Some(note),
+            now,
+        )?;
+        let gift = Gift {
+            year,
+            celebrated_on: on,
+            tier: m.tier,
+            points,
+            voucher_code,
+            given_at: now,
+        };
+        writes.push(put_new(gift_key(id, year), &gift)?);
+        writes.push(ledger);
+        writes.push(put_member(&m, Some(current.version))?);
+        self.store.commit(writes).await?;
+        Ok(GiftOutcome::Issued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_in_play_table() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            partitions_in_play(at("2026-11-22T12:00:00Z"), 3),
+            vec!["11-18", "11-19", "11-20", "11-21", "11-22", "11-23"]
+        );
+        assert_eq!(
+            partitions_in_play(at("2026-11-22T12:00:00Z"), 0),
+            vec!["11-21", "11-22", "11-23"]
+        );
+        // 28 February 2027 (common year) brings 29 February birthdays into play.
+        assert!(partitions_in_play(at("2027-02-28T12:00:00Z"), 0).contains(&"02-29".to_owned()));
+        assert_eq!(
+            partitions_in_play(at("2027-01-01T00:00:00Z"), 0),
+            vec!["12-31", "01-01", "01-02"]
+        );
+    }
+}

@@ -41,8 +41,13 @@ pub enum ServiceError {
     VoucherExpired,
     #[error("the redemption is {status} and can no longer be cancelled")]
     RedemptionNotCancellable { status: &'static str },
-    #[error("refunds would total {would_total} minor units, more than the purchase's {purchase_amount}")]
-    RefundExceedsPurchase { purchase_amount: i64, would_total: i64 },
+    #[error(
+        "refunds would total {would_total} minor units, more than the purchase's {purchase_amount}"
+    )]
+    RefundExceedsPurchase {
+        purchase_amount: i64,
+        would_total: i64,
+    },
     #[error("the program runs in {expected}; the amount is in {got}")]
     CurrencyMismatch { expected: Currency, got: Currency },
     #[error("{0}")]
@@ -61,7 +66,10 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn field(field: &str, detail: impl Into<String>) -> Self {
-        ServiceError::Validation(vec![FieldError { field: field.into(), detail: detail.into() }])
+        ServiceError::Validation(vec![FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }])
     }
     pub fn invalid(field: &str, e: Invalid) -> Self {
         Self::field(field, e.0)
@@ -74,6 +82,9 @@ impl ServiceError {
 
 impl From<Overflow> for ServiceError {
     fn from(_: Overflow) -> Self {
-        ServiceError::field("body", "the numbers in this request would overflow a balance")
+        ServiceError::field(
+            "body",
+            "the numbers in this request would overflow a balance",
+        )
     }
 }

@@ -73,11 +73,15 @@ impl Idempotency {
     ) -> Result<Write, ServiceError> {
         let rec = Record {
             request_hash: self.request_hash.clone(),
-            response: serde_json::to_value(response).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
+            response: serde_json::to_value(response)
+                .map_err(|e| ServiceError::Corrupt(e.to_string()))?,
             expires_at: (now + chrono::Duration::hours(i64::from(retention_hours))).timestamp(),
         };
         let item = encode(self.store_key(), &rec)?;
         debug_assert!(item.attrs.contains_key(EXPIRES_AT));
-        Ok(Write::Put { item, cond: Cond::AbsentOrExpiredBefore(now.timestamp()) })
+        Ok(Write::Put {
+            item,
+            cond: Cond::AbsentOrExpiredBefore(now.timestamp()),
+        })
     }
 }

@@ -19,7 +19,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
-fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -119,7 +121,15 @@ impl LedgerEntry {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(LedgerEntry, Write), ServiceError> {
-        let e = LedgerEntry { id: Uuid::now_v7(), kind, points, balance_after, reference, note, created_at: now };
+        let e = LedgerEntry {
+            id: Uuid::now_v7(),
+            kind,
+            points,
+            balance_after,
+            reference,
+            note,
+            created_at: now,
+        };
         let w = put_new(ledger_key(member, &e.id), &e)?;
         Ok((e, w))
     }
@@ -149,7 +159,10 @@ impl Services {
             enrolled_at: m.enrolled_at,
             tier: m.tier,
             tier_expires_on: m.tier_expires_on,
-            points: PointsView { balance: m.balance, lifetime_earned: m.lifetime_earned },
+            points: PointsView {
+                balance: m.balance,
+                lifetime_earned: m.lifetime_earned,
+            },
             tier_progress: TierProgressView {
                 qualifying_spend: money(progress.qualifying_spend, p.currency),
                 next_tier: progress.next_tier,
@@ -166,8 +179,15 @@ impl Services {
         }
     }
 
-    pub async fn load_member(&self, id: &MemberId) -> Result<super::records::Versioned<Member>, ServiceError> {
-        let item = self.store.get(&member_key(id)).await?.ok_or(ServiceError::NotFound("member"))?;
+    pub async fn load_member(
+        &self,
+        id: &MemberId,
+    ) -> Result<super::records::Versioned<Member>, ServiceError> {
+        let item = self
+            .store
+            .get(&member_key(id))
+            .await?
+            .ok_or(ServiceError::NotFound("member"))?;
         decode_versioned(&item)
     }
 
@@ -179,7 +199,11 @@ impl Services {
         retrying!(self, self.try_enrol(&id, &req))
     }
 
-    async fn try_enrol(&self, id: &MemberId, req: &EnrolRequest) -> Result<MemberView, ServiceError> {
+    async fn try_enrol(
+        &self,
+        id: &MemberId,
+        req: &EnrolRequest,
+    ) -> Result<MemberView, ServiceError> {
         let now = self.now();
         let mut keys = vec![member_key(id)];
         keys.extend(req.phone.as_ref().map(phone_key));
@@ -199,16 +223,29 @@ impl Services {
         }
         let mut writes = vec![put_member(&m, None)?];
         if let Some(p) = &m.phone {
-            writes.push(put_new(phone_key(p), &PhoneClaim { member_id: id.clone() })?);
+            writes.push(put_new(
+                phone_key(p),
+                &PhoneClaim {
+                    member_id: id.clone(),
+                },
+            )?);
         }
         self.store.commit(writes).await?;
         Ok(self.member_view(&m))
     }
 
-    fn set_birthday(&self, m: &mut Member, b: Birthday, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    fn set_birthday(
+        &self,
+        m: &mut Member,
+        b: Birthday,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
         let today = self.member_date(m, now);
         if b.is_after(today) {
-            return Err(ServiceError::field("birthday", "birthday cannot be in the future"));
+            return Err(ServiceError::field(
+                "birthday",
+                "birthday cannot be in the future",
+            ));
         }
         m.birthday = Some(b);
         m.birthday_set_on = Some(today);
@@ -235,7 +272,8 @@ impl Services {
         let mut keys = vec![member_key(id)];
         keys.extend(new_phone.as_ref().map(phone_key));
         let found = self.store.get_many(&keys).await?;
-        let current = decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let current =
+            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
         let mut m = current.value.clone();
         let mut writes = Vec::new();
 
@@ -258,10 +296,18 @@ impl Services {
                         return Err(ServiceError::PhoneTaken);
                     }
                 }
-                writes.push(put_new(phone_key(p), &PhoneClaim { member_id: m.id.clone() })?);
+                writes.push(put_new(
+                    phone_key(p),
+                    &PhoneClaim {
+                        member_id: m.id.clone(),
+                    },
+                )?);
             }
             if let Some(old) = &m.phone {
-                writes.push(Write::Delete { key: phone_key(old), cond: Cond::Exists });
+                writes.push(Write::Delete {
+                    key: phone_key(old),
+                    cond: Cond::Exists,
+                });
             }
             m.phone = phone.clone();
         }
@@ -295,9 +341,17 @@ impl Services {
         self.load_member(id).await?;
         let page = self
             .store
-            .query(&member_pk(id), &SortKey::Prefix("LEDGER#".into()), &PageRequest::newest_first(limit, cursor))
+            .query(
+                &member_pk(id),
+                &SortKey::Prefix("LEDGER#".into()),
+                &PageRequest::newest_first(limit, cursor),
+            )
             .await?;
-        let items = page.items.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let items = page
+            .items
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((items, page.next))
     }
 
@@ -308,11 +362,17 @@ impl Services {
         idem: Option<Idempotency>,
     ) -> Result<Outcome<LedgerEntry>, ServiceError> {
         if req.points.0 == 0 || req.points.0.unsigned_abs() > 1_000_000_000 {
-            return Err(ServiceError::field("points", "points must be non-zero and at most 1000000000 either way"));
+            return Err(ServiceError::field(
+                "points",
+                "points must be non-zero and at most 1000000000 either way",
+            ));
         }
         let reason = req.reason.trim();
         if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(ServiceError::field("reason", "reason must be 1 to 500 characters"));
+            return Err(ServiceError::field(
+                "reason",
+                "reason must be 1 to 500 characters",
+            ));
         }
         retrying!(self, self.try_adjust(id, req.points, reason, idem.as_ref()))
     }
@@ -333,7 +393,8 @@ impl Services {
         {
             return Ok(Outcome::replay(prior));
         }
-        let current = decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let current =
+            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
         let mut m = current.value;
         m.balance = m.balance.checked_add(points)?;
         if points.0 > 0 {

@@ -50,7 +50,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(policy: RetryPolicy) -> Self {
-        Backoff { policy, deadline: tokio::time::Instant::now() + policy.budget, attempt: 0 }
+        Backoff {
+            policy,
+            deadline: tokio::time::Instant::now() + policy.budget,
+            attempt: 0,
+        }
     }
 
     /// Waits before the next attempt, or gives up with `Contention` once the budget is spent.
@@ -104,16 +108,27 @@ pub struct Outcome<T> {
 
 impl<T> Outcome<T> {
     pub fn fresh(value: T) -> Self {
-        Outcome { value, replayed: false }
+        Outcome {
+            value,
+            replayed: false,
+        }
     }
     pub fn replay(value: T) -> Self {
-        Outcome { value, replayed: true }
+        Outcome {
+            value,
+            replayed: true,
+        }
     }
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, program: Program, clock: Arc<dyn Clock>) -> Self {
-        Services { store, program: Arc::new(program), clock, retry: RetryPolicy::default() }
+        Services {
+            store,
+            program: Arc::new(program),
+            clock,
+            retry: RetryPolicy::default(),
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

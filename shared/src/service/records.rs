@@ -70,7 +70,10 @@ pub struct Versioned<T> {
 }
 
 pub fn decode_versioned<T: DeserializeOwned>(item: &Item) -> Result<Versioned<T>, ServiceError> {
-    Ok(Versioned { value: decode(item)?, version: item.version().unwrap_or(0) })
+    Ok(Versioned {
+        value: decode(item)?,
+        version: item.version().unwrap_or(0),
+    })
 }
 
 /// Writes `value` as the next version of a record read at `prior` (`None`: it must not exist yet).
@@ -92,7 +95,10 @@ pub fn put_versioned<T: Serialize>(
 
 /// An immutable record (ledger entry, gift, refund): written once, conditioned on absence.
 pub fn put_new<T: Serialize>(key: Key, value: &T) -> Result<Write, ServiceError> {
-    Ok(Write::Put { item: encode(key, value)?, cond: Cond::Absent })
+    Ok(Write::Put {
+        item: encode(key, value)?,
+        cond: Cond::Absent,
+    })
 }
 
 /// The member item with its index attributes: GSI1 by birthday (`MM-DD`), GSI2 by tier expiry
@@ -100,12 +106,21 @@ pub fn put_new<T: Serialize>(key: Key, value: &T) -> Result<Write, ServiceError>
 pub fn put_member(m: &Member, prior: Option<u64>) -> Result<Write, ServiceError> {
     let mut extra = Map::new();
     if let Some(b) = m.birthday {
-        extra.insert("GSI1PK".into(), Value::from(format!("BIRTHDAY#{}", b.month_day())));
+        extra.insert(
+            "GSI1PK".into(),
+            Value::from(format!("BIRTHDAY#{}", b.month_day())),
+        );
         extra.insert("GSI1SK".into(), Value::from(member_pk(&m.id)));
     }
     if let Some(exp) = m.tier_expires_on {
-        extra.insert("GSI2PK".into(), Value::from(format!("TIEREXPIRY#{}", exp.format("%Y-%m"))));
-        extra.insert("GSI2SK".into(), Value::from(format!("{}#{}", exp.format("%Y-%m-%d"), m.id)));
+        extra.insert(
+            "GSI2PK".into(),
+            Value::from(format!("TIEREXPIRY#{}", exp.format("%Y-%m"))),
+        );
+        extra.insert(
+            "GSI2SK".into(),
+            Value::from(format!("{}#{}", exp.format("%Y-%m-%d"), m.id)),
+        );
     }
     put_versioned(member_key(&m.id), m, prior, extra)
 }

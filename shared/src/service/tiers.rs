@@ -1,1 +1,205 @@
-//! placeholder
+//! Tier progress for apps and the daily requalification job. The job finds the members whose
+//! tier expired through the sparse GSI2 (`TIEREXPIRY#<YYYY-MM>`, sort key `<date>#<id>`), so it
+//! reads only those members, never the table.
+
+use super::Services;
+use super::error::ServiceError;
+use super::members::{LedgerEntry, money};
+use super::records::put_member;
+use crate::domain::member::{LedgerKind, Member, tier_progress};
+use crate::domain::spend::month_index;
+use crate::domain::tier::{Requalification, requalify};
+use crate::domain::{MemberId, Money, Points, Tier};
+use crate::retrying;
+use crate::store::{Index, PageRequest, SortKey};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How far back the job looks for expiries it has not handled (a job stopped for up to two years
+/// still catches everyone up).
+const LOOKBACK_MONTHS: i32 = 24;
+const JOB_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TierRuleView {
+    pub tier: Tier,
+    /// Qualifying spend needed.
+    pub threshold: Money,
+    /// Exact decimal, e.g. "1.5".
+    pub multiplier: String,
+    pub birthday_points: Points,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TierView {
+    pub member_id: MemberId,
+    pub tier: Tier,
+    pub tier_expires_on: Option<NaiveDate>,
+    pub qualifying_spend: Money,
+    pub qualifying_window_months: u32,
+    pub next_tier: Option<Tier>,
+    pub spend_to_next_tier: Option<Money>,
+    pub multiplier: String,
+    pub tiers: Vec<TierRuleView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequalificationRun {
+    pub examined: u64,
+    pub upgraded: u64,
+    pub kept: u64,
+    pub downgraded: u64,
+}
+
+impl Services {
+    pub async fn tier_view(&self, id: &MemberId) -> Result<TierView, ServiceError> {
+        let m = self.load_member(id).await?.value;
+        let p = &self.program;
+        let progress = tier_progress(
+            m.tier,
+            &m.spend,
+            &p.tiers,
+            self.program_date(self.now()),
+            p.qualifying_window_months,
+        );
+        Ok(TierView {
+            member_id: m.id,
+            tier: m.tier,
+            tier_expires_on: m.tier_expires_on,
+            qualifying_spend: money(progress.qualifying_spend, p.currency),
+            qualifying_window_months: p.qualifying_window_months,
+            next_tier: progress.next_tier,
+            spend_to_next_tier: progress.spend_to_next_tier.map(|v| money(v, p.currency)),
+            multiplier: p.tiers.rule(m.tier).multiplier.to_string(),
+            tiers: Tier::ALL
+                .iter()
+                .map(|t| {
+                    let r = p.tiers.rule(*t);
+                    TierRuleView {
+                        tier: *t,
+                        threshold: money(r.threshold, p.currency),
+                        multiplier: r.multiplier.to_string(),
+                        birthday_points: r.birthday_points,
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// The daily job: every member whose tier expired before `now`'s date is requalified once.
+    pub async fn requalify_tiers(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<RequalificationRun, ServiceError> {
+        let today = self.program_date(now);
+        let newest = month_index(today);
+        let mut run = RequalificationRun::default();
+        for idx in (newest - LOOKBACK_MONTHS..=newest).rev() {
+            let partition = format!(
+                "TIEREXPIRY#{:04}-{:02}",
+                idx.div_euclid(12),
+                idx.rem_euclid(12) + 1
+            );
+            let before = SortKey::Before(today.format("%Y-%m-%d").to_string());
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .query_index(
+                        Index::Gsi2,
+                        &partition,
+                        &before,
+                        &PageRequest {
+                            limit: 100,
+                            after,
+                            descending: false,
+                        },
+                    )
+                    .await?;
+                let ids: Vec<MemberId> = page
+                    .items
+                    .iter()
+                    .filter_map(|k| {
+                        k.pk.strip_prefix("MEMBER#")
+                            .and_then(|id| MemberId::parse(id).ok())
+                    })
+                    .collect();
+                let results: Vec<_> = futures::stream::iter(ids)
+                    .map(|id| async move { retrying!(self, self.try_requalify(&id, today, now)) })
+                    .buffer_unordered(JOB_CONCURRENCY)
+                    .collect()
+                    .await;
+                for r in results {
+                    run.examined += 1;
+                    match r? {
+                        Requalification::NotDue => {}
+                        Requalification::Upgraded { .. } => run.upgraded += 1,
+                        Requalification::Kept { .. } => run.kept += 1,
+                        Requalification::Downgraded { .. } => run.downgraded += 1,
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        tracing::info!(?run, %today, "tier requalification");
+        Ok(run)
+    }
+
+    async fn try_requalify(
+        &self,
+        id: &MemberId,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Requalification, ServiceError> {
+        let current = match self.load_member(id).await {
+            Ok(m) => m,
+            // The index is eventually consistent; a vanished member has nothing to requalify.
+            Err(ServiceError::NotFound(_)) => return Ok(Requalification::NotDue),
+            Err(e) => return Err(e),
+        };
+        let mut m: Member = current.value;
+        let p = &self.program;
+        let spend = m.spend.qualifying(today, p.qualifying_window_months);
+        let decision = requalify(
+            m.tier,
+            m.tier_expires_on,
+            today,
+            spend,
+            &p.tiers,
+            p.tier_validity_months,
+        );
+        let (tier, expires, kind) = match decision {
+            Requalification::NotDue => return Ok(decision),
+            Requalification::Kept { expires_on } => (m.tier, Some(expires_on), None),
+            Requalification::Upgraded { tier, expires_on } => {
+                (tier, Some(expires_on), Some(LedgerKind::TierUpgrade))
+            }
+            Requalification::Downgraded { tier, expires_on } => {
+                (tier, expires_on, Some(LedgerKind::TierDowngrade))
+            }
+        };
+        let note = format!("{} → {} (requalification)", m.tier, tier);
+        m.tier = tier;
+        m.tier_expires_on = expires;
+        let mut writes = vec![put_member(&m, Some(current.version))?];
+        if let Some(kind) = kind {
+            let (_, w) = LedgerEntry::write(
+                &m.id,
+                kind,
+                Points::ZERO,
+                m.balance,
+                Some("requalification".into()),
+                Some(note),
+                now,
+            )?;
+            writes.push(w);
+        }
+        self.store.commit(writes).await?;
+        Ok(decision)
+    }
+}

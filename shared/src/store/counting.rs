@@ -30,7 +30,10 @@ pub struct CountingStore<S> {
 
 impl<S> CountingStore<S> {
     pub fn new(inner: S) -> Self {
-        CountingStore { inner, counts: Arc::default() }
+        CountingStore {
+            inner,
+            counts: Arc::default(),
+        }
     }
 }
 
@@ -46,7 +49,9 @@ impl<S: Store> Store for CountingStore<S> {
     async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.query(pk, sort, page).await?;
-        self.counts.items_read.fetch_add(r.items.len() as u64, Ordering::Relaxed);
+        self.counts
+            .items_read
+            .fetch_add(r.items.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
     async fn query_index(
@@ -58,7 +63,9 @@ impl<S: Store> Store for CountingStore<S> {
     ) -> StoreResult<Page<Key>> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.query_index(index, pk, sort, page).await?;
-        self.counts.items_read.fetch_add(r.items.len() as u64, Ordering::Relaxed);
+        self.counts
+            .items_read
+            .fetch_add(r.items.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {

@@ -4,16 +4,16 @@
 //! index queries are eventually consistent, as DynamoDB allows no other.
 
 use super::{
-    Cond, Index, Item, Key, MAX_BATCH, Page, PageRequest, PK, SK, SortKey, Store, StoreError,
+    Cond, Index, Item, Key, MAX_BATCH, PK, Page, PageRequest, SK, SortKey, Store, StoreError,
     StoreResult, Write, validate_batch,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -40,7 +40,9 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             StoreError::Unavailable(format!("DynamoDB unreachable: {e:?}"))
         }
         SdkError::ServiceError(se) => match se.err().code() {
-            Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { index: Some(0) },
+            Some("ConditionalCheckFailedException") => {
+                StoreError::ConditionFailed { index: Some(0) }
+            }
             Some(
                 "TransactionConflictException"
                 | "ProvisionedThroughputExceededException"
@@ -81,7 +83,10 @@ fn from_attrs(a: Attrs) -> StoreResult<Item> {
     let pk = m.remove(PK).and_then(|v| v.as_str().map(str::to_owned));
     let sk = m.remove(SK).and_then(|v| v.as_str().map(str::to_owned));
     match (pk, sk) {
-        (Some(pk), Some(sk)) => Ok(Item { key: Key { pk, sk }, attrs: m }),
+        (Some(pk), Some(sk)) => Ok(Item {
+            key: Key { pk, sk },
+            attrs: m,
+        }),
         _ => Err(backend("item without PK/SK")),
     }
 }
@@ -99,7 +104,10 @@ struct Expr {
 
 fn condition(c: &Cond) -> Option<Expr> {
     let names = |pairs: &[(&str, &str)]| {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     };
     match c {
         Cond::Always => None,
@@ -147,7 +155,10 @@ fn sort_condition(sk_attr: &str, sort: &SortKey) -> (String, HashMap<String, Str
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into() }
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
     }
 
     /// A client from the standard SDK configuration (region, credentials, and
@@ -164,9 +175,17 @@ impl DynamoStore {
     /// Creates the table as `template.yaml` declares it (for emulators and local development;
     /// in AWS the SAM template owns the table). An existing table is left as it is.
     pub async fn ensure_table(&self) -> StoreResult<()> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) => {}
             Err(e) => return Err(classify(e)),
         }
         let attr = |n: &str| {
@@ -177,7 +196,11 @@ impl DynamoStore {
                 .map_err(backend)
         };
         let key = |n: &str, t: KeyType| {
-            KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(backend)
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .map_err(backend)
         };
         let mut req = self
             .client
@@ -197,7 +220,11 @@ impl DynamoStore {
                         .index_name(ix.name())
                         .key_schema(key(ix.pk_attr(), KeyType::Hash)?)
                         .key_schema(key(ix.sk_attr(), KeyType::Range)?)
-                        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
                         .build()
                         .map_err(backend)?,
                 );
@@ -205,7 +232,9 @@ impl DynamoStore {
         match req.send().await {
             Ok(_) => {}
             // Another process created it in the meantime.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_in_use_exception()) => {}
             Err(e) => return Err(classify(e)),
         }
         self.client
@@ -228,29 +257,36 @@ impl DynamoStore {
         let b = TransactWriteItem::builder();
         Ok(match w {
             Write::Put { item, cond } => {
-                let mut p = Put::builder().table_name(&self.table).set_item(Some(to_attrs(&item)?));
+                let mut p = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(&item)?));
                 if let Some(e) = condition(&cond) {
                     p = p
                         .condition_expression(e.text)
                         .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                        .set_expression_attribute_values(
+                            (!e.values.is_empty()).then_some(e.values),
+                        );
                 }
                 b.put(p.build().map_err(backend)?).build()
             }
             Write::Delete { key, cond } => {
-                let mut d = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(&key)));
+                let mut d = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)));
                 if let Some(e) = condition(&cond) {
                     d = d
                         .condition_expression(e.text)
                         .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                        .set_expression_attribute_values(
+                            (!e.values.is_empty()).then_some(e.values),
+                        );
                 }
                 b.delete(d.build().map_err(backend)?).build()
             }
             Write::Check { key, cond } => {
-                let e = condition(&cond).ok_or_else(|| {
-                    StoreError::Invalid("a check needs a condition".into())
-                })?;
+                let e = condition(&cond)
+                    .ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
                 let c = ConditionCheck::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(&key)))
@@ -267,22 +303,34 @@ impl DynamoStore {
     async fn commit_one(&self, w: Write) -> StoreResult<()> {
         match w {
             Write::Put { item, cond } => {
-                let mut req = self.client.put_item().table_name(&self.table).set_item(Some(to_attrs(&item)?));
+                let mut req = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(&item)?));
                 if let Some(e) = condition(&cond) {
                     req = req
                         .condition_expression(e.text)
                         .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                        .set_expression_attribute_values(
+                            (!e.values.is_empty()).then_some(e.values),
+                        );
                 }
                 req.send().await.map(|_| ()).map_err(classify)
             }
             Write::Delete { key, cond } => {
-                let mut req = self.client.delete_item().table_name(&self.table).set_key(Some(key_attrs(&key)));
+                let mut req = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)));
                 if let Some(e) = condition(&cond) {
                     req = req
                         .condition_expression(e.text)
                         .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values));
+                        .set_expression_attribute_values(
+                            (!e.values.is_empty()).then_some(e.values),
+                        );
                 }
                 req.send().await.map(|_| ()).map_err(classify)
             }
@@ -295,7 +343,12 @@ impl DynamoStore {
             .into_iter()
             .map(|w| self.transact_item(w))
             .collect::<StoreResult<Vec<_>>>()?;
-        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match res {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -351,7 +404,12 @@ impl Store for DynamoStore {
                     .send()
                     .await
                     .map_err(classify)?;
-                for a in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for a in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     let item = from_attrs(a)?;
                     found.insert(item.key.clone(), item);
                 }
@@ -369,7 +427,10 @@ impl Store for DynamoStore {
         let (text, mut names, mut values) = sort_condition(SK, sort);
         names.insert("#pk".into(), PK.into());
         values.insert(":pk".into(), AttributeValue::S(pk.to_owned()));
-        let start = page.after.as_ref().map(|sk| key_attrs(&Key::new(pk, sk.clone())));
+        let start = page
+            .after
+            .as_ref()
+            .map(|sk| key_attrs(&Key::new(pk, sk.clone())));
         let out = self
             .client
             .query()
@@ -385,7 +446,12 @@ impl Store for DynamoStore {
             .await
             .map_err(classify)?;
         let more = out.last_evaluated_key.is_some();
-        let mut items = out.items.unwrap_or_default().into_iter().map(from_attrs).collect::<StoreResult<Vec<_>>>()?;
+        let mut items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_attrs)
+            .collect::<StoreResult<Vec<_>>>()?;
         let next = if items.len() > page.limit as usize {
             items.truncate(page.limit as usize);
             items.last().map(|i| i.key.sk.clone())
@@ -436,7 +502,8 @@ impl Store for DynamoStore {
         let more = out.last_evaluated_key.is_some();
         let mut rows = Vec::new();
         for a in out.items.unwrap_or_default() {
-            let (Some(tpk), Some(tsk), Some(isk)) = (s(&a, PK), s(&a, SK), s(&a, index.sk_attr())) else {
+            let (Some(tpk), Some(tsk), Some(isk)) = (s(&a, PK), s(&a, SK), s(&a, index.sk_attr()))
+            else {
                 return Err(backend("index entry without keys"));
             };
             rows.push((Key::new(tpk, tsk), isk));
@@ -450,7 +517,10 @@ impl Store for DynamoStore {
         } else {
             None
         };
-        Ok(Page { items: rows.into_iter().map(|(k, _)| k).collect(), next })
+        Ok(Page {
+            items: rows.into_iter().map(|(k, _)| k).collect(),
+            next,
+        })
     }
 
     async fn commit(&self, mut writes: Vec<Write>) -> StoreResult<()> {

@@ -39,7 +39,9 @@ fn item_key(pk: &str, sk: &str) -> Vec<u8> {
 
 fn split_item_key(k: &[u8]) -> StoreResult<Key> {
     let s = std::str::from_utf8(k).map_err(backend)?;
-    let (pk, sk) = s.split_once('\0').ok_or_else(|| backend("malformed item key"))?;
+    let (pk, sk) = s
+        .split_once('\0')
+        .ok_or_else(|| backend("malformed item key"))?;
     Ok(Key::new(pk, sk))
 }
 
@@ -134,9 +136,8 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(backend)?;
         }
-        let db = Database::create(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         Self::init(db)
     }
 
@@ -179,7 +180,9 @@ fn apply(
     {
         for ix in Index::ALL {
             if let Some((ipk, isk)) = old.index_key(ix) {
-                index.remove(index_entry(ix, &ipk, &isk, &old.key).as_slice()).map_err(backend)?;
+                index
+                    .remove(index_entry(ix, &ipk, &isk, &old.key).as_slice())
+                    .map_err(backend)?;
             }
         }
     }
@@ -187,18 +190,26 @@ fn apply(
         Write::Put { item, .. } => {
             let bytes = serde_json::to_vec(&item.attrs).map_err(backend)?;
             items
-                .insert(item_key(&item.key.pk, &item.key.sk).as_slice(), bytes.as_slice())
+                .insert(
+                    item_key(&item.key.pk, &item.key.sk).as_slice(),
+                    bytes.as_slice(),
+                )
                 .map_err(backend)?;
             for ix in Index::ALL {
                 if let Some((ipk, isk)) = item.index_key(ix) {
                     index
-                        .insert(index_entry(ix, &ipk, &isk, &item.key).as_slice(), [].as_slice())
+                        .insert(
+                            index_entry(ix, &ipk, &isk, &item.key).as_slice(),
+                            [].as_slice(),
+                        )
                         .map_err(backend)?;
                 }
             }
         }
         Write::Delete { key, .. } => {
-            items.remove(item_key(&key.pk, &key.sk).as_slice()).map_err(backend)?;
+            items
+                .remove(item_key(&key.pk, &key.sk).as_slice())
+                .map_err(backend)?;
         }
         Write::Check { .. } => {}
     }
@@ -214,7 +225,9 @@ impl Store for EmbeddedStore {
             let items = tx.open_table(ITEMS).map_err(backend)?;
             keys.into_iter()
                 .map(|k| {
-                    let raw = items.get(item_key(&k.pk, &k.sk).as_slice()).map_err(backend)?;
+                    let raw = items
+                        .get(item_key(&k.pk, &k.sk).as_slice())
+                        .map_err(backend)?;
                     raw.map(|v| decode(k, v.value())).transpose()
                 })
                 .collect()
@@ -224,14 +237,22 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
         let prefix = item_key(pk, "");
-        let b = bounds(&prefix, sort, page.after.as_deref().map(str::as_bytes), page.descending);
+        let b = bounds(
+            &prefix,
+            sort,
+            page.after.as_deref().map(str::as_bytes),
+            page.descending,
+        );
         let (limit, desc) = (page.limit as usize, page.descending);
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let items = tx.open_table(ITEMS).map_err(backend)?;
             let range = items.range::<&[u8]>(as_ref_bounds(&b)).map_err(backend)?;
-            let iter: Box<dyn Iterator<Item = _>> =
-                if desc { Box::new(range.rev()) } else { Box::new(range) };
+            let iter: Box<dyn Iterator<Item = _>> = if desc {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
             let mut out = Vec::new();
             for entry in iter.take(limit + 1) {
                 let (k, v) = entry.map_err(backend)?;
@@ -241,7 +262,10 @@ impl Store for EmbeddedStore {
                 out.truncate(limit);
                 out.last().map(|i| i.key.sk.clone())
             });
-            Ok(Page { items: out, next: next.flatten() })
+            Ok(Page {
+                items: out,
+                next: next.flatten(),
+            })
         })
         .await
     }
@@ -255,15 +279,21 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<Page<Key>> {
         let prefix = index_prefix(index, pk);
         // The cursor is the raw entry suffix after the partition prefix (isk \0 pk \0 sk).
-        let after = page.after.as_ref().map(|a| a.replace('\u{1}', "\0").into_bytes());
+        let after = page
+            .after
+            .as_ref()
+            .map(|a| a.replace('\u{1}', "\0").into_bytes());
         let b = bounds(&prefix, sort, after.as_deref(), page.descending);
         let (limit, desc) = (page.limit as usize, page.descending);
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let entries = tx.open_table(INDEX).map_err(backend)?;
             let range = entries.range::<&[u8]>(as_ref_bounds(&b)).map_err(backend)?;
-            let iter: Box<dyn Iterator<Item = _>> =
-                if desc { Box::new(range.rev()) } else { Box::new(range) };
+            let iter: Box<dyn Iterator<Item = _>> = if desc {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
             let mut out = Vec::new();
             for entry in iter.take(limit + 1) {
                 let (k, _) = entry.map_err(backend)?;
@@ -282,7 +312,10 @@ impl Store for EmbeddedStore {
             } else {
                 None
             };
-            Ok(Page { items: out.into_iter().map(|(k, _)| k).collect(), next })
+            Ok(Page {
+                items: out.into_iter().map(|(k, _)| k).collect(),
+                next,
+            })
         })
         .await
     }
@@ -297,10 +330,14 @@ impl Store for EmbeddedStore {
                 let mut current = Vec::with_capacity(writes.len());
                 for (i, w) in writes.iter().enumerate() {
                     let k = w.key();
-                    let raw = items.get(item_key(&k.pk, &k.sk).as_slice()).map_err(backend)?;
+                    let raw = items
+                        .get(item_key(&k.pk, &k.sk).as_slice())
+                        .map_err(backend)?;
                     let cur = raw.map(|v| decode(k.clone(), v.value())).transpose()?;
                     let cond = match w {
-                        Write::Put { cond, .. } | Write::Delete { cond, .. } | Write::Check { cond, .. } => cond,
+                        Write::Put { cond, .. }
+                        | Write::Delete { cond, .. }
+                        | Write::Check { cond, .. } => cond,
                     };
                     if !cond.holds(cur.as_ref()) {
                         // Dropping the transaction without commit aborts it: nothing is written.
@@ -333,7 +370,10 @@ mod tests {
 
     #[test]
     fn conditions_table() {
-        let item = |attrs: Value| Item { key: Key::new("p", "s"), attrs: attrs.as_object().unwrap().clone() };
+        let item = |attrs: Value| Item {
+            key: Key::new("p", "s"),
+            attrs: attrs.as_object().unwrap().clone(),
+        };
         let v3 = item(serde_json::json!({"version": 3, "expires_at": 100}));
         for (cond, cur, want) in [
             (Cond::Absent, None, true),

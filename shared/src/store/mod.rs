@@ -32,7 +32,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key { pk: pk.into(), sk: sk.into() }
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -121,10 +124,19 @@ impl Cond {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
-    Put { item: Item, cond: Cond },
-    Delete { key: Key, cond: Cond },
+    Put {
+        item: Item,
+        cond: Cond,
+    },
+    Delete {
+        key: Key,
+        cond: Cond,
+    },
     /// Writes nothing; fails the batch unless the condition holds.
-    Check { key: Key, cond: Cond },
+    Check {
+        key: Key,
+        cond: Cond,
+    },
 }
 
 impl Write {
@@ -167,10 +179,18 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn first(limit: u32) -> Self {
-        PageRequest { limit, after: None, descending: false }
+        PageRequest {
+            limit,
+            after: None,
+            descending: false,
+        }
     }
     pub fn newest_first(limit: u32, after: Option<String>) -> Self {
-        PageRequest { limit, after, descending: true }
+        PageRequest {
+            limit,
+            after,
+            descending: true,
+        }
     }
 }
 
@@ -200,7 +220,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::ConditionFailed { .. } | StoreError::Conflict)
+        matches!(
+            self,
+            StoreError::ConditionFailed { .. } | StoreError::Conflict
+        )
     }
 }
 
@@ -227,7 +250,11 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()>;
 
     async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
-        Ok(self.get_many(std::slice::from_ref(key)).await?.pop().flatten())
+        Ok(self
+            .get_many(std::slice::from_ref(key))
+            .await?
+            .pop()
+            .flatten())
     }
 }
 
@@ -242,7 +269,9 @@ pub(crate) fn validate_batch(writes: &[Write]) -> StoreResult<()> {
     let mut keys: Vec<&Key> = writes.iter().map(Write::key).collect();
     keys.sort();
     if keys.windows(2).any(|w| w[0] == w[1]) {
-        return Err(StoreError::Invalid("a batch may touch each item once".into()));
+        return Err(StoreError::Invalid(
+            "a batch may touch each item once".into(),
+        ));
     }
     for w in writes {
         if let Write::Put { item, .. } = w {

@@ -1,0 +1,213 @@
+//! Development tokens (HS256) and the authorizer that checks them. The secret comes from
+//! `LOYALTY_DEV_SECRET` or a file in the data directory created on first use, so tokens survive
+//! restarts of the same data directory. Any other token is refused with 401, as API Gateway would.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
+use lambda_http::request::RequestContext;
+use loyalty::http::Problem;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const ISSUER: &str = "loyalty-local";
+pub const AUDIENCE: &str = "loyalty-api";
+const TOKEN_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Member(String),
+    Pos(String),
+    Admin,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<String>,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub struct DevAuth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl DevAuth {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        DevAuth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// `LOYALTY_DEV_SECRET`, else `<data>/dev-secret` (created with 256 random bits), else (no
+    /// data directory: `--memory`) a secret for this process only.
+    pub fn load(data_dir: Option<&Path>) -> std::io::Result<Self> {
+        if let Ok(s) = std::env::var("LOYALTY_DEV_SECRET") {
+            return Ok(DevAuth::from_secret(s.as_bytes()));
+        }
+        let fresh = || {
+            let bytes: [u8; 32] = rand::random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let Some(dir) = data_dir else {
+            return Ok(DevAuth::from_secret(fresh().as_bytes()));
+        };
+        let path = dir.join("dev-secret");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                let s = fresh();
+                write_private(&path, &s)?;
+                s
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(DevAuth::from_secret(secret.as_bytes()))
+    }
+
+    pub fn mint(&self, role: &Role) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let (sub, scope, store_id) = match role {
+            Role::Member(id) => (id.clone(), "openid".to_owned(), None),
+            Role::Pos(store) => (
+                format!("pos-{store}"),
+                "loyalty/pos".to_owned(),
+                Some(store.clone()),
+            ),
+            Role::Admin => ("admin".to_owned(), "loyalty/admin".to_owned(), None),
+        };
+        let claims = Claims {
+            sub,
+            scope,
+            store_id,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + TOKEN_DAYS * 86_400,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// The claims as API Gateway passes them to functions: a map of strings.
+    pub fn verify(&self, token: &str) -> Option<HashMap<String, String>> {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.decoding,
+            &self.validation,
+        )
+        .ok()?;
+        Some(
+            data.claims
+                .into_iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, s)
+                })
+                .collect(),
+        )
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The request context API Gateway builds for a request that passed its JWT authorizer.
+pub fn request_context(claims: HashMap<String, String>) -> RequestContext {
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims = claims;
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    let mut ctx = ApiGatewayV2httpRequestContext::default();
+    ctx.authorizer = Some(authorizer);
+    RequestContext::ApiGatewayV2(ctx)
+}
+
+/// Plays the authorizer: a valid bearer token becomes a request context; an invalid one is
+/// refused here; no token passes through without identity (routes that need one answer 401).
+pub async fn authorizer(
+    State(auth): State<Arc<DevAuth>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // Whatever a client sent, only this layer may describe the caller.
+    req.extensions_mut().remove::<RequestContext>();
+    if let Some(value) = req.headers().get(http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        match token.and_then(|t| auth.verify(t)) {
+            Some(claims) => {
+                req.extensions_mut().insert(request_context(claims));
+            }
+            None => return Problem::unauthorized("the bearer token is not valid").into_response(),
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_verify_and_others_do_not() {
+        let a = DevAuth::from_secret(b"one");
+        let b = DevAuth::from_secret(b"two");
+        let t = a.mint(&Role::Pos("store-1".into()));
+        let claims = a.verify(&t).expect("valid");
+        assert_eq!(claims["scope"], "loyalty/pos");
+        assert_eq!(claims["store_id"], "store-1");
+        assert!(b.verify(&t).is_none(), "another key's token is refused");
+        assert!(a.verify("not.a.token").is_none());
+        let mut forged = t.clone();
+        forged.push('x');
+        assert!(a.verify(&forged).is_none());
+    }
+
+    #[test]
+    fn secret_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = DevAuth::load(Some(dir.path())).unwrap();
+        let b = DevAuth::load(Some(dir.path())).unwrap();
+        assert!(b.verify(&a.mint(&Role::Admin)).is_some());
+    }
+}

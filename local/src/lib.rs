@@ -1,0 +1,34 @@
+//! `loyalty-local`: the whole API in one process for development. It merges the same routers the
+//! Lambda functions run, plays API Gateway's JWT authorizer with its own HS256 dev tokens (putting
+//! the same claims into the same v2 request context), and adds what only development needs: the
+//! scheduled jobs as admin routes and a settable test clock.
+
+pub mod auth;
+pub mod jobs;
+
+use auth::DevAuth;
+use axum::Router;
+use loyalty::clock::TestClock;
+use loyalty::service::Services;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Every function's routes, merged.
+pub fn api_routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .merge(loyalty_members::routes())
+        .merge(loyalty_accrual::routes())
+        .merge(loyalty_tiers::routes())
+        .merge(loyalty_redemption::routes())
+}
+
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    loyalty::http::openapi::document([api_routes().into_openapi()])
+}
+
+/// The local server's router: the API, the local-only routes, and the dev authorizer in front.
+pub fn app(services: Services, clock: Arc<TestClock>, auth: Arc<DevAuth>) -> Router {
+    let routes = api_routes().merge(jobs::routes(clock));
+    loyalty::http::app(routes, services, api_document())
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authorizer))
+}

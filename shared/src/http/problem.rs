@@ -1,0 +1,249 @@
+//! RFC 9457 problem+json, and the single place where service and store errors become HTTP.
+//! A 500 never carries internal details: they go to the log with the request's trace.
+
+use crate::service::{FieldError, ServiceError};
+use crate::store::StoreError;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after_seconds: Option<u32>,
+}
+
+/// The wire shape, for the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemDocument {
+    /// `/problems/<slug>`
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_seconds: None,
+        }
+    }
+    pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Problem {
+            errors,
+            ..Problem::new(
+                StatusCode::BAD_REQUEST,
+                "validation",
+                "Invalid request",
+                detail,
+            )
+        }
+    }
+    pub fn bad_field(field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Problem::validation(
+            format!("{field}: {detail}"),
+            vec![FieldError {
+                field: field.into(),
+                detail,
+            }],
+        )
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+    pub fn method_not_allowed() -> Self {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not accept this method",
+        )
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+    pub fn internal() -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+
+    pub fn document(&self) -> ProblemDocument {
+        ProblemDocument {
+            kind: format!("/problems/{}", self.slug),
+            title: self.title.into(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, axum::Json(self.document())).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(s) = self.retry_after_seconds {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as E;
+        use StatusCode as S;
+        let detail = e.to_string();
+        match e {
+            E::Validation(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem {
+                    errors,
+                    ..Problem::new(
+                        S::UNPROCESSABLE_ENTITY,
+                        "validation",
+                        "Invalid request",
+                        detail,
+                    )
+                }
+            }
+            E::NotFound(_) => Problem::not_found(detail),
+            E::MemberExists => Problem::new(S::CONFLICT, "member-exists", "Member exists", detail),
+            E::PhoneTaken => Problem::new(S::CONFLICT, "phone-taken", "Phone taken", detail),
+            E::BirthdayLocked => {
+                Problem::new(S::CONFLICT, "birthday-locked", "Birthday locked", detail)
+            }
+            E::InsufficientPoints { .. } => Problem::new(
+                S::CONFLICT,
+                "insufficient-points",
+                "Insufficient points",
+                detail,
+            ),
+            E::OutOfStock => Problem::new(S::CONFLICT, "out-of-stock", "Out of stock", detail),
+            E::LimitReached { .. } => {
+                Problem::new(S::CONFLICT, "limit-reached", "Limit reached", detail)
+            }
+            E::TierTooLow { .. } => {
+                Problem::new(S::FORBIDDEN, "tier-too-low", "Tier too low", detail)
+            }
+            E::RewardInactive => {
+                Problem::new(S::CONFLICT, "reward-inactive", "Reward inactive", detail)
+            }
+            E::VoucherUsed => Problem::new(S::CONFLICT, "voucher-used", "Voucher used", detail),
+            E::VoucherCancelled => Problem::new(
+                S::CONFLICT,
+                "voucher-cancelled",
+                "Voucher cancelled",
+                detail,
+            ),
+            E::VoucherExpired => {
+                Problem::new(S::CONFLICT, "voucher-expired", "Voucher expired", detail)
+            }
+            E::RedemptionNotCancellable { .. } => Problem::new(
+                S::CONFLICT,
+                "redemption-not-cancellable",
+                "Redemption not cancellable",
+                detail,
+            ),
+            E::RefundExceedsPurchase { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "refund-exceeds-purchase",
+                "Refund exceeds purchase",
+                detail,
+            ),
+            E::CurrencyMismatch { .. } => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "currency-mismatch",
+                "Currency mismatch",
+                detail,
+            ),
+            E::StalePurchase(_) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "stale-purchase",
+                "Purchase time out of range",
+                detail,
+            ),
+            E::IdempotencyKeyReused => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                detail,
+            ),
+            E::ReceiptConflict => {
+                Problem::new(S::CONFLICT, "receipt-conflict", "Receipt conflict", detail)
+            }
+            E::Contention => Problem {
+                retry_after_seconds: Some(1),
+                ..Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Busy", detail)
+            },
+            E::Store(StoreError::Unavailable(reason)) => {
+                tracing::error!(%reason, "store unavailable");
+                Problem {
+                    retry_after_seconds: Some(2),
+                    ..Problem::new(
+                        S::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "Unavailable",
+                        "the data store is unavailable; retry shortly",
+                    )
+                }
+            }
+            E::Store(err) => {
+                tracing::error!(error = %err, "store failure");
+                Problem::internal()
+            }
+            E::Corrupt(reason) => {
+                tracing::error!(%reason, "unreadable record");
+                Problem::internal()
+            }
+        }
+    }
+}
