@@ -1,1 +1,303 @@
+//! Test harness: both store backends (the DynamoDB one against the emulator `scripts/test`
+//! starts), services with a test clock, and the API reachable in-process or over a real socket.
 
+use axum::Router;
+use http_body_util::BodyExt;
+use loyalty::clock::TestClock;
+use loyalty::program::Program;
+use loyalty::service::{RetryPolicy, Services};
+use loyalty::store::{DynamoStore, EmbeddedStore, Store};
+use loyalty_local::auth::{DevAuth, Role};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Dynamo,
+}
+
+/// Runs an `async fn(Backend)` test body once per backend, as two tests named after it.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                super::$name($crate::Backend::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn dynamodb() {
+                super::$name($crate::Backend::Dynamo).await
+            }
+        }
+    };
+}
+
+/// The emulator's endpoint; a test that needs it fails loudly, saying how to start it.
+pub fn dynamo_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!(
+            "this test needs the DynamoDB emulator and AWS_ENDPOINT_URL_DYNAMODB is not set.\n\
+             Run the suite with `scripts/test`, which installs and starts moto single-threaded,\n\
+             or start it yourself: .venv/bin/python scripts/moto_server.py 127.0.0.1 8000 and\n\
+             export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1"
+        )
+    })
+}
+
+/// A fresh table on the emulator.
+pub async fn dynamo_store() -> DynamoStore {
+    dynamo_endpoint();
+    let table = format!("loyalty-test-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::from_env(table).await;
+    store
+        .ensure_table()
+        .await
+        .expect("creating a table on the DynamoDB emulator");
+    store
+}
+
+/// A store of the given backend; the temp dir (embedded) lives as long as the returned guard.
+pub async fn store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().unwrap();
+            let s = EmbeddedStore::open(&dir.path().join("loyalty.redb")).unwrap();
+            (Arc::new(s), Some(dir))
+        }
+        Backend::Dynamo => (Arc::new(dynamo_store().await), None),
+    }
+}
+
+/// Generous retry budget: under a single-threaded emulator, hundreds of writers queue up, and
+/// the concurrency proofs demand zero 503s.
+pub fn test_retry() -> RetryPolicy {
+    RetryPolicy {
+        budget: Duration::from_secs(180),
+        ..RetryPolicy::default()
+    }
+}
+
+pub fn services_on(store: Arc<dyn Store>, program: Program) -> (Services, Arc<TestClock>) {
+    let clock = Arc::new(TestClock::default());
+    let mut svc = Services::new(store, program, clock.clone());
+    svc.retry = test_retry();
+    (svc, clock)
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("")
+    }
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn replayed(&self) -> bool {
+        self.headers
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+    }
+}
+
+enum Transport {
+    InProcess(Router),
+    Socket {
+        base: String,
+        client: reqwest::Client,
+    },
+}
+
+/// The local API (all functions' routers behind the dev authorizer) on one backend.
+pub struct Api {
+    transport: Transport,
+    pub services: Services,
+    pub clock: Arc<TestClock>,
+    pub auth: Arc<DevAuth>,
+    _guard: Option<tempfile::TempDir>,
+}
+
+impl Api {
+    pub async fn new(backend: Backend) -> Api {
+        Api::with_program(backend, Program::default()).await
+    }
+
+    pub async fn with_program(backend: Backend, program: Program) -> Api {
+        let (store, guard) = store(backend).await;
+        Api::on_store(store, program, guard)
+    }
+
+    pub fn on_store(
+        store: Arc<dyn Store>,
+        program: Program,
+        guard: Option<tempfile::TempDir>,
+    ) -> Api {
+        let (services, clock) = services_on(store, program);
+        let auth = Arc::new(DevAuth::from_secret(b"test-secret"));
+        let router = loyalty_local::app(services.clone(), clock.clone(), auth.clone());
+        Api {
+            transport: Transport::InProcess(router),
+            services,
+            clock,
+            auth,
+            _guard: guard,
+        }
+    }
+
+    /// Serves the same app on a real socket (127.0.0.1, a free port); calls then go over TCP.
+    pub async fn over_socket(mut self) -> Api {
+        let Transport::InProcess(router) = &self.transport else {
+            return self;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        self.transport = Transport::Socket {
+            base,
+            client: reqwest::Client::new(),
+        };
+        self
+    }
+
+    pub fn member(&self, id: &str) -> String {
+        self.auth.mint(&Role::Member(id.into()))
+    }
+    pub fn pos(&self, store: &str) -> String {
+        self.auth.mint(&Role::Pos(store.into()))
+    }
+    pub fn admin(&self) -> String {
+        self.auth.mint(&Role::Admin)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        self.call_with(
+            method,
+            path,
+            token,
+            body.map(|b| b.to_string().into_bytes()),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        if let Some(t) = token {
+            all.push(("authorization".into(), format!("Bearer {t}")));
+        }
+        if body.is_some() {
+            all.push(("content-type".into(), "application/json".into()));
+        }
+        match &self.transport {
+            Transport::InProcess(router) => {
+                let mut req = http::Request::builder().method(method).uri(path);
+                for (k, v) in &all {
+                    req = req.header(k, v);
+                }
+                let req = req
+                    .body(axum::body::Body::from(body.unwrap_or_default()))
+                    .unwrap();
+                let res = router.clone().oneshot(req).await.unwrap();
+                let status = res.status().as_u16();
+                let headers = res.headers().clone();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                Response {
+                    status,
+                    headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                }
+            }
+            Transport::Socket { base, client } => {
+                let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
+                for (k, v) in &all {
+                    req = req.header(k, v);
+                }
+                if let Some(b) = body {
+                    req = req.body(b);
+                }
+                let res = req.send().await.expect("request over the socket");
+                let status = res.status().as_u16();
+                let headers = res.headers().clone();
+                let bytes = res.bytes().await.unwrap();
+                Response {
+                    status,
+                    headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                }
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call("GET", path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// Enrols `id` as an administrator would and returns the member object.
+    pub async fn enrol(&self, id: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/members",
+                &self.admin(),
+                serde_json::json!({"id": id, "name": format!("Member {id}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    pub async fn balance(&self, id: &str) -> i64 {
+        let r = self.get(&format!("/v1/members/{id}"), &self.admin()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["points"]["balance"].as_i64().unwrap()
+    }
+
+    /// Every ledger entry of a member, newest first, following cursors.
+    pub async fn ledger(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/members/{id}/ledger?limit=100&cursor={c}"),
+                None => format!("/v1/members/{id}/ledger?limit=100"),
+            };
+            let r = self.get(&path, &self.admin()).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            out.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The store contract: identical bodies against the embedded backend and DynamoDB (emulator).
+
+use loyalty::service::{Backoff, ServiceError};
+use loyalty::store::{Cond, Index, Item, Key, PageRequest, SortKey, Store, StoreError, Write};
+use loyalty_tests::{Backend, both_backends, store, test_retry};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn item(pk: &str, sk: &str, attrs: Value) -> Item {
+    Item {
+        key: Key::new(pk, sk),
+        attrs: attrs.as_object().unwrap().clone(),
+    }
+}
+
+fn put(i: Item, cond: Cond) -> Write {
+    Write::Put { item: i, cond }
+}
+
+async fn get_returns_what_was_put_and_none_for_missing(b: Backend) {
+    let (s, _g) = store(b).await;
+    let it = item(
+        "P#1",
+        "A",
+        json!({"n": 42, "s": "x", "nested": {"list": [1, 2]}, "none": null, "neg": -7}),
+    );
+    s.commit(vec![put(it.clone(), Cond::Absent)]).await.unwrap();
+    assert_eq!(
+        s.get(&Key::new("P#1", "A")).await.unwrap(),
+        Some(it.clone())
+    );
+    assert_eq!(s.get(&Key::new("P#1", "B")).await.unwrap(), None);
+    let many = s
+        .get_many(&[
+            Key::new("P#1", "B"),
+            Key::new("P#1", "A"),
+            Key::new("P#2", "A"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        many,
+        vec![None, Some(it), None],
+        "order of the request, missing as None"
+    );
+}
+both_backends!(get_returns_what_was_put_and_none_for_missing);
+
+async fn query_by_prefix_pages_in_both_directions_without_loss_or_duplicates(b: Backend) {
+    let (s, _g) = store(b).await;
+    let mut writes = Vec::new();
+    for i in 0..25 {
+        writes.push(put(
+            item("M#1", &format!("LEDGER#{i:03}"), json!({"i": i})),
+            Cond::Absent,
+        ));
+    }
+    writes.push(put(item("M#1", "PROFILE", json!({})), Cond::Absent));
+    writes.push(put(item("M#10", "LEDGER#999", json!({})), Cond::Absent));
+    s.commit(writes).await.unwrap();
+    for descending in [false, true] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = s
+                .query(
+                    "M#1",
+                    &SortKey::Prefix("LEDGER#".into()),
+                    &PageRequest {
+                        limit: 7,
+                        after,
+                        descending,
+                    },
+                )
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.items.len() <= 7);
+            seen.extend(page.items.iter().map(|i| i.attrs["i"].as_i64().unwrap()));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let mut want: Vec<i64> = (0..25).collect();
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "descending={descending}");
+        assert_eq!(pages, 4, "7+7+7+4, no empty trailing page");
+    }
+    let before = s
+        .query(
+            "M#1",
+            &SortKey::Before("LEDGER#003".into()),
+            &PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(before.items.len(), 3);
+    let all = s
+        .query("M#1", &SortKey::All, &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 26, "other partitions never leak in");
+}
+both_backends!(query_by_prefix_pages_in_both_directions_without_loss_or_duplicates);
+
+async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
+    let (s, _g) = store(b).await;
+    for i in 0..12 {
+        let mut attrs = json!({"v": i});
+        if i % 3 != 0 {
+            attrs["GSI1PK"] = json!("BIRTHDAY#11-22");
+            attrs["GSI1SK"] = json!(format!("MEMBER#{i:02}"));
+        }
+        s.commit(vec![put(
+            item(&format!("MEMBER#{i:02}"), "PROFILE", attrs),
+            Cond::Absent,
+        )])
+        .await
+        .unwrap();
+    }
+    let mut keys = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .query_index(
+                Index::Gsi1,
+                "BIRTHDAY#11-22",
+                &SortKey::All,
+                &PageRequest {
+                    limit: 3,
+                    after,
+                    descending: false,
+                },
+            )
+            .await
+            .unwrap();
+        keys.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let want: Vec<Key> = (0..12)
+        .filter(|i| i % 3 != 0)
+        .map(|i| Key::new(format!("MEMBER#{i:02}"), "PROFILE"))
+        .collect();
+    assert_eq!(
+        keys, want,
+        "only items carrying the index attributes, in index order"
+    );
+
+    // Moving an item to another index partition removes it from the old one; deleting removes it.
+    s.commit(vec![put(
+        item(
+            "MEMBER#01",
+            "PROFILE",
+            json!({"GSI1PK": "BIRTHDAY#01-01", "GSI1SK": "MEMBER#01"}),
+        ),
+        Cond::Exists,
+    )])
+    .await
+    .unwrap();
+    s.commit(vec![Write::Delete {
+        key: Key::new("MEMBER#02", "PROFILE"),
+        cond: Cond::Exists,
+    }])
+    .await
+    .unwrap();
+    let left = s
+        .query_index(
+            Index::Gsi1,
+            "BIRTHDAY#11-22",
+            &SortKey::All,
+            &PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.items.len(), 6);
+    let moved = s
+        .query_index(
+            Index::Gsi1,
+            "BIRTHDAY#01-01",
+            &SortKey::All,
+            &PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.items, vec![Key::new("MEMBER#01", "PROFILE")]);
+
+    // GSI2 with a sort-key upper bound: only expiries before the given date.
+    for (id, date) in [
+        ("a", "2026-11-01"),
+        ("b", "2026-11-21"),
+        ("c", "2026-11-22"),
+        ("d", "2026-11-30"),
+    ] {
+        let attrs = json!({"GSI2PK": "TIEREXPIRY#2026-11", "GSI2SK": format!("{date}#{id}")});
+        s.commit(vec![put(
+            item(&format!("MEMBER#{id}"), "PROFILE", attrs),
+            Cond::Absent,
+        )])
+        .await
+        .unwrap();
+    }
+    let due = s
+        .query_index(
+            Index::Gsi2,
+            "TIEREXPIRY#2026-11",
+            &SortKey::Before("2026-11-22".into()),
+            &PageRequest::first(100),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = due.items.iter().map(|k| k.pk.clone()).collect();
+    assert_eq!(ids, vec!["MEMBER#a", "MEMBER#b"]);
+}
+both_backends!(secondary_index_is_sparse_follows_updates_and_pages);
+
+async fn batch_with_one_failing_condition_writes_nothing(b: Backend) {
+    let (s, _g) = store(b).await;
+    s.commit(vec![put(
+        item("A", "1", json!({"version": 1, "x": 1})),
+        Cond::Absent,
+    )])
+    .await
+    .unwrap();
+    let batch = vec![
+        put(item("A", "2", json!({"x": 2})), Cond::Absent),
+        put(
+            item("A", "1", json!({"version": 2, "x": 9})),
+            Cond::Version(1),
+        ),
+        put(item("B", "1", json!({"x": 3})), Cond::Absent),
+        Write::Check {
+            key: Key::new("C", "1"),
+            cond: Cond::Exists,
+        }, // fails: C#1 does not exist
+    ];
+    let err = s.commit(batch).await.unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed { .. }), "{err:?}");
+    if let StoreError::ConditionFailed { index: Some(i) } = err {
+        assert_eq!(i, 3, "the failing write is reported");
+    }
+    assert_eq!(s.get(&Key::new("A", "2")).await.unwrap(), None);
+    assert_eq!(s.get(&Key::new("B", "1")).await.unwrap(), None);
+    assert_eq!(
+        s.get(&Key::new("A", "1")).await.unwrap().unwrap().attrs["x"],
+        json!(1)
+    );
+}
+both_backends!(batch_with_one_failing_condition_writes_nothing);
+
+async fn version_absence_and_expiry_conditions_hold(b: Backend) {
+    let (s, _g) = store(b).await;
+    let k = || item("V", "1", json!({"version": 1}));
+    s.commit(vec![put(k(), Cond::Absent)]).await.unwrap();
+    assert!(matches!(
+        s.commit(vec![put(k(), Cond::Absent)]).await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert!(matches!(
+        s.commit(vec![put(
+            item("V", "1", json!({"version": 3})),
+            Cond::Version(2)
+        )])
+        .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    s.commit(vec![put(
+        item("V", "1", json!({"version": 2})),
+        Cond::Version(1),
+    )])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(&Key::new("V", "1")).await.unwrap().unwrap().version(),
+        Some(2)
+    );
+    assert!(matches!(
+        s.commit(vec![put(item("V", "9", json!({})), Cond::Version(0))])
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert!(matches!(
+        s.commit(vec![Write::Delete {
+            key: Key::new("V", "9"),
+            cond: Cond::Exists
+        }])
+        .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+
+    // An expired record counts as absent; a live one does not.
+    s.commit(vec![put(
+        item("I", "1", json!({"expires_at": 1000})),
+        Cond::Absent,
+    )])
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.commit(vec![put(
+            item("I", "1", json!({"expires_at": 5000})),
+            Cond::AbsentOrExpiredBefore(999)
+        )])
+        .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    s.commit(vec![put(
+        item("I", "1", json!({"expires_at": 5000})),
+        Cond::AbsentOrExpiredBefore(1001),
+    )])
+    .await
+    .unwrap();
+    s.commit(vec![put(
+        item("I", "2", json!({"expires_at": 5000})),
+        Cond::AbsentOrExpiredBefore(1),
+    )])
+    .await
+    .unwrap();
+    // Batches that both backends refuse up front.
+    let dup = vec![
+        put(item("D", "1", json!({})), Cond::Always),
+        put(item("D", "1", json!({})), Cond::Always),
+    ];
+    assert!(matches!(s.commit(dup).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        s.commit(vec![]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+both_backends!(version_absence_and_expiry_conditions_hold);
+
+/// Read, decide, commit, retry on version conflict: 200 concurrent increments of one counter.
+async fn two_hundred_concurrent_increments_lose_nothing(b: Backend) {
+    let (s, _g) = store(b).await;
+    let key = Key::new("MEMBER#hot", "PROFILE");
+    s.commit(vec![put(
+        item("MEMBER#hot", "PROFILE", json!({"version": 1, "balance": 0})),
+        Cond::Absent,
+    )])
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s: Arc<dyn Store> = s.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut backoff = Backoff::new(test_retry());
+                loop {
+                    let cur = s.get(&key).await.unwrap().unwrap();
+                    let v = cur.version().unwrap();
+                    let bal = cur.attrs["balance"].as_i64().unwrap();
+                    let next = item(
+                        "MEMBER#hot",
+                        "PROFILE",
+                        json!({"version": v + 1, "balance": bal + 1}),
+                    );
+                    match s.commit(vec![put(next, Cond::Version(v))]).await {
+                        Ok(()) => return,
+                        Err(e) if e.is_retryable() => backoff
+                            .wait()
+                            .await
+                            .map_err(|e: ServiceError| e.to_string())
+                            .unwrap(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(end.attrs["balance"], json!(200));
+    assert_eq!(end.version(), Some(201));
+}
+both_backends!(two_hundred_concurrent_increments_lose_nothing);
+
+#[tokio::test]
+async fn embedded_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loyalty.redb");
+    {
+        let s = loyalty::store::EmbeddedStore::open(&path).unwrap();
+        s.commit(vec![put(
+            item("K", "1", json!({"x": 1, "GSI1PK": "G", "GSI1SK": "S"})),
+            Cond::Absent,
+        )])
+        .await
+        .unwrap();
+    }
+    let s = loyalty::store::EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        s.get(&Key::new("K", "1")).await.unwrap().unwrap().attrs["x"],
+        json!(1)
+    );
+    let idx = s
+        .query_index(Index::Gsi1, "G", &SortKey::All, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(idx.items.len(), 1);
+}
