@@ -224,6 +224,9 @@ impl From<ServiceError> for Problem {
                 retry_after_seconds: Some(1),
                 ..Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Busy", detail)
             },
+            E::Store(StoreError::BadCursor) => {
+                Problem::bad_field("cursor", "cursor is not one this list issued")
+            }
             E::Store(StoreError::Unavailable(reason)) => {
                 tracing::error!(%reason, "store unavailable");
                 Problem {

@@ -5,7 +5,7 @@
 
 use super::{
     Cond, Index, Item, Key, MAX_BATCH, PK, Page, PageRequest, SK, SortKey, Store, StoreError,
-    StoreResult, Write, validate_batch,
+    StoreResult, Write, check_after, validate_batch,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -476,8 +476,9 @@ impl Store for DynamoStore {
         // Cursor: the index sort key and the table key of the last item, as a JSON array.
         let start = match &page.after {
             Some(c) => {
-                let [isk, tpk, tsk]: [String; 3] = serde_json::from_str(c)
-                    .map_err(|_| StoreError::Invalid("malformed index cursor".into()))?;
+                let [isk, tpk, tsk]: [String; 3] =
+                    serde_json::from_str(c).map_err(|_| StoreError::BadCursor)?;
+                check_after(sort, &isk)?;
                 let mut k = key_attrs(&Key::new(tpk, tsk));
                 k.insert(index.pk_attr().into(), AttributeValue::S(pk.to_owned()));
                 k.insert(index.sk_attr().into(), AttributeValue::S(isk));

@@ -8,7 +8,7 @@
 
 use super::{
     Index, Item, Key, Page, PageRequest, SortKey, Store, StoreError, StoreResult, Write,
-    validate_batch,
+    check_after, validate_batch,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -236,6 +236,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
+        if let Some(a) = &page.after {
+            check_after(sort, a)?;
+        }
         let prefix = item_key(pk, "");
         let b = bounds(
             &prefix,

@@ -212,6 +212,9 @@ pub enum StoreError {
     Conflict,
     #[error("invalid request to the store: {0}")]
     Invalid(String),
+    /// A page position that this partition and sort condition never produced.
+    #[error("the cursor does not belong to this list")]
+    BadCursor,
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("store failure: {0}")]
@@ -255,6 +258,15 @@ pub trait Store: Send + Sync + 'static {
             .await?
             .pop()
             .flatten())
+    }
+}
+
+/// A sort-key position is only valid inside the range it continues.
+pub(crate) fn check_after(sort: &SortKey, after: &str) -> StoreResult<()> {
+    if sort.matches(after) {
+        Ok(())
+    } else {
+        Err(StoreError::BadCursor)
     }
 }
 

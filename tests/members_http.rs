@@ -1,0 +1,497 @@
+//! The members API over HTTP (in-process and over a real socket), on both store backends.
+
+use loyalty::program::Program;
+use loyalty_tests::{Api, Backend, both_backends};
+use serde_json::json;
+
+/// The walkthrough of the foundation issue: enrol, read back, idempotent adjustment, access
+/// rules, and bad input that is refused with problem+json and writes nothing.
+async fn walkthrough(api: &Api) {
+    let me = api.member("ada");
+    let admin = api.admin();
+
+    let r = api.post("/v1/members", &me, json!({"name": "Ada", "phone": "+86 138 0000 0000", "birthday": "11-22", "timezone": "Asia/Shanghai"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["id"], "ada");
+    assert_eq!(r.body["phone"], "+8613800000000");
+    assert_eq!(r.body["tier"], "silver");
+    assert_eq!(
+        r.body["tier_progress"]["spend_to_next_tier"],
+        json!({"value": 100000, "currency": "USD"})
+    );
+    let read = api.get("/v1/members/ada", &me).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.body, r.body);
+
+    let adj = |body| {
+        api.call_with(
+            "POST",
+            "/v1/members/ada/adjustments",
+            Some(&admin),
+            Some(body),
+            &[("Idempotency-Key", "welcome-ada")],
+        )
+    };
+    let first = adj(br#"{"points": 100, "reason": "welcome"}"#.to_vec()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert!(!first.replayed());
+    assert_eq!(first.body["balance_after"], 100);
+    assert_eq!(api.balance("ada").await, 100);
+    assert_eq!(api.ledger("ada").await.len(), 1);
+
+    // Same key, same body (other key order and spacing): the first response, marked replayed.
+    let again = adj(br#"{ "reason":"welcome","points":100 }"#.to_vec()).await;
+    assert_eq!(again.status, 201);
+    assert!(again.replayed());
+    assert_eq!(again.body, first.body);
+    assert_eq!(api.balance("ada").await, 100);
+    assert_eq!(api.ledger("ada").await.len(), 1);
+
+    // Same key, other body: refused, nothing applied.
+    let other = adj(br#"{"points": 5, "reason": "welcome"}"#.to_vec()).await;
+    assert_eq!(other.status, 422);
+    assert_eq!(other.problem_type(), "/problems/idempotency-key-reused");
+    assert_eq!(other.content_type(), "application/problem+json");
+
+    // Another member's data: 403 and never the data.
+    api.enrol("bob").await;
+    let peek = api.get("/v1/members/bob", &me).await;
+    assert_eq!(peek.status, 403);
+    assert!(peek.body.get("points").is_none());
+    assert_eq!(api.get("/v1/members/bob/ledger", &me).await.status, 403);
+
+    // Forged, foreign and missing tokens: 401.
+    let forged = format!("{}x", me);
+    assert_eq!(api.get("/v1/members/ada", &forged).await.status, 401);
+    let foreign = loyalty_local::auth::DevAuth::from_secret(b"someone else")
+        .mint(&loyalty_local::auth::Role::Admin);
+    assert_eq!(api.get("/v1/members/ada", &foreign).await.status, 401);
+    let none = api.call("GET", "/v1/members/ada", None, None).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.problem_type(), "/problems/unauthorized");
+
+    // Bad input: a clear problem, and nothing written.
+    let bad: Vec<(&[u8], u16, &str)> = vec![
+        (br#"{"name": "Cy", "id": "cy""#, 400, "body"),
+        (
+            br#"{"name": "Cy", "id": "cy", "nickname": "c"}"#,
+            400,
+            "nickname",
+        ),
+        (
+            br#"{"name": "Cy", "id": "cy", "phone": "12345"}"#,
+            400,
+            "phone",
+        ),
+        (
+            br#"{"name": "Cy", "id": "cy", "birthday": "02-30"}"#,
+            400,
+            "birthday",
+        ),
+        (
+            br#"{"name": "Cy", "id": "cy", "timezone": "Mars/Base"}"#,
+            400,
+            "timezone",
+        ),
+        (br#"{"name": "", "id": "cy"}"#, 400, "name"),
+        (
+            br#"{"name": "Cy", "id": "cy", "birthday": "2099-01-01"}"#,
+            422,
+            "birthday",
+        ),
+    ];
+    for (body, status, field) in bad {
+        let r = api
+            .call_with(
+                "POST",
+                "/v1/members",
+                Some(&admin),
+                Some(body.to_vec()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            status,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            r.body
+        );
+        assert_eq!(r.problem_type(), "/problems/validation");
+        assert_eq!(r.content_type(), "application/problem+json");
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.body);
+    }
+    assert_eq!(
+        api.get("/v1/members/cy", &admin).await.status,
+        404,
+        "no bad request wrote a member"
+    );
+    let bad_adj = api
+        .post(
+            "/v1/members/ada/adjustments",
+            &admin,
+            json!({"points": 0, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(bad_adj.status, 422);
+    let bad_adj = api
+        .post(
+            "/v1/members/ada/adjustments",
+            &admin,
+            json!({"points": 1.5, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(bad_adj.status, 400);
+    assert_eq!(api.balance("ada").await, 100);
+    assert_eq!(api.ledger("ada").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walkthrough_in_process_on_embedded_store() {
+    walkthrough(&Api::new(Backend::Embedded).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walkthrough_over_a_real_socket_on_embedded_store() {
+    walkthrough(&Api::new(Backend::Embedded).await.over_socket().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walkthrough_over_a_real_socket_on_dynamodb() {
+    walkthrough(&Api::new(Backend::Dynamo).await.over_socket().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_and_balances_survive_a_restart_of_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loyalty.redb");
+    {
+        let store = loyalty::store::EmbeddedStore::open(&path).unwrap();
+        let api = Api::on_store(std::sync::Arc::new(store), Program::default(), None);
+        api.enrol("ada").await;
+        let r = api
+            .post(
+                "/v1/members/ada/adjustments",
+                &api.admin(),
+                json!({"points": 100, "reason": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let store = loyalty::store::EmbeddedStore::open(&path).unwrap();
+    let api = Api::on_store(std::sync::Arc::new(store), Program::default(), None);
+    assert_eq!(api.balance("ada").await, 100);
+    assert_eq!(api.ledger("ada").await.len(), 1);
+}
+
+async fn phones_are_unique_and_released_on_change(b: Backend) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "a", "name": "A", "phone": "+14155550100"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "b", "name": "B", "phone": "+1 415 555 0100"}),
+        )
+        .await;
+    assert_eq!((r.status, r.problem_type()), (409, "/problems/phone-taken"));
+    assert_eq!(
+        api.get("/v1/members/b", &admin).await.status,
+        404,
+        "refused enrolment wrote nothing"
+    );
+    api.enrol("b").await;
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/b",
+            Some(&admin),
+            Some(json!({"phone": "+14155550100"})),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    // A moves to another number; the old one is free for B.
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/a",
+            Some(&api.member("a")),
+            Some(json!({"phone": "+14155550101"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/b",
+            Some(&admin),
+            Some(json!({"phone": "+14155550100"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.post("/v1/purchases", &admin, json!({"member": {"phone": "+14155550101"}, "store_id": "s", "receipt_id": "r1",
+        "amount": {"value": 100, "currency": "USD"}, "occurred_at": chrono::Utc::now().to_rfc3339()})).await;
+    assert_eq!(r.body["member_id"], "a", "{}", r.body);
+}
+both_backends!(phones_are_unique_and_released_on_change);
+
+async fn birthday_is_set_once_then_only_by_an_admin(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("m").await;
+    let me = api.member("m");
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/m",
+            Some(&me),
+            Some(json!({"birthday": "1990-07-14", "email": "m@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["birthday"], "1990-07-14");
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/m",
+            Some(&me),
+            Some(json!({"birthday": "07-15"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (409, "/problems/birthday-locked")
+    );
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/m",
+            Some(&me),
+            Some(json!({"email": null, "name": "Em"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (
+            r.body["email"].clone(),
+            r.body["birthday"].clone(),
+            r.body["name"].clone()
+        ),
+        (json!(null), json!("1990-07-14"), json!("Em"))
+    );
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/m",
+            Some(&api.admin()),
+            Some(json!({"birthday": "07-15"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["birthday"], "07-15");
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/m",
+            Some(&api.pos("s1")),
+            Some(json!({"name": "X"})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a POS may read a member but not change one");
+}
+both_backends!(birthday_is_set_once_then_only_by_an_admin);
+
+async fn enrolment_rules_by_role(b: Backend) {
+    let api = Api::new(b).await;
+    let r = api
+        .post(
+            "/v1/members",
+            &api.member("me"),
+            json!({"id": "someone-else", "name": "X"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = api
+        .post("/v1/members", &api.member("me"), json!({"name": "Me"}))
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .post(
+            "/v1/members",
+            &api.member("me"),
+            json!({"name": "Me again"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (409, "/problems/member-exists")
+    );
+    let r = api
+        .post("/v1/members", &api.pos("s1"), json!({"name": "Walk-in"}))
+        .await;
+    assert_eq!(r.status, 201);
+    let id = r.body["id"].as_str().unwrap();
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "POS enrolment without id gets a UUID: {id}"
+    );
+}
+both_backends!(enrolment_rules_by_role);
+
+async fn concurrent_replays_of_one_idempotency_key_apply_once(b: Backend) {
+    let api = std::sync::Arc::new(Api::new(b).await);
+    api.enrol("m").await;
+    let admin = api.admin();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let api = api.clone();
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                api.call_with(
+                    "POST",
+                    "/v1/members/m/adjustments",
+                    Some(&admin),
+                    Some(br#"{"points": 100, "reason": "promo"}"#.to_vec()),
+                    &[("Idempotency-Key", "promo-1")],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut bodies = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        if !r.replayed() {
+            fresh += 1;
+        }
+        bodies.insert(r.body.to_string());
+    }
+    assert_eq!(fresh, 1, "exactly one request did the work");
+    assert_eq!(bodies.len(), 1, "every replay answered the same body");
+    assert_eq!(api.balance("m").await, 100);
+    assert_eq!(api.ledger("m").await.len(), 1);
+}
+both_backends!(concurrent_replays_of_one_idempotency_key_apply_once);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ledger_pages_newest_first_without_gaps_or_duplicates() {
+    let api = Api::new(Backend::Embedded).await;
+    api.enrol("m").await;
+    for i in 1..=25 {
+        let r = api
+            .post(
+                "/v1/members/m/adjustments",
+                &api.admin(),
+                json!({"points": i, "reason": format!("n{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/members/m/ledger?limit=10".to_owned();
+    loop {
+        let r = api.get(&path, &api.member("m")).await;
+        assert_eq!(r.status, 200);
+        seen.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["points"].as_i64().unwrap()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/members/m/ledger?limit=10&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=25).rev().collect::<Vec<i64>>());
+    for bad in [
+        "?limit=0",
+        "?limit=101",
+        "?limit=x",
+        "?cursor=%%%",
+        "?cursor=bm90LWEtY3Vyc29y",
+        "?sort=asc",
+    ] {
+        let r = api
+            .get(&format!("/v1/members/m/ledger{bad}"), &api.admin())
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_refused_with_413_and_write_nothing() {
+    let api = Api::new(Backend::Embedded).await;
+    let big = format!(r#"{{"id": "big", "name": "{}"}}"#, "x".repeat(70 * 1024));
+    let r = api
+        .call_with(
+            "POST",
+            "/v1/members",
+            Some(&api.admin()),
+            Some(big.into_bytes()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (413, "/problems/payload-too-large")
+    );
+    assert_eq!(api.get("/v1/members/big", &api.admin()).await.status, 404);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_problem_json() {
+    let api = Api::new(Backend::Embedded).await;
+    let r = api.get("/v1/nothing", &api.admin()).await;
+    assert_eq!((r.status, r.problem_type()), (404, "/problems/not-found"));
+    let r = api
+        .call("DELETE", "/v1/members/x", Some(&api.admin()), None)
+        .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.content_type(), "application/problem+json");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route_of_the_contract() {
+    let api = Api::new(Backend::Embedded).await;
+    let r = api.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = r.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/members", "post"),
+        ("/v1/members/{id}", "get"),
+        ("/v1/members/{id}", "patch"),
+        ("/v1/members/{id}/ledger", "get"),
+        ("/v1/members/{id}/adjustments", "post"),
+        ("/v1/purchases", "post"),
+        ("/v1/purchases/{store_id}/{receipt_id}/refunds", "post"),
+        ("/v1/rewards", "get"),
+        ("/v1/rewards/{id}", "put"),
+        ("/v1/members/{id}/redemptions", "post"),
+        ("/v1/members/{id}/redemptions", "get"),
+        (
+            "/v1/members/{id}/redemptions/{redemption_id}/cancel",
+            "post",
+        ),
+        ("/v1/vouchers/{code}/use", "post"),
+        ("/v1/members/{id}/tier", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the document"
+        );
+    }
+    assert!(r.body["components"]["schemas"]["MemberView"].is_object());
+    assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+}
