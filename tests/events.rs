@@ -17,25 +17,52 @@ use tower::ServiceExt;
 const NOW: &str = "2026-11-22T10:15:00Z";
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
-    parse_json(v.to_string().as_bytes()).map(|b| b.value).unwrap_or_else(|p| panic!("{p:?}"))
+    parse_json(v.to_string().as_bytes())
+        .map(|b| b.value)
+        .unwrap_or_else(|p| panic!("{p:?}"))
 }
 
 /// The state every sample assumes: Ada (1000 points, a purchase R-1001 at store-1, one coffee
 /// voucher), Bob (no points), and the free-coffee reward.
 async fn seeded() -> (Services, String) {
-    let (svc, clock) = services_on(Arc::new(EmbeddedStore::in_memory().unwrap()), Default::default());
+    let (svc, clock) = services_on(
+        Arc::new(EmbeddedStore::in_memory().unwrap()),
+        Default::default(),
+    );
     clock.set(NOW.parse().unwrap());
     let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
     svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}))).await.unwrap();
-    svc.enrol(id("member-bob"), parse::<EnrolRequest>(json!({"name": "Bob"}))).await.unwrap();
-    svc.adjust(&id("member-ada"), parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})), None).await.unwrap();
+    svc.enrol(
+        id("member-bob"),
+        parse::<EnrolRequest>(json!({"name": "Bob"})),
+    )
+    .await
+    .unwrap();
+    svc.adjust(
+        &id("member-ada"),
+        parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})),
+        None,
+    )
+    .await
+    .unwrap();
     let coffee = loyalty::domain::RewardId::parse("free-coffee").unwrap();
-    svc.put_reward(&coffee, parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50}))).await.unwrap();
+    svc.put_reward(
+        &coffee,
+        parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+    )
+    .await
+    .unwrap();
     let purchase = json!({"member": {"id": "member-ada"}, "store_id": "store-1", "receipt_id": "R-1001",
         "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00Z"});
     let body = parse_json::<PurchaseRequest>(purchase.to_string().as_bytes()).unwrap();
     svc.purchase(body.value, &body.digest).await.unwrap();
-    let voucher = svc.redeem(&id("member-ada"), &coffee, None).await.unwrap().value.redemption.voucher_code;
+    let voucher = svc
+        .redeem(&id("member-ada"), &coffee, None)
+        .await
+        .unwrap()
+        .value
+        .redemption
+        .voucher_code;
     (svc, voucher)
 }
 
@@ -48,7 +75,12 @@ fn events() -> Vec<(String, PathBuf, String)> {
         for f in std::fs::read_dir(&dir).unwrap() {
             let path = f.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            let expected = name.trim_end_matches(".json").rsplit('.').next().unwrap().to_owned();
+            let expected = name
+                .trim_end_matches(".json")
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .to_owned();
             out.push((function.clone(), path, expected));
         }
     }
@@ -69,15 +101,35 @@ fn routes(function: &str) -> utoipa_axum::router::OpenApiRouter<Services> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_event_gets_the_status_its_name_promises() {
     let all = events();
-    assert!(all.len() >= 40, "expected the full sample set, found {}", all.len());
-    for function in ["members", "accrual", "tiers", "redemption", "birthday", "tier-requalification"] {
-        assert!(all.iter().any(|(f, _, _)| f == function), "no samples for {function}");
+    assert!(
+        all.len() >= 40,
+        "expected the full sample set, found {}",
+        all.len()
+    );
+    for function in [
+        "members",
+        "accrual",
+        "tiers",
+        "redemption",
+        "birthday",
+        "tier-requalification",
+    ] {
+        assert!(
+            all.iter().any(|(f, _, _)| f == function),
+            "no samples for {function}"
+        );
     }
     let mut failures = Vec::new();
     for (function, path, expected) in all {
         let (svc, voucher) = seeded().await;
-        let text = std::fs::read_to_string(&path).unwrap().replace("{{voucher_code}}", &voucher);
-        let shown = path.strip_prefix(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap_or(&path).display().to_string();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("{{voucher_code}}", &voucher);
+        let shown = path
+            .strip_prefix(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         match function.as_str() {
             "birthday" => {
                 let input: loyalty_birthday::ScheduledInput = serde_json::from_str(&text).unwrap();
@@ -89,27 +141,46 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
             }
             "tier-requalification" => {
                 let input: loyalty_tiers::ScheduledInput = serde_json::from_str(&text).unwrap();
-                let run = loyalty_tiers::run_requalification(&svc, input).await.unwrap();
+                let run = loyalty_tiers::run_requalification(&svc, input)
+                    .await
+                    .unwrap();
                 if run.examined != 0 {
                     failures.push(format!("{shown}: nobody's tier has expired, yet {run:?}"));
                 }
             }
             _ => {
-                let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+                let req = lambda_http::request::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{shown}: {e}"));
                 let req = req.map(|b| axum::body::Body::from(b.to_vec()));
-                let app = loyalty::http::app(routes(&function), svc.clone(), utoipa::openapi::OpenApi::default());
+                let app = loyalty::http::app(
+                    routes(&function),
+                    svc.clone(),
+                    utoipa::openapi::OpenApi::default(),
+                );
                 let res = app.oneshot(req).await.unwrap();
                 let status = res.status().as_u16().to_string();
-                let problem = res.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
+                let problem = res
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v == "application/problem+json");
                 if status != expected {
                     use http_body_util::BodyExt;
                     let body = res.into_body().collect().await.unwrap().to_bytes();
-                    failures.push(format!("{shown}: expected {expected}, got {status} {}", String::from_utf8_lossy(&body)));
+                    failures.push(format!(
+                        "{shown}: expected {expected}, got {status} {}",
+                        String::from_utf8_lossy(&body)
+                    ));
                 } else if (status.starts_with('4') || status.starts_with('5')) != problem {
-                    failures.push(format!("{shown}: errors must be problem+json and successes not"));
+                    failures.push(format!(
+                        "{shown}: errors must be problem+json and successes not"
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "samples out of step with the code:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "samples out of step with the code:\n{}",
+        failures.join("\n")
+    );
 }
