@@ -1,0 +1,183 @@
+//! `cargo run --release -p loyalty-bench`: drives `loyalty-local` (the real router, dev
+//! authorizer and a durable embedded store in a temp dir) over a real socket and prints
+//! throughput, latency percentiles and counted store round trips per operation, then times a
+//! birthday run over a large membership and counts the items it reads.
+
+use chrono::{Duration, Utc};
+use clap::Parser;
+use futures::StreamExt;
+use loyalty::clock::TestClock;
+use loyalty::domain::member::Member;
+use loyalty::domain::{Birthday, MemberId};
+use loyalty::service::Services;
+use loyalty::service::records::put_member;
+use loyalty::store::{CountingStore, EmbeddedStore, RoundTrips, Store};
+use loyalty_local::auth::{DevAuth, Role};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// Purchases to post.
+    #[arg(long, default_value_t = 4000)]
+    purchases: usize,
+    /// Redemptions to make.
+    #[arg(long, default_value_t = 2000)]
+    redemptions: usize,
+    /// Members the purchases and redemptions are spread over.
+    #[arg(long, default_value_t = 500)]
+    members: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Members in the birthday run.
+    #[arg(long, default_value_t = 100_000)]
+    birthday_members: usize,
+}
+
+struct Phase {
+    name: &'static str,
+    ops: usize,
+    seconds: f64,
+    latencies_ms: Vec<f64>,
+    reads: u64,
+    writes: u64,
+}
+
+impl Phase {
+    fn print(&mut self) {
+        self.latencies_ms.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| self.latencies_ms[((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "{:<12} {:>7} ops  {:>8.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  store round trips/op: {:.2} reads + {:.2} writes",
+            self.name,
+            self.ops,
+            self.ops as f64 / self.seconds,
+            pct(0.50),
+            pct(0.99),
+            self.reads as f64 / self.ops as f64,
+            self.writes as f64 / self.ops as f64,
+        );
+    }
+}
+
+type Request = (String, String, serde_json::Value, Option<String>);
+
+async fn phase(name: &'static str, counts: &RoundTrips, concurrency: usize, requests: Vec<Request>, base: &str, client: &reqwest::Client) -> Phase {
+    let (r0, w0, _) = counts.snapshot();
+    let ops = requests.len();
+    let start = Instant::now();
+    let latencies: Vec<f64> = futures::stream::iter(requests)
+        .map(|(path, token, body, key)| {
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            async move {
+                let t = Instant::now();
+                let mut req = client.post(url).bearer_auth(token).json(&body);
+                if let Some(k) = key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                let res = req.send().await.expect("request");
+                let status = res.status();
+                let text = res.text().await.unwrap_or_default();
+                assert!(status.is_success(), "{status}: {text}");
+                t.elapsed().as_secs_f64() * 1000.0
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let seconds = start.elapsed().as_secs_f64();
+    let (r1, w1, _) = counts.snapshot();
+    Phase { name, ops, seconds, latencies_ms: latencies, reads: r1 - r0, writes: w1 - w0 }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().unwrap();
+    let store = CountingStore::new(EmbeddedStore::open(&dir.path().join("bench.redb")).unwrap());
+    let counts = store.counts.clone();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let clock = Arc::new(TestClock::default());
+    let services = Services::new(store.clone(), Default::default(), clock.clone());
+    let auth = Arc::new(DevAuth::from_secret(b"bench"));
+    let app = loyalty_local::app(services.clone(), clock, auth.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let admin = auth.mint(&Role::Admin);
+    let pos = auth.mint(&Role::Pos("store-1".into()));
+
+    println!("loyalty-local, durable embedded store, {} requests in flight over {base}", args.concurrency);
+    let enrol: Vec<Request> = (0..args.members)
+        .map(|i| ("/v1/members".to_owned(), admin.clone(), json!({"id": format!("m{i}"), "name": "Bench"}), None))
+        .collect();
+    phase("enrol", &counts, args.concurrency, enrol, &base, &client).await.print();
+
+    let now = Utc::now();
+    let purchases: Vec<Request> = (0..args.purchases)
+        .map(|i| {
+            let body = json!({"member": {"id": format!("m{}", i % args.members)}, "store_id": "store-1",
+                "receipt_id": format!("R{i}"), "amount": {"value": 1999 + (i % 500) as i64, "currency": "USD"},
+                "occurred_at": (now - Duration::seconds(60)).to_rfc3339()});
+            ("/v1/purchases".to_owned(), pos.clone(), body, None)
+        })
+        .collect();
+    phase("purchase", &counts, args.concurrency, purchases, &base, &client).await.print();
+
+    let reward = client
+        .put(format!("{base}/v1/rewards/bench-coffee"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Coffee", "cost_points": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reward.status().is_success());
+    let redemptions: Vec<Request> = (0..args.redemptions)
+        .map(|i| {
+            let m = format!("m{}", i % args.members);
+            let token = auth.mint(&Role::Member(m.clone()));
+            (format!("/v1/members/{m}/redemptions"), token, json!({"reward_id": "bench-coffee"}), Some(format!("bench-{i}")))
+        })
+        .collect();
+    phase("redemption", &counts, args.concurrency, redemptions, &base, &client).await.print();
+
+    // Birthday run. Members are seeded 100 to a commit (a bench shortcut; the API enrols one at a
+    // time), birthdays spread evenly over the year, all on file long enough.
+    let seed_start = Instant::now();
+    let day0: chrono::NaiveDate = "2026-01-01".parse().unwrap();
+    let long_ago = Utc::now() - Duration::days(400);
+    let ids: Vec<usize> = (0..args.birthday_members).collect();
+    for chunk in ids.chunks(100) {
+        let writes = chunk
+            .iter()
+            .map(|i| {
+                let mut m = Member::new(MemberId::parse(&format!("b{i}")).unwrap(), "B".into(), long_ago);
+                let d = day0 + Duration::days((*i % 365) as i64);
+                m.birthday = Some(Birthday::parse(&d.format("%m-%d").to_string()).unwrap());
+                m.birthday_set_on = Some(long_ago.date_naive());
+                put_member(&m, None).unwrap()
+            })
+            .collect();
+        store.commit(writes).await.unwrap();
+    }
+    println!("birthday     seeded {} members in {:.1} s", args.birthday_members, seed_start.elapsed().as_secs_f64());
+    let (r0, w0, i0) = counts.snapshot();
+    let t = Instant::now();
+    let run = services.birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap()).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let (r1, w1, i1) = counts.snapshot();
+    println!(
+        "birthday     run over {} members: {:.2} s, {} items read = {:.2}% of members ({} read round trips, {} commits); {:?}",
+        args.birthday_members,
+        secs,
+        i1 - i0,
+        100.0 * (i1 - i0) as f64 / args.birthday_members as f64,
+        r1 - r0,
+        w1 - w0,
+        run
+    );
+}
