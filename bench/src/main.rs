@@ -48,7 +48,9 @@ struct Phase {
 impl Phase {
     fn print(&mut self) {
         self.latencies_ms.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| self.latencies_ms[((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize];
+        let pct = |p: f64| {
+            self.latencies_ms[((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize]
+        };
         println!(
             "{:<12} {:>7} ops  {:>8.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  store round trips/op: {:.2} reads + {:.2} writes",
             self.name,
@@ -64,7 +66,14 @@ impl Phase {
 
 type Request = (String, String, serde_json::Value, Option<String>);
 
-async fn phase(name: &'static str, counts: &RoundTrips, concurrency: usize, requests: Vec<Request>, base: &str, client: &reqwest::Client) -> Phase {
+async fn phase(
+    name: &'static str,
+    counts: &RoundTrips,
+    concurrency: usize,
+    requests: Vec<Request>,
+    base: &str,
+    client: &reqwest::Client,
+) -> Phase {
     let (r0, w0, _) = counts.snapshot();
     let ops = requests.len();
     let start = Instant::now();
@@ -90,7 +99,14 @@ async fn phase(name: &'static str, counts: &RoundTrips, concurrency: usize, requ
         .await;
     let seconds = start.elapsed().as_secs_f64();
     let (r1, w1, _) = counts.snapshot();
-    Phase { name, ops, seconds, latencies_ms: latencies, reads: r1 - r0, writes: w1 - w0 }
+    Phase {
+        name,
+        ops,
+        seconds,
+        latencies_ms: latencies,
+        reads: r1 - r0,
+        writes: w1 - w0,
+    }
 }
 
 #[tokio::main]
@@ -107,15 +123,30 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
     let admin = auth.mint(&Role::Admin);
     let pos = auth.mint(&Role::Pos("store-1".into()));
 
-    println!("loyalty-local, durable embedded store, {} requests in flight over {base}", args.concurrency);
+    println!(
+        "loyalty-local, durable embedded store, {} requests in flight over {base}",
+        args.concurrency
+    );
     let enrol: Vec<Request> = (0..args.members)
-        .map(|i| ("/v1/members".to_owned(), admin.clone(), json!({"id": format!("m{i}"), "name": "Bench"}), None))
+        .map(|i| {
+            (
+                "/v1/members".to_owned(),
+                admin.clone(),
+                json!({"id": format!("m{i}"), "name": "Bench"}),
+                None,
+            )
+        })
         .collect();
-    phase("enrol", &counts, args.concurrency, enrol, &base, &client).await.print();
+    phase("enrol", &counts, args.concurrency, enrol, &base, &client)
+        .await
+        .print();
 
     let now = Utc::now();
     let purchases: Vec<Request> = (0..args.purchases)
@@ -126,7 +157,16 @@ async fn main() {
             ("/v1/purchases".to_owned(), pos.clone(), body, None)
         })
         .collect();
-    phase("purchase", &counts, args.concurrency, purchases, &base, &client).await.print();
+    phase(
+        "purchase",
+        &counts,
+        args.concurrency,
+        purchases,
+        &base,
+        &client,
+    )
+    .await
+    .print();
 
     let reward = client
         .put(format!("{base}/v1/rewards/bench-coffee"))
@@ -140,10 +180,24 @@ async fn main() {
         .map(|i| {
             let m = format!("m{}", i % args.members);
             let token = auth.mint(&Role::Member(m.clone()));
-            (format!("/v1/members/{m}/redemptions"), token, json!({"reward_id": "bench-coffee"}), Some(format!("bench-{i}")))
+            (
+                format!("/v1/members/{m}/redemptions"),
+                token,
+                json!({"reward_id": "bench-coffee"}),
+                Some(format!("bench-{i}")),
+            )
         })
         .collect();
-    phase("redemption", &counts, args.concurrency, redemptions, &base, &client).await.print();
+    phase(
+        "redemption",
+        &counts,
+        args.concurrency,
+        redemptions,
+        &base,
+        &client,
+    )
+    .await
+    .print();
 
     // Birthday run. Members are seeded 100 to a commit (a bench shortcut; the API enrols one at a
     // time), birthdays spread evenly over the year, all on file long enough.
@@ -155,7 +209,11 @@ async fn main() {
         let writes = chunk
             .iter()
             .map(|i| {
-                let mut m = Member::new(MemberId::parse(&format!("b{i}")).unwrap(), "B".into(), long_ago);
+                let mut m = Member::new(
+                    MemberId::parse(&format!("b{i}")).unwrap(),
+                    "B".into(),
+                    long_ago,
+                );
                 let d = day0 + Duration::days((*i % 365) as i64);
                 m.birthday = Some(Birthday::parse(&d.format("%m-%d").to_string()).unwrap());
                 m.birthday_set_on = Some(long_ago.date_naive());
@@ -164,10 +222,17 @@ async fn main() {
             .collect();
         store.commit(writes).await.unwrap();
     }
-    println!("birthday     seeded {} members in {:.1} s", args.birthday_members, seed_start.elapsed().as_secs_f64());
+    println!(
+        "birthday     seeded {} members in {:.1} s",
+        args.birthday_members,
+        seed_start.elapsed().as_secs_f64()
+    );
     let (r0, w0, i0) = counts.snapshot();
     let t = Instant::now();
-    let run = services.birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap()).await.unwrap();
+    let run = services
+        .birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap())
+        .await
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let (r1, w1, i1) = counts.snapshot();
     println!(

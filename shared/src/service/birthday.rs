@@ -16,13 +16,10 @@ use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::Reward;
 use crate::domain::{MemberId, Points, Tier};
 use crate::retrying;
-use crate::store::{Index, PageRequest, SortKey};
+use crate::store::{Index, SortKey};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-const JOB_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GiftRun {
@@ -76,50 +73,21 @@ impl Services {
         let mut run = GiftRun::default();
         let reward = self.program.birthday.reward_id.clone();
         for md in partitions_in_play(now, self.program.birthday.catch_up_days) {
-            let partition = format!("BIRTHDAY#{md}");
-            let mut after = None;
-            loop {
-                let page = self
-                    .store
-                    .query_index(
-                        Index::Gsi1,
-                        &partition,
-                        &SortKey::All,
-                        &PageRequest {
-                            limit: 100,
-                            after,
-                            descending: false,
-                        },
-                    )
-                    .await?;
-                let ids: Vec<MemberId> = page
-                    .items
-                    .iter()
-                    .filter_map(|k| {
-                        k.pk.strip_prefix("MEMBER#")
-                            .and_then(|id| MemberId::parse(id).ok())
-                    })
-                    .collect();
-                let reward = &reward;
-                let results: Vec<_> =
-                    futures::stream::iter(ids)
-                        .map(|id| async move {
-                            retrying!(self, self.try_gift(&id, now, reward.as_ref()))
-                        })
-                        .buffer_unordered(JOB_CONCURRENCY)
-                        .collect()
-                        .await;
-                for r in results {
-                    run.examined += 1;
-                    match r? {
-                        GiftOutcome::Issued => run.issued += 1,
-                        GiftOutcome::AlreadyIssued => run.already_issued += 1,
-                        GiftOutcome::Ineligible => run.ineligible += 1,
-                    }
-                }
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
+            let reward = &reward;
+            let outcomes = self
+                .for_members_in_index(
+                    Index::Gsi1,
+                    &format!("BIRTHDAY#{md}"),
+                    &SortKey::All,
+                    |id| async move { retrying!(self, self.try_gift(&id, now, reward.as_ref())) },
+                )
+                .await?;
+            for o in outcomes {
+                run.examined += 1;
+                match o {
+                    GiftOutcome::Issued => run.issued += 1,
+                    GiftOutcome::AlreadyIssued => run.already_issued += 1,
+                    GiftOutcome::Ineligible => run.ineligible += 1,
                 }
             }
         }

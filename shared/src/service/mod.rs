@@ -17,9 +17,11 @@ pub use error::{FieldError, ServiceError};
 pub use idempotency::Idempotency;
 
 use crate::clock::Clock;
+use crate::domain::MemberId;
 use crate::program::Program;
-use crate::store::Store;
+use crate::store::{Index, PageRequest, SortKey, Store};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +135,58 @@ impl Services {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Runs `each` for every member in one partition of a secondary index, a page at a time and
+    /// a few members at once: the scheduled jobs' way of touching only the members in play.
+    pub(crate) async fn for_members_in_index<T, Fut>(
+        &self,
+        index: Index,
+        partition: &str,
+        sort: &SortKey,
+        each: impl Fn(MemberId) -> Fut,
+    ) -> Result<Vec<T>, ServiceError>
+    where
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        const JOB_CONCURRENCY: usize = 8;
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .query_index(
+                    index,
+                    partition,
+                    sort,
+                    &PageRequest {
+                        limit: 100,
+                        after,
+                        descending: false,
+                    },
+                )
+                .await?;
+            let ids = page
+                .items
+                .iter()
+                .filter_map(|k| {
+                    k.pk.strip_prefix("MEMBER#")
+                        .and_then(|id| MemberId::parse(id).ok())
+                })
+                .collect::<Vec<_>>();
+            let results: Vec<_> = futures::stream::iter(ids)
+                .map(&each)
+                .buffer_unordered(JOB_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                out.push(r?);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The calendar date in the program's time zone: tiers, spend months and expiries use it.

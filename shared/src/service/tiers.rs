@@ -11,16 +11,14 @@ use crate::domain::spend::month_index;
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
-use crate::store::{Index, PageRequest, SortKey};
+use crate::store::{Index, SortKey};
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// How far back the job looks for expiries it has not handled (a job stopped for up to two years
 /// still catches everyone up).
 const LOOKBACK_MONTHS: i32 = 24;
-const JOB_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TierRuleView {
@@ -103,46 +101,18 @@ impl Services {
                 idx.rem_euclid(12) + 1
             );
             let before = SortKey::Before(today.format("%Y-%m-%d").to_string());
-            let mut after = None;
-            loop {
-                let page = self
-                    .store
-                    .query_index(
-                        Index::Gsi2,
-                        &partition,
-                        &before,
-                        &PageRequest {
-                            limit: 100,
-                            after,
-                            descending: false,
-                        },
-                    )
-                    .await?;
-                let ids: Vec<MemberId> = page
-                    .items
-                    .iter()
-                    .filter_map(|k| {
-                        k.pk.strip_prefix("MEMBER#")
-                            .and_then(|id| MemberId::parse(id).ok())
-                    })
-                    .collect();
-                let results: Vec<_> = futures::stream::iter(ids)
-                    .map(|id| async move { retrying!(self, self.try_requalify(&id, today, now)) })
-                    .buffer_unordered(JOB_CONCURRENCY)
-                    .collect()
-                    .await;
-                for r in results {
-                    run.examined += 1;
-                    match r? {
-                        Requalification::NotDue => {}
-                        Requalification::Upgraded { .. } => run.upgraded += 1,
-                        Requalification::Kept { .. } => run.kept += 1,
-                        Requalification::Downgraded { .. } => run.downgraded += 1,
-                    }
-                }
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
+            let outcomes = self
+                .for_members_in_index(Index::Gsi2, &partition, &before, |id| async move {
+                    retrying!(self, self.try_requalify(&id, today, now))
+                })
+                .await?;
+            for o in outcomes {
+                run.examined += 1;
+                match o {
+                    Requalification::NotDue => {}
+                    Requalification::Upgraded { .. } => run.upgraded += 1,
+                    Requalification::Kept { .. } => run.kept += 1,
+                    Requalification::Downgraded { .. } => run.downgraded += 1,
                 }
             }
         }
