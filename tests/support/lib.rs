@@ -72,12 +72,15 @@ pub async fn store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDi
     }
 }
 
-/// Generous retry budget: under a single-threaded emulator, hundreds of writers queue up, and
-/// the concurrency proofs demand zero 503s.
+/// Retry policy scaled to the emulator: moto serves one request at a time, 10–50× slower than
+/// DynamoDB (and deep-copies the table on every transaction), so 170 writers on one member need
+/// a longer backoff ceiling to stop flooding it and a budget that the proofs never exhaust: they
+/// demand zero 503s. Production keeps `RetryPolicy::default()`.
 pub fn test_retry() -> RetryPolicy {
     RetryPolicy {
-        budget: Duration::from_secs(180),
-        ..RetryPolicy::default()
+        budget: Duration::from_secs(600),
+        base: Duration::from_millis(10),
+        cap: Duration::from_secs(2),
     }
 }
 
