@@ -140,7 +140,9 @@ pub fn money(value: i64, currency: Currency) -> Money {
 }
 
 impl Services {
-    pub fn member_view(&self, m: &Member) -> MemberView {
+    /// Where the member stands against the next tier today, in the program's currency: the
+    /// one shaping of progress that the member object and the tier route share.
+    pub fn progress_view(&self, m: &Member) -> TierProgressView {
         let p = &self.program;
         let progress = tier_progress(
             m.tier,
@@ -149,6 +151,14 @@ impl Services {
             self.program_date(self.now()),
             p.qualifying_window_months,
         );
+        TierProgressView {
+            qualifying_spend: money(progress.qualifying_spend, p.currency),
+            next_tier: progress.next_tier,
+            spend_to_next_tier: progress.spend_to_next_tier.map(|v| money(v, p.currency)),
+        }
+    }
+
+    pub fn member_view(&self, m: &Member) -> MemberView {
         MemberView {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -163,11 +173,7 @@ impl Services {
                 balance: m.balance,
                 lifetime_earned: m.lifetime_earned,
             },
-            tier_progress: TierProgressView {
-                qualifying_spend: money(progress.qualifying_spend, p.currency),
-                next_tier: progress.next_tier,
-                spend_to_next_tier: progress.spend_to_next_tier.map(|v| money(v, p.currency)),
-            },
+            tier_progress: self.progress_view(m),
         }
     }
 

@@ -6,7 +6,7 @@ use super::Services;
 use super::error::ServiceError;
 use super::members::{LedgerEntry, money};
 use super::records::put_member;
-use crate::domain::member::{LedgerKind, Member, tier_progress};
+use crate::domain::member::{LedgerKind, Member};
 use crate::domain::spend::month_index;
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
@@ -55,21 +55,15 @@ impl Services {
     pub async fn tier_view(&self, id: &MemberId) -> Result<TierView, ServiceError> {
         let m = self.load_member(id).await?.value;
         let p = &self.program;
-        let progress = tier_progress(
-            m.tier,
-            &m.spend,
-            &p.tiers,
-            self.program_date(self.now()),
-            p.qualifying_window_months,
-        );
+        let progress = self.progress_view(&m);
         Ok(TierView {
             member_id: m.id,
             tier: m.tier,
             tier_expires_on: m.tier_expires_on,
-            qualifying_spend: money(progress.qualifying_spend, p.currency),
+            qualifying_spend: progress.qualifying_spend,
             qualifying_window_months: p.qualifying_window_months,
             next_tier: progress.next_tier,
-            spend_to_next_tier: progress.spend_to_next_tier.map(|v| money(v, p.currency)),
+            spend_to_next_tier: progress.spend_to_next_tier,
             multiplier: p.tiers.rule(m.tier).multiplier.to_string(),
             tiers: Tier::ALL
                 .iter()
