@@ -46,7 +46,8 @@ cases = {
     "members": {
         "enrol-self.201": event("POST", "/v1/members", MEMBER("member-grace"),
                                 {"name": "Grace", "phone": "+14155550123", "birthday": "12-09", "timezone": "America/New_York"}),
-        "enrol-by-pos.201": event("POST", "/v1/members", POS("store-1"), {"id": "member-walkin", "name": "Walk-in"}),
+        "enrol-by-pos.201": event("POST", "/v1/members", POS("store-1"), {"id": "0193a0b4-7c1e-7d30-9a51-5b2f8f2c1d99", "name": "Walk-in"}),
+        "enrol-by-pos-non-uuid-id.422": event("POST", "/v1/members", POS("store-1"), {"id": "auth0|someone", "name": "Squatter"}),
         "enrol-existing.409": event("POST", "/v1/members", MEMBER("member-ada"), {"name": "Ada"}),
         "enrol-impossible-birthday.400": event("POST", "/v1/members", MEMBER("member-new"), {"name": "New", "birthday": "02-30"}),
         "enrol-unknown-field.400": event("POST", "/v1/members", MEMBER("member-new"), {"name": "New", "nickname": "n"}),

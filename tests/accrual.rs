@@ -308,10 +308,10 @@ async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
         ),
         (
             with(&["member"], json!({"id": "m", "phone": "+15550001111"})),
-            422,
+            400,
             "validation",
         ),
-        (with(&["member"], json!({})), 422, "validation"),
+        (with(&["member"], json!({})), 400, "validation"),
         (
             with(
                 &["lines"],
@@ -389,7 +389,7 @@ async fn requalification_drops_one_level_or_extends_a_year(b: Backend) {
     let r = job(start + Duration::days(200)).await;
     assert_eq!(
         r.body,
-        json!({"examined": 0, "upgraded": 0, "kept": 0, "downgraded": 0})
+        json!({"examined": 0, "upgraded": 0, "kept": 0, "downgraded": 0, "failed": 0})
     );
 
     // gold-kept spends again eleven months in, inside the next window.
@@ -417,7 +417,7 @@ async fn requalification_drops_one_level_or_extends_a_year(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body,
-        json!({"examined": 3, "upgraded": 0, "kept": 1, "downgraded": 2})
+        json!({"examined": 3, "upgraded": 0, "kept": 1, "downgraded": 2, "failed": 0})
     );
     let tier = |id: &'static str| {
         let api = &api;

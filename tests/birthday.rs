@@ -72,7 +72,7 @@ async fn gifts_arrive_on_the_local_birthday_and_not_before(b: Backend) {
     let r = run(&api, "2026-11-22T08:30:00Z").await;
     assert_eq!(
         r,
-        json!({"examined": 3, "issued": 1, "already_issued": 2, "ineligible": 0})
+        json!({"examined": 3, "issued": 1, "already_issued": 2, "ineligible": 0, "failed": 0})
     );
     assert_eq!(api.balance("la").await, 1000 + 300);
     // Running again gives nothing more.
@@ -117,7 +117,7 @@ async fn a_birthday_set_today_waits_thirty_days_on_file(b: Backend) {
     let r = run(&api, "2026-11-22T10:00:00Z").await;
     assert_eq!(
         r,
-        json!({"examined": 1, "issued": 0, "already_issued": 0, "ineligible": 1})
+        json!({"examined": 1, "issued": 0, "already_issued": 0, "ineligible": 1, "failed": 0})
     );
     assert_eq!(api.balance("fresh").await, 0);
     // Set well ahead of the day: gifted, including by catch-up after missed runs.
@@ -224,6 +224,7 @@ async fn the_job_reads_only_the_birthdays_in_play() {
                     json!({"name": "M", "birthday": d.format("%m-%d").to_string()}),
                 )
                 .unwrap(),
+                None,
             )
             .await;
         r.unwrap();

@@ -51,12 +51,12 @@ async fn query_by_prefix_pages_in_both_directions_without_loss_or_duplicates(b: 
     let mut writes = Vec::new();
     for i in 0..25 {
         writes.push(put(
-            item("M#1", &format!("LEDGER#{i:03}"), json!({"i": i})),
+            item("M#1", &format!("L#{i:03}"), json!({"i": i})),
             Cond::Absent,
         ));
     }
-    writes.push(put(item("M#1", "PROFILE", json!({})), Cond::Absent));
-    writes.push(put(item("M#10", "LEDGER#999", json!({})), Cond::Absent));
+    writes.push(put(item("M#1", "P", json!({})), Cond::Absent));
+    writes.push(put(item("M#10", "L#999", json!({})), Cond::Absent));
     s.commit(writes).await.unwrap();
     for descending in [false, true] {
         let mut seen = Vec::new();
@@ -66,7 +66,7 @@ async fn query_by_prefix_pages_in_both_directions_without_loss_or_duplicates(b: 
             let page = s
                 .query(
                     "M#1",
-                    &SortKey::Prefix("LEDGER#".into()),
+                    &SortKey::Prefix("L#".into()),
                     &PageRequest {
                         limit: 7,
                         after,
@@ -93,7 +93,7 @@ async fn query_by_prefix_pages_in_both_directions_without_loss_or_duplicates(b: 
     let before = s
         .query(
             "M#1",
-            &SortKey::Before("LEDGER#003".into()),
+            &SortKey::Before("L#003".into()),
             &PageRequest::first(100),
         )
         .await
@@ -112,11 +112,11 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     for i in 0..12 {
         let mut attrs = json!({"v": i});
         if i % 3 != 0 {
-            attrs["GSI1PK"] = json!("BIRTHDAY#11-22");
-            attrs["GSI1SK"] = json!(format!("MEMBER#{i:02}"));
+            attrs[Index::Gsi1.pk_attr()] = json!("B#11-22");
+            attrs[Index::Gsi1.sk_attr()] = json!(format!("M_{i:02}"));
         }
         s.commit(vec![put(
-            item(&format!("MEMBER#{i:02}"), "PROFILE", attrs),
+            item(&format!("M_{i:02}"), "P", attrs),
             Cond::Absent,
         )])
         .await
@@ -128,7 +128,7 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
         let page = s
             .query_index(
                 Index::Gsi1,
-                "BIRTHDAY#11-22",
+                "B#11-22",
                 &SortKey::All,
                 &PageRequest {
                     limit: 3,
@@ -146,7 +146,7 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     }
     let want: Vec<Key> = (0..12)
         .filter(|i| i % 3 != 0)
-        .map(|i| Key::new(format!("MEMBER#{i:02}"), "PROFILE"))
+        .map(|i| Key::new(format!("M_{i:02}"), "P"))
         .collect();
     assert_eq!(
         keys, want,
@@ -156,16 +156,16 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     // Moving an item to another index partition removes it from the old one; deleting removes it.
     s.commit(vec![put(
         item(
-            "MEMBER#01",
-            "PROFILE",
-            json!({"GSI1PK": "BIRTHDAY#01-01", "GSI1SK": "MEMBER#01"}),
+            "M_01",
+            "P",
+            json!({Index::Gsi1.pk_attr(): "B#01-01", Index::Gsi1.sk_attr(): "M_01"}),
         ),
         Cond::Exists,
     )])
     .await
     .unwrap();
     s.commit(vec![Write::Delete {
-        key: Key::new("MEMBER#02", "PROFILE"),
+        key: Key::new("M_02", "P"),
         cond: Cond::Exists,
     }])
     .await
@@ -173,7 +173,7 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     let left = s
         .query_index(
             Index::Gsi1,
-            "BIRTHDAY#11-22",
+            "B#11-22",
             &SortKey::All,
             &PageRequest::first(100),
         )
@@ -183,13 +183,13 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     let moved = s
         .query_index(
             Index::Gsi1,
-            "BIRTHDAY#01-01",
+            "B#01-01",
             &SortKey::All,
             &PageRequest::first(100),
         )
         .await
         .unwrap();
-    assert_eq!(moved.items, vec![Key::new("MEMBER#01", "PROFILE")]);
+    assert_eq!(moved.items, vec![Key::new("M_01", "P")]);
 
     // GSI2 with a sort-key upper bound: only expiries before the given date.
     for (id, date) in [
@@ -198,9 +198,9 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
         ("c", "2026-11-22"),
         ("d", "2026-11-30"),
     ] {
-        let attrs = json!({"GSI2PK": "TIEREXPIRY#2026-11", "GSI2SK": format!("{date}#{id}")});
+        let attrs = json!({Index::Gsi2.pk_attr(): "T#2026-11", Index::Gsi2.sk_attr(): format!("{date}#{id}")});
         s.commit(vec![put(
-            item(&format!("MEMBER#{id}"), "PROFILE", attrs),
+            item(&format!("M_{id}"), "P", attrs),
             Cond::Absent,
         )])
         .await
@@ -209,14 +209,14 @@ async fn secondary_index_is_sparse_follows_updates_and_pages(b: Backend) {
     let due = s
         .query_index(
             Index::Gsi2,
-            "TIEREXPIRY#2026-11",
+            "T#2026-11",
             &SortKey::Before("2026-11-22".into()),
             &PageRequest::first(100),
         )
         .await
         .unwrap();
     let ids: Vec<String> = due.items.iter().map(|k| k.pk.clone()).collect();
-    assert_eq!(ids, vec!["MEMBER#a", "MEMBER#b"]);
+    assert_eq!(ids, vec!["M_a", "M_b"]);
 }
 both_backends!(secondary_index_is_sparse_follows_updates_and_pages);
 
@@ -337,9 +337,9 @@ both_backends!(version_absence_and_expiry_conditions_hold);
 /// Read, decide, commit, retry on version conflict: 200 concurrent increments of one counter.
 async fn two_hundred_concurrent_increments_lose_nothing(b: Backend) {
     let (s, _g) = store(b).await;
-    let key = Key::new("MEMBER#hot", "PROFILE");
+    let key = Key::new("M_hot", "P");
     s.commit(vec![put(
-        item("MEMBER#hot", "PROFILE", json!({"version": 1, "balance": 0})),
+        item("M_hot", "P", json!({"version": 1, "balance": 0})),
         Cond::Absent,
     )])
     .await
@@ -354,11 +354,7 @@ async fn two_hundred_concurrent_increments_lose_nothing(b: Backend) {
                     let cur = s.get(&key).await.unwrap().unwrap();
                     let v = cur.version().unwrap();
                     let bal = cur.attrs["balance"].as_i64().unwrap();
-                    let next = item(
-                        "MEMBER#hot",
-                        "PROFILE",
-                        json!({"version": v + 1, "balance": bal + 1}),
-                    );
+                    let next = item("M_hot", "P", json!({"version": v + 1, "balance": bal + 1}));
                     match s.commit(vec![put(next, Cond::Version(v))]).await {
                         Ok(()) => return,
                         Err(e) if e.is_retryable() => backoff
@@ -388,7 +384,11 @@ async fn embedded_store_survives_reopening() {
     {
         let s = loyalty::store::EmbeddedStore::open(&path).unwrap();
         s.commit(vec![put(
-            item("K", "1", json!({"x": 1, "GSI1PK": "G", "GSI1SK": "S"})),
+            item(
+                "K",
+                "1",
+                json!({"x": 1, Index::Gsi1.pk_attr(): "G", Index::Gsi1.sk_attr(): "S"}),
+            ),
             Cond::Absent,
         )])
         .await
@@ -405,3 +405,63 @@ async fn embedded_store_survives_reopening() {
         .unwrap();
     assert_eq!(idx.items.len(), 1);
 }
+
+/// A page position that its range never produced is `BadCursor` on both backends, checked once
+/// in the store before any backend sees it (DynamoDB used to answer such a start key with a 500).
+async fn forged_positions_are_bad_cursors_on_both_backends(b: Backend) {
+    let (s, _g) = store(b).await;
+    let mut attrs = json!({"n": 1});
+    attrs[Index::Gsi1.pk_attr()] = json!("IX");
+    attrs[Index::Gsi1.sk_attr()] = json!("A#1");
+    s.commit(vec![put(item("Q", "A#1", attrs), Cond::Absent)])
+        .await
+        .unwrap();
+    let page = |after: &str| PageRequest {
+        limit: 5,
+        after: Some(after.to_owned()),
+        descending: false,
+    };
+    for after in ["B#1", "", "A\u{0}1", "Z"] {
+        let r = s
+            .query("Q", &SortKey::Prefix("A#".into()), &page(after))
+            .await;
+        assert_eq!(
+            r.err(),
+            Some(StoreError::BadCursor),
+            "query after {after:?}"
+        );
+    }
+    let r = s
+        .query("Q", &SortKey::Before("A#5".into()), &page("A#9"))
+        .await;
+    assert_eq!(
+        r.err(),
+        Some(StoreError::BadCursor),
+        "after beyond the bound"
+    );
+    for after in [
+        "not json",
+        r#"["A#1"]"#,
+        r#"["B#1", "Q", "A#1"]"#,
+        r#"["A#1", "", "A#1"]"#,
+        r#"["A#1", "Q", ""]"#,
+        r#"[1, 2, 3]"#,
+    ] {
+        let r = s
+            .query_index(
+                Index::Gsi1,
+                "IX",
+                &SortKey::Prefix("A#".into()),
+                &page(after),
+            )
+            .await;
+        assert_eq!(r.err(), Some(StoreError::BadCursor), "index after {after}");
+    }
+    // A real position still pages on.
+    let first = s
+        .query_index(Index::Gsi1, "IX", &SortKey::All, &PageRequest::first(5))
+        .await
+        .unwrap();
+    assert_eq!(first.items, vec![Key::new("Q", "A#1")]);
+}
+both_backends!(forged_positions_are_bad_cursors_on_both_backends);

@@ -10,8 +10,8 @@ use loyalty::clock::TestClock;
 use loyalty::domain::member::Member;
 use loyalty::domain::{Birthday, MemberId};
 use loyalty::service::Services;
-use loyalty::service::records::put_member;
 use loyalty::store::{CountingStore, EmbeddedStore, RoundTrips, Store};
+use loyalty::table::Batch;
 use loyalty_local::auth::{DevAuth, Role};
 use serde_json::json;
 use std::sync::Arc;
@@ -206,21 +206,19 @@ async fn main() {
     let long_ago = Utc::now() - Duration::days(400);
     let ids: Vec<usize> = (0..args.birthday_members).collect();
     for chunk in ids.chunks(100) {
-        let writes = chunk
-            .iter()
-            .map(|i| {
-                let mut m = Member::new(
-                    MemberId::parse(&format!("b{i}")).unwrap(),
-                    "B".into(),
-                    long_ago,
-                );
-                let d = day0 + Duration::days((*i % 365) as i64);
-                m.birthday = Some(Birthday::parse(&d.format("%m-%d").to_string()).unwrap());
-                m.birthday_set_on = Some(long_ago.date_naive());
-                put_member(&m, None).unwrap()
-            })
-            .collect();
-        store.commit(writes).await.unwrap();
+        let mut batch = Batch::new();
+        for i in chunk {
+            let mut m = Member::new(
+                MemberId::parse(&format!("b{i}")).unwrap(),
+                "B".into(),
+                long_ago,
+            );
+            let d = day0 + Duration::days((*i % 365) as i64);
+            m.birthday = Some(Birthday::parse(&d.format("%m-%d").to_string()).unwrap());
+            m.birthday_set_on = Some(long_ago.date_naive());
+            batch.create(&m.id.clone(), &m).unwrap();
+        }
+        services.table.commit(batch).await.unwrap();
     }
     println!(
         "birthday     seeded {} members in {:.1} s",

@@ -52,6 +52,7 @@ impl DevAuth {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         DevAuth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -110,26 +111,41 @@ impl DevAuth {
             .expect("HS256 signing cannot fail")
     }
 
-    /// The claims as API Gateway passes them to functions: a map of strings.
-    pub fn verify(&self, token: &str) -> Option<HashMap<String, String>> {
+    /// The claims as API Gateway passes them to functions: a map of strings; or why the token
+    /// is refused, in words a developer can act on.
+    pub fn verify(&self, token: &str) -> Result<HashMap<String, String>, String> {
+        use jsonwebtoken::errors::ErrorKind as K;
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
             token,
             &self.decoding,
             &self.validation,
         )
-        .ok()?;
-        Some(
-            data.claims
-                .into_iter()
-                .map(|(k, v)| {
-                    let s = match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (k, s)
-                })
-                .collect(),
-        )
+        .map_err(|e| match e.kind() {
+            K::InvalidSignature => {
+                "the token's signature does not match this server's dev secret: \
+                 it was minted for another data directory (mint it with \
+                 `loyalty-local --data <this server's dir> token …`) or another LOYALTY_DEV_SECRET"
+                    .to_owned()
+            }
+            K::ExpiredSignature => "the token has expired: mint a new one".to_owned(),
+            K::ImmatureSignature => "the token is not valid yet (nbf is in the future)".to_owned(),
+            K::InvalidIssuer => format!("the token's issuer is not {ISSUER}"),
+            K::InvalidAudience => format!("the token's audience is not {AUDIENCE}"),
+            K::MissingRequiredClaim(c) => format!("the token has no {c} claim"),
+            K::InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
+            _ => format!("the token cannot be read: {e}"),
+        })?;
+        Ok(data
+            .claims
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, s)
+            })
+            .collect())
     }
 }
 
@@ -174,11 +190,14 @@ pub async fn authorizer(
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        match token.and_then(|t| auth.verify(t)) {
-            Some(claims) => {
+        let verified = token
+            .ok_or_else(|| "the Authorization header must be `Bearer <token>`".to_owned())
+            .and_then(|t| auth.verify(t));
+        match verified {
+            Ok(claims) => {
                 req.extensions_mut().insert(request_context(claims));
             }
-            None => return Problem::unauthorized("the bearer token is not valid").into_response(),
+            Err(why) => return Problem::unauthorized(why).into_response(),
         }
     }
     next.run(req).await
@@ -196,11 +215,23 @@ mod tests {
         let claims = a.verify(&t).expect("valid");
         assert_eq!(claims["scope"], "loyalty/pos");
         assert_eq!(claims["store_id"], "store-1");
-        assert!(b.verify(&t).is_none(), "another key's token is refused");
-        assert!(a.verify("not.a.token").is_none());
+        let why = b.verify(&t).unwrap_err();
+        assert!(why.contains("another data directory"), "{why}");
+        assert!(a.verify("not.a.token").is_err());
         let mut forged = t.clone();
         forged.push('x');
-        assert!(a.verify(&forged).is_none());
+        assert!(a.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn a_token_before_its_nbf_is_refused_with_the_reason() {
+        let a = DevAuth::from_secret(b"one");
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({"sub": "m", "scope": "openid", "iss": ISSUER,
+            "aud": AUDIENCE, "iat": now, "nbf": now + 3600, "exp": now + 7200});
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.encoding).unwrap();
+        let why = a.verify(&t).unwrap_err();
+        assert!(why.contains("nbf"), "{why}");
     }
 
     #[test]
@@ -208,6 +239,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = DevAuth::load(Some(dir.path())).unwrap();
         let b = DevAuth::load(Some(dir.path())).unwrap();
-        assert!(b.verify(&a.mint(&Role::Admin)).is_some());
+        assert!(b.verify(&a.mint(&Role::Admin)).is_ok());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod jobs;
+pub mod serve;
 
 use auth::DevAuth;
 use axum::Router;
@@ -22,13 +23,9 @@ pub fn api_routes() -> OpenApiRouter<Services> {
         .merge(loyalty_redemption::routes())
 }
 
-pub fn api_document() -> utoipa::openapi::OpenApi {
-    loyalty::http::openapi::document([api_routes().into_openapi()])
-}
-
 /// The local server's router: the API, the local-only routes, and the dev authorizer in front.
 pub fn app(services: Services, clock: Arc<TestClock>, auth: Arc<DevAuth>) -> Router {
     let routes = api_routes().merge(jobs::routes(clock));
-    loyalty::http::app(routes, services, api_document())
+    loyalty::http::app(routes, services, loyalty_members::api_document())
         .layer(axum::middleware::from_fn_with_state(auth, auth::authorizer))
 }

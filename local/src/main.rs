@@ -133,10 +133,8 @@ async fn main() {
          export ADMIN={admin}\n\n\
          Try: curl -s -X POST {url}/v1/members -H \"Authorization: Bearer $MEMBER\" -d '{{\"name\":\"Ada\"}}'\n"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .unwrap_or_else(|e| fail(e));
+    loyalty_local::serve::serve(listener, app, Default::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
 }

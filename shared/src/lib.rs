@@ -1,5 +1,5 @@
 //! `loyalty`: everything but wiring. `domain` holds the pure rules, `store` the item store and its
-//! two backends, `service` the use cases (read, decide, commit, retry), `http` the HTTP edge that
+//! two backends, `table` the typed single-table layout over it, `service` the use cases (read, decide, commit, retry), `http` the HTTP edge that
 //! every function crate and `loyalty-local` share.
 
 pub mod clock;
@@ -9,3 +9,4 @@ pub mod program;
 pub mod runtime;
 pub mod service;
 pub mod store;
+pub mod table;

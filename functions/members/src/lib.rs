@@ -6,10 +6,10 @@ use http::StatusCode;
 use loyalty::domain::MemberId;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
-use loyalty::service::Services;
 use loyalty::service::members::{
     AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
 };
+use loyalty::service::{ServiceError, Services};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,13 +21,25 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(adjust))
 }
 
+/// The whole API's OpenAPI document, assembled here and only here: the members function serves
+/// it in AWS and `loyalty-local` serves the same value.
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    loyalty::http::openapi::document([
+        routes().into_openapi(),
+        loyalty_accrual::routes().into_openapi(),
+        loyalty_tiers::routes().into_openapi(),
+        loyalty_redemption::routes().into_openapi(),
+    ])
+}
+
 /// Path ids that cannot be ids name nothing: 404, not a parse error.
 pub fn member_id(raw: &str) -> Result<MemberId, Problem> {
     MemberId::parse(raw).map_err(|_| Problem::not_found("member not found"))
 }
 
-/// Enrol a member. Members enrol themselves under their token's subject; POS and administrators
-/// may pass an `id` (a UUID is generated otherwise).
+/// Enrol a member. Members enrol themselves under their token's subject; an administrator may
+/// choose any `id`, a POS only a UUID (so no till can take a future member's `sub`); otherwise a
+/// UUID is generated. Send an `Idempotency-Key` so a retried enrolment creates one member.
 #[utoipa::path(post, path = "/v1/members", tag = "members", request_body = EnrolRequest,
     security(("bearer" = [])),
     responses((status = 201, body = MemberView),
@@ -36,18 +48,30 @@ pub fn member_id(raw: &str) -> Result<MemberId, Problem> {
 async fn enrol(
     State(svc): State<Services>,
     caller: Caller,
-    JsonBody { value: req, .. }: JsonBody<EnrolRequest>,
+    key: IdempotencyKey,
+    body: JsonBody<EnrolRequest>,
 ) -> Result<Reply<MemberView>, Problem> {
+    let idem = key.for_request(&caller.principal(), "enrol", &body.digest());
+    let req = body.value;
     let id = match (&caller, &req.id) {
         (Caller::Member { id }, None) => id.clone(),
         (Caller::Member { id }, Some(asked)) if asked == id => id.clone(),
         (Caller::Member { .. }, Some(_)) => {
             return Err(Problem::forbidden("members enrol under their own id"));
         }
+        (Caller::Pos { .. }, Some(id)) if !id.is_uuid() => {
+            return Err(ServiceError::field(
+                "id",
+                "a POS may only choose a UUID as member id (or omit it to get one)",
+            )
+            .into());
+        }
         (_, Some(id)) => id.clone(),
+        // A retry with the same key replays the first answer before this id is ever used.
         (_, None) => MemberId::new_random(),
     };
-    Ok(Reply::created(svc.enrol(id, req).await?))
+    let outcome = svc.enrol(id, req, idem).await?;
+    Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
 #[utoipa::path(get, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
@@ -93,7 +117,9 @@ async fn ledger(
 ) -> Result<Reply<ListResponse<LedgerEntry>>, Problem> {
     let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    let (items, next) = svc.ledger(&id, paging.limit, paging.after).await?;
+    let (items, next) = svc
+        .ledger(&id, paging.limit, paging.cursor.as_deref())
+        .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
 }
 
@@ -111,7 +137,7 @@ async fn adjust(
 ) -> Result<Reply<LedgerEntry>, Problem> {
     caller.require_admin()?;
     let id = member_id(&id)?;
-    let idem = key.for_request(&caller.principal(), &format!("adjust:{id}"), &body.digest);
+    let idem = key.for_request(&caller.principal(), &format!("adjust:{id}"), &body.digest());
     let outcome = svc.adjust(&id, body.value, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }

@@ -5,11 +5,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = loyalty::runtime::lambda_services().await?;
     // This function also serves GET /v1/openapi.json, so it carries the whole API's document.
-    let doc = loyalty::http::openapi::document([
-        loyalty_members::routes().into_openapi(),
-        loyalty_accrual::routes().into_openapi(),
-        loyalty_tiers::routes().into_openapi(),
-        loyalty_redemption::routes().into_openapi(),
-    ]);
+    let doc = loyalty_members::api_document();
     lambda_http::run(loyalty::http::app(loyalty_members::routes(), services, doc)).await
 }

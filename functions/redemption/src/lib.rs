@@ -10,7 +10,7 @@ use loyalty::service::Services;
 use loyalty::service::redemption::{
     Redemption, RedemptionReceipt, RewardInput, RewardView, VoucherUse,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(use_voucher))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     pub reward_id: RewardId,
@@ -49,7 +49,7 @@ async fn catalog(
     _caller: Caller,
     paging: Paging,
 ) -> Result<Reply<ListResponse<RewardView>>, Problem> {
-    let (items, next) = svc.catalog(paging.limit, paging.after).await?;
+    let (items, next) = svc.catalog(paging.limit, paging.cursor.as_deref()).await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
 }
 
@@ -89,7 +89,7 @@ async fn redeem(
 ) -> Result<Reply<RedemptionReceipt>, Problem> {
     let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    let idem = key.for_request(&caller.principal(), &format!("redeem:{id}"), &body.digest);
+    let idem = key.for_request(&caller.principal(), &format!("redeem:{id}"), &body.digest());
     let outcome = svc.redeem(&id, &body.value.reward_id, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
@@ -106,7 +106,9 @@ async fn list_redemptions(
 ) -> Result<Reply<ListResponse<Redemption>>, Problem> {
     let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    let (items, next) = svc.redemptions(&id, paging.limit, paging.after).await?;
+    let (items, next) = svc
+        .redemptions(&id, paging.limit, paging.cursor.as_deref())
+        .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
 }
 

@@ -18,6 +18,12 @@ fn parse_id(kind: &str, s: &str, max: usize) -> Result<String, Invalid> {
             "{kind} must be 1 to {max} characters"
         )));
     }
+    // `.` and `..` are path segments a URL cannot address: such an id could never be read back.
+    if s.chars().all(|c| c == '.') {
+        return Err(Invalid::new(format!(
+            "{kind} cannot be made of dots only (it could not appear in a URL)"
+        )));
+    }
     if let Some(bad) = s.chars().find(|c| !id_char(*c)) {
         return Err(Invalid::new(format!(
             "{kind} may contain only letters, digits and - _ . : @ | + =, found {bad:?}"
@@ -91,6 +97,12 @@ string_id!(
 impl MemberId {
     pub fn new_random() -> Self {
         MemberId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Whether the id is a UUID in its canonical hyphenated lowercase form: the only ids a POS
+    /// may choose, so that no till can take a future self-enrolling member's `sub`.
+    pub fn is_uuid(&self) -> bool {
+        uuid::Uuid::try_parse(&self.0).is_ok_and(|u| u.hyphenated().to_string() == self.0)
     }
 }
 
@@ -231,6 +243,11 @@ mod tests {
             ("auth0|5f1c", true),
             ("0193a0b4-7c1e-7d30-9a51-5b2f8f2c1d10", true),
             ("", false),
+            (".", false),
+            ("..", false),
+            ("...", false),
+            ("a.b", true),
+            (".a", true),
             ("a#b", false),
             ("a/b", false),
             ("a b", false),
@@ -239,6 +256,18 @@ mod tests {
             (&"x".repeat(129), false),
         ] {
             assert_eq!(MemberId::parse(s).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn uuid_member_ids_table() {
+        for (s, uuid) in [
+            ("0193a0b4-7c1e-7d30-9a51-5b2f8f2c1d10", true),
+            ("0193A0B4-7C1E-7D30-9A51-5B2F8F2C1D10", false),
+            ("0193a0b47c1e7d309a515b2f8f2c1d10", false),
+            ("auth0|5f1c", false),
+        ] {
+            assert_eq!(MemberId::parse(s).unwrap().is_uuid(), uuid, "{s}");
         }
     }
 

@@ -19,6 +19,9 @@ pub struct Reward {
     pub issued: u64,
     pub per_member_limit: Option<u32>,
     pub active: bool,
+    /// Orders the catalog, newest first (absent on rewards stored before it existed).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -87,6 +90,7 @@ mod tests {
             issued: 3,
             per_member_limit: Some(2),
             active: true,
+            created_at: None,
             updated_at: Utc::now(),
         }
     }

@@ -68,6 +68,13 @@ impl SpendBuckets {
     }
 }
 
+/// The date a purchase's qualifying spend and upgrade are judged on: today, or the purchase's
+/// own date when it is ahead of today (a till clock a few minutes fast may date a sale in the
+/// next month; judging on today would not see the bucket it lands in).
+pub fn spend_judged_on(today: NaiveDate, occurred_on: NaiveDate) -> NaiveDate {
+    today.max(occurred_on)
+}
+
 /// Points reversed in total once `refunded_total` of a `purchase_amount` that earned
 /// `points_earned` has been refunded: `floor(earned × refunded / amount)`.
 pub fn cumulative_reversal(
@@ -107,6 +114,22 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn spend_dated_in_the_next_month_is_seen_on_the_date_it_is_judged_on() {
+        for (today, occurred, judged) in [
+            ("2026-11-30", "2026-12-01", "2026-12-01"),
+            ("2026-12-31", "2027-01-01", "2027-01-01"),
+            ("2026-11-30", "2026-11-30", "2026-11-30"),
+            ("2026-11-30", "2026-09-01", "2026-11-30"),
+        ] {
+            let on = spend_judged_on(d(today), d(occurred));
+            assert_eq!(on, d(judged));
+            let mut b = SpendBuckets::default();
+            b.add(d(occurred), 500, on, 13).unwrap();
+            assert_eq!(b.qualifying(on, 12), 500, "{today} {occurred}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Voucher codes: 12 characters from an alphabet without look-alikes (no 0/O, 1/I/L, U), so a
-//! cashier can type one from a phone screen. 31^12 ≈ 7.9 × 10^17 codes; uniqueness is still
+//! cashier can type one from a phone screen. The alphabet has 30 characters: 30^12 ≈ 5.3 × 10^17
+//! codes; uniqueness is still
 //! enforced by an absence-conditioned write, never assumed.
 
 use super::Invalid;
@@ -37,11 +38,56 @@ pub enum RedemptionStatus {
     Issued,
     Used,
     Cancelled,
+    /// Shown, never stored: an issued voucher whose `expires_at` has passed.
+    Expired,
+}
+
+impl RedemptionStatus {
+    /// The status a reader sees at `now`: an issued voucher past its expiry is expired.
+    pub fn as_of(
+        self,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        match self {
+            RedemptionStatus::Issued if now > expires_at => RedemptionStatus::Expired,
+            s => s,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedemptionStatus::Issued => "issued",
+            RedemptionStatus::Used => "used",
+            RedemptionStatus::Cancelled => "cancelled",
+            RedemptionStatus::Expired => "expired",
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alphabet_has_thirty_characters() {
+        assert_eq!(ALPHABET.len(), 30);
+    }
+
+    #[test]
+    fn an_issued_voucher_reads_expired_only_after_its_expiry() {
+        use RedemptionStatus::*;
+        let exp: chrono::DateTime<chrono::Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
+        let ms = chrono::Duration::milliseconds(1);
+        for (stored, now, shown) in [
+            (Issued, exp - ms, Issued),
+            (Issued, exp, Issued),
+            (Issued, exp + ms, Expired),
+            (Used, exp + ms, Used),
+            (Cancelled, exp + ms, Cancelled),
+        ] {
+            assert_eq!(stored.as_of(exp, now), shown, "{stored:?} at {now}");
+        }
+    }
 
     #[test]
     fn codes_use_only_the_unambiguous_alphabet() {

@@ -4,18 +4,27 @@
 use super::Problem;
 use crate::service::{FieldError, Idempotency, idempotency::sha256_hex};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// A JSON body parsed into `T`, plus a digest of its canonical form (keys sorted) for
-/// idempotency: the same JSON with other spacing or key order is the same request.
+/// A JSON body parsed into `T`. Its [`JsonBody::digest`] identifies the parsed, normalised
+/// request for idempotency: other spacing, key order or an equivalent way of writing a value
+/// (`Z` for `+00:00`) is the same request.
 pub struct JsonBody<T> {
     pub value: T,
-    pub digest: String,
+}
+
+impl<T: serde::Serialize> JsonBody<T> {
+    pub fn digest(&self) -> String {
+        // serde_json's map is ordered by key, so this text is canonical.
+        let canonical = serde_json::to_value(&self.value)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        sha256_hex(&[canonical.as_bytes()])
+    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -37,18 +46,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+fn body_problem(detail: String) -> Problem {
+    Problem::validation(
+        format!("the body is not valid JSON: {detail}"),
+        vec![FieldError {
+            field: "body".into(),
+            detail,
+        }],
+    )
+}
+
+/// Parses a request body: a JSON object, with no key repeated at any depth (serde_json alone
+/// would keep the last of two `amount`s), into `T`, naming the failing field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Problem> {
-    let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        Problem::validation(
-            format!("the body is not valid JSON: {e}"),
-            vec![FieldError {
-                field: "body".into(),
-                detail: e.to_string(),
-            }],
-        )
-    })?;
-    // serde_json's map is ordered by key, so this text is canonical.
-    let digest = sha256_hex(&[raw.to_string().as_bytes()]);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let raw = strict::Strict::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v.0))
+        .map_err(|e| body_problem(e.to_string()))?;
+    if !raw.is_object() {
+        return Err(Problem::bad_field("body", "the body must be a JSON object"));
+    }
     let value = serde_path_to_error::deserialize(raw).map_err(|e| {
         let field = match e.path().to_string() {
             p if p == "." => "body".to_owned(),
@@ -60,14 +77,84 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Prob
             vec![FieldError { field, detail }],
         )
     })?;
-    Ok(JsonBody { value, digest })
+    Ok(JsonBody { value })
+}
+
+/// A JSON value that refuses duplicate object keys.
+mod strict {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+    use std::fmt;
+
+    pub struct Strict(pub Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(|| E::custom("a number that is not finite"))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            Strict::deserialize(d).map(|s| s.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let Strict(v) = map.next_value()?;
+                if out.insert(key.clone(), v).is_some() {
+                    return Err(A::Error::custom(format!("duplicate key {key:?}")));
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// `?limit=1..100` (default 20) and `?cursor=<opaque>`.
 pub struct Paging {
     pub limit: u32,
-    /// The store's position, decoded from the opaque cursor.
-    pub after: Option<String>,
+    /// The opaque cursor; the table layer decodes it and checks it belongs to the list.
+    pub cursor: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -93,24 +180,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
                     Problem::bad_field("limit", "limit must be an integer from 1 to 100")
                 })?,
         };
-        let after = raw
+        if raw
             .cursor
-            .map(|c| {
-                decode_cursor(&c).ok_or_else(|| {
-                    Problem::bad_field("cursor", "cursor is not one this API issued")
-                })
-            })
-            .transpose()?;
-        Ok(Paging { limit, after })
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 4096)
+        {
+            return Err(Problem::bad_field(
+                "cursor",
+                "cursor is not one this list issued",
+            ));
+        }
+        Ok(Paging {
+            limit,
+            cursor: raw.cursor,
+        })
     }
-}
-
-pub fn encode_cursor(store_position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(store_position.as_bytes())
-}
-
-fn decode_cursor(c: &str) -> Option<String> {
-    String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()
 }
 
 /// The optional `Idempotency-Key` header (1–255 visible ASCII characters).

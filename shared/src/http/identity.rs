@@ -19,7 +19,7 @@ pub const ADMIN_SCOPE: &str = "loyalty/admin";
 pub const POS_SCOPE: &str = "loyalty/pos";
 
 impl Caller {
-    /// Builds the caller from JWT claims (`sub`, `scope` space-separated, `store_id`) and the
+    /// Builds the caller from JWT claims (`sub`, `scope` separated by spaces, `store_id`) and the
     /// authorizer's `scopes` list.
     pub fn from_claims(
         claims: &std::collections::HashMap<String, String>,
@@ -32,7 +32,9 @@ impl Caller {
         let has = |want: &str| {
             claims
                 .get("scope")
-                .is_some_and(|s| s.split_whitespace().any(|x| x == want))
+                // Scopes are separated by spaces (RFC 8693), nothing else: a non-breaking space
+                // must not split "x\u{a0}loyalty/admin" into a grant.
+                .is_some_and(|s| s.split(' ').any(|x| x == want))
                 || scopes.is_some_and(|l| l.iter().any(|x| x == want))
         };
         if has(ADMIN_SCOPE) {
@@ -169,6 +171,22 @@ mod tests {
             Caller::from_claims(&scoped, Some(&list)),
             Ok(Caller::Admin { .. })
         ));
+    }
+
+    #[test]
+    fn only_a_plain_space_separates_scopes() {
+        for (scope, admin) in [
+            ("openid loyalty/admin", true),
+            ("loyalty/admin", true),
+            ("openid\u{a0}loyalty/admin", false),
+            ("openid\tloyalty/admin", false),
+            ("openid\nloyalty/admin", false),
+            ("openid\u{2003}loyalty/admin", false),
+        ] {
+            let c = claims(&[("sub", "m-1"), ("scope", scope)]);
+            let is_admin = matches!(Caller::from_claims(&c, None), Ok(Caller::Admin { .. }));
+            assert_eq!(is_admin, admin, "{scope:?}");
+        }
     }
 
     #[test]

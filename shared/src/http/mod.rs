@@ -17,8 +17,9 @@ use crate::service::Services;
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
-/// A function's routes made into a service: fallbacks answer problem+json, and
-/// `GET /v1/openapi.json` serves `doc` (the whole API's document, not just this function's).
+/// A function's routes made into a service: fallbacks answer problem+json, every error the
+/// framework itself produces (a path or query it cannot parse) is turned into problem+json too,
+/// and `GET /v1/openapi.json` serves `doc` (the whole API's document, not just this function's).
 pub fn app(
     routes: OpenApiRouter<Services>,
     services: Services,
@@ -37,4 +38,7 @@ pub fn app(
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(services)
+        .layer(axum::middleware::map_response(
+            problem::plain_errors_as_problems,
+        ))
 }

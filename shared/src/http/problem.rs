@@ -98,6 +98,27 @@ impl Problem {
             format!("request bodies are limited to {limit} bytes"),
         )
     }
+    /// A problem for a bare status (the framework's rejections), with the slug that status has
+    /// everywhere else.
+    pub fn for_status(status: StatusCode, detail: String) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Problem::bad_field("request", detail),
+            StatusCode::UNAUTHORIZED => Problem::unauthorized(detail),
+            StatusCode::FORBIDDEN => Problem::forbidden(detail),
+            StatusCode::NOT_FOUND => Problem::not_found(detail),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(super::extract::BODY_LIMIT),
+            s if s.is_server_error() => {
+                tracing::error!(status = %s, detail = %detail, "error response");
+                Problem {
+                    status: s,
+                    ..Problem::internal()
+                }
+            }
+            s => Problem::new(s, "request", "Request refused", detail),
+        }
+    }
+
     pub fn internal() -> Self {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +137,24 @@ impl Problem {
             errors: self.errors.clone(),
         }
     }
+}
+
+/// Rewrites an error response that is not problem+json (axum's own rejections answer
+/// `text/plain`) into one, keeping its status and its text as the detail.
+pub async fn plain_errors_as_problems(res: Response) -> Response {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let text = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    Problem::for_status(status, text).into_response()
 }
 
 impl IntoResponse for Problem {
@@ -155,6 +194,14 @@ impl From<ServiceError> for Problem {
                     )
                 }
             }
+            E::Malformed(errors) => Problem::validation(
+                errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.detail))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                errors,
+            ),
             E::NotFound(_) => Problem::not_found(detail),
             E::MemberExists => Problem::new(S::CONFLICT, "member-exists", "Member exists", detail),
             E::PhoneTaken => Problem::new(S::CONFLICT, "phone-taken", "Phone taken", detail),

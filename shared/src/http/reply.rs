@@ -1,6 +1,5 @@
 //! Success responses: JSON with a status, and `Idempotent-Replayed: true` on replays.
 
-use super::extract::encode_cursor;
 use crate::service::Outcome;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -56,10 +55,7 @@ pub struct ListResponse<T> {
 }
 
 impl<T> ListResponse<T> {
-    pub fn new(items: Vec<T>, store_next: Option<String>) -> Self {
-        ListResponse {
-            items,
-            next_cursor: store_next.as_deref().map(encode_cursor),
-        }
+    pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
+        ListResponse { items, next_cursor }
     }
 }

@@ -4,21 +4,17 @@
 
 use super::error::ServiceError;
 use super::members::{LedgerEntry, money};
-use super::records::{
-    decode, decode_versioned, member_key, phone_key, purchase_key, put_member, put_new,
-    put_versioned, refund_key,
-};
 use super::{Outcome, Services};
 use crate::domain::earning::earn;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
-use crate::domain::spend::refund_reversal;
+use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::upgrade_on_spend;
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId, Tier};
 use crate::retrying;
+use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Map;
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -39,7 +35,13 @@ pub struct PurchaseLine {
     pub amount: Money,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// Serialises an instant in UTC, so a request's digest does not depend on how its offset was
+/// written (`Z`, `+00:00`, `+08:00` for the same instant).
+fn as_utc<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    t.with_timezone(&Utc).serialize(s)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     pub member: MemberRef,
@@ -47,6 +49,7 @@ pub struct PurchaseRequest {
     pub receipt_id: ReceiptId,
     pub amount: Money,
     /// When the sale happened at the till (RFC 3339 with offset).
+    #[serde(serialize_with = "as_utc")]
     pub occurred_at: DateTime<FixedOffset>,
     pub lines: Option<Vec<PurchaseLine>>,
 }
@@ -62,7 +65,7 @@ pub struct PurchaseReceipt {
     pub ledger_entry_id: Uuid,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     pub refund_id: RefundId,
@@ -75,29 +78,6 @@ pub struct RefundReceipt {
     pub points_reversed: Points,
     pub balance: Points,
     pub refunded_total: Money,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PurchaseRecord {
-    purchase_id: Uuid,
-    member_id: MemberId,
-    amount: Money,
-    occurred_at: DateTime<Utc>,
-    points_earned: Points,
-    refunded_total: i64,
-    lines: Vec<PurchaseLine>,
-    request_hash: String,
-    response: PurchaseReceipt,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct RefundRecord {
-    amount: Money,
-    points_reversed: Points,
-    request_hash: String,
-    response: RefundReceipt,
-    created_at: DateTime<Utc>,
 }
 
 impl Services {
@@ -115,7 +95,7 @@ impl Services {
 
     fn check_purchase_shape(&self, req: &PurchaseRequest) -> Result<(), ServiceError> {
         if req.member.id.is_some() == req.member.phone.is_some() {
-            return Err(ServiceError::field(
+            return Err(ServiceError::malformed(
                 "member",
                 "give exactly one of member.id or member.phone",
             ));
@@ -161,6 +141,18 @@ impl Services {
                 ));
             }
         }
+        if let Some(lines) = &req.lines {
+            let sum = lines.iter().map(|l| l.amount.value).sum::<i64>();
+            if sum != req.amount.value {
+                return Err(ServiceError::field(
+                    "lines",
+                    format!(
+                        "the lines sum to {sum} minor units, but amount is {}",
+                        req.amount.value
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -200,16 +192,12 @@ impl Services {
             return Ok(id.clone());
         }
         let phone = r.phone.as_ref().ok_or(ServiceError::NotFound("member"))?;
-        #[derive(Deserialize)]
-        struct Claim {
-            member_id: MemberId,
-        }
-        let item = self
-            .store
-            .get(&phone_key(phone))
+        let claim = self
+            .table
+            .get::<PhoneClaim>(phone)
             .await?
             .ok_or(ServiceError::NotFound("member with this phone"))?;
-        Ok(decode::<Claim>(&item)?.member_id)
+        Ok(claim.value.member_id)
     }
 
     async fn try_purchase(
@@ -219,35 +207,39 @@ impl Services {
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
         let now = self.now();
         let member_id = self.resolve_member(&req.member).await?;
-        let pkey = purchase_key(&req.store_id, &req.receipt_id);
-        let found = self
-            .store
-            .get_many(&[member_key(&member_id), pkey.clone()])
-            .await?;
-        if let Some(prior) = &found[1] {
-            let prior: PurchaseRecord = decode(prior)?;
-            return if prior.request_hash == digest {
-                Ok(Outcome::replay(prior.response))
+        let pid = (req.store_id.clone(), req.receipt_id.clone());
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(&member_id);
+        let purchase = reads.add::<PurchaseRecord>(&pid);
+        let found = self.table.read(&reads).await?;
+        if let Some(prior) = found.get(&purchase)? {
+            return if prior.value.request_hash == digest {
+                Ok(Outcome::replay(prior.value.response))
             } else {
                 Err(ServiceError::ReceiptConflict)
             };
         }
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         self.check_purchase_time(occurred_at, now)?;
-        let current =
-            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
         let p = &self.program;
         let mut m: Member = current.value;
         let today = self.program_date(now);
+        let occurred_on = self.program_date(occurred_at);
+        // A purchase a few minutes ahead of the clock may fall in the next month: its tier is
+        // judged on its own date, so the bucket it lands in counts.
+        let judged_on = spend_judged_on(today, occurred_on);
 
         // The crossing purchase earns at the tier held before it.
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
         m.balance = m.balance.checked_add(earned)?;
         m.lifetime_earned = m.lifetime_earned.checked_add(earned)?;
         m.spend.add(
-            self.program_date(occurred_at),
+            occurred_on,
             req.amount.value,
-            today,
+            judged_on,
             p.spend_months_kept(),
         )?;
         m.lifetime_spend = m
@@ -262,32 +254,37 @@ impl Services {
         m.last_activity_at = now;
 
         let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
-        let (entry, ledger) = LedgerEntry::write(
-            &m.id,
+        let mut batch = Batch::new();
+        let entry = LedgerEntry::new(
             LedgerKind::Purchase,
             earned,
             m.balance,
             Some(reference.clone()),
             None,
             now,
-        )?;
-        let mut writes = vec![ledger];
-        let qualifying = m.spend.qualifying(today, p.qualifying_window_months);
-        let upgrade = upgrade_on_spend(m.tier, qualifying, &p.tiers, today, p.tier_validity_months);
+        )
+        .add_to(&mut batch, &m.id)?;
+        let qualifying = m.spend.qualifying(judged_on, p.qualifying_window_months);
+        let upgrade = upgrade_on_spend(
+            m.tier,
+            qualifying,
+            &p.tiers,
+            judged_on,
+            p.tier_validity_months,
+        );
         if let Some(up) = upgrade {
             let note = format!("{} → {}", m.tier, up.tier);
             m.tier = up.tier;
             m.tier_expires_on = Some(up.expires_on);
-            let (_, w) = LedgerEntry::write(
-                &m.id,
+            LedgerEntry::new(
                 LedgerKind::TierUpgrade,
                 Points::ZERO,
                 m.balance,
                 Some(reference),
                 Some(note),
                 now,
-            )?;
-            writes.push(w);
+            )
+            .add_to(&mut batch, &m.id)?;
         }
         let receipt = PurchaseReceipt {
             purchase_id: Uuid::now_v7(),
@@ -310,9 +307,10 @@ impl Services {
             response: receipt.clone(),
             created_at: now,
         };
-        writes.push(put_versioned(pkey, &record, None, Map::new())?);
-        writes.push(put_member(&m, Some(current.version))?);
-        self.store.commit(writes).await?;
+        // A concurrent duplicate fails this absence condition; the re-read replays it.
+        batch.create(&pid, &record)?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        self.table.commit(batch).await?;
         Ok(Outcome::fresh(receipt))
     }
 
@@ -323,7 +321,11 @@ impl Services {
         req: RefundRequest,
         request_digest: &str,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
-        self.check_amount("amount", req.amount)?;
+        // The currency is checked against the purchase's own, once it is read: a refund is
+        // always in the currency that was paid, whatever the program's currency is today.
+        req.amount
+            .positive_amount()
+            .map_err(|e| ServiceError::invalid("amount.value", e))?;
         retrying!(self, self.try_refund(store, receipt, &req, request_digest))
     }
 
@@ -335,23 +337,29 @@ impl Services {
         digest: &str,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         let now = self.now();
-        let pkey = purchase_key(store, receipt);
-        let rkey = refund_key(store, receipt, &req.refund_id);
-        let found = self.store.get_many(&[pkey.clone(), rkey.clone()]).await?;
-        if let Some(prior) = &found[1] {
-            let prior: RefundRecord = decode(prior)?;
-            return if prior.request_hash == digest {
-                Ok(Outcome::replay(prior.response))
+        let pid = (store.clone(), receipt.clone());
+        let mut reads = Reads::new();
+        let purchase = reads.add::<PurchaseRecord>(&pid);
+        let refund =
+            reads.add::<RefundRecord>(&(store.clone(), receipt.clone(), req.refund_id.clone()));
+        let found = self.table.read(&reads).await?;
+        if let Some(prior) = found.get(&refund)? {
+            return if prior.value.request_hash == digest {
+                Ok(Outcome::replay(prior.value.response))
             } else {
                 Err(ServiceError::ReceiptConflict)
             };
         }
-        let purchase = decode_versioned::<PurchaseRecord>(
-            found[0]
-                .as_ref()
-                .ok_or(ServiceError::NotFound("purchase"))?,
-        )?;
+        let purchase = found
+            .get(&purchase)?
+            .ok_or(ServiceError::NotFound("purchase"))?;
         let mut pr = purchase.value;
+        if req.amount.currency != pr.amount.currency {
+            return Err(ServiceError::CurrencyMismatch {
+                expected: pr.amount.currency,
+                got: req.amount.currency,
+            });
+        }
         let would_total = pr
             .refunded_total
             .checked_add(req.amount.value)
@@ -387,20 +395,21 @@ impl Services {
         pr.refunded_total = would_total;
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
-        let (_, ledger) = LedgerEntry::write(
-            &m.id,
+        let mut batch = Batch::new();
+        LedgerEntry::new(
             LedgerKind::Refund,
             reversed.checked_neg()?,
             m.balance,
             Some(reference),
             None,
             now,
-        )?;
+        )
+        .add_to(&mut batch, &m.id)?;
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: reversed,
             balance: m.balance,
-            refunded_total: money(would_total, p.currency),
+            refunded_total: money(would_total, pr.amount.currency),
         };
         let record = RefundRecord {
             amount: req.amount,
@@ -409,13 +418,13 @@ impl Services {
             response: response.clone(),
             created_at: now,
         };
-        let writes = vec![
-            put_member(&m, Some(current.version))?,
-            put_versioned(pkey, &pr, Some(purchase.version), Map::new())?,
-            put_new(rkey, &record)?,
-            ledger,
-        ];
-        self.store.commit(writes).await?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        batch.save(&pid, &pr, Some(purchase.version))?;
+        batch.create(
+            &(store.clone(), receipt.clone(), req.refund_id.clone()),
+            &record,
+        )?;
+        self.table.commit(batch).await?;
         Ok(Outcome::fresh(response))
     }
 }

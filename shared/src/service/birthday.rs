@@ -6,17 +6,13 @@
 use super::Services;
 use super::error::ServiceError;
 use super::members::LedgerEntry;
-use super::records::{
-    Versioned, decode_versioned, gift_key, member_key, put_member, put_new, reward_count_key,
-    reward_key,
-};
-use super::redemption::{RewardCount, issue_voucher};
+use super::redemption::issue_voucher;
+use crate::domain::MemberId;
 use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::Reward;
-use crate::domain::{MemberId, Points, Tier};
 use crate::retrying;
-use crate::store::{Index, SortKey};
+use crate::table::{Batch, Gift, MemberIndex, Reads, RewardCount};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +23,8 @@ pub struct GiftRun {
     pub issued: u64,
     pub already_issued: u64,
     pub ineligible: u64,
+    /// Members the run could not gift (logged with the reason); the next run catches them up.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,16 +32,6 @@ pub enum GiftOutcome {
     Issued,
     AlreadyIssued,
     Ineligible,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Gift {
-    year: i32,
-    celebrated_on: NaiveDate,
-    tier: Tier,
-    points: Points,
-    voucher_code: Option<String>,
-    given_at: DateTime<Utc>,
 }
 
 /// The `MM-DD` partitions whose members may be due a gift at `now`: every member's local date is
@@ -75,19 +63,20 @@ impl Services {
         for md in partitions_in_play(now, self.program.birthday.catch_up_days) {
             let reward = &reward;
             let outcomes = self
-                .for_members_in_index(
-                    Index::Gsi1,
-                    &format!("BIRTHDAY#{md}"),
-                    &SortKey::All,
-                    |id| async move { retrying!(self, self.try_gift(&id, now, reward.as_ref())) },
-                )
+                .for_members_in(&MemberIndex::Birthday(md), |id| async move {
+                    retrying!(self, self.try_gift(&id, now, reward.as_ref()))
+                })
                 .await?;
-            for o in outcomes {
+            for (id, o) in outcomes {
                 run.examined += 1;
                 match o {
-                    GiftOutcome::Issued => run.issued += 1,
-                    GiftOutcome::AlreadyIssued => run.already_issued += 1,
-                    GiftOutcome::Ineligible => run.ineligible += 1,
+                    Ok(GiftOutcome::Issued) => run.issued += 1,
+                    Ok(GiftOutcome::AlreadyIssued) => run.already_issued += 1,
+                    Ok(GiftOutcome::Ineligible) => run.ineligible += 1,
+                    Err(e) => {
+                        run.failed += 1;
+                        tracing::error!(member = %id, error = %e, "birthday gift failed");
+                    }
                 }
             }
         }
@@ -105,13 +94,13 @@ impl Services {
         // The gift year is the member's local year or the one before: read all candidates with the
         // member in one round trip.
         let years = [y - 2, y - 1, y, y + 1];
-        let mut keys = vec![member_key(id)];
-        keys.extend(years.iter().map(|yy| gift_key(id, *yy)));
-        let found = self.store.get_many(&keys).await?;
-        let Some(item) = &found[0] else {
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let gifts = years.map(|yy| reads.add::<Gift>(&(id.clone(), yy)));
+        let found = self.table.read(&reads).await?;
+        let Some(current) = found.get(&member)? else {
             return Ok(GiftOutcome::Ineligible);
         };
-        let current: Versioned<Member> = decode_versioned(item)?;
         let mut m = current.value;
         let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
             return Ok(GiftOutcome::Ineligible);
@@ -131,7 +120,7 @@ impl Services {
         let already = years
             .iter()
             .position(|yy| *yy == year)
-            .is_some_and(|i| found[i + 1].is_some());
+            .is_some_and(|i| found.exists(&gifts[i]));
         if already {
             return Ok(GiftOutcome::AlreadyIssued);
         }
@@ -140,22 +129,15 @@ impl Services {
         m.balance = m.balance.checked_add(points)?;
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         m.last_activity_at = now;
-        let mut writes = Vec::new();
+        let mut batch = Batch::new();
         let mut voucher_code = None;
         if let Some(rid) = reward_id {
-            let more = self
-                .store
-                .get_many(&[reward_key(rid), reward_count_key(id, rid)])
-                .await?;
-            let reward = more[0]
-                .as_ref()
-                .map(decode_versioned::<Reward>)
-                .transpose()?;
-            let count = more[1]
-                .as_ref()
-                .map(decode_versioned::<RewardCount>)
-                .transpose()?;
-            match reward {
+            let mut reads = Reads::new();
+            let reward = reads.add::<Reward>(rid);
+            let count = reads.add::<RewardCount>(&(id.clone(), rid.clone()));
+            let more = self.table.read(&reads).await?;
+            let count = more.get(&count)?;
+            match more.get(&reward)? {
                 Some(reward) => match issue_voucher(
                     self,
                     &mut m,
@@ -165,9 +147,9 @@ impl Services {
                     "birthday_gift",
                     now,
                 ) {
-                    Ok((r, w)) => {
+                    Ok((r, b)) => {
                         voucher_code = Some(r.voucher_code);
-                        writes.extend(w);
+                        batch.append(b);
                     }
                     // Out of stock or inactive: the points are still the member's.
                     Err(e) if !e.is_retryable() => {
@@ -182,15 +164,15 @@ impl Services {
             Some(c) => format!("happy birthday {year} (voucher {c})"),
             None => format!("happy birthday {year}"),
         };
-        let (_, ledger) = LedgerEntry::write(
-            id,
+        LedgerEntry::new(
             LedgerKind::BirthdayGift,
             points,
             m.balance,
             Some(format!("gift:{year}")),
             Some(note),
             now,
-        )?;
+        )
+        .add_to(&mut batch, id)?;
         let gift = Gift {
             year,
             celebrated_on: on,
@@ -199,10 +181,9 @@ impl Services {
             voucher_code,
             given_at: now,
         };
-        writes.push(put_new(gift_key(id, year), &gift)?);
-        writes.push(ledger);
-        writes.push(put_member(&m, Some(current.version))?);
-        self.store.commit(writes).await?;
+        batch.create(&(id.clone(), year), &gift)?;
+        batch.save(id, &m, Some(current.version))?;
+        self.table.commit(batch).await?;
         Ok(GiftOutcome::Issued)
     }
 }

@@ -13,8 +13,12 @@ pub struct FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The request parsed but means something the rules refuse (422).
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
+    /// The request's shape is wrong in a way its types could not say (400).
+    #[error("the request is malformed")]
+    Malformed(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("a member with this id already exists")]
@@ -67,6 +71,12 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn field(field: &str, detail: impl Into<String>) -> Self {
         ServiceError::Validation(vec![FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }])
+    }
+    pub fn malformed(field: &str, detail: impl Into<String>) -> Self {
+        ServiceError::Malformed(vec![FieldError {
             field: field.into(),
             detail: detail.into(),
         }])

@@ -3,16 +3,13 @@
 
 use super::error::ServiceError;
 use super::idempotency::Idempotency;
-use super::records::{
-    decode, decode_versioned, ledger_key, member_key, member_pk, phone_key, put_member, put_new,
-};
 use super::{Outcome, Services};
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, Points, Tier, TimeZoneName,
 };
 use crate::retrying;
-use crate::store::{Cond, PageRequest, SortKey, Write};
+use crate::table::{Batch, PhoneClaim, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -25,7 +22,7 @@ fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     /// Only administrators and POS may choose the id; members enrol as their token's `sub`.
@@ -55,7 +52,7 @@ pub struct ProfileChange {
     pub birthday: Option<Option<Birthday>>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Signed, non-zero.
@@ -105,23 +102,17 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct PhoneClaim {
-    member_id: MemberId,
-}
-
 impl LedgerEntry {
-    /// A new entry and its absence-conditioned write.
-    pub fn write(
-        member: &MemberId,
+    /// A new entry, dated `now`, with a fresh time-ordered id.
+    pub fn new(
         kind: LedgerKind,
         points: Points,
         balance_after: Points,
         reference: Option<String>,
         note: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(LedgerEntry, Write), ServiceError> {
-        let e = LedgerEntry {
+    ) -> Self {
+        LedgerEntry {
             id: Uuid::now_v7(),
             kind,
             points,
@@ -129,9 +120,13 @@ impl LedgerEntry {
             reference,
             note,
             created_at: now,
-        };
-        let w = put_new(ledger_key(member, &e.id), &e)?;
-        Ok((e, w))
+        }
+    }
+
+    /// Adds the entry to `batch` (conditioned on absence) and hands it back.
+    pub fn add_to(self, batch: &mut Batch, member: &MemberId) -> Result<Self, ServiceError> {
+        batch.create(&(member.clone(), self.id), &self)?;
+        Ok(self)
     }
 }
 
@@ -185,39 +180,47 @@ impl Services {
         }
     }
 
-    pub async fn load_member(
-        &self,
-        id: &MemberId,
-    ) -> Result<super::records::Versioned<Member>, ServiceError> {
-        let item = self
-            .store
-            .get(&member_key(id))
+    pub async fn load_member(&self, id: &MemberId) -> Result<Versioned<Member>, ServiceError> {
+        self.table
+            .get::<Member>(id)
             .await?
-            .ok_or(ServiceError::NotFound("member"))?;
-        decode_versioned(&item)
+            .ok_or(ServiceError::NotFound("member"))
     }
 
     pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
         Ok(self.member_view(&self.load_member(id).await?.value))
     }
 
-    pub async fn enrol(&self, id: MemberId, req: EnrolRequest) -> Result<MemberView, ServiceError> {
-        retrying!(self, self.try_enrol(&id, &req))
+    pub async fn enrol(
+        &self,
+        id: MemberId,
+        req: EnrolRequest,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome<MemberView>, ServiceError> {
+        retrying!(self, self.try_enrol(&id, &req, idem.as_ref()))
     }
 
     async fn try_enrol(
         &self,
         id: &MemberId,
         req: &EnrolRequest,
-    ) -> Result<MemberView, ServiceError> {
+        idem: Option<&Idempotency>,
+    ) -> Result<Outcome<MemberView>, ServiceError> {
         let now = self.now();
-        let mut keys = vec![member_key(id)];
-        keys.extend(req.phone.as_ref().map(phone_key));
-        let found = self.store.get_many(&keys).await?;
-        if found[0].is_some() {
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let claim = req.phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
+        let prior = idem.map(|i| i.read(&mut reads));
+        let found = self.table.read(&reads).await?;
+        if let (Some(idem), Some(slot)) = (idem, &prior)
+            && let Some(replay) = idem.prior::<MemberView>(found.get(slot)?, now)?
+        {
+            return Ok(Outcome::replay(replay));
+        }
+        if found.exists(&member) {
             return Err(ServiceError::MemberExists);
         }
-        if found.get(1).is_some_and(Option::is_some) {
+        if claim.as_ref().is_some_and(|c| found.exists(c)) {
             return Err(ServiceError::PhoneTaken);
         }
         let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
@@ -227,17 +230,46 @@ impl Services {
         if let Some(b) = req.birthday {
             self.set_birthday(&mut m, b, now)?;
         }
-        let mut writes = vec![put_member(&m, None)?];
+        let view = self.member_view(&m);
+        let mut batch = Batch::new();
+        batch
+            .create(id, &m)?
+            .or_refuse(|| ServiceError::MemberExists);
         if let Some(p) = &m.phone {
-            writes.push(put_new(
-                phone_key(p),
-                &PhoneClaim {
-                    member_id: id.clone(),
-                },
-            )?);
+            batch
+                .create(
+                    p,
+                    &PhoneClaim {
+                        member_id: id.clone(),
+                    },
+                )?
+                .or_refuse(|| ServiceError::PhoneTaken);
         }
-        self.store.commit(writes).await?;
-        Ok(self.member_view(&m))
+        self.commit_with_record(idem, &view, batch, now).await?;
+        Ok(Outcome::fresh(view))
+    }
+
+    /// Commits `effect` with the idempotency record of `response` (if the request has a key)
+    /// ahead of it: when a replay races its original, the record's failed condition is the one
+    /// reported, and the re-read replays.
+    pub(crate) async fn commit_with_record<T: Serialize>(
+        &self,
+        idem: Option<&Idempotency>,
+        response: &T,
+        effect: Batch,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let mut batch = Batch::new();
+        if let Some(idem) = idem {
+            idem.record(
+                &mut batch,
+                response,
+                now,
+                self.program.idempotency_retention_hours,
+            )?;
+        }
+        batch.append(effect);
+        self.table.commit(batch).await
     }
 
     fn set_birthday(
@@ -275,13 +307,26 @@ impl Services {
     ) -> Result<MemberView, ServiceError> {
         let now = self.now();
         let new_phone = change.phone.clone().flatten();
-        let mut keys = vec![member_key(id)];
-        keys.extend(new_phone.as_ref().map(phone_key));
-        let found = self.store.get_many(&keys).await?;
-        let current =
-            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let new_claim = new_phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
+        let found = self.table.read(&reads).await?;
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
+        let old_claim = match &current.value.phone {
+            Some(old)
+                if change
+                    .phone
+                    .as_ref()
+                    .is_some_and(|p| p.as_ref() != Some(old)) =>
+            {
+                self.table.get::<PhoneClaim>(old).await?
+            }
+            _ => None,
+        };
         let mut m = current.value.clone();
-        let mut writes = Vec::new();
+        let mut batch = Batch::new();
 
         if let Some(name) = &change.name {
             m.name = String::from(name.clone());
@@ -296,24 +341,30 @@ impl Services {
             && *phone != m.phone
         {
             if let Some(p) = phone {
-                if let Some(claim) = found.get(1).and_then(Option::as_ref) {
-                    let claim: PhoneClaim = decode(claim)?;
-                    if claim.member_id != m.id {
-                        return Err(ServiceError::PhoneTaken);
-                    }
+                if let Some(claim) = new_claim
+                    .as_ref()
+                    .map(|c| found.get(c))
+                    .transpose()?
+                    .flatten()
+                    && claim.value.member_id != m.id
+                {
+                    return Err(ServiceError::PhoneTaken);
                 }
-                writes.push(put_new(
-                    phone_key(p),
-                    &PhoneClaim {
-                        member_id: m.id.clone(),
-                    },
-                )?);
+                batch
+                    .create(
+                        p,
+                        &PhoneClaim {
+                            member_id: m.id.clone(),
+                        },
+                    )?
+                    .or_refuse(|| ServiceError::PhoneTaken);
             }
-            if let Some(old) = &m.phone {
-                writes.push(Write::Delete {
-                    key: phone_key(old),
-                    cond: Cond::Exists,
-                });
+            // Release the old claim only if it is this member's: a claim that is missing (or,
+            // after some repair, another's) is not ours to delete, and must not block the change.
+            if let (Some(old), Some(claim)) = (&m.phone, &old_claim)
+                && claim.value.member_id == m.id
+            {
+                batch.delete::<PhoneClaim>(old, claim.version);
             }
             m.phone = phone.clone();
         }
@@ -332,8 +383,8 @@ impl Services {
             }
         }
         if m != current.value {
-            writes.push(put_member(&m, Some(current.version))?);
-            self.store.commit(writes).await?;
+            batch.save(id, &m, Some(current.version))?;
+            self.table.commit(batch).await?;
         }
         Ok(self.member_view(&m))
     }
@@ -342,23 +393,10 @@ impl Services {
         &self,
         id: &MemberId,
         limit: u32,
-        cursor: Option<String>,
+        cursor: Option<&str>,
     ) -> Result<(Vec<LedgerEntry>, Option<String>), ServiceError> {
         self.load_member(id).await?;
-        let page = self
-            .store
-            .query(
-                &member_pk(id),
-                &SortKey::Prefix("LEDGER#".into()),
-                &PageRequest::newest_first(limit, cursor),
-            )
-            .await?;
-        let items = page
-            .items
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, page.next))
+        self.table.list::<LedgerEntry>(id, limit, cursor).await
     }
 
     pub async fn adjust(
@@ -391,35 +429,35 @@ impl Services {
         idem: Option<&Idempotency>,
     ) -> Result<Outcome<LedgerEntry>, ServiceError> {
         let now = self.now();
-        let mut keys = vec![member_key(id)];
-        keys.extend(idem.map(Idempotency::store_key));
-        let found = self.store.get_many(&keys).await?;
-        if let Some(idem) = idem
-            && let Some(prior) = idem.prior::<LedgerEntry>(found[1].as_ref(), now)?
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let prior = idem.map(|i| i.read(&mut reads));
+        let found = self.table.read(&reads).await?;
+        if let (Some(idem), Some(slot)) = (idem, &prior)
+            && let Some(replay) = idem.prior::<LedgerEntry>(found.get(slot)?, now)?
         {
-            return Ok(Outcome::replay(prior));
+            return Ok(Outcome::replay(replay));
         }
-        let current =
-            decode_versioned::<Member>(found[0].as_ref().ok_or(ServiceError::NotFound("member"))?)?;
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
         let mut m = current.value;
         m.balance = m.balance.checked_add(points)?;
         if points.0 > 0 {
             m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         }
-        let (entry, ledger) = LedgerEntry::write(
-            id,
+        let mut effect = Batch::new();
+        let entry = LedgerEntry::new(
             LedgerKind::Adjustment,
             points,
             m.balance,
             None,
             Some(reason.to_owned()),
             now,
-        )?;
-        let mut writes = vec![put_member(&m, Some(current.version))?, ledger];
-        if let Some(idem) = idem {
-            writes.push(idem.record(&entry, now, self.program.idempotency_retention_hours)?);
-        }
-        self.store.commit(writes).await?;
+        )
+        .add_to(&mut effect, id)?;
+        effect.save(id, &m, Some(current.version))?;
+        self.commit_with_record(idem, &entry, effect, now).await?;
         Ok(Outcome::fresh(entry))
     }
 }

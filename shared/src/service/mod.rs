@@ -9,7 +9,6 @@ pub mod birthday;
 pub mod error;
 pub mod idempotency;
 pub mod members;
-pub mod records;
 pub mod redemption;
 pub mod tiers;
 
@@ -19,7 +18,8 @@ pub use idempotency::Idempotency;
 use crate::clock::Clock;
 use crate::domain::MemberId;
 use crate::program::Program;
-use crate::store::{Index, PageRequest, SortKey, Store};
+use crate::store::Store;
+use crate::table::{MemberIndex, Table};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -34,9 +34,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// The budget plus one store call (2 s SDK timeout) stays under the functions' 10 s timeout.
     fn default() -> Self {
         RetryPolicy {
-            budget: Duration::from_secs(8),
+            budget: Duration::from_secs(6),
             base: Duration::from_millis(4),
             cap: Duration::from_millis(250),
         }
@@ -78,7 +79,8 @@ impl Backoff {
 }
 
 /// Runs `$attempt` (an expression yielding a future of `Result<T, ServiceError>`) until it
-/// succeeds, fails for a reason other than a lost race, or the retry budget runs out.
+/// succeeds, fails for a reason other than a lost race or a throttle, or the retry budget runs
+/// out. This is the one retry loop: the SDK does not retry, and nothing else loops.
 #[macro_export]
 macro_rules! retrying {
     ($svc:expr, $attempt:expr) => {{
@@ -95,7 +97,7 @@ macro_rules! retrying {
 /// Everything a use case needs, built once per process (per Lambda container), never per request.
 #[derive(Clone)]
 pub struct Services {
-    pub store: Arc<dyn Store>,
+    pub table: Table,
     pub program: Arc<Program>,
     pub clock: Arc<dyn Clock>,
     pub retry: RetryPolicy,
@@ -126,7 +128,7 @@ impl<T> Outcome<T> {
 impl Services {
     pub fn new(store: Arc<dyn Store>, program: Program, clock: Arc<dyn Clock>) -> Self {
         Services {
-            store,
+            table: Table::new(store),
             program: Arc::new(program),
             clock,
             retry: RetryPolicy::default(),
@@ -137,15 +139,14 @@ impl Services {
         self.clock.now()
     }
 
-    /// Runs `each` for every member in one partition of a secondary index, a page at a time and
-    /// a few members at once: the scheduled jobs' way of touching only the members in play.
-    pub(crate) async fn for_members_in_index<T, Fut>(
+    /// Runs `each` for every member of an index work list, a page at a time and a few members
+    /// at once: the scheduled jobs' way of touching only the members in play. One member's
+    /// failure is that member's result; the run goes on (a failed index read stops it).
+    pub(crate) async fn for_members_in<T, Fut>(
         &self,
-        index: Index,
-        partition: &str,
-        sort: &SortKey,
+        which: &MemberIndex,
         each: impl Fn(MemberId) -> Fut,
-    ) -> Result<Vec<T>, ServiceError>
+    ) -> Result<Vec<(MemberId, Result<T, ServiceError>)>, ServiceError>
     where
         Fut: Future<Output = Result<T, ServiceError>>,
     {
@@ -153,35 +154,16 @@ impl Services {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .store
-                .query_index(
-                    index,
-                    partition,
-                    sort,
-                    &PageRequest {
-                        limit: 100,
-                        after,
-                        descending: false,
-                    },
-                )
-                .await?;
-            let ids = page
-                .items
-                .iter()
-                .filter_map(|k| {
-                    k.pk.strip_prefix("MEMBER#")
-                        .and_then(|id| MemberId::parse(id).ok())
+            let page = self.table.members_in(which, after).await?;
+            let results: Vec<_> = futures::stream::iter(page.items)
+                .map(|id| {
+                    let fut = each(id.clone());
+                    async move { (id, fut.await) }
                 })
-                .collect::<Vec<_>>();
-            let results: Vec<_> = futures::stream::iter(ids)
-                .map(&each)
                 .buffer_unordered(JOB_CONCURRENCY)
                 .collect()
                 .await;
-            for r in results {
-                out.push(r?);
-            }
+            out.extend(results);
             match page.next {
                 Some(n) => after = Some(n),
                 None => return Ok(out),

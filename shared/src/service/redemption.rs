@@ -5,24 +5,19 @@
 use super::error::ServiceError;
 use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
-use super::records::{
-    CATALOG_PARTITION, Versioned, decode, decode_versioned, member_key, member_pk, put_member,
-    put_versioned, redemption_key, reward_count_key, reward_key, voucher_key,
-};
 use super::{Outcome, Services};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::{Refusal, Reward, check_redemption};
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
 use crate::domain::{MemberId, Points, RewardId, StoreId, Tier};
 use crate::retrying;
-use crate::store::{Cond, Index, Item, PageRequest, SortKey, Write};
+use crate::table::{Batch, Reads, RewardCount, Versioned, Voucher};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewardInput {
     pub name: String,
@@ -108,23 +103,6 @@ pub struct VoucherUse {
     pub used_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Voucher {
-    code: String,
-    redemption_id: Uuid,
-    member_id: MemberId,
-    reward_id: RewardId,
-    status: RedemptionStatus,
-    expires_at: DateTime<Utc>,
-    used_at: Option<DateTime<Utc>>,
-    used_store_id: Option<StoreId>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct RewardCount {
-    count: u32,
-}
-
 fn refusal(r: Refusal) -> ServiceError {
     match r {
         Refusal::Inactive => ServiceError::RewardInactive,
@@ -138,11 +116,12 @@ fn refusal(r: Refusal) -> ServiceError {
     }
 }
 
-fn catalog_attrs(id: &RewardId) -> Map<String, Value> {
-    Map::from_iter([
-        ("GSI1PK".to_owned(), Value::from(CATALOG_PARTITION)),
-        ("GSI1SK".to_owned(), Value::from(format!("REWARD#{id}"))),
-    ])
+impl Redemption {
+    /// As a reader sees it at `now`: an issued voucher past its expiry shows `expired`.
+    fn seen_at(mut self, now: DateTime<Utc>) -> Self {
+        self.status = self.status.as_of(self.expires_at, now);
+        self
+    }
 }
 
 /// The writes that issue one voucher for `reward` to `member` (whose balance this lowers when
@@ -155,7 +134,7 @@ pub(crate) fn issue_voucher(
     charge: bool,
     source: &str,
     now: DateTime<Utc>,
-) -> Result<(Redemption, Vec<Write>), ServiceError> {
+) -> Result<(Redemption, Batch), ServiceError> {
     let held = count.map_or(0, |c| c.value.count);
     check_redemption(member.tier, member.balance, &reward.value, held, charge).map_err(refusal)?;
     let r = &reward.value;
@@ -186,59 +165,37 @@ pub(crate) fn issue_voucher(
         used_at: None,
         used_store_id: None,
     };
-    let mut writes = vec![
-        put_versioned(
-            redemption_key(&member.id, &redemption.id),
-            &redemption,
-            None,
-            Map::new(),
-        )?,
-        // A code collision fails this absence condition; the retry draws a new code.
-        put_versioned(voucher_key(&voucher.code), &voucher, None, Map::new())?,
-        put_versioned(
-            reward_count_key(&member.id, &r.id),
-            &RewardCount { count: held + 1 },
-            count.map(|c| c.version),
-            Map::new(),
-        )?,
-    ];
+    let mut batch = Batch::new();
+    batch.create(&(member.id.clone(), redemption.id), &redemption)?;
+    // A code collision fails this absence condition; the retry draws a new code.
+    batch.create(voucher.code.as_str(), &voucher)?;
+    batch.save(
+        &(member.id.clone(), r.id.clone()),
+        &RewardCount { count: held + 1 },
+        count.map(|c| c.version),
+    )?;
     if r.stock.is_some() {
         let next = Reward {
             issued: r.issued + 1,
             ..r.clone()
         };
-        writes.push(put_versioned(
-            reward_key(&r.id),
-            &next,
-            Some(reward.version),
-            catalog_attrs(&r.id),
-        )?);
+        batch.save(&r.id, &next, Some(reward.version))?;
     } else {
         // Unlimited stock: no hot item to write, but a concurrent edit (deactivation) still wins.
-        writes.push(Write::Check {
-            key: reward_key(&r.id),
-            cond: Cond::Version(reward.version),
-        });
+        batch.check::<Reward>(&r.id, reward.version);
     }
     if charge {
-        let (_, w) = LedgerEntry::write(
-            &member.id,
+        LedgerEntry::new(
             LedgerKind::Redemption,
             points.checked_neg()?,
             member.balance,
             Some(format!("redemption:{}", redemption.id)),
             Some(r.name.clone()),
             now,
-        )?;
-        writes.push(w);
+        )
+        .add_to(&mut batch, &member.id)?;
     }
-    Ok((redemption, writes))
-}
-
-fn versioned_opt<T: serde::de::DeserializeOwned>(
-    i: &Option<Item>,
-) -> Result<Option<Versioned<T>>, ServiceError> {
-    i.as_ref().map(decode_versioned).transpose()
+    Ok((redemption, batch))
 }
 
 impl Services {
@@ -287,7 +244,8 @@ impl Services {
         name: &str,
         input: &RewardInput,
     ) -> Result<(RewardView, bool), ServiceError> {
-        let existing = versioned_opt::<Reward>(&self.store.get(&reward_key(id)).await?)?;
+        let now = self.now();
+        let existing = self.table.get::<Reward>(id).await?;
         let reward = Reward {
             id: id.clone(),
             name: name.to_owned(),
@@ -298,50 +256,28 @@ impl Services {
             issued: existing.as_ref().map_or(0, |e| e.value.issued),
             per_member_limit: input.per_member_limit,
             active: input.active,
-            updated_at: self.now(),
+            created_at: Some(
+                existing
+                    .as_ref()
+                    .map_or(now, |e| e.value.created_at.unwrap_or(e.value.updated_at)),
+            ),
+            updated_at: now,
         };
-        let w = put_versioned(
-            reward_key(id),
-            &reward,
-            existing.as_ref().map(|e| e.version),
-            catalog_attrs(id),
-        )?;
-        self.store.commit(vec![w]).await?;
+        let mut batch = Batch::new();
+        batch.save(id, &reward, existing.as_ref().map(|e| e.version))?;
+        self.table.commit(batch).await?;
         Ok((RewardView::from(&reward), existing.is_none()))
     }
 
-    /// The active catalog, by reward id.
+    /// The active catalog, newest first. Only active rewards are in the catalog index, so
+    /// every page is full until the last.
     pub async fn catalog(
         &self,
         limit: u32,
-        after: Option<String>,
+        cursor: Option<&str>,
     ) -> Result<(Vec<RewardView>, Option<String>), ServiceError> {
-        let page = self
-            .store
-            .query_index(
-                Index::Gsi1,
-                CATALOG_PARTITION,
-                &SortKey::All,
-                &PageRequest {
-                    limit,
-                    after,
-                    descending: false,
-                },
-            )
-            .await?;
-        let items = if page.items.is_empty() {
-            Vec::new()
-        } else {
-            self.store.get_many(&page.items).await?
-        };
-        let mut out = Vec::new();
-        for item in items.iter().flatten() {
-            let r: Reward = decode(item)?;
-            if r.active {
-                out.push(RewardView::from(&r));
-            }
-        }
-        Ok((out, page.next))
+        let (rewards, next) = self.table.catalog(limit, cursor).await?;
+        Ok((rewards.iter().map(RewardView::from).collect(), next))
     }
 
     pub async fn redeem(
@@ -360,24 +296,26 @@ impl Services {
         idem: Option<&Idempotency>,
     ) -> Result<Outcome<RedemptionReceipt>, ServiceError> {
         let now = self.now();
-        let mut keys = vec![
-            member_key(id),
-            reward_key(reward_id),
-            reward_count_key(id, reward_id),
-        ];
-        keys.extend(idem.map(Idempotency::store_key));
-        let found = self.store.get_many(&keys).await?;
-        if let Some(idem) = idem
-            && let Some(prior) = idem.prior::<RedemptionReceipt>(found[3].as_ref(), now)?
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let reward = reads.add::<Reward>(reward_id);
+        let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
+        let prior = idem.map(|i| i.read(&mut reads));
+        let found = self.table.read(&reads).await?;
+        if let (Some(idem), Some(slot)) = (idem, &prior)
+            && let Some(replay) = idem.prior::<RedemptionReceipt>(found.get(slot)?, now)?
         {
-            return Ok(Outcome::replay(prior));
+            return Ok(Outcome::replay(replay));
         }
-        let current =
-            versioned_opt::<Member>(&found[0])?.ok_or(ServiceError::NotFound("member"))?;
-        let reward = versioned_opt::<Reward>(&found[1])?.ok_or(ServiceError::NotFound("reward"))?;
-        let count = versioned_opt::<RewardCount>(&found[2])?;
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
+        let reward = found
+            .get(&reward)?
+            .ok_or(ServiceError::NotFound("reward"))?;
+        let count = found.get(&count)?;
         let mut m = current.value;
-        let (redemption, mut writes) = issue_voucher(
+        let (redemption, mut batch) = issue_voucher(
             self,
             &mut m,
             &reward,
@@ -390,35 +328,22 @@ impl Services {
             redemption,
             balance: m.balance,
         };
-        writes.push(put_member(&m, Some(current.version))?);
-        if let Some(idem) = idem {
-            writes.push(idem.record(&receipt, now, self.program.idempotency_retention_hours)?);
-        }
-        self.store.commit(writes).await?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        self.commit_with_record(idem, &receipt, batch, now).await?;
         Ok(Outcome::fresh(receipt))
     }
 
+    /// The member's redemptions, newest first, each with the status it has now.
     pub async fn redemptions(
         &self,
         id: &MemberId,
         limit: u32,
-        after: Option<String>,
+        cursor: Option<&str>,
     ) -> Result<(Vec<Redemption>, Option<String>), ServiceError> {
         self.load_member(id).await?;
-        let page = self
-            .store
-            .query(
-                &member_pk(id),
-                &SortKey::Prefix("REDEMPTION#".into()),
-                &PageRequest::newest_first(limit, after),
-            )
-            .await?;
-        let items = page
-            .items
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, page.next))
+        let now = self.now();
+        let (items, next) = self.table.list::<Redemption>(id, limit, cursor).await?;
+        Ok((items.into_iter().map(|r| r.seen_at(now)).collect(), next))
     }
 
     pub async fn cancel_redemption(
@@ -435,40 +360,42 @@ impl Services {
         redemption_id: &Uuid,
     ) -> Result<Redemption, ServiceError> {
         let now = self.now();
-        let found = self
-            .store
-            .get_many(&[member_key(id), redemption_key(id, redemption_id)])
-            .await?;
-        let current =
-            versioned_opt::<Member>(&found[0])?.ok_or(ServiceError::NotFound("member"))?;
-        let red =
-            versioned_opt::<Redemption>(&found[1])?.ok_or(ServiceError::NotFound("redemption"))?;
-        let not_cancellable = |s: RedemptionStatus| ServiceError::RedemptionNotCancellable {
-            status: match s {
-                RedemptionStatus::Issued => "issued",
-                RedemptionStatus::Used => "used",
-                RedemptionStatus::Cancelled => "cancelled",
-            },
-        };
-        if red.value.status != RedemptionStatus::Issued {
-            return Err(not_cancellable(red.value.status));
+        let rid = (id.clone(), *redemption_id);
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let red = reads.add::<Redemption>(&rid);
+        let found = self.table.read(&reads).await?;
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
+        let red = found
+            .get(&red)?
+            .ok_or(ServiceError::NotFound("redemption"))?;
+        // An expired voucher is worth nothing at the till, so it cannot be traded back for
+        // points either.
+        let shown = red.value.status.as_of(red.value.expires_at, now);
+        if shown != RedemptionStatus::Issued {
+            return Err(ServiceError::RedemptionNotCancellable {
+                status: shown.as_str(),
+            });
         }
         let r = &red.value;
-        let more = self
-            .store
-            .get_many(&[
-                voucher_key(&r.voucher_code),
-                reward_key(&r.reward_id),
-                reward_count_key(id, &r.reward_id),
-            ])
-            .await?;
-        let voucher = versioned_opt::<Voucher>(&more[0])?
+        let mut reads = Reads::new();
+        let voucher = reads.add::<Voucher>(r.voucher_code.as_str());
+        let reward = reads.add::<Reward>(&r.reward_id);
+        let count_id = (id.clone(), r.reward_id.clone());
+        let count = reads.add::<RewardCount>(&count_id);
+        let more = self.table.read(&reads).await?;
+        let voucher = more
+            .get(&voucher)?
             .ok_or_else(|| ServiceError::Corrupt("redemption without voucher".into()))?;
         if voucher.value.status != RedemptionStatus::Issued {
-            return Err(not_cancellable(voucher.value.status));
+            return Err(ServiceError::RedemptionNotCancellable {
+                status: voucher.value.status.as_str(),
+            });
         }
-        let reward = versioned_opt::<Reward>(&more[1])?;
-        let count = versioned_opt::<RewardCount>(&more[2])?;
+        let reward = more.get(&reward)?;
+        let count = more.get(&count)?;
 
         let mut m = current.value;
         m.balance = m.balance.checked_add(r.points_spent)?;
@@ -482,52 +409,35 @@ impl Services {
             status: RedemptionStatus::Cancelled,
             ..voucher.value.clone()
         };
-        let mut writes = vec![
-            put_member(&m, Some(current.version))?,
-            put_versioned(
-                redemption_key(id, redemption_id),
-                &cancelled,
-                Some(red.version),
-                Map::new(),
-            )?,
-            put_versioned(voucher_key(&v.code), &v, Some(voucher.version), Map::new())?,
-        ];
+        let mut batch = Batch::new();
+        batch.save(id, &m, Some(current.version))?;
+        batch.save(&rid, &cancelled, Some(red.version))?;
+        batch.save(v.code.as_str(), &v, Some(voucher.version))?;
         if let Some(reward) = reward.filter(|rw| rw.value.stock.is_some()) {
             let back = Reward {
                 issued: reward.value.issued.saturating_sub(1),
                 ..reward.value.clone()
             };
-            writes.push(put_versioned(
-                reward_key(&back.id),
-                &back,
-                Some(reward.version),
-                catalog_attrs(&back.id),
-            )?);
+            batch.save(&back.id, &back, Some(reward.version))?;
         }
         if let Some(c) = count {
             let fewer = RewardCount {
                 count: c.value.count.saturating_sub(1),
             };
-            writes.push(put_versioned(
-                reward_count_key(id, &r.reward_id),
-                &fewer,
-                Some(c.version),
-                Map::new(),
-            )?);
+            batch.save(&count_id, &fewer, Some(c.version))?;
         }
         if r.points_spent.0 != 0 {
-            let (_, w) = LedgerEntry::write(
-                id,
+            LedgerEntry::new(
                 LedgerKind::RedemptionCancelled,
                 r.points_spent,
                 m.balance,
                 Some(format!("redemption:{redemption_id}")),
                 None,
                 now,
-            )?;
-            writes.push(w);
+            )
+            .add_to(&mut batch, id)?;
         }
-        self.store.commit(writes).await?;
+        self.table.commit(batch).await?;
         Ok(cancelled)
     }
 
@@ -547,19 +457,23 @@ impl Services {
         store: &StoreId,
     ) -> Result<VoucherUse, ServiceError> {
         let now = self.now();
-        let voucher = versioned_opt::<Voucher>(&self.store.get(&voucher_key(code)).await?)?
+        let voucher = self
+            .table
+            .get::<Voucher>(code)
+            .await?
             .ok_or(ServiceError::NotFound("voucher"))?;
         let v = &voucher.value;
-        match v.status {
+        match v.status.as_of(v.expires_at, now) {
             RedemptionStatus::Used => return Err(ServiceError::VoucherUsed),
             RedemptionStatus::Cancelled => return Err(ServiceError::VoucherCancelled),
+            RedemptionStatus::Expired => return Err(ServiceError::VoucherExpired),
             RedemptionStatus::Issued => {}
         }
-        if now > v.expires_at {
-            return Err(ServiceError::VoucherExpired);
-        }
-        let rkey = redemption_key(&v.member_id, &v.redemption_id);
-        let red = versioned_opt::<Redemption>(&self.store.get(&rkey).await?)?
+        let rid = (v.member_id.clone(), v.redemption_id);
+        let red = self
+            .table
+            .get::<Redemption>(&rid)
+            .await?
             .ok_or_else(|| ServiceError::Corrupt("voucher without redemption".into()))?;
         let used_v = Voucher {
             status: RedemptionStatus::Used,
@@ -573,17 +487,10 @@ impl Services {
             used_store_id: Some(store.clone()),
             ..red.value
         };
-        self.store
-            .commit(vec![
-                put_versioned(
-                    voucher_key(code),
-                    &used_v,
-                    Some(voucher.version),
-                    Map::new(),
-                )?,
-                put_versioned(rkey, &used_r, Some(red.version), Map::new())?,
-            ])
-            .await?;
+        let mut batch = Batch::new();
+        batch.save(code, &used_v, Some(voucher.version))?;
+        batch.save(&rid, &used_r, Some(red.version))?;
+        self.table.commit(batch).await?;
         Ok(VoucherUse {
             code: code.to_owned(),
             redemption_id: v.redemption_id,

@@ -5,20 +5,18 @@
 use super::Services;
 use super::error::ServiceError;
 use super::members::{LedgerEntry, money};
-use super::records::put_member;
 use crate::domain::member::{LedgerKind, Member};
-use crate::domain::spend::month_index;
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
-use crate::store::{Index, SortKey};
+use crate::table::{Batch, MemberIndex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// How far back the job looks for expiries it has not handled (a job stopped for up to two years
 /// still catches everyone up).
-const LOOKBACK_MONTHS: i32 = 24;
+const LOOKBACK_MONTHS: u32 = 24;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TierRuleView {
@@ -49,6 +47,8 @@ pub struct RequalificationRun {
     pub upgraded: u64,
     pub kept: u64,
     pub downgraded: u64,
+    /// Members the run could not requalify (logged with the reason); the next run retries them.
+    pub failed: u64,
 }
 
 impl Services {
@@ -86,27 +86,30 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<RequalificationRun, ServiceError> {
         let today = self.program_date(now);
-        let newest = month_index(today);
         let mut run = RequalificationRun::default();
-        for idx in (newest - LOOKBACK_MONTHS..=newest).rev() {
-            let partition = format!(
-                "TIEREXPIRY#{:04}-{:02}",
-                idx.div_euclid(12),
-                idx.rem_euclid(12) + 1
-            );
-            let before = SortKey::Before(today.format("%Y-%m-%d").to_string());
+        for back in 0..=LOOKBACK_MONTHS {
+            let which = MemberIndex::TierExpiry {
+                month: today
+                    .checked_sub_months(chrono::Months::new(back))
+                    .unwrap_or(NaiveDate::MIN),
+                before: today,
+            };
             let outcomes = self
-                .for_members_in_index(Index::Gsi2, &partition, &before, |id| async move {
+                .for_members_in(&which, |id| async move {
                     retrying!(self, self.try_requalify(&id, today, now))
                 })
                 .await?;
-            for o in outcomes {
+            for (id, o) in outcomes {
                 run.examined += 1;
                 match o {
-                    Requalification::NotDue => {}
-                    Requalification::Upgraded { .. } => run.upgraded += 1,
-                    Requalification::Kept { .. } => run.kept += 1,
-                    Requalification::Downgraded { .. } => run.downgraded += 1,
+                    Ok(Requalification::NotDue) => {}
+                    Ok(Requalification::Upgraded { .. }) => run.upgraded += 1,
+                    Ok(Requalification::Kept { .. }) => run.kept += 1,
+                    Ok(Requalification::Downgraded { .. }) => run.downgraded += 1,
+                    Err(e) => {
+                        run.failed += 1;
+                        tracing::error!(member = %id, error = %e, "requalification failed");
+                    }
                 }
             }
         }
@@ -150,20 +153,20 @@ impl Services {
         let note = format!("{} → {} (requalification)", m.tier, tier);
         m.tier = tier;
         m.tier_expires_on = expires;
-        let mut writes = vec![put_member(&m, Some(current.version))?];
+        let mut batch = Batch::new();
+        batch.save(id, &m, Some(current.version))?;
         if let Some(kind) = kind {
-            let (_, w) = LedgerEntry::write(
-                &m.id,
+            LedgerEntry::new(
                 kind,
                 Points::ZERO,
                 m.balance,
                 Some("requalification".into()),
                 Some(note),
                 now,
-            )?;
-            writes.push(w);
+            )
+            .add_to(&mut batch, id)?;
         }
-        self.store.commit(writes).await?;
+        self.table.commit(batch).await?;
         Ok(decision)
     }
 }

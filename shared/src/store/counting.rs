@@ -1,7 +1,7 @@
 //! Counts store round trips and items read, so tests and the benchmark can state "1 read + 1
 //! write per purchase" and "the birthday job reads 1/365 of members" as measurements.
 
-use super::{Index, Item, Key, Page, PageRequest, SortKey, Store, StoreResult, Write};
+use super::{Index, IndexPosition, Item, Key, Range, Store, StoreResult, Write};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,26 +46,34 @@ impl<S: Store> Store for CountingStore<S> {
         self.counts.items_read.fetch_add(n, Ordering::Relaxed);
         Ok(r)
     }
-    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
-        let r = self.inner.query(pk, sort, page).await?;
+        let r = self.inner.query_range(pk, range, after).await?;
         self.counts
             .items_read
-            .fetch_add(r.items.len() as u64, Ordering::Relaxed);
+            .fetch_add(r.0.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
-    async fn query_index(
+    async fn query_index_range(
         &self,
         index: Index,
         pk: &str,
-        sort: &SortKey,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Key>> {
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
-        let r = self.inner.query_index(index, pk, sort, page).await?;
+        let r = self
+            .inner
+            .query_index_range(index, pk, range, after)
+            .await?;
         self.counts
             .items_read
-            .fetch_add(r.items.len() as u64, Ordering::Relaxed);
+            .fetch_add(r.0.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {

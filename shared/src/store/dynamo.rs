@@ -4,8 +4,8 @@
 //! index queries are eventually consistent, as DynamoDB allows no other.
 
 use super::{
-    Cond, Index, Item, Key, MAX_BATCH, PK, Page, PageRequest, SK, SortKey, Store, StoreError,
-    StoreResult, Write, check_after, validate_batch,
+    Cond, Index, IndexPosition, Item, Key, MAX_BATCH, PK, Range, SK, SortKey, Store, StoreError,
+    StoreResult, Write, validate_batch,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -95,6 +95,40 @@ fn s(a: &Attrs, name: &str) -> Option<String> {
     a.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
+/// What a cancelled transaction means, from its per-item reasons: a failed condition (and
+/// which), a race or throttle worth retrying, or a deterministic refusal (validation, size) that
+/// no retry can change.
+fn cancellation(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> StoreError {
+    if let Some(i) = reasons
+        .iter()
+        .position(|r| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return StoreError::ConditionFailed { index: Some(i) };
+    }
+    if reasons.is_empty() {
+        return StoreError::ConditionFailed { index: None };
+    }
+    let transient = |c: &str| {
+        matches!(
+            c,
+            "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded"
+        )
+    };
+    if reasons.iter().any(|r| r.code().is_some_and(transient)) {
+        return StoreError::Conflict;
+    }
+    let why = reasons
+        .iter()
+        .filter(|r| r.code().is_some_and(|c| c != "None"))
+        .map(|r| format!("{}: {}", r.code().unwrap_or(""), r.message().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    StoreError::Invalid(format!("transaction refused: {why}"))
+}
+
 /// A condition as DynamoDB expression text plus its names and values.
 struct Expr {
     text: String,
@@ -163,8 +197,35 @@ impl DynamoStore {
 
     /// A client from the standard SDK configuration (region, credentials, and
     /// `AWS_ENDPOINT_URL_DYNAMODB` for emulators). Build it once per process, never per request.
+    ///
+    /// The SDK does not retry: throttles and conflicts come back as [`StoreError::Conflict`] and
+    /// the service layer retries them once, with backoff inside the request's budget. Timeouts
+    /// are explicit and well below the functions' 10 s timeout, so a stuck call fails as 503
+    /// instead of the invocation timing out.
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_from_env().await;
+        Self::from_env_with_timeout(table, std::time::Duration::from_secs(2)).await
+    }
+
+    /// As [`DynamoStore::from_env`], with another per-call timeout (an emulator on a small
+    /// machine under a 170-writer proof needs more than AWS does).
+    pub async fn from_env_with_timeout(
+        table: impl Into<String>,
+        call_timeout: std::time::Duration,
+    ) -> Self {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        use std::time::Duration;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(call_timeout)
+                    .operation_timeout(call_timeout)
+                    .build(),
+            )
+            .load()
+            .await;
         DynamoStore::new(Client::new(&config), table)
     }
 
@@ -353,14 +414,7 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc)) = e.as_service_error() {
-                    let reasons = tc.cancellation_reasons();
-                    if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
-                        return Err(StoreError::ConditionFailed { index: Some(i) });
-                    }
-                    if reasons.is_empty() {
-                        return Err(StoreError::ConditionFailed { index: None });
-                    }
-                    return Err(StoreError::Conflict);
+                    return Err(cancellation(tc.cancellation_reasons()));
                 }
                 Err(classify(e))
             }
@@ -423,14 +477,16 @@ impl Store for DynamoStore {
         Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 
-    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
-        let (text, mut names, mut values) = sort_condition(SK, sort);
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
+        let (text, mut names, mut values) = sort_condition(SK, range.sort);
         names.insert("#pk".into(), PK.into());
         values.insert(":pk".into(), AttributeValue::S(pk.to_owned()));
-        let start = page
-            .after
-            .as_ref()
-            .map(|sk| key_attrs(&Key::new(pk, sk.clone())));
+        let start = after.map(|sk| key_attrs(&Key::new(pk, sk)));
         let out = self
             .client
             .query()
@@ -438,54 +494,41 @@ impl Store for DynamoStore {
             .key_condition_expression(text)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .scan_index_forward(!page.descending)
+            .scan_index_forward(!range.descending)
             .consistent_read(true)
-            .limit(page.limit as i32 + 1)
+            .limit(range.limit as i32 + 1)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
-        let more = out.last_evaluated_key.is_some();
+        let more_beyond = out.last_evaluated_key.is_some();
         let mut items = out
             .items
             .unwrap_or_default()
             .into_iter()
             .map(from_attrs)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|i| i.key.sk.clone())
-        } else if more {
-            items.last().map(|i| i.key.sk.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let more = items.len() > range.limit as usize || more_beyond;
+        items.truncate(range.limit as usize);
+        Ok((items, more))
     }
 
-    async fn query_index(
+    async fn query_index_range(
         &self,
         index: Index,
         pk: &str,
-        sort: &SortKey,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Key>> {
-        let (text, mut names, mut values) = sort_condition(index.sk_attr(), sort);
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
+        let (text, mut names, mut values) = sort_condition(index.sk_attr(), range.sort);
         names.insert("#pk".into(), index.pk_attr().into());
         values.insert(":pk".into(), AttributeValue::S(pk.to_owned()));
-        // Cursor: the index sort key and the table key of the last item, as a JSON array.
-        let start = match &page.after {
-            Some(c) => {
-                let [isk, tpk, tsk]: [String; 3] =
-                    serde_json::from_str(c).map_err(|_| StoreError::BadCursor)?;
-                check_after(sort, &isk)?;
-                let mut k = key_attrs(&Key::new(tpk, tsk));
-                k.insert(index.pk_attr().into(), AttributeValue::S(pk.to_owned()));
-                k.insert(index.sk_attr().into(), AttributeValue::S(isk));
-                Some(k)
-            }
-            None => None,
-        };
+        let start = after.map(|a| {
+            let mut k = key_attrs(&a.key);
+            k.insert(index.pk_attr().into(), AttributeValue::S(pk.to_owned()));
+            k.insert(index.sk_attr().into(), AttributeValue::S(a.isk.clone()));
+            k
+        });
         let out = self
             .client
             .query()
@@ -494,34 +537,27 @@ impl Store for DynamoStore {
             .key_condition_expression(text)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .scan_index_forward(!page.descending)
-            .limit(page.limit as i32 + 1)
+            .scan_index_forward(!range.descending)
+            .limit(range.limit as i32 + 1)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
-        let more = out.last_evaluated_key.is_some();
+        let more_beyond = out.last_evaluated_key.is_some();
         let mut rows = Vec::new();
         for a in out.items.unwrap_or_default() {
             let (Some(tpk), Some(tsk), Some(isk)) = (s(&a, PK), s(&a, SK), s(&a, index.sk_attr()))
             else {
                 return Err(backend("index entry without keys"));
             };
-            rows.push((Key::new(tpk, tsk), isk));
+            rows.push(IndexPosition {
+                isk,
+                key: Key::new(tpk, tsk),
+            });
         }
-        let cursor = |(k, isk): &(Key, String)| serde_json::json!([isk, k.pk, k.sk]).to_string();
-        let next = if rows.len() > page.limit as usize {
-            rows.truncate(page.limit as usize);
-            rows.last().map(cursor)
-        } else if more {
-            rows.last().map(cursor)
-        } else {
-            None
-        };
-        Ok(Page {
-            items: rows.into_iter().map(|(k, _)| k).collect(),
-            next,
-        })
+        let more = rows.len() > range.limit as usize || more_beyond;
+        rows.truncate(range.limit as usize);
+        Ok((rows, more))
     }
 
     async fn commit(&self, mut writes: Vec<Write>) -> StoreResult<()> {

@@ -7,8 +7,8 @@
 //! order by bytes, which is how DynamoDB orders string keys too.
 
 use super::{
-    Index, Item, Key, Page, PageRequest, SortKey, Store, StoreError, StoreResult, Write,
-    check_after, validate_batch,
+    Index, IndexPosition, Item, Key, Range, SortKey, Store, StoreError, StoreResult, Write,
+    validate_batch,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -235,18 +235,20 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
-        if let Some(a) = &page.after {
-            check_after(sort, a)?;
-        }
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
         let prefix = item_key(pk, "");
         let b = bounds(
             &prefix,
-            sort,
-            page.after.as_deref().map(str::as_bytes),
-            page.descending,
+            range.sort,
+            after.map(str::as_bytes),
+            range.descending,
         );
-        let (limit, desc) = (page.limit as usize, page.descending);
+        let (limit, desc) = (range.limit as usize, range.descending);
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let items = tx.open_table(ITEMS).map_err(backend)?;
@@ -261,33 +263,25 @@ impl Store for EmbeddedStore {
                 let (k, v) = entry.map_err(backend)?;
                 out.push(decode(split_item_key(k.value())?, v.value())?);
             }
-            let next = (out.len() > limit).then(|| {
-                out.truncate(limit);
-                out.last().map(|i| i.key.sk.clone())
-            });
-            Ok(Page {
-                items: out,
-                next: next.flatten(),
-            })
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
         })
         .await
     }
 
-    async fn query_index(
+    async fn query_index_range(
         &self,
         index: Index,
         pk: &str,
-        sort: &SortKey,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Key>> {
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
         let prefix = index_prefix(index, pk);
-        // The cursor is the raw entry suffix after the partition prefix (isk \0 pk \0 sk).
-        let after = page
-            .after
-            .as_ref()
-            .map(|a| a.replace('\u{1}', "\0").into_bytes());
-        let b = bounds(&prefix, sort, after.as_deref(), page.descending);
-        let (limit, desc) = (page.limit as usize, page.descending);
+        // An entry is `prefix isk \0 pk \0 sk`; a position is the same suffix.
+        let after = after.map(|a| index_entry(index, pk, &a.isk, &a.key)[prefix.len()..].to_vec());
+        let b = bounds(&prefix, range.sort, after.as_deref(), range.descending);
+        let (limit, desc) = (range.limit as usize, range.descending);
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let entries = tx.open_table(INDEX).map_err(backend)?;
@@ -303,22 +297,18 @@ impl Store for EmbeddedStore {
                 let suffix = &k.value()[prefix.len()..];
                 let s = std::str::from_utf8(suffix).map_err(backend)?;
                 let mut parts = s.splitn(3, '\0');
-                let (_isk, pk, sk) = (parts.next(), parts.next(), parts.next());
-                let (Some(pk), Some(sk)) = (pk, sk) else {
+                let (Some(isk), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next())
+                else {
                     return Err(backend("malformed index entry"));
                 };
-                out.push((Key::new(pk, sk), s.replace('\0', "\u{1}")));
+                out.push(IndexPosition {
+                    isk: isk.to_owned(),
+                    key: Key::new(pk, sk),
+                });
             }
-            let next = if out.len() > limit {
-                out.truncate(limit);
-                out.last().map(|(_, c)| c.clone())
-            } else {
-                None
-            };
-            Ok(Page {
-                items: out.into_iter().map(|(k, _)| k).collect(),
-                next,
-            })
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
         })
         .await
     }

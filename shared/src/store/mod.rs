@@ -5,10 +5,12 @@
 
 mod counting;
 mod dynamo;
+#[cfg(feature = "embedded")]
 mod embedded;
 
 pub use counting::{CountingStore, RoundTrips};
 pub use dynamo::DynamoStore;
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 
 use async_trait::async_trait;
@@ -43,9 +45,9 @@ impl Key {
 /// projection is the table and index keys only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Index {
-    /// `GSI1PK = BIRTHDAY#<MM-DD>`, `GSI1SK = MEMBER#<id>`.
+    /// Overloaded: birthdays and the reward catalog (what goes in it: the table layer).
     Gsi1,
-    /// `GSI2PK = TIEREXPIRY#<YYYY-MM>`, `GSI2SK = <YYYY-MM-DD>#<id>`.
+    /// Tier expiry dates.
     Gsi2,
 }
 
@@ -85,6 +87,7 @@ impl Item {
     pub fn expires_at(&self) -> Option<i64> {
         self.attrs.get(EXPIRES_AT).and_then(Value::as_i64)
     }
+    #[cfg(feature = "embedded")]
     fn index_key(&self, index: Index) -> Option<(String, String)> {
         let pk = self.attrs.get(index.pk_attr())?.as_str()?;
         let sk = self.attrs.get(index.sk_attr())?.as_str()?;
@@ -232,22 +235,60 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Where an index page continues: the last entry's index sort key and table key. Both backends
+/// read and write this one form, so a position is checked once for both (see [`Store`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPosition {
+    pub isk: String,
+    pub key: Key,
+}
+
+impl IndexPosition {
+    pub fn encode(&self) -> String {
+        serde_json::json!([self.isk, self.key.pk, self.key.sk]).to_string()
+    }
+    fn decode(s: &str) -> StoreResult<Self> {
+        let [isk, pk, sk]: [String; 3] =
+            serde_json::from_str(s).map_err(|_| StoreError::BadCursor)?;
+        Ok(IndexPosition {
+            isk,
+            key: Key::new(pk, sk),
+        })
+    }
+}
+
+/// One page of a partition or index range, as a backend answers it: up to `limit` rows, plus
+/// whether more follow.
+#[derive(Clone, Copy, Debug)]
+pub struct Range<'a> {
+    pub sort: &'a SortKey,
+    pub limit: u32,
+    pub descending: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Consistent reads of several items in one round trip, in the order asked.
     async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>>;
 
-    /// Items of one partition whose sort key satisfies `sort`, in sort-key order.
-    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>>;
+    /// Backend part of [`Store::query`]: `after` is a sort key already checked to lie in range.
+    /// Returns at most `limit` items and whether more follow.
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)>;
 
-    /// Keys of items in one partition of a secondary index (eventually consistent in DynamoDB).
-    async fn query_index(
+    /// Backend part of [`Store::query_index`]: `after` is a checked position. Returns at most
+    /// `limit` entries (table key and index sort key) and whether more follow.
+    async fn query_index_range(
         &self,
         index: Index,
         pk: &str,
-        sort: &SortKey,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Key>>;
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)>;
 
     /// All writes or none. At most [`MAX_BATCH`] writes, each key at most once.
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()>;
@@ -259,11 +300,79 @@ pub trait Store: Send + Sync + 'static {
             .pop()
             .flatten())
     }
+
+    /// Items of one partition whose sort key satisfies `sort`, in sort-key order. The page
+    /// position is checked here, once for every backend: a position this range never produced
+    /// is [`StoreError::BadCursor`], never a backend failure.
+    async fn query(&self, pk: &str, sort: &SortKey, page: &PageRequest) -> StoreResult<Page<Item>> {
+        if let Some(a) = &page.after {
+            check_after(sort, a)?;
+        }
+        let range = Range {
+            sort,
+            limit: page.limit,
+            descending: page.descending,
+        };
+        let (items, more) = self.query_range(pk, range, page.after.as_deref()).await?;
+        let next = if more {
+            items.last().map(|i| i.key.sk.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Keys of items in one partition of a secondary index (eventually consistent in DynamoDB).
+    /// The position is checked here, as in [`Store::query`].
+    async fn query_index(
+        &self,
+        index: Index,
+        pk: &str,
+        sort: &SortKey,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Key>> {
+        let after = page
+            .after
+            .as_deref()
+            .map(IndexPosition::decode)
+            .transpose()?;
+        if let Some(a) = &after {
+            check_after(sort, &a.isk)?;
+            check_key_text(&a.key)?;
+        }
+        let range = Range {
+            sort,
+            limit: page.limit,
+            descending: page.descending,
+        };
+        let (rows, more) = self
+            .query_index_range(index, pk, range, after.as_ref())
+            .await?;
+        let next = if more {
+            rows.last().map(IndexPosition::encode)
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(|r| r.key).collect(),
+            next,
+        })
+    }
 }
 
 /// A sort-key position is only valid inside the range it continues.
 pub(crate) fn check_after(sort: &SortKey, after: &str) -> StoreResult<()> {
-    if sort.matches(after) {
+    if sort.matches(after) && !after.is_empty() && !after.contains('\0') {
+        Ok(())
+    } else {
+        Err(StoreError::BadCursor)
+    }
+}
+
+/// A table key inside a position must be one a table could hold (DynamoDB refuses empty keys).
+fn check_key_text(k: &Key) -> StoreResult<()> {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 1024 && !s.contains('\0');
+    if ok(&k.pk) && ok(&k.sk) {
         Ok(())
     } else {
         Err(StoreError::BadCursor)

@@ -1,0 +1,399 @@
+//! The typed table layer between `service` and `store`. It owns the single-table layout: every
+//! record kind states here, once, its key, its index attributes, its encoding and its cursor.
+//! Services read typed, versioned records and write them through a typed batch; no key or index
+//! string exists outside this module (CI greps for them). The writer and the reader of each
+//! index call the same functions, so they cannot drift apart.
+
+mod records;
+
+pub use records::{
+    Gift, IdempotencyRecord, MemberIndex, PhoneClaim, PurchaseRecord, RefundRecord, RewardCount,
+    Voucher,
+};
+
+use crate::domain::MemberId;
+use crate::service::ServiceError;
+use crate::store::{
+    Cond, EXPIRES_AT, Index, Item, Key, Page, PageRequest, SortKey, Store, VERSION, Write,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A kind of record in the table.
+pub trait Record: Serialize + DeserializeOwned {
+    /// What names one record of this kind (a member id, a store and receipt …).
+    type Id: ?Sized;
+    /// Names the kind in cursors and error messages.
+    const KIND: &'static str;
+    fn key(id: &Self::Id) -> Key;
+    /// The sparse-index attributes this record carries (none by default).
+    fn index_entries(&self, _id: &Self::Id) -> Vec<IndexEntry> {
+        Vec::new()
+    }
+}
+
+/// A record kind stored as a time-ordered collection inside its owner's partition.
+pub trait Listed: Record {
+    type Owner: ?Sized;
+    fn range(owner: &Self::Owner) -> (String, SortKey);
+}
+
+/// One index attribute pair on an item.
+pub struct IndexEntry {
+    pub index: Index,
+    pub pk: String,
+    pub sk: String,
+}
+
+/// A record together with the version it was read at.
+#[derive(Clone, Debug)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+fn encode<R: Record>(id: &R::Id, r: &R) -> Result<Item, ServiceError> {
+    let mut item = match serde_json::to_value(r) {
+        Ok(Value::Object(attrs)) => Item {
+            key: R::key(id),
+            attrs,
+        },
+        Ok(_) => {
+            return Err(ServiceError::Corrupt(format!(
+                "{} is not an object",
+                R::KIND
+            )));
+        }
+        Err(e) => return Err(ServiceError::Corrupt(e.to_string())),
+    };
+    for e in r.index_entries(id) {
+        item.attrs
+            .insert(e.index.pk_attr().into(), Value::from(e.pk));
+        item.attrs
+            .insert(e.index.sk_attr().into(), Value::from(e.sk));
+    }
+    Ok(item)
+}
+
+fn decode<R: Record>(item: &Item) -> Result<Versioned<R>, ServiceError> {
+    let value = serde_json::from_value(Value::Object(item.attrs.clone())).map_err(|e| {
+        ServiceError::Corrupt(format!("{} {} {}: {e}", R::KIND, item.key.pk, item.key.sk))
+    })?;
+    Ok(Versioned {
+        value,
+        version: item.version().unwrap_or(0),
+    })
+}
+
+/// Keys to read in one round trip; each `add` returns the typed slot to take the answer from.
+#[derive(Default)]
+pub struct Reads {
+    keys: Vec<Key>,
+}
+
+pub struct Slot<R> {
+    at: usize,
+    kind: PhantomData<fn() -> R>,
+}
+
+impl Reads {
+    pub fn new() -> Self {
+        Reads::default()
+    }
+    pub fn add<R: Record>(&mut self, id: &R::Id) -> Slot<R> {
+        self.keys.push(R::key(id));
+        Slot {
+            at: self.keys.len() - 1,
+            kind: PhantomData,
+        }
+    }
+}
+
+pub struct Fetched {
+    items: Vec<Option<Item>>,
+}
+
+impl Fetched {
+    pub fn get<R: Record>(&self, slot: &Slot<R>) -> Result<Option<Versioned<R>>, ServiceError> {
+        self.items
+            .get(slot.at)
+            .and_then(Option::as_ref)
+            .map(decode)
+            .transpose()
+    }
+    pub fn exists<R>(&self, slot: &Slot<R>) -> bool {
+        self.items.get(slot.at).is_some_and(Option::is_some)
+    }
+}
+
+/// What a failed condition means when the failure is a fact, not a race (the phone is someone
+/// else's, the member exists): the commit answers it at once instead of retrying.
+pub type Answer = fn() -> ServiceError;
+
+/// An atomic batch of typed writes.
+#[derive(Default)]
+pub struct Batch {
+    writes: Vec<Write>,
+    answers: Vec<Option<Answer>>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch::default()
+    }
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    fn push(&mut self, w: Write) -> &mut Self {
+        self.writes.push(w);
+        self.answers.push(None);
+        self
+    }
+
+    /// A record that must not exist yet (version 1).
+    pub fn create<R: Record>(&mut self, id: &R::Id, r: &R) -> Result<&mut Self, ServiceError> {
+        self.save(id, r, None)
+    }
+
+    /// The next version of a record read at `prior` (`None`: it must not exist yet).
+    pub fn save<R: Record>(
+        &mut self,
+        id: &R::Id,
+        r: &R,
+        prior: Option<u64>,
+    ) -> Result<&mut Self, ServiceError> {
+        let mut item = encode(id, r)?;
+        let (next, cond) = match prior {
+            Some(v) => (v + 1, Cond::Version(v)),
+            None => (1, Cond::Absent),
+        };
+        item.attrs.insert(VERSION.into(), Value::from(next));
+        Ok(self.push(Write::Put { item, cond }))
+    }
+
+    /// A record that expires (table TTL on `expires_at`): it may replace an expired one that
+    /// TTL has not swept yet.
+    pub fn create_expiring<R: Record>(
+        &mut self,
+        id: &R::Id,
+        r: &R,
+        now_epoch: i64,
+    ) -> Result<&mut Self, ServiceError> {
+        let item = encode(id, r)?;
+        if !item.attrs.contains_key(EXPIRES_AT) {
+            return Err(ServiceError::Corrupt(format!(
+                "{} has no {EXPIRES_AT}",
+                R::KIND
+            )));
+        }
+        Ok(self.push(Write::Put {
+            item,
+            cond: Cond::AbsentOrExpiredBefore(now_epoch),
+        }))
+    }
+
+    /// Deletes a record read at `version`.
+    pub fn delete<R: Record>(&mut self, id: &R::Id, version: u64) -> &mut Self {
+        self.push(Write::Delete {
+            key: R::key(id),
+            cond: Cond::Version(version),
+        })
+    }
+
+    /// Writes nothing, but fails the batch unless the record is still at `version`.
+    pub fn check<R: Record>(&mut self, id: &R::Id, version: u64) -> &mut Self {
+        self.push(Write::Check {
+            key: R::key(id),
+            cond: Cond::Version(version),
+        })
+    }
+
+    /// If the last write's condition fails, the commit answers `answer` at once.
+    pub fn or_refuse(&mut self, answer: Answer) -> &mut Self {
+        if let Some(last) = self.answers.last_mut() {
+            *last = Some(answer);
+        }
+        self
+    }
+
+    pub fn append(&mut self, other: Batch) -> &mut Self {
+        self.writes.extend(other.writes);
+        self.answers.extend(other.answers);
+        self
+    }
+
+    /// The raw writes, for the benchmark's bulk seeding only.
+    pub fn into_writes(self) -> Vec<Write> {
+        self.writes
+    }
+}
+
+/// The table: typed reads, lists and commits over any [`Store`].
+#[derive(Clone)]
+pub struct Table {
+    store: Arc<dyn Store>,
+}
+
+/// A cursor is opaque to clients: the record kind and the store's position, base64url. A
+/// cursor of another list, or one this API never issued, is refused with 400 (by the store,
+/// once for both backends, when its position does not belong to the range).
+fn encode_cursor(kind: &str, position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}\n{position}"))
+}
+
+fn decode_cursor(kind: &str, cursor: &str) -> Result<String, ServiceError> {
+    let bad = || ServiceError::Store(crate::store::StoreError::BadCursor);
+    let text =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?).map_err(|_| bad())?;
+    match text.split_once('\n') {
+        Some((k, position)) if k == kind => Ok(position.to_owned()),
+        _ => Err(bad()),
+    }
+}
+
+impl Table {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Table { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub async fn get<R: Record>(&self, id: &R::Id) -> Result<Option<Versioned<R>>, ServiceError> {
+        self.store
+            .get(&R::key(id))
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+
+    /// Every key of `reads` in one round trip.
+    pub async fn read(&self, reads: &Reads) -> Result<Fetched, ServiceError> {
+        Ok(Fetched {
+            items: self.store.get_many(&reads.keys).await?,
+        })
+    }
+
+    /// One page of a collection, newest first.
+    pub async fn list<R: Listed>(
+        &self,
+        owner: &R::Owner,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<R>, Option<String>), ServiceError> {
+        let (pk, sort) = R::range(owner);
+        let after = cursor.map(|c| decode_cursor(R::KIND, c)).transpose()?;
+        let page = self
+            .store
+            .query(&pk, &sort, &PageRequest::newest_first(limit, after))
+            .await?;
+        let items = page
+            .items
+            .iter()
+            .map(|i| decode::<R>(i).map(|v| v.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, page.next.map(|n| encode_cursor(R::KIND, &n))))
+    }
+
+    /// One page of the members in an index partition (a job's work list). `after` is the
+    /// previous page's `next`, used inside one run only.
+    pub async fn members_in(
+        &self,
+        which: &MemberIndex,
+        after: Option<String>,
+    ) -> Result<Page<MemberId>, ServiceError> {
+        let (index, pk, sort) = which.range();
+        let page = self
+            .store
+            .query_index(
+                index,
+                &pk,
+                &sort,
+                &PageRequest {
+                    limit: 100,
+                    after,
+                    descending: false,
+                },
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .filter_map(records::member_of_key)
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// One page of the active catalog, newest first, and its cursor.
+    pub async fn catalog(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<crate::domain::reward::Reward>, Option<String>), ServiceError> {
+        let (index, pk, sort) = records::catalog_range();
+        let after = cursor
+            .map(|c| decode_cursor(records::CATALOG_KIND, c))
+            .transpose()?;
+        let page = self
+            .store
+            .query_index(index, &pk, &sort, &PageRequest::newest_first(limit, after))
+            .await?;
+        let items = if page.items.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_many(&page.items).await?
+        };
+        let rewards = items
+            .iter()
+            .flatten()
+            .map(|i| decode::<crate::domain::reward::Reward>(i).map(|v| v.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            rewards,
+            page.next.map(|n| encode_cursor(records::CATALOG_KIND, &n)),
+        ))
+    }
+
+    /// Commits the batch (one round trip). A failed condition that the batch declared a fact
+    /// answers with its domain error at once; any other failed condition is a lost race, and
+    /// comes back retryable so the caller reads again and decides again.
+    pub async fn commit(&self, batch: Batch) -> Result<(), ServiceError> {
+        let Batch { writes, answers } = batch;
+        match self.store.commit(writes).await {
+            Ok(()) => Ok(()),
+            Err(crate::store::StoreError::ConditionFailed { index: Some(i) })
+                if answers.get(i).copied().flatten().is_some() =>
+            {
+                Err(answers[i].expect("checked above")())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_belong_to_their_kind() {
+        let c = encode_cursor("ledger", "LEDGER#x");
+        assert_eq!(decode_cursor("ledger", &c).unwrap(), "LEDGER#x");
+        assert!(decode_cursor("redemption", &c).is_err());
+        assert!(decode_cursor("ledger", "!!!").is_err());
+        assert!(decode_cursor("ledger", &URL_SAFE_NO_PAD.encode("no newline")).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! `loyalty-local`'s connection handling over real sockets: idle and slow connections are
+//! closed, so a thousand of them cannot lock other clients out.
+
+use loyalty_local::serve::{Timeouts, serve};
+use loyalty_tests::{Api, Backend};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn server(timeouts: Timeouts) -> (String, Api) {
+    let api = Api::new(Backend::Embedded).await;
+    let router = loyalty_local::app(api.services.clone(), api.clock.clone(), api.auth.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(listener, router, timeouts, std::future::pending()));
+    (addr, api)
+}
+
+/// Reads until the peer closes; `None` if it is still open after `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within.saturating_sub(started.elapsed()), s.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn get_openapi(addr: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /v1/openapi.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out[..12])
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_idle_sockets_neither_lock_others_out_nor_stay_open() {
+    let (addr, _api) = server(Timeouts {
+        headers: Duration::from_millis(500),
+        idle: Duration::from_millis(800),
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    assert_eq!(
+        get_openapi(&addr).await,
+        200,
+        "served while 1,000 sockets idle"
+    );
+    let mut closed = 0;
+    for s in idle.iter_mut() {
+        if closed_within(s, Duration::from_secs(5)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1000, "every idle socket is closed by the server");
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    let (addr, _api) = server(Timeouts {
+        headers: Duration::from_millis(500),
+        idle: Duration::from_secs(30),
+    })
+    .await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /v1/openapi.json HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // A byte now and then keeps the idle timer happy, but the headers never end.
+    let trickle = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if s.write_all(b"x-slow: 1\r\n").await.is_err() {
+                return;
+            }
+        }
+    };
+    trickle.await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "the connection was closed (or answered 408), not served: {text}"
+    );
+    assert_eq!(get_openapi(&addr).await, 200);
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_off_and_writes_nothing() {
+    let (addr, api) = server(Timeouts {
+        headers: Duration::from_secs(5),
+        idle: Duration::from_millis(500),
+    })
+    .await;
+    let token = api.admin();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/members HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"id\": \"slow\","
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let took = closed_within(&mut s, Duration::from_secs(5)).await;
+    assert!(took.is_some(), "a stalled body closes the connection");
+    let r = api.get("/v1/members/slow", &api.admin()).await;
+    assert_eq!(r.status, 404);
+}
