@@ -44,6 +44,8 @@ pub struct DevAuth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Where the secret came from, so `token` can say which server its tokens will work with.
+    pub source: String,
 }
 
 impl DevAuth {
@@ -57,6 +59,7 @@ impl DevAuth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            source: "a secret given in code".into(),
         }
     }
 
@@ -64,14 +67,20 @@ impl DevAuth {
     /// data directory: `--memory`) a secret for this process only.
     pub fn load(data_dir: Option<&Path>) -> std::io::Result<Self> {
         if let Ok(s) = std::env::var("LOYALTY_DEV_SECRET") {
-            return Ok(DevAuth::from_secret(s.as_bytes()));
+            return Ok(DevAuth {
+                source: "LOYALTY_DEV_SECRET".into(),
+                ..DevAuth::from_secret(s.as_bytes())
+            });
         }
         let fresh = || {
             let bytes: [u8; 32] = rand::random();
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
         let Some(dir) = data_dir else {
-            return Ok(DevAuth::from_secret(fresh().as_bytes()));
+            return Ok(DevAuth {
+                source: "a secret for this process only (--memory)".into(),
+                ..DevAuth::from_secret(fresh().as_bytes())
+            });
         };
         let path = dir.join("dev-secret");
         let secret = match std::fs::read_to_string(&path) {
@@ -84,7 +93,11 @@ impl DevAuth {
             }
             Err(e) => return Err(e),
         };
-        Ok(DevAuth::from_secret(secret.as_bytes()))
+        let shown = std::fs::canonicalize(&path).unwrap_or(path);
+        Ok(DevAuth {
+            source: shown.display().to_string(),
+            ..DevAuth::from_secret(secret.as_bytes())
+        })
     }
 
     pub fn mint(&self, role: &Role) -> String {

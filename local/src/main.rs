@@ -19,7 +19,7 @@ struct Cli {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:3000", global = true)]
     listen: SocketAddr,
-    /// Where the embedded store and the dev-token secret live.
+    /// Where the embedded store and the dev-token secret live (give the same --data to `token`).
     #[arg(long, default_value = ".loyalty", global = true)]
     data: PathBuf,
     /// Throwaway in-memory store (nothing survives a restart).
@@ -73,6 +73,11 @@ async fn main() {
             TokenRole::Admin => Role::Admin,
         };
         println!("{}", auth.mint(&role));
+        // On stderr, so `$(loyalty-local token …)` captures only the token.
+        eprintln!(
+            "loyalty-local: signed with {}; a server started with the same --data accepts it",
+            auth.source
+        );
         return;
     }
 
@@ -131,7 +136,7 @@ async fn main() {
          export MEMBER={member}   # member demo-member\n  \
          export POS={pos}   # POS of store-1\n  \
          export ADMIN={admin}\n\n\
-         Try: curl -s -X POST {url}/v1/members -H \"Authorization: Bearer $MEMBER\" -d '{{\"name\":\"Ada\"}}'\n"
+         Try: curl -s {url}/v1/rewards -H \"Authorization: Bearer $MEMBER\"   (README.md has a walkthrough)\n"
     );
     loyalty_local::serve::serve(listener, app, Default::default(), async {
         let _ = tokio::signal::ctrl_c().await;
