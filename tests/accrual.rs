@@ -250,6 +250,7 @@ async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
     api.enrol("m").await;
     buy(&api, "m", "R0", 1999).await;
     let now = api.services.now();
+    let events_before = api.events("m").await;
     let base = purchase("m", "BAD", 1999, now);
     let with = |path: &[&str], v: Value| {
         let mut b = base.clone();
@@ -349,6 +350,11 @@ async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
     }
     assert_eq!(api.balance("m").await, 19);
     assert_eq!(api.ledger("m").await.len(), 1);
+    assert_eq!(
+        api.events("m").await,
+        events_before,
+        "refusals emit no event"
+    );
     let ok = api.post("/v1/purchases", &api.pos("store-1"), base).await;
     assert_eq!(
         ok.status, 201,
@@ -557,6 +563,19 @@ async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: 
     assert_eq!(unique.len(), refs.len());
     // The newest entry's balance_after is the balance: entries were committed in order.
     assert_eq!(ledger[0]["balance_after"].as_i64().unwrap(), expected);
+    // Events: enrolled, then one per effect (a replay emits nothing), seq 1..n with no gap or
+    // repeat, and the points they move sum to the balance.
+    let events = api.assert_events_account_for_the_balance("hot").await;
+    let count = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(
+        (
+            count("member.enrolled"),
+            count("points.earned"),
+            count("points.reversed")
+        ),
+        (1, 120, 20)
+    );
+    assert_eq!(events.len(), 1 + 120 + 20 + count("tier.upgraded"));
 }
 both_backends!(concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing);
 

@@ -455,7 +455,7 @@ async fn unknown_routes_and_methods_answer_problem_json() {
     let r = api.get("/v1/nothing", &api.admin()).await;
     assert_eq!((r.status, r.problem_type()), (404, "/problems/not-found"));
     let r = api
-        .call("DELETE", "/v1/members/x", Some(&api.admin()), None)
+        .call("PUT", "/v1/members/x", Some(&api.admin()), None)
         .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.content_type(), "application/problem+json");

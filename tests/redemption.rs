@@ -315,6 +315,7 @@ async fn every_refusal_has_its_slug_and_changes_nothing(b: Backend) {
         201
     );
     let ledger_before = api.ledger("m").await.len();
+    let events_before = api.events("m").await;
     for (reward, status, slug) in [
         ("dear", 409, "insufficient-points"),
         ("gone", 409, "out-of-stock"),
@@ -347,6 +348,11 @@ async fn every_refusal_has_its_slug_and_changes_nothing(b: Backend) {
     assert_eq!(r.status, 400);
     assert_eq!(api.balance("m").await, 90);
     assert_eq!(api.ledger("m").await.len(), ledger_before);
+    assert_eq!(
+        api.events("m").await,
+        events_before,
+        "refusals emit no event"
+    );
     assert_eq!(
         api.get("/v1/members/m/redemptions", &me).await.body["items"]
             .as_array()

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod jobs;
 pub mod serve;
+pub mod webhooks;
 
 use auth::DevAuth;
 use axum::Router;

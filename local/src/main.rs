@@ -32,6 +32,9 @@ struct Cli {
     /// Program rules (JSON, see README); default: LOYALTY_PROGRAM / LOYALTY_PROGRAM_FILE or built-in.
     #[arg(long)]
     program: Option<PathBuf>,
+    /// POST every event, signed, to this URL (repeatable); see README "Webhooks".
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -116,6 +119,22 @@ async fn main() {
 
     let clock = Arc::new(TestClock::default());
     let services = Services::new(store, program, clock.clone());
+    let state_dir = (!cli.memory).then(|| cli.data.clone());
+    let (secret, secret_from) = loyalty_local::webhooks::load_secret(state_dir.as_deref())
+        .unwrap_or_else(|e| fail(format!("webhook secret: {e}")));
+    let secret = Arc::new(secret);
+    for url in &cli.webhooks {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            fail(format!("--webhook {url}: give an http:// or https:// URL"));
+        }
+        let hook = loyalty_local::webhooks::Webhook {
+            url: url.clone(),
+            secret: secret.clone(),
+            state_dir: state_dir.as_ref().map(|d| d.join("webhooks")),
+            timing: Default::default(),
+        };
+        tokio::spawn(hook.run(services.clone()));
+    }
     let app = loyalty_local::app(services, clock, auth.clone());
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
@@ -130,12 +149,18 @@ async fn main() {
     let member = auth.mint(&Role::Member("demo-member".into()));
     let pos = auth.mint(&Role::Pos("store-1".into()));
     let admin = auth.mint(&Role::Admin);
+    let hooks = if cli.webhooks.is_empty() {
+        "none (--webhook URL)".to_owned()
+    } else {
+        cli.webhooks.join(", ")
+    };
     println!(
         "Loyalty API (local) on {url}\n  data:    {where_}\n  openapi: {url}/v1/openapi.json\n\n\
          Dev tokens (30 days; mint more with `cargo run -p loyalty-local -- token member|pos|admin`):\n  \
          export MEMBER={member}   # member demo-member\n  \
          export POS={pos}   # POS of store-1\n  \
          export ADMIN={admin}\n\n\
+         Webhooks: {hooks}; signing secret: {secret_from}\n\n\
          Try: curl -s {url}/v1/rewards -H \"Authorization: Bearer $MEMBER\"   (README.md has a walkthrough)\n"
     );
     loyalty_local::serve::serve(listener, app, Default::default(), async {

@@ -10,3 +10,5 @@ pub mod runtime;
 pub mod service;
 pub mod store;
 pub mod table;
+#[cfg(feature = "webhooks")]
+pub mod webhook;

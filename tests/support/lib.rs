@@ -295,6 +295,47 @@ impl Api {
         r.body["points"]["balance"].as_i64().unwrap()
     }
 
+    /// Every event of a member, oldest first, following cursors.
+    pub async fn events(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut path = format!("/v1/members/{id}/events?limit=100");
+        loop {
+            let r = self.get(&path, &self.admin()).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            out.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/members/{id}/events?limit=100&cursor={c}"),
+                None => return out,
+            }
+        }
+    }
+
+    /// Checks what every event feed must satisfy: seq 1..n without gap or repeat, and the points
+    /// the events move sum to the balance. Returns the events.
+    pub async fn assert_events_account_for_the_balance(&self, id: &str) -> Vec<Value> {
+        let events = self.events(id).await;
+        let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(
+            seqs,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "seq 1..n"
+        );
+        let moved: i64 = events
+            .iter()
+            .filter(|e| {
+                let t = e["type"].as_str().unwrap();
+                t.starts_with("points.") || t == "member.erased"
+            })
+            .map(|e| e["data"]["points"].as_i64().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            moved,
+            self.balance(id).await,
+            "Σ points of points.* events = balance"
+        );
+        events
+    }
+
     /// Every ledger entry of a member, newest first, following cursors.
     pub async fn ledger(&self, id: &str) -> Vec<Value> {
         let mut out = Vec::new();
@@ -361,6 +402,15 @@ impl Store for RaceBeforeCommit {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.query_index_range(index, pk, range, after).await
     }
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        self.inner.scan(segment, total, after, limit).await
+    }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
         let first = self.first.lock().unwrap().take();
         if let Some(first) = first {
@@ -368,5 +418,20 @@ impl Store for RaceBeforeCommit {
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.commit(writes).await
+    }
+}
+
+/// Every item of the store, read with a full scan: what a test must see to say that nothing
+/// anywhere holds some data.
+pub async fn all_items(store: &dyn Store) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut after: Option<Key> = None;
+    loop {
+        let (items, next) = store.scan(0, 1, after.as_ref(), 500).await.unwrap();
+        out.extend(items);
+        match next {
+            Some(k) => after = Some(k),
+            None => return out,
+        }
     }
 }

@@ -1,11 +1,13 @@
-//! The `members` function: enrolment, profile, ledger and admin adjustments. Handlers only parse,
-//! check who may ask, call the service and shape the reply.
+//! The `members` function: enrolment, profile, ledger, admin adjustments, erasure and the event
+//! feeds. Handlers only parse, check who may ask, call the service and shape the reply.
 
 use axum::extract::{Path, State};
 use http::StatusCode;
 use loyalty::domain::MemberId;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::service::erasure::Erasure;
+use loyalty::service::events::EventPage;
 use loyalty::service::members::{
     AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
 };
@@ -16,9 +18,11 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<Services> {
     OpenApiRouter::new()
         .routes(routes!(enrol))
-        .routes(routes!(get_member, update_member))
+        .routes(routes!(get_member, update_member, erase_member))
         .routes(routes!(ledger))
         .routes(routes!(adjust))
+        .routes(routes!(member_events))
+        .routes(routes!(all_events))
 }
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves
@@ -140,4 +144,94 @@ async fn adjust(
     let idem = key.for_request(&caller.principal(), &format!("adjust:{id}"), &body.digest());
     let outcome = svc.adjust(&id, body.value, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}
+
+/// Erase the member's personal data (GDPR, PIPL). The balance is forfeited; the ledger keeps
+/// amounts, kinds, dates and references without free text; every route on the member then
+/// answers 410 `member-erased`; the phone may enrol again. Erasing again answers the same.
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Erasure), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn erase_member(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+) -> Result<Reply<Erasure>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let idem = key.for_request(&caller.principal(), &format!("erase:{id}"), "");
+    Ok(Reply::from_outcome(
+        StatusCode::OK,
+        svc.erase(&id, idem).await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberEventsQuery {
+    after_seq: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The member's events with `seq > after_seq` (default 0), oldest first. `next_cursor` is the
+/// last `seq` returned; pass it as `cursor` (or `after_seq`) for the next page.
+#[utoipa::path(get, path = "/v1/members/{id}/events", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path), ("after_seq" = Option<u64>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument)))]
+async fn member_events(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    parts: http::request::Parts,
+) -> Result<Reply<EventPage>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let q: MemberEventsQuery = loyalty::http::extract::query(&parts)?;
+    let paging = Paging::new(q.limit, q.cursor)?;
+    let seq = |field: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| Problem::bad_field(field, "must be a whole number"))
+    };
+    let after = match (&paging.cursor, &q.after_seq) {
+        (Some(c), _) => seq("cursor", c)?,
+        (None, Some(a)) => seq("after_seq", a)?,
+        (None, None) => 0,
+    };
+    Ok(Reply::ok(
+        svc.member_events(&id, after, paging.limit).await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    from: chrono::DateTime<chrono::FixedOffset>,
+    to: chrono::DateTime<chrono::FixedOffset>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Every event with `from ≤ occurred_at < to` (a window of at most 24 hours), in id order.
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    params(("from" = String, Query), ("to" = String, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn all_events(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<EventPage>, Problem> {
+    caller.require_admin()?;
+    let q: EventsQuery = loyalty::http::extract::query(&parts)?;
+    let paging = Paging::new(q.limit, q.cursor)?;
+    let page = svc
+        .events_between(
+            q.from.with_timezone(&chrono::Utc),
+            q.to.with_timezone(&chrono::Utc),
+            paging.cursor.as_deref(),
+            paging.limit,
+        )
+        .await?;
+    Ok(Reply::ok(page))
 }

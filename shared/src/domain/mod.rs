@@ -22,6 +22,7 @@ pub(crate) use string_schema;
 
 pub mod birthday;
 pub mod earning;
+pub mod event;
 pub mod ids;
 pub mod member;
 pub mod money;

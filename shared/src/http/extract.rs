@@ -168,9 +168,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        let raw: RawPaging = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-            .map_err(|e| Problem::bad_field("query", e.to_string()))?;
-        let limit = match raw.limit {
+        let raw: RawPaging = query(parts)?;
+        Paging::new(raw.limit, raw.cursor)
+    }
+}
+
+/// The query string parsed into `T` (which lists its parameters and refuses others): 400 when
+/// it does not fit.
+pub fn query<T: DeserializeOwned>(parts: &Parts) -> Result<T, Problem> {
+    serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+        .map_err(|e| Problem::bad_field("query", e.to_string()))
+}
+
+impl Paging {
+    /// `limit` and `cursor` as given in a query string, checked the same way on every list.
+    pub fn new(limit: Option<String>, cursor: Option<String>) -> Result<Paging, Problem> {
+        let limit = match limit {
             None => 20,
             Some(l) => l
                 .parse::<u32>()
@@ -180,8 +193,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
                     Problem::bad_field("limit", "limit must be an integer from 1 to 100")
                 })?,
         };
-        if raw
-            .cursor
+        if cursor
             .as_ref()
             .is_some_and(|c| c.is_empty() || c.len() > 4096)
         {
@@ -190,10 +202,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
                 "cursor is not one this list issued",
             ));
         }
-        Ok(Paging {
-            limit,
-            cursor: raw.cursor,
-        })
+        Ok(Paging { limit, cursor })
     }
 }
 

@@ -204,6 +204,7 @@ impl From<ServiceError> for Problem {
             ),
             E::NotFound(_) => Problem::not_found(detail),
             E::MemberExists => Problem::new(S::CONFLICT, "member-exists", "Member exists", detail),
+            E::MemberErased => Problem::new(S::GONE, "member-erased", "Member erased", detail),
             E::PhoneTaken => Problem::new(S::CONFLICT, "phone-taken", "Phone taken", detail),
             E::BirthdayLocked => {
                 Problem::new(S::CONFLICT, "birthday-locked", "Birthday locked", detail)

@@ -3,9 +3,11 @@
 //! commit as the points, so a replay returns the first answer and a different body is refused.
 
 use super::error::ServiceError;
-use super::members::{LedgerEntry, money};
+use super::events::Journal;
+use super::members::{LedgerEntry, live, money};
 use super::{Outcome, Services};
 use crate::domain::earning::earn;
+use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::spend::{refund_reversal, spend_judged_on};
@@ -15,6 +17,7 @@ use crate::retrying;
 use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -221,9 +224,7 @@ impl Services {
         }
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         self.check_purchase_time(occurred_at, now)?;
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let current = live(found.get(&member)?)?;
         let p = &self.program;
         let mut m: Member = current.value;
         let today = self.program_date(now);
@@ -255,15 +256,20 @@ impl Services {
 
         let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
         let mut batch = Batch::new();
-        let entry = LedgerEntry::new(
-            LedgerKind::Purchase,
-            earned,
-            m.balance,
-            Some(reference.clone()),
-            None,
-            now,
-        )
-        .add_to(&mut batch, &m.id)?;
+        let mut journal = Journal::new(&m, now);
+        let entry = journal.line(
+            EventType::PointsEarned,
+            LedgerEntry::new(
+                LedgerKind::Purchase,
+                earned,
+                m.balance,
+                Some(reference.clone()),
+                None,
+                now,
+            ),
+            json!({"store_id": req.store_id, "receipt_id": req.receipt_id, "amount": req.amount,
+                   "occurred_at": occurred_at, "tier": m.tier}),
+        );
         let qualifying = m.spend.qualifying(judged_on, p.qualifying_window_months);
         let upgrade = upgrade_on_spend(
             m.tier,
@@ -274,17 +280,21 @@ impl Services {
         );
         if let Some(up) = upgrade {
             let note = format!("{} → {}", m.tier, up.tier);
+            let from = m.tier;
             m.tier = up.tier;
             m.tier_expires_on = Some(up.expires_on);
-            LedgerEntry::new(
-                LedgerKind::TierUpgrade,
-                Points::ZERO,
-                m.balance,
-                Some(reference),
-                Some(note),
-                now,
-            )
-            .add_to(&mut batch, &m.id)?;
+            journal.line(
+                EventType::TierUpgraded,
+                LedgerEntry::new(
+                    LedgerKind::TierUpgrade,
+                    Points::ZERO,
+                    m.balance,
+                    Some(reference),
+                    Some(note),
+                    now,
+                ),
+                json!({"from": from, "to": up.tier, "expires_on": up.expires_on}),
+            );
         }
         let receipt = PurchaseReceipt {
             purchase_id: Uuid::now_v7(),
@@ -309,6 +319,7 @@ impl Services {
         };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
+        journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(Outcome::fresh(receipt))
@@ -396,15 +407,20 @@ impl Services {
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
         let mut batch = Batch::new();
-        LedgerEntry::new(
-            LedgerKind::Refund,
-            reversed.checked_neg()?,
-            m.balance,
-            Some(reference),
-            None,
-            now,
-        )
-        .add_to(&mut batch, &m.id)?;
+        let mut journal = Journal::new(&m, now);
+        journal.line(
+            EventType::PointsReversed,
+            LedgerEntry::new(
+                LedgerKind::Refund,
+                reversed.checked_neg()?,
+                m.balance,
+                Some(reference),
+                None,
+                now,
+            ),
+            json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id,
+                   "amount": req.amount, "refunded_total": money(would_total, pr.amount.currency)}),
+        );
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: reversed,
@@ -418,6 +434,7 @@ impl Services {
             response: response.clone(),
             created_at: now,
         };
+        journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         batch.save(&pid, &pr, Some(purchase.version))?;
         batch.create(

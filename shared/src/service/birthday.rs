@@ -5,16 +5,19 @@
 
 use super::Services;
 use super::error::ServiceError;
+use super::events::Journal;
 use super::members::LedgerEntry;
-use super::redemption::issue_voucher;
+use super::redemption::{Issue, issue_voucher};
 use crate::domain::MemberId;
 use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
+use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::Reward;
 use crate::retrying;
 use crate::table::{Batch, Gift, MemberIndex, Reads, RewardCount};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -98,8 +101,9 @@ impl Services {
         let member = reads.add::<Member>(id);
         let gifts = years.map(|yy| reads.add::<Gift>(&(id.clone(), yy)));
         let found = self.table.read(&reads).await?;
-        let Some(current) = found.get(&member)? else {
-            return Ok(GiftOutcome::Ineligible);
+        let current = match found.get(&member)? {
+            Some(m) if m.value.erased_at.is_none() => m,
+            _ => return Ok(GiftOutcome::Ineligible),
         };
         let mut m = current.value;
         let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
@@ -130,6 +134,7 @@ impl Services {
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         m.last_activity_at = now;
         let mut batch = Batch::new();
+        let mut journal = Journal::new(&m, now);
         let mut voucher_code = None;
         if let Some(rid) = reward_id {
             let mut reads = Reads::new();
@@ -141,10 +146,13 @@ impl Services {
                 Some(reward) => match issue_voucher(
                     self,
                     &mut m,
-                    &reward,
-                    count.as_ref(),
-                    false,
-                    "birthday_gift",
+                    &mut journal,
+                    Issue {
+                        reward: &reward,
+                        count: count.as_ref(),
+                        charge: false,
+                        source: "birthday_gift",
+                    },
                     now,
                 ) {
                     Ok((r, b)) => {
@@ -164,15 +172,18 @@ impl Services {
             Some(c) => format!("happy birthday {year} (voucher {c})"),
             None => format!("happy birthday {year}"),
         };
-        LedgerEntry::new(
-            LedgerKind::BirthdayGift,
-            points,
-            m.balance,
-            Some(format!("gift:{year}")),
-            Some(note),
-            now,
-        )
-        .add_to(&mut batch, id)?;
+        journal.line(
+            EventType::PointsGifted,
+            LedgerEntry::new(
+                LedgerKind::BirthdayGift,
+                points,
+                m.balance,
+                Some(format!("gift:{year}")),
+                Some(note),
+                now,
+            ),
+            json!({"year": year, "tier": m.tier, "voucher_code": voucher_code}),
+        );
         let gift = Gift {
             year,
             celebrated_on: on,
@@ -182,6 +193,7 @@ impl Services {
             given_at: now,
         };
         batch.create(&(id.clone(), year), &gift)?;
+        journal.close(&mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(GiftOutcome::Issued)

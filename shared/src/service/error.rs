@@ -23,6 +23,8 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("a member with this id already exists")]
     MemberExists,
+    #[error("this member was erased")]
+    MemberErased,
     #[error("this phone number belongs to another member")]
     PhoneTaken,
     #[error("the birthday is already set; only an administrator can change it")]

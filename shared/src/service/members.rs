@@ -2,16 +2,19 @@
 //! (the birthday is set once, then only by an administrator), the ledger, and admin adjustments.
 
 use super::error::ServiceError;
+use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::{Outcome, Services};
+use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, Points, Tier, TimeZoneName,
 };
 use crate::retrying;
-use crate::table::{Batch, PhoneClaim, Reads, Versioned};
+use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -87,6 +90,8 @@ pub struct MemberView {
     pub tier_expires_on: Option<NaiveDate>,
     pub points: PointsView,
     pub tier_progress: TierProgressView,
+    /// `active` (an erased member answers 410 instead).
+    pub status: String,
 }
 
 /// One immutable line of a member's history.
@@ -122,11 +127,20 @@ impl LedgerEntry {
             created_at: now,
         }
     }
+}
 
-    /// Adds the entry to `batch` (conditioned on absence) and hands it back.
-    pub fn add_to(self, batch: &mut Batch, member: &MemberId) -> Result<Self, ServiceError> {
-        batch.create(&(member.clone(), self.id), &self)?;
-        Ok(self)
+/// What an enrolment's `Idempotency-Key` remembers.
+#[derive(Serialize, Deserialize)]
+struct Enrolled {
+    id: MemberId,
+}
+
+/// The member as read, if it exists and was not erased (410 `member-erased` then).
+pub(crate) fn live(found: Option<Versioned<Member>>) -> Result<Versioned<Member>, ServiceError> {
+    match found {
+        None => Err(ServiceError::NotFound("member")),
+        Some(m) if m.value.erased_at.is_some() => Err(ServiceError::MemberErased),
+        Some(m) => Ok(m),
     }
 }
 
@@ -169,6 +183,7 @@ impl Services {
                 lifetime_earned: m.lifetime_earned,
             },
             tier_progress: self.progress_view(m),
+            status: "active".into(),
         }
     }
 
@@ -181,10 +196,7 @@ impl Services {
     }
 
     pub async fn load_member(&self, id: &MemberId) -> Result<Versioned<Member>, ServiceError> {
-        self.table
-            .get::<Member>(id)
-            .await?
-            .ok_or(ServiceError::NotFound("member"))
+        live(self.table.get::<Member>(id).await?)
     }
 
     pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
@@ -212,13 +224,17 @@ impl Services {
         let claim = req.phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
+        // The key remembers only which member it created (no personal data kept beside the
+        // member, so erasure finds it all); a replay answers that member as it is now.
         if let (Some(idem), Some(slot)) = (idem, &prior)
-            && let Some(replay) = idem.prior::<MemberView>(found.get(slot)?, now)?
+            && let Some(first) = idem.prior::<Enrolled>(found.get(slot)?, now)?
         {
-            return Ok(Outcome::replay(replay));
+            return Ok(Outcome::replay(self.get_member(&first.id).await?));
         }
-        if found.exists(&member) {
-            return Err(ServiceError::MemberExists);
+        match found.get(&member)? {
+            Some(m) if m.value.erased_at.is_some() => return Err(ServiceError::MemberErased),
+            Some(_) => return Err(ServiceError::MemberExists),
+            None => {}
         }
         if claim.as_ref().is_some_and(|c| found.exists(c)) {
             return Err(ServiceError::PhoneTaken);
@@ -232,6 +248,13 @@ impl Services {
         }
         let view = self.member_view(&m);
         let mut batch = Batch::new();
+        let mut journal = Journal::new(&m, now);
+        journal.note(
+            EventType::MemberEnrolled,
+            // No personal data in events: not even the birthday or time zone.
+            json!({"tier": m.tier, "enrolled_at": m.enrolled_at}),
+        );
+        journal.close(&mut m, &mut batch)?;
         batch
             .create(id, &m)?
             .or_refuse(|| ServiceError::MemberExists);
@@ -245,7 +268,8 @@ impl Services {
                 )?
                 .or_refuse(|| ServiceError::PhoneTaken);
         }
-        self.commit_with_record(idem, &view, batch, now).await?;
+        self.commit_with_record(idem, &Enrolled { id: id.clone() }, batch, now)
+            .await?;
         Ok(Outcome::fresh(view))
     }
 
@@ -311,9 +335,7 @@ impl Services {
         let member = reads.add::<Member>(id);
         let new_claim = new_phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
         let found = self.table.read(&reads).await?;
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let current = live(found.get(&member)?)?;
         let old_claim = match &current.value.phone {
             Some(old)
                 if change
@@ -383,6 +405,21 @@ impl Services {
             }
         }
         if m != current.value {
+            let was = &current.value;
+            let changed: Vec<&str> = [
+                ("name", m.name != was.name),
+                ("email", m.email != was.email),
+                ("phone", m.phone != was.phone),
+                ("timezone", m.timezone != was.timezone),
+                ("birthday", m.birthday != was.birthday),
+            ]
+            .into_iter()
+            .filter_map(|(f, c)| c.then_some(f))
+            .collect();
+            // Which fields changed, never their values: events carry no personal data.
+            let mut journal = Journal::new(&m, now);
+            journal.note(EventType::MemberUpdated, json!({"changed": changed}));
+            journal.close(&mut m, &mut batch)?;
             batch.save(id, &m, Some(current.version))?;
             self.table.commit(batch).await?;
         }
@@ -396,7 +433,8 @@ impl Services {
         cursor: Option<&str>,
     ) -> Result<(Vec<LedgerEntry>, Option<String>), ServiceError> {
         self.load_member(id).await?;
-        self.table.list::<LedgerEntry>(id, limit, cursor).await
+        let (lines, next) = self.table.list::<LedgerLine>(id, limit, cursor).await?;
+        Ok((lines.into_iter().map(|l| l.entry).collect(), next))
     }
 
     pub async fn adjust(
@@ -438,24 +476,27 @@ impl Services {
         {
             return Ok(Outcome::replay(replay));
         }
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let current = live(found.get(&member)?)?;
         let mut m = current.value;
         m.balance = m.balance.checked_add(points)?;
         if points.0 > 0 {
             m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         }
         let mut effect = Batch::new();
-        let entry = LedgerEntry::new(
-            LedgerKind::Adjustment,
-            points,
-            m.balance,
-            None,
-            Some(reason.to_owned()),
-            now,
-        )
-        .add_to(&mut effect, id)?;
+        let mut journal = Journal::new(&m, now);
+        let entry = journal.line(
+            EventType::PointsAdjusted,
+            LedgerEntry::new(
+                LedgerKind::Adjustment,
+                points,
+                m.balance,
+                None,
+                Some(reason.to_owned()),
+                now,
+            ),
+            json!({}),
+        );
+        journal.close(&mut m, &mut effect)?;
         effect.save(id, &m, Some(current.version))?;
         self.commit_with_record(idem, &entry, effect, now).await?;
         Ok(Outcome::fresh(entry))

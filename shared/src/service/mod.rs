@@ -6,7 +6,9 @@
 
 pub mod accrual;
 pub mod birthday;
+pub mod erasure;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod members;
 pub mod redemption;

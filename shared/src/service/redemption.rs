@@ -3,9 +3,12 @@
 //! absence-conditioned, so a collision is just a retry) and the ledger entry.
 
 use super::error::ServiceError;
+use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
+use super::members::live;
 use super::{Outcome, Services};
+use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::{Refusal, Reward, check_redemption};
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
@@ -14,6 +17,7 @@ use crate::retrying;
 use crate::table::{Batch, Reads, RewardCount, Versioned, Voucher};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -126,13 +130,24 @@ impl Redemption {
 
 /// The writes that issue one voucher for `reward` to `member` (whose balance this lowers when
 /// `charge` is set); the caller adds the member item and commits.
+pub(crate) struct Issue<'a> {
+    pub reward: &'a Versioned<Reward>,
+    pub count: Option<&'a Versioned<RewardCount>>,
+    /// Points are charged (a redemption) or not (a gift).
+    pub charge: bool,
+    pub source: &'a str,
+}
+
 pub(crate) fn issue_voucher(
     svc: &Services,
     member: &mut Member,
-    reward: &Versioned<Reward>,
-    count: Option<&Versioned<RewardCount>>,
-    charge: bool,
-    source: &str,
+    journal: &mut Journal,
+    Issue {
+        reward,
+        count,
+        charge,
+        source,
+    }: Issue<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Redemption, Batch), ServiceError> {
     let held = count.map_or(0, |c| c.value.count);
@@ -166,6 +181,11 @@ pub(crate) fn issue_voucher(
         used_store_id: None,
     };
     let mut batch = Batch::new();
+    journal.note(
+        EventType::VoucherIssued,
+        json!({"redemption_id": redemption.id, "reward_id": r.id, "voucher_code": redemption.voucher_code,
+               "expires_at": redemption.expires_at, "source": source}),
+    );
     batch.create(&(member.id.clone(), redemption.id), &redemption)?;
     // A code collision fails this absence condition; the retry draws a new code.
     batch.create(voucher.code.as_str(), &voucher)?;
@@ -185,15 +205,18 @@ pub(crate) fn issue_voucher(
         batch.check::<Reward>(&r.id, reward.version);
     }
     if charge {
-        LedgerEntry::new(
-            LedgerKind::Redemption,
-            points.checked_neg()?,
-            member.balance,
-            Some(format!("redemption:{}", redemption.id)),
-            Some(r.name.clone()),
-            now,
-        )
-        .add_to(&mut batch, &member.id)?;
+        journal.line(
+            EventType::PointsRedeemed,
+            LedgerEntry::new(
+                LedgerKind::Redemption,
+                points.checked_neg()?,
+                member.balance,
+                Some(format!("redemption:{}", redemption.id)),
+                Some(r.name.clone()),
+                now,
+            ),
+            json!({"redemption_id": redemption.id, "reward_id": r.id}),
+        );
     }
     Ok((redemption, batch))
 }
@@ -307,27 +330,30 @@ impl Services {
         {
             return Ok(Outcome::replay(replay));
         }
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let current = live(found.get(&member)?)?;
         let reward = found
             .get(&reward)?
             .ok_or(ServiceError::NotFound("reward"))?;
         let count = found.get(&count)?;
         let mut m = current.value;
+        let mut journal = Journal::new(&m, now);
         let (redemption, mut batch) = issue_voucher(
             self,
             &mut m,
-            &reward,
-            count.as_ref(),
-            true,
-            "redemption",
+            &mut journal,
+            Issue {
+                reward: &reward,
+                count: count.as_ref(),
+                charge: true,
+                source: "redemption",
+            },
             now,
         )?;
         let receipt = RedemptionReceipt {
             redemption,
             balance: m.balance,
         };
+        journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.commit_with_record(idem, &receipt, batch, now).await?;
         Ok(Outcome::fresh(receipt))
@@ -365,9 +391,7 @@ impl Services {
         let member = reads.add::<Member>(id);
         let red = reads.add::<Redemption>(&rid);
         let found = self.table.read(&reads).await?;
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let current = live(found.get(&member)?)?;
         let red = found
             .get(&red)?
             .ok_or(ServiceError::NotFound("redemption"))?;
@@ -410,6 +434,29 @@ impl Services {
             ..voucher.value.clone()
         };
         let mut batch = Batch::new();
+        let mut journal = Journal::new(&m, now);
+        let restored = json!({"redemption_id": redemption_id, "reward_id": r.reward_id});
+        if r.points_spent.0 != 0 {
+            journal.line(
+                EventType::PointsRestored,
+                LedgerEntry::new(
+                    LedgerKind::RedemptionCancelled,
+                    r.points_spent,
+                    m.balance,
+                    Some(format!("redemption:{redemption_id}")),
+                    None,
+                    now,
+                ),
+                restored,
+            );
+        } else {
+            // A gifted voucher cost nothing: the event says so, and no ledger line is needed.
+            let mut data = restored;
+            data["points"] = json!(0);
+            data["balance"] = json!(m.balance);
+            journal.note(EventType::PointsRestored, data);
+        }
+        journal.close(&mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
@@ -425,17 +472,6 @@ impl Services {
                 count: c.value.count.saturating_sub(1),
             };
             batch.save(&count_id, &fewer, Some(c.version))?;
-        }
-        if r.points_spent.0 != 0 {
-            LedgerEntry::new(
-                LedgerKind::RedemptionCancelled,
-                r.points_spent,
-                m.balance,
-                Some(format!("redemption:{redemption_id}")),
-                None,
-                now,
-            )
-            .add_to(&mut batch, id)?;
         }
         self.table.commit(batch).await?;
         Ok(cancelled)
@@ -470,11 +506,18 @@ impl Services {
             RedemptionStatus::Issued => {}
         }
         let rid = (v.member_id.clone(), v.redemption_id);
-        let red = self
-            .table
-            .get::<Redemption>(&rid)
-            .await?
+        let mut reads = Reads::new();
+        let red = reads.add::<Redemption>(&rid);
+        let member = reads.add::<Member>(&v.member_id);
+        let found = self.table.read(&reads).await?;
+        let red = found
+            .get(&red)?
             .ok_or_else(|| ServiceError::Corrupt("voucher without redemption".into()))?;
+        // An erased member's vouchers are void.
+        let current = match live(found.get(&member)?) {
+            Err(ServiceError::MemberErased) => return Err(ServiceError::VoucherCancelled),
+            other => other?,
+        };
         let used_v = Voucher {
             status: RedemptionStatus::Used,
             used_at: Some(now),
@@ -488,6 +531,14 @@ impl Services {
             ..red.value
         };
         let mut batch = Batch::new();
+        let mut m = current.value;
+        let mut journal = Journal::new(&m, now);
+        journal.note(
+            EventType::VoucherUsed,
+            json!({"voucher_code": code, "redemption_id": v.redemption_id, "reward_id": v.reward_id, "store_id": store}),
+        );
+        journal.close(&mut m, &mut batch)?;
+        batch.save(&m.id.clone(), &m, Some(current.version))?;
         batch.save(code, &used_v, Some(voucher.version))?;
         batch.save(&rid, &used_r, Some(red.version))?;
         self.table.commit(batch).await?;

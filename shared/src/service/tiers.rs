@@ -4,7 +4,9 @@
 
 use super::Services;
 use super::error::ServiceError;
+use super::events::Journal;
 use super::members::{LedgerEntry, money};
+use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
@@ -12,6 +14,7 @@ use crate::retrying;
 use crate::table::{Batch, MemberIndex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 /// How far back the job looks for expiries it has not handled (a job stopped for up to two years
@@ -125,8 +128,11 @@ impl Services {
     ) -> Result<Requalification, ServiceError> {
         let current = match self.load_member(id).await {
             Ok(m) => m,
-            // The index is eventually consistent; a vanished member has nothing to requalify.
-            Err(ServiceError::NotFound(_)) => return Ok(Requalification::NotDue),
+            // The index is eventually consistent; a vanished (or erased) member has nothing to
+            // requalify.
+            Err(ServiceError::NotFound(_) | ServiceError::MemberErased) => {
+                return Ok(Requalification::NotDue);
+            }
             Err(e) => return Err(e),
         };
         let mut m: Member = current.value;
@@ -151,21 +157,31 @@ impl Services {
             }
         };
         let note = format!("{} → {} (requalification)", m.tier, tier);
+        let from = m.tier;
         m.tier = tier;
         m.tier_expires_on = expires;
         let mut batch = Batch::new();
-        batch.save(id, &m, Some(current.version))?;
         if let Some(kind) = kind {
-            LedgerEntry::new(
-                kind,
-                Points::ZERO,
-                m.balance,
-                Some("requalification".into()),
-                Some(note),
-                now,
-            )
-            .add_to(&mut batch, id)?;
+            let event = match kind {
+                LedgerKind::TierUpgrade => EventType::TierUpgraded,
+                _ => EventType::TierDowngraded,
+            };
+            let mut journal = Journal::new(&m, now);
+            journal.line(
+                event,
+                LedgerEntry::new(
+                    kind,
+                    Points::ZERO,
+                    m.balance,
+                    Some("requalification".into()),
+                    Some(note),
+                    now,
+                ),
+                json!({"from": from, "to": tier, "expires_on": expires}),
+            );
+            journal.close(&mut m, &mut batch)?;
         }
+        batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(decision)
     }

@@ -76,6 +76,20 @@ impl<S: Store> Store for CountingStore<S> {
             .fetch_add(r.0.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        self.counts.reads.fetch_add(1, Ordering::Relaxed);
+        let r = self.inner.scan(segment, total, after, limit).await?;
+        self.counts
+            .items_read
+            .fetch_add(r.0.len() as u64, Ordering::Relaxed);
+        Ok(r)
+    }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.commit(writes).await

@@ -560,6 +560,41 @@ impl Store for DynamoStore {
         Ok((rows, more))
     }
 
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment as i32)
+            .total_segments(total as i32)
+            .consistent_read(true)
+            .limit(limit as i32)
+            .set_exclusive_start_key(after.map(key_attrs))
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_attrs)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = match out.last_evaluated_key {
+            Some(k) => match (s(&k, PK), s(&k, SK)) {
+                (Some(pk), Some(sk)) => Some(Key::new(pk, sk)),
+                _ => return Err(backend("scan position without keys")),
+            },
+            None => None,
+        };
+        Ok((items, next))
+    }
+
     async fn commit(&self, mut writes: Vec<Write>) -> StoreResult<()> {
         validate_batch(&writes)?;
         if writes.len() == 1 {

@@ -49,6 +49,7 @@ fn index_tag(index: Index) -> u8 {
     match index {
         Index::Gsi1 => b'1',
         Index::Gsi2 => b'2',
+        Index::Gsi3 => b'3',
     }
 }
 
@@ -111,6 +112,15 @@ fn bounds(
         }
     }
     (lo, hi)
+}
+
+/// Which scan segment a partition belongs to (FNV-1a of the partition key): a partition's items
+/// stay together, as in DynamoDB.
+fn segment_of(pk: &str, total: u32) -> u32 {
+    let h = pk.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % u64::from(total)) as u32
 }
 
 fn decode(key: Key, bytes: &[u8]) -> StoreResult<Item> {
@@ -309,6 +319,43 @@ impl Store for EmbeddedStore {
             let more = out.len() > limit;
             out.truncate(limit);
             Ok((out, more))
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        if total == 0 || segment >= total {
+            return Err(StoreError::Invalid(format!("segment {segment} of {total}")));
+        }
+        let lo = match after {
+            Some(k) => Bound::Excluded(item_key(&k.pk, &k.sk)),
+            None => Bound::Unbounded,
+        };
+        let limit = limit as usize;
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let items = tx.open_table(ITEMS).map_err(backend)?;
+            let range = items
+                .range::<&[u8]>((as_ref_bound(&lo), Bound::Unbounded))
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for entry in range {
+                let (k, v) = entry.map_err(backend)?;
+                let key = split_item_key(k.value())?;
+                if segment_of(&key.pk, total) == segment {
+                    out.push(decode(key.clone(), v.value())?);
+                    if out.len() == limit {
+                        return Ok((out, Some(key)));
+                    }
+                }
+            }
+            Ok((out, None))
         })
         .await
     }

@@ -49,6 +49,8 @@ pub enum Index {
     Gsi1,
     /// Tier expiry dates.
     Gsi2,
+    /// Event carriers by hour (the global event feed and the webhook tailer).
+    Gsi3,
 }
 
 impl Index {
@@ -56,21 +58,24 @@ impl Index {
         match self {
             Index::Gsi1 => "GSI1",
             Index::Gsi2 => "GSI2",
+            Index::Gsi3 => "GSI3",
         }
     }
     pub fn pk_attr(self) -> &'static str {
         match self {
             Index::Gsi1 => "GSI1PK",
             Index::Gsi2 => "GSI2PK",
+            Index::Gsi3 => "GSI3PK",
         }
     }
     pub fn sk_attr(self) -> &'static str {
         match self {
             Index::Gsi1 => "GSI1SK",
             Index::Gsi2 => "GSI2SK",
+            Index::Gsi3 => "GSI3SK",
         }
     }
-    pub const ALL: [Index; 2] = [Index::Gsi1, Index::Gsi2];
+    pub const ALL: [Index; 3] = [Index::Gsi1, Index::Gsi2, Index::Gsi3];
 }
 
 /// An item: its key and its other attributes (JSON values; numbers are integers).
@@ -292,6 +297,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// All writes or none. At most [`MAX_BATCH`] writes, each key at most once.
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()>;
+
+    /// Every item of segment `segment` of `total` disjoint segments (DynamoDB's parallel scan),
+    /// up to `limit` from just after `after`, and where the next page starts. For jobs that must
+    /// see every item and for tests that must read it all; never on a request's path.
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)>;
 
     async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
         Ok(self

@@ -7,17 +7,19 @@
 mod records;
 
 pub use records::{
-    Gift, IdempotencyRecord, MemberIndex, PhoneClaim, PurchaseRecord, RefundRecord, RewardCount,
-    Voucher,
+    EventCarrier, Gift, IdempotencyRecord, LedgerLine, MemberIndex, PhoneClaim, PurchaseRecord,
+    RefundRecord, RewardCount, Voucher,
 };
 
 use crate::domain::MemberId;
+use crate::domain::event::Event;
 use crate::service::ServiceError;
 use crate::store::{
     Cond, EXPIRES_AT, Index, Item, Key, Page, PageRequest, SortKey, Store, VERSION, Write,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -292,6 +294,17 @@ impl Table {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<R>, Option<String>), ServiceError> {
+        let (items, next) = self.list_versioned::<R>(owner, limit, cursor).await?;
+        Ok((items.into_iter().map(|v| v.value).collect(), next))
+    }
+
+    /// As [`Table::list`], with each record's version, for rewriting a collection in place.
+    pub async fn list_versioned<R: Listed>(
+        &self,
+        owner: &R::Owner,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Versioned<R>>, Option<String>), ServiceError> {
         let (pk, sort) = R::range(owner);
         let after = cursor.map(|c| decode_cursor(R::KIND, c)).transpose()?;
         let page = self
@@ -301,7 +314,7 @@ impl Table {
         let items = page
             .items
             .iter()
-            .map(|i| decode::<R>(i).map(|v| v.value))
+            .map(decode::<R>)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((items, page.next.map(|n| encode_cursor(R::KIND, &n))))
     }
@@ -365,6 +378,144 @@ impl Table {
             rewards,
             page.next.map(|n| encode_cursor(records::CATALOG_KIND, &n)),
         ))
+    }
+
+    /// A member's events with `seq > after`, oldest first, at most `limit`, and whether more may
+    /// follow. Events live on ledger lines and event carriers, each keyed by the seq of the last
+    /// event it carries, so both collections are read from just after `after` and merged; events
+    /// are returned only up to where both reads are complete.
+    pub async fn member_events(
+        &self,
+        m: &MemberId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<Event>, bool), ServiceError> {
+        let (lines, lines_more) = self.seq_page::<LedgerLine>(m, after, limit).await?;
+        let (carriers, carriers_more) = self.seq_page::<EventCarrier>(m, after, limit).await?;
+        let mut bound = u64::MAX;
+        if lines_more {
+            bound = bound.min(lines.last().map_or(after, |l| l.seq));
+        }
+        if carriers_more {
+            bound = bound.min(
+                carriers
+                    .iter()
+                    .flat_map(|c| &c.events)
+                    .map(|e| e.seq)
+                    .max()
+                    .unwrap_or(after),
+            );
+        }
+        let mut events: Vec<Event> = lines
+            .into_iter()
+            .flat_map(|l| l.events)
+            .chain(carriers.into_iter().flat_map(|c| c.events))
+            .filter(|e| e.seq > after && e.seq <= bound)
+            .collect();
+        events.sort_by_key(|e| e.seq);
+        let more = lines_more || carriers_more || events.len() > limit as usize;
+        events.truncate(limit as usize);
+        Ok((events, more))
+    }
+
+    async fn seq_page<R: Listed<Owner = MemberId>>(
+        &self,
+        m: &MemberId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<R>, bool), ServiceError> {
+        let (pk, sort, position) = records::after_seq::<R>(m, after);
+        let page = self
+            .store
+            .query(
+                &pk,
+                &sort,
+                &PageRequest {
+                    limit,
+                    after: Some(position),
+                    descending: false,
+                },
+            )
+            .await?;
+        let items = page
+            .items
+            .iter()
+            .map(|i| decode::<R>(i).map(|v| v.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, page.next.is_some()))
+    }
+
+    /// Every event with `from ≤ occurred_at < to` and an id after `after`, in id order, at most
+    /// `limit`, and whether more may follow. Carriers are indexed by the hour of their events
+    /// (all events of one commit share an instant), so the hours are read in order and each
+    /// hour's events sorted by id.
+    pub async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Event>, bool), ServiceError> {
+        let mut out = Vec::new();
+        let start = after
+            .and_then(|id| id.get_timestamp())
+            .map(|t| {
+                let (s, n) = t.to_unix();
+                DateTime::from_timestamp(s as i64, n).unwrap_or(from)
+            })
+            .map_or(from, |t| t.max(from));
+        let mut hour = start
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(start);
+        while hour < to {
+            let mut events = self.events_of_hour(hour).await?;
+            events.retain(|e| {
+                e.occurred_at >= from && e.occurred_at < to && after.is_none_or(|a| e.id > a)
+            });
+            events.sort_by_key(|e| e.id);
+            for e in events {
+                if out.len() == limit as usize {
+                    return Ok((out, true));
+                }
+                out.push(e);
+            }
+            hour += chrono::Duration::hours(1);
+        }
+        Ok((out, false))
+    }
+
+    async fn events_of_hour(&self, hour: DateTime<Utc>) -> Result<Vec<Event>, ServiceError> {
+        let (index, pk, sort) = records::events_hour_range(hour);
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .query_index(
+                    index,
+                    &pk,
+                    &sort,
+                    &PageRequest {
+                        limit: 100,
+                        after,
+                        descending: false,
+                    },
+                )
+                .await?;
+            if !page.items.is_empty() {
+                for item in self.store.get_many(&page.items).await?.iter().flatten() {
+                    // Both carrier kinds store their events under `events`.
+                    let c = decode::<records::Carried>(item)?;
+                    events.extend(c.value.events);
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(events),
+            }
+        }
     }
 
     /// Commits the batch (one round trip). A failed condition that the batch declared a fact

@@ -2,6 +2,7 @@
 //! attributes and, for the records only the services persist, its stored shape.
 
 use super::{IndexEntry, Listed, Record};
+use crate::domain::event::Event;
 use crate::domain::member::Member;
 use crate::domain::reward::Reward;
 use crate::domain::voucher::RedemptionStatus;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 const MEMBER: &str = "MEMBER#";
 const PROFILE: &str = "PROFILE";
 const LEDGER: &str = "LEDGER#";
+const EVENT: &str = "EVENT#";
 const REDEMPTION: &str = "REDEMPTION#";
 
 fn member_pk(id: &MemberId) -> String {
@@ -123,19 +125,112 @@ impl Record for PhoneClaim {
     }
 }
 
-impl Record for LedgerEntry {
-    type Id = (MemberId, Uuid);
+/// A ledger line as stored: the entry, keyed by the `seq` of the event it records, carrying
+/// that event and the line-less events of its commit just before it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LedgerLine {
+    #[serde(flatten)]
+    pub entry: LedgerEntry,
+    pub seq: u64,
+    pub events: Vec<Event>,
+}
+
+fn seq_key(prefix: &str, seq: u64) -> String {
+    format!("{prefix}{seq:012}")
+}
+
+impl Record for LedgerLine {
+    type Id = (MemberId, u64);
     const KIND: &'static str = "ledger";
-    fn key((m, id): &(MemberId, Uuid)) -> Key {
-        Key::new(member_pk(m), format!("{LEDGER}{id}"))
+    fn key((m, seq): &(MemberId, u64)) -> Key {
+        Key::new(member_pk(m), seq_key(LEDGER, *seq))
+    }
+    fn index_entries(&self, _: &(MemberId, u64)) -> Vec<IndexEntry> {
+        event_index(&self.events)
     }
 }
 
-impl Listed for LedgerEntry {
+impl Listed for LedgerLine {
     type Owner = MemberId;
     fn range(m: &MemberId) -> (String, SortKey) {
         (member_pk(m), SortKey::Prefix(LEDGER.into()))
     }
+}
+
+/// Events of a commit that no ledger line carries (enrolment, a profile change, a voucher used),
+/// keyed by the last one's `seq`. They expire with the event retention.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventCarrier {
+    pub events: Vec<Event>,
+    pub expires_at: i64,
+}
+
+impl Record for EventCarrier {
+    type Id = (MemberId, u64);
+    const KIND: &'static str = "events";
+    fn key((m, seq): &(MemberId, u64)) -> Key {
+        Key::new(member_pk(m), seq_key(EVENT, *seq))
+    }
+    fn index_entries(&self, _: &(MemberId, u64)) -> Vec<IndexEntry> {
+        event_index(&self.events)
+    }
+}
+
+impl Listed for EventCarrier {
+    type Owner = MemberId;
+    fn range(m: &MemberId) -> (String, SortKey) {
+        (member_pk(m), SortKey::Prefix(EVENT.into()))
+    }
+}
+
+/// The position just after `seq` in a seq-keyed collection of `R` (ledger lines, carriers).
+pub(super) fn after_seq<R: Listed<Owner = MemberId>>(
+    m: &MemberId,
+    seq: u64,
+) -> (String, SortKey, String) {
+    let (pk, sort) = R::range(m);
+    let prefix = match &sort {
+        SortKey::Prefix(p) => p.clone(),
+        _ => String::new(),
+    };
+    (pk, sort, seq_key(&prefix, seq))
+}
+
+/// Carriers of events, by the hour of their first event (GSI3): the global feed reads the hours
+/// of its window, the webhook tailer the hours since its position.
+fn events_hour(at: DateTime<Utc>) -> String {
+    format!("EVENTS#{}", at.format("%Y-%m-%dT%H"))
+}
+
+fn event_index(events: &[Event]) -> Vec<IndexEntry> {
+    match events.first() {
+        Some(first) => vec![IndexEntry {
+            index: Index::Gsi3,
+            pk: events_hour(first.occurred_at),
+            sk: first.id.to_string(),
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// What any carrier (ledger line or event carrier) holds, read from the event index.
+#[derive(Deserialize, Serialize)]
+pub(super) struct Carried {
+    pub events: Vec<Event>,
+}
+
+impl Record for Carried {
+    type Id = Key;
+    const KIND: &'static str = "carrier";
+    fn key(k: &Key) -> Key {
+        k.clone()
+    }
+}
+
+/// The carriers whose first event falls in the hour starting at `hour` and whose first event id
+/// is at least `from_id` (a position, not a cursor: the caller filters exactly).
+pub(super) fn events_hour_range(hour: DateTime<Utc>) -> (Index, String, SortKey) {
+    (Index::Gsi3, events_hour(hour), SortKey::All)
 }
 
 impl Record for Redemption {

@@ -1,0 +1,146 @@
+//! Erasure on request (GDPR, PIPL): the member item becomes a tombstone, the phone claim is
+//! released, the balance is forfeited with an `erasure_forfeit` line, and `member.erased` is
+//! emitted, all in one commit. Then the free text of the member's ledger lines is scrubbed page
+//! by page; every call (a replay included) finishes the scrub, so a crash in between loses
+//! nothing a retry cannot finish.
+
+use super::error::ServiceError;
+use super::events::Journal;
+use super::idempotency::Idempotency;
+use super::members::LedgerEntry;
+use super::{Outcome, Services};
+use crate::domain::event::EventType;
+use crate::domain::member::{LedgerKind, Member};
+use crate::domain::{MemberId, Points};
+use crate::retrying;
+use crate::table::{Batch, LedgerLine, PhoneClaim, Reads};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Erasure {
+    pub id: MemberId,
+    /// Always `erased`.
+    pub status: String,
+    pub erased_at: DateTime<Utc>,
+    pub forfeited_points: Points,
+}
+
+impl Services {
+    pub async fn erase(
+        &self,
+        id: &MemberId,
+        idem: Option<Idempotency>,
+    ) -> Result<Outcome<Erasure>, ServiceError> {
+        let outcome = retrying!(self, self.try_erase(id, idem.as_ref()))?;
+        self.scrub_ledger(id).await?;
+        Ok(outcome)
+    }
+
+    async fn try_erase(
+        &self,
+        id: &MemberId,
+        idem: Option<&Idempotency>,
+    ) -> Result<Outcome<Erasure>, ServiceError> {
+        let now = self.now();
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let prior = idem.map(|i| i.read(&mut reads));
+        let found = self.table.read(&reads).await?;
+        if let (Some(idem), Some(slot)) = (idem, &prior)
+            && let Some(replay) = idem.prior::<Erasure>(found.get(slot)?, now)?
+        {
+            return Ok(Outcome::replay(replay));
+        }
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
+        // Erasing twice is the same erasure: answer what the first one did.
+        if let Some(erased_at) = current.value.erased_at {
+            return Ok(Outcome::replay(Erasure {
+                id: id.clone(),
+                status: "erased".into(),
+                erased_at,
+                forfeited_points: current.value.forfeited_points.unwrap_or(Points::ZERO),
+            }));
+        }
+        let claim = match &current.value.phone {
+            Some(p) => self
+                .table
+                .get::<PhoneClaim>(p)
+                .await?
+                .map(|c| (p.clone(), c)),
+            None => None,
+        };
+        let mut m = current.value.clone().erased(now);
+        let forfeited = m.forfeited_points.unwrap_or(Points::ZERO);
+        let mut batch = Batch::new();
+        let mut journal = Journal::new(&m, now);
+        let data = json!({"forfeited_points": forfeited});
+        if forfeited.0 != 0 {
+            journal.line(
+                EventType::MemberErased,
+                LedgerEntry::new(
+                    LedgerKind::ErasureForfeit,
+                    forfeited.checked_neg()?,
+                    Points::ZERO,
+                    Some(format!("erasure:{id}")),
+                    None,
+                    now,
+                ),
+                data,
+            );
+        } else {
+            let mut data = data;
+            data["points"] = json!(0);
+            data["balance"] = json!(0);
+            journal.note(EventType::MemberErased, data);
+        }
+        journal.close(&mut m, &mut batch)?;
+        if let Some((phone, c)) = &claim
+            && c.value.member_id == *id
+        {
+            batch.delete::<PhoneClaim>(phone, c.version);
+        }
+        batch.save(id, &m, Some(current.version))?;
+        let answer = Erasure {
+            id: id.clone(),
+            status: "erased".into(),
+            erased_at: now,
+            forfeited_points: forfeited,
+        };
+        self.commit_with_record(idem, &answer, batch, now).await?;
+        Ok(Outcome::fresh(answer))
+    }
+
+    /// Removes the free text (notes) from every ledger line of an erased member; amounts, kinds,
+    /// dates and references stay, so the ledger still sums to the (zero) balance.
+    async fn scrub_ledger(&self, id: &MemberId) -> Result<(), ServiceError> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let (lines, next) = self
+                .table
+                .list_versioned::<LedgerLine>(id, 90, cursor.as_deref())
+                .await?;
+            let mut batch = Batch::new();
+            for line in lines.into_iter().filter(|l| l.value.entry.note.is_some()) {
+                let mut clean = line.value.clone();
+                clean.entry.note = None;
+                batch.save(&(id.clone(), clean.seq), &clean, Some(line.version))?;
+            }
+            if !batch.is_empty() {
+                // A concurrent scrub (another replay) may have won: its result is the same.
+                match self.table.commit(batch).await {
+                    Err(e) if e.is_retryable() => {}
+                    other => other?,
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Events in the effect's own commit. A use case opens a [`Journal`] on the member it read, adds
+//! its ledger lines and events to it, and closes it into its batch: the lines carry the events
+//! (no extra item for a purchase or a redemption), the member item takes the new `event_seq`
+//! under its version condition, so a member's events have no gap and no repeat under any
+//! interleaving, and a refused or replayed request writes none. Also the two event feeds.
+
+use super::Services;
+use super::error::ServiceError;
+use super::members::LedgerEntry;
+use crate::domain::MemberId;
+use crate::domain::event::{Event, EventType, Numbering};
+use crate::domain::member::Member;
+use crate::table::{Batch, EventCarrier, LedgerLine};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// Event carriers without a ledger line expire after this many days (table TTL); ledger lines,
+/// and the events on them, are kept.
+pub const EVENT_RETENTION_DAYS: i64 = 30;
+
+pub(crate) struct Journal {
+    numbering: Numbering,
+    lines: Vec<(u64, LedgerEntry)>,
+    now: DateTime<Utc>,
+}
+
+impl Journal {
+    pub fn new(m: &Member, now: DateTime<Utc>) -> Self {
+        Journal {
+            numbering: Numbering::new(m.id.clone(), m.event_seq, now),
+            lines: Vec::new(),
+            now,
+        }
+    }
+
+    /// An event with no ledger line of its own.
+    pub fn note(&mut self, kind: EventType, data: Value) {
+        self.numbering.note(kind, data);
+    }
+
+    /// A ledger line and the event that announces it. The event's data is the line's points,
+    /// balance after, reference and kind (never its free-text note), plus `extra`.
+    pub fn line(&mut self, kind: EventType, entry: LedgerEntry, extra: Value) -> LedgerEntry {
+        let mut data = json!({
+            "points": entry.points,
+            "balance": entry.balance_after,
+            "reference": entry.reference,
+            "ledger_entry_id": entry.id,
+            "ledger_kind": entry.kind,
+        });
+        if let (Some(d), Value::Object(x)) = (data.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        let seq = self.numbering.line(kind, data);
+        self.lines.push((seq, entry.clone()));
+        entry
+    }
+
+    /// Adds the lines (each with the events it carries) and, for events after the last line, one
+    /// carrier to `batch`, and moves the member's `event_seq` on. Call before saving the member.
+    pub fn close(self, m: &mut Member, batch: &mut Batch) -> Result<Vec<Event>, ServiceError> {
+        let mut carried = self.numbering.lines.clone();
+        let (rest, last) = self.numbering.finish();
+        let mut all = Vec::new();
+        for ((seq, entry), (_, events)) in self.lines.into_iter().zip(carried.drain(..)) {
+            all.extend(events.iter().cloned());
+            batch.create(&(m.id.clone(), seq), &LedgerLine { entry, seq, events })?;
+        }
+        if let Some(last_event) = rest.last() {
+            let key = (m.id.clone(), last_event.seq);
+            all.extend(rest.iter().cloned());
+            let expires_at = (self.now + chrono::Duration::days(EVENT_RETENTION_DAYS)).timestamp();
+            batch.create(
+                &key,
+                &EventCarrier {
+                    events: rest,
+                    expires_at,
+                },
+            )?;
+        }
+        m.event_seq = last;
+        Ok(all)
+    }
+}
+
+/// A page of events: oldest first (member feed) or in id order (global feed).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    pub next_cursor: Option<String>,
+}
+
+impl Services {
+    /// The member's events with `seq > after_seq`, oldest first. The next page continues after
+    /// the last `seq` returned (the cursor is that number; `after_seq` works the same).
+    pub async fn member_events(
+        &self,
+        id: &MemberId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<EventPage, ServiceError> {
+        self.load_member(id).await?;
+        let (items, more) = self.table.member_events(id, after_seq, limit).await?;
+        let next_cursor = if more {
+            items.last().map(|e| e.seq.to_string())
+        } else {
+            None
+        };
+        Ok(EventPage { items, next_cursor })
+    }
+
+    /// Every event with `from ≤ occurred_at < to` (at most 24 h), in id order; the cursor is the
+    /// last id returned.
+    pub async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<EventPage, ServiceError> {
+        if to <= from || to - from > chrono::Duration::hours(24) {
+            return Err(ServiceError::field(
+                "to",
+                "the window must be longer than zero and at most 24 hours",
+            ));
+        }
+        let after = cursor
+            .map(|c| {
+                uuid::Uuid::try_parse(c)
+                    .map_err(|_| ServiceError::Store(crate::store::StoreError::BadCursor))
+            })
+            .transpose()?;
+        let (items, more) = self.table.events_between(from, to, after, limit).await?;
+        let next_cursor = if more {
+            items.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(EventPage { items, next_cursor })
+    }
+}

@@ -1,0 +1,530 @@
+//! Domain events on both store backends: the feeds, signed webhooks delivered to a real HTTP
+//! receiver (failing at first, restarted midway), and erasure.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{KeyInit, Mac};
+use loyalty::domain::MemberId;
+use loyalty::table::LedgerLine;
+use loyalty_local::webhooks::{Timing, Webhook};
+use loyalty_tests::{Api, Backend, all_items, both_backends};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    fail_first: usize,
+    refusing: Arc<Mutex<bool>>,
+}
+
+async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    let mut calls = r.calls.lock().unwrap();
+    calls.push((headers, body));
+    if calls.len() <= r.fail_first || *r.refusing.lock().unwrap() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+/// A plain HTTP receiver on 127.0.0.1 that answers 500 to its first `fail_first` calls.
+async fn receiver(fail_first: usize) -> (String, Receiver) {
+    let r = Receiver {
+        fail_first,
+        ..Default::default()
+    };
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, r)
+}
+
+fn fast() -> Timing {
+    Timing {
+        poll: Duration::from_millis(30),
+        settle: chrono::Duration::milliseconds(300),
+        first_retry: Duration::from_millis(20),
+        max_retry: Duration::from_millis(100),
+        give_up_after: chrono::Duration::hours(24),
+    }
+}
+
+const SECRET: &[u8] = b"whsec-test";
+
+fn start(api: &Api, url: &str, dir: &std::path::Path) -> tokio::task::JoinHandle<()> {
+    let hook = Webhook {
+        url: url.to_owned(),
+        secret: Arc::new(SECRET.to_vec()),
+        state_dir: Some(dir.to_path_buf()),
+        timing: fast(),
+    };
+    tokio::spawn(hook.run(api.services.clone()))
+}
+
+/// The signature the receiver would compute: HMAC-SHA256(secret, "<t>.<body>"), by hand.
+fn signature_is_valid(headers: &HeaderMap, body: &str) -> bool {
+    let sig = headers["loyalty-signature"].to_str().unwrap();
+    let (t, v1) = sig
+        .strip_prefix("t=")
+        .and_then(|s| s.split_once(",v1="))
+        .expect("t=…,v1=…");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
+async fn some_business(api: &Api, member: &str, receipt: &str) {
+    let (admin, pos) = (api.admin(), api.pos("store-1"));
+    let now = api.services.now().to_rfc3339();
+    let r = api
+        .post(
+            &format!("/v1/members/{member}/adjustments"),
+            &admin,
+            json!({"points": 100, "reason": "welcome"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .post(
+            "/v1/purchases",
+            &pos,
+            json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
+            "amount": {"value": 5000, "currency": "USD"}, "occurred_at": now}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let red = api
+        .post(
+            &format!("/v1/members/{member}/redemptions"),
+            &api.member(member),
+            json!({"reward_id": "coffee"}),
+        )
+        .await;
+    assert_eq!(red.status, 201, "{}", red.body);
+    let code = red.body["voucher_code"].as_str().unwrap();
+    let r = api
+        .post(
+            &format!("/v1/vouchers/{code}/use"),
+            &pos,
+            json!({"store_id": "store-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .post(&format!("/v1/purchases/store-1/{receipt}/refunds"), &pos, json!({"refund_id": format!("F-{receipt}"), "amount": {"value": 1000, "currency": "USD"}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+async fn wait_for(r: &Receiver, ids: &HashSet<String>) {
+    for _ in 0..400 {
+        let got: HashSet<String> = r
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h["loyalty-event-id"].to_str().unwrap().to_owned())
+            .collect();
+        if ids.is_subset(&got) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the receiver did not get every event in time");
+}
+
+async fn webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart(b: Backend) {
+    let api = Api::new(b).await;
+    let r = api
+        .call(
+            "PUT",
+            "/v1/rewards/coffee",
+            Some(&api.admin()),
+            Some(json!({"name": "Coffee", "cost_points": 30})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let (url, rx) = receiver(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start(&api, &url, dir.path());
+    for m in ["a", "b"] {
+        api.enrol(m).await;
+    }
+    some_business(&api, "a", "R1").await;
+    some_business(&api, "b", "R2").await;
+    let mut feed: Vec<Value> = api.assert_events_account_for_the_balance("a").await;
+    feed.extend(api.assert_events_account_for_the_balance("b").await);
+    let ids: HashSet<String> = feed
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(&rx, &ids).await;
+
+    // The receiver goes down; the worker stops (loyalty-local restarted); more happens.
+    *rx.refusing.lock().unwrap() = true;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.abort();
+    let acknowledged = rx.calls.lock().unwrap().len();
+    some_business(&api, "a", "R3").await;
+    *rx.refusing.lock().unwrap() = false;
+    let _again = start(&api, &url, dir.path());
+    let feed_a = api.assert_events_account_for_the_balance("a").await;
+    let feed_b = api.events("b").await;
+    let all: Vec<&Value> = feed_a.iter().chain(&feed_b).collect();
+    let ids: HashSet<String> = all
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(&rx, &ids).await;
+
+    let calls = rx.calls.lock().unwrap().clone();
+    assert!(
+        calls.len() >= ids.len() + 5,
+        "the first 5 calls failed and were retried"
+    );
+    let mut by_id: HashMap<String, String> = HashMap::new();
+    let mut last_seq: HashMap<String, u64> = HashMap::new();
+    for (headers, body) in &calls {
+        assert!(signature_is_valid(headers, body), "signature of {body}");
+        let e: Value = serde_json::from_str(body).unwrap();
+        let id = headers["loyalty-event-id"].to_str().unwrap().to_owned();
+        assert_eq!(e["id"], json!(id));
+        // A duplicate is the same event, byte for byte.
+        if let Some(prev) = by_id.insert(id.clone(), body.clone()) {
+            assert_eq!(&prev, body);
+        }
+        let member = e["member_id"].as_str().unwrap().to_owned();
+        let seq = e["seq"].as_u64().unwrap();
+        let prev = last_seq.insert(member.clone(), seq).unwrap_or(0);
+        assert!(
+            seq >= prev,
+            "{member}: seq {seq} after {prev}: per-member order kept"
+        );
+        assert!(
+            seq <= prev + 1,
+            "{member}: seq {seq} after {prev}: nothing skipped"
+        );
+    }
+    assert_eq!(
+        by_id.len(),
+        ids.len(),
+        "every event, and only events of the feeds"
+    );
+    let first: HashSet<String> = feed
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let resent = calls[acknowledged..]
+        .iter()
+        .filter(|(h, _)| first.contains(h["loyalty-event-id"].to_str().unwrap()))
+        .count();
+    assert_eq!(
+        resent, 0,
+        "the restarted worker resumed from its saved position"
+    );
+    let types: HashSet<&str> = feed_a.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for t in [
+        "member.enrolled",
+        "points.adjusted",
+        "points.earned",
+        "points.redeemed",
+        "voucher.issued",
+        "voucher.used",
+        "points.reversed",
+    ] {
+        assert!(types.contains(t), "{t} in {types:?}");
+    }
+}
+both_backends!(webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart);
+
+async fn the_feeds_page_and_check_who_asks(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("a").await;
+    for i in 0..7 {
+        api.post(
+            "/v1/members/a/adjustments",
+            &api.admin(),
+            json!({"points": i + 1, "reason": "x"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/members/a/events?limit=3".to_owned();
+    loop {
+        let r = api.get(&path, &api.member("a")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/members/a/events?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
+    let r = api
+        .get("/v1/members/a/events?after_seq=6", &api.admin())
+        .await;
+    let seqs: Vec<u64> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![7, 8]);
+    let r = api.get("/v1/members/a/events", &api.member("b")).await;
+    assert_eq!((r.status, r.problem_type()), (403, "/problems/forbidden"));
+    assert!(r.body.get("items").is_none(), "a 403 carries no data");
+    assert_eq!(
+        api.get("/v1/members/a/events?after_seq=x", &api.admin())
+            .await
+            .status,
+        400
+    );
+
+    let now = api.services.now();
+    let window = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/v1/events?from={}&to={}&limit=3",
+            from.format("%Y-%m-%dT%H:%M:%S%.fZ"),
+            to.format("%Y-%m-%dT%H:%M:%S%.fZ")
+        )
+    };
+    let mut ids = Vec::new();
+    let mut path = window(
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::minutes(1),
+    );
+    loop {
+        let r = api.get(&path, &api.admin()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => {
+                path = format!(
+                    "{}&cursor={c}",
+                    window(
+                        now - chrono::Duration::hours(1),
+                        now + chrono::Duration::minutes(1)
+                    )
+                )
+            }
+            None => break,
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(
+        (ids.len(), &ids),
+        (8, &sorted),
+        "every event once, in id order"
+    );
+    assert_eq!(
+        api.get(
+            &window(now, now + chrono::Duration::hours(25)),
+            &api.admin()
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        api.get(
+            &window(now, now + chrono::Duration::hours(1)),
+            &api.member("a")
+        )
+        .await
+        .status,
+        403
+    );
+}
+both_backends!(the_feeds_page_and_check_who_asks);
+
+async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend) {
+    let api = Api::new(b).await;
+    let r = api
+        .call(
+            "PUT",
+            "/v1/rewards/coffee",
+            Some(&api.admin()),
+            Some(json!({"name": "Coffee", "cost_points": 30})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let (name, phone, email) = ("Evelyn Quintessa", "+8613812345678", "evelyn.q@example.com");
+    let r = api
+        .call_with(
+            "POST",
+            "/v1/members",
+            Some(&api.pos("store-1")),
+            Some(json!({"id": "0193a0b4-7c1e-7d30-9a51-5b2f8f2c1e01", "name": name, "phone": phone, "email": email, "birthday": "1990-05-04", "timezone": "Asia/Shanghai"}).to_string().into_bytes()),
+            &[("idempotency-key", "enrol-eve")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let eve = "0193a0b4-7c1e-7d30-9a51-5b2f8f2c1e01";
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/v1/members/{eve}"),
+            Some(&api.member(eve)),
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    api.post(
+        &format!("/v1/members/{eve}/adjustments"),
+        &api.admin(),
+        json!({"points": 100, "reason": format!("goodwill for {name}")}),
+    )
+    .await;
+    let red = api
+        .post(
+            &format!("/v1/members/{eve}/redemptions"),
+            &api.member(eve),
+            json!({"reward_id": "coffee"}),
+        )
+        .await;
+    assert_eq!(red.status, 201);
+    let code = red.body["voucher_code"].as_str().unwrap().to_owned();
+
+    let r = api
+        .call(
+            "DELETE",
+            &format!("/v1/members/{eve}"),
+            Some(&api.member(eve)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["status"].clone(), r.body["forfeited_points"].clone()),
+        (json!("erased"), json!(70))
+    );
+    let again = api
+        .call(
+            "DELETE",
+            &format!("/v1/members/{eve}"),
+            Some(&api.admin()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.body["erased_at"].clone()),
+        (200, r.body["erased_at"].clone()),
+        "erasing twice is one erasure"
+    );
+
+    let everything = serde_json::to_string(
+        &all_items(api.services.table.store().as_ref())
+            .await
+            .iter()
+            .map(|i| json!([i.key.pk, i.key.sk, i.attrs]))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for secret in [
+        name,
+        "Evelyn",
+        "Quintessa",
+        &phone[1..],
+        email,
+        "Asia/Shanghai",
+        "05-04",
+    ] {
+        assert!(!everything.contains(secret), "{secret} is still stored");
+    }
+    let id = MemberId::parse(eve).unwrap();
+    let (lines, _) = api
+        .services
+        .table
+        .list::<LedgerLine>(&id, 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        lines.iter().map(|l| l.entry.points.0).sum::<i64>(),
+        0,
+        "the ledger sums to the (zero) balance"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.entry.kind == loyalty::domain::member::LedgerKind::ErasureForfeit)
+    );
+    let (events, _) = api.services.table.member_events(&id, 0, 100).await.unwrap();
+    assert_eq!(
+        events.last().unwrap().kind,
+        loyalty::domain::event::EventType::MemberErased
+    );
+    let pos = api.pos("store-1");
+    for (method, path, body) in [
+        ("GET", format!("/v1/members/{eve}"), None),
+        (
+            "PATCH",
+            format!("/v1/members/{eve}"),
+            Some(json!({"email": null})),
+        ),
+        ("GET", format!("/v1/members/{eve}/ledger"), None),
+        ("GET", format!("/v1/members/{eve}/events"), None),
+        ("GET", format!("/v1/members/{eve}/tier"), None),
+        ("GET", format!("/v1/members/{eve}/redemptions"), None),
+        (
+            "POST",
+            format!("/v1/members/{eve}/redemptions"),
+            Some(json!({"reward_id": "coffee"})),
+        ),
+        (
+            "POST",
+            format!("/v1/members/{eve}/adjustments"),
+            Some(json!({"points": 5, "reason": "x"})),
+        ),
+    ] {
+        let r = api.call(method, &path, Some(&api.admin()), body).await;
+        assert_eq!(
+            (r.status, r.problem_type()),
+            (410, "/problems/member-erased"),
+            "{method} {path}"
+        );
+    }
+    let r = api
+        .post("/v1/purchases", &pos, json!({"member": {"id": eve}, "store_id": "store-1", "receipt_id": "E1",
+            "amount": {"value": 100, "currency": "USD"}, "occurred_at": api.services.now().to_rfc3339()}))
+        .await;
+    assert_eq!(r.status, 410);
+    let r = api
+        .post(
+            &format!("/v1/vouchers/{code}/use"),
+            &pos,
+            json!({"store_id": "store-1"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (409, "/problems/voucher-cancelled")
+    );
+    let r = api
+        .post(
+            "/v1/members",
+            &api.admin(),
+            json!({"id": "newcomer", "name": "N", "phone": phone}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "the phone enrols a new member: {}", r.body);
+}
+both_backends!(erasure_leaves_no_personal_data_anywhere_and_keeps_the_books);
