@@ -20,6 +20,28 @@ PURCHASE_1001 = {"member": {"id": "member-ada"}, "store_id": "store-1", "receipt
                  "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00Z"}
 
 
+# What the webhooks function receives: an SQS message whose body is the EventBridge event the
+# pipe made of a DynamoDB stream record (an inserted event carrier, in DynamoDB JSON).
+_ENROLLED = {"M": {
+    "id": {"S": "01935b2e-6a00-7000-8000-000000000001"}, "type": {"S": "member.enrolled"},
+    "occurred_at": {"S": NOW}, "member_id": {"S": "member-ada"}, "seq": {"N": "1"},
+    "data": {"M": {"tier": {"S": "silver"}, "enrolled_at": {"S": NOW}}}}}
+SQS_BATCH = {"Records": [{
+    "messageId": "5f1c0d1e-0000-4000-8000-000000000001", "receiptHandle": "AQEB…",
+    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795342500000",
+                   "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795342500000"},
+    "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:loyalty-webhooks", "awsRegion": "us-east-1",
+    "body": json.dumps({
+        "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": "Event from aws.dynamodb",
+        "source": "loyalty.events", "account": "123456789012", "time": NOW, "region": "us-east-1", "resources": [],
+        "detail": {"eventName": "INSERT", "eventSource": "aws:dynamodb", "dynamodb": {
+            "Keys": {"PK": {"S": "MEMBER#member-ada"}, "SK": {"S": "EVENT#000000000001"}},
+            "NewImage": {"PK": {"S": "MEMBER#member-ada"}, "SK": {"S": "EVENT#000000000001"},
+                         "events": {"L": [_ENROLLED]}, "expires_at": {"N": "1797934500"}, "version": {"N": "1"}}}}}),
+}]}
+
+
 def event(method, path, claims, body=None, headers=None, query=""):
     t = datetime.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     route = f"{method} {path}"
@@ -52,6 +74,12 @@ cases = {
         "enrol-impossible-birthday.400": event("POST", "/v1/members", MEMBER("member-new"), {"name": "New", "birthday": "02-30"}),
         "enrol-unknown-field.400": event("POST", "/v1/members", MEMBER("member-new"), {"name": "New", "nickname": "n"}),
         "get-self.200": event("GET", "/v1/members/member-ada", MEMBER("member-ada")),
+        "events-self.200": event("GET", "/v1/members/member-ada/events", MEMBER("member-ada"), query="after_seq=0&limit=20"),
+        "events-other-member.403": event("GET", "/v1/members/member-ada/events", MEMBER("member-bob")),
+        "all-events-by-admin.200": event("GET", "/v1/events", ADMIN, query="from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00Z"),
+        "all-events-by-member.403": event("GET", "/v1/events", MEMBER("member-ada"), query="from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00Z"),
+        "erase-self.200": event("DELETE", "/v1/members/member-bob", MEMBER("member-bob"), headers={"idempotency-key": "erase-1"}),
+        "erase-other-member.403": event("DELETE", "/v1/members/member-ada", MEMBER("member-bob")),
         "get-by-pos.200": event("GET", "/v1/members/member-ada", POS("store-1")),
         "get-other-member.403": event("GET", "/v1/members/member-ada", MEMBER("member-bob")),
         "get-without-token.401": event("GET", "/v1/members/member-ada", None),
@@ -118,6 +146,9 @@ cases = {
     "birthday": {
         "hourly.ok": {},
         "backfill.ok": {"now": NOW},
+    },
+    "webhooks": {
+        "sqs-batch.ok": SQS_BATCH,
     },
 }
 

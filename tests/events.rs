@@ -115,6 +115,7 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
         "redemption",
         "birthday",
         "tier-requalification",
+        "webhooks",
     ] {
         assert!(
             all.iter().any(|(f, _, _)| f == function),
@@ -139,6 +140,17 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                 // Ada's birthday is today in Shanghai but was set today: in play, not yet eligible.
                 if (run.examined, run.ineligible, run.issued) != (1, 1, 0) {
                     failures.push(format!("{shown}: {run:?}"));
+                }
+            }
+            "webhooks" => {
+                // The function's parsing of what SQS hands it; delivery is proven in
+                // tests/events_feed.rs against a real receiver.
+                let batch: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+                for m in &batch.records {
+                    match loyalty_webhooks::events_in(m.body.as_deref().unwrap_or("")) {
+                        Ok(events) if !events.is_empty() => {}
+                        other => failures.push(format!("{shown}: {other:?}")),
+                    }
                 }
             }
             "tier-requalification" => {

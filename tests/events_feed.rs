@@ -528,3 +528,42 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
     assert_eq!(r.status, 201, "the phone enrols a new member: {}", r.body);
 }
 both_backends!(erasure_leaves_no_personal_data_anywhere_and_keeps_the_books);
+
+/// The `webhooks` function, fed what the pipe makes of a real carrier item, delivers its events
+/// signed, and reports the message as failed (for SQS to retry) when a receiver refuses.
+#[tokio::test]
+async fn the_webhooks_function_delivers_a_stream_record_and_reports_failures() {
+    use loyalty::table::{EventCarrier, Record};
+    let api = Api::new(Backend::Embedded).await;
+    api.enrol("a").await;
+    let key = EventCarrier::key(&(MemberId::parse("a").unwrap(), 1));
+    let item = api.services.table.store().get(&key).await.unwrap().unwrap();
+    let mut attrs = item.attrs.clone();
+    attrs.insert("PK".into(), json!(key.pk));
+    attrs.insert("SK".into(), json!(key.sk));
+    let image: serde_dynamo::Item = serde_dynamo::to_item(attrs).unwrap();
+    let body = json!({"detail-type": "Event from aws.dynamodb", "source": "loyalty.events",
+        "detail": {"eventName": "INSERT", "dynamodb": {"NewImage": image}}});
+    let batch = |id: &str| -> aws_lambda_events::sqs::SqsEvent {
+        serde_json::from_value(json!({"Records": [{"messageId": id, "body": body.to_string()}]}))
+            .unwrap()
+    };
+    let (ok_url, ok) = receiver(0).await;
+    let client = loyalty::webhook::client();
+    let res =
+        loyalty_webhooks::handle(&client, std::slice::from_ref(&ok_url), SECRET, batch("m-1"))
+            .await;
+    assert!(res.batch_item_failures.is_empty());
+    let calls = ok.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert!(signature_is_valid(&calls[0].0, &calls[0].1));
+    let e: Value = serde_json::from_str(&calls[0].1).unwrap();
+    assert_eq!(
+        (e["type"].clone(), e["seq"].clone()),
+        (json!("member.enrolled"), json!(1))
+    );
+    let (bad_url, _bad) = receiver(usize::MAX).await;
+    let res = loyalty_webhooks::handle(&client, &[ok_url, bad_url], SECRET, batch("m-2")).await;
+    assert_eq!(res.batch_item_failures.len(), 1);
+    assert_eq!(res.batch_item_failures[0].item_identifier, "m-2");
+}
