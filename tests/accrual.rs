@@ -588,6 +588,12 @@ async fn a_purchase_by_id_costs_one_read_and_one_write() {
     api.enrol("m").await;
     let body = purchase("m", "R1", 1999, api.services.now());
     let before = counts.snapshot();
+    let units = || {
+        counts
+            .write_units
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let units_before = units();
     assert_eq!(
         api.post("/v1/purchases", &api.pos("store-1"), body.clone())
             .await
@@ -600,6 +606,9 @@ async fn a_purchase_by_id_costs_one_read_and_one_write() {
         (1, 1),
         "reads, writes"
     );
+    // Ledger line (carrying points.earned), purchase, member: three items under 1 KB in one
+    // transaction, as before events existed.
+    assert_eq!(units() - units_before, 6, "table write units of a purchase");
     let before = counts.snapshot();
     let r = api.post("/v1/purchases", &api.pos("store-1"), body).await;
     assert!(r.replayed());

@@ -43,6 +43,7 @@ struct Phase {
     latencies_ms: Vec<f64>,
     reads: u64,
     writes: u64,
+    write_units: u64,
 }
 
 impl Phase {
@@ -52,7 +53,7 @@ impl Phase {
             self.latencies_ms[((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize]
         };
         println!(
-            "{:<12} {:>7} ops  {:>8.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  store round trips/op: {:.2} reads + {:.2} writes",
+            "{:<12} {:>7} ops  {:>8.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  store round trips/op: {:.2} reads + {:.2} writes, {:.2} table write units",
             self.name,
             self.ops,
             self.ops as f64 / self.seconds,
@@ -60,6 +61,7 @@ impl Phase {
             pct(0.99),
             self.reads as f64 / self.ops as f64,
             self.writes as f64 / self.ops as f64,
+            self.write_units as f64 / self.ops as f64,
         );
     }
 }
@@ -75,6 +77,9 @@ async fn phase(
     client: &reqwest::Client,
 ) -> Phase {
     let (r0, w0, _) = counts.snapshot();
+    let u0 = counts
+        .write_units
+        .load(std::sync::atomic::Ordering::Relaxed);
     let ops = requests.len();
     let start = Instant::now();
     let latencies: Vec<f64> = futures::stream::iter(requests)
@@ -99,6 +104,9 @@ async fn phase(
         .await;
     let seconds = start.elapsed().as_secs_f64();
     let (r1, w1, _) = counts.snapshot();
+    let u1 = counts
+        .write_units
+        .load(std::sync::atomic::Ordering::Relaxed);
     Phase {
         name,
         ops,
@@ -106,6 +114,7 @@ async fn phase(
         latencies_ms: latencies,
         reads: r1 - r0,
         writes: w1 - w0,
+        write_units: u1 - u0,
     }
 }
 

@@ -59,6 +59,12 @@ impl EventType {
 
 /// The envelope of API.md "Events". `data` never holds a name, phone or email.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-000000000004", "type": "points.earned",
+    "occurred_at": "2026-11-22T10:15:00Z", "member_id": "member-ada", "seq": 4,
+    "data": {"points": 19, "balance": 119, "reference": "purchase:store-1/R-1001",
+             "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa", "ledger_kind": "purchase",
+             "store_id": "store-1", "receipt_id": "R-1001", "amount": {"value": 1999, "currency": "USD"},
+             "occurred_at": "2026-11-22T09:30:00Z", "tier": "silver"}}))]
 pub struct Event {
     pub id: Uuid,
     #[serde(rename = "type")]

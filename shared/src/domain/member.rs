@@ -193,27 +193,7 @@ mod tests {
         );
     }
 
-    /// An item's size as DynamoDB bills it: attribute names plus values, strings by their
-    /// UTF-8 length, numbers 1 byte per two significant digits plus 1, null and booleans 1,
-    /// lists and maps 3 bytes plus 1 per element.
-    fn dynamodb_size(v: &serde_json::Value) -> usize {
-        use serde_json::Value as V;
-        match v {
-            V::Null | V::Bool(_) => 1,
-            V::Number(n) => {
-                let digits = n.to_string().trim_start_matches('-').replace('.', "").len();
-                digits.div_ceil(2) + 1
-            }
-            V::String(s) => s.len(),
-            V::Array(a) => 3 + a.iter().map(|x| 1 + dynamodb_size(x)).sum::<usize>(),
-            V::Object(o) => {
-                3 + o
-                    .iter()
-                    .map(|(k, x)| 1 + k.len() + dynamodb_size(x))
-                    .sum::<usize>()
-            }
-        }
-    }
+    use crate::store::value_size as dynamodb_size;
 
     #[test]
     fn dynamodb_size_table() {

@@ -20,6 +20,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "member-ada", "status": "erased",
+    "erased_at": "2026-11-22T10:15:00Z", "forfeited_points": 120}))]
 pub struct Erasure {
     pub id: MemberId,
     /// Always `erased`.

@@ -376,6 +376,59 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A value's size as DynamoDB bills it: strings by their UTF-8 length, numbers 1 byte per two
+/// significant digits plus 1, null and booleans 1, lists and maps 3 bytes plus 1 per element
+/// (and, in maps, the names).
+pub fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Number(n) => {
+            let digits = n.to_string().trim_start_matches('-').replace('.', "").len();
+            digits.div_ceil(2) + 1
+        }
+        Value::String(s) => s.len(),
+        Value::Array(a) => 3 + a.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        Value::Object(o) => {
+            3 + o
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// An item's size as DynamoDB bills it: names plus values, keys included.
+pub fn item_size(item: &Item) -> usize {
+    PK.len()
+        + item.key.pk.len()
+        + SK.len()
+        + item.key.sk.len()
+        + item
+            .attrs
+            .iter()
+            .map(|(k, v)| k.len() + value_size(v))
+            .sum::<usize>()
+}
+
+/// The table write units a commit costs in DynamoDB: 1 per started KB of each item written
+/// (the key alone for a delete or a check), twice that inside a transaction. Index writes come
+/// on top, 1 per index entry an item adds, changes or removes.
+pub fn write_units(writes: &[Write]) -> u64 {
+    let factor = if writes.len() > 1 { 2 } else { 1 };
+    writes
+        .iter()
+        .map(|w| {
+            let size = match w {
+                Write::Put { item, .. } => item_size(item),
+                Write::Delete { key, .. } | Write::Check { key, .. } => {
+                    PK.len() + key.pk.len() + SK.len() + key.sk.len()
+                }
+            };
+            factor * (size.div_ceil(1024).max(1) as u64)
+        })
+        .sum()
+}
+
 /// A sort-key position is only valid inside the range it continues.
 pub(crate) fn check_after(sort: &SortKey, after: &str) -> StoreResult<()> {
     if sort.matches(after) && !after.is_empty() && !after.contains('\0') {
