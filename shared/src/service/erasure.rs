@@ -51,9 +51,7 @@ impl Services {
         let member = reads.add::<Member>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
-        if let (Some(idem), Some(slot)) = (idem, &prior)
-            && let Some(replay) = idem.prior::<Erasure>(found.get(slot)?, now)?
-        {
+        if let Some(replay) = Idempotency::replay::<Erasure>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
         let current = found

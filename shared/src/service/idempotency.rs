@@ -3,7 +3,7 @@
 //! commit race and then finds it. There is never a half-done state to report.
 
 use super::error::ServiceError;
-use crate::table::{Batch, IdempotencyRecord, Reads, Slot, Versioned};
+use crate::table::{Batch, Fetched, IdempotencyRecord, Reads, Slot, Versioned};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,6 +54,20 @@ impl Idempotency {
         serde_json::from_value(rec.response)
             .map(Some)
             .map_err(|e| ServiceError::Corrupt(e.to_string()))
+    }
+
+    /// The answer to replay, if the request carries a key (read into `slot`) that an earlier
+    /// identical request used.
+    pub fn replay<T: DeserializeOwned>(
+        idem: Option<&Idempotency>,
+        slot: &Option<Slot<IdempotencyRecord>>,
+        found: &Fetched,
+        now: DateTime<Utc>,
+    ) -> Result<Option<T>, ServiceError> {
+        match (idem, slot) {
+            (Some(idem), Some(slot)) => idem.prior(found.get(slot)?, now),
+            _ => Ok(None),
+        }
     }
 
     /// Adds the record of `response` to the effect's batch.

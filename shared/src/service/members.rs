@@ -226,9 +226,7 @@ impl Services {
         let found = self.table.read(&reads).await?;
         // The key remembers only which member it created (no personal data kept beside the
         // member, so erasure finds it all); a replay answers that member as it is now.
-        if let (Some(idem), Some(slot)) = (idem, &prior)
-            && let Some(first) = idem.prior::<Enrolled>(found.get(slot)?, now)?
-        {
+        if let Some(first) = Idempotency::replay::<Enrolled>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(self.get_member(&first.id).await?));
         }
         match found.get(&member)? {
@@ -471,9 +469,7 @@ impl Services {
         let member = reads.add::<Member>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
-        if let (Some(idem), Some(slot)) = (idem, &prior)
-            && let Some(replay) = idem.prior::<LedgerEntry>(found.get(slot)?, now)?
-        {
+        if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
         let current = live(found.get(&member)?)?;

@@ -325,9 +325,7 @@ impl Services {
         let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
-        if let (Some(idem), Some(slot)) = (idem, &prior)
-            && let Some(replay) = idem.prior::<RedemptionReceipt>(found.get(slot)?, now)?
-        {
+        if let Some(replay) = Idempotency::replay::<RedemptionReceipt>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
         let current = live(found.get(&member)?)?;

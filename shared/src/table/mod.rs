@@ -326,20 +326,7 @@ impl Table {
         which: &MemberIndex,
         after: Option<String>,
     ) -> Result<Page<MemberId>, ServiceError> {
-        let (index, pk, sort) = which.range();
-        let page = self
-            .store
-            .query_index(
-                index,
-                &pk,
-                &sort,
-                &PageRequest {
-                    limit: 100,
-                    after,
-                    descending: false,
-                },
-            )
-            .await?;
+        let page = self.index_page(which.range(), after).await?;
         Ok(Page {
             items: page
                 .items
@@ -348,6 +335,20 @@ impl Table {
                 .collect(),
             next: page.next,
         })
+    }
+
+    /// One page (100 keys) of an index range, in index order.
+    async fn index_page(
+        &self,
+        (index, pk, sort): (Index, String, SortKey),
+        after: Option<String>,
+    ) -> Result<Page<Key>, ServiceError> {
+        let page = PageRequest {
+            limit: 100,
+            after,
+            descending: false,
+        };
+        Ok(self.store.query_index(index, &pk, &sort, &page).await?)
     }
 
     /// One page of the active catalog, newest first, and its cursor.
@@ -487,22 +488,11 @@ impl Table {
     }
 
     async fn events_of_hour(&self, hour: DateTime<Utc>) -> Result<Vec<Event>, ServiceError> {
-        let (index, pk, sort) = records::events_hour_range(hour);
         let mut events = Vec::new();
         let mut after = None;
         loop {
             let page = self
-                .store
-                .query_index(
-                    index,
-                    &pk,
-                    &sort,
-                    &PageRequest {
-                        limit: 100,
-                        after,
-                        descending: false,
-                    },
-                )
+                .index_page(records::events_hour_range(hour), after)
                 .await?;
             if !page.items.is_empty() {
                 for item in self.store.get_many(&page.items).await?.iter().flatten() {
