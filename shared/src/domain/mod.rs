@@ -26,6 +26,8 @@ pub mod event;
 pub mod ids;
 pub mod member;
 pub mod money;
+#[cfg(test)]
+mod properties;
 pub mod reward;
 pub mod spend;
 pub mod tier;

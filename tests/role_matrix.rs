@@ -1,0 +1,287 @@
+//! Who may call what: every route of the OpenAPI document × {no token, the member, another
+//! member, POS of the store, POS of another store, admin} → the status it must answer, each cell
+//! on a freshly seeded store. A route added without a row fails the test; a 403 carries no data.
+
+use loyalty_tests::{Api, Backend};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Nobody,
+    Member,
+    OtherMember,
+    Pos,
+    OtherPos,
+    Admin,
+}
+
+const WHO: [Who; 6] = [
+    Who::Nobody,
+    Who::Member,
+    Who::OtherMember,
+    Who::Pos,
+    Who::OtherPos,
+    Who::Admin,
+];
+
+struct Seeded {
+    api: Api,
+    redemption: String,
+    voucher: String,
+}
+
+/// Member `m` (500 points, a purchase R1 at store-1, one redemption of `coffee`), reward `coffee`.
+async fn seeded() -> Seeded {
+    let api = Api::new(Backend::Embedded).await;
+    let admin = api.admin();
+    api.enrol("m").await;
+    let r = api
+        .call(
+            "PUT",
+            "/v1/rewards/coffee",
+            Some(&admin),
+            Some(json!({"name": "Coffee", "cost_points": 10})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    api.post(
+        "/v1/members/m/adjustments",
+        &admin,
+        json!({"points": 500, "reason": "seed"}),
+    )
+    .await;
+    let now = api.services.now().to_rfc3339();
+    let r = api
+        .post(
+            "/v1/purchases",
+            &api.pos("store-1"),
+            json!({"member": {"id": "m"}, "store_id": "store-1",
+            "receipt_id": "R1", "amount": {"value": 5000, "currency": "USD"}, "occurred_at": now}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .post(
+            "/v1/members/m/redemptions",
+            &api.member("m"),
+            json!({"reward_id": "coffee"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    Seeded {
+        redemption: r.body["id"].as_str().unwrap().to_owned(),
+        voucher: r.body["voucher_code"].as_str().unwrap().to_owned(),
+        api,
+    }
+}
+
+fn token(api: &Api, who: Who) -> Option<String> {
+    match who {
+        Who::Nobody => None,
+        Who::Member => Some(api.member("m")),
+        Who::OtherMember => Some(api.member("o")),
+        Who::Pos => Some(api.pos("store-1")),
+        Who::OtherPos => Some(api.pos("store-2")),
+        Who::Admin => Some(api.admin()),
+    }
+}
+
+/// (method, path template, request, expected status for each of WHO in order)
+fn table() -> Vec<(&'static str, &'static str, Value, [u16; 6])> {
+    vec![
+        (
+            "POST",
+            "/v1/members",
+            json!({"name": "X"}),
+            [401, 409, 201, 201, 201, 201],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}",
+            Value::Null,
+            [401, 200, 403, 200, 200, 200],
+        ),
+        (
+            "PATCH",
+            "/v1/members/{id}",
+            json!({"email": "m@example.com"}),
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "DELETE",
+            "/v1/members/{id}",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}/ledger",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/members/{id}/adjustments",
+            json!({"points": 5, "reason": "x"}),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}/events",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/events",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/purchases",
+            json!("purchase"),
+            [401, 403, 403, 201, 403, 201],
+        ),
+        (
+            "POST",
+            "/v1/purchases/{store_id}/{receipt_id}/refunds",
+            json!({"refund_id": "F1", "amount": {"value": 100, "currency": "USD"}}),
+            [401, 403, 403, 201, 403, 201],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}/tier",
+            Value::Null,
+            [401, 200, 403, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/v1/rewards",
+            Value::Null,
+            [401, 200, 200, 200, 200, 200],
+        ),
+        (
+            "PUT",
+            "/v1/rewards/{id}",
+            json!({"name": "Cake", "cost_points": 5}),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (
+            "POST",
+            "/v1/members/{id}/redemptions",
+            json!({"reward_id": "coffee"}),
+            [401, 201, 403, 403, 403, 201],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}/redemptions",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/members/{id}/redemptions/{redemption_id}/cancel",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/vouchers/{code}/use",
+            json!({"store_id": "store-1"}),
+            [401, 403, 403, 200, 403, 200],
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_each_role_as_the_contract_says() {
+    // Completeness: the rows are exactly the document's operations.
+    let doc = serde_json::to_value(loyalty_members::api_document()).unwrap();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let rows: BTreeSet<(String, String)> = table()
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        rows, documented,
+        "a route without a row (or a row without a route)"
+    );
+
+    let mut failures = Vec::new();
+    for (method, template, body, expected) in table() {
+        for (who, want) in WHO.iter().zip(expected) {
+            let s = seeded().await;
+            let path = template
+                .replace(
+                    "{id}",
+                    if template.starts_with("/v1/rewards") {
+                        "cake"
+                    } else {
+                        "m"
+                    },
+                )
+                .replace("{store_id}", "store-1")
+                .replace("{receipt_id}", "R1")
+                .replace("{redemption_id}", &s.redemption)
+                .replace("{code}", &s.voucher);
+            let path = if path == "/v1/events" {
+                let now = s.api.services.now();
+                format!(
+                    "/v1/events?from={}&to={}",
+                    (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+                    (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ")
+                )
+            } else {
+                path
+            };
+            let body = if body == json!("purchase") {
+                Some(
+                    json!({"member": {"id": "m"}, "store_id": "store-1", "receipt_id": "R2",
+                    "amount": {"value": 100, "currency": "USD"}, "occurred_at": s.api.services.now().to_rfc3339()}),
+                )
+            } else if body.is_null() {
+                None
+            } else {
+                Some(body.clone())
+            };
+            let t = token(&s.api, *who);
+            let r = s.api.call(method, &path, t.as_deref(), body).await;
+            if r.status != want {
+                failures.push(format!(
+                    "{method} {template} as {who:?}: {} (want {want}) {}",
+                    r.status, r.body
+                ));
+            }
+            if r.status == 403 {
+                let keys: BTreeSet<&str> = r
+                    .body
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let allowed: BTreeSet<&str> = ["type", "title", "status", "detail"].into();
+                if !keys.is_subset(&allowed) {
+                    failures.push(format!(
+                        "{method} {template} as {who:?}: 403 with data {}",
+                        r.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
