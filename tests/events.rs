@@ -172,6 +172,18 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                     utoipa::openapi::OpenApi::default(),
                 );
                 let res = app.oneshot(req).await.unwrap();
+                // In Lambda the request id is API Gateway's.
+                let sent: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let want_id = sent["requestContext"]["requestId"]
+                    .as_str()
+                    .unwrap_or_default();
+                if res
+                    .headers()
+                    .get("x-request-id")
+                    .is_none_or(|v| v != want_id)
+                {
+                    failures.push(format!("{shown}: x-request-id is not {want_id}"));
+                }
                 let status = res.status().as_u16().to_string();
                 let problem = res
                     .headers()

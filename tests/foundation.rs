@@ -335,6 +335,29 @@ async fn framework_rejections_and_dot_ids_answer_problem_json() {
             r.body
         );
     }
+    // Every problem names its request: `instance` is /requests/<the x-request-id header>, also
+    // on the 401s the authorizer answers itself.
+    for r in [
+        api.call("GET", "/v1/members/%FF", Some(&admin), None).await,
+        api.call("GET", "/v1/members/nobody", Some(&admin), None)
+            .await,
+        api.call("GET", "/v1/members/nobody", Some("not-a-token"), None)
+            .await,
+    ] {
+        let id = r.headers["x-request-id"].to_str().unwrap().to_owned();
+        assert!(!id.is_empty());
+        assert_eq!(
+            r.body["instance"],
+            json!(format!("/requests/{id}")),
+            "{}",
+            r.body
+        );
+    }
+    let ok = api.call("GET", "/v1/rewards", Some(&admin), None).await;
+    assert!(
+        ok.headers.contains_key("x-request-id"),
+        "successes carry the id too"
+    );
     for id in [".", ".."] {
         let r = api
             .post("/v1/members", &admin, json!({"id": id, "name": "Dot"}))

@@ -273,7 +273,8 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     .keys()
                     .map(String::as_str)
                     .collect();
-                let allowed: BTreeSet<&str> = ["type", "title", "status", "detail"].into();
+                let allowed: BTreeSet<&str> =
+                    ["type", "title", "status", "detail", "instance"].into();
                 if !keys.is_subset(&allowed) {
                     failures.push(format!(
                         "{method} {template} as {who:?}: 403 with data {}",

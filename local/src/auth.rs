@@ -174,14 +174,21 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
     opts.open(path)?.write_all(contents.as_bytes())
 }
 
-/// The request context API Gateway builds for a request that passed its JWT authorizer.
-pub fn request_context(claims: HashMap<String, String>) -> RequestContext {
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = claims;
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
+/// The request context API Gateway builds for a request: its id, and for one that passed the JWT
+/// authorizer, the token's claims.
+pub fn request_context(
+    request_id: &str,
+    claims: Option<HashMap<String, String>>,
+) -> RequestContext {
     let mut ctx = ApiGatewayV2httpRequestContext::default();
-    ctx.authorizer = Some(authorizer);
+    ctx.request_id = Some(request_id.to_owned());
+    if let Some(claims) = claims {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = claims;
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        ctx.authorizer = Some(authorizer);
+    }
     RequestContext::ApiGatewayV2(ctx)
 }
 
@@ -192,8 +199,11 @@ pub async fn authorizer(
     mut req: Request,
     next: Next,
 ) -> Response {
-    // Whatever a client sent, only this layer may describe the caller.
+    // Whatever a client sent, only this layer may describe the caller. Like API Gateway, it
+    // gives every request an id.
     req.extensions_mut().remove::<RequestContext>();
+    let id = uuid::Uuid::now_v7().to_string();
+    req.extensions_mut().insert(request_context(&id, None));
     if let Some(value) = req.headers().get(http::header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -208,9 +218,13 @@ pub async fn authorizer(
             .and_then(|t| auth.verify(t));
         match verified {
             Ok(claims) => {
-                req.extensions_mut().insert(request_context(claims));
+                req.extensions_mut()
+                    .insert(request_context(&id, Some(claims)));
             }
-            Err(why) => return Problem::unauthorized(why).into_response(),
+            Err(why) => {
+                return loyalty::http::finish(Problem::unauthorized(why).into_response(), &id)
+                    .await;
+            }
         }
     }
     next.run(req).await

@@ -38,7 +38,41 @@ pub fn app(
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(services)
-        .layer(axum::middleware::map_response(
-            problem::plain_errors_as_problems,
-        ))
+        .layer(axum::middleware::from_fn(edge))
+}
+
+/// Every request, in Lambda and locally: its id (API Gateway's `requestContext.requestId`, else
+/// a fresh UUID v7) on a tracing span around everything the request logs, in `x-request-id`,
+/// and in every problem's `instance`; errors finished and logged once ([`problem::finish_error`]).
+async fn edge(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    async move { finish(next.run(req).await, &id).await }
+        .instrument(span)
+        .await
+}
+
+/// The last step of every response: errors finished as problem+json with their `instance`,
+/// and `x-request-id`. Also used by `loyalty-local`'s authorizer for the 401s it answers itself.
+pub async fn finish(res: axum::response::Response, request_id: &str) -> axum::response::Response {
+    let mut res = problem::finish_error(res, request_id).await;
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+fn request_id(req: &axum::extract::Request) -> String {
+    use lambda_http::request::RequestContext;
+    match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .filter(|id| !id.is_empty())
+    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }

@@ -16,7 +16,14 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after_seconds: Option<u32>,
+    /// What went wrong inside, for the log only (never in the body): the edge middleware logs it
+    /// once, with the request id.
+    pub cause: Option<String>,
 }
+
+/// The internal cause of an error response, handed from [`Problem`] to the edge middleware.
+#[derive(Clone, Debug)]
+pub struct Cause(pub String);
 
 /// The wire shape, for the OpenAPI document.
 #[derive(Serialize, ToSchema)]
@@ -29,6 +36,9 @@ pub struct ProblemDocument {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// `/requests/<request id>`: quote it to find the request's log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Problem {
@@ -45,6 +55,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_seconds: None,
+            cause: None,
         }
     }
     pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
@@ -108,13 +119,11 @@ impl Problem {
             StatusCode::NOT_FOUND => Problem::not_found(detail),
             StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(),
             StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(super::extract::BODY_LIMIT),
-            s if s.is_server_error() => {
-                tracing::error!(status = %s, detail = %detail, "error response");
-                Problem {
-                    status: s,
-                    ..Problem::internal()
-                }
-            }
+            s if s.is_server_error() => Problem {
+                status: s,
+                cause: Some(detail),
+                ..Problem::internal()
+            },
             s => Problem::new(s, "request", "Request refused", detail),
         }
     }
@@ -135,26 +144,52 @@ impl Problem {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             errors: self.errors.clone(),
+            instance: None,
         }
     }
 }
 
-/// Rewrites an error response that is not problem+json (axum's own rejections answer
-/// `text/plain`) into one, keeping its status and its text as the detail.
-pub async fn plain_errors_as_problems(res: Response) -> Response {
+/// Finishes an error response at the edge: one that is not problem+json (axum's own rejections
+/// answer `text/plain`) becomes one, keeping its status and its text as the detail; every
+/// problem gets `instance: /requests/<id>`; and a server error's cause is logged, once, here.
+pub async fn finish_error(res: Response, request_id: &str) -> Response {
     let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
     let is_problem = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return res;
-    }
-    let text = axum::body::to_bytes(res.into_body(), 4096)
+    let cause = res.extensions().get::<Cause>().map(|c| c.0.clone());
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
-    Problem::for_status(status, text).into_response()
+    let mut doc: serde_json::Value = if is_problem {
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    } else {
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        let p = Problem::for_status(status, text);
+        if let Some(c) = &p.cause {
+            tracing::error!(status = %status, cause = %c, "error response");
+        }
+        serde_json::to_value(p.document()).unwrap_or_default()
+    };
+    if let Some(c) = cause {
+        if status.is_server_error() {
+            tracing::error!(status = %status, cause = %c, "error response");
+        } else {
+            tracing::warn!(status = %status, cause = %c, "refused");
+        }
+    }
+    doc["instance"] = serde_json::Value::from(format!("/requests/{request_id}"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(doc.to_string()))
 }
 
 impl IntoResponse for Problem {
@@ -167,6 +202,9 @@ impl IntoResponse for Problem {
         );
         if let Some(s) = self.retry_after_seconds {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(c) = self.cause {
+            res.extensions_mut().insert(Cause(c));
         }
         res
     }
@@ -275,26 +313,24 @@ impl From<ServiceError> for Problem {
             E::Store(StoreError::BadCursor) => {
                 Problem::bad_field("cursor", "cursor is not one this list issued")
             }
-            E::Store(StoreError::Unavailable(reason)) => {
-                tracing::error!(%reason, "store unavailable");
-                Problem {
-                    retry_after_seconds: Some(2),
-                    ..Problem::new(
-                        S::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "Unavailable",
-                        "the data store is unavailable; retry shortly",
-                    )
-                }
-            }
-            E::Store(err) => {
-                tracing::error!(error = %err, "store failure");
-                Problem::internal()
-            }
-            E::Corrupt(reason) => {
-                tracing::error!(%reason, "unreadable record");
-                Problem::internal()
-            }
+            E::Store(StoreError::Unavailable(reason)) => Problem {
+                retry_after_seconds: Some(2),
+                cause: Some(format!("store unavailable: {reason}")),
+                ..Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Unavailable",
+                    "the data store is unavailable; retry shortly",
+                )
+            },
+            E::Store(err) => Problem {
+                cause: Some(format!("store failure: {err}")),
+                ..Problem::internal()
+            },
+            E::Corrupt(reason) => Problem {
+                cause: Some(format!("unreadable record: {reason}")),
+                ..Problem::internal()
+            },
         }
     }
 }
