@@ -139,7 +139,8 @@ async fn wait_for(r: &Receiver, ids: &HashSet<String>) {
     panic!("the receiver did not get every event in time");
 }
 
-async fn webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart(b: Backend) {
+/// A store with the reward `coffee` (30 points).
+async fn with_coffee(b: Backend) -> Api {
     let api = Api::new(b).await;
     let r = api
         .call(
@@ -150,6 +151,11 @@ async fn webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart(b: Bac
         )
         .await;
     assert_eq!(r.status, 201);
+    api
+}
+
+async fn webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart(b: Backend) {
+    let api = with_coffee(b).await;
     let (url, rx) = receiver(5).await;
     let dir = tempfile::tempdir().unwrap();
     let worker = start(&api, &url, dir.path());
@@ -357,16 +363,7 @@ async fn the_feeds_page_and_check_who_asks(b: Backend) {
 both_backends!(the_feeds_page_and_check_who_asks);
 
 async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend) {
-    let api = Api::new(b).await;
-    let r = api
-        .call(
-            "PUT",
-            "/v1/rewards/coffee",
-            Some(&api.admin()),
-            Some(json!({"name": "Coffee", "cost_points": 30})),
-        )
-        .await;
-    assert_eq!(r.status, 201);
+    let api = with_coffee(b).await;
     let (name, phone, email) = ("Evelyn Quintessa", "+8613812345678", "evelyn.q@example.com");
     let r = api
         .call_with(

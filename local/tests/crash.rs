@@ -59,6 +59,18 @@ async fn start(data: &Path, port: u16, client: &reqwest::Client) -> Child {
     panic!("loyalty-local did not start");
 }
 
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[derive(Clone)]
 enum Op {
     /// Receipt and sale time: a retry must send the very same request.
@@ -195,15 +207,7 @@ async fn kill_9_during_a_write_stream_loses_no_acknowledged_write_and_duplicates
     let mut ledger = Vec::new();
     let mut path = format!("{base}/v1/members/m/ledger?limit=100");
     loop {
-        let page: Value = client
-            .get(&path)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(&client, &path, &admin).await;
         ledger.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("{base}/v1/members/m/ledger?limit=100&cursor={c}"),
@@ -232,15 +236,7 @@ async fn kill_9_during_a_write_stream_loses_no_acknowledged_write_and_duplicates
         4 * 400,
         "every purchase and redemption exactly once"
     );
-    let m: Value = client
-        .get(format!("{base}/v1/members/m"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = get_json(&client, &format!("{base}/v1/members/m"), &admin).await;
     let sum: i64 = ledger.iter().map(|e| e["points"].as_i64().unwrap()).sum();
     assert_eq!(
         m["points"]["balance"].as_i64().unwrap(),
