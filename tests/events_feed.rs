@@ -277,9 +277,10 @@ async fn the_feeds_page_and_check_who_asks(b: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
+    // Enrolment (member.enrolled, segment.changed) and seven adjustments.
+    assert_eq!(seen, (1..=9).collect::<Vec<u64>>());
     let r = api
-        .get("/v1/members/a/events?after_seq=6", &api.admin())
+        .get("/v1/members/a/events?after_seq=7", &api.admin())
         .await;
     let seqs: Vec<u64> = r.body["items"]
         .as_array()
@@ -287,7 +288,7 @@ async fn the_feeds_page_and_check_who_asks(b: Backend) {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, vec![7, 8]);
+    assert_eq!(seqs, vec![8, 9]);
     let r = api.get("/v1/members/a/events", &api.member("b")).await;
     assert_eq!((r.status, r.problem_type()), (403, "/problems/forbidden"));
     assert!(r.body.get("items").is_none(), "a 403 carries no data");
@@ -338,7 +339,7 @@ async fn the_feeds_page_and_check_who_asks(b: Backend) {
     sorted.sort();
     assert_eq!(
         (ids.len(), &ids),
-        (8, &sorted),
+        (9, &sorted),
         "every event once, in id order"
     );
     assert_eq!(
@@ -533,7 +534,8 @@ async fn the_webhooks_function_delivers_a_stream_record_and_reports_failures() {
     use loyalty::table::{EventCarrier, Record};
     let api = Api::new(Backend::Embedded).await;
     api.enrol("a").await;
-    let key = EventCarrier::key(&(MemberId::parse("a").unwrap(), 1));
+    // Enrolment's carrier: member.enrolled and segment.changed, keyed by the last seq.
+    let key = EventCarrier::key(&(MemberId::parse("a").unwrap(), 2));
     let item = api.services.table.store().get(&key).await.unwrap().unwrap();
     let mut attrs = item.attrs.clone();
     attrs.insert("PK".into(), json!(key.pk));
@@ -551,13 +553,23 @@ async fn the_webhooks_function_delivers_a_stream_record_and_reports_failures() {
         loyalty_webhooks::handle(&client, std::slice::from_ref(&ok_url), SECRET, batch("m-1"))
             .await;
     assert!(res.batch_item_failures.is_empty());
+    // The enrolment carrier holds member.enrolled and segment.changed: two deliveries.
     let calls = ok.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 1);
-    assert!(signature_is_valid(&calls[0].0, &calls[0].1));
-    let e: Value = serde_json::from_str(&calls[0].1).unwrap();
+    assert_eq!(calls.len(), 2);
+    let types: Vec<(Value, Value)> = calls
+        .iter()
+        .map(|(headers, body)| {
+            assert!(signature_is_valid(headers, body));
+            let e: Value = serde_json::from_str(body).unwrap();
+            (e["type"].clone(), e["seq"].clone())
+        })
+        .collect();
     assert_eq!(
-        (e["type"].clone(), e["seq"].clone()),
-        (json!("member.enrolled"), json!(1))
+        types,
+        vec![
+            (json!("member.enrolled"), json!(1)),
+            (json!("segment.changed"), json!(2))
+        ]
     );
     let (bad_url, _bad) = receiver(usize::MAX).await;
     let res = loyalty_webhooks::handle(&client, &[ok_url, bad_url], SECRET, batch("m-2")).await;

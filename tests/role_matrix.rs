@@ -31,7 +31,8 @@ struct Seeded {
     voucher: String,
 }
 
-/// Member `m` (500 points, a purchase R1 at store-1, one redemption of `coffee`), reward `coffee`.
+/// Member `m` (500 points, a purchase R1 at store-1, one redemption of `coffee`), reward
+/// `coffee`, and one segments run.
 async fn seeded() -> Seeded {
     let api = Api::new(Backend::Embedded).await;
     let admin = api.admin();
@@ -69,6 +70,9 @@ async fn seeded() -> Seeded {
         )
         .await;
     assert_eq!(r.status, 201);
+    // A segments run, so the analytics have a day to report.
+    let run = api.post("/_local/jobs/segments", &admin, json!({})).await;
+    assert_eq!(run.status, 200, "{}", run.body);
     Seeded {
         redemption: r.body["id"].as_str().unwrap().to_owned(),
         voucher: r.body["voucher_code"].as_str().unwrap().to_owned(),
@@ -192,6 +196,36 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 6])> {
             json!({"store_id": "store-1"}),
             [401, 403, 403, 200, 403, 200],
         ),
+        (
+            "GET",
+            "/v1/segments",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/segments/{id}/members",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/segments/{id}/history",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/analytics/overview",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/analytics/retention",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
     ]
 }
 
@@ -229,6 +263,8 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     "{id}",
                     if template.starts_with("/v1/rewards") {
                         "cake"
+                    } else if template.starts_with("/v1/segments") {
+                        "lifecycle:new"
                     } else {
                         "m"
                     },
@@ -244,6 +280,9 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
                     (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ")
                 )
+            } else if path.ends_with("/history") {
+                let today = s.api.services.now().date_naive();
+                format!("{path}?from={today}&to={today}")
             } else {
                 path
             };

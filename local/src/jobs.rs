@@ -40,6 +40,7 @@ pub fn routes(clock: Arc<TestClock>) -> OpenApiRouter<Services> {
             "/_local/jobs/tier-requalification",
             post(tier_requalification),
         )
+        .route("/_local/jobs/segments", post(segments))
         .route(
             "/_local/clock",
             put(
@@ -83,4 +84,24 @@ async fn tier_requalification(
     caller.require_admin()?;
     let now = body.value.now.unwrap_or_else(|| svc.now());
     Ok(Json(svc.requalify_tiers(now).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentsInput {
+    pub now: Option<DateTime<Utc>>,
+    /// Parts to run it in (1–16, default 1): any number gives the same result.
+    pub parts: Option<u32>,
+}
+
+async fn segments(
+    State(svc): State<Services>,
+    caller: Caller,
+    body: JsonBody<SegmentsInput>,
+) -> Result<Json<loyalty::service::segments::SegmentRun>, Problem> {
+    caller.require_admin()?;
+    let now = body.value.now.unwrap_or_else(|| svc.now());
+    Ok(Json(
+        svc.segments_job(now, body.value.parts.unwrap_or(1)).await?,
+    ))
 }

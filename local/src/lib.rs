@@ -21,6 +21,7 @@ pub fn api_routes() -> OpenApiRouter<Services> {
         .merge(loyalty_members::routes())
         .merge(loyalty_accrual::routes())
         .merge(loyalty_tiers::routes())
+        .merge(loyalty_segments::routes())
         .merge(loyalty_redemption::routes())
 }
 

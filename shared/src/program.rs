@@ -3,6 +3,7 @@
 //! names the key.
 
 use crate::domain::earning::{EarnRate, Multiplier};
+use crate::domain::segment::{CutPoints, LifecycleRules, RfmRules, SegmentRules};
 use crate::domain::tier::{TierRule, TierTable};
 use crate::domain::{Currency, Points, RewardId, TimeZoneName};
 use serde::Deserialize;
@@ -31,6 +32,7 @@ pub struct Program {
     pub purchase_max_future_seconds: u32,
     pub voucher_validity_days: u32,
     pub idempotency_retention_hours: u32,
+    pub segments: SegmentRules,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +63,56 @@ struct Doc {
     purchase: PurchaseDoc,
     voucher_validity_days: u32,
     idempotency_retention_hours: u32,
+    lifecycle: LifecycleDoc,
+    rfm: RfmDoc,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LifecycleDoc {
+    new_days: u32,
+    dormant_after_days: u32,
+    churned_after_days: u32,
+    reactivated_days: u32,
+}
+impl Default for LifecycleDoc {
+    fn default() -> Self {
+        LifecycleDoc {
+            new_days: 30,
+            dormant_after_days: 90,
+            churned_after_days: 180,
+            reactivated_days: 30,
+        }
+    }
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RfmDoc {
+    min_members_for_quantiles: u64,
+    fixed: FixedCutsDoc,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FixedCutsDoc {
+    r_days: [i64; 4],
+    f: [i64; 4],
+    m: [i64; 4],
+}
+impl Default for RfmDoc {
+    fn default() -> Self {
+        RfmDoc {
+            min_members_for_quantiles: 100,
+            fixed: FixedCutsDoc::default(),
+        }
+    }
+}
+impl Default for FixedCutsDoc {
+    fn default() -> Self {
+        FixedCutsDoc {
+            r_days: [180, 90, 60, 30],
+            f: [2, 3, 5, 8],
+            m: [5000, 10000, 25000, 50000],
+        }
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -109,6 +161,8 @@ impl Default for Doc {
             purchase: PurchaseDoc::default(),
             voucher_validity_days: 90,
             idempotency_retention_hours: 24,
+            lifecycle: LifecycleDoc::default(),
+            rfm: RfmDoc::default(),
         }
     }
 }
@@ -154,6 +208,60 @@ impl Default for PurchaseDoc {
 
 fn invalid(msg: impl Into<String>) -> ProgramError {
     ProgramError::Invalid(msg.into())
+}
+
+fn segment_rules(l: &LifecycleDoc, r: &RfmDoc) -> Result<SegmentRules, ProgramError> {
+    for (key, v) in [
+        ("lifecycle.new_days", l.new_days),
+        ("lifecycle.dormant_after_days", l.dormant_after_days),
+        ("lifecycle.churned_after_days", l.churned_after_days),
+        ("lifecycle.reactivated_days", l.reactivated_days),
+    ] {
+        if !(1..=3650).contains(&v) {
+            return Err(invalid(format!(
+                "{key} must be between 1 and 3650, got {v}"
+            )));
+        }
+    }
+    if l.dormant_after_days >= l.churned_after_days {
+        return Err(invalid(
+            "lifecycle.dormant_after_days must be less than lifecycle.churned_after_days",
+        ));
+    }
+    if !(1..=1_000_000).contains(&r.min_members_for_quantiles) {
+        return Err(invalid(
+            "rfm.min_members_for_quantiles must be between 1 and 1000000",
+        ));
+    }
+    let f = &r.fixed;
+    if !f.r_days.windows(2).all(|w| w[0] > w[1]) || f.r_days[3] < 0 {
+        return Err(invalid(
+            "rfm.fixed.r_days must decrease (e.g. [180, 90, 60, 30]) and be at least 0",
+        ));
+    }
+    for (key, cuts) in [("rfm.fixed.f", f.f), ("rfm.fixed.m", f.m)] {
+        if !cuts.windows(2).all(|w| w[0] < w[1]) || cuts[0] < 1 {
+            return Err(invalid(format!(
+                "{key} must increase and start at 1 or more"
+            )));
+        }
+    }
+    Ok(SegmentRules {
+        lifecycle: LifecycleRules {
+            new_days: l.new_days,
+            dormant_after_days: l.dormant_after_days,
+            churned_after_days: l.churned_after_days,
+            reactivated_days: l.reactivated_days,
+        },
+        rfm: RfmRules {
+            min_members_for_quantiles: r.min_members_for_quantiles,
+            fixed: CutPoints {
+                r: f.r_days,
+                f: f.f,
+                m: f.m,
+            },
+        },
+    })
 }
 
 impl Program {
@@ -278,7 +386,9 @@ impl Program {
                 )));
             }
         }
+        let segments = segment_rules(&doc.lifecycle, &doc.rfm)?;
         Ok(Program {
+            segments,
             currency,
             timezone,
             earn: EarnRate {
@@ -298,6 +408,12 @@ impl Program {
             voucher_validity_days: doc.voucher_validity_days,
             idempotency_retention_hours: doc.idempotency_retention_hours,
         })
+    }
+
+    /// Months of monthly purchase counts kept: the retention report looks 12 months back from
+    /// the current month, and RFM reads the qualifying window.
+    pub fn purchase_months_kept(&self) -> u32 {
+        self.spend_months_kept().max(13)
     }
 
     /// Months of spend buckets kept on a member: the window plus the month leaving it.
@@ -338,6 +454,25 @@ mod tests {
             (p.voucher_validity_days, p.idempotency_retention_hours),
             (90, 24)
         );
+        let l = p.segments.lifecycle;
+        assert_eq!(
+            (
+                l.new_days,
+                l.dormant_after_days,
+                l.churned_after_days,
+                l.reactivated_days
+            ),
+            (30, 90, 180, 30)
+        );
+        assert_eq!(p.segments.rfm.min_members_for_quantiles, 100);
+        assert_eq!(
+            p.segments.rfm.fixed,
+            CutPoints {
+                r: [180, 90, 60, 30],
+                f: [2, 3, 5, 8],
+                m: [5000, 10000, 25000, 50000]
+            }
+        );
     }
 
     #[test]
@@ -369,6 +504,17 @@ mod tests {
                 "qualifying_window_months",
             ),
             (r#"{"birthday": {"reward_id": "a#b"}}"#, "reward_id"),
+            (
+                r#"{"lifecycle": {"dormant_after_days": 200}}"#,
+                "dormant_after_days",
+            ),
+            (r#"{"lifecycle": {"new_days": 0}}"#, "new_days"),
+            (
+                r#"{"rfm": {"fixed": {"r_days": [30, 60, 90, 180]}}}"#,
+                "r_days",
+            ),
+            (r#"{"rfm": {"fixed": {"m": [5, 5, 6, 7]}}}"#, "rfm.fixed.m"),
+            (r#"{"rfm": {"fixed": {"f": [1, 2]}}}"#, "rfm.fixed.f"),
             ("not json", "expected"),
         ] {
             let err = Program::from_json(doc).unwrap_err().to_string();

@@ -333,6 +333,22 @@ impl Api {
             self.balance(id).await,
             "Σ points of points.* events = balance"
         );
+        // segment.changed events chain: each starts where the one before ended, the first from
+        // nothing, and the last ends where the member is now.
+        let mut at = serde_json::json!({"lifecycle": null, "value": null});
+        for e in events.iter().filter(|e| e["type"] == "segment.changed") {
+            assert_eq!(e["data"]["from"], at, "segment.changed chain: {e}");
+            at = e["data"]["to"].clone();
+        }
+        let r = self.get(&format!("/v1/members/{id}"), &self.admin()).await;
+        if r.status == 200 {
+            let s = &r.body["segments"];
+            assert_eq!(
+                at,
+                serde_json::json!({"lifecycle": s["lifecycle"], "value": s["value"]}),
+                "the last segment.changed ends where the member is"
+            );
+        }
         events
     }
 

@@ -32,6 +32,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
         routes().into_openapi(),
         loyalty_accrual::routes().into_openapi(),
         loyalty_tiers::routes().into_openapi(),
+        loyalty_segments::routes().into_openapi(),
         loyalty_redemption::routes().into_openapi(),
     ])
 }

@@ -38,6 +38,8 @@ pub enum EventType {
     VoucherIssued,
     #[serde(rename = "voucher.used")]
     VoucherUsed,
+    #[serde(rename = "segment.changed")]
+    SegmentChanged,
 }
 
 impl EventType {

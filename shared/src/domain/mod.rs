@@ -29,6 +29,7 @@ pub mod money;
 #[cfg(test)]
 mod properties;
 pub mod reward;
+pub mod segment;
 pub mod spend;
 pub mod tier;
 pub mod voucher;

@@ -68,6 +68,59 @@ impl SpendBuckets {
     }
 }
 
+/// Purchases per calendar month, stored densely as `[first month, n₀, n₁, …]` (a few bytes a
+/// month) because the member item must stay under 1 KB. Months older than the kept span drop.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonthCounts(BTreeMap<i32, i64>);
+
+impl MonthCounts {
+    pub fn add(&mut self, date: NaiveDate, delta: i64, today: NaiveDate, keep_months: u32) {
+        let slot = self.0.entry(month_index(date)).or_insert(0);
+        *slot = (*slot + delta).max(0);
+        let oldest = month_index(today) - keep_months as i32 + 1;
+        self.0.retain(|m, n| *m >= oldest && *n > 0);
+    }
+    /// The count in `today`'s month and the `window_months − 1` before it.
+    pub fn qualifying(&self, today: NaiveDate, window_months: u32) -> i64 {
+        let newest = month_index(today);
+        self.0
+            .range(newest - window_months as i32 + 1..=newest)
+            .map(|(_, n)| n)
+            .sum()
+    }
+    /// The count in the month with this ordinal ([`month_index`]).
+    pub fn in_month(&self, month: i32) -> i64 {
+        self.0.get(&month).copied().unwrap_or(0)
+    }
+}
+
+impl Serialize for MonthCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (Some(first), Some(last)) = (self.0.keys().next(), self.0.keys().next_back()) else {
+            return Vec::<i64>::new().serialize(s);
+        };
+        let mut dense = vec![i64::from(*first)];
+        dense.extend((*first..=*last).map(|m| self.in_month(m)));
+        dense.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MonthCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let dense = Vec::<i64>::deserialize(d)?;
+        let mut out = BTreeMap::new();
+        if let Some((first, counts)) = dense.split_first() {
+            let first = i32::try_from(*first).map_err(serde::de::Error::custom)?;
+            for (i, n) in counts.iter().enumerate() {
+                if *n > 0 {
+                    out.insert(first + i as i32, *n);
+                }
+            }
+        }
+        Ok(MonthCounts(out))
+    }
+}
+
 /// The date a purchase's qualifying spend and upgrade are judged on: today, or the purchase's
 /// own date when it is ahead of today (a till clock a few minutes fast may date a sale in the
 /// next month; judging on today would not see the bucket it lands in).
@@ -166,6 +219,60 @@ mod tests {
         assert_eq!(
             b.add(d("2027-04-10"), i64::MAX, d("2027-04-20"), 13),
             Err(Overflow)
+        );
+    }
+
+    #[test]
+    fn month_counts_are_dense_windowed_and_pruned() {
+        let mut c = MonthCounts::default();
+        let today = d("2027-03-10");
+        for date in [
+            "2027-03-01",
+            "2027-03-09",
+            "2027-01-31",
+            "2026-04-01",
+            "2026-03-31",
+        ] {
+            c.add(d(date), 1, today, 13);
+        }
+        assert_eq!(
+            c.qualifying(today, 12),
+            4,
+            "March 2026 is outside 12 months"
+        );
+        assert_eq!(c.qualifying(today, 13), 5);
+        assert_eq!(c.qualifying(today, 1), 2);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::json!([
+                month_index(d("2026-03-01")),
+                1,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0,
+                2
+            ])
+        );
+        let back: MonthCounts = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        // A full refund takes a purchase back out; never below zero.
+        c.add(d("2027-01-31"), -1, today, 13);
+        c.add(d("2027-01-31"), -1, today, 13);
+        assert_eq!(c.qualifying(today, 3), 2);
+        // A later month prunes what can no longer count.
+        c.add(d("2027-04-01"), 1, d("2027-04-01"), 13);
+        assert_eq!(c.in_month(month_index(d("2026-03-01"))), 0);
+        assert_eq!(
+            serde_json::to_value(MonthCounts::default()).unwrap(),
+            serde_json::json!([])
         );
     }
 

@@ -5,11 +5,13 @@
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, live, money};
+use super::segments::SegmentState;
 use super::{Outcome, Services};
 use crate::domain::earning::earn;
 use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
+use crate::domain::segment::lifecycle;
 use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::upgrade_on_spend;
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId, Tier};
@@ -214,6 +216,7 @@ impl Services {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&member_id);
         let purchase = reads.add::<PurchaseRecord>(&pid);
+        let state = reads.add::<SegmentState>(&());
         let found = self.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
             return if prior.value.request_hash == digest {
@@ -232,6 +235,13 @@ impl Services {
         // A purchase a few minutes ahead of the clock may fall in the next month: its tier is
         // judged on its own date, so the bucket it lands in counts.
         let judged_on = spend_judged_on(today, occurred_on);
+        let cuts = self.cut_points(found.get(&state)?);
+        // The stage just before this purchase: a dormant or churned member is reactivated.
+        let before = lifecycle(
+            &m.activity(today, p.qualifying_window_months),
+            &p.segments.lifecycle,
+            now,
+        );
 
         // The crossing purchase earns at the tier held before it.
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
@@ -243,20 +253,15 @@ impl Services {
             judged_on,
             p.spend_months_kept(),
         )?;
-        m.lifetime_spend = m
-            .lifetime_spend
-            .checked_add(req.amount.value)
-            .ok_or(crate::domain::Overflow)?;
-        m.purchase_count += 1;
-        m.last_purchase_at = Some(
-            m.last_purchase_at
-                .map_or(occurred_at, |l| l.max(occurred_at)),
-        );
+        m.purchases
+            .add(occurred_on, 1, judged_on, p.purchase_months_kept());
+        m.note_purchase_at(occurred_at, before);
         m.last_activity_at = now;
 
         let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
         let mut batch = Batch::new();
         let mut journal = Journal::new(&m, now);
+        self.resegment(&mut m, &cuts, now, &mut journal);
         let entry = journal.line(
             EventType::PointsEarned,
             LedgerEntry::new(
@@ -381,7 +386,12 @@ impl Services {
                 would_total,
             });
         }
-        let current = self.load_member(&pr.member_id).await?;
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(&pr.member_id);
+        let state = reads.add::<SegmentState>(&());
+        let found = self.table.read(&reads).await?;
+        let current = live(found.get(&member)?)?;
+        let cuts = self.cut_points(found.get(&state)?);
         let mut m = current.value;
         let p = &self.program;
         let reversed = refund_reversal(
@@ -398,16 +408,22 @@ impl Services {
             self.program_date(now),
             p.spend_months_kept(),
         )?;
-        m.lifetime_spend = m
-            .lifetime_spend
-            .checked_sub(req.amount.value)
-            .ok_or(crate::domain::Overflow)?;
+        if would_total == pr.amount.value {
+            // A fully refunded purchase no longer counts as one (frequency, retention).
+            m.purchases.add(
+                self.program_date(pr.occurred_at),
+                -1,
+                self.program_date(now),
+                p.purchase_months_kept(),
+            );
+        }
         m.last_activity_at = now;
         pr.refunded_total = would_total;
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
         let mut batch = Batch::new();
         let mut journal = Journal::new(&m, now);
+        self.resegment(&mut m, &cuts, now, &mut journal);
         journal.line(
             EventType::PointsReversed,
             LedgerEntry::new(

@@ -78,6 +78,9 @@ impl Services {
         let forfeited = m.forfeited_points.unwrap_or(Points::ZERO);
         let mut batch = Batch::new();
         let mut journal = Journal::new(&m, now);
+        // The member leaves every segment in this same commit.
+        m.segments = current.value.segments;
+        self.set_segments(&mut m, None, &mut journal);
         let data = json!({"forfeited_points": forfeited});
         if forfeited.0 != 0 {
             journal.line(

@@ -92,6 +92,9 @@ pub struct MemberView {
     pub tier_progress: TierProgressView,
     /// `active` (an erased member answers 410 instead).
     pub status: String,
+    /// Lifecycle stage, value segment and RFM scores as of the member's last write or the last
+    /// segments run (`value` and `rfm` are null without a purchase in the qualifying window).
+    pub segments: Option<crate::domain::segment::Segments>,
 }
 
 /// One immutable line of a member's history.
@@ -184,6 +187,7 @@ impl Services {
             },
             tier_progress: self.progress_view(m),
             status: "active".into(),
+            segments: m.segments,
         }
     }
 
@@ -244,7 +248,6 @@ impl Services {
         if let Some(b) = req.birthday {
             self.set_birthday(&mut m, b, now)?;
         }
-        let view = self.member_view(&m);
         let mut batch = Batch::new();
         let mut journal = Journal::new(&m, now);
         journal.note(
@@ -252,7 +255,11 @@ impl Services {
             // No personal data in events: not even the birthday or time zone.
             json!({"tier": m.tier, "enrolled_at": m.enrolled_at}),
         );
+        // A new member is a prospect (no purchase, so no cut point is read).
+        let fixed = self.program.segments.rfm.fixed;
+        self.resegment(&mut m, &fixed, now, &mut journal);
         journal.close(&mut m, &mut batch)?;
+        let view = self.member_view(&m);
         batch
             .create(id, &m)?
             .or_refuse(|| ServiceError::MemberExists);

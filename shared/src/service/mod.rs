@@ -12,6 +12,7 @@ pub mod events;
 pub mod idempotency;
 pub mod members;
 pub mod redemption;
+pub mod segments;
 pub mod tiers;
 
 pub use error::{FieldError, ServiceError};

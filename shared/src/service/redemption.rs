@@ -155,6 +155,7 @@ pub(crate) fn issue_voucher(
     let r = &reward.value;
     let points = if charge { r.cost_points } else { Points::ZERO };
     member.balance = member.balance.checked_sub(points)?;
+    member.lifetime_redeemed = member.lifetime_redeemed.checked_add(points)?;
     member.last_activity_at = now;
     let redemption = Redemption {
         id: Uuid::now_v7(),
@@ -421,6 +422,7 @@ impl Services {
 
         let mut m = current.value;
         m.balance = m.balance.checked_add(r.points_spent)?;
+        m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
         let cancelled = Redemption {
             status: RedemptionStatus::Cancelled,

@@ -1,4 +1,4 @@
-//! The DynamoDB backend: one table, keys `PK`/`SK`, sparse indexes `GSI1` and `GSI2` (keys only).
+//! The DynamoDB backend: one table, keys `PK`/`SK`, sparse keys-only indexes `GSI1` … `GSI7`.
 //! A batch of one write is a conditional `PutItem`/`DeleteItem`; larger batches are one
 //! `TransactWriteItems`. Reads are strongly consistent (`GetItem`, `BatchGetItem`, `Query`);
 //! index queries are eventually consistent, as DynamoDB allows no other.
@@ -272,23 +272,27 @@ impl DynamoStore {
             .key_schema(key(SK, KeyType::Range)?)
             .attribute_definitions(attr(PK)?)
             .attribute_definitions(attr(SK)?);
+        let mut defined = std::collections::BTreeSet::new();
         for ix in Index::ALL {
-            req = req
-                .attribute_definitions(attr(ix.pk_attr())?)
-                .attribute_definitions(attr(ix.sk_attr())?)
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(ix.name())
-                        .key_schema(key(ix.pk_attr(), KeyType::Hash)?)
-                        .key_schema(key(ix.sk_attr(), KeyType::Range)?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::KeysOnly)
-                                .build(),
-                        )
-                        .build()
-                        .map_err(backend)?,
-                );
+            // Several indexes share a sort-key attribute; each is defined once.
+            for a in [ix.pk_attr(), ix.sk_attr()] {
+                if defined.insert(a) {
+                    req = req.attribute_definitions(attr(a)?);
+                }
+            }
+            req = req.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(ix.name())
+                    .key_schema(key(ix.pk_attr(), KeyType::Hash)?)
+                    .key_schema(key(ix.sk_attr(), KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(backend)?,
+            );
         }
         match req.send().await {
             Ok(_) => {}

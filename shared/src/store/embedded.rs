@@ -50,6 +50,10 @@ fn index_tag(index: Index) -> u8 {
         Index::Gsi1 => b'1',
         Index::Gsi2 => b'2',
         Index::Gsi3 => b'3',
+        Index::Gsi4 => b'4',
+        Index::Gsi5 => b'5',
+        Index::Gsi6 => b'6',
+        Index::Gsi7 => b'7',
     }
 }
 

@@ -51,6 +51,14 @@ pub enum Index {
     Gsi2,
     /// Event carriers by hour (the global event feed and the webhook tailer).
     Gsi3,
+    /// Members by lifecycle stage.
+    Gsi4,
+    /// Members by value segment.
+    Gsi5,
+    /// Members by tier.
+    Gsi6,
+    /// Every member, in a fixed number of shards (the segments job's parallel parts).
+    Gsi7,
 }
 
 impl Index {
@@ -59,6 +67,10 @@ impl Index {
             Index::Gsi1 => "GSI1",
             Index::Gsi2 => "GSI2",
             Index::Gsi3 => "GSI3",
+            Index::Gsi4 => "GSI4",
+            Index::Gsi5 => "GSI5",
+            Index::Gsi6 => "GSI6",
+            Index::Gsi7 => "GSI7",
         }
     }
     pub fn pk_attr(self) -> &'static str {
@@ -66,6 +78,10 @@ impl Index {
             Index::Gsi1 => "GSI1PK",
             Index::Gsi2 => "GSI2PK",
             Index::Gsi3 => "GSI3PK",
+            Index::Gsi4 => "GSI4PK",
+            Index::Gsi5 => "GSI5PK",
+            Index::Gsi6 => "GSI6PK",
+            Index::Gsi7 => "GSI7PK",
         }
     }
     pub fn sk_attr(self) -> &'static str {
@@ -73,9 +89,20 @@ impl Index {
             Index::Gsi1 => "GSI1SK",
             Index::Gsi2 => "GSI2SK",
             Index::Gsi3 => "GSI3SK",
+            // The member indexes sort by the member's own `id` attribute: no extra bytes on an
+            // item that must stay under 1 KB. Any item that carries `id` must hold a string.
+            Index::Gsi4 | Index::Gsi5 | Index::Gsi6 | Index::Gsi7 => "id",
         }
     }
-    pub const ALL: [Index; 3] = [Index::Gsi1, Index::Gsi2, Index::Gsi3];
+    pub const ALL: [Index; 7] = [
+        Index::Gsi1,
+        Index::Gsi2,
+        Index::Gsi3,
+        Index::Gsi4,
+        Index::Gsi5,
+        Index::Gsi6,
+        Index::Gsi7,
+    ];
 }
 
 /// An item: its key and its other attributes (JSON values; numbers are integers).

@@ -6,9 +6,13 @@
 
 mod records;
 
+mod records_pub {
+    pub use crate::service::segments::{SegmentDay, SegmentFlow};
+}
+
 pub use records::{
-    EventCarrier, Gift, IdempotencyRecord, LedgerLine, MemberIndex, PhoneClaim, PurchaseRecord,
-    RefundRecord, RewardCount, Voucher,
+    EventCarrier, Gift, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex, PhoneClaim,
+    PurchaseRecord, RefundRecord, RewardCount, Voucher, member_shard,
 };
 
 use crate::domain::MemberId;
@@ -182,6 +186,16 @@ impl Batch {
         Ok(self.push(Write::Put { item, cond }))
     }
 
+    /// A record written whatever is there: for summaries a re-run recomputes in full.
+    pub fn put<R: Record>(&mut self, id: &R::Id, r: &R) -> Result<&mut Self, ServiceError> {
+        let mut item = encode(id, r)?;
+        item.attrs.insert(VERSION.into(), Value::from(1));
+        Ok(self.push(Write::Put {
+            item,
+            cond: Cond::Always,
+        }))
+    }
+
     /// A record that expires (table TTL on `expires_at`): it may replace an expired one that
     /// TTL has not swept yet.
     pub fn create_expiring<R: Record>(
@@ -335,6 +349,159 @@ impl Table {
                 .collect(),
             next: page.next,
         })
+    }
+
+    /// How many members an index partition holds: the same rows [`Table::member_page`] lists,
+    /// so a segment's size is exactly what its listing returns.
+    pub async fn count_members_in(&self, which: &MemberIndex) -> Result<u64, ServiceError> {
+        let (index, pk, sort) = which.range();
+        let mut n = 0;
+        let mut after = None;
+        loop {
+            let page = PageRequest {
+                limit: 1000,
+                after,
+                descending: false,
+            };
+            let page = self.store.query_index(index, &pk, &sort, &page).await?;
+            n += page.items.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(n),
+            }
+        }
+    }
+
+    /// One page of the members in an index partition, read in one batch, and its cursor.
+    pub async fn member_page(
+        &self,
+        which: &MemberIndex,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<
+        (
+            Vec<Versioned<crate::domain::member::Member>>,
+            Option<String>,
+        ),
+        ServiceError,
+    > {
+        let (index, pk, sort) = which.range();
+        let after = cursor
+            .map(|c| decode_cursor(records::SEGMENT_KIND, c))
+            .transpose()?;
+        let page = PageRequest {
+            limit,
+            after,
+            descending: false,
+        };
+        let page = self.store.query_index(index, &pk, &sort, &page).await?;
+        let members = self.members_at(&page.items).await?;
+        Ok((
+            members,
+            page.next.map(|n| encode_cursor(records::SEGMENT_KIND, &n)),
+        ))
+    }
+
+    /// The members at these table keys, in one batch read (keys that no longer exist are
+    /// skipped: an index row may outlive its item for a moment in DynamoDB).
+    pub async fn members_at(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<Versioned<crate::domain::member::Member>>, ServiceError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store
+            .get_many(keys)
+            .await?
+            .iter()
+            .flatten()
+            .map(decode)
+            .collect()
+    }
+
+    /// One page of raw index keys (for the jobs, which read the members in one batch).
+    pub async fn member_keys_in(
+        &self,
+        which: &MemberIndex,
+        after: Option<String>,
+    ) -> Result<Page<Key>, ServiceError> {
+        self.index_page(which.range(), after).await
+    }
+
+    /// The day rows `from..=to`, oldest first (at most 400).
+    pub async fn segment_days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<records_pub::SegmentDay>, ServiceError> {
+        let (pk, sort, start) = records::days_range(from, to);
+        let page = self
+            .store
+            .query(
+                &pk,
+                &sort,
+                &PageRequest {
+                    limit: 400,
+                    after: Some(start),
+                    descending: false,
+                },
+            )
+            .await?;
+        page.items
+            .iter()
+            .map(|i| decode(i).map(|v| v.value))
+            .collect()
+    }
+
+    /// The newest day row before `before` (or the newest of all).
+    pub async fn latest_segment_day(
+        &self,
+        before: Option<chrono::NaiveDate>,
+    ) -> Result<Option<records_pub::SegmentDay>, ServiceError> {
+        let (pk, sort) = match before {
+            Some(b) => records::days_before(b),
+            None => records::all_days(),
+        };
+        let page = self
+            .store
+            .query(&pk, &sort, &PageRequest::newest_first(1, None))
+            .await?;
+        page.items
+            .first()
+            .map(|i| decode(i).map(|v| v.value))
+            .transpose()
+    }
+
+    /// Every flow a segments run recorded.
+    pub async fn segment_flows(
+        &self,
+        run: &crate::service::segments::RunId,
+    ) -> Result<Vec<records_pub::SegmentFlow>, ServiceError> {
+        let (pk, sort) = records::flows_range(run);
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .query(
+                    &pk,
+                    &sort,
+                    &PageRequest {
+                        limit: 1000,
+                        after,
+                        descending: false,
+                    },
+                )
+                .await?;
+            for i in &page.items {
+                out.push(decode(i)?.value);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// One page (100 keys) of an index range, in index order.

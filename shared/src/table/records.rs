@@ -5,12 +5,14 @@ use super::{IndexEntry, Listed, Record};
 use crate::domain::event::Event;
 use crate::domain::member::Member;
 use crate::domain::reward::Reward;
+use crate::domain::segment::SegmentId;
 use crate::domain::voucher::RedemptionStatus;
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, RewardId, StoreId, Tier};
 use crate::service::Idempotency;
 use crate::service::accrual::{PurchaseLine, PurchaseReceipt, RefundReceipt};
 use crate::service::members::LedgerEntry;
 use crate::service::redemption::Redemption;
+use crate::service::segments::{RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState};
 use crate::store::{Index, Key, SortKey};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,13 +61,53 @@ pub(super) fn catalog_range() -> (Index, String, SortKey) {
     (Index::Gsi1, CATALOG_PARTITION.to_owned(), SortKey::All)
 }
 
-/// The member work lists the scheduled jobs read from the sparse indexes.
+/// Members are spread over this many shards of GSI7, so the segments job can read them in up
+/// to this many parallel parts.
+pub const MEMBER_SHARDS: u32 = 16;
+
+/// A member's shard: FNV-1a of the id, so it never changes and spreads ids evenly.
+pub fn member_shard(id: &MemberId) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % MEMBER_SHARDS
+}
+
+// GSI4–7 hold only members, each index one kind of segment, so their partition keys need no
+// prefix: every byte counts on the member item.
+fn shard_partition(shard: u32) -> String {
+    format!("{shard:02}")
+}
+
+fn segment_partition(s: SegmentId) -> String {
+    match s {
+        SegmentId::Lifecycle(l) => l.as_str().into(),
+        SegmentId::Value(v) => v.as_str().into(),
+        SegmentId::Tier(t) => t.as_str().into(),
+    }
+}
+
+fn segment_index(s: SegmentId) -> Index {
+    match s {
+        SegmentId::Lifecycle(_) => Index::Gsi4,
+        SegmentId::Value(_) => Index::Gsi5,
+        SegmentId::Tier(_) => Index::Gsi6,
+    }
+}
+
+/// The member work lists the scheduled jobs read from the sparse indexes, and the segments.
 #[derive(Clone, Debug)]
 pub enum MemberIndex {
     /// Members whose birthday is this `MM-DD`.
     Birthday(String),
     /// Members whose tier expires in the month of `month`, on a day before `before`.
     TierExpiry { month: NaiveDate, before: NaiveDate },
+    /// The members of a segment, by id.
+    Segment(SegmentId),
+    /// Every member of one shard (erased ones too, until the segments job has counted them out).
+    Shard(u32),
 }
 
 impl MemberIndex {
@@ -77,6 +119,8 @@ impl MemberIndex {
                 tier_expiry_partition(*month),
                 SortKey::Before(tier_expiry_day(*before)),
             ),
+            MemberIndex::Segment(s) => (segment_index(*s), segment_partition(*s), SortKey::All),
+            MemberIndex::Shard(n) => (Index::Gsi7, shard_partition(*n), SortKey::All),
         }
     }
 }
@@ -89,22 +133,39 @@ impl Record for Member {
     fn key(id: &MemberId) -> Key {
         Key::new(member_pk(id), PROFILE)
     }
-    /// GSI1 by birthday, GSI2 by tier expiry month. Balance-only updates leave both unchanged,
-    /// so they cost no index writes.
+    /// GSI1 by birthday, GSI2 by tier expiry month, GSI4–6 by segment, GSI7 by shard. Updates
+    /// that change none of these keys (most balance updates) cost no index writes.
     fn index_entries(&self, id: &MemberId) -> Vec<IndexEntry> {
         let mut out = Vec::new();
+        for s in self.membership().ids() {
+            out.push(IndexEntry {
+                index: segment_index(s),
+                pk: segment_partition(s),
+                sk: id.to_string(),
+            });
+        }
+        // A tombstone stays in its shard until the segments job has counted it out of its
+        // segments, so the daily flows see it leave.
+        if self.erased_at.is_none() || self.counted.is_some() {
+            out.push(IndexEntry {
+                index: Index::Gsi7,
+                pk: shard_partition(member_shard(id)),
+                sk: id.to_string(),
+            });
+        }
         if let Some(b) = self.birthday {
             out.push(IndexEntry {
                 index: Index::Gsi1,
                 pk: birthday_partition(&b.month_day()),
-                sk: member_pk(id),
+                sk: id.to_string(),
             });
         }
+        // The day alone: index rows carry the table key, so equal days need no tie-breaker.
         if let Some(exp) = self.tier_expires_on {
             out.push(IndexEntry {
                 index: Index::Gsi2,
                 pk: tier_expiry_partition(exp),
-                sk: format!("{}#{id}", tier_expiry_day(exp)),
+                sk: tier_expiry_day(exp),
             });
         }
         out
@@ -388,6 +449,81 @@ impl Record for IdempotencyRecord {
     }
 }
 
+// ---- segments: the cut points in force, one row per day, and each run's parts and flows.
+
+const SEGMENTS: &str = "SEGMENTS";
+const DAY: &str = "DAY#";
+
+fn day_key(d: NaiveDate) -> String {
+    format!("{DAY}{}", d.format("%Y-%m-%d"))
+}
+
+impl Record for SegmentState {
+    type Id = ();
+    const KIND: &'static str = "segment state";
+    fn key(_: &()) -> Key {
+        Key::new(SEGMENTS, "STATE")
+    }
+}
+
+impl Record for SegmentDay {
+    type Id = NaiveDate;
+    const KIND: &'static str = "segment day";
+    fn key(d: &NaiveDate) -> Key {
+        Key::new(SEGMENTS, day_key(*d))
+    }
+}
+
+/// The days `from..=to`, oldest first: the partition, the range and the position just before
+/// `from` (positions are exclusive).
+pub(super) fn days_range(from: NaiveDate, to: NaiveDate) -> (String, SortKey, String) {
+    let before = to.succ_opt().unwrap_or(to);
+    let start = from.pred_opt().unwrap_or(from);
+    (
+        SEGMENTS.into(),
+        SortKey::Before(day_key(before)),
+        day_key(start),
+    )
+}
+
+/// The days before `before`, for reading the newest of them.
+pub(super) fn days_before(before: NaiveDate) -> (String, SortKey) {
+    (SEGMENTS.into(), SortKey::Before(day_key(before)))
+}
+
+/// Every day row.
+pub(super) fn all_days() -> (String, SortKey) {
+    (SEGMENTS.into(), SortKey::Prefix(DAY.into()))
+}
+
+fn run_pk(run: &RunId) -> String {
+    format!("SEGRUN#{run}")
+}
+
+const FLOW: &str = "FLOW#";
+
+impl Record for SegmentPart {
+    type Id = (RunId, u32);
+    const KIND: &'static str = "segment part";
+    fn key((run, part): &(RunId, u32)) -> Key {
+        Key::new(run_pk(run), format!("PART#{part:02}"))
+    }
+}
+
+impl Record for SegmentFlow {
+    type Id = (RunId, MemberId);
+    const KIND: &'static str = "segment flow";
+    fn key((run, m): &(RunId, MemberId)) -> Key {
+        Key::new(run_pk(run), format!("{FLOW}{m}"))
+    }
+}
+
+pub(super) fn flows_range(run: &RunId) -> (String, SortKey) {
+    (run_pk(run), SortKey::Prefix(FLOW.into()))
+}
+
+pub(super) const SEGMENT_KIND: &str = "segment";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,10 +557,53 @@ mod tests {
     fn birthday_index_is_written_and_read_with_the_same_partition() {
         let mut m = Member::new(MemberId::parse("m-1").unwrap(), "A".into(), Utc::now());
         m.birthday = Some(crate::domain::Birthday::parse("02-29").unwrap());
-        let w = m.index_entries(&m.id.clone()).remove(0);
         let (ix, pk, _) = MemberIndex::Birthday("02-29".into()).range();
-        assert_eq!((w.index, w.pk.as_str()), (ix, pk.as_str()));
-        assert_eq!(member_of_key(&Key::new(w.sk.clone(), PROFILE)), Some(m.id));
+        let w = m
+            .index_entries(&m.id.clone())
+            .into_iter()
+            .find(|e| e.index == ix)
+            .unwrap();
+        assert_eq!(w.pk, pk);
+        assert_eq!(w.sk, m.id.to_string());
+    }
+
+    #[test]
+    fn segment_indexes_are_written_and_read_with_the_same_partitions() {
+        use crate::domain::segment::{Lifecycle, Segments, ValueSegment};
+        let mut m = Member::new(MemberId::parse("m-1").unwrap(), "A".into(), Utc::now());
+        m.segments = Some(Segments {
+            lifecycle: Lifecycle::Dormant,
+            value: Some(ValueSegment::AtRisk),
+            rfm: None,
+        });
+        let written = m.index_entries(&m.id.clone());
+        for s in m.membership().ids() {
+            let (ix, pk, _) = MemberIndex::Segment(s).range();
+            assert!(
+                written.iter().any(|e| e.index == ix && e.pk == pk),
+                "{s} not written where it is read"
+            );
+        }
+        let (ix, pk, _) = MemberIndex::Shard(member_shard(&m.id)).range();
+        assert!(written.iter().any(|e| e.index == ix && e.pk == pk));
+        // Erased: out of every segment, in its shard until the job counted it out.
+        m.counted = Some(m.membership());
+        let t = m.clone().erased(Utc::now());
+        let left = t.index_entries(&t.id.clone());
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].index, Index::Gsi7);
+        let mut gone = t;
+        gone.counted = None;
+        assert!(gone.index_entries(&gone.id.clone()).is_empty());
+    }
+
+    #[test]
+    fn shards_spread_ids_evenly_enough() {
+        let mut counts = [0u32; MEMBER_SHARDS as usize];
+        for i in 0..16_000 {
+            counts[member_shard(&MemberId::parse(&format!("member-{i}")).unwrap()) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! The `segments` function: segment sizes, listings and history, the program overview and
+//! retention cohorts (admin only), and (a second binary) the nightly segments run, which the
+//! state machine calls once per part and once to finish.
+
+use axum::extract::{Path, State};
+use chrono::{DateTime, NaiveDate, Utc};
+use loyalty::domain::segment::SegmentId;
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, ListResponse, Paging, Problem, Reply};
+use loyalty::service::segments::{
+    History, Overview, PartRun, Retention, RunId, SegmentMember, SegmentRun, SegmentView,
+};
+use loyalty::service::{ServiceError, Services};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(segments))
+        .routes(routes!(segment_members))
+        .routes(routes!(segment_history))
+        .routes(routes!(overview))
+        .routes(routes!(retention))
+}
+
+fn segment_id(raw: &str) -> Result<SegmentId, Problem> {
+    SegmentId::parse(raw).ok_or_else(|| Problem::not_found("segment not found"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SegmentList {
+    pub items: Vec<SegmentView>,
+}
+
+/// Every segment (lifecycle stages, value segments, tiers), empty ones included, with its size
+/// now: the number of members its listing returns.
+#[utoipa::path(get, path = "/v1/segments", tag = "segments", security(("bearer" = [])),
+    responses((status = 200, body = SegmentList), (status = 403, body = ProblemDocument)))]
+async fn segments(
+    State(svc): State<Services>,
+    caller: Caller,
+) -> Result<Reply<SegmentList>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(SegmentList {
+        items: svc.segments().await?,
+    }))
+}
+
+/// The members of a segment, by id.
+#[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
+    params(("id" = String, Path, example = "lifecycle:dormant"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<SegmentMember>), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn segment_members(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    paging: Paging,
+) -> Result<Reply<ListResponse<SegmentMember>>, Problem> {
+    caller.require_admin()?;
+    let id = segment_id(&id)?;
+    let (items, next) = svc
+        .segment_members(id, paging.limit, paging.cursor.as_deref())
+        .await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    from: String,
+    to: String,
+}
+
+fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
+    v.parse()
+        .map_err(|_| Problem::bad_field(field, "must be a date, YYYY-MM-DD"))
+}
+
+/// One row per day a segments run finished in `from..=to` (at most 366 days): the size after
+/// the day's last run and the members who entered and left that day. Each row's size is the
+/// previous row's plus entered minus left.
+#[utoipa::path(get, path = "/v1/segments/{id}/history", tag = "segments", security(("bearer" = [])),
+    params(("id" = String, Path, example = "lifecycle:dormant"), ("from" = String, Query, example = "2027-03-01"), ("to" = String, Query, example = "2027-03-31")),
+    responses((status = 200, body = History), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn segment_history(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    parts: http::request::Parts,
+) -> Result<Reply<History>, Problem> {
+    caller.require_admin()?;
+    let id = segment_id(&id)?;
+    let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
+    let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
+    Ok(Reply::ok(svc.segment_history(id, from, to).await?))
+}
+
+/// Program health as of the latest segments run; 404 until the first run.
+#[utoipa::path(get, path = "/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = Overview), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn overview(State(svc): State<Services>, caller: Caller) -> Result<Reply<Overview>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(svc.overview().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionQuery {
+    months: Option<String>,
+}
+
+/// Monthly enrolment cohorts as of the latest segments run: `retained[k]` is the number of the
+/// cohort's members with a purchase in the k-th month after the month they enrolled in.
+#[utoipa::path(get, path = "/v1/analytics/retention", tag = "analytics", security(("bearer" = [])),
+    params(("months" = Option<u32>, Query, description = "1 to 12, default 12")),
+    responses((status = 200, body = Retention), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn retention(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<Retention>, Problem> {
+    caller.require_admin()?;
+    let q: RetentionQuery = loyalty::http::extract::query(&parts)?;
+    let months = match q.months {
+        None => 12,
+        Some(m) => m
+            .parse()
+            .map_err(|_| Problem::bad_field("months", "must be a whole number"))?,
+    };
+    Ok(Reply::ok(svc.retention(months).await?))
+}
+
+/// The job's input: `{}` (a whole run now, in one invocation), `{"now"}`, or a step of the
+/// state machine: `{"run", "part", "parts", "now"}` for a part, `{"run", "parts", "now",
+/// "finish": true}` to finish.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobInput {
+    pub now: Option<DateTime<Utc>>,
+    pub run: Option<String>,
+    pub part: Option<u32>,
+    pub parts: Option<u32>,
+    #[serde(default)]
+    pub finish: bool,
+}
+
+/// What one invocation did.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum JobOutput {
+    Part(PartRun),
+    Run(SegmentRun),
+}
+
+pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, ServiceError> {
+    let now = input.now.unwrap_or_else(|| svc.now());
+    let parts = input.parts.unwrap_or(1);
+    match (input.run, input.part, input.finish) {
+        (None, None, false) => Ok(JobOutput::Run(svc.segments_job(now, parts).await?)),
+        (Some(run), Some(part), false) => Ok(JobOutput::Part(
+            svc.segments_part(&RunId::parse(&run)?, part, parts, now)
+                .await?,
+        )),
+        (Some(run), None, true) => Ok(JobOutput::Run(
+            svc.segments_finish(&RunId::parse(&run)?, parts, now)
+                .await?,
+        )),
+        _ => Err(ServiceError::field(
+            "run",
+            "give nothing (a whole run), run + part (a part) or run + finish (the last step)",
+        )),
+    }
+}

@@ -1,0 +1,789 @@
+//! Segments (DESIGN.md "Segments"): a member's lifecycle stage as of an instant, the RFM scores
+//! against cut points (fixed, or the quintiles of the purchasing members), the value segment the
+//! scores give, segment ids, and the mergeable distribution the nightly job computes quintiles
+//! from. Pure: callers pass the member's activity, the rules and "now".
+
+use super::Tier;
+use super::spend::{MonthCounts, SpendBuckets};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use utoipa::ToSchema;
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    Prospect,
+    New,
+    Active,
+    Dormant,
+    Churned,
+    Reactivated,
+}
+
+impl Lifecycle {
+    pub const ALL: [Lifecycle; 6] = [
+        Lifecycle::Prospect,
+        Lifecycle::New,
+        Lifecycle::Active,
+        Lifecycle::Dormant,
+        Lifecycle::Churned,
+        Lifecycle::Reactivated,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Prospect => "prospect",
+            Lifecycle::New => "new",
+            Lifecycle::Active => "active",
+            Lifecycle::Dormant => "dormant",
+            Lifecycle::Churned => "churned",
+            Lifecycle::Reactivated => "reactivated",
+        }
+    }
+    /// Members who buy now: new, active or reactivated.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Lifecycle::New | Lifecycle::Active | Lifecycle::Reactivated
+        )
+    }
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueSegment {
+    HighValue,
+    Potential,
+    AtRisk,
+    Regular,
+}
+
+impl ValueSegment {
+    pub const ALL: [ValueSegment; 4] = [
+        ValueSegment::HighValue,
+        ValueSegment::Potential,
+        ValueSegment::AtRisk,
+        ValueSegment::Regular,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueSegment::HighValue => "high_value",
+            ValueSegment::Potential => "potential",
+            ValueSegment::AtRisk => "at_risk",
+            ValueSegment::Regular => "regular",
+        }
+    }
+}
+
+/// Scores 1–5 each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rfm {
+    pub r: u8,
+    pub f: u8,
+    pub m: u8,
+}
+
+/// A member's segments as stored on the member item (and shown in the member object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Segments {
+    pub lifecycle: Lifecycle,
+    pub value: Option<ValueSegment>,
+    pub rfm: Option<Rfm>,
+}
+
+/// What the nightly job last counted a member in (for the daily entered/left flows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    pub lifecycle: Option<Lifecycle>,
+    pub value: Option<ValueSegment>,
+    pub tier: Option<Tier>,
+}
+
+impl Counted {
+    /// The segment ids this membership is in.
+    pub fn ids(&self) -> Vec<SegmentId> {
+        let mut out = Vec::new();
+        out.extend(self.lifecycle.map(SegmentId::Lifecycle));
+        out.extend(self.value.map(SegmentId::Value));
+        out.extend(self.tier.map(SegmentId::Tier));
+        out
+    }
+}
+
+/// `lifecycle:dormant`, `value:high_value`, `tier:gold`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SegmentId {
+    Lifecycle(Lifecycle),
+    Value(ValueSegment),
+    Tier(Tier),
+}
+
+impl SegmentId {
+    /// Every segment, in the order the API lists them.
+    pub fn all() -> Vec<SegmentId> {
+        Lifecycle::ALL
+            .into_iter()
+            .map(SegmentId::Lifecycle)
+            .chain(ValueSegment::ALL.into_iter().map(SegmentId::Value))
+            .chain(Tier::ALL.into_iter().map(SegmentId::Tier))
+            .collect()
+    }
+    pub fn kind(self) -> &'static str {
+        match self {
+            SegmentId::Lifecycle(_) => "lifecycle",
+            SegmentId::Value(_) => "value",
+            SegmentId::Tier(_) => "tier",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SegmentId> {
+        SegmentId::all().into_iter().find(|id| id.to_string() == s)
+    }
+}
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            SegmentId::Lifecycle(l) => l.as_str(),
+            SegmentId::Value(v) => v.as_str(),
+            SegmentId::Tier(t) => t.as_str(),
+        };
+        write!(f, "{}:{name}", self.kind())
+    }
+}
+
+/// The compact stored forms of [`Segments`] (`active/high_value/545`) and [`Counted`]
+/// (`active/high_value/gold`), `-` for none: the member item must stay under 1 KB.
+pub mod stored {
+    use super::*;
+    use serde::de::Error;
+    use serde::{Deserializer, Serializer};
+
+    fn name<T: Serialize>(v: Option<T>) -> String {
+        v.and_then(|v| serde_json::to_value(v).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "-".into())
+    }
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<Option<T>, String> {
+        if s == "-" {
+            return Ok(None);
+        }
+        serde_json::from_value(serde_json::Value::from(s))
+            .map(Some)
+            .map_err(|e| format!("{s}: {e}"))
+    }
+    fn parts(s: &str) -> Result<[&str; 3], String> {
+        let v: Vec<&str> = s.split('/').collect();
+        v.try_into()
+            .map_err(|_| format!("{s}: expected three parts"))
+    }
+
+    pub mod segments {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &Option<Segments>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                None => s.serialize_none(),
+                Some(x) => s.serialize_str(&format!(
+                    "{}/{}/{}",
+                    x.lifecycle.as_str(),
+                    name(x.value),
+                    x.rfm
+                        .map_or("-".into(), |r| format!("{}{}{}", r.r, r.f, r.m))
+                )),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Segments>, D::Error> {
+            let Some(text) = Option::<String>::deserialize(d)? else {
+                return Ok(None);
+            };
+            let [l, v, r] = parts(&text).map_err(D::Error::custom)?;
+            let rfm = match r {
+                "-" => None,
+                digits => {
+                    let d: Vec<u8> = digits
+                        .bytes()
+                        .filter(|b| (b'1'..=b'5').contains(b))
+                        .map(|b| b - b'0')
+                        .collect();
+                    match d[..] {
+                        [r, f, m] if digits.len() == 3 => Some(Rfm { r, f, m }),
+                        _ => return Err(D::Error::custom(format!("rfm {digits}"))),
+                    }
+                }
+            };
+            Ok(Some(Segments {
+                lifecycle: parse(l)
+                    .map_err(D::Error::custom)?
+                    .ok_or_else(|| D::Error::custom("no lifecycle"))?,
+                value: parse(v).map_err(D::Error::custom)?,
+                rfm,
+            }))
+        }
+    }
+
+    pub mod counted {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &Option<Counted>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                None => s.serialize_none(),
+                Some(c) => s.serialize_str(&format!(
+                    "{}/{}/{}",
+                    name(c.lifecycle),
+                    name(c.value),
+                    name(c.tier)
+                )),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Counted>, D::Error> {
+            let Some(text) = Option::<String>::deserialize(d)? else {
+                return Ok(None);
+            };
+            let [l, v, t] = parts(&text).map_err(D::Error::custom)?;
+            Ok(Some(Counted {
+                lifecycle: parse(l).map_err(D::Error::custom)?,
+                value: parse(v).map_err(D::Error::custom)?,
+                tier: parse(t).map_err(D::Error::custom)?,
+            }))
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRules {
+    pub new_days: u32,
+    pub dormant_after_days: u32,
+    pub churned_after_days: u32,
+    pub reactivated_days: u32,
+}
+
+/// Four cut points per score. `r` in days, descending (fewer days since the last purchase is
+/// better); `f` (purchases) and `m` (minor units) ascending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CutPoints {
+    pub r: [i64; 4],
+    pub f: [i64; 4],
+    pub m: [i64; 4],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RfmRules {
+    pub min_members_for_quantiles: u64,
+    pub fixed: CutPoints,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentRules {
+    pub lifecycle: LifecycleRules,
+    pub rfm: RfmRules,
+}
+
+/// Whole days from `from` to `to` (0 when `to` is earlier: a till clock slightly ahead).
+pub fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days().max(0)
+}
+
+/// The member's purchasing activity the rules read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activity {
+    pub first_purchase_at: Option<DateTime<Utc>>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub reactivated_at: Option<DateTime<Utc>>,
+    /// Purchases (not fully refunded) in the qualifying window.
+    pub purchases_in_window: i64,
+    /// Net spend in the qualifying window, minor units.
+    pub spend_in_window: i64,
+}
+
+impl Activity {
+    pub fn of(
+        first_purchase_at: Option<DateTime<Utc>>,
+        last_purchase_at: Option<DateTime<Utc>>,
+        reactivated_at: Option<DateTime<Utc>>,
+        purchases: &MonthCounts,
+        spend: &SpendBuckets,
+        today: NaiveDate,
+        window_months: u32,
+    ) -> Activity {
+        Activity {
+            first_purchase_at,
+            last_purchase_at,
+            reactivated_at,
+            purchases_in_window: purchases.qualifying(today, window_months),
+            spend_in_window: spend.qualifying(today, window_months),
+        }
+    }
+}
+
+/// The stage as of `now`; the first that matches wins (DESIGN.md): prospect, new, reactivated,
+/// active, dormant, churned. "Within N days" means fewer than N whole days have passed, so with
+/// `dormant_after_days` 90 a member is active on day 89 and dormant from day 90.
+pub fn lifecycle(a: &Activity, rules: &LifecycleRules, now: DateTime<Utc>) -> Lifecycle {
+    let Some(last) = a.last_purchase_at else {
+        return Lifecycle::Prospect;
+    };
+    let within = |at: DateTime<Utc>, days: u32| days_between(at, now) < i64::from(days);
+    if within(a.first_purchase_at.unwrap_or(last), rules.new_days) {
+        return Lifecycle::New;
+    }
+    if a.reactivated_at
+        .is_some_and(|r| within(r, rules.reactivated_days))
+    {
+        return Lifecycle::Reactivated;
+    }
+    if within(last, rules.dormant_after_days) {
+        Lifecycle::Active
+    } else if within(last, rules.churned_after_days) {
+        Lifecycle::Dormant
+    } else {
+        Lifecycle::Churned
+    }
+}
+
+/// Whether a purchase by a member in this stage reactivates them.
+pub fn reactivates(before: Lifecycle) -> bool {
+    matches!(before, Lifecycle::Dormant | Lifecycle::Churned)
+}
+
+/// 1 + the number of cut points `days` is at or under.
+pub fn score_recency(days: i64, cuts: &[i64; 4]) -> u8 {
+    1 + cuts.iter().filter(|c| days <= **c).count() as u8
+}
+
+/// 1 + the number of cut points `value` reaches.
+pub fn score_at_least(value: i64, cuts: &[i64; 4]) -> u8 {
+    1 + cuts.iter().filter(|c| value >= **c).count() as u8
+}
+
+/// The RFM scores, or `None` for a member with no purchase in the window.
+pub fn rfm(a: &Activity, cuts: &CutPoints, now: DateTime<Utc>) -> Option<Rfm> {
+    let last = a.last_purchase_at?;
+    if a.purchases_in_window <= 0 {
+        return None;
+    }
+    Some(Rfm {
+        r: score_recency(days_between(last, now), &cuts.r),
+        f: score_at_least(a.purchases_in_window, &cuts.f),
+        m: score_at_least(a.spend_in_window, &cuts.m),
+    })
+}
+
+pub fn value_segment(s: Rfm) -> ValueSegment {
+    if s.r >= 4 && s.f >= 4 && s.m >= 4 {
+        ValueSegment::HighValue
+    } else if s.r >= 4 {
+        ValueSegment::Potential
+    } else if s.r <= 2 && (s.f >= 4 || s.m >= 4) {
+        ValueSegment::AtRisk
+    } else {
+        ValueSegment::Regular
+    }
+}
+
+pub fn segments(
+    a: &Activity,
+    rules: &SegmentRules,
+    cuts: &CutPoints,
+    now: DateTime<Utc>,
+) -> Segments {
+    let scores = rfm(a, cuts, now);
+    Segments {
+        lifecycle: lifecycle(a, &rules.lifecycle, now),
+        value: scores.map(value_segment),
+        rfm: scores,
+    }
+}
+
+/// Net spend kept to two significant digits in the distribution, so a part's summary stays
+/// small (a few hundred buckets per decade at most) and merging parts stays exact.
+pub fn spend_bucket(v: i64) -> i64 {
+    let v = v.max(0);
+    if v < 100 {
+        return v;
+    }
+    let digits = v.ilog10();
+    let step = 10i64.pow(digits - 1);
+    v / step * step
+}
+
+/// The R, F and M values of the purchasing members, as counts per value: parts of a run merge
+/// by adding counts, so any split of the members gives the same quintiles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub r: BTreeMap<i64, u64>,
+    pub f: BTreeMap<i64, u64>,
+    pub m: BTreeMap<i64, u64>,
+}
+
+impl Distribution {
+    pub fn add(&mut self, days: i64, purchases: i64, spend: i64) {
+        *self.r.entry(days).or_default() += 1;
+        *self.f.entry(purchases).or_default() += 1;
+        *self.m.entry(spend_bucket(spend)).or_default() += 1;
+    }
+    pub fn merge(&mut self, other: &Distribution) {
+        for (mine, theirs) in [
+            (&mut self.r, &other.r),
+            (&mut self.f, &other.f),
+            (&mut self.m, &other.m),
+        ] {
+            for (k, n) in theirs {
+                *mine.entry(*k).or_default() += n;
+            }
+        }
+    }
+    pub fn members(&self) -> u64 {
+        self.f.values().sum()
+    }
+
+    /// The quintile cut points, or the fixed ones below `min_members`. Cut point k (1..=4) is
+    /// the value at 0-based rank ⌊k·n/5⌋ in ascending order (for R, in descending order of
+    /// days), so the bottom fifth reaches none and the top fifth all four.
+    pub fn cut_points(&self, rules: &RfmRules) -> CutPoints {
+        let n = self.members();
+        if n < rules.min_members_for_quantiles || n == 0 {
+            return rules.fixed;
+        }
+        let at = |map: &BTreeMap<i64, u64>, rank: u64, descending: bool| -> i64 {
+            let rank = if descending { n - 1 - rank } else { rank };
+            let mut seen = 0;
+            for (v, c) in map {
+                seen += c;
+                if seen > rank {
+                    return *v;
+                }
+            }
+            *map.keys().next_back().unwrap_or(&0)
+        };
+        let cuts = |map, descending| [1u64, 2, 3, 4].map(|k| at(map, k * n / 5, descending));
+        CutPoints {
+            r: cuts(&self.r, true),
+            f: cuts(&self.f, false),
+            m: cuts(&self.m, false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const RULES: LifecycleRules = LifecycleRules {
+        new_days: 30,
+        dormant_after_days: 90,
+        churned_after_days: 180,
+        reactivated_days: 30,
+    };
+
+    const FIXED: CutPoints = CutPoints {
+        r: [180, 90, 60, 30],
+        f: [2, 3, 5, 8],
+        m: [5000, 10000, 25000, 50000],
+    };
+
+    fn activity(first: Option<i64>, last: Option<i64>, react: Option<i64>) -> Activity {
+        let now = t("2027-06-01T12:00:00Z");
+        let ago = |d: i64| now - Duration::days(d);
+        Activity {
+            first_purchase_at: first.map(ago),
+            last_purchase_at: last.map(ago),
+            reactivated_at: react.map(ago),
+            purchases_in_window: 1,
+            spend_in_window: 100,
+        }
+    }
+
+    #[test]
+    fn lifecycle_table_at_every_boundary() {
+        let now = t("2027-06-01T12:00:00Z");
+        use Lifecycle::*;
+        // (days since first purchase, since last, since reactivation) → stage
+        for (first, last, react, want) in [
+            (None, None, None, Prospect),
+            (Some(0), Some(0), None, New),
+            (Some(29), Some(29), None, New),
+            (Some(30), Some(30), None, Active),
+            (Some(31), Some(31), None, Active),
+            (Some(400), Some(89), None, Active),
+            (Some(400), Some(90), None, Dormant),
+            (Some(400), Some(91), None, Dormant),
+            (Some(400), Some(179), None, Dormant),
+            (Some(400), Some(180), None, Churned),
+            (Some(400), Some(181), None, Churned),
+            // Reactivated for 30 days after the purchase that brought them back, then active.
+            (Some(400), Some(0), Some(0), Reactivated),
+            (Some(400), Some(29), Some(29), Reactivated),
+            (Some(400), Some(30), Some(30), Active),
+            (Some(400), Some(95), Some(95), Dormant),
+            // New wins over reactivated (first match).
+            (Some(10), Some(0), Some(0), New),
+        ] {
+            assert_eq!(
+                lifecycle(&activity(first, last, react), &RULES, now),
+                want,
+                "first {first:?} last {last:?} reactivated {react:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn within_counts_whole_days() {
+        let last = t("2027-01-01T23:59:00Z");
+        let a = Activity {
+            first_purchase_at: Some(last - Duration::days(500)),
+            last_purchase_at: Some(last),
+            ..activity(None, None, None)
+        };
+        // 89 days and 23 hours later: still active.
+        let almost = last + Duration::days(89) + Duration::hours(23);
+        assert_eq!(lifecycle(&a, &RULES, almost), Lifecycle::Active);
+        assert_eq!(
+            lifecycle(&a, &RULES, last + Duration::days(90)),
+            Lifecycle::Dormant
+        );
+    }
+
+    #[test]
+    fn only_dormant_and_churned_members_are_reactivated() {
+        for l in Lifecycle::ALL {
+            assert_eq!(
+                reactivates(l),
+                matches!(l, Lifecycle::Dormant | Lifecycle::Churned),
+                "{l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn score_table_at_every_cut_point() {
+        for (days, want) in [
+            (0, 5),
+            (30, 5),
+            (31, 4),
+            (60, 4),
+            (61, 3),
+            (90, 3),
+            (91, 2),
+            (180, 2),
+            (181, 1),
+        ] {
+            assert_eq!(score_recency(days, &FIXED.r), want, "R {days} days");
+        }
+        for (f, want) in [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (4, 3),
+            (5, 4),
+            (7, 4),
+            (8, 5),
+            (80, 5),
+        ] {
+            assert_eq!(score_at_least(f, &FIXED.f), want, "F {f}");
+        }
+        for (m, want) in [
+            (0, 1),
+            (4999, 1),
+            (5000, 2),
+            (9999, 2),
+            (10000, 3),
+            (25000, 4),
+            (49999, 4),
+            (50000, 5),
+        ] {
+            assert_eq!(score_at_least(m, &FIXED.m), want, "M {m}");
+        }
+    }
+
+    #[test]
+    fn value_segment_table() {
+        use ValueSegment::*;
+        let s = |r, f, m| Rfm { r, f, m };
+        for (rfm, want) in [
+            (s(4, 4, 4), HighValue),
+            (s(5, 5, 5), HighValue),
+            (s(4, 4, 3), Potential),
+            (s(4, 1, 1), Potential),
+            (s(5, 3, 5), Potential),
+            (s(2, 4, 1), AtRisk),
+            (s(1, 1, 4), AtRisk),
+            (s(2, 3, 3), Regular),
+            (s(3, 5, 5), Regular),
+            (s(1, 1, 1), Regular),
+        ] {
+            assert_eq!(value_segment(rfm), want, "{rfm:?}");
+        }
+    }
+
+    #[test]
+    fn no_purchase_in_the_window_has_no_value_segment() {
+        let now = t("2027-06-01T12:00:00Z");
+        let mut a = activity(Some(400), Some(300), None);
+        a.purchases_in_window = 0;
+        a.spend_in_window = 0;
+        let s = segments(
+            &a,
+            &SegmentRules {
+                lifecycle: RULES,
+                rfm: RfmRules {
+                    min_members_for_quantiles: 100,
+                    fixed: FIXED,
+                },
+            },
+            &FIXED,
+            now,
+        );
+        assert_eq!(
+            (s.lifecycle, s.value, s.rfm),
+            (Lifecycle::Churned, None, None)
+        );
+    }
+
+    #[test]
+    fn stored_forms_round_trip() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct S {
+            #[serde(with = "stored::segments")]
+            s: Option<Segments>,
+            #[serde(with = "stored::counted")]
+            c: Option<Counted>,
+        }
+        let samples = [
+            S {
+                s: Some(Segments {
+                    lifecycle: Lifecycle::Reactivated,
+                    value: Some(ValueSegment::HighValue),
+                    rfm: Some(Rfm { r: 5, f: 4, m: 3 }),
+                }),
+                c: Some(Counted {
+                    lifecycle: Some(Lifecycle::Dormant),
+                    value: None,
+                    tier: Some(Tier::Diamond),
+                }),
+            },
+            S {
+                s: Some(Segments {
+                    lifecycle: Lifecycle::Prospect,
+                    value: None,
+                    rfm: None,
+                }),
+                c: Some(Counted::default()),
+            },
+            S { s: None, c: None },
+        ];
+        for x in samples {
+            let text = serde_json::to_string(&x).unwrap();
+            assert_eq!(serde_json::from_str::<S>(&text).unwrap(), x, "{text}");
+        }
+        let text = serde_json::to_string(&S {
+            s: Some(Segments {
+                lifecycle: Lifecycle::Active,
+                value: Some(ValueSegment::AtRisk),
+                rfm: Some(Rfm { r: 1, f: 4, m: 5 }),
+            }),
+            c: Some(Counted::default()),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"s":"active/at_risk/145","c":"-/-/-"}"#);
+        for bad in [
+            r#"{"s":"active/-/6","c":null}"#,
+            r#"{"s":"x/-/-","c":null}"#,
+            r#"{"s":"active","c":null}"#,
+        ] {
+            assert!(serde_json::from_str::<S>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segment_ids_round_trip_and_are_thirteen() {
+        let all = SegmentId::all();
+        assert_eq!(all.len(), 13);
+        for id in all {
+            assert_eq!(SegmentId::parse(&id.to_string()), Some(id));
+        }
+        assert_eq!(
+            SegmentId::Value(ValueSegment::HighValue).to_string(),
+            "value:high_value"
+        );
+        assert_eq!(SegmentId::parse("value:gold"), None);
+        assert_eq!(SegmentId::parse("lifecycle:"), None);
+    }
+
+    #[test]
+    fn spend_buckets_keep_two_significant_digits() {
+        for (v, want) in [
+            (-5, 0),
+            (0, 0),
+            (99, 99),
+            (100, 100),
+            (123, 120),
+            (4999, 4900),
+            (50000, 50000),
+            (987_654, 980_000),
+        ] {
+            assert_eq!(spend_bucket(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn quintiles_computed_by_hand() {
+        let rules = RfmRules {
+            min_members_for_quantiles: 5,
+            fixed: FIXED,
+        };
+        let mut d = Distribution::default();
+        // Ten members: days 10..=100, purchases 1..=10, spend 1000..=10000.
+        for i in 1..=10i64 {
+            d.add(i * 10, i, i * 1000);
+        }
+        // Ranks ⌊k·10/5⌋ = 2, 4, 6, 8 (0-based). Ascending F: 3, 5, 7, 9; M: 3000 … 9000.
+        // Days descending (100, 90, …): 80, 60, 40, 20.
+        assert_eq!(
+            d.cut_points(&rules),
+            CutPoints {
+                r: [80, 60, 40, 20],
+                f: [3, 5, 7, 9],
+                m: [3000, 5000, 7000, 9000],
+            }
+        );
+        // Below the minimum, the fixed cut points apply.
+        let few = RfmRules {
+            min_members_for_quantiles: 11,
+            fixed: FIXED,
+        };
+        assert_eq!(d.cut_points(&few), FIXED);
+    }
+
+    #[test]
+    fn any_split_of_the_members_merges_to_the_same_distribution() {
+        let mut whole = Distribution::default();
+        let mut parts = [
+            Distribution::default(),
+            Distribution::default(),
+            Distribution::default(),
+        ];
+        for i in 0..300i64 {
+            let (days, f, m) = (i * 7 % 365, i % 13 + 1, i * 1237 % 90_000);
+            whole.add(days, f, m);
+            parts[(i * 31 % 3) as usize].add(days, f, m);
+        }
+        let mut merged = Distribution::default();
+        for p in &parts {
+            merged.merge(p);
+        }
+        assert_eq!(merged, whole);
+        let rules = RfmRules {
+            min_members_for_quantiles: 100,
+            fixed: FIXED,
+        };
+        assert_eq!(merged.cut_points(&rules), whole.cut_points(&rules));
+    }
+}

@@ -1,0 +1,871 @@
+//! Segments at write time and the nightly `segments` job (DESIGN.md "Segments").
+//!
+//! Writes that change what a member bought (enrolment, purchase, refund, erasure) re-evaluate
+//! the member in their own commit ([`Services::resegment`]). The job applies what only time
+//! changes. It runs as parts, each over some of the 16 member shards; every member it moves
+//! into or out of a segment is written together with a flow record of that move, so a part that
+//! is re-run counts nothing twice and loses nothing. The finishing step adds up the parts and
+//! the flows into the day's row (sizes, entered, left, overview totals, retention cohorts) and
+//! the quintile cut points that writes and the next run use.
+
+use super::Services;
+use super::error::ServiceError;
+use super::events::Journal;
+use crate::domain::event::EventType;
+use crate::domain::member::Member;
+use crate::domain::segment::{Counted, CutPoints, Distribution, SegmentId, Segments, days_between};
+use crate::domain::spend::month_index;
+use crate::domain::{MemberId, Money, Points, Tier};
+use crate::retrying;
+use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Versioned};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt;
+use utoipa::ToSchema;
+
+/// How many months of enrolment cohorts the retention report keeps.
+pub const COHORT_MONTHS: i32 = 12;
+/// Members handled at once within a part.
+const JOB_CONCURRENCY: usize = 16;
+/// Part and flow records of a run expire after this many days.
+const RUN_RETENTION_DAYS: i64 = 7;
+
+/// Names one run of the job (its parts and its flows): letters, digits, `-`, `_`, `.`, `:`, up
+/// to 80 characters (a Step Functions execution name fits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn parse(s: &str) -> Result<RunId, ServiceError> {
+        let ok = !s.is_empty()
+            && s.len() <= 80
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if ok {
+            Ok(RunId(s.to_owned()))
+        } else {
+            Err(ServiceError::field(
+                "run",
+                "a run id is 1 to 80 letters, digits, '-', '_', '.' or ':'",
+            ))
+        }
+    }
+    pub fn new_random() -> RunId {
+        RunId(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        RunId::parse(&s).map_err(|e| e.to_string())
+    }
+}
+impl From<RunId> for String {
+    fn from(r: RunId) -> String {
+        r.0
+    }
+}
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The cut points in force: written by each run's finishing step, read by every purchase and
+/// refund in the same batch as the member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentState {
+    pub cutpoints: CutPoints,
+    /// Whether they are quintiles (else the program's fixed cut points).
+    pub quantiles: bool,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Program totals one run saw; cumulative sums, so flows over a period are differences.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub members: u64,
+    pub active_members: u64,
+    pub points_outstanding: i64,
+    /// Σ lifetime earned (net of refunds) and redeemed, erased members included.
+    pub lifetime_earned: i64,
+    pub lifetime_redeemed: i64,
+    /// Members with a purchase in the last 90 days, and those with two or more.
+    pub purchasers_90d: u64,
+    pub repeaters_90d: u64,
+}
+
+impl Totals {
+    fn merge(&mut self, o: &Totals) {
+        self.members += o.members;
+        self.active_members += o.active_members;
+        self.points_outstanding += o.points_outstanding;
+        self.lifetime_earned += o.lifetime_earned;
+        self.lifetime_redeemed += o.lifetime_redeemed;
+        self.purchasers_90d += o.purchasers_90d;
+        self.repeaters_90d += o.repeaters_90d;
+    }
+}
+
+/// What a part of a run saw: everything but the flows, which are their own records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub examined: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub sizes: BTreeMap<String, u64>,
+    pub distribution: Distribution,
+    pub totals: Totals,
+    /// Enrolment month (`YYYY-MM`) → `[members, retained₀, retained₁, …]`.
+    pub cohorts: BTreeMap<String, Vec<u64>>,
+}
+
+impl Tally {
+    fn merge(&mut self, o: &Tally) {
+        self.examined += o.examined;
+        self.changed += o.changed;
+        self.failed += o.failed;
+        add_counts(&mut self.sizes, &o.sizes);
+        self.distribution.merge(&o.distribution);
+        self.totals.merge(&o.totals);
+        for (month, row) in &o.cohorts {
+            let mine = self.cohorts.entry(month.clone()).or_default();
+            if mine.len() < row.len() {
+                mine.resize(row.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_default() += n;
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentPart {
+    pub part: u32,
+    pub parts: u32,
+    pub now: DateTime<Utc>,
+    pub tally: Tally,
+    pub expires_at: i64,
+}
+
+/// One member's move in one run, written in the same commit as the member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentFlow {
+    #[serde(with = "crate::domain::segment::stored::counted")]
+    pub from: Option<Counted>,
+    #[serde(with = "crate::domain::segment::stored::counted")]
+    pub to: Option<Counted>,
+    pub expires_at: i64,
+}
+
+/// One row per day a run finished: the last run's sizes, all runs' flows added up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentDay {
+    pub date: NaiveDate,
+    pub as_of: DateTime<Utc>,
+    pub runs: Vec<RunId>,
+    pub examined: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub sizes: BTreeMap<String, u64>,
+    pub entered: BTreeMap<String, u64>,
+    pub left: BTreeMap<String, u64>,
+    pub totals: Totals,
+    pub cohorts: BTreeMap<String, Vec<u64>>,
+    pub cutpoints: CutPoints,
+}
+
+/// What one part did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PartRun {
+    pub run: String,
+    pub part: u32,
+    pub parts: u32,
+    pub examined: u64,
+    pub changed: u64,
+    pub failed: u64,
+}
+
+/// What a whole run did (`POST /_local/jobs/segments`, the state machine's last step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"run": "0193…", "parts": 1, "examined": 1200, "changed": 37, "failed": 0,
+    "cutpoints": {"r": [180, 90, 60, 30], "f": [2, 3, 5, 8], "m": [5000, 10000, 25000, 50000]}}))]
+pub struct SegmentRun {
+    pub run: String,
+    pub parts: u32,
+    /// Members read.
+    pub examined: u64,
+    /// Members written (their segments or what the last run counted changed).
+    pub changed: u64,
+    /// Members that could not be handled (logged); the next run retries them.
+    pub failed: u64,
+    /// The cut points in force from now on.
+    pub cutpoints: CutPoints,
+}
+
+/// `GET /v1/segments` items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "lifecycle:dormant", "kind": "lifecycle", "size": 42,
+    "as_of": "2027-03-01T02:00:00Z"}))]
+pub struct SegmentView {
+    pub id: String,
+    pub kind: String,
+    pub size: u64,
+    pub as_of: DateTime<Utc>,
+}
+
+/// A member in a segment listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "member-ada", "tier": "gold", "lifecycle": "dormant",
+    "value": "at_risk", "last_purchase_at": "2026-11-20T10:00:00Z",
+    "qualifying_spend": {"value": 125000, "currency": "USD"}}))]
+pub struct SegmentMember {
+    pub id: MemberId,
+    pub tier: Tier,
+    pub lifecycle: Option<crate::domain::segment::Lifecycle>,
+    pub value: Option<crate::domain::segment::ValueSegment>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub qualifying_spend: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"date": "2027-03-01", "size": 42, "entered": 5, "left": 2}))]
+pub struct HistoryRow {
+    pub date: NaiveDate,
+    pub size: u64,
+    pub entered: u64,
+    pub left: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    pub items: Vec<HistoryRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"as_of": "2027-03-01T02:00:00Z", "members": 1200, "active_members": 800,
+    "points_outstanding": 154000, "points_pending": 0, "points_earned_30d": 41000,
+    "points_redeemed_30d": 12000, "points_expired_30d": 0, "repeat_purchase_rate_90d": 0.42,
+    "tiers": {"silver": 1000, "gold": 180, "diamond": 20},
+    "lifecycle": {"prospect": 100, "new": 50, "active": 700, "dormant": 200, "churned": 100, "reactivated": 50}}))]
+pub struct Overview {
+    pub as_of: DateTime<Utc>,
+    pub members: u64,
+    pub active_members: u64,
+    pub points_outstanding: Points,
+    /// Points not yet spendable (0 until points lots are on).
+    pub points_pending: Points,
+    /// Net of refunds, since the run 30 days before `as_of` (or since the first run).
+    pub points_earned_30d: Points,
+    pub points_redeemed_30d: Points,
+    pub points_expired_30d: Points,
+    /// Of the members with a purchase in the last 90 days, the share with two or more.
+    pub repeat_purchase_rate_90d: f64,
+    pub tiers: BTreeMap<String, u64>,
+    pub lifecycle: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"month": "2026-01", "members": 120, "retained": [80, 41, 38]}))]
+pub struct Cohort {
+    pub month: String,
+    pub members: u64,
+    /// `retained[k]`: members of the cohort with a purchase in the k-th month after the month
+    /// they enrolled in (k = 0 is that month), up to the current month.
+    pub retained: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Retention {
+    pub as_of: DateTime<Utc>,
+    pub cohorts: Vec<Cohort>,
+}
+
+fn month_name(idx: i32) -> String {
+    format!("{:04}-{:02}", idx.div_euclid(12), idx.rem_euclid(12) + 1)
+}
+
+/// The stage and value segment of `segment.changed` data.
+fn stage(s: Option<Segments>) -> serde_json::Value {
+    json!({"lifecycle": s.map(|s| s.lifecycle), "value": s.and_then(|s| s.value)})
+}
+
+/// What one member's handling in a run gave.
+struct Handled {
+    after: Member,
+    written: bool,
+}
+
+impl Services {
+    /// The cut points in force (`state` read in the caller's batch), else the fixed ones.
+    pub(crate) fn cut_points(&self, state: Option<Versioned<SegmentState>>) -> CutPoints {
+        state.map_or(self.program.segments.rfm.fixed, |s| s.value.cutpoints)
+    }
+
+    /// Re-evaluates `m`'s segments as of `now` and, when its stage or value segment moved, notes
+    /// `segment.changed`. Call right after opening the journal, so the event rides on the
+    /// commit's first line. Returns whether anything about the segments changed.
+    pub(crate) fn resegment(
+        &self,
+        m: &mut Member,
+        cuts: &CutPoints,
+        now: DateTime<Utc>,
+        journal: &mut Journal,
+    ) -> bool {
+        let new = m.segments_at(
+            &self.program.segments,
+            cuts,
+            now,
+            self.program_date(now),
+            self.program.qualifying_window_months,
+        );
+        self.set_segments(m, new, journal)
+    }
+
+    /// Stores `new` on the member, noting `segment.changed` if the stage or value moved.
+    pub(crate) fn set_segments(
+        &self,
+        m: &mut Member,
+        new: Option<Segments>,
+        journal: &mut Journal,
+    ) -> bool {
+        let old = m.segments;
+        if old == new {
+            return false;
+        }
+        let key = |s: Option<Segments>| s.map(|s| (s.lifecycle, s.value));
+        if key(old) != key(new) {
+            journal.note(
+                EventType::SegmentChanged,
+                json!({"from": stage(old), "to": stage(new), "rfm": new.and_then(|s| s.rfm)}),
+            );
+        }
+        m.segments = new;
+        true
+    }
+
+    /// A whole run, locally: every part (concurrently), then the finishing step.
+    pub async fn segments_job(
+        &self,
+        now: DateTime<Utc>,
+        parts: u32,
+    ) -> Result<SegmentRun, ServiceError> {
+        let run = RunId::new_random();
+        let results = futures::future::join_all(
+            (0..parts).map(|part| self.segments_part(&run, part, parts, now)),
+        )
+        .await;
+        for r in results {
+            r?;
+        }
+        self.segments_finish(&run, parts, now).await
+    }
+
+    /// One part of run `run`: the members of the shards `s` with `s % parts == part`.
+    pub async fn segments_part(
+        &self,
+        run: &RunId,
+        part: u32,
+        parts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<PartRun, ServiceError> {
+        check_parts(part, parts)?;
+        let cuts = self.cut_points(self.table.get::<SegmentState>(&()).await?);
+        let mut tally = Tally::default();
+        let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
+        for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
+            let which = MemberIndex::Shard(shard);
+            let mut after = None;
+            loop {
+                let page = self.table.member_keys_in(&which, after).await?;
+                let members = self.table.members_at(&page.items).await?;
+                let handled = futures::stream::iter(members.into_iter().map(|v| {
+                    let id = v.value.id.clone();
+                    let was = v.value.counted;
+                    let cuts = &cuts;
+                    async move {
+                        let r = self.handle(v, cuts, run, now, expires_at).await;
+                        (id, was, r)
+                    }
+                }))
+                .buffer_unordered(JOB_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await;
+                for (id, was, r) in handled {
+                    tally.examined += 1;
+                    match r {
+                        Ok(h) => {
+                            tally.changed += u64::from(h.written);
+                            self.count(&mut tally, &h.after, now);
+                        }
+                        Err(e) => {
+                            // Still counted where the last run left it, so the day's sizes
+                            // and flows agree; the next run moves it.
+                            tally.failed += 1;
+                            for s in was.unwrap_or_default().ids() {
+                                *tally.sizes.entry(s.to_string()).or_default() += 1;
+                            }
+                            tracing::error!(member = %id, error = %e, "segments: member failed");
+                        }
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        let out = PartRun {
+            run: run.to_string(),
+            part,
+            parts,
+            examined: tally.examined,
+            changed: tally.changed,
+            failed: tally.failed,
+        };
+        let mut batch = Batch::new();
+        batch.put(
+            &(run.clone(), part),
+            &SegmentPart {
+                part,
+                parts,
+                now,
+                tally,
+                expires_at,
+            },
+        )?;
+        self.table.commit(batch).await?;
+        tracing::info!(?out, "segments part");
+        Ok(out)
+    }
+
+    /// One member of a part: the page's copy first, a fresh read after a lost race.
+    async fn handle(
+        &self,
+        read: Versioned<Member>,
+        cuts: &CutPoints,
+        run: &RunId,
+        now: DateTime<Utc>,
+        expires_at: i64,
+    ) -> Result<Handled, ServiceError> {
+        let id = read.value.id.clone();
+        let mut first = Some(read);
+        retrying!(
+            self,
+            self.try_handle(&id, first.take(), cuts, run, now, expires_at)
+        )
+    }
+
+    /// Reads the member (unless the page read it), moves it to the segments `now` gives, and
+    /// writes it with the flow of that move, if anything changed.
+    async fn try_handle(
+        &self,
+        id: &MemberId,
+        first: Option<Versioned<Member>>,
+        cuts: &CutPoints,
+        run: &RunId,
+        now: DateTime<Utc>,
+        expires_at: i64,
+    ) -> Result<Handled, ServiceError> {
+        let current = match first {
+            Some(v) => v,
+            None => self
+                .table
+                .get::<Member>(id)
+                .await?
+                .ok_or(ServiceError::NotFound("member"))?,
+        };
+        let mut m = current.value.clone();
+        let mut journal = Journal::new(&m, now);
+        let moved = self.resegment(&mut m, cuts, now, &mut journal);
+        let counted = (m.erased_at.is_none()).then(|| m.membership());
+        let recount = m.counted != counted;
+        if !moved && !recount {
+            return Ok(Handled {
+                after: m,
+                written: false,
+            });
+        }
+        let mut batch = Batch::new();
+        if recount {
+            batch.create(
+                &(run.clone(), id.clone()),
+                &SegmentFlow {
+                    from: m.counted,
+                    to: counted,
+                    expires_at,
+                },
+            )?;
+            m.counted = counted;
+        }
+        journal.close(&mut m, &mut batch)?;
+        batch.save(id, &m, Some(current.version))?;
+        self.table.commit(batch).await?;
+        Ok(Handled {
+            after: m,
+            written: true,
+        })
+    }
+
+    /// Adds one member, as it stands after the run, to the part's tally.
+    fn count(&self, tally: &mut Tally, m: &Member, now: DateTime<Utc>) {
+        let t = &mut tally.totals;
+        t.lifetime_earned += m.lifetime_earned.0;
+        t.lifetime_redeemed += m.lifetime_redeemed.0;
+        for id in m.counted.unwrap_or_default().ids() {
+            *tally.sizes.entry(id.to_string()).or_default() += 1;
+        }
+        if m.erased_at.is_some() {
+            return;
+        }
+        t.members += 1;
+        t.points_outstanding += m.balance.0;
+        if m.segments.is_some_and(|s| s.lifecycle.is_active()) {
+            t.active_members += 1;
+        }
+        let recent = |at: Option<DateTime<Utc>>| at.is_some_and(|a| days_between(a, now) < 90);
+        t.purchasers_90d += u64::from(recent(m.last_purchase_at));
+        t.repeaters_90d += u64::from(recent(m.previous_purchase_at));
+        let today = self.program_date(now);
+        let window = self.program.qualifying_window_months;
+        let a = m.activity(today, window);
+        if let (Some(last), true) = (a.last_purchase_at, a.purchases_in_window > 0) {
+            tally.distribution.add(
+                days_between(last, now),
+                a.purchases_in_window,
+                a.spend_in_window,
+            );
+        }
+        let this_month = month_index(today);
+        let cohort = month_index(self.program_date(m.enrolled_at));
+        if this_month - cohort < COHORT_MONTHS && cohort <= this_month {
+            let row = tally.cohorts.entry(month_name(cohort)).or_default();
+            let span = (this_month - cohort + 1) as usize;
+            if row.len() < span + 1 {
+                row.resize(span + 1, 0);
+            }
+            row[0] += 1;
+            for k in 0..span {
+                if m.purchases.in_month(cohort + k as i32) > 0 {
+                    row[k + 1] += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds up the parts and the flows of run `run` into the day's row and sets the cut points
+    /// in force. Finishing the same run again answers the same and changes nothing.
+    pub async fn segments_finish(
+        &self,
+        run: &RunId,
+        parts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<SegmentRun, ServiceError> {
+        check_parts(0, parts)?;
+        let mut reads = crate::table::Reads::new();
+        let slots: Vec<_> = (0..parts)
+            .map(|p| reads.add::<SegmentPart>(&(run.clone(), p)))
+            .collect();
+        let found = self.table.read(&reads).await?;
+        let mut tally = Tally::default();
+        for (p, slot) in slots.iter().enumerate() {
+            let part = found.get(slot)?.ok_or_else(|| {
+                ServiceError::field("parts", format!("part {p} of run {run} has not finished"))
+            })?;
+            tally.merge(&part.value.tally);
+        }
+        let (mut entered, mut left) = (BTreeMap::new(), BTreeMap::new());
+        for flow in self.table.segment_flows(run).await? {
+            for id in flow.from.unwrap_or_default().ids() {
+                *left.entry(id.to_string()).or_insert(0u64) += 1;
+            }
+            for id in flow.to.unwrap_or_default().ids() {
+                *entered.entry(id.to_string()).or_insert(0u64) += 1;
+            }
+        }
+        let cutpoints = tally.distribution.cut_points(&self.program.segments.rfm);
+        let quantiles =
+            tally.distribution.members() >= self.program.segments.rfm.min_members_for_quantiles;
+        let date = self.program_date(now);
+        let result = SegmentRun {
+            run: run.to_string(),
+            parts,
+            examined: tally.examined,
+            changed: tally.changed,
+            failed: tally.failed,
+            cutpoints,
+        };
+        retrying!(self, async {
+            let existing = self.table.get::<SegmentDay>(&date).await?;
+            let mut day = match &existing {
+                Some(d) if d.value.runs.contains(run) => return Ok(()),
+                Some(d) => d.value.clone(),
+                None => SegmentDay {
+                    date,
+                    as_of: now,
+                    runs: Vec::new(),
+                    examined: 0,
+                    changed: 0,
+                    failed: 0,
+                    sizes: BTreeMap::new(),
+                    entered: BTreeMap::new(),
+                    left: BTreeMap::new(),
+                    totals: Totals::default(),
+                    cohorts: BTreeMap::new(),
+                    cutpoints,
+                },
+            };
+            day.runs.push(run.clone());
+            day.as_of = now;
+            day.examined = tally.examined;
+            day.changed += tally.changed;
+            day.failed = tally.failed;
+            day.sizes = SegmentId::all()
+                .into_iter()
+                .map(|id| {
+                    let k = id.to_string();
+                    let n = tally.sizes.get(&k).copied().unwrap_or(0);
+                    (k, n)
+                })
+                .collect();
+            add_counts(&mut day.entered, &entered);
+            add_counts(&mut day.left, &left);
+            day.totals = tally.totals.clone();
+            day.cohorts = tally.cohorts.clone();
+            day.cutpoints = cutpoints;
+            let mut batch = Batch::new();
+            batch.save(&date, &day, existing.as_ref().map(|d| d.version))?;
+            batch.put(
+                &(),
+                &SegmentState {
+                    cutpoints,
+                    quantiles,
+                    computed_at: now,
+                },
+            )?;
+            self.table.commit(batch).await
+        })?;
+        tracing::info!(?result, "segments run");
+        Ok(result)
+    }
+
+    /// Every segment and its size now, counted from the index its listing reads.
+    pub async fn segments(&self) -> Result<Vec<SegmentView>, ServiceError> {
+        let now = self.now();
+        let ids = SegmentId::all();
+        let sizes = futures::future::join_all(ids.iter().map(|id| async move {
+            self.table
+                .count_members_in(&MemberIndex::Segment(*id))
+                .await
+        }))
+        .await;
+        ids.into_iter()
+            .zip(sizes)
+            .map(|(id, size)| {
+                Ok(SegmentView {
+                    id: id.to_string(),
+                    kind: id.kind().into(),
+                    size: size?,
+                    as_of: now,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn segment_members(
+        &self,
+        id: SegmentId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SegmentMember>, Option<String>), ServiceError> {
+        let (members, next) = self
+            .table
+            .member_page(&MemberIndex::Segment(id), limit, cursor)
+            .await?;
+        let items = members
+            .into_iter()
+            .map(|v| {
+                let m = v.value;
+                SegmentMember {
+                    tier: m.tier,
+                    lifecycle: m.segments.map(|s| s.lifecycle),
+                    value: m.segments.and_then(|s| s.value),
+                    last_purchase_at: m.last_purchase_at,
+                    qualifying_spend: self.progress_view(&m).qualifying_spend,
+                    id: m.id,
+                }
+            })
+            .collect();
+        Ok((items, next))
+    }
+
+    /// One row per day a run finished in `from..=to` (at most 366 days).
+    pub async fn segment_history(
+        &self,
+        id: SegmentId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<History, ServiceError> {
+        if to < from || (to - from).num_days() > 365 {
+            return Err(ServiceError::field(
+                "to",
+                "to must not be before from, and the range at most 366 days",
+            ));
+        }
+        let key = id.to_string();
+        let get = |m: &BTreeMap<String, u64>| m.get(&key).copied().unwrap_or(0);
+        let items = self
+            .table
+            .segment_days(from, to)
+            .await?
+            .into_iter()
+            .map(|d| HistoryRow {
+                date: d.date,
+                size: get(&d.sizes),
+                entered: get(&d.entered),
+                left: get(&d.left),
+            })
+            .collect();
+        Ok(History { items })
+    }
+
+    async fn latest_day(&self) -> Result<SegmentDay, ServiceError> {
+        self.table
+            .latest_segment_day(None)
+            .await?
+            .ok_or(ServiceError::NotFound(
+                "segments run (the nightly segments job has not run yet)",
+            ))
+    }
+
+    pub async fn overview(&self) -> Result<Overview, ServiceError> {
+        let day = self.latest_day().await?;
+        let since = day.date - chrono::Duration::days(29);
+        let base = self.table.latest_segment_day(Some(since)).await?;
+        let (earned0, redeemed0) = base.map_or((0, 0), |b| {
+            (b.totals.lifetime_earned, b.totals.lifetime_redeemed)
+        });
+        let t = &day.totals;
+        let pick = |kind: &str| -> BTreeMap<String, u64> {
+            day.sizes
+                .iter()
+                .filter_map(|(k, n)| {
+                    k.strip_prefix(kind)
+                        .and_then(|r| r.strip_prefix(':'))
+                        .map(|name| (name.to_owned(), *n))
+                })
+                .collect()
+        };
+        Ok(Overview {
+            as_of: day.as_of,
+            members: t.members,
+            active_members: t.active_members,
+            points_outstanding: Points(t.points_outstanding),
+            points_pending: Points::ZERO,
+            points_earned_30d: Points(t.lifetime_earned - earned0),
+            points_redeemed_30d: Points(t.lifetime_redeemed - redeemed0),
+            points_expired_30d: Points::ZERO,
+            repeat_purchase_rate_90d: if t.purchasers_90d == 0 {
+                0.0
+            } else {
+                t.repeaters_90d as f64 / t.purchasers_90d as f64
+            },
+            tiers: pick("tier"),
+            lifecycle: pick("lifecycle"),
+        })
+    }
+
+    /// The last `months` enrolment cohorts (1–12) of the latest run, oldest first.
+    pub async fn retention(&self, months: u32) -> Result<Retention, ServiceError> {
+        if !(1..=COHORT_MONTHS as u32).contains(&months) {
+            return Err(ServiceError::field(
+                "months",
+                format!("months must be between 1 and {COHORT_MONTHS}"),
+            ));
+        }
+        let day = self.latest_day().await?;
+        let this_month = month_index(day.date);
+        let cohorts = (this_month - months as i32 + 1..=this_month)
+            .map(|m| {
+                let row = day.cohorts.get(&month_name(m)).cloned().unwrap_or_default();
+                let span = (this_month - m + 1) as usize;
+                let mut retained: Vec<u64> = row.iter().skip(1).copied().collect();
+                retained.resize(span, 0);
+                Cohort {
+                    month: month_name(m),
+                    members: row.first().copied().unwrap_or(0),
+                    retained,
+                }
+            })
+            .collect();
+        Ok(Retention {
+            as_of: day.as_of,
+            cohorts,
+        })
+    }
+}
+
+fn check_parts(part: u32, parts: u32) -> Result<(), ServiceError> {
+    if !(1..=MEMBER_SHARDS).contains(&parts) {
+        return Err(ServiceError::field(
+            "parts",
+            format!("parts must be between 1 and {MEMBER_SHARDS}"),
+        ));
+    }
+    if part >= parts {
+        return Err(ServiceError::field("part", "part must be below parts"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_parse() {
+        for ok in ["a", "0193-abc_def.1:2", &"x".repeat(80)] {
+            assert!(RunId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a#b", "a/b", &"x".repeat(81)] {
+            assert!(RunId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parts_are_checked() {
+        assert!(check_parts(0, 1).is_ok());
+        assert!(check_parts(15, 16).is_ok());
+        assert!(check_parts(1, 1).is_err());
+        assert!(check_parts(0, 0).is_err());
+        assert!(check_parts(0, 17).is_err());
+    }
+
+    #[test]
+    fn tallies_merge_by_adding() {
+        let mut a = Tally::default();
+        a.sizes.insert("tier:gold".into(), 2);
+        a.cohorts.insert("2026-01".into(), vec![3, 1]);
+        a.totals.members = 3;
+        let mut b = Tally::default();
+        b.sizes.insert("tier:gold".into(), 5);
+        b.cohorts.insert("2026-01".into(), vec![1, 1, 1]);
+        b.totals.members = 4;
+        a.merge(&b);
+        assert_eq!(a.sizes["tier:gold"], 7);
+        assert_eq!(a.cohorts["2026-01"], vec![4, 2, 1]);
+        assert_eq!(a.totals.members, 7);
+    }
+}
