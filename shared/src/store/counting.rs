@@ -11,6 +11,8 @@ pub struct RoundTrips {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub items_read: AtomicU64,
+    /// Items put, deleted or checked by the commits.
+    pub items_written: AtomicU64,
     /// Table write units the commits would cost in DynamoDB ([`super::write_units`]).
     pub write_units: AtomicU64,
 }
@@ -94,6 +96,9 @@ impl<S: Store> Store for CountingStore<S> {
     }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .items_written
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
         self.counts
             .write_units
             .fetch_add(super::write_units(&writes), Ordering::Relaxed);
