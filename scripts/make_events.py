@@ -150,6 +150,23 @@ cases = {
     "webhooks": {
         "sqs-batch.ok": SQS_BATCH,
     },
+    "segments": {
+        "segments-by-admin.200": event("GET", "/v1/segments", ADMIN),
+        "segments-by-member.403": event("GET", "/v1/segments", MEMBER("member-ada")),
+        "new-members.200": event("GET", "/v1/segments/lifecycle:new/members", ADMIN, query="limit=20"),
+        "unknown-segment.404": event("GET", "/v1/segments/lifecycle:sleepy/members", ADMIN),
+        "history.200": event("GET", "/v1/segments/lifecycle:dormant/history", ADMIN, query="from=2026-11-01&to=2026-11-30"),
+        "history-reversed.422": event("GET", "/v1/segments/lifecycle:dormant/history", ADMIN, query="from=2026-11-30&to=2026-11-01"),
+        "overview.200": event("GET", "/v1/analytics/overview", ADMIN),
+        "retention.200": event("GET", "/v1/analytics/retention", ADMIN, query="months=6"),
+        "retention-too-long.422": event("GET", "/v1/analytics/retention", ADMIN, query="months=24"),
+    },
+    # The state machine's steps, and a whole run in one invocation.
+    "segments-job": {
+        "nightly.ok": {},
+        "backfill.ok": {"now": NOW},
+        "part.ok": {"run": "sample-run", "part": 1, "parts": 4, "now": NOW},
+    },
 }
 
 for function, files in cases.items():

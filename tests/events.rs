@@ -65,6 +65,8 @@ async fn seeded() -> (Services, String) {
         .value
         .redemption
         .voucher_code;
+    // A segments run, so the analytics samples have a day to report.
+    svc.segments_job(NOW.parse().unwrap(), 1).await.unwrap();
     (svc, voucher)
 }
 
@@ -96,6 +98,7 @@ fn routes(function: &str) -> utoipa_axum::router::OpenApiRouter<Services> {
         "accrual" => loyalty_accrual::routes(),
         "tiers" => loyalty_tiers::routes(),
         "redemption" => loyalty_redemption::routes(),
+        "segments" => loyalty_segments::routes(),
         other => panic!("events/{other}/ belongs to no HTTP function"),
     }
 }
@@ -116,6 +119,8 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
         "birthday",
         "tier-requalification",
         "webhooks",
+        "segments",
+        "segments-job",
     ] {
         assert!(
             all.iter().any(|(f, _, _)| f == function),
@@ -151,6 +156,15 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                         Ok(events) if !events.is_empty() => {}
                         other => failures.push(format!("{shown}: {other:?}")),
                     }
+                }
+            }
+            "segments-job" => {
+                let input: loyalty_segments::JobInput = serde_json::from_str(&text).unwrap();
+                match loyalty_segments::run_job(&svc, input).await {
+                    // Ada and Bob, each examined once by the whole run or their part.
+                    Ok(out)
+                        if serde_json::to_value(&out).unwrap()["examined"].as_u64() <= Some(2) => {}
+                    other => failures.push(format!("{shown}: {other:?}")),
                 }
             }
             "tier-requalification" => {

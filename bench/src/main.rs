@@ -284,7 +284,11 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
         let mut batch = Batch::new();
         for i in chunk {
             let enrolled = day0 - Duration::days(30 + (*i % 700) as i64);
-            let mut m = Member::new(MemberId::parse(&format!("s{i}")).unwrap(), "S".into(), enrolled);
+            let mut m = Member::new(
+                MemberId::parse(&format!("s{i}")).unwrap(),
+                "S".into(),
+                enrolled,
+            );
             // One member in ten never bought; the others bought (i % 7) + 1 times, the last one
             // (i * 37) % 400 days ago, a week apart.
             if i % 10 != 0 {
@@ -293,7 +297,9 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
                     let at = day0 - Duration::days((last + k * 7) as i64);
                     let on = services.program_date(at);
                     let amount = 500 + ((i * 7919 + k * 131) % 30_000) as i64;
-                    m.spend.add(on, amount, today, p.spend_months_kept()).unwrap();
+                    m.spend
+                        .add(on, amount, today, p.spend_months_kept())
+                        .unwrap();
                     m.purchases.add(on, 1, today, p.purchase_months_kept());
                     m.note_purchase_at(at, loyalty::domain::segment::Lifecycle::Active);
                     m.balance = Points(m.balance.0 + amount / 100);
@@ -318,7 +324,9 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
     );
     for (day, parts) in [(1, 1), (2, 4), (3, 4)] {
         let (r0, w0, i0) = counts.snapshot();
-        let iw0 = counts.items_written.load(std::sync::atomic::Ordering::Relaxed);
+        let iw0 = counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed);
         let t = Instant::now();
         let run = services
             .segments_job(day0 + Duration::days(day), parts)
@@ -326,7 +334,9 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
             .unwrap();
         let secs = t.elapsed().as_secs_f64();
         let (r1, w1, i1) = counts.snapshot();
-        let iw1 = counts.items_written.load(std::sync::atomic::Ordering::Relaxed);
+        let iw1 = counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed);
         println!(
             "segments     run over {members} members in {parts} part(s): {secs:.2} s, {} items read ({} read round trips), {} members written, {} items written ({} commits); cut points {:?}",
             i1 - i0,
