@@ -149,6 +149,27 @@ async fn walk_from_prospect_through_every_stage_and_back_to_active(backend: Back
         let want = if day < 230 { "reactivated" } else { "active" };
         assert_eq!(segments_of(&api, "w").await["lifecycle"], want, "day {day}");
     }
+    // The daily history counts the moves, and only them: into dormant once on day 90, out
+    // once on day 180, though the value segment moved on other days.
+    let rows = history(&api, "lifecycle:dormant").await;
+    let moves: Vec<(String, u64, u64)> = rows
+        .iter()
+        .filter(|r| r["entered"] != 0 || r["left"] != 0)
+        .map(|r| {
+            (
+                r["date"].as_str().unwrap().to_owned(),
+                r["entered"].as_u64().unwrap(),
+                r["left"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            ("2027-04-01".to_owned(), 1, 0),
+            ("2027-06-30".to_owned(), 0, 1)
+        ]
+    );
     // The events tell the same story, each starting where the last ended.
     let events = api.assert_events_account_for_the_balance("w").await;
     let stages: Vec<(Value, Value)> = events

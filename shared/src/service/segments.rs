@@ -588,10 +588,16 @@ impl Services {
         }
         let (mut entered, mut left) = (BTreeMap::new(), BTreeMap::new());
         for flow in self.table.segment_flows(run).await? {
-            for id in flow.from.unwrap_or_default().ids() {
+            // Only the segments that differ: a member whose value segment moved stayed in its
+            // stage and tier.
+            let (from, to) = (
+                flow.from.unwrap_or_default().ids(),
+                flow.to.unwrap_or_default().ids(),
+            );
+            for id in from.iter().filter(|id| !to.contains(id)) {
                 *left.entry(id.to_string()).or_insert(0u64) += 1;
             }
-            for id in flow.to.unwrap_or_default().ids() {
+            for id in to.iter().filter(|id| !from.contains(id)) {
                 *entered.entry(id.to_string()).or_insert(0u64) += 1;
             }
         }
