@@ -46,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         role: TokenRole,
     },
+    /// Print the OpenAPI document the server serves (for validators and client generators).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +68,14 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = &cli.command {
+        let doc = loyalty_members::api_document();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_else(|e| fail(e))
+        );
+        return;
+    }
     let auth_dir = (!cli.memory).then_some(cli.data.as_path());
     let auth =
         Arc::new(DevAuth::load(auth_dir).unwrap_or_else(|e| fail(format!("dev secret: {e}"))));

@@ -79,6 +79,7 @@ async fn enrol(
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
+/// The member object: profile, points, tier progress and segments.
 #[utoipa::path(get, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = MemberView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]

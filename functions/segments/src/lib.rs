@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::domain::segment::SegmentId;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, ListResponse, Paging, Problem, Reply};
+use loyalty::http::{Caller, Paging, Problem, Reply};
 use loyalty::service::segments::{
-    History, Overview, PartRun, Retention, RunId, SegmentMember, SegmentRun, SegmentView,
+    History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
 };
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Serialize};
@@ -51,19 +51,19 @@ async fn segments(
 /// The members of a segment, by id.
 #[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
     params(("id" = String, Path, example = "lifecycle:dormant"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ListResponse<SegmentMember>), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+    responses((status = 200, body = SegmentMembers), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn segment_members(
     State(svc): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
     paging: Paging,
-) -> Result<Reply<ListResponse<SegmentMember>>, Problem> {
+) -> Result<Reply<SegmentMembers>, Problem> {
     caller.require_admin()?;
     let id = segment_id(&id)?;
-    let (items, next) = svc
-        .segment_members(id, paging.limit, paging.cursor.as_deref())
-        .await?;
-    Ok(Reply::ok(ListResponse::new(items, next)))
+    Ok(Reply::ok(
+        svc.segment_members(id, paging.limit, paging.cursor.as_deref())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,11 @@
 //! The OpenAPI 3.1 document, assembled from the routers' own annotations so it cannot drift from
-//! the code: each function contributes its paths; this adds the title and the bearer scheme.
+//! the code: each function contributes its paths; this adds the title, servers, licence, the
+//! bearer scheme, and what every operation shares because one edge answers for all of them
+//! (401 for a missing or bad token, problem+json for every error, 400 for a malformed request,
+//! 413 for a body over the limit, 503 with `Retry-After` when a write cannot commit in time,
+//! 410 for an erased member, the bounds of `limit`, `Idempotent-Replayed` on replayable answers).
 
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
@@ -10,7 +15,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
             InfoBuilder::new()
                 .title("Loyalty API")
                 .version("1")
-                .description(Some("Points, tiers, rewards and vouchers for mobile apps and POS systems. Errors are RFC 9457 application/problem+json."))
+                .description(Some("Points, tiers, rewards, vouchers, events and segments for mobile apps, POS systems and operators. Errors are RFC 9457 application/problem+json."))
                 .build(),
         )
         .build();
@@ -27,5 +32,181 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
                 .build(),
         ),
     );
-    doc
+    let mut v = serde_json::to_value(&doc).expect("the document serialises");
+    complete(&mut v);
+    serde_json::from_value(v).expect("the completed document is still an OpenAPI document")
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn problem(description: &str) -> Value {
+    json!({"description": description,
+           "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}})
+}
+
+/// Adds what the shared edge makes true of every operation.
+fn complete(doc: &mut Value) {
+    doc["info"]["license"] = json!({"name": "MIT", "identifier": "MIT"});
+    doc["servers"] = json!([
+        {"url": "http://127.0.0.1:3000", "description": "loyalty-local (cargo run -p loyalty-local)"},
+        {"url": "https://{api}.execute-api.{region}.amazonaws.com", "description": "the deployed HTTP API",
+         "variables": {"api": {"default": "abc123", "description": "the HTTP API's id (stack output ApiUrl)"},
+                       "region": {"default": "us-east-1"}}}
+    ]);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            complete_operation(path, method, op);
+        }
+    }
+}
+
+fn complete_operation(path: &str, method: &str, op: &mut Value) {
+    let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+    let has_body = op.get("requestBody").is_some();
+    let params: Vec<String> = op["parameters"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_query = op["parameters"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    let idempotent = params.iter().any(|p| p == "Idempotency-Key")
+        || path == "/v1/purchases"
+        || path.ends_with("/refunds");
+    let write = method != "get";
+    let on_member = path.starts_with("/v1/members/{id}") || path.starts_with("/v1/purchases");
+
+    if let Some(ps) = op["parameters"].as_array_mut() {
+        for p in ps {
+            if p["name"] == "limit" {
+                p["schema"] =
+                    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20});
+                p["description"] = json!("Items per page, 1 to 100 (default 20).");
+            }
+            if p["name"] == "cursor" {
+                p["description"] = json!("The `next_cursor` of the previous page, as it was.");
+            }
+            if p["name"] == "Idempotency-Key" {
+                p["schema"] = json!({"type": "string", "minLength": 1, "maxLength": 255});
+                p["description"] = json!(
+                    "Makes a retry answer the first response instead of acting twice (kept 24 h)."
+                );
+            }
+        }
+    }
+    let responses = op["responses"]
+        .as_object_mut()
+        .expect("every operation has responses");
+    for (status, r) in responses.iter_mut() {
+        let code: u16 = status.parse().unwrap_or(0);
+        if code >= 400 {
+            let description = r["description"]
+                .as_str()
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| default_description(code).to_owned());
+            *r = problem(&description);
+        } else if r["description"].as_str().is_none_or(str::is_empty) {
+            r["description"] = json!(default_description(code));
+        }
+        if (200..300).contains(&code) && idempotent {
+            r["headers"]["Idempotent-Replayed"] = json!({
+                "description": "`true` when this answer replays an earlier identical request",
+                "schema": {"type": "string", "enum": ["true"]}});
+        }
+    }
+    let mut add = |code: &str, r: Value| {
+        responses.entry(code.to_owned()).or_insert(r);
+    };
+    if secured {
+        add(
+            "401",
+            problem("No bearer token, or one that is invalid or expired (the detail says which)"),
+        );
+        add("403", problem("The token's role may not do this"));
+    }
+    if has_body || has_query || write {
+        add(
+            "400",
+            problem("Malformed: not JSON, wrong shape, an unknown field or parameter"),
+        );
+    }
+    if has_body {
+        add("413", problem("The body is over 64 KiB"));
+    }
+    if on_member {
+        add("410", problem("member-erased: the member was erased"));
+    }
+    if write {
+        let mut r = problem(
+            "unavailable: contention or throttling outlasted the retry budget; retry after the delay",
+        );
+        r["headers"] = json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}});
+        add("503", r);
+    }
+}
+
+fn default_description(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        204 => "No content",
+        400 => "Malformed request",
+        401 => "Unauthenticated",
+        403 => "Forbidden",
+        404 => "Not found",
+        409 => "Conflict with the current state (the problem type says which)",
+        410 => "Gone",
+        413 => "Body too large",
+        422 => "Refused by a rule (the problem names the field)",
+        503 => "Unavailable; retry after the delay",
+        _ => "See the problem type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_completed_by_the_edge() {
+        let mut doc = json!({"info": {}, "paths": {"/v1/members/{id}": {
+            "get": {"security": [{"bearer": []}], "parameters": [{"name": "limit", "in": "query"}],
+                    "responses": {"200": {"description": ""},
+                                  "404": {"content": {"application/json": {}}}}},
+            "post": {"requestBody": {}, "responses": {"201": {"description": "made"}}}}}});
+        complete(&mut doc);
+        let get = &doc["paths"]["/v1/members/{id}"]["get"];
+        assert_eq!(get["responses"]["200"]["description"], "OK");
+        assert!(get["responses"]["404"]["content"][PROBLEM].is_object());
+        assert!(get["responses"]["404"]["content"]["application/json"].is_null());
+        for code in ["400", "401", "403", "410"] {
+            assert!(
+                get["responses"][code]["content"][PROBLEM].is_object(),
+                "{code}"
+            );
+        }
+        assert!(
+            get["responses"]["503"].is_null(),
+            "a read does not answer 503"
+        );
+        assert_eq!(get["parameters"][0]["schema"]["maximum"], 100);
+        let post = &doc["paths"]["/v1/members/{id}"]["post"];
+        assert!(post["responses"]["401"].is_null(), "unsecured");
+        for code in ["400", "413", "503"] {
+            assert!(post["responses"][code].is_object(), "{code}");
+        }
+        assert!(post["responses"]["503"]["headers"]["Retry-After"].is_object());
+        assert_eq!(doc["info"]["license"]["identifier"], "MIT");
+    }
 }

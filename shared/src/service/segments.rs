@@ -240,6 +240,13 @@ pub struct SegmentMember {
     pub qualifying_spend: Money,
 }
 
+/// A page of a segment's members, by member id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SegmentMembers {
+    pub items: Vec<SegmentMember>,
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"date": "2027-03-01", "size": 42, "entered": 5, "left": 2}))]
 pub struct HistoryRow {
@@ -695,7 +702,7 @@ impl Services {
         id: SegmentId,
         limit: u32,
         cursor: Option<&str>,
-    ) -> Result<(Vec<SegmentMember>, Option<String>), ServiceError> {
+    ) -> Result<SegmentMembers, ServiceError> {
         let (members, next) = self
             .table
             .member_page(&MemberIndex::Segment(id), limit, cursor)
@@ -714,7 +721,10 @@ impl Services {
                 }
             })
             .collect();
-        Ok((items, next))
+        Ok(SegmentMembers {
+            items,
+            next_cursor: next,
+        })
     }
 
     /// One row per day a run finished in `from..=to` (at most 366 days).
