@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod program;
 pub mod runtime;
 pub mod service;

@@ -8,6 +8,39 @@ use crate::service::Services;
 use crate::store::DynamoStore;
 use std::sync::Arc;
 
+/// The EMF recorder of this container, installed once.
+fn metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error> {
+    static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
+        std::sync::OnceLock::new();
+    if let Some(c) = COLLECTOR.get() {
+        return Ok(c);
+    }
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    let c = crate::metrics::install_emf(&name)?;
+    Ok(COLLECTOR.get_or_init(|| c))
+}
+
+/// Writes this invocation's metrics as one EMF document on stdout (CloudWatch Logs turns it
+/// into metrics). A failed write loses metrics, never the answer.
+fn flush_metrics() {
+    if let Ok(c) = metrics() {
+        let _ = c.flush(std::io::stdout().lock());
+    }
+}
+
+/// Runs an HTTP function: the router behind Lambda's HTTP adapter, this invocation's metrics
+/// written after each answer.
+pub async fn run_http(app: axum::Router) -> Result<(), lambda_http::Error> {
+    metrics()?;
+    let app = app.layer(axum::middleware::map_response(
+        |res: axum::response::Response| async move {
+            flush_metrics();
+            res
+        },
+    ));
+    lambda_http::run(app).await
+}
+
 pub async fn lambda_services() -> Result<Services, lambda_http::Error> {
     let program = Program::from_env()?;
     let table = std::env::var("LOYALTY_TABLE").map_err(|_| "LOYALTY_TABLE is not set")?;
@@ -30,13 +63,16 @@ where
 {
     lambda_http::tracing::init_default_subscriber();
     let services = lambda_services().await?;
+    metrics()?;
     let job = &job;
     let services = &services;
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
         move |event: lambda_http::LambdaEvent<I>| async move {
-            job(services.clone(), event.payload)
+            let out = job(services.clone(), event.payload)
                 .await
-                .map_err(lambda_http::Error::from)
+                .map_err(lambda_http::Error::from);
+            flush_metrics();
+            out
         },
     ))
     .await

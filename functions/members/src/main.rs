@@ -6,5 +6,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let services = loyalty::runtime::lambda_services().await?;
     // This function also serves GET /v1/openapi.json, so it carries the whole API's document.
     let doc = loyalty_members::api_document();
-    lambda_http::run(loyalty::http::app(loyalty_members::routes(), services, doc)).await
+    loyalty::runtime::run_http(loyalty::http::app(loyalty_members::routes(), services, doc)).await
 }

@@ -28,6 +28,9 @@ impl<T> Reply<T> {
         }
     }
     pub fn from_outcome(status: StatusCode, o: Outcome<T>) -> Self {
+        if o.replayed {
+            crate::metrics::replayed();
+        }
         Reply {
             status,
             body: o.value,

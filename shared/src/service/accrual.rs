@@ -327,6 +327,7 @@ impl Services {
         journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
+        crate::metrics::points_earned(earned.0);
         Ok(Outcome::fresh(receipt))
     }
 

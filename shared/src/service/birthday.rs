@@ -84,6 +84,13 @@ impl Services {
             }
         }
         tracing::info!(?run, %now, "birthday gifts");
+        for (what, n) in [
+            ("examined", run.examined),
+            ("issued", run.issued),
+            ("failed", run.failed),
+        ] {
+            crate::metrics::job("birthday", what, n);
+        }
         Ok(run)
     }
 

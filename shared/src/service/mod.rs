@@ -67,8 +67,10 @@ impl Backoff {
     pub async fn wait(&mut self) -> Result<(), ServiceError> {
         let now = tokio::time::Instant::now();
         if now >= self.deadline {
+            crate::metrics::gave_up();
             return Err(ServiceError::Contention);
         }
+        crate::metrics::retried();
         let ceiling = self
             .policy
             .base

@@ -355,6 +355,7 @@ impl Services {
         journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.commit_with_record(idem, &receipt, batch, now).await?;
+        crate::metrics::points_redeemed(receipt.redemption.points_spent.0);
         Ok(Outcome::fresh(receipt))
     }
 

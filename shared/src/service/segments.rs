@@ -455,6 +455,13 @@ impl Services {
         )?;
         self.table.commit(batch).await?;
         tracing::info!(?out, "segments part");
+        for (what, n) in [
+            ("examined", out.examined),
+            ("changed", out.changed),
+            ("failed", out.failed),
+        ] {
+            crate::metrics::job("segments", what, n);
+        }
         Ok(out)
     }
 

@@ -117,6 +117,13 @@ impl Services {
             }
         }
         tracing::info!(?run, %today, "tier requalification");
+        for (what, n) in [
+            ("examined", run.examined),
+            ("downgraded", run.downgraded),
+            ("failed", run.failed),
+        ] {
+            crate::metrics::job("tier-requalification", what, n);
+        }
         Ok(run)
     }
 
