@@ -253,6 +253,16 @@ async fn every_route_answers_each_role_as_the_contract_says() {
         rows, documented,
         "a route without a row (or a row without a route)"
     );
+    // Each operation's description says who may call it.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let text = op["description"].as_str().unwrap_or_default();
+            assert!(
+                text.contains("Who may call: "),
+                "{method} {path}: the description does not say who may call it"
+            );
+        }
+    }
 
     let mut failures = Vec::new();
     for (method, template, body, expected) in table() {

@@ -192,14 +192,22 @@ async fn member_events(
     caller.require_self_or_admin(&id)?;
     let q: MemberEventsQuery = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;
+    // Within i64, as the document's int64 says.
     let seq = |field: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| Problem::bad_field(field, "must be a whole number"))
+        v.parse::<i64>()
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Problem::bad_field(field, "must be a whole number from 0 to 2^63 − 1"))
     };
-    let after = match (&paging.cursor, &q.after_seq) {
-        (Some(c), _) => seq("cursor", c)?,
-        (None, Some(a)) => seq("after_seq", a)?,
-        (None, None) => 0,
+    // Both are checked when given, though the cursor wins.
+    let after_seq = q
+        .after_seq
+        .as_deref()
+        .map(|a| seq("after_seq", a))
+        .transpose()?;
+    let after = match &paging.cursor {
+        Some(c) => seq("cursor", c)?,
+        None => after_seq.unwrap_or(0),
     };
     Ok(Reply::ok(
         svc.member_events(&id, after, paging.limit).await?,
@@ -217,7 +225,7 @@ struct EventsQuery {
 
 /// Every event with `from ≤ occurred_at < to` (a window of at most 24 hours), in id order.
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
-    params(("from" = String, Query), ("to" = String, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("from" = String, Query, format = DateTime, example = "2026-11-22T00:00:00Z"), ("to" = String, Query, format = DateTime, example = "2026-11-23T00:00:00Z"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn all_events(
     State(svc): State<Services>,

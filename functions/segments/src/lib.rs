@@ -82,7 +82,7 @@ fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
 /// the day's last run and the members who entered and left that day. Each row's size is the
 /// previous row's plus entered minus left.
 #[utoipa::path(get, path = "/v1/segments/{id}/history", tag = "segments", security(("bearer" = [])),
-    params(("id" = String, Path, example = "lifecycle:dormant"), ("from" = String, Query, example = "2027-03-01"), ("to" = String, Query, example = "2027-03-31")),
+    params(("id" = String, Path, example = "lifecycle:dormant"), ("from" = String, Query, format = Date, example = "2027-03-01"), ("to" = String, Query, format = Date, example = "2027-03-31")),
     responses((status = 200, body = History), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn segment_history(
     State(svc): State<Services>,

@@ -38,7 +38,7 @@ macro_rules! string_id {
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
-        super::string_schema!($name, $example, $kind);
+        super::id_schema!($name, $example, $kind, $max);
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, Invalid> {

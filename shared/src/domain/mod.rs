@@ -20,6 +20,27 @@ macro_rules! string_schema {
 }
 pub(crate) use string_schema;
 
+/// The schema of an id: its characters (`ids::id_char`) and length, so clients and fuzzers
+/// know what parses.
+macro_rules! id_schema {
+    ($t:ty, $example:expr, $desc:expr, $max:expr) => {
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($desc))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some("^[A-Za-z0-9_.:@|+=-]+$"))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $t {}
+    };
+}
+pub(crate) use id_schema;
+
 pub mod birthday;
 pub mod earning;
 pub mod event;

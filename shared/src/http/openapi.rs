@@ -66,7 +66,90 @@ fn complete(doc: &mut Value) {
     }
 }
 
+/// Who may call each operation (the role × route matrix test holds the statuses).
+const WHO: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/v1/members",
+        "a member (enrolling themselves), a POS (UUID ids only), an administrator",
+    ),
+    (
+        "get",
+        "/v1/members/{id}",
+        "the member, a POS, an administrator",
+    ),
+    (
+        "patch",
+        "/v1/members/{id}",
+        "the member, an administrator (the birthday once set: administrators only)",
+    ),
+    ("delete", "/v1/members/{id}", "the member, an administrator"),
+    (
+        "get",
+        "/v1/members/{id}/ledger",
+        "the member, an administrator",
+    ),
+    ("post", "/v1/members/{id}/adjustments", "an administrator"),
+    (
+        "get",
+        "/v1/members/{id}/events",
+        "the member, an administrator",
+    ),
+    ("get", "/v1/events", "an administrator"),
+    (
+        "post",
+        "/v1/purchases",
+        "a POS of the purchase's store, an administrator",
+    ),
+    (
+        "post",
+        "/v1/purchases/{store_id}/{receipt_id}/refunds",
+        "a POS of the store, an administrator",
+    ),
+    (
+        "get",
+        "/v1/members/{id}/tier",
+        "the member, a POS, an administrator",
+    ),
+    ("get", "/v1/rewards", "anyone with a valid token"),
+    ("put", "/v1/rewards/{id}", "an administrator"),
+    (
+        "post",
+        "/v1/members/{id}/redemptions",
+        "the member, an administrator",
+    ),
+    (
+        "get",
+        "/v1/members/{id}/redemptions",
+        "the member, an administrator",
+    ),
+    (
+        "post",
+        "/v1/members/{id}/redemptions/{redemption_id}/cancel",
+        "the member, an administrator",
+    ),
+    (
+        "post",
+        "/v1/vouchers/{code}/use",
+        "a POS of the store named in the body, an administrator",
+    ),
+    ("get", "/v1/segments", "an administrator"),
+    ("get", "/v1/segments/{id}/members", "an administrator"),
+    ("get", "/v1/segments/{id}/history", "an administrator"),
+    ("get", "/v1/analytics/overview", "an administrator"),
+    ("get", "/v1/analytics/retention", "an administrator"),
+];
+
 fn complete_operation(path: &str, method: &str, op: &mut Value) {
+    if let Some((_, _, who)) = WHO.iter().find(|(m, p, _)| *m == method && *p == path) {
+        let text = op["description"].as_str().unwrap_or_default();
+        let text = if text.is_empty() {
+            format!("Who may call: {who}.")
+        } else {
+            format!("{text}\n\nWho may call: {who}.")
+        };
+        op["description"] = json!(text);
+    }
     let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
     let has_body = op.get("requestBody").is_some();
     let params: Vec<String> = op["parameters"]
@@ -84,7 +167,10 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         || path == "/v1/purchases"
         || path.ends_with("/refunds");
     let write = method != "get";
-    let on_member = path.starts_with("/v1/members/{id}") || path.starts_with("/v1/purchases");
+    // Routes on a member answer 410 once it was erased; enrolling an erased id too.
+    let on_member = path.starts_with("/v1/members") || path.starts_with("/v1/purchases");
+    // A path naming something, or a purchase naming its member in the body.
+    let names_something = path.contains('{') || path == "/v1/purchases";
 
     if let Some(ps) = op["parameters"].as_array_mut() {
         for p in ps {
@@ -143,6 +229,18 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     }
     if has_body {
         add("413", problem("The body is over 64 KiB"));
+    }
+    if has_body || has_query {
+        add(
+            "422",
+            problem("Refused by a rule (the problem names the field)"),
+        );
+    }
+    if names_something {
+        add(
+            "404",
+            problem("Not found: what the path names does not exist"),
+        );
     }
     if on_member {
         add("410", problem("member-erased: the member was erased"));
