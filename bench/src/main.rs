@@ -1,7 +1,8 @@
 //! `cargo run --release -p loyalty-bench`: drives `loyalty-local` (the real router, dev
 //! authorizer and a durable embedded store in a temp dir) over a real socket and prints
 //! throughput, latency percentiles and counted store round trips per operation, then times a
-//! birthday run over a large membership and counts the items it reads.
+//! birthday run over a large membership and counts the items it reads, and the segments run.
+//! `coldstart` times a function binary's cold start instead (see `coldstart.rs`).
 
 use chrono::{Duration, Utc};
 use clap::Parser;
@@ -17,8 +18,30 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod coldstart;
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Start a release function binary under a local Lambda Runtime API and time its cold start.
+    Coldstart {
+        /// The function binary (e.g. target/release/accrual).
+        #[arg(long)]
+        binary: std::path::PathBuf,
+        /// The event handed to it (e.g. events/accrual/purchase-by-id.201.json).
+        #[arg(long)]
+        event: std::path::PathBuf,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// The table on the emulator (created if missing).
+        #[arg(long, default_value = "loyalty-coldstart")]
+        table: String,
+    },
+}
+
 #[derive(Parser)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Purchases to post.
     #[arg(long, default_value_t = 4000)]
     purchases: usize,
@@ -124,6 +147,16 @@ async fn phase(
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(Cmd::Coldstart {
+        binary,
+        event,
+        runs,
+        table,
+    }) = &args.command
+    {
+        coldstart::run(binary, event, *runs, table).await;
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = CountingStore::new(EmbeddedStore::open(&dir.path().join("bench.redb")).unwrap());
     let counts = store.counts.clone();

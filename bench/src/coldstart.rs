@@ -1,0 +1,203 @@
+//! `loyalty-bench coldstart`: a release function binary started the way Lambda starts it. A local
+//! Lambda Runtime API (the endpoints AWS's runtime interface serves: `invocation/next`,
+//! `invocation/{id}/response`, the error routes) hands the process one sample event; the time from
+//! spawn to its first `next` call is init, to its response init + first invoke. The function
+//! talks to the DynamoDB emulator named by `AWS_ENDPOINT_URL_DYNAMODB`. Prints the medians over
+//! the runs, the peak RSS, and the size of the binary zipped as Lambda takes it (`bootstrap`).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use std::io::Write;
+use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Default)]
+struct Runtime {
+    event: Vec<u8>,
+    handed: Mutex<bool>,
+}
+
+/// What the runtime API saw, in order.
+#[derive(Debug)]
+enum Seen {
+    Next(Instant),
+    Response(Instant, u16, String),
+}
+
+type Shared = (Arc<Runtime>, mpsc::UnboundedSender<Seen>);
+
+async fn next(State((rt, tx)): State<Shared>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let _ = tx.send(Seen::Next(Instant::now()));
+    let first = {
+        let mut handed = rt.handed.lock().unwrap();
+        !std::mem::replace(&mut *handed, true)
+    };
+    if !first {
+        // The runtime waits for the next event; this run has only one.
+        std::future::pending::<()>().await;
+    }
+    let mut h = HeaderMap::new();
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 10_000;
+    h.insert(
+        "lambda-runtime-aws-request-id",
+        HeaderValue::from_static("cold-1"),
+    );
+    h.insert(
+        "lambda-runtime-deadline-ms",
+        HeaderValue::from_str(&deadline.to_string()).unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:coldstart"),
+    );
+    h.insert(
+        "lambda-runtime-trace-id",
+        HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+    );
+    (StatusCode::OK, h, rt.event.clone())
+}
+
+async fn response(
+    State((_, tx)): State<Shared>,
+    Path(_id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let status = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["statusCode"].as_u64())
+        .unwrap_or(0) as u16;
+    let _ = tx.send(Seen::Response(Instant::now(), status, text));
+    StatusCode::ACCEPTED
+}
+
+async fn error(State((_, tx)): State<Shared>, body: Bytes) -> StatusCode {
+    let _ = tx.send(Seen::Response(
+        Instant::now(),
+        0,
+        format!("error: {}", String::from_utf8_lossy(&body)),
+    ));
+    StatusCode::ACCEPTED
+}
+
+/// The binary zipped as a Lambda deployment package (one `bootstrap` entry, deflated).
+fn zipped_size(binary: &FsPath) -> usize {
+    let bytes = std::fs::read(binary).expect("the function binary");
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", opts).unwrap();
+    zip.write_all(&bytes).unwrap();
+    zip.finish().unwrap();
+    out.into_inner().len()
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub async fn run(binary: &FsPath, event: &FsPath, runs: usize, table: &str) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("coldstart needs the DynamoDB emulator: set AWS_ENDPOINT_URL_DYNAMODB (scripts/test starts one)");
+    let store = loyalty::store::DynamoStore::from_env(table).await;
+    store
+        .ensure_table()
+        .await
+        .expect("the table on the emulator");
+    let event_bytes = std::fs::read(event).expect("the sample event");
+    let (mut inits, mut firsts, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last_status = 0;
+    for _ in 0..runs {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rt = Arc::new(Runtime {
+            event: event_bytes.clone(),
+            handed: Mutex::new(false),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(error))
+            .with_state((rt, tx));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let start = Instant::now();
+        let mut child = tokio::process::Command::new(binary)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "coldstart")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/coldstart")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("LOYALTY_TABLE", table)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the function binary starts");
+        let pid = child.id().unwrap_or(0);
+        let mut init = None;
+        let deadline = tokio::time::sleep(Duration::from_secs(20));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                seen = rx.recv() => match seen {
+                    Some(Seen::Next(t)) if init.is_none() => init = Some(t - start),
+                    Some(Seen::Next(_)) => {}
+                    Some(Seen::Response(t, status, body)) => {
+                        assert!(status != 0, "the function failed: {body}");
+                        last_status = status;
+                        inits.push(init.expect("next before response").as_secs_f64() * 1000.0);
+                        firsts.push((t - start).as_secs_f64() * 1000.0);
+                        // Let it ask for the next event, so the peak includes the whole invoke.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        rss.push(peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0);
+                        break;
+                    }
+                    None => panic!("the runtime API closed"),
+                },
+                _ = &mut deadline => panic!("no response within 20 s"),
+            }
+        }
+        let _ = child.kill().await;
+        server.abort();
+    }
+    println!(
+        "coldstart    {}: {} runs, init median {:.1} ms, init + first invoke median {:.1} ms (answered {}), peak RSS {:.1} MiB, zipped {:.2} MB",
+        binary.display(),
+        runs,
+        median(inits),
+        median(firsts),
+        last_status,
+        rss.iter().cloned().fold(0.0, f64::max),
+        zipped_size(binary) as f64 / 1_000_000.0
+    );
+}
