@@ -253,6 +253,36 @@ async fn every_route_answers_each_role_as_the_contract_says() {
         rows, documented,
         "a route without a row (or a row without a route)"
     );
+    // Every request body and success response has an example (on its schema, or on the items
+    // of its list).
+    let schemas = &doc["components"]["schemas"];
+    fn has_example(s: &Value, schemas: &Value) -> bool {
+        if s.get("example").is_some() || s.get("examples").is_some() {
+            return true;
+        }
+        if let Some(r) = s["$ref"].as_str() {
+            return has_example(&schemas[r.rsplit('/').next().unwrap()], schemas);
+        }
+        s["properties"]["items"]
+            .get("items")
+            .is_some_and(|i| has_example(i, schemas))
+    }
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert!(
+                body.is_null() || has_example(body, schemas),
+                "{method} {path}: request without an example"
+            );
+            for (status, r) in op["responses"].as_object().unwrap() {
+                let s = &r["content"]["application/json"]["schema"];
+                assert!(
+                    !status.starts_with('2') || s.is_null() || has_example(s, schemas),
+                    "{method} {path} {status}: response without an example"
+                );
+            }
+        }
+    }
     // Each operation's description says who may call it.
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {

@@ -26,12 +26,14 @@ pub fn routes() -> OpenApiRouter<Services> {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reward_id": "free-coffee"}))]
 pub struct RedeemRequest {
     pub reward_id: RewardId,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"store_id": "store-1"}))]
 pub struct UseVoucherRequest {
     pub store_id: StoreId,
 }

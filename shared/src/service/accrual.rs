@@ -48,6 +48,7 @@ fn as_utc<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Er
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"member": {"id": "member-ada"}, "store_id": "store-1", "receipt_id": "R-1001", "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00+08:00", "lines": [{"sku": "TEA-001", "category": "drinks", "quantity": 1, "amount": {"value": 1999, "currency": "USD"}}]}))]
 pub struct PurchaseRequest {
     pub member: MemberRef,
     pub store_id: StoreId,
@@ -60,6 +61,7 @@ pub struct PurchaseRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "points_earned": 19, "balance": 119, "tier": "silver", "tier_changed": false, "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa"}))]
 pub struct PurchaseReceipt {
     pub purchase_id: Uuid,
     pub member_id: MemberId,
@@ -72,12 +74,14 @@ pub struct PurchaseReceipt {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refund_id": "RF-1", "amount": {"value": 999, "currency": "USD"}}))]
 pub struct RefundRequest {
     pub refund_id: RefundId,
     pub amount: Money,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"refund_id": "RF-1", "points_reversed": 9, "balance": 110, "refunded_total": {"value": 999, "currency": "USD"}}))]
 pub struct RefundReceipt {
     pub refund_id: RefundId,
     pub points_reversed: Points,

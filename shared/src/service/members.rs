@@ -27,6 +27,7 @@ fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}))]
 pub struct EnrolRequest {
     /// Only administrators and POS may choose the id; members enrol as their token's `sub`.
     pub id: Option<MemberId>,
@@ -39,6 +40,7 @@ pub struct EnrolRequest {
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "timezone": "Europe/London"}))]
 pub struct ProfileChange {
     pub name: Option<Name>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -57,6 +59,7 @@ pub struct ProfileChange {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"points": 50, "reason": "service recovery"}))]
 pub struct AdjustmentRequest {
     /// Signed, non-zero.
     pub points: Points,
@@ -78,6 +81,7 @@ pub struct TierProgressView {
 
 /// The member object of API.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "member-ada", "name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai", "enrolled_at": "2026-11-22T10:15:00Z", "tier": "silver", "tier_expires_on": null, "points": {"balance": 120, "lifetime_earned": 300}, "tier_progress": {"qualifying_spend": {"value": 42000, "currency": "USD"}, "next_tier": "gold", "spend_to_next_tier": {"value": 58000, "currency": "USD"}}, "status": "active", "segments": {"lifecycle": "active", "value": "potential", "rfm": {"r": 5, "f": 2, "m": 3}}}))]
 pub struct MemberView {
     pub id: MemberId,
     pub name: String,
@@ -99,6 +103,7 @@ pub struct MemberView {
 
 /// One immutable line of a member's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000aa", "kind": "purchase", "points": 19, "balance_after": 119, "reference": "purchase:store-1/R-1001", "note": null, "created_at": "2026-11-22T10:15:00Z"}))]
 pub struct LedgerEntry {
     pub id: Uuid,
     pub kind: LedgerKind,

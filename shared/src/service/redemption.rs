@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Free coffee", "description": "Any size", "cost_points": 50, "min_tier": "silver", "stock": 100, "per_member_limit": 2, "active": true}))]
 pub struct RewardInput {
     pub name: String,
     pub description: Option<String>,
@@ -44,6 +45,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "free-coffee", "name": "Free coffee", "description": "Any size", "cost_points": 50, "min_tier": "silver", "stock": 100, "stock_remaining": 97, "per_member_limit": 2, "active": true}))]
 pub struct RewardView {
     pub id: RewardId,
     pub name: String,
@@ -73,6 +75,7 @@ impl From<&Reward> for RewardView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000cc", "member_id": "member-ada", "reward_id": "free-coffee", "points_spent": 50, "voucher_code": "K7QX4M2PZ9TA", "status": "cancelled", "created_at": "2026-11-22T10:15:00Z", "expires_at": "2027-02-20T10:15:00Z", "used_at": null, "used_store_id": null, "cancelled_at": "2026-11-22T10:20:00Z", "source": "redemption"}))]
 pub struct Redemption {
     pub id: Uuid,
     pub member_id: MemberId,
@@ -91,6 +94,7 @@ pub struct Redemption {
 
 /// The answer to a new redemption: the redemption and the balance after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000cc", "member_id": "member-ada", "reward_id": "free-coffee", "points_spent": 50, "voucher_code": "K7QX4M2PZ9TA", "status": "issued", "created_at": "2026-11-22T10:15:00Z", "expires_at": "2027-02-20T10:15:00Z", "used_at": null, "used_store_id": null, "cancelled_at": null, "source": "redemption", "balance": 70}))]
 pub struct RedemptionReceipt {
     #[serde(flatten)]
     pub redemption: Redemption,
@@ -98,6 +102,7 @@ pub struct RedemptionReceipt {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "K7QX4M2PZ9TA", "redemption_id": "01935b2e-6a00-7000-8000-0000000000cc", "member_id": "member-ada", "reward_id": "free-coffee", "status": "used", "used_at": "2026-11-22T11:00:00Z"}))]
 pub struct VoucherUse {
     pub code: String,
     pub redemption_id: Uuid,
@@ -253,10 +258,19 @@ impl Services {
                 "cost_points must be between 0 and 1000000000",
             ));
         }
-        if input.per_member_limit == Some(0) {
+        if input.stock.is_some_and(|s| s > 1_000_000_000) {
+            return Err(ServiceError::field(
+                "stock",
+                "stock must be between 0 and 1000000000, or null for unlimited",
+            ));
+        }
+        if input
+            .per_member_limit
+            .is_some_and(|l| !(1..=1_000_000).contains(&l))
+        {
             return Err(ServiceError::field(
                 "per_member_limit",
-                "per_member_limit must be at least 1, or null",
+                "per_member_limit must be between 1 and 1000000, or null",
             ));
         }
         retrying!(self, self.try_put_reward(id, name, &input))

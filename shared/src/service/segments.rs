@@ -295,6 +295,10 @@ pub struct Cohort {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"as_of": "2027-05-01T02:00:00Z", "cohorts": [
+    {"month": "2027-03", "members": 120, "retained": [80, 41, 38]},
+    {"month": "2027-04", "members": 95, "retained": [60, 30]},
+    {"month": "2027-05", "members": 12, "retained": [9]}]}))]
 pub struct Retention {
     pub as_of: DateTime<Utc>,
     pub cohorts: Vec<Cohort>,

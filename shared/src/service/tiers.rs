@@ -32,6 +32,7 @@ pub struct TierRuleView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"member_id": "member-ada", "tier": "gold", "tier_expires_on": "2027-11-30", "qualifying_spend": {"value": 125000, "currency": "USD"}, "qualifying_window_months": 12, "next_tier": "diamond", "spend_to_next_tier": {"value": 375000, "currency": "USD"}, "multiplier": "1.5", "tiers": [{"tier": "silver", "threshold": {"value": 0, "currency": "USD"}, "multiplier": "1", "birthday_points": 100}, {"tier": "gold", "threshold": {"value": 100000, "currency": "USD"}, "multiplier": "1.5", "birthday_points": 300}, {"tier": "diamond", "threshold": {"value": 500000, "currency": "USD"}, "multiplier": "2", "birthday_points": 1000}]}))]
 pub struct TierView {
     pub member_id: MemberId,
     pub tier: Tier,
