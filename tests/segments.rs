@@ -525,10 +525,11 @@ async fn one_part_and_four_parts_give_the_same_result_and_history_follows_its_fl
 }
 both_backends!(one_part_and_four_parts_give_the_same_result_and_history_follows_its_flows);
 
-#[tokio::test]
-async fn bad_segment_requests_get_a_problem_and_change_nothing() {
-    let api = Api::new(Backend::Embedded).await;
+async fn bad_segment_requests_get_a_problem_and_write_nothing(backend: Backend) {
+    let api = Api::new(backend).await;
     let admin = api.admin();
+    api.enrol("m").await;
+    let before = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
     // No run yet: the analytics say so.
     let r = api.get("/v1/analytics/overview", &admin).await;
     assert_eq!((r.status, r.problem_type()), (404, "/problems/not-found"));
@@ -578,7 +579,10 @@ async fn bad_segment_requests_get_a_problem_and_change_nothing() {
             r.body
         );
     }
-    // Nothing ran: still no day to report.
+    // Nothing ran: still no day to report, and not one item written.
     let r = api.get("/v1/analytics/overview", &admin).await;
     assert_eq!(r.status, 404);
+    let after = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    assert_eq!(after, before);
 }
+both_backends!(bad_segment_requests_get_a_problem_and_write_nothing);
