@@ -537,11 +537,17 @@ async fn an_expired_voucher_shows_expired_and_cannot_be_cancelled_for_points(b: 
         red.body["id"].as_str().unwrap().to_owned(),
         red.body["voucher_code"].as_str().unwrap().to_owned(),
     );
-    // Still issued on its last day, expired a moment after.
-    api.clock.set(at("2027-02-20T10:00:00Z"));
+    // Still issued a second before `expires_at`, expired a second after. The test clock
+    // ticks from the instant set, so the margin is read from the voucher, not assumed.
+    let expires = at(red.body["expires_at"].as_str().unwrap());
+    assert!(
+        expires >= at("2027-02-20T10:00:00Z") && expires < at("2027-02-20T10:00:05Z"),
+        "ninety days after the redemption: {expires}"
+    );
+    api.clock.set(expires - chrono::Duration::seconds(1));
     let list = api.get("/v1/members/m/redemptions", &admin).await;
     assert_eq!(list.body["items"][0]["status"], "issued");
-    api.clock.set(at("2027-02-20T10:00:01Z"));
+    api.clock.set(expires + chrono::Duration::seconds(1));
     let list = api.get("/v1/members/m/redemptions", &admin).await;
     assert_eq!(list.body["items"][0]["status"], "expired");
     let cancel = api
