@@ -99,6 +99,7 @@ fn routes(function: &str) -> utoipa_axum::router::OpenApiRouter<Services> {
         "tiers" => loyalty_tiers::routes(),
         "redemption" => loyalty_redemption::routes(),
         "segments" => loyalty_segments::routes(),
+        "campaigns" => loyalty_campaigns::routes(),
         other => panic!("events/{other}/ belongs to no HTTP function"),
     }
 }

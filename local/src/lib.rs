@@ -22,6 +22,7 @@ pub fn api_routes() -> OpenApiRouter<Services> {
         .merge(loyalty_accrual::routes())
         .merge(loyalty_tiers::routes())
         .merge(loyalty_segments::routes())
+        .merge(loyalty_campaigns::routes())
         .merge(loyalty_redemption::routes())
 }
 

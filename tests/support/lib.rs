@@ -324,7 +324,7 @@ impl Api {
             .iter()
             .filter(|e| {
                 let t = e["type"].as_str().unwrap();
-                t.starts_with("points.") || t == "member.erased"
+                t.starts_with("points.") || t == "member.erased" || t == "campaign.awarded"
             })
             .map(|e| e["data"]["points"].as_i64().unwrap_or(0))
             .sum();

@@ -33,6 +33,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
         loyalty_accrual::routes().into_openapi(),
         loyalty_tiers::routes().into_openapi(),
         loyalty_segments::routes().into_openapi(),
+        loyalty_campaigns::routes().into_openapi(),
         loyalty_redemption::routes().into_openapi(),
     ])
 }

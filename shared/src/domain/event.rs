@@ -40,6 +40,8 @@ pub enum EventType {
     VoucherUsed,
     #[serde(rename = "segment.changed")]
     SegmentChanged,
+    #[serde(rename = "campaign.awarded")]
+    CampaignAwarded,
 }
 
 impl EventType {
@@ -54,6 +56,7 @@ impl EventType {
                 | EventType::PointsRedeemed
                 | EventType::PointsRestored
                 | EventType::PointsGifted
+                | EventType::CampaignAwarded
                 | EventType::MemberErased
         )
     }

@@ -91,6 +91,9 @@ string_id!(
     /// A refund's id, chosen by the POS; makes refunds idempotent.
     RefundId, "refund_id", 64, "0193a0b4-7c1e-7d30-9a51-5b2f8f2c1d11");
 string_id!(
+    /// A campaign, chosen by the operator.
+    CampaignId, "campaign id", 64, "win-back-dormant");
+string_id!(
     /// A catalog reward.
     RewardId, "reward id", 64, "free-coffee");
 

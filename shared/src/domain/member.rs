@@ -136,6 +136,8 @@ pub enum LedgerKind {
     TierDowngrade,
     /// The balance given up when a member is erased.
     ErasureForfeit,
+    /// A campaign's award on a purchase (positive), or its reversal by a refund (negative).
+    CampaignBonus,
 }
 
 impl Member {

@@ -42,6 +42,7 @@ macro_rules! id_schema {
 pub(crate) use id_schema;
 
 pub mod birthday;
+pub mod campaign;
 pub mod earning;
 pub mod event;
 pub mod ids;
@@ -56,7 +57,9 @@ pub mod tier;
 pub mod voucher;
 
 pub use birthday::Birthday;
-pub use ids::{Email, MemberId, Name, Phone, ReceiptId, RefundId, RewardId, StoreId, TimeZoneName};
+pub use ids::{
+    CampaignId, Email, MemberId, Name, Phone, ReceiptId, RefundId, RewardId, StoreId, TimeZoneName,
+};
 pub use money::{Currency, Money, Points};
 pub use tier::Tier;
 

@@ -15,7 +15,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
             InfoBuilder::new()
                 .title("Loyalty API")
                 .version("1")
-                .description(Some("Points, tiers, rewards, vouchers, events and segments for mobile apps, POS systems and operators. Errors are RFC 9457 application/problem+json."))
+                .description(Some("Points, tiers, rewards, vouchers, events, segments and campaigns for mobile apps, POS systems and operators. Errors are RFC 9457 application/problem+json."))
                 .build(),
         )
         .build();
@@ -138,6 +138,12 @@ const WHO: &[(&str, &str, &str)] = &[
     ("get", "/v1/segments/{id}/history", "an administrator"),
     ("get", "/v1/analytics/overview", "an administrator"),
     ("get", "/v1/analytics/retention", "an administrator"),
+    ("get", "/v1/campaigns", "an administrator"),
+    ("put", "/v1/campaigns/{id}", "an administrator"),
+    ("get", "/v1/campaigns/{id}", "an administrator"),
+    ("post", "/v1/campaigns/{id}/launch", "an administrator"),
+    ("post", "/v1/campaigns/{id}/end", "an administrator"),
+    ("get", "/v1/campaigns/{id}/results", "an administrator"),
 ];
 
 fn complete_operation(path: &str, method: &str, op: &mut Value) {

@@ -306,6 +306,24 @@ impl From<ServiceError> for Problem {
             E::ReceiptConflict => {
                 Problem::new(S::CONFLICT, "receipt-conflict", "Receipt conflict", detail)
             }
+            E::CampaignLaunched => Problem::new(
+                S::CONFLICT,
+                "campaign-launched",
+                "Campaign launched",
+                detail,
+            ),
+            E::CampaignNotRunning => Problem::new(
+                S::CONFLICT,
+                "campaign-not-running",
+                "Campaign not running",
+                detail,
+            ),
+            E::TooManyCampaigns { .. } => Problem::new(
+                S::CONFLICT,
+                "too-many-campaigns",
+                "Too many campaigns",
+                detail,
+            ),
             E::Contention => Problem {
                 retry_after_seconds: Some(1),
                 ..Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Busy", detail)

@@ -7,6 +7,7 @@ use super::events::Journal;
 use super::members::{LedgerEntry, live, money};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
+use crate::domain::campaign::PurchaseFacts;
 use crate::domain::earning::earn;
 use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
@@ -61,11 +62,15 @@ pub struct PurchaseRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "points_earned": 19, "balance": 119, "tier": "silver", "tier_changed": false, "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa"}))]
+#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "points_earned": 19, "campaign_bonus": 19, "balance": 138, "tier": "silver", "tier_changed": false, "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa"}))]
 pub struct PurchaseReceipt {
     pub purchase_id: Uuid,
     pub member_id: MemberId,
     pub points_earned: Points,
+    /// Points the running campaigns awarded on this purchase (`campaign_bonus` ledger entries),
+    /// on top of `points_earned`.
+    #[serde(default)]
+    pub campaign_bonus: Points,
     pub balance: Points,
     pub tier: Tier,
     pub tier_changed: bool,
@@ -84,6 +89,7 @@ pub struct RefundRequest {
 #[schema(example = json!({"refund_id": "RF-1", "points_reversed": 9, "balance": 110, "refunded_total": {"value": 999, "currency": "USD"}}))]
 pub struct RefundReceipt {
     pub refund_id: RefundId,
+    /// The purchase's points and its campaign awards reversed, pro rata.
     pub points_reversed: Points,
     pub balance: Points,
     pub refunded_total: Money,
@@ -221,6 +227,7 @@ impl Services {
         let member = reads.add::<Member>(&member_id);
         let purchase = reads.add::<PurchaseRecord>(&pid);
         let state = reads.add::<SegmentState>(&());
+        let campaigns = self.campaign_reads(&mut reads, &member_id);
         let found = self.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
             return if prior.value.request_hash == digest {
@@ -232,6 +239,7 @@ impl Services {
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
+        let plays = self.campaign_plays(&found, campaigns).await?;
         let p = &self.program;
         let mut m: Member = current.value;
         let today = self.program_date(now);
@@ -279,6 +287,31 @@ impl Services {
             json!({"store_id": req.store_id, "receipt_id": req.receipt_id, "amount": req.amount,
                    "occurred_at": occurred_at, "tier": m.tier}),
         );
+        let lines: Vec<(Option<&str>, i64)> = req
+            .lines
+            .iter()
+            .flatten()
+            .map(|l| (l.category.as_deref(), l.amount.value))
+            .collect();
+        let facts = PurchaseFacts {
+            amount: req.amount.value,
+            lines: &lines,
+            points: earned,
+            rate: p.earn,
+            tier_multiplier: p.tiers.rule(m.tier).multiplier,
+        };
+        let credits = self.play_purchase(
+            plays,
+            &facts,
+            occurred_at,
+            &json!({"store_id": req.store_id, "receipt_id": req.receipt_id}),
+            &mut m,
+            &mut journal,
+            &mut batch,
+        )?;
+        let bonus = credits
+            .iter()
+            .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
         let qualifying = m.spend.qualifying(judged_on, p.qualifying_window_months);
         let upgrade = upgrade_on_spend(
             m.tier,
@@ -309,6 +342,7 @@ impl Services {
             purchase_id: Uuid::now_v7(),
             member_id: m.id.clone(),
             points_earned: earned,
+            campaign_bonus: bonus,
             balance: m.balance,
             tier: m.tier,
             tier_changed: upgrade.is_some(),
@@ -325,13 +359,14 @@ impl Services {
             request_hash: digest.to_owned(),
             response: receipt.clone(),
             created_at: now,
+            campaigns: credits,
         };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
         journal.close(&mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
-        crate::metrics::points_earned(earned.0);
+        crate::metrics::points_earned(earned.0 + bonus.0);
         Ok(Outcome::fresh(receipt))
     }
 
@@ -394,6 +429,7 @@ impl Services {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&pr.member_id);
         let state = reads.add::<SegmentState>(&());
+        let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
         let found = self.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let cuts = self.cut_points(found.get(&state)?);
@@ -423,6 +459,7 @@ impl Services {
             );
         }
         m.last_activity_at = now;
+        let refunded_before = pr.refunded_total;
         pr.refunded_total = would_total;
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
@@ -442,6 +479,18 @@ impl Services {
             json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id,
                    "amount": req.amount, "refunded_total": money(would_total, pr.amount.currency)}),
         );
+        let bonus_reversed = self.play_refund(
+            credits,
+            &found,
+            refunded_before,
+            req.amount.value,
+            pr.amount.value,
+            &json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id}),
+            &mut m,
+            &mut journal,
+            &mut batch,
+        )?;
+        let reversed = reversed.checked_add(bonus_reversed)?;
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: reversed,

@@ -62,6 +62,12 @@ pub enum ServiceError {
     IdempotencyKeyReused,
     #[error("this receipt (or refund id) was already posted with different content")]
     ReceiptConflict,
+    #[error("the campaign has been launched; a launched campaign cannot change or launch again")]
+    CampaignLaunched,
+    #[error("the campaign is not running (it is a draft, or its launch has not finished)")]
+    CampaignNotRunning,
+    #[error("{max} campaigns are running already; end one first")]
+    TooManyCampaigns { max: usize },
     #[error("too many concurrent changes to the same member; retry shortly")]
     Contention,
     #[error(transparent)]

@@ -6,6 +6,7 @@
 
 pub mod accrual;
 pub mod birthday;
+pub mod campaigns;
 pub mod erasure;
 pub mod error;
 pub mod events;
@@ -106,6 +107,8 @@ pub struct Services {
     pub program: Arc<Program>,
     pub clock: Arc<dyn Clock>,
     pub retry: RetryPolicy,
+    /// The campaigns this process last saw running (see `campaigns`).
+    pub campaigns: Arc<campaigns::RunningCache>,
 }
 
 /// A use case's answer, and whether it was replayed from an earlier identical request.
@@ -137,6 +140,7 @@ impl Services {
             program: Arc::new(program),
             clock,
             retry: RetryPolicy::default(),
+            campaigns: Arc::default(),
         }
     }
 

@@ -524,10 +524,39 @@ impl Table {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<crate::domain::reward::Reward>, Option<String>), ServiceError> {
-        let (index, pk, sort) = records::catalog_range();
-        let after = cursor
-            .map(|c| decode_cursor(records::CATALOG_KIND, c))
-            .transpose()?;
+        self.indexed_page(
+            records::catalog_range(),
+            records::CATALOG_KIND,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    /// One page of the campaigns, newest first, and its cursor.
+    pub async fn campaigns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<crate::service::campaigns::Campaign>, Option<String>), ServiceError> {
+        self.indexed_page(
+            records::campaigns_range(),
+            records::CAMPAIGN_KIND,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    /// One page of the records an index range lists, newest first, read in one batch.
+    async fn indexed_page<R: Record>(
+        &self,
+        (index, pk, sort): (Index, String, SortKey),
+        kind: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<R>, Option<String>), ServiceError> {
+        let after = cursor.map(|c| decode_cursor(kind, c)).transpose()?;
         let page = self
             .store
             .query_index(index, &pk, &sort, &PageRequest::newest_first(limit, after))
@@ -537,15 +566,43 @@ impl Table {
         } else {
             self.store.get_many(&page.items).await?
         };
-        let rewards = items
+        let records = items
             .iter()
             .flatten()
-            .map(|i| decode::<crate::domain::reward::Reward>(i).map(|v| v.value))
+            .map(|i| decode::<R>(i).map(|v| v.value))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            rewards,
-            page.next.map(|n| encode_cursor(records::CATALOG_KIND, &n)),
-        ))
+        Ok((records, page.next.map(|n| encode_cursor(kind, &n))))
+    }
+
+    /// Every record of a collection, oldest key first, a thousand per round trip.
+    pub async fn list_all<R: Listed>(
+        &self,
+        owner: &R::Owner,
+    ) -> Result<Vec<Versioned<R>>, ServiceError> {
+        let (pk, sort) = R::range(owner);
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .query(
+                    &pk,
+                    &sort,
+                    &PageRequest {
+                        limit: 1000,
+                        after,
+                        descending: false,
+                    },
+                )
+                .await?;
+            for i in &page.items {
+                out.push(decode(i)?);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// A member's events with `seq > after`, oldest first, at most `limit`, and whether more may

@@ -7,9 +7,12 @@ use crate::domain::member::Member;
 use crate::domain::reward::Reward;
 use crate::domain::segment::SegmentId;
 use crate::domain::voucher::RedemptionStatus;
-use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, RewardId, StoreId, Tier};
+use crate::domain::{
+    CampaignId, MemberId, Money, Phone, Points, ReceiptId, RefundId, RewardId, StoreId, Tier,
+};
 use crate::service::Idempotency;
 use crate::service::accrual::{PurchaseLine, PurchaseReceipt, RefundReceipt};
+use crate::service::campaigns::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
 use crate::service::members::LedgerEntry;
 use crate::service::redemption::Redemption;
 use crate::service::segments::{RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState};
@@ -324,6 +327,9 @@ pub struct PurchaseRecord {
     pub request_hash: String,
     pub response: PurchaseReceipt,
     pub created_at: DateTime<Utc>,
+    /// The campaigns this purchase counted in, and what each awarded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<CampaignCredit>,
 }
 
 fn purchase_pk(store: &StoreId, receipt: &ReceiptId) -> String {
@@ -523,6 +529,59 @@ pub(super) fn flows_range(run: &RunId) -> (String, SortKey) {
 }
 
 pub(super) const SEGMENT_KIND: &str = "segment";
+
+// ---- campaigns: the campaign (GSI1 lists them), the registry of running ones, and one
+// assignment per audience member in the campaign's partition.
+
+const CAMPAIGN: &str = "CAMPAIGN#";
+const CAMPAIGNS_PARTITION: &str = "CAMPAIGNS";
+pub(super) const CAMPAIGN_KIND: &str = "campaign";
+
+fn campaign_pk(id: &CampaignId) -> String {
+    format!("{CAMPAIGN}{id}")
+}
+
+pub(super) fn campaigns_range() -> (Index, String, SortKey) {
+    (Index::Gsi1, CAMPAIGNS_PARTITION.to_owned(), SortKey::All)
+}
+
+impl Record for Campaign {
+    type Id = CampaignId;
+    const KIND: &'static str = CAMPAIGN_KIND;
+    fn key(id: &CampaignId) -> Key {
+        Key::new(campaign_pk(id), "CAMPAIGN")
+    }
+    fn index_entries(&self, id: &CampaignId) -> Vec<IndexEntry> {
+        vec![IndexEntry {
+            index: Index::Gsi1,
+            pk: CAMPAIGNS_PARTITION.into(),
+            sk: format!("{}#{id}", self.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+        }]
+    }
+}
+
+impl Record for RunningCampaigns {
+    type Id = ();
+    const KIND: &'static str = "running campaigns";
+    fn key(_: &()) -> Key {
+        Key::new(CAMPAIGNS_PARTITION, "RUNNING")
+    }
+}
+
+impl Record for Assignment {
+    type Id = (CampaignId, MemberId);
+    const KIND: &'static str = "campaign assignment";
+    fn key((c, m): &(CampaignId, MemberId)) -> Key {
+        Key::new(campaign_pk(c), member_pk(m))
+    }
+}
+
+impl Listed for Assignment {
+    type Owner = CampaignId;
+    fn range(c: &CampaignId) -> (String, SortKey) {
+        (campaign_pk(c), SortKey::Prefix(MEMBER.into()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

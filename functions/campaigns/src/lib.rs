@@ -1,0 +1,123 @@
+//! The `campaigns` function (admin only): drafts, launch, end and the measured results of
+//! campaigns aimed at segments. The purchase path that plays running campaigns lives with the
+//! purchases (`accrual`), in the purchase's own commit.
+
+use axum::extract::{Path, State};
+use loyalty::domain::CampaignId;
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns))
+        .routes(routes!(put_campaign, get_campaign))
+        .routes(routes!(launch))
+        .routes(routes!(end))
+        .routes(routes!(results))
+}
+
+fn campaign_id(raw: &str) -> Result<CampaignId, Problem> {
+    CampaignId::parse(raw).map_err(|e| Problem::bad_field("id", e.0))
+}
+
+/// Campaigns, newest first.
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<CampaignView>), (status = 403, body = ProblemDocument)))]
+async fn list_campaigns(
+    State(svc): State<Services>,
+    caller: Caller,
+    paging: Paging,
+) -> Result<Reply<ListResponse<CampaignView>>, Problem> {
+    caller.require_admin()?;
+    let (items, next) = svc
+        .campaigns(paging.limit, paging.cursor.as_deref())
+        .await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// Create (201) or replace (200) a draft. A launched campaign cannot change (409
+/// `campaign-launched`).
+#[utoipa::path(put, path = "/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignInput,
+    security(("bearer" = [])), params(("id" = String, Path, example = "win-back-dormant")),
+    responses((status = 200, body = CampaignView), (status = 201, body = CampaignView),
+        (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+async fn put_campaign(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<CampaignInput>,
+) -> Result<Reply<CampaignView>, Problem> {
+    caller.require_admin()?;
+    let id = campaign_id(&id)?;
+    let (view, created) = svc.put_campaign(&id, body.value).await?;
+    Ok(if created {
+        Reply::created(view)
+    } else {
+        Reply::ok(view)
+    })
+}
+
+/// One campaign, with its status, audience sizes and budget.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, example = "win-back-dormant")),
+    responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn get_campaign(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<CampaignView>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(svc.campaign(&campaign_id(&id)?).await?))
+}
+
+/// Snapshots the audience (every member in any of its segments now), assigns each to treatment
+/// or holdout by the SHA-256 rule, and starts awarding. 409 `campaign-launched` once launched,
+/// 409 `too-many-campaigns` while 10 hold a place, 422 when the window is over.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/launch", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, example = "win-back-dormant")),
+    responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn launch(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<CampaignView>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(svc.launch_campaign(&campaign_id(&id)?).await?))
+}
+
+/// Stops awarding now (an ended campaign answers as it is). 409 `campaign-not-running` for a
+/// draft.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/end", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, example = "win-back-dormant")),
+    responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+async fn end(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<CampaignView>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(svc.end_campaign(&campaign_id(&id)?).await?))
+}
+
+/// The measured effect: both groups' conversion and net spend in the window, the uplift with
+/// its Wald and Welch 95 % intervals, incremental spend, the budget and a verdict. Correct at
+/// any moment; 409 `campaign-not-running` for a draft.
+#[utoipa::path(get, path = "/v1/campaigns/{id}/results", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path, example = "win-back-dormant")),
+    responses((status = 200, body = CampaignResults), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+async fn results(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<CampaignResults>, Problem> {
+    caller.require_admin()?;
+    Ok(Reply::ok(svc.campaign_results(&campaign_id(&id)?).await?))
+}

@@ -1,0 +1,970 @@
+//! Campaigns (DESIGN.md "Campaigns"): drafts, the launch (an audience snapshot from the segment
+//! indexes, each member's group by the SHA-256 rule), the end, the measured results; and the part
+//! of a purchase or refund that plays the running campaigns.
+//!
+//! A purchase finds the running campaigns in one registry item and each campaign's item and the
+//! member's assignment by key, all in the purchase's one batch read: this process remembers which
+//! campaigns were running, reads their keys with the registry, and reads again only when the
+//! registry says the set changed. The budget counter lives on the campaign item and every award
+//! commits with that item's version, so awards never exceed the budget under any concurrency.
+//! Each member's outcome (purchases, net spend, points) lives on their assignment, so results
+//! read one item per audience member, never the purchases.
+
+use super::Services;
+use super::error::ServiceError;
+use super::events::Journal;
+use super::members::{LedgerEntry, money};
+use crate::domain::campaign::{
+    Effect, Group, HoldoutShare, MemberOutcome, Offer, PurchaseFacts, Verdict, cut, effect,
+    group_of, in_window, minor, offered, rate4, tally,
+};
+use crate::domain::event::EventType;
+use crate::domain::member::{LedgerKind, Member};
+use crate::domain::segment::SegmentId;
+use crate::domain::spend::refund_reversal;
+use crate::domain::{CampaignId, MemberId, Money, Points};
+use crate::retrying;
+use crate::table::{Batch, Fetched, MemberIndex, Reads, Slot, Versioned};
+use chrono::{DateTime, FixedOffset, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+use utoipa::ToSchema;
+
+/// At most this many campaigns hold a place in the registry at once: a purchase reads two items
+/// per campaign in its one batch read (at most 4 + 2 × 10 items).
+pub const MAX_RUNNING: usize = 10;
+
+/// Launch writes assignments in transactions of this many items (plus the campaign check), a
+/// few at once.
+const LAUNCH_CHUNK: usize = 99;
+const LAUNCH_CONCURRENCY: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    /// A launch is writing the audience; a launch call resumes it.
+    Launching,
+    Running,
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AudienceSize {
+    pub treatment: u64,
+    pub holdout: u64,
+}
+
+/// The stored campaign.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub audience: Vec<SegmentId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub offer: Offer,
+    pub per_member_limit: Option<u32>,
+    pub budget_points: Points,
+    pub holdout_percent: HoldoutShare,
+    pub status: CampaignStatus,
+    pub audience_size: Option<AudienceSize>,
+    /// Every point awarded so far (refund reversals do not return points to the budget).
+    pub awarded: Points,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl Campaign {
+    /// A running campaign whose window has closed is over, whether or not anyone ended it.
+    fn status_at(&self, now: DateTime<Utc>) -> CampaignStatus {
+        match self.status {
+            CampaignStatus::Running if now >= self.ends_at => CampaignStatus::Ended,
+            s => s,
+        }
+    }
+
+    fn budget(&self) -> Budget {
+        Budget {
+            points: self.budget_points,
+            awarded: self.awarded,
+            remaining: Points((self.budget_points.0 - self.awarded.0).max(0)),
+        }
+    }
+
+    fn view(&self, now: DateTime<Utc>) -> CampaignView {
+        CampaignView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            audience: self.audience.iter().map(ToString::to_string).collect(),
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            offer: self.offer.clone(),
+            per_member_limit: self.per_member_limit,
+            budget_points: self.budget_points,
+            holdout_percent: serde_json::Value::from(self.holdout_percent),
+            status: self.status_at(now),
+            audience_size: self.audience_size,
+            budget: self.budget(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            launched_at: self.launched_at,
+            ended_at: self
+                .ended_at
+                .or_else(|| (self.status_at(now) == CampaignStatus::Ended).then_some(self.ends_at)),
+        }
+    }
+}
+
+/// A draft, as `PUT /v1/campaigns/{id}` takes it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Win back dormant members", "audience": ["lifecycle:dormant", "value:at_risk"],
+    "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+    "offer": {"kind": "multiplier", "multiplier": 2.0, "categories": ["drinks"]},
+    "per_member_limit": 1, "budget_points": 100000, "holdout_percent": 10}))]
+pub struct CampaignInput {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// 1 to 10 segment ids (`lifecycle:dormant`, `value:at_risk`, `tier:gold` …): the audience is
+    /// every member in any of them at launch.
+    pub audience: Vec<String>,
+    pub starts_at: DateTime<FixedOffset>,
+    /// After `starts_at`, at most 366 days later.
+    pub ends_at: DateTime<FixedOffset>,
+    pub offer: Offer,
+    /// Awards per member, 1 to 1000; absent or null: no limit.
+    pub per_member_limit: Option<u32>,
+    /// 1 to 1,000,000,000: awards never exceed it in total.
+    pub budget_points: Points,
+    /// 0 to 50 (at most 2 decimals); default 10.
+    #[schema(value_type = Option<f64>, example = 10)]
+    pub holdout_percent: Option<serde_json::Number>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct Budget {
+    pub points: Points,
+    /// Points awarded so far (a refund's reversal does not return them).
+    pub awarded: Points,
+    pub remaining: Points,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"id": "win-back-dormant", "name": "Win back dormant members",
+    "audience": ["lifecycle:dormant"], "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+    "offer": {"kind": "bonus", "points": 200, "min_spend": {"value": 2000, "currency": "USD"}},
+    "per_member_limit": 1, "budget_points": 100000, "holdout_percent": 20, "status": "running",
+    "audience_size": {"treatment": 802, "holdout": 198},
+    "budget": {"points": 100000, "awarded": 3400, "remaining": 96600},
+    "created_at": "2026-12-20T09:00:00Z", "updated_at": "2026-12-31T09:00:00Z",
+    "launched_at": "2026-12-31T09:00:00Z", "ended_at": null}))]
+pub struct CampaignView {
+    pub id: CampaignId,
+    pub name: String,
+    pub audience: Vec<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub offer: Offer,
+    pub per_member_limit: Option<u32>,
+    pub budget_points: Points,
+    #[schema(value_type = f64)]
+    pub holdout_percent: serde_json::Value,
+    /// `draft`, `launching` (a launch is writing the audience), `running` or `ended` (ended by
+    /// `POST …/end`, or its window closed).
+    pub status: CampaignStatus,
+    /// Set at launch.
+    pub audience_size: Option<AudienceSize>,
+    pub budget: Budget,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupResult {
+    pub members: u64,
+    /// Members with at least one purchase in the window that is not fully refunded.
+    pub converted: u64,
+    /// `null` for an empty group.
+    pub conversion_rate: Option<f64>,
+    /// Net spend in the window (refunds subtracted).
+    pub spend: Money,
+    pub spend_per_member: Option<Money>,
+    /// Treatment only: points awarded, net of refund reversals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_awarded: Option<Points>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Uplift {
+    pub conversion_rate: Option<f64>,
+    /// Wald 95 % interval; `null` while a group is empty.
+    pub conversion_rate_ci95: Option<[f64; 2]>,
+    pub spend_per_member: Option<Money>,
+    /// Welch 95 % interval; `null` while a group has fewer than 2 members.
+    pub spend_per_member_ci95: Option<[Money; 2]>,
+    pub incremental_spend: Option<Money>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"campaign_id": "win-back-dormant", "status": "running", "as_of": "2027-01-20T12:00:00Z",
+    "treatment": {"members": 900, "converted": 180, "conversion_rate": 0.2,
+                  "spend": {"value": 1800000, "currency": "USD"}, "spend_per_member": {"value": 2000, "currency": "USD"}, "points_awarded": 36000},
+    "holdout": {"members": 100, "converted": 12, "conversion_rate": 0.12,
+                "spend": {"value": 120000, "currency": "USD"}, "spend_per_member": {"value": 1200, "currency": "USD"}},
+    "uplift": {"conversion_rate": 0.08, "conversion_rate_ci95": [0.012, 0.148],
+               "spend_per_member": {"value": 800, "currency": "USD"},
+               "spend_per_member_ci95": [{"value": 10, "currency": "USD"}, {"value": 1590, "currency": "USD"}],
+               "incremental_spend": {"value": 720000, "currency": "USD"}},
+    "budget": {"points": 100000, "awarded": 36000, "remaining": 64000},
+    "verdict": "effective"}))]
+pub struct CampaignResults {
+    pub campaign_id: CampaignId,
+    pub status: CampaignStatus,
+    pub as_of: DateTime<Utc>,
+    pub treatment: GroupResult,
+    pub holdout: GroupResult,
+    pub uplift: Uplift,
+    pub budget: Budget,
+    /// `effective` if the conversion interval's lower bound is above 0, `ineffective` if its upper
+    /// bound is below 0, else `inconclusive`.
+    pub verdict: Verdict,
+}
+
+/// The campaigns that hold a place: launched, not ended, and not long past their window (late
+/// receipts of the window still count until `purchase_max_age_days` after it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunningCampaigns {
+    pub running: Vec<RunningEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningEntry {
+    pub id: CampaignId,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// One audience member of one campaign: their group and their outcome in the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub member_id: MemberId,
+    pub group: Group,
+    /// Purchases in the window not fully refunded.
+    pub purchases: u32,
+    /// Net spend in the window, minor units of the program currency.
+    pub spend: i64,
+    pub awards: u32,
+    /// Points awarded, net of reversals.
+    pub points: Points,
+}
+
+impl Assignment {
+    fn outcome(&self) -> MemberOutcome {
+        MemberOutcome {
+            group: self.group,
+            purchases: self.purchases,
+            spend: self.spend,
+            points: self.points.0,
+        }
+    }
+}
+
+/// A purchase's part in a campaign, kept on the purchase so a refund can find it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignCredit {
+    pub campaign_id: CampaignId,
+    pub points: Points,
+}
+
+/// The campaign ids this process last saw running: the keys a purchase reads with the registry.
+#[derive(Default, Debug)]
+pub struct RunningCache(RwLock<Vec<CampaignId>>);
+
+impl RunningCache {
+    fn ids(&self) -> Vec<CampaignId> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set(&self, ids: Vec<CampaignId>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    }
+}
+
+/// The slots a purchase added to its batch read.
+pub(crate) struct CampaignReads {
+    registry: Slot<RunningCampaigns>,
+    member: MemberId,
+    slots: Vec<(CampaignId, Slot<Campaign>, Slot<Assignment>)>,
+}
+
+/// An assignment to put (`Some`) or delete (`None`), and the version it was read at.
+type AssignmentWrite = (MemberId, Option<Assignment>, Option<u64>);
+
+/// A campaign's item and the member's assignment, as read.
+type Found = (Option<Versioned<Campaign>>, Option<Versioned<Assignment>>);
+
+/// A running campaign the member is in.
+pub(crate) struct Play {
+    campaign: Versioned<Campaign>,
+    assignment: Versioned<Assignment>,
+}
+
+fn reference(id: &CampaignId) -> String {
+    format!("campaign:{id}")
+}
+
+fn pruned(r: &RunningCampaigns, now: DateTime<Utc>, late_days: u32) -> Vec<RunningEntry> {
+    r.running
+        .iter()
+        .filter(|e| e.ends_at + chrono::Duration::days(i64::from(late_days)) > now)
+        .cloned()
+        .collect()
+}
+
+impl Services {
+    fn check_campaign(
+        &self,
+        input: &CampaignInput,
+    ) -> Result<(Vec<SegmentId>, HoldoutShare), ServiceError> {
+        let name = input.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ServiceError::field(
+                "name",
+                "name must be 1 to 200 characters",
+            ));
+        }
+        if input.audience.is_empty() || input.audience.len() > 10 {
+            return Err(ServiceError::field(
+                "audience",
+                "audience must list 1 to 10 segments",
+            ));
+        }
+        let mut audience = Vec::new();
+        for (i, raw) in input.audience.iter().enumerate() {
+            let s = SegmentId::parse(raw).ok_or_else(|| {
+                ServiceError::field(
+                    &format!("audience[{i}]"),
+                    format!(
+                        "unknown segment {raw:?}; GET /v1/segments lists them (lifecycle:dormant, value:at_risk, tier:gold …)"
+                    ),
+                )
+            })?;
+            if !audience.contains(&s) {
+                audience.push(s);
+            }
+        }
+        let (starts, ends) = (input.starts_at.to_utc(), input.ends_at.to_utc());
+        if ends <= starts {
+            return Err(ServiceError::field(
+                "ends_at",
+                "ends_at must be after starts_at",
+            ));
+        }
+        if ends - starts > chrono::Duration::days(366) {
+            return Err(ServiceError::field(
+                "ends_at",
+                "a campaign lasts at most 366 days",
+            ));
+        }
+        input
+            .offer
+            .check(self.program.currency)
+            .map_err(|(f, e)| ServiceError::invalid(&format!("offer.{f}"), e))?;
+        if input
+            .per_member_limit
+            .is_some_and(|l| !(1..=1000).contains(&l))
+        {
+            return Err(ServiceError::field(
+                "per_member_limit",
+                "per_member_limit must be between 1 and 1000, or null for no limit",
+            ));
+        }
+        if !(1..=1_000_000_000).contains(&input.budget_points.0) {
+            return Err(ServiceError::field(
+                "budget_points",
+                "budget_points must be between 1 and 1000000000",
+            ));
+        }
+        let holdout = match &input.holdout_percent {
+            None => HoldoutShare::DEFAULT,
+            Some(n) => HoldoutShare::try_from(serde_json::Value::Number(n.clone()))
+                .map_err(|e| ServiceError::invalid("holdout_percent", e))?,
+        };
+        Ok((audience, holdout))
+    }
+
+    /// Creates or replaces a draft; `true` when created. A launched campaign cannot change.
+    pub async fn put_campaign(
+        &self,
+        id: &CampaignId,
+        input: CampaignInput,
+    ) -> Result<(CampaignView, bool), ServiceError> {
+        let (audience, holdout) = self.check_campaign(&input)?;
+        retrying!(self, self.try_put_campaign(id, &input, &audience, holdout))
+    }
+
+    async fn try_put_campaign(
+        &self,
+        id: &CampaignId,
+        input: &CampaignInput,
+        audience: &[SegmentId],
+        holdout: HoldoutShare,
+    ) -> Result<(CampaignView, bool), ServiceError> {
+        let now = self.now();
+        let existing = self.table.get::<Campaign>(id).await?;
+        if existing
+            .as_ref()
+            .is_some_and(|e| e.value.status != CampaignStatus::Draft)
+        {
+            return Err(ServiceError::CampaignLaunched);
+        }
+        let c = Campaign {
+            id: id.clone(),
+            name: input.name.trim().to_owned(),
+            audience: audience.to_vec(),
+            starts_at: input.starts_at.to_utc(),
+            ends_at: input.ends_at.to_utc(),
+            offer: input.offer.clone(),
+            per_member_limit: input.per_member_limit,
+            budget_points: input.budget_points,
+            holdout_percent: holdout,
+            status: CampaignStatus::Draft,
+            audience_size: None,
+            awarded: Points::ZERO,
+            created_at: existing.as_ref().map_or(now, |e| e.value.created_at),
+            updated_at: now,
+            launched_at: None,
+            ended_at: None,
+        };
+        let mut batch = Batch::new();
+        batch.save(id, &c, existing.as_ref().map(|e| e.version))?;
+        self.table.commit(batch).await?;
+        Ok((c.view(now), existing.is_none()))
+    }
+
+    pub async fn campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+        let c = self
+            .table
+            .get::<Campaign>(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        Ok(c.value.view(self.now()))
+    }
+
+    /// Campaigns, newest first.
+    pub async fn campaigns(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<CampaignView>, Option<String>), ServiceError> {
+        let now = self.now();
+        let (items, next) = self.table.campaigns(limit, cursor).await?;
+        Ok((items.iter().map(|c| c.view(now)).collect(), next))
+    }
+
+    /// Snapshots the audience, assigns the groups and starts awarding. Resumable: a launch that
+    /// died half-way is finished by the next launch call, which also corrects what it wrote.
+    pub async fn launch_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+        let (campaign, version) = retrying!(self, self.try_claim_launch(id))?;
+        let mut members = BTreeSet::new();
+        for s in &campaign.audience {
+            let mut after = None;
+            loop {
+                let page = self
+                    .table
+                    .members_in(&MemberIndex::Segment(*s), after)
+                    .await?;
+                members.extend(page.items);
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        let groups: BTreeMap<MemberId, Group> = members
+            .into_iter()
+            .map(|m| {
+                let g = group_of(id, &m, campaign.holdout_percent);
+                (m, g)
+            })
+            .collect();
+        self.write_assignments(id, version, &groups).await?;
+        let size = AudienceSize {
+            treatment: groups.values().filter(|g| **g == Group::Treatment).count() as u64,
+            holdout: groups.values().filter(|g| **g == Group::Holdout).count() as u64,
+        };
+        retrying!(self, self.try_finish_launch(id, version, size))
+    }
+
+    fn check_room(
+        &self,
+        registry: &RunningCampaigns,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunningEntry>, ServiceError> {
+        let kept = pruned(registry, now, self.program.purchase_max_age_days);
+        if kept.len() >= MAX_RUNNING {
+            return Err(ServiceError::TooManyCampaigns { max: MAX_RUNNING });
+        }
+        Ok(kept)
+    }
+
+    async fn try_claim_launch(&self, id: &CampaignId) -> Result<(Campaign, u64), ServiceError> {
+        let now = self.now();
+        let mut reads = Reads::new();
+        let campaign = reads.add::<Campaign>(id);
+        let registry = reads.add::<RunningCampaigns>(&());
+        let found = self.table.read(&reads).await?;
+        let current = found
+            .get(&campaign)?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        let mut c = current.value;
+        if matches!(c.status, CampaignStatus::Running | CampaignStatus::Ended) {
+            return Err(ServiceError::CampaignLaunched);
+        }
+        if now >= c.ends_at {
+            return Err(ServiceError::field(
+                "ends_at",
+                "the campaign's window is over; move ends_at to launch it",
+            ));
+        }
+        self.check_room(
+            &found.get(&registry)?.map(|r| r.value).unwrap_or_default(),
+            now,
+        )?;
+        c.status = CampaignStatus::Launching;
+        c.updated_at = now;
+        let mut batch = Batch::new();
+        batch.save(id, &c, Some(current.version))?;
+        self.table.commit(batch).await?;
+        Ok((c, current.version + 1))
+    }
+
+    /// Makes the stored assignments exactly `groups`: adds the missing, removes what an earlier,
+    /// interrupted launch left that is no longer in the audience. Every transaction checks the
+    /// campaign is still at the claimed version, so a launch that was taken over writes nothing.
+    async fn write_assignments(
+        &self,
+        id: &CampaignId,
+        version: u64,
+        groups: &BTreeMap<MemberId, Group>,
+    ) -> Result<(), ServiceError> {
+        let existing = self.table.list_all::<Assignment>(id).await?;
+        let mut writes: Vec<AssignmentWrite> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for a in existing {
+            let member = a.value.member_id.clone();
+            match groups.get(&member) {
+                Some(g) if *g == a.value.group => {}
+                Some(g) => writes.push((member.clone(), Some(fresh(&member, *g)), Some(a.version))),
+                None => writes.push((member.clone(), None, Some(a.version))),
+            }
+            seen.insert(member);
+        }
+        for (member, g) in groups {
+            if !seen.contains(member) {
+                writes.push((member.clone(), Some(fresh(member, *g)), None));
+            }
+        }
+        let chunks: Vec<Vec<AssignmentWrite>> =
+            writes.chunks(LAUNCH_CHUNK).map(<[_]>::to_vec).collect();
+        let results: Vec<Result<(), ServiceError>> = futures::stream::iter(chunks)
+            .map(|chunk| self.commit_assignments(id, version, chunk))
+            .buffer_unordered(LAUNCH_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn commit_assignments(
+        &self,
+        id: &CampaignId,
+        version: u64,
+        chunk: Vec<AssignmentWrite>,
+    ) -> Result<(), ServiceError> {
+        retrying!(self, async {
+            let mut batch = Batch::new();
+            batch
+                .check::<Campaign>(id, version)
+                .or_refuse(|| ServiceError::CampaignLaunched);
+            for (member, a, prior) in &chunk {
+                let key = (id.clone(), member.clone());
+                match (a, prior) {
+                    (Some(a), prior) => {
+                        batch.save(&key, a, *prior)?;
+                    }
+                    (None, Some(v)) => {
+                        batch.delete::<Assignment>(&key, *v);
+                    }
+                    (None, None) => {}
+                }
+            }
+            self.table.commit(batch).await
+        })
+    }
+
+    async fn try_finish_launch(
+        &self,
+        id: &CampaignId,
+        version: u64,
+        size: AudienceSize,
+    ) -> Result<CampaignView, ServiceError> {
+        let now = self.now();
+        let mut reads = Reads::new();
+        let campaign = reads.add::<Campaign>(id);
+        let registry = reads.add::<RunningCampaigns>(&());
+        let found = self.table.read(&reads).await?;
+        let current = found
+            .get(&campaign)?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        if current.version != version {
+            return Err(ServiceError::CampaignLaunched);
+        }
+        let registry = found.get(&registry)?;
+        let mut running = self.check_room(
+            registry
+                .as_ref()
+                .map(|r| &r.value)
+                .unwrap_or(&RunningCampaigns::default()),
+            now,
+        )?;
+        let mut c = current.value;
+        c.status = CampaignStatus::Running;
+        c.audience_size = Some(size);
+        c.launched_at = Some(now);
+        c.updated_at = now;
+        running.push(RunningEntry {
+            id: id.clone(),
+            ends_at: c.ends_at,
+        });
+        let mut batch = Batch::new();
+        batch.save(id, &c, Some(version))?;
+        batch.save(
+            &(),
+            &RunningCampaigns { running },
+            registry.as_ref().map(|r| r.version),
+        )?;
+        self.table.commit(batch).await?;
+        Ok(c.view(now))
+    }
+
+    /// Stops awarding now. Ending an ended campaign answers it again.
+    pub async fn end_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+        retrying!(self, self.try_end_campaign(id))
+    }
+
+    async fn try_end_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+        let now = self.now();
+        let mut reads = Reads::new();
+        let campaign = reads.add::<Campaign>(id);
+        let registry = reads.add::<RunningCampaigns>(&());
+        let found = self.table.read(&reads).await?;
+        let current = found
+            .get(&campaign)?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        let mut c = current.value;
+        match c.status {
+            CampaignStatus::Draft | CampaignStatus::Launching => {
+                return Err(ServiceError::CampaignNotRunning);
+            }
+            CampaignStatus::Ended => return Ok(c.view(now)),
+            CampaignStatus::Running => {}
+        }
+        c.status = CampaignStatus::Ended;
+        c.ended_at = Some(now.min(c.ends_at));
+        c.updated_at = now;
+        let mut batch = Batch::new();
+        batch.save(id, &c, Some(current.version))?;
+        if let Some(r) = found.get(&registry)? {
+            let running: Vec<_> = r
+                .value
+                .running
+                .into_iter()
+                .filter(|e| &e.id != id)
+                .collect();
+            batch.save(&(), &RunningCampaigns { running }, Some(r.version))?;
+        }
+        self.table.commit(batch).await?;
+        Ok(c.view(now))
+    }
+
+    /// The measured effect, from the assignments (one item per audience member).
+    pub async fn campaign_results(&self, id: &CampaignId) -> Result<CampaignResults, ServiceError> {
+        let now = self.now();
+        let c = self
+            .table
+            .get::<Campaign>(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?
+            .value;
+        if matches!(c.status, CampaignStatus::Draft | CampaignStatus::Launching) {
+            return Err(ServiceError::CampaignNotRunning);
+        }
+        let outcomes: Vec<MemberOutcome> = self
+            .table
+            .list_all::<Assignment>(id)
+            .await?
+            .iter()
+            .map(|a| a.value.outcome())
+            .collect();
+        let (t, h) = tally(&outcomes);
+        let e: Effect = effect(&t, &h);
+        let cur = self.program.currency;
+        let m = |x: f64| money(minor(x), cur);
+        let group = |g: &crate::domain::campaign::GroupTally, points: Option<Points>| GroupResult {
+            members: g.members,
+            converted: g.converted,
+            conversion_rate: g.conversion_rate().map(rate4),
+            spend: money(i64::try_from(g.spend).unwrap_or(i64::MAX), cur),
+            spend_per_member: g.mean_spend().map(m),
+            points_awarded: points,
+        };
+        Ok(CampaignResults {
+            campaign_id: c.id.clone(),
+            status: c.status_at(now),
+            as_of: now,
+            treatment: group(&t, Some(Points(t.points))),
+            holdout: group(&h, None),
+            uplift: Uplift {
+                conversion_rate: e.conversion_uplift.map(rate4),
+                conversion_rate_ci95: e.conversion_ci95.map(|(a, b)| [rate4(a), rate4(b)]),
+                spend_per_member: e.spend_uplift.map(m),
+                spend_per_member_ci95: e.spend_ci95.map(|(a, b)| [m(a), m(b)]),
+                incremental_spend: e.incremental_spend.map(m),
+            },
+            budget: c.budget(),
+            verdict: e.verdict,
+        })
+    }
+
+    // ---- the purchase path
+
+    /// Adds the registry, and each remembered campaign's item and the member's assignment, to a
+    /// purchase's batch read.
+    pub(crate) fn campaign_reads(&self, reads: &mut Reads, member: &MemberId) -> CampaignReads {
+        let registry = reads.add::<RunningCampaigns>(&());
+        let slots = self
+            .campaigns
+            .ids()
+            .into_iter()
+            .map(|c| {
+                let item = reads.add::<Campaign>(&c);
+                let a = reads.add::<Assignment>(&(c.clone(), member.clone()));
+                (c, item, a)
+            })
+            .collect();
+        CampaignReads {
+            registry,
+            member: member.clone(),
+            slots,
+        }
+    }
+
+    /// The running campaigns this member is in. Reads again only for campaigns this process did
+    /// not know were running (the first purchase after a launch or a cold start).
+    pub(crate) async fn campaign_plays(
+        &self,
+        found: &Fetched,
+        r: CampaignReads,
+    ) -> Result<Vec<Play>, ServiceError> {
+        let running: Vec<CampaignId> = found
+            .get(&r.registry)?
+            .map(|v| v.value.running.into_iter().map(|e| e.id).collect())
+            .unwrap_or_default();
+        let mut got: BTreeMap<CampaignId, Found> = BTreeMap::new();
+        for (id, c, a) in &r.slots {
+            got.insert(id.clone(), (found.get(c)?, found.get(a)?));
+        }
+        let missing: Vec<&CampaignId> =
+            running.iter().filter(|id| !got.contains_key(*id)).collect();
+        if !missing.is_empty() {
+            let mut reads = Reads::new();
+            let slots: Vec<_> = missing
+                .iter()
+                .map(|id| {
+                    (
+                        (*id).clone(),
+                        reads.add::<Campaign>(id),
+                        reads.add::<Assignment>(&((*id).clone(), r.member.clone())),
+                    )
+                })
+                .collect();
+            let again = self.table.read(&reads).await?;
+            for (id, c, a) in slots {
+                got.insert(id, (again.get(&c)?, again.get(&a)?));
+            }
+        }
+        if r.slots.len() != running.len() || !r.slots.iter().all(|(id, ..)| running.contains(id)) {
+            self.campaigns.set(running.clone());
+        }
+        let mut plays = Vec::new();
+        for id in running {
+            if let Some((Some(campaign), Some(assignment))) = got.remove(&id)
+                && campaign.value.status == CampaignStatus::Running
+            {
+                plays.push(Play {
+                    campaign,
+                    assignment,
+                });
+            }
+        }
+        Ok(plays)
+    }
+
+    /// Plays a purchase in each campaign the member is in: counts it in their outcome when it
+    /// falls in the window, and awards a treatment member what the offer, their limit and the
+    /// budget allow. Everything goes into the purchase's batch.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn play_purchase(
+        &self,
+        plays: Vec<Play>,
+        facts: &PurchaseFacts,
+        occurred_at: DateTime<Utc>,
+        purchase_ref: &serde_json::Value,
+        m: &mut Member,
+        journal: &mut Journal,
+        batch: &mut Batch,
+    ) -> Result<Vec<CampaignCredit>, ServiceError> {
+        let now = self.now();
+        let mut credits = Vec::new();
+        for Play {
+            campaign,
+            assignment,
+        } in plays
+        {
+            let mut c = campaign.value;
+            let mut a = assignment.value;
+            if !in_window(occurred_at, c.starts_at, c.ends_at, c.ended_at) {
+                continue;
+            }
+            a.purchases += 1;
+            a.spend = a.spend.saturating_add(facts.amount);
+            let mut points = Points::ZERO;
+            if a.group == Group::Treatment {
+                let left = Points(c.budget_points.0 - c.awarded.0);
+                points = cut(
+                    offered(&c.offer, facts)?,
+                    a.awards,
+                    c.per_member_limit,
+                    left,
+                );
+            }
+            if points.0 > 0 {
+                a.awards += 1;
+                a.points = a.points.checked_add(points)?;
+                c.awarded = c.awarded.checked_add(points)?;
+                m.balance = m.balance.checked_add(points)?;
+                m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
+                journal.line(
+                    EventType::CampaignAwarded,
+                    LedgerEntry::new(
+                        LedgerKind::CampaignBonus,
+                        points,
+                        m.balance,
+                        Some(reference(&c.id)),
+                        Some(c.name.clone()),
+                        now,
+                    ),
+                    json!({"campaign_id": c.id, "purchase": purchase_ref}),
+                );
+                // The budget's version: a concurrent award reads again and is cut to what is left.
+                batch.save(&c.id, &c, Some(campaign.version))?;
+            }
+            batch.save(&(c.id.clone(), m.id.clone()), &a, Some(assignment.version))?;
+            credits.push(CampaignCredit {
+                campaign_id: c.id,
+                points,
+            });
+        }
+        Ok(credits)
+    }
+
+    /// Adds the assignments a purchase counted in to a refund's read.
+    pub(crate) fn refund_reads(
+        reads: &mut Reads,
+        member: &MemberId,
+        credits: &[CampaignCredit],
+    ) -> Vec<(CampaignCredit, Slot<Assignment>)> {
+        credits
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    reads.add::<Assignment>(&(c.campaign_id.clone(), member.clone())),
+                )
+            })
+            .collect()
+    }
+
+    /// Takes a refund out of the outcomes it counted in, and reverses the awards pro rata:
+    /// summed over any split of a full refund, exactly what was awarded. Returns the points
+    /// reversed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn play_refund(
+        &self,
+        slots: Vec<(CampaignCredit, Slot<Assignment>)>,
+        found: &Fetched,
+        refunded_before: i64,
+        refund: i64,
+        purchase_amount: i64,
+        refund_ref: &serde_json::Value,
+        m: &mut Member,
+        journal: &mut Journal,
+        batch: &mut Batch,
+    ) -> Result<Points, ServiceError> {
+        let now = self.now();
+        let mut total = Points::ZERO;
+        for (credit, slot) in slots {
+            let Some(current) = found.get(&slot)? else {
+                continue;
+            };
+            let mut a = current.value;
+            a.spend = a.spend.saturating_sub(refund);
+            if refunded_before + refund == purchase_amount {
+                a.purchases = a.purchases.saturating_sub(1);
+            }
+            let reversed =
+                refund_reversal(credit.points, refunded_before, refund, purchase_amount)?;
+            if reversed.0 > 0 {
+                a.points = a.points.checked_sub(reversed)?;
+                m.balance = m.balance.checked_sub(reversed)?;
+                m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
+                total = total.checked_add(reversed)?;
+                journal.line(
+                    EventType::PointsReversed,
+                    LedgerEntry::new(
+                        LedgerKind::CampaignBonus,
+                        reversed.checked_neg()?,
+                        m.balance,
+                        Some(reference(&credit.campaign_id)),
+                        None,
+                        now,
+                    ),
+                    json!({"campaign_id": credit.campaign_id, "refund": refund_ref}),
+                );
+            }
+            batch.save(
+                &(credit.campaign_id.clone(), m.id.clone()),
+                &a,
+                Some(current.version),
+            )?;
+        }
+        Ok(total)
+    }
+}
+
+fn fresh(member_id: &MemberId, group: Group) -> Assignment {
+    Assignment {
+        member_id: member_id.clone(),
+        group,
+        purchases: 0,
+        spend: 0,
+        awards: 0,
+        points: Points::ZERO,
+    }
+}
