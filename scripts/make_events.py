@@ -20,6 +20,12 @@ PURCHASE_1001 = {"member": {"id": "member-ada"}, "store_id": "store-1", "receipt
                  "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00Z"}
 
 
+WIN_BACK = {"name": "Win back dormant members", "audience": ["lifecycle:dormant", "value:at_risk"],
+            "starts_at": "2026-12-01T00:00:00Z", "ends_at": "2027-01-01T00:00:00Z",
+            "offer": {"kind": "bonus", "points": 200, "min_spend": {"value": 2000, "currency": "USD"}},
+            "per_member_limit": 1, "budget_points": 100000, "holdout_percent": 20}
+
+
 # What the webhooks function receives: an SQS message whose body is the EventBridge event the
 # pipe made of a DynamoDB stream record (an inserted event carrier, in DynamoDB JSON).
 _ENROLLED = {"M": {
@@ -162,6 +168,25 @@ cases = {
         "retention-too-long.422": event("GET", "/v1/analytics/retention", ADMIN, query="months=24"),
     },
     # The state machine's steps, and a whole run in one invocation.
+    "campaigns": {
+        "put-draft-by-admin.201": event("PUT", "/v1/campaigns/win-back-dormant", ADMIN, WIN_BACK),
+        "put-draft-by-pos.403": event("PUT", "/v1/campaigns/win-back-dormant", POS("store-1"), WIN_BACK),
+        "put-ends-before-start.422": event("PUT", "/v1/campaigns/win-back-dormant", ADMIN,
+                                          {**WIN_BACK, "ends_at": "2026-11-01T00:00:00Z"}),
+        "put-unknown-segment.422": event("PUT", "/v1/campaigns/win-back-dormant", ADMIN,
+                                         {**WIN_BACK, "audience": ["lifecycle:sleepy"]}),
+        "put-launched.409": event("PUT", "/v1/campaigns/double-drinks", ADMIN, WIN_BACK),
+        "list.200": event("GET", "/v1/campaigns", ADMIN, query="limit=20"),
+        "get.200": event("GET", "/v1/campaigns/double-drinks", ADMIN),
+        "get-unknown.404": event("GET", "/v1/campaigns/nope", ADMIN),
+        "launch.200": event("POST", "/v1/campaigns/spring-draft/launch", ADMIN, {}),
+        "launch-again.409": event("POST", "/v1/campaigns/double-drinks/launch", ADMIN, {}),
+        "end.200": event("POST", "/v1/campaigns/double-drinks/end", ADMIN, {}),
+        "end-draft.409": event("POST", "/v1/campaigns/spring-draft/end", ADMIN, {}),
+        "results.200": event("GET", "/v1/campaigns/double-drinks/results", ADMIN),
+        "results-of-draft.409": event("GET", "/v1/campaigns/spring-draft/results", ADMIN),
+        "results-by-member.403": event("GET", "/v1/campaigns/double-drinks/results", MEMBER("member-ada")),
+    },
     "segments-job": {
         "nightly.ok": {},
         "backfill.ok": {"now": NOW},

@@ -67,6 +67,17 @@ async fn seeded() -> (Services, String) {
         .voucher_code;
     // A segments run, so the analytics samples have a day to report.
     svc.segments_job(NOW.parse().unwrap(), 1).await.unwrap();
+    // A running campaign for every silver member, and a draft.
+    for id in ["double-drinks", "spring-draft"] {
+        let c = json!({"name": id, "audience": ["tier:silver"], "starts_at": "2026-11-20T00:00:00Z",
+            "ends_at": "2026-12-20T00:00:00Z", "offer": {"kind": "multiplier", "multiplier": 2, "categories": ["drinks"]},
+            "budget_points": 10000, "holdout_percent": 10});
+        let id = loyalty::domain::CampaignId::parse(id).unwrap();
+        svc.put_campaign(&id, parse(c)).await.unwrap();
+    }
+    svc.launch_campaign(&loyalty::domain::CampaignId::parse("double-drinks").unwrap())
+        .await
+        .unwrap();
     (svc, voucher)
 }
 

@@ -73,11 +73,35 @@ async fn seeded() -> Seeded {
     // A segments run, so the analytics have a day to report.
     let run = api.post("/_local/jobs/segments", &admin, json!({})).await;
     assert_eq!(run.status, 200, "{}", run.body);
+    // A running campaign (`live`) and a draft (`ready`).
+    for id in ["live", "ready"] {
+        let c = api
+            .call(
+                "PUT",
+                &format!("/v1/campaigns/{id}"),
+                Some(&admin),
+                Some(campaign(&api)),
+            )
+            .await;
+        assert_eq!(c.status, 201, "{}", c.body);
+    }
+    let c = api
+        .post("/v1/campaigns/live/launch", &admin, json!({}))
+        .await;
+    assert_eq!(c.status, 200, "{}", c.body);
     Seeded {
         redemption: r.body["id"].as_str().unwrap().to_owned(),
         voucher: r.body["voucher_code"].as_str().unwrap().to_owned(),
         api,
     }
+}
+
+fn campaign(api: &Api) -> Value {
+    let now = api.services.now();
+    let at = |d: chrono::Duration| (now + d).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    json!({"name": "Bonus", "audience": ["tier:silver"], "starts_at": at(chrono::Duration::hours(-1)),
+           "ends_at": at(chrono::Duration::days(30)), "offer": {"kind": "bonus", "points": 5},
+           "budget_points": 1000})
 }
 
 fn token(api: &Api, who: Who) -> Option<String> {
@@ -226,6 +250,42 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 6])> {
             Value::Null,
             [401, 403, 403, 403, 403, 200],
         ),
+        (
+            "GET",
+            "/v1/campaigns",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "PUT",
+            "/v1/campaigns/{id}",
+            json!("campaign"),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (
+            "GET",
+            "/v1/campaigns/{id}",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/campaigns/{id}/launch",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/campaigns/{id}/end",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/v1/campaigns/{id}/results",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200],
+        ),
     ]
 }
 
@@ -305,6 +365,12 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                         "cake"
                     } else if template.starts_with("/v1/segments") {
                         "lifecycle:new"
+                    } else if method == "PUT" && template.starts_with("/v1/campaigns") {
+                        "fresh"
+                    } else if template.ends_with("/launch") {
+                        "ready"
+                    } else if template.starts_with("/v1/campaigns") {
+                        "live"
                     } else {
                         "m"
                     },
@@ -331,6 +397,10 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     json!({"member": {"id": "m"}, "store_id": "store-1", "receipt_id": "R2",
                     "amount": {"value": 100, "currency": "USD"}, "occurred_at": s.api.services.now().to_rfc3339()}),
                 )
+            } else if body == json!("campaign") {
+                Some(campaign(&s.api))
+            } else if body.is_null() && method == "POST" {
+                Some(json!({}))
             } else if body.is_null() {
                 None
             } else {
