@@ -213,6 +213,66 @@ async fn main() {
     .await
     .print();
 
+    // The same purchases again with the most campaigns that may run at once, every member in
+    // every audience and in treatment for 90 % of them: each purchase reads the registry, ten
+    // campaigns and ten assignments in its one batch read, and awards on all ten.
+    let start = (now - Duration::hours(1)).to_rfc3339();
+    let end = (now + Duration::days(30)).to_rfc3339();
+    let t = Instant::now();
+    for c in 0..loyalty::service::campaigns::MAX_RUNNING {
+        let body = json!({"name": format!("bench {c}"), "audience": ["tier:silver"],
+            "starts_at": start, "ends_at": end, "offer": {"kind": "bonus", "points": 1},
+            "budget_points": 1_000_000_000, "holdout_percent": 10});
+        for (method, path, body) in [
+            ("PUT", format!("/v1/campaigns/bench-{c}"), Some(body)),
+            (
+                "POST",
+                format!("/v1/campaigns/bench-{c}/launch"),
+                Some(json!({})),
+            ),
+        ] {
+            let r = client
+                .request(method.parse().unwrap(), format!("{base}{path}"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_success(),
+                "{}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+    }
+    println!(
+        "campaigns    launched {} campaigns over {} members each in {:.2} s",
+        loyalty::service::campaigns::MAX_RUNNING,
+        args.members,
+        t.elapsed().as_secs_f64()
+    );
+    let purchases: Vec<Request> = (0..args.purchases)
+        .map(|i| {
+            let body = json!({"member": {"id": format!("m{}", i % args.members)}, "store_id": "store-1",
+                "receipt_id": format!("C{i}"), "amount": {"value": 1999 + (i % 500) as i64, "currency": "USD"},
+                "occurred_at": (now - Duration::seconds(30)).to_rfc3339()});
+            ("/v1/purchases".to_owned(), pos.clone(), body, None)
+        })
+        .collect();
+    // One purchase first: this process learns which campaigns run (a second read, once).
+    let (warm, rest) = purchases.split_at(1);
+    phase("warm", &counts, 1, warm.to_vec(), &base, &client).await;
+    phase(
+        "purchase+10c",
+        &counts,
+        args.concurrency,
+        rest.to_vec(),
+        &base,
+        &client,
+    )
+    .await
+    .print();
+
     let reward = client
         .put(format!("{base}/v1/rewards/bench-coffee"))
         .bearer_auth(&admin)
@@ -298,6 +358,51 @@ async fn main() {
         Arc::new(TestClock::default()),
     );
     segments_run(&services, &counts, args.segment_members).await;
+    campaign_launch(&services, &counts, args.segment_members).await;
+}
+
+/// A campaign over the whole segments membership (every member is silver or above; the audience
+/// is the three tiers): the launch writes one assignment per member, and the results read them
+/// all back, never a purchase.
+async fn campaign_launch(services: &Services, counts: &RoundTrips, members: usize) {
+    use loyalty::service::campaigns::CampaignInput;
+    let id = loyalty::domain::CampaignId::parse("everyone").unwrap();
+    let input: CampaignInput = serde_json::from_value(json!({"name": "Everyone",
+        "audience": ["tier:silver", "tier:gold", "tier:diamond"],
+        "starts_at": "2027-03-01T00:00:00Z", "ends_at": "2027-04-01T00:00:00Z",
+        "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
+    .unwrap();
+    services.put_campaign(&id, input).await.unwrap();
+    let written = || {
+        counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let (r0, w0, i0) = counts.snapshot();
+    let iw0 = written();
+    let t = Instant::now();
+    let launched = services.launch_campaign(&id).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let (r1, w1, i1) = counts.snapshot();
+    println!(
+        "campaigns    launch over {members} members: {secs:.2} s, {} items read ({} read round trips), {} items written ({} commits); audience {:?}",
+        i1 - i0,
+        r1 - r0,
+        written() - iw0,
+        w1 - w0,
+        launched.audience_size
+    );
+    let (r0, _, i0) = counts.snapshot();
+    let t = Instant::now();
+    let results = services.campaign_results(&id).await.unwrap();
+    let (r1, _, i1) = counts.snapshot();
+    println!(
+        "campaigns    results over {members} members: {:.2} s, {} items read ({} read round trips); verdict {:?}",
+        t.elapsed().as_secs_f64(),
+        i1 - i0,
+        r1 - r0,
+        results.verdict
+    );
 }
 
 /// The nightly segments run over a large membership: members seeded (100 to a commit, a bench

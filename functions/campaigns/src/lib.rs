@@ -20,8 +20,9 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(results))
 }
 
+/// A path id that cannot be a campaign id names nothing: 404.
 fn campaign_id(raw: &str) -> Result<CampaignId, Problem> {
-    CampaignId::parse(raw).map_err(|e| Problem::bad_field("id", e.0))
+    CampaignId::parse(raw).map_err(|_| Problem::not_found("campaign not found"))
 }
 
 /// Campaigns, newest first.
@@ -53,7 +54,8 @@ async fn put_campaign(
     body: JsonBody<CampaignInput>,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require_admin()?;
-    let id = campaign_id(&id)?;
+    // Here the id is being chosen: say what is wrong with it.
+    let id = CampaignId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
     let (view, created) = svc.put_campaign(&id, body.value).await?;
     Ok(if created {
         Reply::created(view)
