@@ -388,7 +388,8 @@ async fn purchases_outside_the_window_below_min_spend_or_off_category_earn_no_bo
 both_backends!(purchases_outside_the_window_below_min_spend_or_off_category_earn_no_bonus);
 
 async fn refunds_reverse_awards_pro_rata_and_come_off_the_results(b: Backend) {
-    let api = Api::new(b).await;
+    // Over a real socket, as a POS and a back office would call it.
+    let api = Api::new(b).await.over_socket().await;
     api.clock.set(t("2027-01-10T10:00:00Z"));
     api.enrol("r").await;
     let body = silver_campaign(
@@ -777,3 +778,63 @@ async fn a_purchase_costs_one_read_and_one_write_with_ten_campaigns_running() {
     let (r, cost) = bought("after-end").await;
     assert_eq!((r["campaign_bonus"].as_i64(), cost), (Some(9), (1, 1)));
 }
+
+async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_audience(b: Backend) {
+    use loyalty::service::campaigns::{Campaign, CampaignStatus};
+    use loyalty::table::Batch;
+    let api = Api::new(b).await;
+    api.clock.set(t("2027-01-10T10:00:00Z"));
+    for id in ["a", "b", "c"] {
+        api.enrol(id).await;
+    }
+    let body = silver_campaign(
+        &api,
+        json!({"kind": "bonus", "points": 5}),
+        json!({"holdout_percent": 30}),
+    );
+    put_campaign(&api, "resume", body).await;
+    // What a launch cut off half-way leaves: the campaign claimed, and an assignment written for
+    // someone who is not (or no longer) in the audience.
+    let id = CampaignId::parse("resume").unwrap();
+    let table = &api.services.table;
+    let c = table.get::<Campaign>(&id).await.unwrap().unwrap();
+    let mut claimed = c.value.clone();
+    claimed.status = CampaignStatus::Launching;
+    let ghost = loyalty::domain::MemberId::parse("ghost").unwrap();
+    let stray: Assignment =
+        serde_json::from_value(json!({"member_id": "ghost", "group": "treatment",
+        "purchases": 0, "spend": 0, "awards": 0, "points": 0}))
+        .unwrap();
+    let mut batch = Batch::new();
+    batch.save(&id, &claimed, Some(c.version)).unwrap();
+    batch.create(&(id.clone(), ghost), &stray).unwrap();
+    table.commit(batch).await.unwrap();
+    let shown = api.get("/v1/campaigns/resume", &api.admin()).await;
+    assert_eq!(shown.body["status"], "launching");
+    // A purchase meanwhile plays no part in it.
+    assert_eq!(buy(&api, "a", "during", 1000).await["campaign_bonus"], 0);
+    let done = launch(&api, "resume").await;
+    let g = groups(&api, "resume").await;
+    assert_eq!(
+        g.keys().collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "the stray is gone"
+    );
+    let held = ["a", "b", "c"]
+        .iter()
+        .filter(|m| held_out("resume", m, 30))
+        .count();
+    assert_eq!(
+        done["audience_size"],
+        json!({"treatment": 3 - held, "holdout": held})
+    );
+    for (m, group) in &g {
+        let want = if held_out("resume", m, 30) {
+            "holdout"
+        } else {
+            "treatment"
+        };
+        assert_eq!(group, want, "{m}");
+    }
+}
+both_backends!(an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_audience);
