@@ -30,17 +30,7 @@ impl HoldoutShare {
                 "holdout_percent must be a number from 0 to 50 with at most 2 decimals, got {s}"
             ))
         };
-        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-        let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty() || int.len() > 3 || !digits(int) || frac.len() > 2 || !digits(frac) {
-            return Err(bad());
-        }
-        if s.ends_with('.') {
-            return Err(bad());
-        }
-        let int: u32 = int.parse().map_err(|_| bad())?;
-        let frac: u32 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
-        let h = int * 100 + frac;
+        let h = super::parse_fixed(s, 3, 2).ok_or_else(bad)?;
         if h > Self::MAX_HUNDREDTHS {
             return Err(Invalid::new(format!(
                 "holdout_percent must be at most 50, got {s}"

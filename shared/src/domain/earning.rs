@@ -32,17 +32,8 @@ impl Multiplier {
                 "multiplier must be a decimal between 0 and 100 with at most 3 decimals, got {s}"
             ))
         };
-        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-        let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty() || int.len() > 3 || !digits(int) || frac.len() > 3 || !digits(frac) {
-            return Err(bad());
-        }
-        if s.ends_with('.') {
-            return Err(bad());
-        }
-        let int: u32 = int.parse().map_err(|_| bad())?;
-        let frac_val: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
-        Self::from_thousandths(int * 1000 + frac_val).map_err(|_| bad())
+        let t = super::parse_fixed(s, 3, 3).ok_or_else(bad)?;
+        Self::from_thousandths(t).map_err(|_| bad())
     }
 }
 

@@ -74,6 +74,27 @@ impl Invalid {
     }
 }
 
+/// Parses unsigned decimal text with at most `int_digits` digits before the point and `decimals`
+/// after it into an integer count of 10^-`decimals` (`"1.5"`, 3 → 1500), exactly, never via a
+/// float. `None` for anything else (signs, exponents, a bare or trailing point).
+pub(crate) fn parse_fixed(s: &str, int_digits: usize, decimals: usize) -> Option<u32> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty()
+        || int.len() > int_digits
+        || !digits(int)
+        || frac.len() > decimals
+        || !digits(frac)
+        || s.ends_with('.')
+    {
+        return None;
+    }
+    let int: u32 = int.parse().ok()?;
+    let frac: u32 = format!("{frac:0<decimals$}").parse().ok()?;
+    int.checked_mul(10u32.pow(decimals as u32))?
+        .checked_add(frac)
+}
+
 /// Arithmetic that would leave i64: reported rather than wrapped, so no balance is ever corrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("arithmetic overflow")]

@@ -479,14 +479,28 @@ impl Table {
         run: &crate::service::segments::RunId,
     ) -> Result<Vec<records_pub::SegmentFlow>, ServiceError> {
         let (pk, sort) = records::flows_range(run);
+        Ok(self
+            .query_all(&pk, &sort)
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    /// Every record of a partition range, oldest key first, a thousand per round trip.
+    async fn query_all<R: Record>(
+        &self,
+        pk: &str,
+        sort: &SortKey,
+    ) -> Result<Vec<Versioned<R>>, ServiceError> {
         let mut out = Vec::new();
         let mut after = None;
         loop {
             let page = self
                 .store
                 .query(
-                    &pk,
-                    &sort,
+                    pk,
+                    sort,
                     &PageRequest {
                         limit: 1000,
                         after,
@@ -495,7 +509,7 @@ impl Table {
                 )
                 .await?;
             for i in &page.items {
-                out.push(decode(i)?.value);
+                out.push(decode(i)?);
             }
             match page.next {
                 Some(n) => after = Some(n),
@@ -580,29 +594,7 @@ impl Table {
         owner: &R::Owner,
     ) -> Result<Vec<Versioned<R>>, ServiceError> {
         let (pk, sort) = R::range(owner);
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    &pk,
-                    &sort,
-                    &PageRequest {
-                        limit: 1000,
-                        after,
-                        descending: false,
-                    },
-                )
-                .await?;
-            for i in &page.items {
-                out.push(decode(i)?);
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        self.query_all(&pk, &sort).await
     }
 
     /// A member's events with `seq > after`, oldest first, at most `limit`, and whether more may
