@@ -46,6 +46,7 @@ pub mod campaign;
 pub mod earning;
 pub mod event;
 pub mod ids;
+pub mod lots;
 pub mod member;
 pub mod money;
 #[cfg(test)]

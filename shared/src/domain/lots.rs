@@ -1,0 +1,580 @@
+//! Points lots (DESIGN.md "Points lots"), the pure part: pending points by the day they become
+//! spendable, spendable points by the last day they may be spent, soonest first, and what is
+//! owed when a refund takes back points already spent. Callers pass the program date and the
+//! expiry policy; every change returns what it moved, so the caller can write its ledger lines
+//! and events. Groundwork for issue 13: the services do not use it yet.
+//!
+//! The ledger identity this keeps, whatever the sequence: Σ ledger = available + pending − owed,
+//! where making pending points available moves nothing in the ledger and expiry is a negative
+//! entry.
+
+use chrono::{Datelike, Duration, Months, NaiveDate};
+
+/// How spendable points expire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    /// At the end of the month that is `months` after the month they became available.
+    Rolling {
+        months: u32,
+    },
+    /// All of them, once no purchase or redemption happened for `days`.
+    Inactivity {
+        days: u32,
+    },
+}
+
+impl Expiry {
+    /// The last day points that become available on `on` may be spent, under a policy that dates
+    /// each lot (`None` under the others).
+    pub fn lot_expiry(self, on: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Expiry::Rolling { months } => on
+                .with_day(1)?
+                .checked_add_months(Months::new(months.checked_add(1)?))?
+                .pred_opt(),
+            Expiry::Never | Expiry::Inactivity { .. } => None,
+        }
+    }
+}
+
+/// Spendable points that expire together (`None`: not on a date of their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lot {
+    pub expires_on: Option<NaiveDate>,
+    pub points: i64,
+}
+
+/// Where a refund's points came from: still pending (until that day), or already available (in
+/// the lot that expires then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Pending(NaiveDate),
+    Available(Option<NaiveDate>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lots {
+    /// Points that become available on a day, ascending by day, none zero.
+    pub pending: Vec<(NaiveDate, i64)>,
+    /// Spendable points, soonest-expiring first, the undated lot last, none zero.
+    pub available: Vec<Lot>,
+    /// Points taken back after they were spent; the next points made available pay it first.
+    /// Never positive while a lot holds points.
+    pub owed: i64,
+}
+
+/// What a settlement moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Pending points that became available, by the day they did.
+    pub made_available: Vec<(NaiveDate, i64)>,
+    /// Lots that expired.
+    pub expired: Vec<Lot>,
+}
+
+/// What taking points back moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub from_pending: i64,
+    pub from_available: Vec<Lot>,
+    /// Taken beyond what there was: now owed.
+    pub owed: i64,
+}
+
+impl Taken {
+    pub fn total(&self) -> i64 {
+        self.from_pending + self.from_available.iter().map(|l| l.points).sum::<i64>() + self.owed
+    }
+}
+
+/// Not enough spendable points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Short {
+    pub spendable: i64,
+}
+
+fn later(a: Option<NaiveDate>, b: Option<NaiveDate>) -> bool {
+    match (a, b) {
+        (None, None) => false,
+        (None, Some(_)) => true,
+        (Some(_), None) => false,
+        (Some(x), Some(y)) => x > y,
+    }
+}
+
+impl Lots {
+    pub fn pending_total(&self) -> i64 {
+        self.pending.iter().map(|(_, p)| p).sum()
+    }
+
+    pub fn available_total(&self) -> i64 {
+        self.available.iter().map(|l| l.points).sum()
+    }
+
+    /// What the member may spend: available minus what is owed.
+    pub fn spendable(&self) -> i64 {
+        self.available_total() - self.owed
+    }
+
+    /// Makes due pending points available and expires what is past its last day. `last_active`
+    /// is the day of the last purchase or redemption (or enrolment), for the inactivity policy.
+    /// Idempotent: settling twice on one day moves nothing the second time.
+    pub fn settle(&mut self, today: NaiveDate, expiry: Expiry, last_active: NaiveDate) -> Settled {
+        let mut out = Settled::default();
+        while let Some(&(day, points)) = self.pending.first() {
+            if day > today {
+                break;
+            }
+            self.pending.remove(0);
+            out.made_available.push((day, points));
+            self.add(expiry.lot_expiry(day), points);
+        }
+        let dead = |l: &Lot| match expiry {
+            Expiry::Rolling { .. } => l.expires_on.is_some_and(|e| e < today),
+            Expiry::Inactivity { days } => last_active + Duration::days(i64::from(days)) < today,
+            Expiry::Never => false,
+        };
+        let (gone, kept): (Vec<Lot>, Vec<Lot>) = self.available.iter().partition(|l| dead(l));
+        self.available = kept;
+        out.expired = gone;
+        out
+    }
+
+    /// Adds spendable points to the lot that expires on `expires_on`, after paying what is owed.
+    fn add(&mut self, expires_on: Option<NaiveDate>, points: i64) {
+        let repaid = self.owed.min(points).max(0);
+        self.owed -= repaid;
+        let points = points - repaid;
+        if points <= 0 {
+            return;
+        }
+        if let Some(l) = self
+            .available
+            .iter_mut()
+            .find(|l| l.expires_on == expires_on)
+        {
+            l.points += points;
+            return;
+        }
+        let at = self
+            .available
+            .iter()
+            .position(|l| later(l.expires_on, expires_on))
+            .unwrap_or(self.available.len());
+        self.available.insert(at, Lot { expires_on, points });
+    }
+
+    /// A purchase's points: pending until `occurred_on + pending_days`, or available at once when
+    /// that day has come (a late receipt).
+    pub fn earn(
+        &mut self,
+        points: i64,
+        occurred_on: NaiveDate,
+        pending_days: u32,
+        today: NaiveDate,
+        expiry: Expiry,
+    ) -> Origin {
+        let on = occurred_on + Duration::days(i64::from(pending_days));
+        if on > today {
+            match self.pending.iter_mut().find(|(d, _)| *d == on) {
+                Some((_, p)) => *p += points,
+                None => {
+                    let at = self
+                        .pending
+                        .iter()
+                        .position(|(d, _)| *d > on)
+                        .unwrap_or(self.pending.len());
+                    self.pending.insert(at, (on, points));
+                }
+            }
+            Origin::Pending(on)
+        } else {
+            let e = expiry.lot_expiry(on);
+            self.add(e, points);
+            Origin::Available(e)
+        }
+    }
+
+    /// Points available at once (gifts, campaign bonuses, positive adjustments).
+    pub fn grant(&mut self, points: i64, today: NaiveDate, expiry: Expiry) {
+        self.add(expiry.lot_expiry(today), points);
+    }
+
+    /// Spends `points` soonest-expiring first, or refuses when fewer are spendable.
+    pub fn spend(&mut self, points: i64) -> Result<Vec<Lot>, Short> {
+        if points > self.spendable() {
+            return Err(Short {
+                spendable: self.spendable(),
+            });
+        }
+        Ok(self.take_available(points, None))
+    }
+
+    fn take_available(&mut self, mut points: i64, first: Option<Option<NaiveDate>>) -> Vec<Lot> {
+        let mut taken = Vec::new();
+        let mut order: Vec<usize> = (0..self.available.len()).collect();
+        if let Some(f) = first
+            && let Some(i) = self.available.iter().position(|l| l.expires_on == f)
+        {
+            order.retain(|j| *j != i);
+            order.insert(0, i);
+        }
+        for i in order {
+            if points == 0 {
+                break;
+            }
+            let l = &mut self.available[i];
+            let n = l.points.min(points);
+            l.points -= n;
+            points -= n;
+            taken.push(Lot {
+                expires_on: l.expires_on,
+                points: n,
+            });
+        }
+        self.available.retain(|l| l.points != 0);
+        taken
+    }
+
+    /// Takes points back (a refund, a negative adjustment): from the purchase's own lot first,
+    /// then soonest-expiring first, and what is missing becomes owed.
+    pub fn take_back(&mut self, points: i64, origin: Option<Origin>) -> Taken {
+        let mut left = points;
+        let mut out = Taken::default();
+        if let Some(Origin::Pending(day)) = origin
+            && let Some(i) = self.pending.iter().position(|(d, _)| *d == day)
+        {
+            let n = self.pending[i].1.min(left);
+            self.pending[i].1 -= n;
+            if self.pending[i].1 == 0 {
+                self.pending.remove(i);
+            }
+            left -= n;
+            out.from_pending = n;
+        }
+        let first = match origin {
+            Some(Origin::Available(e)) => Some(e),
+            _ => None,
+        };
+        let available = self.available_total().min(left);
+        out.from_available = self.take_available(available, first);
+        left -= available;
+        self.owed += left;
+        out.owed = left;
+        out
+    }
+
+    /// Returns spent points to the lots they came from (a cancelled redemption); a lot that has
+    /// expired meanwhile comes back expiring 30 days from today.
+    pub fn restore(&mut self, lots: &[Lot], today: NaiveDate) {
+        for l in lots {
+            let e = match l.expires_on {
+                Some(e) if e < today => Some(today + Duration::days(30)),
+                e => e,
+            };
+            self.add(e, l.points);
+        }
+    }
+
+    /// The next dated lot to expire within `horizon_days` of today, and its points.
+    pub fn expiring_soon(&self, today: NaiveDate, horizon_days: i64) -> Option<Lot> {
+        self.available
+            .iter()
+            .find(|l| {
+                l.expires_on
+                    .is_some_and(|e| e <= today + Duration::days(horizon_days))
+            })
+            .copied()
+    }
+
+    /// The next day something happens on its own: pending points become available, or a lot
+    /// has expired (the day after its last day).
+    pub fn next_due(&self) -> Option<NaiveDate> {
+        let pending = self.pending.first().map(|(d, _)| *d);
+        let expiry = self
+            .available
+            .iter()
+            .filter_map(|l| l.expires_on)
+            .min()
+            .map(|e| e + Duration::days(1));
+        pending.into_iter().chain(expiry).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    const ROLLING_12: Expiry = Expiry::Rolling { months: 12 };
+
+    #[test]
+    fn rolling_expiry_is_the_end_of_the_month_months_later() {
+        for (on, months, want) in [
+            ("2027-01-10", 12, "2028-01-31"),
+            ("2027-01-31", 12, "2028-01-31"),
+            ("2027-02-10", 12, "2028-02-29"),
+            ("2027-12-01", 1, "2028-01-31"),
+            ("2027-11-30", 0, "2027-11-30"),
+        ] {
+            assert_eq!(
+                Expiry::Rolling { months }.lot_expiry(d(on)),
+                Some(d(want)),
+                "{on} + {months}"
+            );
+        }
+        assert_eq!(Expiry::Never.lot_expiry(d("2027-01-10")), None);
+        assert_eq!(
+            Expiry::Inactivity { days: 365 }.lot_expiry(d("2027-01-10")),
+            None
+        );
+    }
+
+    #[test]
+    fn the_january_lot_goes_first_and_only_the_february_rest_expires_a_year_later() {
+        let mut lots = Lots::default();
+        lots.earn(100, d("2027-01-10"), 0, d("2027-01-10"), ROLLING_12);
+        lots.earn(50, d("2027-02-10"), 0, d("2027-02-10"), ROLLING_12);
+        let taken = lots.spend(120).unwrap();
+        assert_eq!(
+            taken,
+            vec![
+                Lot {
+                    expires_on: Some(d("2028-01-31")),
+                    points: 100
+                },
+                Lot {
+                    expires_on: Some(d("2028-02-29")),
+                    points: 20
+                }
+            ]
+        );
+        // Nothing expires on its last day; the 30 left expire the day after.
+        assert!(
+            lots.settle(d("2028-02-29"), ROLLING_12, d("2027-02-10"))
+                .expired
+                .is_empty()
+        );
+        let s = lots.settle(d("2028-03-01"), ROLLING_12, d("2027-02-10"));
+        assert_eq!(
+            s.expired,
+            vec![Lot {
+                expires_on: Some(d("2028-02-29")),
+                points: 30
+            }]
+        );
+        assert_eq!(lots.spendable(), 0);
+    }
+
+    #[test]
+    fn pending_points_cannot_be_spent_until_their_day_and_a_refund_on_day_5_leaves_the_rest_pending()
+     {
+        let mut lots = Lots::default();
+        let origin = lots.earn(100, d("2027-03-01"), 14, d("2027-03-01"), ROLLING_12);
+        assert_eq!(origin, Origin::Pending(d("2027-03-15")));
+        assert_eq!(lots.spend(1), Err(Short { spendable: 0 }));
+        // Day 5: 40 % refunded comes off the pending lot.
+        lots.settle(d("2027-03-06"), ROLLING_12, d("2027-03-01"));
+        let t = lots.take_back(40, Some(origin));
+        assert_eq!((t.from_pending, t.owed), (40, 0));
+        assert_eq!((lots.pending_total(), lots.spendable()), (60, 0));
+        // Day 13 still pending; day 14 spendable.
+        assert!(
+            lots.settle(d("2027-03-14"), ROLLING_12, d("2027-03-01"))
+                .made_available
+                .is_empty()
+        );
+        assert_eq!(lots.spend(60), Err(Short { spendable: 0 }));
+        let s = lots.settle(d("2027-03-15"), ROLLING_12, d("2027-03-01"));
+        assert_eq!(s.made_available, vec![(d("2027-03-15"), 60)]);
+        assert_eq!(lots.spend(60).map(|t| t.len()), Ok(1));
+    }
+
+    #[test]
+    fn inactivity_expires_everything_the_day_after_the_last_active_day_plus_days() {
+        let policy = Expiry::Inactivity { days: 365 };
+        let mut lots = Lots::default();
+        lots.grant(70, d("2027-01-01"), policy);
+        assert!(
+            lots.settle(d("2028-01-01"), policy, d("2027-01-01"))
+                .expired
+                .is_empty()
+        );
+        let s = lots.settle(d("2028-01-02"), policy, d("2027-01-01"));
+        assert_eq!(s.expired.iter().map(|l| l.points).sum::<i64>(), 70);
+    }
+
+    #[test]
+    fn a_refund_after_spending_is_owed_and_paid_by_the_next_points() {
+        let mut lots = Lots::default();
+        let o = lots.earn(100, d("2027-01-10"), 0, d("2027-01-10"), ROLLING_12);
+        lots.spend(90).unwrap();
+        let t = lots.take_back(100, Some(o));
+        assert_eq!(
+            (
+                t.from_available.iter().map(|l| l.points).sum::<i64>(),
+                t.owed
+            ),
+            (10, 90)
+        );
+        assert_eq!(lots.spendable(), -90);
+        lots.grant(120, d("2027-01-20"), ROLLING_12);
+        assert_eq!((lots.owed, lots.spendable()), (0, 30));
+    }
+
+    #[test]
+    fn a_cancelled_redemption_returns_to_its_lots_and_an_expired_one_comes_back_for_30_days() {
+        let mut lots = Lots::default();
+        lots.earn(100, d("2027-01-10"), 0, d("2027-01-10"), ROLLING_12);
+        let taken = lots.spend(100).unwrap();
+        lots.restore(&taken, d("2027-06-01"));
+        assert_eq!(lots.available, taken);
+        let taken = lots.spend(100).unwrap();
+        lots.restore(&taken, d("2028-02-10"));
+        assert_eq!(
+            lots.available,
+            vec![Lot {
+                expires_on: Some(d("2028-03-11")),
+                points: 100
+            }]
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Earn {
+            points: i64,
+            back_days: u32,
+        },
+        Grant(i64),
+        Spend(i64),
+        /// Refund a share (in %) of a purchase made earlier (by index).
+        Refund {
+            purchase: usize,
+            percent: i64,
+        },
+        Adjust(i64),
+        /// Cancel a redemption made earlier (by index).
+        Cancel(usize),
+        Advance(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1..500i64, 0..20u32).prop_map(|(points, back_days)| Op::Earn { points, back_days }),
+            (1..200i64).prop_map(Op::Grant),
+            (1..300i64).prop_map(Op::Spend),
+            (0..20usize, 1..=100i64)
+                .prop_map(|(purchase, percent)| Op::Refund { purchase, percent }),
+            (-200..200i64).prop_map(Op::Adjust),
+            (0..20usize).prop_map(Op::Cancel),
+            (0..120u32).prop_map(Op::Advance),
+        ]
+    }
+
+    fn policy() -> impl Strategy<Value = (u32, Expiry)> {
+        (
+            0..30u32,
+            prop_oneof![
+                Just(Expiry::Never),
+                (0..24u32).prop_map(|months| Expiry::Rolling { months }),
+                (1..400u32).prop_map(|days| Expiry::Inactivity { days }),
+            ],
+        )
+    }
+
+    proptest! {
+        /// After every step, settled: Σ ledger = available + pending − owed; lots ordered, none
+        /// empty, none past its day; nothing owed while a lot holds points; pending only ahead.
+        #[test]
+        fn the_ledger_always_sums_to_available_plus_pending(
+            (pending_days, expiry) in policy(),
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            let mut lots = Lots::default();
+            let mut today = d("2027-01-01");
+            let mut last_active = today;
+            let mut ledger = 0i64;
+            // (origin, points still reversible) per purchase; the lots of each redemption.
+            let mut purchases: Vec<(Origin, i64)> = Vec::new();
+            let mut redemptions: Vec<Option<Vec<Lot>>> = Vec::new();
+            for op in ops {
+                let s = lots.settle(today, expiry, last_active);
+                ledger -= s.expired.iter().map(|l| l.points).sum::<i64>();
+                match op {
+                    Op::Earn { points, back_days } => {
+                        let on = today - Duration::days(i64::from(back_days));
+                        let o = lots.earn(points, on, pending_days, today, expiry);
+                        ledger += points;
+                        purchases.push((o, points));
+                        last_active = today;
+                    }
+                    Op::Grant(p) => { lots.grant(p, today, expiry); ledger += p; }
+                    Op::Spend(p) => {
+                        let before = lots.pending.clone();
+                        match lots.spend(p) {
+                            Ok(taken) => {
+                                prop_assert_eq!(taken.iter().map(|l| l.points).sum::<i64>(), p);
+                                // Soonest first: every lot left expires no sooner than the
+                                // last one taken from.
+                                if let Some(last) = taken.last() {
+                                    for l in &lots.available {
+                                        prop_assert!(!later(last.expires_on, l.expires_on));
+                                    }
+                                }
+                                ledger -= p;
+                                redemptions.push(Some(taken));
+                                last_active = today;
+                            }
+                            Err(Short { spendable }) => prop_assert!(spendable < p),
+                        }
+                        prop_assert_eq!(before, lots.pending.clone(), "spending never touches pending points");
+                    }
+                    Op::Refund { purchase, percent } => {
+                        if let Some((origin, left)) = purchases.get_mut(purchase) {
+                            let n = (*left * percent / 100).min(*left);
+                            let t = lots.take_back(n, Some(*origin));
+                            prop_assert_eq!(t.total(), n);
+                            *left -= n;
+                            ledger -= n;
+                        }
+                    }
+                    Op::Adjust(p) if p >= 0 => { lots.grant(p, today, expiry); ledger += p; }
+                    Op::Adjust(p) => {
+                        let t = lots.take_back(-p, None);
+                        prop_assert_eq!(t.total(), -p);
+                        ledger += p;
+                    }
+                    Op::Cancel(i) => {
+                        if let Some(slot) = redemptions.get_mut(i)
+                            && let Some(taken) = slot.take()
+                        {
+                            lots.restore(&taken, today);
+                            ledger += taken.iter().map(|l| l.points).sum::<i64>();
+                        }
+                    }
+                    Op::Advance(days) => today += Duration::days(i64::from(days)),
+                }
+                let s = lots.settle(today, expiry, last_active);
+                ledger -= s.expired.iter().map(|l| l.points).sum::<i64>();
+                prop_assert_eq!(ledger, lots.available_total() + lots.pending_total() - lots.owed);
+                prop_assert!(lots.owed >= 0);
+                prop_assert!(lots.owed == 0 || lots.available.is_empty());
+                prop_assert!(lots.available.iter().all(|l| l.points > 0));
+                prop_assert!(lots.pending.iter().all(|(day, p)| *p > 0 && *day > today));
+                prop_assert!(lots.pending.windows(2).all(|w| w[0].0 < w[1].0));
+                prop_assert!(lots.available.windows(2).all(|w| later(w[1].expires_on, w[0].expires_on)));
+                if let Expiry::Rolling { .. } = expiry {
+                    prop_assert!(lots.available.iter().all(|l| l.expires_on.is_some_and(|e| e >= today)));
+                }
+                let settled_again = lots.settle(today, expiry, last_active);
+                prop_assert_eq!(settled_again, Settled::default(), "settling twice moves nothing");
+            }
+        }
+    }
+}
