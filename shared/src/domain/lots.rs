@@ -302,10 +302,146 @@ impl Lots {
     }
 }
 
+/// The compact stored form (the member item must stay under 1 KB): `p` pending and `a` lots as
+/// `day:points` pairs, `o` what is owed, parts separated by spaces. The first day of a list is
+/// counted from 2000-01-01, each next one from the day before it (pending days and monthly expiries
+/// are close together), and the undated lot is `-`: `p9935:60,5:5 a10257:100,-:40 o0`.
+pub mod stored {
+    use super::*;
+
+    fn epoch() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date")
+    }
+    fn pairs(s: &str) -> Result<Vec<(&str, i64)>, String> {
+        if s.is_empty() {
+            return Ok(Vec::new());
+        }
+        s.split(',')
+            .map(|p| {
+                let (k, v) = p.split_once(':').ok_or_else(|| format!("bad pair {p}"))?;
+                let v: i64 = v.parse().map_err(|_| format!("bad points {p}"))?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    /// Each day as the distance from the one before (the first from the epoch).
+    fn days(list: impl Iterator<Item = (Option<NaiveDate>, i64)>) -> String {
+        let mut prev = epoch();
+        list.map(|(d, n)| match d {
+            Some(d) => {
+                let text = format!("{}:{n}", (d - prev).num_days());
+                prev = d;
+                text
+            }
+            None => format!("-:{n}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+
+    fn parse_days(s: &str) -> Result<Vec<(Option<NaiveDate>, i64)>, String> {
+        let mut prev = epoch();
+        pairs(s)?
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "-" {
+                    return Ok((None, v));
+                }
+                let n: i64 = k.parse().map_err(|_| format!("bad day {k}"))?;
+                prev = prev
+                    .checked_add_signed(Duration::days(n))
+                    .ok_or_else(|| format!("bad day {k}"))?;
+                Ok((Some(prev), v))
+            })
+            .collect()
+    }
+
+    pub fn encode(l: &Lots) -> String {
+        let p = days(l.pending.iter().map(|(d, n)| (Some(*d), *n)));
+        let a = days(l.available.iter().map(|x| (x.expires_on, x.points)));
+        format!("p{p} a{a} o{}", l.owed)
+    }
+
+    pub fn decode(s: &str) -> Result<Lots, String> {
+        let mut parts = s.split(' ');
+        let mut next = |tag: char| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(tag))
+                .ok_or_else(|| format!("no {tag} part in {s:?}"))
+        };
+        let pending = parse_days(next('p')?)?
+            .into_iter()
+            .map(|(d, v)| {
+                d.map(|d| (d, v))
+                    .ok_or_else(|| "an undated pending lot".to_owned())
+            })
+            .collect::<Result<_, String>>()?;
+        let available = parse_days(next('a')?)?
+            .into_iter()
+            .map(|(expires_on, points)| Lot { expires_on, points })
+            .collect();
+        let owed = next('o')?
+            .parse()
+            .map_err(|_| format!("bad owed in {s:?}"))?;
+        Ok(Lots {
+            pending,
+            available,
+            owed,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_stored_form_is_short_and_reads_back() {
+        let mut lots = Lots::default();
+        assert_eq!(stored::encode(&lots), "p a o0");
+        lots.earn(60, d("2027-03-01"), 14, d("2027-03-01"), ROLLING_12);
+        lots.grant(100, d("2027-01-10"), ROLLING_12);
+        lots.grant(40, d("2027-01-10"), Expiry::Never);
+        let text = stored::encode(&lots);
+        // 2027-03-15 is day 27·365 + 7 leap days + 59 + 14 = 9935; 2028-01-31 is 28·365 + 7 + 30 = 10257.
+        assert_eq!(text, "p9935:60 a10257:100,-:40 o0");
+        assert_eq!(stored::decode(&text).unwrap(), lots);
+        lots.earn(5, d("2027-03-06"), 14, d("2027-03-06"), ROLLING_12);
+        let text = stored::encode(&lots);
+        assert_eq!(text, "p9935:60,5:5 a10257:100,-:40 o0");
+        assert_eq!(stored::decode(&text).unwrap(), lots);
+        // Thirteen monthly lots and fourteen pending days, of large numbers, stay under 250 bytes.
+        let mut full = Lots::default();
+        for m in 0..13 {
+            full.grant(99_999, d("2027-01-15") + Duration::days(31 * m), ROLLING_12);
+        }
+        for k in 0..14 {
+            full.earn(
+                9_999,
+                d("2028-02-01") + Duration::days(k),
+                14,
+                d("2028-02-01"),
+                ROLLING_12,
+            );
+        }
+        let text = stored::encode(&full);
+        assert!(text.len() < 250, "{} bytes: {text}", text.len());
+        assert_eq!(stored::decode(&text).unwrap(), full);
+        for bad in [
+            "",
+            "p a",
+            "px:1 a o0",
+            "p a1:x o0",
+            "p a o",
+            "a p o0",
+            "p-:5 a o0",
+        ] {
+            assert!(stored::decode(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
@@ -572,6 +708,7 @@ mod tests {
                 if let Expiry::Rolling { .. } = expiry {
                     prop_assert!(lots.available.iter().all(|l| l.expires_on.is_some_and(|e| e >= today)));
                 }
+                prop_assert_eq!(stored::decode(&stored::encode(&lots)).unwrap(), lots.clone());
                 let settled_again = lots.settle(today, expiry, last_active);
                 prop_assert_eq!(settled_again, Settled::default(), "settling twice moves nothing");
             }
