@@ -830,7 +830,7 @@ impl Services {
         journal: &mut Journal,
         batch: &mut Batch,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
-        let now = self.now();
+        let now = journal.now();
         let mut credits = Vec::new();
         for Play {
             campaign,
@@ -917,7 +917,7 @@ impl Services {
         journal: &mut Journal,
         batch: &mut Batch,
     ) -> Result<Points, ServiceError> {
-        let now = self.now();
+        let now = journal.now();
         let mut total = Points::ZERO;
         for (credit, slot) in slots {
             let Some(current) = found.get(&slot)? else {

@@ -35,6 +35,11 @@ impl Journal {
         }
     }
 
+    /// The instant of the commit this journal belongs to: every line and event in it carries it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
     /// An event with no ledger line of its own.
     pub fn note(&mut self, kind: EventType, data: Value) {
         self.numbering.note(kind, data);
