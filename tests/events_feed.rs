@@ -214,7 +214,14 @@ async fn webhooks_arrive_signed_in_seq_order_after_failures_and_a_restart(b: Bac
         );
         assert!(
             seq <= prev + 1,
-            "{member}: seq {seq} after {prev}: nothing skipped"
+            "{member}: seq {seq} after {prev}: nothing skipped; delivered: {:?}",
+            calls
+                .iter()
+                .map(|(_, b)| {
+                    let e: Value = serde_json::from_str(b).unwrap();
+                    format!("{}/{} {}", e["member_id"], e["seq"], e["id"])
+                })
+                .collect::<Vec<_>>()
         );
     }
     assert_eq!(

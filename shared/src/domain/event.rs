@@ -117,7 +117,9 @@ impl Numbering {
             lines: Vec::new(),
             member,
             at,
-            ids: uuid::ContextV7::new(),
+            // Sub-millisecond precision: two commits of one member within the same millisecond
+            // (each from its own context) must still order their ids as their seqs.
+            ids: uuid::ContextV7::new().with_additional_precision(),
         }
     }
 
@@ -206,6 +208,19 @@ mod tests {
         assert!(c < a && a < b);
         let same: Vec<Uuid> = (0..100).map(|_| event_id(&ctx, at())).collect();
         assert!(same.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn ids_of_two_commits_within_one_millisecond_order_as_their_instants() {
+        let m = MemberId::parse("m").unwrap();
+        for micros in [5, 100, 400, 999] {
+            let first = Numbering::new(m.clone(), 0, at());
+            let later = at() + chrono::Duration::microseconds(micros);
+            let second = Numbering::new(m.clone(), 1, later);
+            let a = event_id(&first.ids, at());
+            let b = event_id(&second.ids, later);
+            assert!(a < b, "{micros} µs apart: {a} !< {b}");
+        }
     }
 
     #[test]
