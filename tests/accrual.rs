@@ -1,6 +1,7 @@
 //! Purchases, refunds and tiers through the HTTP API, on both store backends.
 
 use chrono::{DateTime, Duration, Utc};
+use loyalty::program::Program;
 use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -479,7 +480,26 @@ both_backends!(requalification_drops_one_level_or_extends_a_year);
 /// 100 distinct purchases, 50 replays of some of them and 20 partial refunds of earlier
 /// purchases, all at once on one member: nothing lost, nothing doubled, no server error.
 async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: Backend) {
-    let api = Arc::new(Api::new(b).await);
+    concurrent_purchases_on(b, Program::default()).await
+}
+both_backends!(concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing);
+
+/// The same race with 14 pending days and rolling expiry: every point is pending, and the
+/// refunds come off the pending lots.
+async fn concurrent_purchases_and_refunds_lose_nothing_with_pending_days_and_rolling_expiry(
+    b: Backend,
+) {
+    let p = Program::from_json(
+        r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
+    )
+    .unwrap();
+    concurrent_purchases_on(b, p).await
+}
+both_backends!(concurrent_purchases_and_refunds_lose_nothing_with_pending_days_and_rolling_expiry);
+
+async fn concurrent_purchases_on(b: Backend, program: Program) {
+    let pending_days = program.points.pending_days;
+    let api = Arc::new(Api::with_program(b, program).await);
     api.enrol("hot").await;
     let now = api.services.now();
     // Amounts stay under the gold threshold so every purchase earns at silver whatever the order.
@@ -548,8 +568,14 @@ async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: 
     let expected: i64 = 20 * 10 + (0..100).map(|i| (500 + i) / 100).sum::<i64>() - 20 * 5;
     let ledger = api.ledger("hot").await;
     let sum: i64 = ledger.iter().map(|e| e["points"].as_i64().unwrap()).sum();
-    assert_eq!(api.balance("hot").await, expected);
-    assert_eq!(sum, expected, "balance = Σ ledger");
+    let points = &api.get("/v1/members/hot", &api.admin()).await.body["points"];
+    let (balance, pending) = (
+        points["balance"].as_i64().unwrap(),
+        points["pending"].as_i64().unwrap(),
+    );
+    assert_eq!(balance + pending, expected);
+    assert_eq!(pending == 0, pending_days == 0, "{points}");
+    assert_eq!(sum, expected, "balance + pending = Σ ledger");
     let refs: Vec<&str> = ledger
         .iter()
         .map(|e| e["reference"].as_str().unwrap())
@@ -562,7 +588,7 @@ async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: 
     );
     assert_eq!(unique.len(), refs.len());
     // The newest entry's balance_after is the balance: entries were committed in order.
-    assert_eq!(ledger[0]["balance_after"].as_i64().unwrap(), expected);
+    assert_eq!(ledger[0]["balance_after"].as_i64().unwrap(), balance);
     // Events: enrolled, then one per effect (a replay emits nothing), seq 1..n with no gap or
     // repeat, and the points they move sum to the balance.
     let events = api.assert_events_account_for_the_balance("hot").await;
@@ -570,11 +596,12 @@ async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: 
     assert_eq!(
         (
             count("member.enrolled"),
-            count("points.earned"),
+            count("points.earned") + count("points.pending"),
             count("points.reversed")
         ),
         (1, 120, 20)
     );
+    assert_eq!(count("points.pending") == 120, pending_days > 0);
     // Prospect at enrolment, new at the first purchase; the value segment moves as spend grows.
     assert!(count("segment.changed") >= 2);
     assert_eq!(
@@ -582,7 +609,6 @@ async fn concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing(b: 
         1 + 120 + 20 + count("tier.upgraded") + count("segment.changed")
     );
 }
-both_backends!(concurrent_purchases_replays_and_refunds_lose_and_duplicate_nothing);
 
 #[tokio::test]
 async fn a_purchase_by_id_costs_one_read_and_one_write() {

@@ -398,7 +398,25 @@ async fn every_refusal_has_its_slug_and_changes_nothing(b: Backend) {
 both_backends!(every_refusal_has_its_slug_and_changes_nothing);
 
 async fn ten_concurrent_redemptions_never_overspend(b: Backend) {
-    let api = Arc::new(Api::new(b).await);
+    concurrent_redemptions_on(b, loyalty::program::Program::default()).await
+}
+both_backends!(ten_concurrent_redemptions_never_overspend);
+
+/// The same race with 14 pending days and rolling expiry: the given points are spendable at
+/// once, in a dated lot.
+async fn ten_concurrent_redemptions_never_overspend_with_pending_days_and_rolling_expiry(
+    b: Backend,
+) {
+    let p = loyalty::program::Program::from_json(
+        r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
+    )
+    .unwrap();
+    concurrent_redemptions_on(b, p).await
+}
+both_backends!(ten_concurrent_redemptions_never_overspend_with_pending_days_and_rolling_expiry);
+
+async fn concurrent_redemptions_on(b: Backend, program: loyalty::program::Program) {
+    let api = Arc::new(Api::with_program(b, program).await);
     reward(&api, "r30", json!({"name": "Thirty", "cost_points": 30})).await;
     api.enrol("m").await;
     give(&api, "m", 100).await;
@@ -426,8 +444,16 @@ async fn ten_concurrent_redemptions_never_overspend(b: Backend) {
     statuses.sort();
     assert_eq!(statuses, [201, 201, 201, 409, 409, 409, 409, 409, 409, 409]);
     assert_eq!(api.balance("m").await, 10);
+    let ledger = api.ledger("m").await;
+    assert_eq!(
+        ledger
+            .iter()
+            .map(|e| e["points"].as_i64().unwrap())
+            .sum::<i64>(),
+        10,
+        "Σ ledger = balance"
+    );
 }
-both_backends!(ten_concurrent_redemptions_never_overspend);
 
 async fn fifty_members_racing_for_ten_in_stock_get_exactly_ten(b: Backend) {
     let api = Arc::new(Api::new(b).await);

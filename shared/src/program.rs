@@ -3,6 +3,7 @@
 //! names the key.
 
 use crate::domain::earning::{EarnRate, Multiplier};
+use crate::domain::lots::Expiry;
 use crate::domain::segment::{CutPoints, LifecycleRules, RfmRules, SegmentRules};
 use crate::domain::tier::{TierRule, TierTable};
 use crate::domain::{Currency, Points, RewardId, TimeZoneName};
@@ -33,6 +34,14 @@ pub struct Program {
     pub voucher_validity_days: u32,
     pub idempotency_retention_hours: u32,
     pub segments: SegmentRules,
+    pub points: PointsRules,
+}
+
+/// When purchase points become spendable and when points expire (DESIGN.md "Points lots").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PointsRules {
+    pub pending_days: u32,
+    pub expiry: Expiry,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +74,25 @@ struct Doc {
     idempotency_retention_hours: u32,
     lifecycle: LifecycleDoc,
     rfm: RfmDoc,
+    points: PointsDoc,
+}
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct PointsDoc {
+    pending_days: u32,
+    expiry: ExpiryDoc,
+}
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, tag = "policy", rename_all = "snake_case")]
+enum ExpiryDoc {
+    #[default]
+    Never,
+    Rolling {
+        months: u32,
+    },
+    Inactivity {
+        days: u32,
+    },
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +191,7 @@ impl Default for Doc {
             idempotency_retention_hours: 24,
             lifecycle: LifecycleDoc::default(),
             rfm: RfmDoc::default(),
+            points: PointsDoc::default(),
         }
     }
 }
@@ -387,8 +416,39 @@ impl Program {
             }
         }
         let segments = segment_rules(&doc.lifecycle, &doc.rfm)?;
+        let (expiry, key, value, range) = match doc.points.expiry {
+            ExpiryDoc::Never => (Expiry::Never, "", 0, 0..=0),
+            ExpiryDoc::Rolling { months } => (
+                Expiry::Rolling { months },
+                "points.expiry.months",
+                months,
+                1..=120,
+            ),
+            ExpiryDoc::Inactivity { days } => (
+                Expiry::Inactivity { days },
+                "points.expiry.days",
+                days,
+                1..=3650,
+            ),
+        };
+        for (key, v, range) in [
+            (key, value, range),
+            ("points.pending_days", doc.points.pending_days, 0..=90),
+        ] {
+            if !range.contains(&v) {
+                return Err(invalid(format!(
+                    "{key} must be between {} and {}, got {v}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
         Ok(Program {
             segments,
+            points: PointsRules {
+                pending_days: doc.points.pending_days,
+                expiry,
+            },
             currency,
             timezone,
             earn: EarnRate {
@@ -488,6 +548,33 @@ mod tests {
     }
 
     #[test]
+    fn points_rules_default_to_todays_behaviour_and_parse_each_policy() {
+        let p = Program::default();
+        assert_eq!(
+            p.points,
+            PointsRules {
+                pending_days: 0,
+                expiry: Expiry::Never
+            }
+        );
+        let p = Program::from_json(
+            r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.points,
+            PointsRules {
+                pending_days: 14,
+                expiry: Expiry::Rolling { months: 12 }
+            }
+        );
+        let p =
+            Program::from_json(r#"{"points": {"expiry": {"policy": "inactivity", "days": 365}}}"#)
+                .unwrap();
+        assert_eq!(p.points.expiry, Expiry::Inactivity { days: 365 });
+    }
+
+    #[test]
     fn invalid_documents_name_the_problem() {
         for (doc, needle) in [
             (r#"{"curency": "USD"}"#, "curency"),
@@ -515,6 +602,19 @@ mod tests {
             ),
             (r#"{"rfm": {"fixed": {"m": [5, 5, 6, 7]}}}"#, "rfm.fixed.m"),
             (r#"{"rfm": {"fixed": {"f": [1, 2]}}}"#, "rfm.fixed.f"),
+            (r#"{"points": {"pending_days": 91}}"#, "points.pending_days"),
+            (
+                r#"{"points": {"expiry": {"policy": "rolling", "months": 0}}}"#,
+                "points.expiry.months",
+            ),
+            (
+                r#"{"points": {"expiry": {"policy": "inactivity", "days": 0}}}"#,
+                "points.expiry.days",
+            ),
+            (
+                r#"{"points": {"expiry": {"policy": "sometimes"}}}"#,
+                "sometimes",
+            ),
             ("not json", "expected"),
         ] {
             let err = Program::from_json(doc).unwrap_err().to_string();

@@ -11,6 +11,7 @@ use loyalty::service::events::EventPage;
 use loyalty::service::members::{
     AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
 };
+use loyalty::service::points::PointsSchedule;
 use loyalty::service::{ServiceError, Services};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +21,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(enrol))
         .routes(routes!(get_member, update_member, erase_member))
         .routes(routes!(ledger))
+        .routes(routes!(points))
         .routes(routes!(adjust))
         .routes(routes!(member_events))
         .routes(routes!(all_events))
@@ -128,6 +130,21 @@ async fn ledger(
         .ledger(&id, paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// The member's points schedule: spendable and pending points, the lots they sit in and when
+/// each expires.
+#[utoipa::path(get, path = "/v1/members/{id}/points", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = PointsSchedule)))]
+async fn points(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<PointsSchedule>, Problem> {
+    let id = member_id(&id)?;
+    caller.require_self_pos_or_admin(&id)?;
+    Ok(Reply::ok(svc.points_schedule(&id).await?))
 }
 
 /// Admin point adjustment (signed). Send an `Idempotency-Key` so a retry cannot apply it twice.

@@ -42,6 +42,12 @@ pub enum EventType {
     SegmentChanged,
     #[serde(rename = "campaign.awarded")]
     CampaignAwarded,
+    #[serde(rename = "points.pending")]
+    PointsPending,
+    #[serde(rename = "points.available")]
+    PointsAvailable,
+    #[serde(rename = "points.expired")]
+    PointsExpired,
 }
 
 impl EventType {
@@ -57,6 +63,8 @@ impl EventType {
                 | EventType::PointsRestored
                 | EventType::PointsGifted
                 | EventType::CampaignAwarded
+                | EventType::PointsAvailable
+                | EventType::PointsExpired
                 | EventType::MemberErased
         )
     }

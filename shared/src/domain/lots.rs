@@ -2,7 +2,7 @@
 //! spendable, spendable points by the last day they may be spent, soonest first, and what is
 //! owed when a refund takes back points already spent. Callers pass the program date and the
 //! expiry policy; every change returns what it moved, so the caller can write its ledger lines
-//! and events. Groundwork for issue 13: the services do not use it yet.
+//! and events.
 //!
 //! The ledger identity this keeps, whatever the sequence: Σ ledger = available + pending − owed,
 //! where making pending points available moves nothing in the ledger and expiry is a negative
@@ -39,7 +39,9 @@ impl Expiry {
 }
 
 /// Spendable points that expire together (`None`: not on a date of their own).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Lot {
     pub expires_on: Option<NaiveDate>,
     pub points: i64,
@@ -47,7 +49,8 @@ pub struct Lot {
 
 /// Where a refund's points came from: still pending (until that day), or already available (in
 /// the lot that expires then).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Origin {
     Pending(NaiveDate),
     Available(Option<NaiveDate>),
@@ -104,6 +107,25 @@ fn later(a: Option<NaiveDate>, b: Option<NaiveDate>) -> bool {
 }
 
 impl Lots {
+    /// A balance kept before lots existed: one undated lot, or what is owed.
+    pub fn from_balance(balance: i64) -> Lots {
+        let mut l = Lots::default();
+        if balance > 0 {
+            l.available.push(Lot {
+                expires_on: None,
+                points: balance,
+            });
+        } else {
+            l.owed = -balance;
+        }
+        l
+    }
+
+    /// Whether the spendable balance alone describes these lots.
+    pub fn is_plain(&self) -> bool {
+        self.pending.is_empty() && self.available.iter().all(|l| l.expires_on.is_none())
+    }
+
     pub fn pending_total(&self) -> i64 {
         self.pending.iter().map(|(_, p)| p).sum()
     }
@@ -361,6 +383,24 @@ pub mod stored {
         let p = days(l.pending.iter().map(|(d, n)| (Some(*d), *n)));
         let a = days(l.available.iter().map(|x| (x.expires_on, x.points)));
         format!("p{p} a{a} o{}", l.owed)
+    }
+
+    /// Serde for an optional stored form.
+    pub mod option {
+        use super::{Lots, decode, encode};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &Option<Lots>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(l) => s.serialize_str(&encode(l)),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Lots>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| decode(&t).map_err(serde::de::Error::custom))
+                .transpose()
+        }
     }
 
     pub fn decode(s: &str) -> Result<Lots, String> {

@@ -2,6 +2,7 @@
 //! ledger entry kinds, and the activity fields that segmentation (high-value, dormant, churned)
 //! will be computed from.
 
+use super::lots::Lots;
 use super::segment::{
     Activity, Counted, CutPoints, Lifecycle, SegmentRules, Segments, reactivates, segments,
 };
@@ -85,6 +86,15 @@ pub struct Member {
     /// The balance given up at erasure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forfeited_points: Option<Points>,
+    /// Pending points and dated lots (DESIGN.md "Points lots"), compact; absent while the balance
+    /// alone describes them (one undated lot, nothing pending), as under the default program.
+    #[serde(
+        rename = "l",
+        default,
+        with = "crate::domain::lots::stored::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lots: Option<Lots>,
 }
 
 fn is_zero(p: &Points) -> bool {
@@ -119,13 +129,37 @@ impl Member {
             event_seq: 0,
             erased_at: None,
             forfeited_points: None,
+            lots: None,
         }
+    }
+
+    /// The member's lots as stored (or all of the balance in one undated lot).
+    pub fn lots(&self) -> Lots {
+        self.lots
+            .clone()
+            .unwrap_or_else(|| Lots::from_balance(self.balance.0))
+    }
+
+    /// Keeps `lots`, and the balance they leave spendable.
+    pub fn set_lots(&mut self, lots: Lots) {
+        self.balance = Points(lots.spendable());
+        self.lots = (!lots.is_plain()).then_some(lots);
+    }
+
+    /// Points not yet spendable.
+    pub fn pending(&self) -> Points {
+        Points(self.lots.as_ref().map_or(0, Lots::pending_total))
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
+    /// Pending purchase points became spendable (0 points in the ledger: they were counted when
+    /// earned; the event moves them into the balance).
+    PointsAvailable,
+    /// Spendable points past their last day.
+    PointsExpired,
     Adjustment,
     Purchase,
     Refund,
@@ -144,8 +178,10 @@ impl Member {
     /// The tombstone erasure leaves: no name, contact, birthday or time zone, nothing in an
     /// index, the balance forfeited. Amounts, tier and dates stay for the books.
     pub fn erased(mut self, now: DateTime<Utc>) -> Member {
-        self.forfeited_points = Some(self.balance);
+        // Pending points go too, so the ledger still sums to nothing left.
+        self.forfeited_points = Some(Points(self.balance.0 + self.pending().0));
         self.balance = Points::ZERO;
+        self.lots = None;
         self.name = String::new();
         self.phone = None;
         self.email = None;

@@ -138,6 +138,11 @@ const WHO: &[(&str, &str, &str)] = &[
     ("get", "/v1/segments/{id}/history", "an administrator"),
     ("get", "/v1/analytics/overview", "an administrator"),
     ("get", "/v1/analytics/retention", "an administrator"),
+    (
+        "get",
+        "/v1/members/{id}/points",
+        "the member, a POS, an administrator",
+    ),
     ("get", "/v1/campaigns", "an administrator"),
     ("put", "/v1/campaigns/{id}", "an administrator"),
     ("get", "/v1/campaigns/{id}", "an administrator"),

@@ -10,6 +10,7 @@ use super::{Outcome, Services};
 use crate::domain::campaign::PurchaseFacts;
 use crate::domain::earning::earn;
 use crate::domain::event::EventType;
+use crate::domain::lots::Origin;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::segment::lifecycle;
@@ -255,9 +256,11 @@ impl Services {
             now,
         );
 
+        let mut journal = Journal::new(&m, now);
+        self.settle(&mut m, &mut journal, now);
         // The crossing purchase earns at the tier held before it.
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
-        m.balance = m.balance.checked_add(earned)?;
+        let origin = self.earn_lot(&mut m, earned, occurred_at, now);
         m.lifetime_earned = m.lifetime_earned.checked_add(earned)?;
         m.spend.add(
             occurred_on,
@@ -272,10 +275,21 @@ impl Services {
 
         let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
         self.resegment(&mut m, &cuts, now, &mut journal);
+        let mut data = json!({"store_id": req.store_id, "receipt_id": req.receipt_id,
+            "amount": req.amount, "occurred_at": occurred_at, "tier": m.tier});
+        // Pending points are in the ledger but not yet in the balance: their event moves none.
+        let kind = match origin {
+            Origin::Pending(on) => {
+                data["points"] = json!(0);
+                data["pending"] = json!(earned);
+                data["available_on"] = json!(on);
+                EventType::PointsPending
+            }
+            Origin::Available(_) => EventType::PointsEarned,
+        };
         let entry = journal.line(
-            EventType::PointsEarned,
+            kind,
             LedgerEntry::new(
                 LedgerKind::Purchase,
                 earned,
@@ -284,8 +298,7 @@ impl Services {
                 None,
                 now,
             ),
-            json!({"store_id": req.store_id, "receipt_id": req.receipt_id, "amount": req.amount,
-                   "occurred_at": occurred_at, "tier": m.tier}),
+            data,
         );
         let lines: Vec<(Option<&str>, i64)> = req
             .lines
@@ -360,6 +373,7 @@ impl Services {
             response: receipt.clone(),
             created_at: now,
             campaigns: credits,
+            origin: Some(origin),
         };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
@@ -435,13 +449,16 @@ impl Services {
         let cuts = self.cut_points(found.get(&state)?);
         let mut m = current.value;
         let p = &self.program;
+        let mut journal = Journal::new(&m, now);
+        self.settle(&mut m, &mut journal, now);
         let reversed = refund_reversal(
             pr.points_earned,
             pr.refunded_total,
             req.amount.value,
             pr.amount.value,
         )?;
-        m.balance = m.balance.checked_sub(reversed)?;
+        // While the purchase's points are pending, the refund takes them from there.
+        let taken = self.debit(&mut m, reversed, pr.origin);
         m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
         m.spend.add(
             self.program_date(pr.occurred_at),
@@ -464,8 +481,14 @@ impl Services {
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
         self.resegment(&mut m, &cuts, now, &mut journal);
+        let mut data = json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id,
+               "amount": req.amount, "refunded_total": money(would_total, pr.amount.currency)});
+        if taken.from_pending > 0 {
+            // What came off pending points never was in the balance.
+            data["points"] = json!(taken.from_pending - reversed.0);
+            data["pending"] = json!(-taken.from_pending);
+        }
         journal.line(
             EventType::PointsReversed,
             LedgerEntry::new(
@@ -476,8 +499,7 @@ impl Services {
                 None,
                 now,
             ),
-            json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id,
-                   "amount": req.amount, "refunded_total": money(would_total, pr.amount.currency)}),
+            data,
         );
         let bonus_reversed = self.play_refund(
             credits,

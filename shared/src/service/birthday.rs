@@ -137,11 +137,12 @@ impl Services {
         }
 
         let points = self.program.tiers.rule(m.tier).birthday_points;
-        m.balance = m.balance.checked_add(points)?;
+        let mut journal = Journal::new(&m, now);
+        self.settle(&mut m, &mut journal, now);
+        self.credit(&mut m, points, now);
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         m.last_activity_at = now;
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
         let mut voucher_code = None;
         if let Some(rid) = reward_id {
             let mut reads = Reads::new();

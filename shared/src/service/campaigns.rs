@@ -858,7 +858,7 @@ impl Services {
                 a.awards += 1;
                 a.points = a.points.checked_add(points)?;
                 c.awarded = c.awarded.checked_add(points)?;
-                m.balance = m.balance.checked_add(points)?;
+                self.credit(m, points, now);
                 m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
                 journal.line(
                     EventType::CampaignAwarded,
@@ -932,7 +932,7 @@ impl Services {
                 refund_reversal(credit.points, refunded_before, refund, purchase_amount)?;
             if reversed.0 > 0 {
                 a.points = a.points.checked_sub(reversed)?;
-                m.balance = m.balance.checked_sub(reversed)?;
+                self.debit(m, reversed, None);
                 m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
                 total = total.checked_add(reversed)?;
                 journal.line(

@@ -81,7 +81,13 @@ impl Services {
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
         self.set_segments(&mut m, None, &mut journal);
-        let data = json!({"forfeited_points": forfeited});
+        let mut data = json!({"forfeited_points": forfeited});
+        let pending = current.value.pending();
+        if pending.0 != 0 {
+            // Pending points were never in the balance the events add up to.
+            data["points"] = json!(pending.0 - forfeited.0);
+            data["pending"] = json!(-pending.0);
+        }
         if forfeited.0 != 0 {
             journal.line(
                 EventType::MemberErased,
@@ -96,7 +102,6 @@ impl Services {
                 data,
             );
         } else {
-            let mut data = data;
             data["points"] = json!(0);
             data["balance"] = json!(0);
             journal.note(EventType::MemberErased, data);

@@ -68,8 +68,20 @@ pub struct AdjustmentRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PointsView {
+    /// Spendable now.
     pub balance: Points,
     pub lifetime_earned: Points,
+    /// Purchase points not spendable yet (the return window of `pending_days`).
+    pub pending: Points,
+    /// The points of the next expiry date, if it falls within 60 days.
+    pub expiring_soon: Option<Expiring>,
+}
+
+/// Points that expire on a day (they may be spent up to and including it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Expiring {
+    pub points: Points,
+    pub on: NaiveDate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -81,7 +93,7 @@ pub struct TierProgressView {
 
 /// The member object of API.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "member-ada", "name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai", "enrolled_at": "2026-11-22T10:15:00Z", "tier": "silver", "tier_expires_on": null, "points": {"balance": 120, "lifetime_earned": 300}, "tier_progress": {"qualifying_spend": {"value": 42000, "currency": "USD"}, "next_tier": "gold", "spend_to_next_tier": {"value": 58000, "currency": "USD"}}, "status": "active", "segments": {"lifecycle": "active", "value": "potential", "rfm": {"r": 5, "f": 2, "m": 3}}}))]
+#[schema(example = json!({"id": "member-ada", "name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai", "enrolled_at": "2026-11-22T10:15:00Z", "tier": "silver", "tier_expires_on": null, "points": {"balance": 120, "lifetime_earned": 300, "pending": 40, "expiring_soon": {"points": 30, "on": "2027-11-30"}}, "tier_progress": {"qualifying_spend": {"value": 42000, "currency": "USD"}, "next_tier": "gold", "spend_to_next_tier": {"value": 58000, "currency": "USD"}}, "status": "active", "segments": {"lifecycle": "active", "value": "potential", "rfm": {"r": 5, "f": 2, "m": 3}}}))]
 pub struct MemberView {
     pub id: MemberId,
     pub name: String,
@@ -176,6 +188,9 @@ impl Services {
     }
 
     pub fn member_view(&self, m: &Member) -> MemberView {
+        // As of now, whether or not a write or the points job has settled the lots yet.
+        let now = self.now();
+        let lots = self.settled_lots(m, now);
         MemberView {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -187,8 +202,10 @@ impl Services {
             tier: m.tier,
             tier_expires_on: m.tier_expires_on,
             points: PointsView {
-                balance: m.balance,
+                balance: Points(lots.spendable()),
                 lifetime_earned: m.lifetime_earned,
+                pending: Points(lots.pending_total()),
+                expiring_soon: self.expiring(m, &lots, now, 60).into_iter().next(),
             },
             tier_progress: self.progress_view(m),
             status: "active".into(),
@@ -486,12 +503,15 @@ impl Services {
         }
         let current = live(found.get(&member)?)?;
         let mut m = current.value;
-        m.balance = m.balance.checked_add(points)?;
+        let mut journal = Journal::new(&m, now);
+        self.settle(&mut m, &mut journal, now);
         if points.0 > 0 {
+            self.credit(&mut m, points, now);
             m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
+        } else {
+            self.debit(&mut m, points.checked_neg()?, None);
         }
         let mut effect = Batch::new();
-        let mut journal = Journal::new(&m, now);
         let entry = journal.line(
             EventType::PointsAdjusted,
             LedgerEntry::new(

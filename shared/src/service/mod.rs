@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod members;
+pub mod points;
 pub mod redemption;
 pub mod segments;
 pub mod tiers;

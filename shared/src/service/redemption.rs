@@ -9,6 +9,7 @@ use super::members::LedgerEntry;
 use super::members::live;
 use super::{Outcome, Services};
 use crate::domain::event::EventType;
+use crate::domain::lots::Lot;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::{Refusal, Reward, check_redemption};
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
@@ -90,6 +91,10 @@ pub struct Redemption {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// `redemption` (points spent) or `birthday_gift`.
     pub source: String,
+    /// The dated lots the points came from (`expires_on` their last day), so a cancellation
+    /// returns them there; absent when the points never expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lots: Vec<Lot>,
 }
 
 /// The answer to a new redemption: the redemption and the balance after it.
@@ -156,10 +161,20 @@ pub(crate) fn issue_voucher(
     now: DateTime<Utc>,
 ) -> Result<(Redemption, Batch), ServiceError> {
     let held = count.map_or(0, |c| c.value.count);
+    // Points that became spendable or expired by now count before the balance is judged.
+    svc.settle(member, journal, now);
     check_redemption(member.tier, member.balance, &reward.value, held, charge).map_err(refusal)?;
     let r = &reward.value;
     let points = if charge { r.cost_points } else { Points::ZERO };
-    member.balance = member.balance.checked_sub(points)?;
+    let mut lots = if points.0 > 0 {
+        svc.spend(member, points)?
+    } else {
+        Vec::new()
+    };
+    // Undated points come back undated whatever lot they left: nothing to remember.
+    if lots.iter().all(|l| l.expires_on.is_none()) {
+        lots.clear();
+    }
     member.lifetime_redeemed = member.lifetime_redeemed.checked_add(points)?;
     member.last_activity_at = now;
     let redemption = Redemption {
@@ -175,6 +190,7 @@ pub(crate) fn issue_voucher(
         used_store_id: None,
         cancelled_at: None,
         source: source.to_owned(),
+        lots,
     };
     let voucher = Voucher {
         code: redemption.voucher_code.clone(),
@@ -436,7 +452,9 @@ impl Services {
         let count = more.get(&count)?;
 
         let mut m = current.value;
-        m.balance = m.balance.checked_add(r.points_spent)?;
+        let mut journal = Journal::new(&m, now);
+        self.settle(&mut m, &mut journal, now);
+        self.restore(&mut m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
         let cancelled = Redemption {
@@ -449,7 +467,6 @@ impl Services {
             ..voucher.value.clone()
         };
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
         let restored = json!({"redemption_id": redemption_id, "reward_id": r.reward_id});
         if r.points_spent.0 != 0 {
             journal.line(

@@ -330,6 +330,9 @@ pub struct PurchaseRecord {
     /// The campaigns this purchase counted in, and what each awarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub campaigns: Vec<CampaignCredit>,
+    /// Where its points went: pending until a day, or into a lot (absent: before lots existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::domain::lots::Origin>,
 }
 
 fn purchase_pk(store: &StoreId, receipt: &ReceiptId) -> String {

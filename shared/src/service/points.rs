@@ -1,0 +1,232 @@
+//! Points lots in the write paths (DESIGN.md "Points lots"): every write that moves a member's
+//! points first settles their lots to today, writing in the same commit the `points_available`
+//! and `points_expired` lines a late or missing job left unwritten, then credits or debits
+//! through the lots, so the balance is always what the lots leave spendable.
+
+use super::Services;
+use super::error::ServiceError;
+use super::events::Journal;
+use super::members::{Expiring, LedgerEntry};
+use crate::domain::MemberId;
+use crate::domain::Points;
+use crate::domain::event::EventType;
+use crate::domain::lots::{Expiry, Lot, Lots, Origin, Taken};
+use crate::domain::member::{LedgerKind, Member};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// One lot of the schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleLot {
+    pub points: Points,
+    /// `pending` (spendable from `available_on`) or `available`.
+    pub status: String,
+    pub available_on: Option<NaiveDate>,
+    /// The last day the points may be spent; null when they do not expire on a date of their own.
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// `GET /v1/members/{id}/points`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"available": 120, "pending": 40,
+    "lots": [{"points": 40, "status": "pending", "available_on": "2027-03-15", "expires_on": "2028-03-31"},
+             {"points": 30, "status": "available", "available_on": null, "expires_on": "2027-11-30"},
+             {"points": 90, "status": "available", "available_on": null, "expires_on": "2028-02-29"}],
+    "expiring": [{"points": 30, "on": "2027-11-30"}, {"points": 90, "on": "2028-02-29"}]}))]
+pub struct PointsSchedule {
+    pub available: Points,
+    pub pending: Points,
+    /// Pending lots by the day they become spendable, then spendable lots soonest-expiring first.
+    pub lots: Vec<ScheduleLot>,
+    /// Every coming expiry, soonest first.
+    pub expiring: Vec<Expiring>,
+}
+
+impl Services {
+    /// The member's points schedule as of now.
+    pub async fn points_schedule(&self, id: &MemberId) -> Result<PointsSchedule, ServiceError> {
+        let m = self.load_member(id).await?.value;
+        let now = self.now();
+        let lots = self.settled_lots(&m, now);
+        let expiry = self.program.points.expiry;
+        let mut out: Vec<ScheduleLot> = lots
+            .pending
+            .iter()
+            .map(|(on, p)| ScheduleLot {
+                points: Points(*p),
+                status: "pending".into(),
+                available_on: Some(*on),
+                expires_on: expiry.lot_expiry(*on),
+            })
+            .collect();
+        out.extend(lots.available.iter().map(|l| ScheduleLot {
+            points: Points(l.points),
+            status: "available".into(),
+            available_on: None,
+            expires_on: l.expires_on,
+        }));
+        Ok(PointsSchedule {
+            available: Points(lots.spendable()),
+            pending: Points(lots.pending_total()),
+            lots: out,
+            expiring: self.expiring(&m, &lots, now, 366 * 20),
+        })
+    }
+
+    /// The member's lots as of `now`, settled on a copy (reads write nothing).
+    pub fn settled_lots(&self, m: &Member, now: DateTime<Utc>) -> Lots {
+        let mut lots = m.lots();
+        lots.settle(
+            self.program_date(now),
+            self.program.points.expiry,
+            self.program_date(m.last_activity_at),
+        );
+        lots
+    }
+
+    /// The dated expiries within `horizon_days` of `now`, soonest first: each dated lot, or under
+    /// the inactivity policy everything on the day inactivity would end.
+    pub fn expiring(
+        &self,
+        m: &Member,
+        lots: &Lots,
+        now: DateTime<Utc>,
+        horizon_days: i64,
+    ) -> Vec<Expiring> {
+        let today = self.program_date(now);
+        let until = today + chrono::Duration::days(horizon_days);
+        match self.program.points.expiry {
+            Expiry::Inactivity { days } => {
+                let on =
+                    self.program_date(m.last_activity_at) + chrono::Duration::days(i64::from(days));
+                (lots.available_total() > 0 && on <= until)
+                    .then(|| Expiring {
+                        points: Points(lots.available_total()),
+                        on,
+                    })
+                    .into_iter()
+                    .collect()
+            }
+            _ => lots
+                .available
+                .iter()
+                .filter_map(|l| {
+                    l.expires_on.filter(|e| *e <= until).map(|on| Expiring {
+                        points: Points(l.points),
+                        on,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Brings the member's lots to today: pending points due become spendable (a 0-point
+    /// `points_available` line: the ledger counted them when earned; its event moves them into
+    /// the balance), lots past their last day expire (a `points_expired` line).
+    pub(crate) fn settle(&self, m: &mut Member, journal: &mut Journal, now: DateTime<Utc>) {
+        let mut lots = m.lots();
+        let today = self.program_date(now);
+        let last_active = self.program_date(m.last_activity_at);
+        let s = lots.settle(today, self.program.points.expiry, last_active);
+        m.set_lots(lots);
+        let available: i64 = s.made_available.iter().map(|(_, p)| p).sum();
+        let expired: i64 = s.expired.iter().map(|l| l.points).sum();
+        // The balance each line reports: before the expiry, it held what just became available.
+        if available > 0 {
+            journal.line(
+                EventType::PointsAvailable,
+                LedgerEntry::new(
+                    LedgerKind::PointsAvailable,
+                    Points::ZERO,
+                    Points(m.balance.0 + expired),
+                    None,
+                    Some(format!("{available} pending points became available")),
+                    now,
+                ),
+                json!({"points": available, "days": s.made_available.iter().map(|(d, _)| d).collect::<Vec<_>>()}),
+            );
+        }
+        if expired > 0 {
+            journal.line(
+                EventType::PointsExpired,
+                LedgerEntry::new(
+                    LedgerKind::PointsExpired,
+                    Points(-expired),
+                    m.balance,
+                    None,
+                    None,
+                    now,
+                ),
+                json!({"lots": s.expired}),
+            );
+        }
+    }
+
+    /// Points spendable at once (gifts, campaign awards, positive adjustments).
+    pub(crate) fn credit(&self, m: &mut Member, points: Points, now: DateTime<Utc>) {
+        let mut lots = m.lots();
+        lots.grant(points.0, self.program_date(now), self.program.points.expiry);
+        m.set_lots(lots);
+    }
+
+    /// A purchase's points: pending for `pending_days`, then spendable.
+    pub(crate) fn earn_lot(
+        &self,
+        m: &mut Member,
+        points: Points,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Origin {
+        let mut lots = m.lots();
+        let origin = lots.earn(
+            points.0,
+            self.program_date(occurred_at),
+            self.program.points.pending_days,
+            self.program_date(now),
+            self.program.points.expiry,
+        );
+        m.set_lots(lots);
+        origin
+    }
+
+    /// Takes points back (refunds, negative adjustments): from `origin` first, then soonest-
+    /// expiring first; beyond the spendable points the balance goes below zero.
+    pub(crate) fn debit(&self, m: &mut Member, points: Points, origin: Option<Origin>) -> Taken {
+        let mut lots = m.lots();
+        let taken = lots.take_back(points.0, origin);
+        m.set_lots(lots);
+        taken
+    }
+
+    /// Spends points soonest-expiring first; the caller has checked the balance covers them.
+    pub(crate) fn spend(&self, m: &mut Member, points: Points) -> Result<Vec<Lot>, ServiceError> {
+        let mut lots = m.lots();
+        let taken = lots
+            .spend(points.0)
+            .map_err(|s| ServiceError::InsufficientPoints {
+                balance: s.spendable,
+                cost: points.0,
+            })?;
+        m.set_lots(lots);
+        Ok(taken)
+    }
+
+    /// Returns a cancelled redemption's points to their lots (redemptions made before lots came
+    /// back as spendable at once).
+    pub(crate) fn restore(
+        &self,
+        m: &mut Member,
+        lots_taken: &[Lot],
+        points: Points,
+        now: DateTime<Utc>,
+    ) {
+        if lots_taken.is_empty() {
+            return self.credit(m, points, now);
+        }
+        let mut lots = m.lots();
+        lots.restore(lots_taken, self.program_date(now));
+        m.set_lots(lots);
+    }
+}
