@@ -41,6 +41,7 @@ pub fn routes(clock: Arc<TestClock>) -> OpenApiRouter<Services> {
             post(tier_requalification),
         )
         .route("/_local/jobs/segments", post(segments))
+        .route("/_local/jobs/points", post(points))
         .route(
             "/_local/clock",
             put(
@@ -84,6 +85,16 @@ async fn tier_requalification(
     caller.require_admin()?;
     let now = body.value.now.unwrap_or_else(|| svc.now());
     Ok(Json(svc.requalify_tiers(now).await?))
+}
+
+async fn points(
+    State(svc): State<Services>,
+    caller: Caller,
+    body: JsonBody<JobInput>,
+) -> Result<Json<loyalty::service::points::PointsRun>, Problem> {
+    caller.require_admin()?;
+    let now = body.value.now.unwrap_or_else(|| svc.now());
+    Ok(Json(svc.points_job(now).await?))
 }
 
 #[derive(Deserialize)]

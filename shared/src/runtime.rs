@@ -8,6 +8,13 @@ use crate::service::Services;
 use crate::store::DynamoStore;
 use std::sync::Arc;
 
+/// A scheduled function's input: `{}`, or `{"now": "<RFC 3339>"}` to run as of another instant.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledInput {
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The EMF recorder of this container, installed once.
 fn metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error> {
     static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =

@@ -1,15 +1,8 @@
 //! The `birthday` function: the hourly scheduled gift run. Input `{}` or `{"now": "<RFC 3339>"}`.
 
-use chrono::{DateTime, Utc};
+pub use loyalty::runtime::ScheduledInput;
 use loyalty::service::Services;
 use loyalty::service::birthday::GiftRun;
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduledInput {
-    pub now: Option<DateTime<Utc>>,
-}
 
 pub async fn run(
     svc: &Services,

@@ -11,7 +11,7 @@ use loyalty::service::events::EventPage;
 use loyalty::service::members::{
     AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
 };
-use loyalty::service::points::PointsSchedule;
+use loyalty::service::points::{PointsRun, PointsSchedule};
 use loyalty::service::{ServiceError, Services};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -262,4 +262,15 @@ async fn all_events(
         )
         .await?;
     Ok(Reply::ok(page))
+}
+
+pub use loyalty::runtime::ScheduledInput;
+
+/// One run of the daily `points` job (its own binary, `points-job`).
+pub async fn run_points_job(
+    svc: &Services,
+    input: ScheduledInput,
+) -> Result<PointsRun, ServiceError> {
+    let now = input.now.unwrap_or_else(|| svc.now());
+    svc.points_job(now).await
 }

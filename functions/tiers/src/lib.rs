@@ -2,12 +2,10 @@
 //! run by EventBridge Scheduler.
 
 use axum::extract::{Path, State};
-use chrono::{DateTime, Utc};
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, Problem, Reply};
 use loyalty::service::Services;
 use loyalty::service::tiers::{RequalificationRun, TierView};
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,12 +28,7 @@ async fn tier(
     Ok(Reply::ok(svc.tier_view(&id).await?))
 }
 
-/// The scheduled input: `{}` or `{"now": "<RFC 3339>"}` to run as of another instant.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduledInput {
-    pub now: Option<DateTime<Utc>>,
-}
+pub use loyalty::runtime::ScheduledInput;
 
 /// One scheduled requalification run.
 pub async fn run_requalification(

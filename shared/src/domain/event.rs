@@ -48,6 +48,8 @@ pub enum EventType {
     PointsAvailable,
     #[serde(rename = "points.expired")]
     PointsExpired,
+    #[serde(rename = "points.expiring_soon")]
+    PointsExpiringSoon,
 }
 
 impl EventType {

@@ -298,30 +298,87 @@ impl Lots {
             self.add(e, l.points);
         }
     }
+}
 
-    /// The next dated lot to expire within `horizon_days` of today, and its points.
-    pub fn expiring_soon(&self, today: NaiveDate, horizon_days: i64) -> Option<Lot> {
-        self.available
-            .iter()
-            .find(|l| {
-                l.expires_on
-                    .is_some_and(|e| e <= today + Duration::days(horizon_days))
-            })
-            .copied()
-    }
+/// Expiring-soon notices go out this many days before the last day points may be spent, the
+/// farther one first.
+pub const NOTICE_DAYS: [i64; 2] = [30, 7];
 
-    /// The next day something happens on its own: pending points become available, or a lot
-    /// has expired (the day after its last day).
-    pub fn next_due(&self) -> Option<NaiveDate> {
-        let pending = self.pending.first().map(|(d, _)| *d);
-        let expiry = self
+/// The last expiring-soon notice a member was sent: for the expiry whose last day is
+/// `expires_on`, `days_ahead` before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notified {
+    #[serde(rename = "e")]
+    pub expires_on: NaiveDate,
+    #[serde(rename = "d")]
+    pub days_ahead: i64,
+}
+
+/// The member's next expiry of spendable points: its last day and the points it takes. Under
+/// `rolling`, the soonest dated lot; under `inactivity`, everything available, on the last day
+/// of the inactivity period; under `never`, none.
+pub fn next_expiry(lots: &Lots, expiry: Expiry, last_active: NaiveDate) -> Option<Lot> {
+    match expiry {
+        Expiry::Never => None,
+        Expiry::Rolling { .. } => lots
             .available
             .iter()
-            .filter_map(|l| l.expires_on)
-            .min()
-            .map(|e| e + Duration::days(1));
-        pending.into_iter().chain(expiry).min()
+            .find(|l| l.expires_on.is_some())
+            .copied(),
+        Expiry::Inactivity { days } => (lots.available_total() > 0).then(|| Lot {
+            expires_on: Some(last_active + Duration::days(i64::from(days))),
+            points: lots.available_total(),
+        }),
     }
+}
+
+/// Whether the notice `days_ahead` before `expires_on` has been sent (a nearer one sent
+/// counts for the farther ones: a member told "7 days left" is not told "30 days left" after).
+fn sent(notified: Option<Notified>, expires_on: NaiveDate, days_ahead: i64) -> bool {
+    notified.is_some_and(|n| n.expires_on == expires_on && n.days_ahead <= days_ahead)
+}
+
+/// The expiring-soon notice due on `today` for `next` (from [`next_expiry`]), if one is and has
+/// not been sent: the nearest notice whose day has come, so a job that was late sends one notice,
+/// not two.
+pub fn notice_due(
+    next: Option<Lot>,
+    notified: Option<Notified>,
+    today: NaiveDate,
+) -> Option<Notified> {
+    let expires_on = next?.expires_on?;
+    let ahead = (expires_on - today).num_days();
+    if ahead < 0 {
+        return None;
+    }
+    let days_ahead = NOTICE_DAYS.iter().rev().copied().find(|d| ahead <= *d)?;
+    (!sent(notified, expires_on, days_ahead)).then_some(Notified {
+        expires_on,
+        days_ahead,
+    })
+}
+
+/// The next day the points job has something to do for a member: pending points become
+/// available, the next expiry has passed (the day after its last day), or a notice is due. After
+/// the job has handled a member on a day, this is a later day (or none).
+pub fn next_due(
+    lots: &Lots,
+    expiry: Expiry,
+    last_active: NaiveDate,
+    notified: Option<Notified>,
+) -> Option<NaiveDate> {
+    let pending = lots.pending.first().map(|(d, _)| *d);
+    let mut days: Vec<NaiveDate> = pending.into_iter().collect();
+    if let Some(e) = next_expiry(lots, expiry, last_active).and_then(|l| l.expires_on) {
+        days.push(e + Duration::days(1));
+        days.extend(
+            NOTICE_DAYS
+                .iter()
+                .filter(|d| !sent(notified, e, **d))
+                .map(|d| e - Duration::days(*d)),
+        );
+    }
+    days.into_iter().min()
 }
 
 /// The compact stored form (the member item must stay under 1 KB): `p` pending and `a` lots as
@@ -488,6 +545,112 @@ mod tests {
     }
 
     const ROLLING_12: Expiry = Expiry::Rolling { months: 12 };
+
+    #[test]
+    fn a_notice_goes_30_and_7_days_ahead_once_each_and_a_late_job_sends_only_the_nearer() {
+        let lot = |e: &str| {
+            Some(Lot {
+                expires_on: Some(d(e)),
+                points: 30,
+            })
+        };
+        let n = |e: &str, days_ahead| {
+            Some(Notified {
+                expires_on: d(e),
+                days_ahead,
+            })
+        };
+        let e = "2028-02-29";
+        for (today, notified, want) in [
+            ("2028-01-29", None, None),                   // 31 days ahead
+            ("2028-01-30", None, n(e, 30)),               // 30
+            ("2028-01-30", n(e, 30), None),               // sent already
+            ("2028-02-21", n(e, 30), None),               // 8
+            ("2028-02-22", n(e, 30), n(e, 7)),            // 7
+            ("2028-02-22", None, n(e, 7)),                // late: the nearer only
+            ("2028-02-22", n(e, 7), None),                // sent already
+            ("2028-02-10", n(e, 7), None),                // a nearer one counts for the farther
+            ("2028-02-29", None, n(e, 7)),                // the last day
+            ("2028-03-01", None, None),                   // past: expired, nothing to announce
+            ("2028-01-30", n("2027-02-28", 7), n(e, 30)), // an older expiry's notice
+        ] {
+            assert_eq!(
+                notice_due(lot(e), notified, d(today)),
+                want,
+                "{today} {notified:?}"
+            );
+        }
+        assert_eq!(notice_due(None, None, d(e)), None);
+        assert_eq!(
+            notice_due(
+                Some(Lot {
+                    expires_on: None,
+                    points: 5
+                }),
+                None,
+                d(e)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_next_due_day_is_the_soonest_of_pending_notices_and_the_day_after_expiry() {
+        let mut lots = Lots::default();
+        let today = d("2027-01-10");
+        assert_eq!(next_due(&lots, ROLLING_12, today, None), None);
+        lots.earn(100, today, 14, today, ROLLING_12);
+        assert_eq!(
+            next_due(&lots, ROLLING_12, today, None),
+            Some(d("2027-01-24"))
+        );
+        lots.settle(d("2027-01-24"), ROLLING_12, today);
+        // January's lot: last day 2028-01-31; notices on 01-01 and 01-24, gone on 02-01.
+        assert_eq!(
+            next_due(&lots, ROLLING_12, today, None),
+            Some(d("2028-01-01"))
+        );
+        let thirty = Some(Notified {
+            expires_on: d("2028-01-31"),
+            days_ahead: 30,
+        });
+        assert_eq!(
+            next_due(&lots, ROLLING_12, today, thirty),
+            Some(d("2028-01-24"))
+        );
+        let seven = Some(Notified {
+            expires_on: d("2028-01-31"),
+            days_ahead: 7,
+        });
+        assert_eq!(
+            next_due(&lots, ROLLING_12, today, seven),
+            Some(d("2028-02-01"))
+        );
+        assert_eq!(next_due(&lots, Expiry::Never, today, None), None);
+        // Inactivity: everything, on the last day of the period counted from the last activity.
+        let inactive = Expiry::Inactivity { days: 365 };
+        let plain = Lots::from_balance(40);
+        assert_eq!(
+            next_expiry(&plain, inactive, today),
+            Some(Lot {
+                expires_on: Some(d("2028-01-10")),
+                points: 40
+            })
+        );
+        assert_eq!(
+            next_due(&plain, inactive, today, None),
+            Some(d("2027-12-11"))
+        );
+        assert_eq!(
+            next_due(&Lots::from_balance(-5), inactive, today, None),
+            None
+        );
+        assert_eq!(
+            next_expiry(&plain, ROLLING_12, today),
+            None,
+            "the undated lot never expires"
+        );
+    }
 
     #[test]
     fn rolling_expiry_is_the_end_of_the_month_months_later() {
@@ -679,6 +842,8 @@ mod tests {
             // (origin, points still reversible) per purchase; the lots of each redemption.
             let mut purchases: Vec<(Origin, i64)> = Vec::new();
             let mut redemptions: Vec<Option<Vec<Lot>>> = Vec::new();
+            let mut notified: Option<Notified> = None;
+            let mut sent_notices = std::collections::HashSet::new();
             for op in ops {
                 let s = lots.settle(today, expiry, last_active);
                 ledger -= s.expired.iter().map(|l| l.points).sum::<i64>();
@@ -751,6 +916,16 @@ mod tests {
                 prop_assert_eq!(stored::decode(&stored::encode(&lots)).unwrap(), lots.clone());
                 let settled_again = lots.settle(today, expiry, last_active);
                 prop_assert_eq!(settled_again, Settled::default(), "settling twice moves nothing");
+                // The job on this day: at most one notice, never one sent before, and then
+                // nothing left due until a later day.
+                if let Some(n) = notice_due(next_expiry(&lots, expiry, last_active), notified, today) {
+                    prop_assert!(sent_notices.insert((n.expires_on, n.days_ahead)), "{:?} sent twice", n);
+                    prop_assert!(n.expires_on >= today && n.expires_on - today <= Duration::days(n.days_ahead));
+                    notified = Some(n);
+                }
+                prop_assert_eq!(notice_due(next_expiry(&lots, expiry, last_active), notified, today), None);
+                let due = next_due(&lots, expiry, last_active, notified);
+                prop_assert!(due.is_none_or(|d| d > today), "due {:?} on {}", due, today);
             }
         }
     }

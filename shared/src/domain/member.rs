@@ -2,7 +2,7 @@
 //! ledger entry kinds, and the activity fields that segmentation (high-value, dormant, churned)
 //! will be computed from.
 
-use super::lots::Lots;
+use super::lots::{Lots, Notified};
 use super::segment::{
     Activity, Counted, CutPoints, Lifecycle, SegmentRules, Segments, reactivates, segments,
 };
@@ -95,6 +95,13 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub lots: Option<Lots>,
+    /// The next day the points job has something to do for this member (GSI8 lists members by
+    /// it); kept by every write that moves points or activity.
+    #[serde(rename = "pd", default, skip_serializing_if = "Option::is_none")]
+    pub points_due: Option<NaiveDate>,
+    /// The last expiring-soon notice sent.
+    #[serde(rename = "pn", default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Notified>,
 }
 
 fn is_zero(p: &Points) -> bool {
@@ -130,6 +137,8 @@ impl Member {
             erased_at: None,
             forfeited_points: None,
             lots: None,
+            points_due: None,
+            notified: None,
         }
     }
 
@@ -182,6 +191,8 @@ impl Member {
         self.forfeited_points = Some(Points(self.balance.0 + self.pending().0));
         self.balance = Points::ZERO;
         self.lots = None;
+        self.points_due = None;
+        self.notified = None;
         self.name = String::new();
         self.phone = None;
         self.email = None;

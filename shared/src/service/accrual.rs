@@ -377,7 +377,7 @@ impl Services {
         };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         crate::metrics::points_earned(earned.0 + bonus.0);
@@ -526,7 +526,7 @@ impl Services {
             response: response.clone(),
             created_at: now,
         };
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         batch.save(&pid, &pr, Some(purchase.version))?;
         batch.create(

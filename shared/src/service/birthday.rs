@@ -201,7 +201,7 @@ impl Services {
             given_at: now,
         };
         batch.create(&(id.clone(), year), &gift)?;
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(GiftOutcome::Issued)

@@ -106,7 +106,7 @@ impl Services {
             data["balance"] = json!(0);
             journal.note(EventType::MemberErased, data);
         }
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         if let Some((phone, c)) = &claim
             && c.value.member_id == *id
         {

@@ -64,8 +64,16 @@ impl Journal {
     }
 
     /// Adds the lines (each with the events it carries) and, for events after the last line, one
-    /// carrier to `batch`, and moves the member's `event_seq` on. Call before saving the member.
-    pub fn close(self, m: &mut Member, batch: &mut Batch) -> Result<Vec<Event>, ServiceError> {
+    /// carrier to `batch`, moves the member's `event_seq` on and sets the day the points job is
+    /// next due for them (every write that moves points or activity has events, so closes
+    /// here). Call before saving the member.
+    pub fn close(
+        self,
+        svc: &Services,
+        m: &mut Member,
+        batch: &mut Batch,
+    ) -> Result<Vec<Event>, ServiceError> {
+        svc.schedule(m);
         let mut carried = self.numbering.lines.clone();
         let (rest, last) = self.numbering.finish();
         let mut all = Vec::new();

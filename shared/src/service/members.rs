@@ -280,7 +280,7 @@ impl Services {
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.program.segments.rfm.fixed;
         self.resegment(&mut m, &fixed, now, &mut journal);
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         let view = self.member_view(&m);
         batch
             .create(id, &m)?
@@ -446,7 +446,7 @@ impl Services {
             // Which fields changed, never their values: events carry no personal data.
             let mut journal = Journal::new(&m, now);
             journal.note(EventType::MemberUpdated, json!({"changed": changed}));
-            journal.close(&mut m, &mut batch)?;
+            journal.close(self, &mut m, &mut batch)?;
             batch.save(id, &m, Some(current.version))?;
             self.table.commit(batch).await?;
         }
@@ -524,7 +524,7 @@ impl Services {
             ),
             json!({}),
         );
-        journal.close(&mut m, &mut effect)?;
+        journal.close(self, &mut m, &mut effect)?;
         effect.save(id, &m, Some(current.version))?;
         self.commit_with_record(idem, &entry, effect, now).await?;
         Ok(Outcome::fresh(entry))

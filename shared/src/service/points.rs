@@ -1,7 +1,9 @@
 //! Points lots in the write paths (DESIGN.md "Points lots"): every write that moves a member's
 //! points first settles their lots to today, writing in the same commit the `points_available`
 //! and `points_expired` lines a late or missing job left unwritten, then credits or debits
-//! through the lots, so the balance is always what the lots leave spendable.
+//! through the lots, so the balance is always what the lots leave spendable. Also the daily
+//! `points` job, which visits only the members GSI8 lists as due by today (every commit keeps a
+//! member's due day), writes those lines and sends the expiring-soon notices, once each.
 
 use super::Services;
 use super::error::ServiceError;
@@ -10,8 +12,10 @@ use super::members::{Expiring, LedgerEntry};
 use crate::domain::MemberId;
 use crate::domain::Points;
 use crate::domain::event::EventType;
-use crate::domain::lots::{Expiry, Lot, Lots, Origin, Taken};
+use crate::domain::lots::{self, Expiry, Lot, Lots, Origin, Taken};
 use crate::domain::member::{LedgerKind, Member};
+use crate::retrying;
+use crate::table::{Batch, MemberIndex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,7 +48,137 @@ pub struct PointsSchedule {
     pub expiring: Vec<Expiring>,
 }
 
+/// What one run of the `points` job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"examined": 412, "made_available": 18650, "expired_points": 2300, "notified": 57, "failed": 0}))]
+pub struct PointsRun {
+    /// Members the index listed as due (a member already handled counts, and is left alone).
+    pub examined: u64,
+    /// Pending points that became available (ledger `points_available` lines written).
+    pub made_available: i64,
+    /// Points that expired (ledger `points_expired` lines written).
+    pub expired_points: i64,
+    /// `points.expiring_soon` events sent.
+    pub notified: u64,
+    /// Members the run could not handle (logged with the reason); the next run retries them.
+    pub failed: u64,
+}
+
+/// What the job did for one member.
+#[derive(Debug, Default)]
+struct Handled {
+    made_available: i64,
+    expired: i64,
+    notified: bool,
+}
+
+/// How far back the job looks for due days it has not handled (a job stopped for up to two
+/// years still catches everyone up).
+const LOOKBACK_MONTHS: u32 = 24;
+
 impl Services {
+    /// The daily job: every member due by `now`'s date gets the lines and events of their points
+    /// made available and expired, and the expiring-soon notice due, in one commit under the
+    /// member's version, so a second or concurrent run finds nothing left to do.
+    pub async fn points_job(&self, now: DateTime<Utc>) -> Result<PointsRun, ServiceError> {
+        let today = self.program_date(now);
+        let mut run = PointsRun::default();
+        for back in 0..=LOOKBACK_MONTHS {
+            let which = MemberIndex::PointsDue {
+                month: today
+                    .checked_sub_months(chrono::Months::new(back))
+                    .unwrap_or(NaiveDate::MIN),
+                before: today.succ_opt().unwrap_or(NaiveDate::MAX),
+            };
+            let outcomes = self
+                .for_members_in(&which, |id| async move {
+                    retrying!(self, self.try_points(&id, today, now))
+                })
+                .await?;
+            for (id, o) in outcomes {
+                run.examined += 1;
+                match o {
+                    Ok(h) => {
+                        run.made_available += h.made_available;
+                        run.expired_points += h.expired;
+                        run.notified += u64::from(h.notified);
+                    }
+                    Err(e) => {
+                        run.failed += 1;
+                        tracing::error!(member = %id, error = %e, "points job failed for a member");
+                    }
+                }
+            }
+        }
+        tracing::info!(?run, %today, "points job");
+        for (what, n) in [
+            ("examined", run.examined),
+            ("notified", run.notified),
+            ("failed", run.failed),
+        ] {
+            crate::metrics::job("points", what, n);
+        }
+        Ok(run)
+    }
+
+    async fn try_points(
+        &self,
+        id: &MemberId,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, ServiceError> {
+        let current = match self.load_member(id).await {
+            Ok(m) => m,
+            // The index is eventually consistent; an erased member has nothing due.
+            Err(ServiceError::NotFound(_) | ServiceError::MemberErased) => {
+                return Ok(Handled::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut m: Member = current.value;
+        // Handled already (by another run, or a write that moved the day on).
+        if m.points_due.is_none_or(|d| d > today) {
+            return Ok(Handled::default());
+        }
+        let mut journal = Journal::new(&m, now);
+        let (made_available, expired) = self.settle(&mut m, &mut journal, now);
+        let lots = m.lots();
+        let next = lots::next_expiry(
+            &lots,
+            self.program.points.expiry,
+            self.program_date(m.last_activity_at),
+        );
+        let notice = lots::notice_due(next, m.notified, today);
+        if let (Some(n), Some(lot)) = (notice, next) {
+            journal.note(
+                EventType::PointsExpiringSoon,
+                // Not `points`: Σ `data.points` over a member's events is the balance.
+                json!({"expiring_points": lot.points, "expires_on": n.expires_on, "days_ahead": n.days_ahead, "balance": m.balance}),
+            );
+            m.notified = Some(n);
+        }
+        let mut batch = Batch::new();
+        journal.close(self, &mut m, &mut batch)?;
+        batch.save(id, &m, Some(current.version))?;
+        self.table.commit(batch).await?;
+        Ok(Handled {
+            made_available,
+            expired,
+            notified: notice.is_some(),
+        })
+    }
+
+    /// Sets the day the points job is next due for the member (none while nothing is pending,
+    /// dated or announced).
+    pub(crate) fn schedule(&self, m: &mut Member) {
+        m.points_due = lots::next_due(
+            &m.lots(),
+            self.program.points.expiry,
+            self.program_date(m.last_activity_at),
+            m.notified,
+        );
+    }
+
     /// The member's points schedule as of now.
     pub async fn points_schedule(&self, id: &MemberId) -> Result<PointsSchedule, ServiceError> {
         let m = self.load_member(id).await?.value;
@@ -124,8 +258,14 @@ impl Services {
 
     /// Brings the member's lots to today: pending points due become spendable (a 0-point
     /// `points_available` line: the ledger counted them when earned; its event moves them into
-    /// the balance), lots past their last day expire (a `points_expired` line).
-    pub(crate) fn settle(&self, m: &mut Member, journal: &mut Journal, now: DateTime<Utc>) {
+    /// the balance), lots past their last day expire (a `points_expired` line). Returns the
+    /// points made available and expired.
+    pub(crate) fn settle(
+        &self,
+        m: &mut Member,
+        journal: &mut Journal,
+        now: DateTime<Utc>,
+    ) -> (i64, i64) {
         let mut lots = m.lots();
         let today = self.program_date(now);
         let last_active = self.program_date(m.last_activity_at);
@@ -162,6 +302,7 @@ impl Services {
                 json!({"lots": s.expired}),
             );
         }
+        (available, expired)
     }
 
     /// Points spendable at once (gifts, campaign awards, positive adjustments).

@@ -382,7 +382,7 @@ impl Services {
             redemption,
             balance: m.balance,
         };
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
         self.commit_with_record(idem, &receipt, batch, now).await?;
         crate::metrics::points_redeemed(receipt.redemption.points_spent.0);
@@ -488,7 +488,7 @@ impl Services {
             data["balance"] = json!(m.balance);
             journal.note(EventType::PointsRestored, data);
         }
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
@@ -569,7 +569,7 @@ impl Services {
             EventType::VoucherUsed,
             json!({"voucher_code": code, "redemption_id": v.redemption_id, "reward_id": v.reward_id, "store_id": store}),
         );
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id.clone(), &m, Some(current.version))?;
         batch.save(code, &used_v, Some(voucher.version))?;
         batch.save(&rid, &used_r, Some(red.version))?;

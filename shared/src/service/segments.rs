@@ -528,7 +528,7 @@ impl Services {
             )?;
             m.counted = counted;
         }
-        journal.close(&mut m, &mut batch)?;
+        journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(Handled {

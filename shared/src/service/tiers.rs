@@ -187,7 +187,7 @@ impl Services {
                 ),
                 json!({"from": from, "to": tier, "expires_on": expires}),
             );
-            journal.close(&mut m, &mut batch)?;
+            journal.close(self, &mut m, &mut batch)?;
         }
         batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;

@@ -54,6 +54,7 @@ fn index_tag(index: Index) -> u8 {
         Index::Gsi5 => b'5',
         Index::Gsi6 => b'6',
         Index::Gsi7 => b'7',
+        Index::Gsi8 => b'8',
     }
 }
 

@@ -59,6 +59,8 @@ pub enum Index {
     Gsi6,
     /// Every member, in a fixed number of shards (the segments job's parallel parts).
     Gsi7,
+    /// Members by the next day the points job has something to do for them.
+    Gsi8,
 }
 
 impl Index {
@@ -71,6 +73,7 @@ impl Index {
             Index::Gsi5 => "GSI5",
             Index::Gsi6 => "GSI6",
             Index::Gsi7 => "GSI7",
+            Index::Gsi8 => "GSI8",
         }
     }
     pub fn pk_attr(self) -> &'static str {
@@ -82,6 +85,7 @@ impl Index {
             Index::Gsi5 => "GSI5PK",
             Index::Gsi6 => "GSI6PK",
             Index::Gsi7 => "GSI7PK",
+            Index::Gsi8 => "GSI8PK",
         }
     }
     pub fn sk_attr(self) -> &'static str {
@@ -89,12 +93,13 @@ impl Index {
             Index::Gsi1 => "GSI1SK",
             Index::Gsi2 => "GSI2SK",
             Index::Gsi3 => "GSI3SK",
+            Index::Gsi8 => "GSI8SK",
             // The member indexes sort by the member's own `id` attribute: no extra bytes on an
             // item that must stay under 1 KB. Any item that carries `id` must hold a string.
             Index::Gsi4 | Index::Gsi5 | Index::Gsi6 | Index::Gsi7 => "id",
         }
     }
-    pub const ALL: [Index; 7] = [
+    pub const ALL: [Index; 8] = [
         Index::Gsi1,
         Index::Gsi2,
         Index::Gsi3,
@@ -102,6 +107,7 @@ impl Index {
         Index::Gsi5,
         Index::Gsi6,
         Index::Gsi7,
+        Index::Gsi8,
     ];
 }
 

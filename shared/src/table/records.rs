@@ -48,8 +48,13 @@ fn tier_expiry_partition(day: NaiveDate) -> String {
     format!("TIEREXPIRY#{}", day.format("%Y-%m"))
 }
 
-fn tier_expiry_day(day: NaiveDate) -> String {
+fn date_sk(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
+}
+
+// GSI8 holds only members: the month alone, no prefix (every byte counts on the member item).
+fn points_due_partition(day: NaiveDate) -> String {
+    day.format("%Y-%m").to_string()
 }
 
 const CATALOG_PARTITION: &str = "CATALOG";
@@ -111,6 +116,9 @@ pub enum MemberIndex {
     Segment(SegmentId),
     /// Every member of one shard (erased ones too, until the segments job has counted them out).
     Shard(u32),
+    /// Members whose points are due (DESIGN.md "Points lots") in the month of `month`, on a
+    /// day before `before`.
+    PointsDue { month: NaiveDate, before: NaiveDate },
 }
 
 impl MemberIndex {
@@ -120,10 +128,15 @@ impl MemberIndex {
             MemberIndex::TierExpiry { month, before } => (
                 Index::Gsi2,
                 tier_expiry_partition(*month),
-                SortKey::Before(tier_expiry_day(*before)),
+                SortKey::Before(date_sk(*before)),
             ),
             MemberIndex::Segment(s) => (segment_index(*s), segment_partition(*s), SortKey::All),
             MemberIndex::Shard(n) => (Index::Gsi7, shard_partition(*n), SortKey::All),
+            MemberIndex::PointsDue { month, before } => (
+                Index::Gsi8,
+                points_due_partition(*month),
+                SortKey::Before(date_sk(*before)),
+            ),
         }
     }
 }
@@ -136,7 +149,8 @@ impl Record for Member {
     fn key(id: &MemberId) -> Key {
         Key::new(member_pk(id), PROFILE)
     }
-    /// GSI1 by birthday, GSI2 by tier expiry month, GSI4–6 by segment, GSI7 by shard. Updates
+    /// GSI1 by birthday, GSI2 by tier expiry month, GSI4–6 by segment, GSI7 by shard, GSI8 by
+    /// the day the points job is next due. Updates
     /// that change none of these keys (most balance updates) cost no index writes.
     fn index_entries(&self, id: &MemberId) -> Vec<IndexEntry> {
         let mut out = Vec::new();
@@ -168,7 +182,14 @@ impl Record for Member {
             out.push(IndexEntry {
                 index: Index::Gsi2,
                 pk: tier_expiry_partition(exp),
-                sk: tier_expiry_day(exp),
+                sk: date_sk(exp),
+            });
+        }
+        if let Some(due) = self.points_due {
+            out.push(IndexEntry {
+                index: Index::Gsi8,
+                pk: points_due_partition(due),
+                sk: date_sk(due),
             });
         }
         out
@@ -613,6 +634,34 @@ mod tests {
         }
         .range();
         assert!(!not_yet.matches(&w.sk), "not before its own day");
+    }
+
+    #[test]
+    fn points_due_index_is_written_and_read_with_the_same_partition() {
+        let mut m = Member::new(MemberId::parse("m-1").unwrap(), "A".into(), Utc::now());
+        let due: NaiveDate = "2027-03-10".parse().unwrap();
+        m.points_due = Some(due);
+        let written = m.index_entries(&m.id.clone());
+        let w = written.iter().find(|e| e.index == Index::Gsi8).unwrap();
+        let on_the_day = MemberIndex::PointsDue {
+            month: "2027-03-01".parse().unwrap(),
+            before: due.succ_opt().unwrap(),
+        };
+        let (ix, pk, sort) = on_the_day.range();
+        assert_eq!((ix, pk.as_str()), (Index::Gsi8, w.pk.as_str()));
+        assert!(sort.matches(&w.sk), "due on 10 March: listed on 10 March");
+        let (_, _, day_before) = MemberIndex::PointsDue {
+            month: due,
+            before: due,
+        }
+        .range();
+        assert!(!day_before.matches(&w.sk), "not listed the day before");
+        m.points_due = None;
+        assert!(
+            m.index_entries(&m.id.clone())
+                .iter()
+                .all(|e| e.index != Index::Gsi8)
+        );
     }
 
     #[test]
