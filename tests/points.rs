@@ -403,3 +403,71 @@ async fn the_points_job_reads_only_the_members_due_that_day() {
         assert_eq!(after.2 - before.2, 2 * due, "items read on day {d}");
     }
 }
+
+async fn tier(api: &Api, member: &str) -> Value {
+    let r = api
+        .get(&format!("/v1/members/{member}"), &api.admin())
+        .await;
+    json!({"tier": r.body["tier"], "tier_expires_on": r.body["tier_expires_on"]})
+}
+
+/// A purchase that lifts a member to gold, refunded in part within the 14-day return window
+/// below the threshold: the upgrade is reverted (a `tier_downgrade` line referencing the refund,
+/// a `tier.downgraded` event). After the window, a refund leaves the tier to requalification.
+async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b: Backend) {
+    let api = Api::with_program(b, program(14)).await;
+    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.enrol("m").await;
+    let p = buy(&api, "m", "BIG", 120_000).await;
+    assert_eq!(
+        (p["tier"].as_str(), p["tier_changed"].as_bool()),
+        (Some("gold"), Some(true))
+    );
+
+    // Day 13: 30 % back leaves 840.00 of qualifying spend: silver again, with no expiry.
+    api.clock.set(t("2027-03-14T10:00:00Z"));
+    let r = api
+        .post(
+            "/v1/purchases/store-1/BIG/refunds",
+            &api.pos("store-1"),
+            json!({"refund_id": "RF1", "amount": {"value": 36_000, "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        tier(&api, "m").await,
+        json!({"tier": "silver", "tier_expires_on": null})
+    );
+    let ledger = api.ledger("m").await;
+    let down: Vec<&Value> = ledger
+        .iter()
+        .filter(|e| e["kind"] == "tier_downgrade")
+        .collect();
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0]["reference"], "refund:store-1/BIG/RF1");
+    let events = api.events("m").await;
+    let downgraded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tier.downgraded")
+        .collect();
+    assert_eq!(downgraded.len(), 1);
+    assert_eq!(downgraded[0]["data"]["to"], "silver", "{}", downgraded[0]);
+    books_balance(&api, "m").await;
+
+    // Another member: upgraded, refunded below gold on day 14, when the window has closed.
+    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.enrol("n").await;
+    buy(&api, "n", "BIG2", 120_000).await;
+    api.clock.set(t("2027-03-15T10:00:00Z"));
+    let r = api
+        .post(
+            "/v1/purchases/store-1/BIG2/refunds",
+            &api.pos("store-1"),
+            json!({"refund_id": "RF1", "amount": {"value": 36_000, "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(tier(&api, "n").await["tier"], "gold");
+    books_balance(&api, "n").await;
+}
+both_backends!(a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused);

@@ -107,6 +107,44 @@ pub fn upgrade_on_spend(
     })
 }
 
+/// The upgrade a purchase caused, kept on the purchase so a refund within the return window can
+/// take it back (DESIGN.md "Points lots").
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Caused {
+    pub from: Tier,
+    pub from_expires_on: Option<NaiveDate>,
+    pub to: Tier,
+    pub expires_on: NaiveDate,
+    /// The program date of the upgrade.
+    pub on: NaiveDate,
+}
+
+/// A refund on `today` that leaves qualifying `spend` below the tier a purchase's upgrade gave,
+/// fewer than `pending_days` after it (the return window: with 0, never), reverts it: to the
+/// tier the member had (and its expiry), or to the tier the spend still supports when that is
+/// higher. `None` when the member's tier has moved since (requalification did its own judging)
+/// or the spend still holds the tier.
+pub fn revert_on_refund(
+    current: Tier,
+    caused: Option<&Caused>,
+    today: NaiveDate,
+    pending_days: u32,
+    spend: i64,
+    table: &TierTable,
+) -> Option<(Tier, Option<NaiveDate>)> {
+    let c = caused?;
+    let within = (today - c.on).num_days() < i64::from(pending_days);
+    let supported = table.supported_by(spend);
+    if current != c.to || !within || supported >= c.to {
+        return None;
+    }
+    Some(if supported > c.from {
+        (supported, Some(c.expires_on))
+    } else {
+        (c.from, c.from_expires_on)
+    })
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Requalification {
     /// Tier not expired (or silver): nothing to do.
@@ -186,6 +224,82 @@ mod tests {
     }
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_refund_within_the_return_window_reverts_the_upgrade_it_undoes() {
+        let t = table();
+        let gold = Caused {
+            from: Tier::Silver,
+            from_expires_on: None,
+            to: Tier::Gold,
+            expires_on: d("2028-03-01"),
+            on: d("2027-03-01"),
+        };
+        let diamond = Caused {
+            from: Tier::Silver,
+            to: Tier::Diamond,
+            ..gold
+        };
+        let was_gold = Caused {
+            from: Tier::Gold,
+            from_expires_on: Some(d("2027-06-30")),
+            to: Tier::Diamond,
+            ..gold
+        };
+        for (current, caused, today, pending, spend, want) in [
+            // Below gold again on day 13 of 14: back to silver.
+            (
+                Tier::Gold,
+                Some(gold),
+                "2027-03-14",
+                14,
+                99_999,
+                Some((Tier::Silver, None)),
+            ),
+            // Day 14: the return window has closed.
+            (Tier::Gold, Some(gold), "2027-03-15", 14, 99_999, None),
+            // Still at the threshold.
+            (Tier::Gold, Some(gold), "2027-03-05", 14, 100_000, None),
+            // No pending days: today's behaviour, no revert even the same day.
+            (Tier::Gold, Some(gold), "2027-03-01", 0, 0, None),
+            // The tier moved since (a requalification or another upgrade).
+            (Tier::Diamond, Some(gold), "2027-03-05", 14, 0, None),
+            // No upgrade on that purchase.
+            (Tier::Gold, None, "2027-03-05", 14, 0, None),
+            // Two tiers at once, one of them still held: gold, with the upgrade's expiry.
+            (
+                Tier::Diamond,
+                Some(diamond),
+                "2027-03-05",
+                14,
+                200_000,
+                Some((Tier::Gold, Some(d("2028-03-01")))),
+            ),
+            // Back to the gold the member had, with its own expiry.
+            (
+                Tier::Diamond,
+                Some(was_gold),
+                "2027-03-05",
+                14,
+                200_000,
+                Some((Tier::Gold, Some(d("2027-06-30")))),
+            ),
+            (
+                Tier::Diamond,
+                Some(was_gold),
+                "2027-03-05",
+                14,
+                0,
+                Some((Tier::Gold, Some(d("2027-06-30")))),
+            ),
+        ] {
+            assert_eq!(
+                revert_on_refund(current, caused.as_ref(), d(today), pending, spend, &t),
+                want,
+                "{current} {caused:?} {today} {pending} {spend}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::segment::lifecycle;
 use crate::domain::spend::{refund_reversal, spend_judged_on};
-use crate::domain::tier::upgrade_on_spend;
+use crate::domain::tier::{Caused, revert_on_refund, upgrade_on_spend};
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId, Tier};
 use crate::retrying;
 use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
@@ -333,9 +333,17 @@ impl Services {
             judged_on,
             p.tier_validity_months,
         );
+        let mut caused = None;
         if let Some(up) = upgrade {
             let note = format!("{} → {}", m.tier, up.tier);
             let from = m.tier;
+            caused = Some(Caused {
+                from,
+                from_expires_on: m.tier_expires_on,
+                to: up.tier,
+                expires_on: up.expires_on,
+                on: self.program_date(now),
+            });
             m.tier = up.tier;
             m.tier_expires_on = Some(up.expires_on);
             journal.line(
@@ -374,6 +382,7 @@ impl Services {
             created_at: now,
             campaigns: credits,
             origin: Some(origin),
+            upgrade: caused,
         };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
@@ -478,6 +487,15 @@ impl Services {
         m.last_activity_at = now;
         let refunded_before = pr.refunded_total;
         pr.refunded_total = would_total;
+        let today = self.program_date(now);
+        let revert = revert_on_refund(
+            m.tier,
+            pr.upgrade.as_ref(),
+            today,
+            p.points.pending_days,
+            m.spend.qualifying(today, p.qualifying_window_months),
+            &p.tiers,
+        );
 
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
         let mut batch = Batch::new();
@@ -495,7 +513,7 @@ impl Services {
                 LedgerKind::Refund,
                 reversed.checked_neg()?,
                 m.balance,
-                Some(reference),
+                Some(reference.clone()),
                 None,
                 now,
             ),
@@ -513,6 +531,25 @@ impl Services {
             &mut batch,
         )?;
         let reversed = reversed.checked_add(bonus_reversed)?;
+        if let Some((tier, expires_on)) = revert {
+            let from = m.tier;
+            m.tier = tier;
+            m.tier_expires_on = expires_on;
+            journal.line(
+                EventType::TierDowngraded,
+                LedgerEntry::new(
+                    LedgerKind::TierDowngrade,
+                    Points::ZERO,
+                    m.balance,
+                    Some(reference),
+                    Some(format!(
+                        "{from} → {tier} (the upgrade's purchase was refunded)"
+                    )),
+                    now,
+                ),
+                json!({"from": from, "to": tier, "expires_on": expires_on, "reason": "refund"}),
+            );
+        }
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: reversed,

@@ -354,6 +354,9 @@ pub struct PurchaseRecord {
     /// Where its points went: pending until a day, or into a lot (absent: before lots existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<crate::domain::lots::Origin>,
+    /// The upgrade this purchase caused, which a refund in the return window takes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<crate::domain::tier::Caused>,
 }
 
 fn purchase_pk(store: &StoreId, receipt: &ReceiptId) -> String {
