@@ -60,6 +60,9 @@ struct Args {
     /// Members in the segments run.
     #[arg(long, default_value_t = 100_000)]
     segment_members: usize,
+    /// Members in the points job run.
+    #[arg(long, default_value_t = 100_000)]
+    points_members: usize,
 }
 
 struct Phase {
@@ -359,6 +362,133 @@ async fn main() {
     );
     segments_run(&services, &counts, args.segment_members).await;
     campaign_launch(&services, &counts, args.segment_members).await;
+    points_run(&args).await;
+}
+
+/// Points lots on (14 pending days, rolling 12-month expiry), in a store of their own: purchases
+/// over the socket (still 1 read + 1 write each), then the daily points job over a large
+/// membership on two days. Members are seeded 100 to a commit (a bench shortcut) with a purchase
+/// on one of the last 60 days, and one in fifty with a lot granted a year ago, whose 30-day
+/// notice is due on the first day. Each run prints what it read and wrote against the members
+/// due that day, computed here from the seeding rule.
+async fn points_run(args: &Args) {
+    use loyalty::domain::lots::{self, Lots};
+    let dir = tempfile::tempdir().unwrap();
+    let store = CountingStore::new(EmbeddedStore::open(&dir.path().join("points.redb")).unwrap());
+    let counts = store.counts.clone();
+    let program = loyalty::program::Program::from_json(
+        r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
+    )
+    .unwrap();
+    let expiry = program.points.expiry;
+    let clock = Arc::new(TestClock::default());
+    let services = Services::new(Arc::new(store), program, clock.clone());
+    let auth = Arc::new(DevAuth::from_secret(b"bench"));
+    let app = loyalty_local::app(services.clone(), clock, auth.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let admin = auth.mint(&Role::Admin);
+    let pos = auth.mint(&Role::Pos("store-1".into()));
+    let enrol: Vec<Request> = (0..args.members)
+        .map(|i| {
+            let body = json!({"id": format!("p{i}"), "name": "Bench"});
+            ("/v1/members".to_owned(), admin.clone(), body, None)
+        })
+        .collect();
+    phase("enrol", &counts, args.concurrency, enrol, &base, &client).await;
+    let now = Utc::now();
+    let purchases: Vec<Request> = (0..args.purchases)
+        .map(|i| {
+            let body = json!({"member": {"id": format!("p{}", i % args.members)}, "store_id": "store-1",
+                "receipt_id": format!("L{i}"), "amount": {"value": 1999, "currency": "USD"},
+                "occurred_at": (now - Duration::seconds(60)).to_rfc3339()});
+            ("/v1/purchases".to_owned(), pos.clone(), body, None)
+        })
+        .collect();
+    phase(
+        "purchase+lots",
+        &counts,
+        args.concurrency,
+        purchases,
+        &base,
+        &client,
+    )
+    .await
+    .print();
+
+    let members = args.points_members;
+    let seed_start = Instant::now();
+    let day0: chrono::DateTime<Utc> = "2027-03-01T02:00:00Z".parse().unwrap();
+    let today = services.program_date(day0);
+    let year_ago: chrono::NaiveDate = "2026-03-10".parse().unwrap();
+    let ids: Vec<usize> = (0..members).collect();
+    for chunk in ids.chunks(100) {
+        let mut batch = Batch::new();
+        for i in chunk {
+            let bought = day0 - Duration::days((*i % 60) as i64 + 1);
+            let mut m = Member::new(
+                MemberId::parse(&format!("q{i}")).unwrap(),
+                "Q".into(),
+                bought - Duration::days(400),
+            );
+            let mut l = Lots::default();
+            if i % 50 == 0 {
+                l.grant(40, year_ago, expiry);
+            }
+            l.earn(100, services.program_date(bought), 14, today, expiry);
+            m.last_activity_at = bought;
+            m.lifetime_earned = loyalty::domain::Points(l.available_total() + l.pending_total());
+            m.points_due = lots::next_due(&l, expiry, services.program_date(bought), None);
+            m.set_lots(l);
+            batch.create(&m.id.clone(), &m).unwrap();
+        }
+        services.table.commit(batch).await.unwrap();
+    }
+    println!(
+        "points       seeded {members} members in {:.1} s",
+        seed_start.elapsed().as_secs_f64()
+    );
+    for day in 0..2i64 {
+        // Due, from the seeding rule: pending points whose 14 days end today (seeded pending
+        // when bought fewer than 14 days before the first day); on the first day, the 30-day
+        // notices of the lots expiring on 31 March (one member in 50) and the members of the
+        // purchases above (their points fell due months ago).
+        let pending = (0..members)
+            .filter(|i| (*i % 60) as i64 + 1 == 14 - day && day > 0)
+            .count();
+        let first_day = if day == 0 {
+            (0..members).filter(|i| i % 50 == 0).count() + args.members
+        } else {
+            0
+        };
+        let due = pending + first_day;
+        let (r0, w0, i0) = counts.snapshot();
+        let iw0 = counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let t = Instant::now();
+        let run = services
+            .points_job(day0 + Duration::days(day))
+            .await
+            .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let (r1, w1, i1) = counts.snapshot();
+        let iw1 = counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "points       job over {members} members, day {day}: {secs:.2} s, {} members due ({:.2}% of members), {} items read ({} read round trips), {} items written ({} commits); {:?}",
+            due,
+            100.0 * due as f64 / members as f64,
+            i1 - i0,
+            r1 - r0,
+            iw1 - iw0,
+            w1 - w0,
+            run
+        );
+    }
 }
 
 /// A campaign over the whole segments membership (every member is silver or above; the audience
