@@ -95,6 +95,9 @@ cases = {
         "patch-birthday-by-admin.200": event("PATCH", "/v1/members/member-ada", ADMIN, {"birthday": "1990-12-10"}),
         "ledger-self.200": event("GET", "/v1/members/member-ada/ledger", MEMBER("member-ada"), query="limit=10"),
         "ledger-other-member.403": event("GET", "/v1/members/member-ada/ledger", MEMBER("member-bob")),
+        "points-self.200": event("GET", "/v1/members/member-ada/points", MEMBER("member-ada")),
+        "points-by-pos.200": event("GET", "/v1/members/member-ada/points", POS("store-1")),
+        "points-other-member.403": event("GET", "/v1/members/member-ada/points", MEMBER("member-bob")),
         "adjustment-by-admin.201": event("POST", "/v1/members/member-ada/adjustments", ADMIN,
                                          {"points": 50, "reason": "service recovery"}, {"idempotency-key": "recovery-ada-1"}),
         "adjustment-by-member.403": event("POST", "/v1/members/member-ada/adjustments", MEMBER("member-ada"), {"points": 50, "reason": "x"}),
@@ -130,6 +133,10 @@ cases = {
         "tier-other-member.403": event("GET", "/v1/members/member-ada/tier", MEMBER("member-bob")),
     },
     "tier-requalification": {
+        "daily.ok": {},
+        "backfill.ok": {"now": NOW},
+    },
+    "points-job": {
         "daily.ok": {},
         "backfill.ok": {"now": NOW},
     },

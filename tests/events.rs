@@ -130,6 +130,7 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
         "redemption",
         "birthday",
         "tier-requalification",
+        "points-job",
         "webhooks",
         "segments",
         "segments-job",
@@ -186,6 +187,14 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                     .unwrap();
                 if run.examined != 0 {
                     failures.push(format!("{shown}: nobody's tier has expired, yet {run:?}"));
+                }
+            }
+            "points-job" => {
+                let input: loyalty_members::ScheduledInput = serde_json::from_str(&text).unwrap();
+                let run = loyalty_members::run_points_job(&svc, input).await.unwrap();
+                // The default rules: nothing pending, nothing expires, nobody is due.
+                if run.examined != 0 {
+                    failures.push(format!("{shown}: nobody's points are due, yet {run:?}"));
                 }
             }
             _ => {
