@@ -256,6 +256,17 @@ async fn run_job(api: &Api) -> Value {
     r.body
 }
 
+/// The program overview after a segments run now.
+async fn overview(api: &Api) -> Value {
+    let r = api
+        .post("/_local/jobs/segments", &api.admin(), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.get("/v1/analytics/overview", &api.admin()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
 fn kinds(ledger: &[Value], kind: &str) -> Vec<i64> {
     ledger
         .iter()
@@ -280,6 +291,7 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
         (Some(0), Some(0)),
         "nothing due before day 14: {run}"
     );
+    assert_eq!(overview(&api).await["points_pending"], 100);
 
     // Day 14: the job makes the 100 available, once; a second run finds the member handled.
     api.clock.set(t("2027-03-15T02:00:00Z"));
@@ -359,6 +371,16 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
         .collect();
     assert_eq!(expired, [json!(-50)]);
     books_balance(&api, "m").await;
+    let o = overview(&api).await;
+    assert_eq!(
+        (
+            o["points_expired_30d"].as_i64(),
+            o["points_pending"].as_i64(),
+            o["points_outstanding"].as_i64()
+        ),
+        (Some(50), Some(0), Some(0)),
+        "{o}"
+    );
     // Nothing left: the member is off the job's list.
     api.clock.set(t("2029-01-01T02:00:00Z"));
     assert_eq!(run_job(&api).await["examined"], 0);

@@ -305,13 +305,42 @@ impl Lots {
 pub const NOTICE_DAYS: [i64; 2] = [30, 7];
 
 /// The last expiring-soon notice a member was sent: for the expiry whose last day is
-/// `expires_on`, `days_ahead` before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// `expires_on`, `days_ahead` before it. Stored as `2028-03-31/30`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Notified {
-    #[serde(rename = "e")]
     pub expires_on: NaiveDate,
-    #[serde(rename = "d")]
     pub days_ahead: i64,
+}
+
+impl std::fmt::Display for Notified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.expires_on, self.days_ahead)
+    }
+}
+
+impl serde::Serialize for Notified {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Notified {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for Notified {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (e, d) = s.split_once('/').ok_or("expected date/days")?;
+        Ok(Notified {
+            expires_on: e.parse().map_err(|e| format!("{e}"))?,
+            days_ahead: d.parse().map_err(|e| format!("{e}"))?,
+        })
+    }
 }
 
 /// The member's next expiry of spendable points: its last day and the points it takes. Under
@@ -384,7 +413,7 @@ pub fn next_due(
 /// The compact stored form (the member item must stay under 1 KB): `p` pending and `a` lots as
 /// `day:points` pairs, `o` what is owed, parts separated by spaces. The first day of a list is
 /// counted from 2000-01-01, each next one from the day before it (pending days and monthly expiries
-/// are close together), and the undated lot is `-`: `p9935:60,5:5 a10257:100,-:40 o0`.
+/// are close together), and the undated lot is `-`: `p9935:60,5:5 a10257:100,-:40` (and ` o7` when 7 points are owed).
 pub mod stored {
     use super::*;
 
@@ -439,7 +468,11 @@ pub mod stored {
     pub fn encode(l: &Lots) -> String {
         let p = days(l.pending.iter().map(|(d, n)| (Some(*d), *n)));
         let a = days(l.available.iter().map(|x| (x.expires_on, x.points)));
-        format!("p{p} a{a} o{}", l.owed)
+        // Nothing owed, the usual case, is left out.
+        match l.owed {
+            0 => format!("p{p} a{a}"),
+            o => format!("p{p} a{a} o{o}"),
+        }
     }
 
     /// Serde for an optional stored form.
@@ -479,9 +512,17 @@ pub mod stored {
             .into_iter()
             .map(|(expires_on, points)| Lot { expires_on, points })
             .collect();
-        let owed = next('o')?
-            .parse()
-            .map_err(|_| format!("bad owed in {s:?}"))?;
+        let owed = match parts.next() {
+            None => 0,
+            Some(o) => o
+                .strip_prefix('o')
+                .and_then(|o| o.parse().ok())
+                .filter(|o| *o > 0)
+                .ok_or_else(|| format!("bad owed in {s:?}"))?,
+        };
+        if parts.next().is_some() {
+            return Err(format!("more than p, a and o parts in {s:?}"));
+        }
         Ok(Lots {
             pending,
             available,
@@ -498,17 +539,17 @@ mod tests {
     #[test]
     fn the_stored_form_is_short_and_reads_back() {
         let mut lots = Lots::default();
-        assert_eq!(stored::encode(&lots), "p a o0");
+        assert_eq!(stored::encode(&lots), "p a");
         lots.earn(60, d("2027-03-01"), 14, d("2027-03-01"), ROLLING_12);
         lots.grant(100, d("2027-01-10"), ROLLING_12);
         lots.grant(40, d("2027-01-10"), Expiry::Never);
         let text = stored::encode(&lots);
         // 2027-03-15 is day 27·365 + 7 leap days + 59 + 14 = 9935; 2028-01-31 is 28·365 + 7 + 30 = 10257.
-        assert_eq!(text, "p9935:60 a10257:100,-:40 o0");
+        assert_eq!(text, "p9935:60 a10257:100,-:40");
         assert_eq!(stored::decode(&text).unwrap(), lots);
         lots.earn(5, d("2027-03-06"), 14, d("2027-03-06"), ROLLING_12);
         let text = stored::encode(&lots);
-        assert_eq!(text, "p9935:60,5:5 a10257:100,-:40 o0");
+        assert_eq!(text, "p9935:60,5:5 a10257:100,-:40");
         assert_eq!(stored::decode(&text).unwrap(), lots);
         // Thirteen monthly lots and fourteen pending days, of large numbers, stay under 250 bytes.
         let mut full = Lots::default();
@@ -529,10 +570,12 @@ mod tests {
         assert_eq!(stored::decode(&text).unwrap(), full);
         for bad in [
             "",
-            "p a",
+            "p",
             "px:1 a o0",
             "p a1:x o0",
             "p a o",
+            "p a o0",
+            "p a o5 x",
             "a p o0",
             "p-:5 a o0",
         ] {

@@ -21,15 +21,30 @@ pub struct Member {
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     /// The member's local date when the birthday was set (anti-gaming rule for gifts).
+    #[serde(rename = "bday_set", alias = "birthday_set_on")]
     pub birthday_set_on: Option<NaiveDate>,
+    #[serde(rename = "tz", alias = "timezone")]
     pub timezone: Option<TimeZoneName>,
+    /// Whole seconds (stored as epoch seconds).
+    #[serde(rename = "enrolled", alias = "enrolled_at", with = "stored_time")]
     pub enrolled_at: DateTime<Utc>,
     pub tier: Tier,
+    #[serde(rename = "tier_exp", alias = "tier_expires_on")]
     pub tier_expires_on: Option<NaiveDate>,
+    #[serde(rename = "bal", alias = "balance")]
     pub balance: Points,
+    #[serde(rename = "earned", alias = "lifetime_earned")]
     pub lifetime_earned: Points,
     pub spend: SpendBuckets,
+    /// Stored as epoch seconds under short names (older items: RFC 3339 under the long ones).
+    #[serde(
+        rename = "lp",
+        alias = "last_purchase_at",
+        default,
+        with = "stored_time::option"
+    )]
     pub last_purchase_at: Option<DateTime<Utc>>,
+    #[serde(rename = "la", alias = "last_activity_at", with = "stored_time")]
     pub last_activity_at: DateTime<Utc>,
     /// Activity the lifecycle stage and RFM scores are computed from (DESIGN.md "Segments"):
     /// the first purchase, the one before the last (a repeat purchase within 90 days), when a
@@ -37,21 +52,24 @@ pub struct Member {
     /// refunded) per calendar month, kept like `spend`.
     /// Stored compactly (epoch seconds, short names): the member item must stay under 1 KB.
     #[serde(
-        rename = "first_buy",
+        rename = "fb",
+        alias = "first_buy",
         default,
         with = "chrono::serde::ts_seconds_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub first_purchase_at: Option<DateTime<Utc>>,
     #[serde(
-        rename = "prev_buy",
+        rename = "pb",
+        alias = "prev_buy",
         default,
         with = "chrono::serde::ts_seconds_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub previous_purchase_at: Option<DateTime<Utc>>,
     #[serde(
-        rename = "back_at",
+        rename = "rb",
+        alias = "back_at",
         default,
         with = "chrono::serde::ts_seconds_option",
         skip_serializing_if = "Option::is_none"
@@ -60,8 +78,16 @@ pub struct Member {
     #[serde(rename = "buys", default)]
     pub purchases: MonthCounts,
     /// Points spent on rewards, net of cancellations (the overview's 30-day flows).
-    #[serde(rename = "redeemed", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "rd",
+        alias = "redeemed",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub lifetime_redeemed: Points,
+    /// Points that expired, ever (the overview's 30-day flow).
+    #[serde(rename = "ex", default, skip_serializing_if = "is_zero")]
+    pub lifetime_expired: Points,
     /// The segments as of the member's last write or segments run; the segment indexes follow.
     #[serde(
         rename = "seg",
@@ -72,13 +98,15 @@ pub struct Member {
     pub segments: Option<Segments>,
     /// What the last segments run counted this member in (its entered/left flows start here).
     #[serde(
+        rename = "cnt",
+        alias = "counted",
         default,
         with = "crate::domain::segment::stored::counted",
         skip_serializing_if = "Option::is_none"
     )]
     pub counted: Option<Counted>,
     /// The `seq` of the member's last event (0: none yet).
-    #[serde(default)]
+    #[serde(rename = "seq", alias = "event_seq", default)]
     pub event_seq: u64,
     /// Set when the member was erased: the item is then a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,7 +146,7 @@ impl Member {
             birthday: None,
             birthday_set_on: None,
             timezone: None,
-            enrolled_at: now,
+            enrolled_at: chrono::SubsecRound::trunc_subsecs(now, 0),
             tier: Tier::Silver,
             tier_expires_on: None,
             balance: Points::ZERO,
@@ -131,6 +159,7 @@ impl Member {
             reactivated_at: None,
             purchases: MonthCounts::default(),
             lifetime_redeemed: Points::ZERO,
+            lifetime_expired: Points::ZERO,
             segments: None,
             counted: None,
             event_seq: 0,
@@ -383,11 +412,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn typical_member_with_full_history_stays_under_one_kilobyte() {
-        // One write unit is 1 KB. The store adds the keys, the version and two indexes' attributes
-        // for a UUID id (counted below), so a typical member item must fit under 1,024 bytes with
-        // room to spare for growth.
+    /// A member with every field filled, a UUID id and a long name, contact and time zone, 24
+    /// months of purchases at `monthly_spend` (13 kept), in every index.
+    fn full_member(monthly_spend: i64) -> Member {
         let now = Utc::now();
         let mut m = Member::new(MemberId::new_random(), "Ada Lovelace-Byron".into(), now);
         m.email = Some(Email::parse("ada.lovelace@example.com").unwrap());
@@ -401,19 +428,26 @@ mod tests {
         m.previous_purchase_at = Some(now);
         m.reactivated_at = Some(now);
         m.lifetime_redeemed = Points(12_345_678);
+        m.lifetime_earned = Points(12_345_678);
         m.segments = Some(Segments {
             lifecycle: Lifecycle::Reactivated,
             value: Some(crate::domain::segment::ValueSegment::HighValue),
             rfm: Some(crate::domain::segment::Rfm { r: 5, f: 5, m: 5 }),
         });
         m.counted = Some(m.membership());
+        m.event_seq = 123_456;
         let mut day: NaiveDate = "2025-01-01".parse().unwrap();
         for _ in 0..24 {
-            m.spend.add(day, 99_999_999, day, 13).unwrap();
+            m.spend.add(day, monthly_spend, day, 13).unwrap();
             m.purchases.add(day, 99, day, 13);
             day = crate::domain::tier::add_months(day, 1);
         }
-        // The store's own attributes, as the table layer builds them.
+        m
+    }
+
+    /// The item's size in DynamoDB: the member's own attributes, plus the keys, the version and
+    /// the index attributes the table layer adds.
+    fn stored_size(m: &Member) -> (usize, usize) {
         use crate::table::Record;
         let key = Member::key(&m.id);
         let store_attrs = "PK".len()
@@ -434,11 +468,147 @@ mod tests {
                     e.index.pk_attr().len() + e.pk.len() + sk
                 })
                 .sum::<usize>();
-        let own = dynamodb_size(&serde_json::to_value(&m).unwrap()) - 3;
-        let size = own + store_attrs;
+        let own = dynamodb_size(&serde_json::to_value(m).unwrap()) - 3;
+        (own + store_attrs, own)
+    }
+
+    #[test]
+    fn a_member_stored_before_the_short_names_reads_the_same() {
+        let old = serde_json::json!({"id": "m-1", "name": "A", "phone": null, "email": null,
+            "birthday": "11-22", "birthday_set_on": "2026-10-01", "timezone": "Asia/Shanghai",
+            "enrolled_at": "2026-11-22T10:15:00.123Z", "tier": "gold", "tier_expires_on": "2027-11-30",
+            "balance": 120, "lifetime_earned": 300, "spend": {"2026-11": 42000},
+            "last_purchase_at": "2026-11-22T10:15:00Z", "last_activity_at": "2026-11-22T10:16:00Z",
+            "first_buy": 1795300000, "prev_buy": 1795300001, "back_at": 1795300002,
+            "buys": [24322, 1], "redeemed": 30, "event_seq": 7, "counted": "active/regular/gold"});
+        let m: Member = serde_json::from_value(old).unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(m.enrolled_at, at("2026-11-22T10:15:00.123Z"));
+        assert_eq!(
+            (m.last_purchase_at, m.last_activity_at),
+            (Some(at("2026-11-22T10:15:00Z")), at("2026-11-22T10:16:00Z"))
+        );
+        assert_eq!(
+            (
+                m.balance,
+                m.lifetime_earned,
+                m.lifetime_redeemed,
+                m.event_seq
+            ),
+            (Points(120), Points(300), Points(30), 7)
+        );
+        assert_eq!(m.birthday_set_on, Some("2026-10-01".parse().unwrap()));
+        assert_eq!(m.tier_expires_on, Some("2027-11-30".parse().unwrap()));
+        assert_eq!(m.timezone.map(|t| t.0), Some(chrono_tz::Tz::Asia__Shanghai));
+        assert_eq!(m.spend.qualifying("2026-11-30".parse().unwrap(), 12), 42000);
+        assert_eq!(m.first_purchase_at.map(|t| t.timestamp()), Some(1795300000));
+        assert_eq!(m.reactivated_at.map(|t| t.timestamp()), Some(1795300002));
+        assert!(m.counted.is_some());
+        // Written again in the short form, it reads back the same (to the second).
+        let again: Member = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(again.last_activity_at, m.last_activity_at);
+        assert_eq!(again.balance, m.balance);
+    }
+
+    #[test]
+    fn typical_member_with_full_history_stays_under_one_kilobyte() {
+        // One write unit is 1 KB: a member item must fit under 1,024 bytes with room to spare,
+        // even spending 999,999.99 a month.
+        let (size, own) = stored_size(&full_member(99_999_999));
         assert!(
-            size < 1000,
+            size < 900,
             "the member item takes {size} bytes ({own} its own)"
         );
+    }
+
+    #[test]
+    fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
+        // Points lots at their fullest under rolling 12-month expiry: 13 monthly lots (one a
+        // month for a year and the month in progress) and 14 days of pending purchases, the
+        // next due day and the last notice, for a member spending up to 99,999.99 a month.
+        let mut m = full_member(9_999_999);
+        let rolling = crate::domain::lots::Expiry::Rolling { months: 12 };
+        let mut lots = Lots::default();
+        let start: NaiveDate = "2027-01-15".parse().unwrap();
+        for k in 0..13 {
+            lots.grant(99_999, crate::domain::tier::add_months(start, k), rolling);
+        }
+        let today = crate::domain::tier::add_months(start, 12);
+        for k in 0..14 {
+            lots.earn(
+                9_999,
+                today + chrono::Duration::days(k - 13),
+                14,
+                today,
+                rolling,
+            );
+        }
+        assert_eq!((lots.available.len(), lots.pending.len()), (13, 14));
+        m.set_lots(lots);
+        m.points_due = Some(today);
+        m.notified = Some(Notified {
+            expires_on: today,
+            days_ahead: 30,
+        });
+        m.lifetime_expired = Points(12_345_678);
+        let (size, own) = stored_size(&m);
+        assert!(
+            size < 1024,
+            "the member item takes {size} bytes ({own} its own)"
+        );
+    }
+}
+
+/// Instants on the member item as epoch seconds (6 bytes in DynamoDB, not 30), reading the RFC
+/// 3339 strings older items hold too.
+mod stored_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Seconds(i64),
+        Text(DateTime<Utc>),
+    }
+
+    fn read(s: Stored) -> Result<DateTime<Utc>, String> {
+        match s {
+            Stored::Seconds(n) => {
+                DateTime::from_timestamp(n, 0).ok_or_else(|| format!("{n} is not an instant"))
+            }
+            Stored::Text(t) => Ok(t),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.timestamp())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        read(Stored::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&t.timestamp()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<Stored>::deserialize(d)?
+                .map(read)
+                .transpose()
+                .map_err(serde::de::Error::custom)
+        }
     }
 }

@@ -21,10 +21,57 @@ fn parse_month_key(k: &str) -> Option<i32> {
     (1..=12).contains(&m).then_some(y * 12 + m - 1)
 }
 
-/// Net purchase amounts (minor units) by calendar month, `"YYYY-MM"` → amount.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// Net purchase amounts (minor units) by calendar month, `"YYYY-MM"` → amount. Stored densely as
+/// `[first month, amount₀, amount₁, …]` like [`MonthCounts`] (the member item must stay under
+/// 1 KB); the older `{"YYYY-MM": amount}` form still reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpendBuckets(BTreeMap<String, i64>);
+
+impl Serialize for SpendBuckets {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let months: BTreeMap<i32, i64> = self
+            .0
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .filter_map(|(k, v)| parse_month_key(k).map(|m| (m, *v)))
+            .collect();
+        let (Some(first), Some(last)) = (months.keys().next(), months.keys().next_back()) else {
+            return Vec::<i64>::new().serialize(s);
+        };
+        let mut dense = vec![i64::from(*first)];
+        dense.extend((*first..=*last).map(|m| months.get(&m).copied().unwrap_or(0)));
+        dense.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SpendBuckets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Dense(Vec<i64>),
+            Map(BTreeMap<String, i64>),
+        }
+        let out = match Stored::deserialize(d)? {
+            Stored::Map(m) => m,
+            Stored::Dense(dense) => {
+                let mut out = BTreeMap::new();
+                if let Some((first, amounts)) = dense.split_first() {
+                    let first = i32::try_from(*first).map_err(serde::de::Error::custom)?;
+                    for (i, v) in amounts.iter().enumerate() {
+                        if *v != 0 {
+                            out.insert(month_key(first + i as i32), *v);
+                        }
+                    }
+                }
+                out
+            }
+        };
+        Ok(SpendBuckets(
+            out.into_iter().filter(|(_, v)| *v != 0).collect(),
+        ))
+    }
+}
 
 impl SpendBuckets {
     /// Adds `delta` (negative for refunds) to the month of `date`, then drops months that can no
@@ -37,8 +84,12 @@ impl SpendBuckets {
         keep_months: u32,
     ) -> Result<(), Overflow> {
         let key = month_key(month_index(date));
-        let slot = self.0.entry(key).or_insert(0);
+        let slot = self.0.entry(key.clone()).or_insert(0);
         *slot = slot.checked_add(delta).ok_or(Overflow)?;
+        // A month refunded to nothing holds nothing: stored and read forms stay equal.
+        if *slot == 0 {
+            self.0.remove(&key);
+        }
         self.prune(today, keep_months);
         Ok(())
     }
@@ -183,6 +234,31 @@ mod tests {
             b.add(d(occurred), 500, on, 13).unwrap();
             assert_eq!(b.qualifying(on, 12), 500, "{today} {occurred}");
         }
+    }
+
+    #[test]
+    fn spend_is_stored_densely_and_the_older_map_form_still_reads() {
+        let mut b = SpendBuckets::default();
+        b.add(d("2026-12-05"), 1500, d("2027-02-01"), 13).unwrap();
+        b.add(d("2027-02-01"), 99_999_999, d("2027-02-01"), 13)
+            .unwrap();
+        let dense = serde_json::to_value(&b).unwrap();
+        assert_eq!(
+            dense,
+            serde_json::json!([month_index(d("2026-12-01")), 1500, 0, 99_999_999])
+        );
+        assert_eq!(serde_json::from_value::<SpendBuckets>(dense).unwrap(), b);
+        let old = serde_json::json!({"2026-12": 1500, "2027-01": 0, "2027-02": 99_999_999});
+        assert_eq!(serde_json::from_value::<SpendBuckets>(old).unwrap(), b);
+        // A month refunded to nothing is gone, as it reads back.
+        b.add(d("2026-12-05"), -1500, d("2027-02-01"), 13).unwrap();
+        assert_eq!(b.len(), 1);
+        let empty = SpendBuckets::default();
+        assert_eq!(serde_json::to_value(&empty).unwrap(), serde_json::json!([]));
+        assert_eq!(
+            serde_json::from_value::<SpendBuckets>(serde_json::json!([])).unwrap(),
+            empty
+        );
     }
 
     #[test]

@@ -273,6 +273,7 @@ impl Services {
         m.set_lots(lots);
         let available: i64 = s.made_available.iter().map(|(_, p)| p).sum();
         let expired: i64 = s.expired.iter().map(|l| l.points).sum();
+        m.lifetime_expired = Points(m.lifetime_expired.0 + expired);
         // The balance each line reports: before the expiry, it held what just became available.
         if available > 0 {
             journal.line(

@@ -98,6 +98,11 @@ pub struct Totals {
     /// Members with a purchase in the last 90 days, and those with two or more.
     pub purchasers_90d: u64,
     pub repeaters_90d: u64,
+    /// Σ pending points, and Σ points expired ever (erased members included).
+    #[serde(default)]
+    pub points_pending: i64,
+    #[serde(default)]
+    pub lifetime_expired: i64,
 }
 
 impl Totals {
@@ -109,6 +114,8 @@ impl Totals {
         self.lifetime_redeemed += o.lifetime_redeemed;
         self.purchasers_90d += o.purchasers_90d;
         self.repeaters_90d += o.repeaters_90d;
+        self.points_pending += o.points_pending;
+        self.lifetime_expired += o.lifetime_expired;
     }
 }
 
@@ -542,6 +549,7 @@ impl Services {
         let t = &mut tally.totals;
         t.lifetime_earned += m.lifetime_earned.0;
         t.lifetime_redeemed += m.lifetime_redeemed.0;
+        t.lifetime_expired += m.lifetime_expired.0;
         for id in m.counted.unwrap_or_default().ids() {
             *tally.sizes.entry(id.to_string()).or_default() += 1;
         }
@@ -550,6 +558,7 @@ impl Services {
         }
         t.members += 1;
         t.points_outstanding += m.balance.0;
+        t.points_pending += m.pending().0;
         if m.segments.is_some_and(|s| s.lifecycle.is_active()) {
             t.active_members += 1;
         }
@@ -781,8 +790,12 @@ impl Services {
         let day = self.latest_day().await?;
         let since = day.date - chrono::Duration::days(29);
         let base = self.table.latest_segment_day(Some(since)).await?;
-        let (earned0, redeemed0) = base.map_or((0, 0), |b| {
-            (b.totals.lifetime_earned, b.totals.lifetime_redeemed)
+        let (earned0, redeemed0, expired0) = base.map_or((0, 0, 0), |b| {
+            (
+                b.totals.lifetime_earned,
+                b.totals.lifetime_redeemed,
+                b.totals.lifetime_expired,
+            )
         });
         let t = &day.totals;
         let pick = |kind: &str| -> BTreeMap<String, u64> {
@@ -800,10 +813,10 @@ impl Services {
             members: t.members,
             active_members: t.active_members,
             points_outstanding: Points(t.points_outstanding),
-            points_pending: Points::ZERO,
+            points_pending: Points(t.points_pending),
             points_earned_30d: Points(t.lifetime_earned - earned0),
             points_redeemed_30d: Points(t.lifetime_redeemed - redeemed0),
-            points_expired_30d: Points::ZERO,
+            points_expired_30d: Points(t.lifetime_expired - expired0),
             repeat_purchase_rate_90d: if t.purchasers_90d == 0 {
                 0.0
             } else {

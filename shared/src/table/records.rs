@@ -52,9 +52,14 @@ fn date_sk(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-// GSI8 holds only members: the month alone, no prefix (every byte counts on the member item).
+// GSI8 holds only members: the month alone, no prefix, and the day of the month (every byte
+// counts on the member item).
 fn points_due_partition(day: NaiveDate) -> String {
     day.format("%Y-%m").to_string()
+}
+
+fn points_due_day(day: NaiveDate) -> String {
+    day.format("%d").to_string()
 }
 
 const CATALOG_PARTITION: &str = "CATALOG";
@@ -132,10 +137,18 @@ impl MemberIndex {
             ),
             MemberIndex::Segment(s) => (segment_index(*s), segment_partition(*s), SortKey::All),
             MemberIndex::Shard(n) => (Index::Gsi7, shard_partition(*n), SortKey::All),
+            // Within a month's partition the day alone sorts; a month wholly before `before`
+            // is read whole.
             MemberIndex::PointsDue { month, before } => (
                 Index::Gsi8,
                 points_due_partition(*month),
-                SortKey::Before(date_sk(*before)),
+                if points_due_partition(*before) == points_due_partition(*month) {
+                    SortKey::Before(points_due_day(*before))
+                } else if before > month {
+                    SortKey::All
+                } else {
+                    SortKey::Before(String::new())
+                },
             ),
         }
     }
@@ -189,7 +202,7 @@ impl Record for Member {
             out.push(IndexEntry {
                 index: Index::Gsi8,
                 pk: points_due_partition(due),
-                sk: date_sk(due),
+                sk: points_due_day(due),
             });
         }
         out
@@ -659,6 +672,19 @@ mod tests {
         }
         .range();
         assert!(!day_before.matches(&w.sk), "not listed the day before");
+        // Run on the last day of a month: `before` is the first of the next; the whole month.
+        let (_, pk, all) = MemberIndex::PointsDue {
+            month: due,
+            before: "2027-04-01".parse().unwrap(),
+        }
+        .range();
+        assert!(pk == w.pk && all.matches(&w.sk), "listed on 31 March");
+        let (_, _, older) = MemberIndex::PointsDue {
+            month: due,
+            before: "2027-06-02".parse().unwrap(),
+        }
+        .range();
+        assert!(older.matches(&w.sk), "a month before today's is read whole");
         m.points_due = None;
         assert!(
             m.index_entries(&m.id.clone())
