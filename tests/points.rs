@@ -493,3 +493,161 @@ async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b
     books_balance(&api, "n").await;
 }
 both_backends!(a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused);
+
+/// One step of a member's life, for the property test below.
+#[derive(Clone, Debug)]
+enum Step {
+    Buy(i64),
+    Redeem(usize),
+    Cancel(usize),
+    Refund {
+        purchase: usize,
+        percent: i64,
+    },
+    Adjust(i64),
+    /// Days on, then the daily job.
+    Advance(i64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (100..30_000i64).prop_map(Step::Buy),
+        (0..3usize).prop_map(Step::Redeem),
+        (0..8usize).prop_map(Step::Cancel),
+        (0..8usize, 1..=100i64).prop_map(|(purchase, percent)| Step::Refund { purchase, percent }),
+        (-150..150i64).prop_map(Step::Adjust),
+        (1..200i64).prop_map(Step::Advance),
+    ]
+}
+
+/// Runs `steps` for one member through the HTTP API with 14 pending days and rolling 12-month
+/// expiry, and after every step checks, as of the last commit: Σ ledger = balance + pending,
+/// the schedule's lots sum to its available and pending points, its available points are the
+/// balance, and the events account for the balance.
+async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
+    let api = Api::with_program(b, program(14)).await;
+    api.clock.set(t("2027-01-10T10:00:00Z"));
+    for (id, cost) in [("r30", 30), ("r80", 80), ("r150", 150)] {
+        reward(&api, id, cost).await;
+    }
+    api.enrol("m").await;
+    let mut receipts: Vec<(String, i64, i64)> = Vec::new(); // receipt, amount, refunded
+    let mut redemptions: Vec<String> = Vec::new();
+    for (n, s) in steps.iter().enumerate() {
+        match s {
+            Step::Buy(amount) => {
+                let receipt = format!("R{n}");
+                buy(&api, "m", &receipt, *amount).await;
+                receipts.push((receipt, *amount, 0));
+            }
+            Step::Redeem(i) => {
+                let (status, body) = redeem(&api, "m", ["r30", "r80", "r150"][*i]).await;
+                match status {
+                    201 => redemptions.push(body["id"].as_str().unwrap().to_owned()),
+                    409 => assert_eq!(body["type"], "/problems/insufficient-points", "{body}"),
+                    other => panic!("redemption answered {other}: {body}"),
+                }
+            }
+            Step::Cancel(i) => {
+                if let Some(id) = redemptions.get(*i) {
+                    let r = api
+                        .post(
+                            &format!("/v1/members/m/redemptions/{id}/cancel"),
+                            &api.member("m"),
+                            json!({}),
+                        )
+                        .await;
+                    assert!(r.status == 200 || r.status == 409, "{}", r.body);
+                }
+            }
+            Step::Refund { purchase, percent } => {
+                if let Some((receipt, amount, refunded)) = receipts.get_mut(*purchase) {
+                    let value = ((*amount - *refunded) * percent / 100).max(1);
+                    if *refunded + value <= *amount {
+                        let r = api
+                            .post(
+                                &format!("/v1/purchases/store-1/{receipt}/refunds"),
+                                &api.pos("store-1"),
+                                json!({"refund_id": format!("RF{n}"), "amount": {"value": value, "currency": "USD"}}),
+                            )
+                            .await;
+                        assert_eq!(r.status, 201, "{}", r.body);
+                        *refunded += value;
+                    }
+                }
+            }
+            Step::Adjust(p) if *p != 0 => {
+                let r = api
+                    .post(
+                        "/v1/members/m/adjustments",
+                        &api.admin(),
+                        json!({"points": p, "reason": "prop"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 201, "{}", r.body);
+            }
+            Step::Adjust(_) => {}
+            Step::Advance(days) => {
+                api.clock
+                    .set(api.services.now() + chrono::Duration::days(*days));
+                run_job(&api).await;
+            }
+        }
+        books_balance(&api, "m").await;
+        let p = points(&api, "m").await;
+        let schedule = api.get("/v1/members/m/points", &api.admin()).await.body;
+        let sum = |status: &str| -> i64 {
+            schedule["lots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["status"] == status)
+                .map(|l| l["points"].as_i64().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            sum("pending"),
+            schedule["pending"].as_i64().unwrap(),
+            "{schedule}"
+        );
+        assert_eq!(schedule["pending"], p["pending"], "after {s:?}");
+        let available = schedule["available"].as_i64().unwrap();
+        assert_eq!(available, p["balance"].as_i64().unwrap(), "after {s:?}");
+        // Spendable = Σ lots, less what a refund took beyond them (owed, only with no lots).
+        let lots = sum("available");
+        assert!(
+            available == lots || (lots == 0 && available < 0),
+            "{schedule} after {s:?}"
+        );
+    }
+}
+
+fn prop_run(b: Backend, cases: u32) {
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(step(), 1..25), |steps| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(books_hold_after_every_step(b, steps));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn the_books_hold_after_any_sequence_of_earn_redeem_cancel_refund_adjust_and_time_embedded() {
+    prop_run(Backend::Embedded, 24);
+}
+
+#[test]
+fn the_books_hold_after_any_sequence_of_earn_redeem_cancel_refund_adjust_and_time_dynamodb() {
+    prop_run(Backend::Dynamo, 6);
+}
