@@ -34,6 +34,19 @@ async fn buy(api: &Api, member: &str, receipt: &str, amount: i64) -> Value {
     r.body
 }
 
+/// A refund of `value` cents of a store-1 receipt; answers the refund (asserting 201).
+async fn refund(api: &Api, receipt: &str, refund_id: &str, value: i64) -> Value {
+    let r = api
+        .post(
+            &format!("/v1/purchases/store-1/{receipt}/refunds"),
+            &api.pos("store-1"),
+            json!({"refund_id": refund_id, "amount": {"value": value, "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body
+}
+
 async fn points(api: &Api, member: &str) -> Value {
     let r = api
         .get(&format!("/v1/members/{member}"), &api.admin())
@@ -104,17 +117,8 @@ async fn purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_fr
 
     // Day 5: 40 % back. The points come off the pending lot; 60 stay pending.
     api.clock.set(t("2027-03-06T10:00:00Z"));
-    let r = api
-        .post(
-            "/v1/purchases/store-1/R1/refunds",
-            &api.pos("store-1"),
-            json!({"refund_id": "RF1", "amount": {"value": 4000, "currency": "USD"}}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["points_reversed"].as_i64()),
-        (201, Some(40))
-    );
+    let r = refund(&api, "R1", "RF1", 4000).await;
+    assert_eq!(r["points_reversed"], 40);
     let p = points(&api, "m").await;
     assert_eq!(
         (p["balance"].as_i64(), p["pending"].as_i64()),
@@ -448,14 +452,7 @@ async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b
 
     // Day 13: 30 % back leaves 840.00 of qualifying spend: silver again, with no expiry.
     api.clock.set(t("2027-03-14T10:00:00Z"));
-    let r = api
-        .post(
-            "/v1/purchases/store-1/BIG/refunds",
-            &api.pos("store-1"),
-            json!({"refund_id": "RF1", "amount": {"value": 36_000, "currency": "USD"}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    refund(&api, "BIG", "RF1", 36_000).await;
     assert_eq!(
         tier(&api, "m").await,
         json!({"tier": "silver", "tier_expires_on": null})
@@ -481,14 +478,7 @@ async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b
     api.enrol("n").await;
     buy(&api, "n", "BIG2", 120_000).await;
     api.clock.set(t("2027-03-15T10:00:00Z"));
-    let r = api
-        .post(
-            "/v1/purchases/store-1/BIG2/refunds",
-            &api.pos("store-1"),
-            json!({"refund_id": "RF1", "amount": {"value": 36_000, "currency": "USD"}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    refund(&api, "BIG2", "RF1", 36_000).await;
     assert_eq!(tier(&api, "n").await["tier"], "gold");
     books_balance(&api, "n").await;
 }
@@ -565,14 +555,7 @@ async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
                 if let Some((receipt, amount, refunded)) = receipts.get_mut(*purchase) {
                     let value = ((*amount - *refunded) * percent / 100).max(1);
                     if *refunded + value <= *amount {
-                        let r = api
-                            .post(
-                                &format!("/v1/purchases/store-1/{receipt}/refunds"),
-                                &api.pos("store-1"),
-                                json!({"refund_id": format!("RF{n}"), "amount": {"value": value, "currency": "USD"}}),
-                            )
-                            .await;
-                        assert_eq!(r.status, 201, "{}", r.body);
+                        refund(&api, receipt, &format!("RF{n}"), value).await;
                         *refunded += value;
                     }
                 }

@@ -147,6 +147,46 @@ async fn phase(
     }
 }
 
+/// Serves `loyalty-local`'s app over `services` on a free local port: its base URL and the
+/// authorizer whose tokens it takes.
+async fn serve(services: &Services, clock: Arc<TestClock>) -> (String, Arc<DevAuth>) {
+    let auth = Arc::new(DevAuth::from_secret(b"bench"));
+    let app = loyalty_local::app(services.clone(), clock, auth.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, auth)
+}
+
+/// Admin enrolments of members `<prefix>0` … `<prefix>{n-1}`.
+fn enrolments(prefix: &str, n: usize, admin: &str) -> Vec<Request> {
+    (0..n)
+        .map(|i| {
+            let body = json!({"id": format!("{prefix}{i}"), "name": "Bench"});
+            ("/v1/members".to_owned(), admin.to_owned(), body, None)
+        })
+        .collect()
+}
+
+/// `args.purchases` purchases at `at` spread over the members `<member>0…`, receipts
+/// `<receipt>0…`, amounts 19.99 to 24.98.
+fn purchases(
+    member: &str,
+    receipt: &str,
+    args: &Args,
+    pos: &str,
+    at: chrono::DateTime<Utc>,
+) -> Vec<Request> {
+    (0..args.purchases)
+        .map(|i| {
+            let body = json!({"member": {"id": format!("{member}{}", i % args.members)}, "store_id": "store-1",
+                "receipt_id": format!("{receipt}{i}"), "amount": {"value": 1999 + (i % 500) as i64, "currency": "USD"},
+                "occurred_at": at.to_rfc3339()});
+            ("/v1/purchases".to_owned(), pos.to_owned(), body, None)
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -166,11 +206,7 @@ async fn main() {
     let store: Arc<dyn Store> = Arc::new(store);
     let clock = Arc::new(TestClock::default());
     let services = Services::new(store.clone(), Default::default(), clock.clone());
-    let auth = Arc::new(DevAuth::from_secret(b"bench"));
-    let app = loyalty_local::app(services.clone(), clock, auth.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (base, auth) = serve(&services, clock).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()
@@ -182,39 +218,16 @@ async fn main() {
         "loyalty-local, durable embedded store, {} requests in flight over {base}",
         args.concurrency
     );
-    let enrol: Vec<Request> = (0..args.members)
-        .map(|i| {
-            (
-                "/v1/members".to_owned(),
-                admin.clone(),
-                json!({"id": format!("m{i}"), "name": "Bench"}),
-                None,
-            )
-        })
-        .collect();
+    let enrol = enrolments("m", args.members, &admin);
     phase("enrol", &counts, args.concurrency, enrol, &base, &client)
         .await
         .print();
 
     let now = Utc::now();
-    let purchases: Vec<Request> = (0..args.purchases)
-        .map(|i| {
-            let body = json!({"member": {"id": format!("m{}", i % args.members)}, "store_id": "store-1",
-                "receipt_id": format!("R{i}"), "amount": {"value": 1999 + (i % 500) as i64, "currency": "USD"},
-                "occurred_at": (now - Duration::seconds(60)).to_rfc3339()});
-            ("/v1/purchases".to_owned(), pos.clone(), body, None)
-        })
-        .collect();
-    phase(
-        "purchase",
-        &counts,
-        args.concurrency,
-        purchases,
-        &base,
-        &client,
-    )
-    .await
-    .print();
+    let first = purchases("m", "R", &args, &pos, now - Duration::seconds(60));
+    phase("purchase", &counts, args.concurrency, first, &base, &client)
+        .await
+        .print();
 
     // The same purchases again with the most campaigns that may run at once, every member in
     // every audience and in treatment for 90 % of them: each purchase reads the registry, ten
@@ -254,16 +267,9 @@ async fn main() {
         args.members,
         t.elapsed().as_secs_f64()
     );
-    let purchases: Vec<Request> = (0..args.purchases)
-        .map(|i| {
-            let body = json!({"member": {"id": format!("m{}", i % args.members)}, "store_id": "store-1",
-                "receipt_id": format!("C{i}"), "amount": {"value": 1999 + (i % 500) as i64, "currency": "USD"},
-                "occurred_at": (now - Duration::seconds(30)).to_rfc3339()});
-            ("/v1/purchases".to_owned(), pos.clone(), body, None)
-        })
-        .collect();
+    let again = purchases("m", "C", &args, &pos, now - Duration::seconds(30));
     // One purchase first: this process learns which campaigns run (a second read, once).
-    let (warm, rest) = purchases.split_at(1);
+    let (warm, rest) = again.split_at(1);
     phase("warm", &counts, 1, warm.to_vec(), &base, &client).await;
     phase(
         "purchase+10c",
@@ -383,35 +389,18 @@ async fn points_run(args: &Args) {
     let expiry = program.points.expiry;
     let clock = Arc::new(TestClock::default());
     let services = Services::new(Arc::new(store), program, clock.clone());
-    let auth = Arc::new(DevAuth::from_secret(b"bench"));
-    let app = loyalty_local::app(services.clone(), clock, auth.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (base, auth) = serve(&services, clock).await;
     let client = reqwest::Client::new();
     let admin = auth.mint(&Role::Admin);
     let pos = auth.mint(&Role::Pos("store-1".into()));
-    let enrol: Vec<Request> = (0..args.members)
-        .map(|i| {
-            let body = json!({"id": format!("p{i}"), "name": "Bench"});
-            ("/v1/members".to_owned(), admin.clone(), body, None)
-        })
-        .collect();
+    let enrol = enrolments("p", args.members, &admin);
     phase("enrol", &counts, args.concurrency, enrol, &base, &client).await;
-    let now = Utc::now();
-    let purchases: Vec<Request> = (0..args.purchases)
-        .map(|i| {
-            let body = json!({"member": {"id": format!("p{}", i % args.members)}, "store_id": "store-1",
-                "receipt_id": format!("L{i}"), "amount": {"value": 1999, "currency": "USD"},
-                "occurred_at": (now - Duration::seconds(60)).to_rfc3339()});
-            ("/v1/purchases".to_owned(), pos.clone(), body, None)
-        })
-        .collect();
+    let lots = purchases("p", "L", args, &pos, Utc::now() - Duration::seconds(60));
     phase(
         "purchase+lots",
         &counts,
         args.concurrency,
-        purchases,
+        lots,
         &base,
         &client,
     )

@@ -30,6 +30,9 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How far back the date-keyed jobs look for days they have not handled.
+pub(crate) const LOOKBACK_MONTHS: u32 = 24;
+
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
     /// Total time a request may spend retrying before it answers 503.
@@ -179,6 +182,28 @@ impl Services {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// [`Services::for_members_in`] over the month partitions of a date-keyed work list (tier
+    /// expiries, points due), from [`LOOKBACK_MONTHS`] months back to `today`'s month: a job
+    /// stopped for up to two years still catches everyone up.
+    pub(crate) async fn for_members_by_month<T, Fut>(
+        &self,
+        today: NaiveDate,
+        which: impl Fn(NaiveDate) -> MemberIndex,
+        each: impl Fn(MemberId) -> Fut,
+    ) -> Result<Vec<(MemberId, Result<T, ServiceError>)>, ServiceError>
+    where
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let mut out = Vec::new();
+        for back in 0..=LOOKBACK_MONTHS {
+            let month = today
+                .checked_sub_months(chrono::Months::new(back))
+                .unwrap_or(NaiveDate::MIN);
+            out.extend(self.for_members_in(&which(month), &each).await?);
+        }
+        Ok(out)
     }
 
     /// The calendar date in the program's time zone: tiers, spend months and expiries use it.

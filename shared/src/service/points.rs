@@ -72,10 +72,6 @@ struct Handled {
     notified: bool,
 }
 
-/// How far back the job looks for due days it has not handled (a job stopped for up to two
-/// years still catches everyone up).
-const LOOKBACK_MONTHS: u32 = 24;
-
 impl Services {
     /// The daily job: every member due by `now`'s date gets the lines and events of their points
     /// made available and expired, and the expiring-soon notice due, in one commit under the
@@ -83,30 +79,28 @@ impl Services {
     pub async fn points_job(&self, now: DateTime<Utc>) -> Result<PointsRun, ServiceError> {
         let today = self.program_date(now);
         let mut run = PointsRun::default();
-        for back in 0..=LOOKBACK_MONTHS {
-            let which = MemberIndex::PointsDue {
-                month: today
-                    .checked_sub_months(chrono::Months::new(back))
-                    .unwrap_or(NaiveDate::MIN),
-                before: today.succ_opt().unwrap_or(NaiveDate::MAX),
-            };
-            let outcomes = self
-                .for_members_in(&which, |id| async move {
-                    retrying!(self, self.try_points(&id, today, now))
-                })
-                .await?;
-            for (id, o) in outcomes {
-                run.examined += 1;
-                match o {
-                    Ok(h) => {
-                        run.made_available += h.made_available;
-                        run.expired_points += h.expired;
-                        run.notified += u64::from(h.notified);
-                    }
-                    Err(e) => {
-                        run.failed += 1;
-                        tracing::error!(member = %id, error = %e, "points job failed for a member");
-                    }
+        let tomorrow = today.succ_opt().unwrap_or(NaiveDate::MAX);
+        let outcomes = self
+            .for_members_by_month(
+                today,
+                |month| MemberIndex::PointsDue {
+                    month,
+                    before: tomorrow,
+                },
+                |id| async move { retrying!(self, self.try_points(&id, today, now)) },
+            )
+            .await?;
+        for (id, o) in outcomes {
+            run.examined += 1;
+            match o {
+                Ok(h) => {
+                    run.made_available += h.made_available;
+                    run.expired_points += h.expired;
+                    run.notified += u64::from(h.notified);
+                }
+                Err(e) => {
+                    run.failed += 1;
+                    tracing::error!(member = %id, error = %e, "points job failed for a member");
                 }
             }
         }

@@ -17,10 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-/// How far back the job looks for expiries it has not handled (a job stopped for up to two years
-/// still catches everyone up).
-const LOOKBACK_MONTHS: u32 = 24;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TierRuleView {
     pub tier: Tier,
@@ -91,29 +87,26 @@ impl Services {
     ) -> Result<RequalificationRun, ServiceError> {
         let today = self.program_date(now);
         let mut run = RequalificationRun::default();
-        for back in 0..=LOOKBACK_MONTHS {
-            let which = MemberIndex::TierExpiry {
-                month: today
-                    .checked_sub_months(chrono::Months::new(back))
-                    .unwrap_or(NaiveDate::MIN),
-                before: today,
-            };
-            let outcomes = self
-                .for_members_in(&which, |id| async move {
-                    retrying!(self, self.try_requalify(&id, today, now))
-                })
-                .await?;
-            for (id, o) in outcomes {
-                run.examined += 1;
-                match o {
-                    Ok(Requalification::NotDue) => {}
-                    Ok(Requalification::Upgraded { .. }) => run.upgraded += 1,
-                    Ok(Requalification::Kept { .. }) => run.kept += 1,
-                    Ok(Requalification::Downgraded { .. }) => run.downgraded += 1,
-                    Err(e) => {
-                        run.failed += 1;
-                        tracing::error!(member = %id, error = %e, "requalification failed");
-                    }
+        let outcomes = self
+            .for_members_by_month(
+                today,
+                |month| MemberIndex::TierExpiry {
+                    month,
+                    before: today,
+                },
+                |id| async move { retrying!(self, self.try_requalify(&id, today, now)) },
+            )
+            .await?;
+        for (id, o) in outcomes {
+            run.examined += 1;
+            match o {
+                Ok(Requalification::NotDue) => {}
+                Ok(Requalification::Upgraded { .. }) => run.upgraded += 1,
+                Ok(Requalification::Kept { .. }) => run.kept += 1,
+                Ok(Requalification::Downgraded { .. }) => run.downgraded += 1,
+                Err(e) => {
+                    run.failed += 1;
+                    tracing::error!(member = %id, error = %e, "requalification failed");
                 }
             }
         }
