@@ -634,3 +634,61 @@ fn the_books_hold_after_any_sequence_of_earn_redeem_cancel_refund_adjust_and_tim
 fn the_books_hold_after_any_sequence_of_earn_redeem_cancel_refund_adjust_and_time_dynamodb() {
     prop_run(Backend::Dynamo, 6);
 }
+
+/// Under `inactivity`, everything expires `days` after the last activity, announced 30 and 7
+/// days ahead; a purchase in between moves the day, and the announcements with it.
+async fn inactivity_expiry_follows_the_last_activity(b: Backend) {
+    let program = Program::from_json(
+        r#"{"points": {"pending_days": 0, "expiry": {"policy": "inactivity", "days": 100}}}"#,
+    )
+    .unwrap();
+    let api = Api::with_program(b, program).await;
+    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.enrol("m").await;
+    buy(&api, "m", "R1", 10_000).await;
+    // Last day: 20 April (10 January + 100 days); the 30-day notice is due on 21 March.
+    api.clock.set(t("2027-03-20T02:00:00Z"));
+    assert_eq!(run_job(&api).await["notified"], 0);
+    api.clock.set(t("2027-03-21T02:00:00Z"));
+    assert_eq!(run_job(&api).await["notified"], 1);
+    assert_eq!(
+        points(&api, "m").await["expiring_soon"],
+        json!({"points": 100, "on": "2027-04-20"})
+    );
+    // A purchase on 1 April: the last day moves to 10 July, nothing is due on 13 April.
+    api.clock.set(t("2027-04-01T10:00:00Z"));
+    buy(&api, "m", "R2", 5_000).await;
+    api.clock.set(t("2027-04-13T02:00:00Z"));
+    let run = run_job(&api).await;
+    assert_eq!(
+        (run["examined"].as_u64(), run["notified"].as_u64()),
+        (Some(0), Some(0)),
+        "{run}"
+    );
+    api.clock.set(t("2027-06-10T02:00:00Z"));
+    assert_eq!(run_job(&api).await["notified"], 1, "30 days before 10 July");
+    api.clock.set(t("2027-07-03T02:00:00Z"));
+    assert_eq!(run_job(&api).await["notified"], 1, "7 days before");
+    api.clock.set(t("2027-07-10T23:00:00Z"));
+    assert_eq!(run_job(&api).await["expired_points"], 0, "the last day");
+    api.clock.set(t("2027-07-11T02:00:00Z"));
+    assert_eq!(run_job(&api).await["expired_points"], 150);
+    assert_eq!(kinds(&api.ledger("m").await, "points_expired"), [-150]);
+    books_balance(&api, "m").await;
+    let notices: Vec<Value> = api
+        .events("m")
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "points.expiring_soon")
+        .map(|e| json!([e["data"]["expires_on"], e["data"]["days_ahead"]]))
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            json!(["2027-04-20", 30]),
+            json!(["2027-07-10", 30]),
+            json!(["2027-07-10", 7])
+        ]
+    );
+}
+both_backends!(inactivity_expiry_follows_the_last_activity);
