@@ -15,7 +15,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
             InfoBuilder::new()
                 .title("Loyalty API")
                 .version("1")
-                .description(Some("Points, tiers, rewards, vouchers, events, segments and campaigns for mobile apps, POS systems and operators. Errors are RFC 9457 application/problem+json."))
+                .description(Some("Points (pending and expiring), tiers, rewards, vouchers, events, segments and campaigns for mobile apps, POS systems and operators. Errors are RFC 9457 application/problem+json."))
                 .build(),
         )
         .build();
