@@ -187,6 +187,36 @@ fn purchases(
         .collect()
 }
 
+/// What one timed operation cost, counted by the store wrapper.
+struct Cost {
+    secs: f64,
+    read_trips: u64,
+    commits: u64,
+    items_read: u64,
+    items_written: u64,
+}
+
+/// Runs `op` once and counts what it cost.
+async fn measured<T>(counts: &RoundTrips, op: impl Future<Output = T>) -> (T, Cost) {
+    let written = || {
+        counts
+            .items_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let ((r0, w0, i0), iw0, t) = (counts.snapshot(), written(), Instant::now());
+    let out = op.await;
+    let secs = t.elapsed().as_secs_f64();
+    let (r1, w1, i1) = counts.snapshot();
+    let cost = Cost {
+        secs,
+        read_trips: r1 - r0,
+        commits: w1 - w0,
+        items_read: i1 - i0,
+        items_written: written() - iw0,
+    };
+    (out, cost)
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -339,22 +369,20 @@ async fn main() {
         args.birthday_members,
         seed_start.elapsed().as_secs_f64()
     );
-    let (r0, w0, i0) = counts.snapshot();
-    let t = Instant::now();
-    let run = services
-        .birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap())
-        .await
-        .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    let (r1, w1, i1) = counts.snapshot();
+    let (run, c) = measured(
+        &counts,
+        services.birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap()),
+    )
+    .await;
+    let run = run.unwrap();
     println!(
         "birthday     run over {} members: {:.2} s, {} items read = {:.2}% of members ({} read round trips, {} commits); {:?}",
         args.birthday_members,
-        secs,
-        i1 - i0,
-        100.0 * (i1 - i0) as f64 / args.birthday_members as f64,
-        r1 - r0,
-        w1 - w0,
+        c.secs,
+        c.items_read,
+        100.0 * c.items_read as f64 / args.birthday_members as f64,
+        c.read_trips,
+        c.commits,
         run
     );
 
@@ -453,29 +481,17 @@ async fn points_run(args: &Args) {
             0
         };
         let due = pending + first_day;
-        let (r0, w0, i0) = counts.snapshot();
-        let iw0 = counts
-            .items_written
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let t = Instant::now();
-        let run = services
-            .points_job(day0 + Duration::days(day))
-            .await
-            .unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let (r1, w1, i1) = counts.snapshot();
-        let iw1 = counts
-            .items_written
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let (run, c) = measured(&counts, services.points_job(day0 + Duration::days(day))).await;
         println!(
-            "points       job over {members} members, day {day}: {secs:.2} s, {} members due ({:.2}% of members), {} items read ({} read round trips), {} items written ({} commits); {:?}",
+            "points       job over {members} members, day {day}: {:.2} s, {} members due ({:.2}% of members), {} items read ({} read round trips), {} items written ({} commits); {:?}",
+            c.secs,
             due,
             100.0 * due as f64 / members as f64,
-            i1 - i0,
-            r1 - r0,
-            iw1 - iw0,
-            w1 - w0,
-            run
+            c.items_read,
+            c.read_trips,
+            c.items_written,
+            c.commits,
+            run.unwrap()
         );
     }
 }
@@ -492,35 +508,19 @@ async fn campaign_launch(services: &Services, counts: &RoundTrips, members: usiz
         "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
     .unwrap();
     services.put_campaign(&id, input).await.unwrap();
-    let written = || {
-        counts
-            .items_written
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let (r0, w0, i0) = counts.snapshot();
-    let iw0 = written();
-    let t = Instant::now();
-    let launched = services.launch_campaign(&id).await.unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    let (r1, w1, i1) = counts.snapshot();
+    let (launched, c) = measured(counts, services.launch_campaign(&id)).await;
+    let launched = launched.unwrap();
     println!(
-        "campaigns    launch over {members} members: {secs:.2} s, {} items read ({} read round trips), {} items written ({} commits); audience {:?}",
-        i1 - i0,
-        r1 - r0,
-        written() - iw0,
-        w1 - w0,
-        launched.audience_size
+        "campaigns    launch over {members} members: {:.2} s, {} items read ({} read round trips), {} items written ({} commits); audience {:?}",
+        c.secs, c.items_read, c.read_trips, c.items_written, c.commits, launched.audience_size
     );
-    let (r0, _, i0) = counts.snapshot();
-    let t = Instant::now();
-    let results = services.campaign_results(&id).await.unwrap();
-    let (r1, _, i1) = counts.snapshot();
+    let (results, c) = measured(counts, services.campaign_results(&id)).await;
     println!(
         "campaigns    results over {members} members: {:.2} s, {} items read ({} read round trips); verdict {:?}",
-        t.elapsed().as_secs_f64(),
-        i1 - i0,
-        r1 - r0,
-        results.verdict
+        c.secs,
+        c.items_read,
+        c.read_trips,
+        results.unwrap().verdict
     );
 }
 
@@ -580,27 +580,20 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
         seed_start.elapsed().as_secs_f64()
     );
     for (day, parts) in [(1, 1), (2, 4), (3, 4)] {
-        let (r0, w0, i0) = counts.snapshot();
-        let iw0 = counts
-            .items_written
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let t = Instant::now();
-        let run = services
-            .segments_job(day0 + Duration::days(day), parts)
-            .await
-            .unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let (r1, w1, i1) = counts.snapshot();
-        let iw1 = counts
-            .items_written
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let (run, c) = measured(
+            counts,
+            services.segments_job(day0 + Duration::days(day), parts),
+        )
+        .await;
+        let run = run.unwrap();
         println!(
-            "segments     run over {members} members in {parts} part(s): {secs:.2} s, {} items read ({} read round trips), {} members written, {} items written ({} commits); cut points {:?}",
-            i1 - i0,
-            r1 - r0,
+            "segments     run over {members} members in {parts} part(s): {:.2} s, {} items read ({} read round trips), {} members written, {} items written ({} commits); cut points {:?}",
+            c.secs,
+            c.items_read,
+            c.read_trips,
             run.changed,
-            iw1 - iw0,
-            w1 - w0,
+            c.items_written,
+            c.commits,
             run.cutpoints
         );
     }
