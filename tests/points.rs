@@ -47,6 +47,16 @@ async fn refund(api: &Api, receipt: &str, refund_id: &str, value: i64) -> Value 
     r.body
 }
 
+/// The `data` of the member's events of one type, oldest first.
+async fn event_data(api: &Api, member: &str, kind: &str) -> Vec<Value> {
+    api.events(member)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
 async fn points(api: &Api, member: &str) -> Value {
     let r = api
         .get(&format!("/v1/members/{member}"), &api.admin())
@@ -155,13 +165,9 @@ async fn purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_fr
         .collect();
     assert_eq!(available.len(), 1);
     assert_eq!(available[0]["points"], 0);
-    let events = api.events("m").await;
-    let made: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "points.available")
-        .collect();
+    let made = event_data(&api, "m", "points.available").await;
     assert_eq!(made.len(), 1);
-    assert_eq!(made[0]["data"]["points"], 60);
+    assert_eq!(made[0]["points"], 60);
     books_balance(&api, "m").await;
 }
 both_backends!(purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_from_them);
@@ -334,13 +340,7 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
     api.clock.set(t("2028-03-24T02:00:00Z"));
     assert_eq!(run_job(&api).await["notified"], 1);
     assert_eq!(run_job(&api).await["notified"], 0);
-    let notices: Vec<Value> = api
-        .events("m")
-        .await
-        .into_iter()
-        .filter(|e| e["type"] == "points.expiring_soon")
-        .map(|e| e["data"].clone())
-        .collect();
+    let notices = event_data(&api, "m", "points.expiring_soon").await;
     assert_eq!(
         notices,
         [
@@ -366,12 +366,10 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
         (p["balance"].as_i64(), p["pending"].as_i64()),
         (Some(0), Some(0))
     );
-    let expired: Vec<Value> = api
-        .events("m")
+    let expired: Vec<Value> = event_data(&api, "m", "points.expired")
         .await
         .into_iter()
-        .filter(|e| e["type"] == "points.expired")
-        .map(|e| e["data"]["points"].clone())
+        .map(|d| d["points"].clone())
         .collect();
     assert_eq!(expired, [json!(-50)]);
     books_balance(&api, "m").await;
@@ -464,13 +462,9 @@ async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b
         .collect();
     assert_eq!(down.len(), 1);
     assert_eq!(down[0]["reference"], "refund:store-1/BIG/RF1");
-    let events = api.events("m").await;
-    let downgraded: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "tier.downgraded")
-        .collect();
+    let downgraded = event_data(&api, "m", "tier.downgraded").await;
     assert_eq!(downgraded.len(), 1);
-    assert_eq!(downgraded[0]["data"]["to"], "silver", "{}", downgraded[0]);
+    assert_eq!(downgraded[0]["to"], "silver", "{}", downgraded[0]);
     books_balance(&api, "m").await;
 
     // Another member: upgraded, refunded below gold on day 14, when the window has closed.
@@ -675,12 +669,10 @@ async fn inactivity_expiry_follows_the_last_activity(b: Backend) {
     assert_eq!(run_job(&api).await["expired_points"], 150);
     assert_eq!(kinds(&api.ledger("m").await, "points_expired"), [-150]);
     books_balance(&api, "m").await;
-    let notices: Vec<Value> = api
-        .events("m")
+    let notices: Vec<Value> = event_data(&api, "m", "points.expiring_soon")
         .await
         .into_iter()
-        .filter(|e| e["type"] == "points.expiring_soon")
-        .map(|e| json!([e["data"]["expires_on"], e["data"]["days_ahead"]]))
+        .map(|d| json!([d["expires_on"], d["days_ahead"]]))
         .collect();
     assert_eq!(
         notices,
@@ -692,3 +684,35 @@ async fn inactivity_expiry_follows_the_last_activity(b: Backend) {
     );
 }
 both_backends!(inactivity_expiry_follows_the_last_activity);
+
+/// With points lots on, the writes that move them still cost one read and one write round trip:
+/// a purchase that leaves points pending, and a redemption made after they became available
+/// (whose commit also writes the `points_available` line the job had not).
+#[tokio::test]
+async fn with_points_lots_a_purchase_and_a_redemption_still_cost_one_read_and_one_write() {
+    let store =
+        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
+    let counts = store.counts.clone();
+    let api = Api::on_store(std::sync::Arc::new(store), program(14), None);
+    api.clock.set(t("2027-03-01T10:00:00Z"));
+    reward(&api, "coffee", 50).await;
+    api.enrol("m").await;
+    let before = counts.snapshot();
+    buy(&api, "m", "R1", 10_000).await;
+    let after = counts.snapshot();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "purchase: reads, writes"
+    );
+    api.clock.set(t("2027-03-15T10:00:00Z"));
+    let before = counts.snapshot();
+    assert_eq!(redeem(&api, "m", "coffee").await.0, 201);
+    let after = counts.snapshot();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "redemption: reads, writes"
+    );
+    assert_eq!(kinds(&api.ledger("m").await, "points_available"), [0]);
+}
