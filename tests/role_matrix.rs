@@ -441,3 +441,95 @@ async fn every_route_answers_each_role_as_the_contract_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The operations one function's router serves, as (METHOD, path).
+fn operations(doc: utoipa::openapi::OpenApi) -> BTreeSet<(String, String)> {
+    let doc = serde_json::to_value(doc).unwrap();
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_operation_has_its_route_on_the_function_that_serves_it_in_the_template() {
+    let template: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
+    )
+    .unwrap();
+    // The binary each HTTP function deploys, and the router that binary serves.
+    type Routes = fn() -> utoipa_axum::router::OpenApiRouter<loyalty::service::Services>;
+    let served: [(&str, Routes); 6] = [
+        ("members", loyalty_members::routes),
+        ("accrual", loyalty_accrual::routes),
+        ("tiers", loyalty_tiers::routes),
+        ("redemption", loyalty_redemption::routes),
+        ("segments", loyalty_segments::routes),
+        ("campaigns", loyalty_campaigns::routes),
+    ];
+    let mut routed_anywhere = BTreeSet::new();
+    let mut checked = BTreeSet::new();
+    for (name, res) in template["Resources"].as_mapping().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?} names no binary"));
+        let mut routes = BTreeSet::new();
+        if let Some(events) = res["Properties"]["Events"].as_mapping() {
+            for (key, ev) in events {
+                let key = key.as_str().unwrap();
+                // CloudFormation logical ids are alphanumeric, and SAM prefixes event keys.
+                assert!(
+                    key.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "event key {key} of {name:?} would make a logical id CloudFormation refuses"
+                );
+                if ev["Type"].as_str() == Some("HttpApi") {
+                    let p = &ev["Properties"];
+                    routes.insert((
+                        p["Method"].as_str().unwrap().to_uppercase(),
+                        p["Path"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+        routed_anywhere.extend(routes.iter().cloned());
+        let Some((_, router)) = served.iter().find(|(b, _)| *b == binary) else {
+            assert!(
+                routes.is_empty(),
+                "{binary} has routes but serves no router"
+            );
+            continue;
+        };
+        let mut expected = operations(router().into_openapi());
+        if binary == "members" {
+            // The deployed function that serves the whole document.
+            expected.insert(("GET".into(), "/v1/openapi.json".into()));
+        }
+        assert_eq!(
+            routes, expected,
+            "the template's routes of {binary} differ from the operations its router serves"
+        );
+        checked.insert(binary);
+    }
+    assert_eq!(
+        checked.len(),
+        served.len(),
+        "an HTTP function missing from the template"
+    );
+    let mut documented = operations(loyalty_members::api_document());
+    documented.insert(("GET".into(), "/v1/openapi.json".into()));
+    assert_eq!(
+        routed_anywhere, documented,
+        "an operation of the OpenAPI document with no route in the template (or the reverse)"
+    );
+}
