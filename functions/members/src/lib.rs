@@ -161,7 +161,12 @@ async fn adjust(
 ) -> Result<Reply<LedgerEntry>, Problem> {
     caller.require_admin()?;
     let id = member_id(&id)?;
-    let idem = key.for_request(&caller.principal(), &format!("adjust:{id}"), &body.digest());
+    let idem = key.for_member_request(
+        &caller.principal(),
+        &format!("adjust:{id}"),
+        &id,
+        &body.digest(),
+    );
     let outcome = svc.adjust(&id, body.value, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }

@@ -31,7 +31,7 @@ pub struct RedeemRequest {
     pub reward_id: RewardId,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"store_id": "store-1"}))]
 pub struct UseVoucherRequest {
@@ -91,7 +91,12 @@ async fn redeem(
 ) -> Result<Reply<RedemptionReceipt>, Problem> {
     let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    let idem = key.for_request(&caller.principal(), &format!("redeem:{id}"), &body.digest());
+    let idem = key.for_member_request(
+        &caller.principal(),
+        &format!("redeem:{id}"),
+        &id,
+        &body.digest(),
+    );
     let outcome = svc.redeem(&id, &body.value.reward_id, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }

@@ -13,7 +13,7 @@ use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::{MemberId, Points};
 use crate::retrying;
-use crate::table::{Batch, LedgerLine, PhoneClaim, Reads};
+use crate::table::{Batch, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,13 +21,18 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": "member-ada", "status": "erased",
-    "erased_at": "2026-11-22T10:15:00Z", "forfeited_points": 120}))]
+    "erased_at": "2026-11-22T10:15:00Z", "forfeited_points": 120, "written_off_points": 0}))]
 pub struct Erasure {
     pub id: MemberId,
     /// Always `erased`.
     pub status: String,
     pub erased_at: DateTime<Utc>,
+    /// The balance (and pending points) given up; never negative.
     pub forfeited_points: Points,
+    /// What the member owed (a negative balance, from points refunded after they were spent),
+    /// written off: the erasure line brings the ledger to zero either way.
+    #[serde(default)]
+    pub written_off_points: Points,
 }
 
 impl Services {
@@ -64,6 +69,7 @@ impl Services {
                 status: "erased".into(),
                 erased_at,
                 forfeited_points: current.value.forfeited_points.unwrap_or(Points::ZERO),
+                written_off_points: current.value.written_off_points.unwrap_or(Points::ZERO),
             }));
         }
         let claim = match &current.value.phone {
@@ -76,8 +82,11 @@ impl Services {
         };
         let mut m = current.value.clone().erased(now);
         let forfeited = m.forfeited_points.unwrap_or(Points::ZERO);
+        let written_off = m.written_off_points.unwrap_or(Points::ZERO);
+        // What leaves the ledger: the forfeit, or the debt written off (a credit).
+        let line_points = Points(written_off.0 - forfeited.0);
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
         self.set_segments(&mut m, None, &mut journal);
@@ -85,15 +94,15 @@ impl Services {
         let pending = current.value.pending();
         if pending.0 != 0 {
             // Pending points were never in the balance the events add up to.
-            data["points"] = json!(pending.0 - forfeited.0);
+            data["points"] = json!(pending.0 + line_points.0);
             data["pending"] = json!(-pending.0);
         }
-        if forfeited.0 != 0 {
+        if line_points.0 != 0 {
             journal.line(
                 EventType::MemberErased,
                 LedgerEntry::new(
                     LedgerKind::ErasureForfeit,
-                    forfeited.checked_neg()?,
+                    line_points,
                     Points::ZERO,
                     Some(format!("erasure:{id}")),
                     None,
@@ -118,14 +127,41 @@ impl Services {
             status: "erased".into(),
             erased_at: now,
             forfeited_points: forfeited,
+            written_off_points: written_off,
         };
         self.commit_with_record(idem, &answer, batch, now).await?;
         Ok(Outcome::fresh(answer))
     }
 
-    /// Removes the free text (notes) from every ledger line of an erased member; amounts, kinds,
-    /// dates and references stay, so the ledger still sums to the (zero) balance.
+    /// Deletes the idempotency records of requests on an erased member's data (their stored
+    /// answers may hold an operator's note or a voucher code), then removes the free text
+    /// (notes) from every ledger line; amounts, kinds, dates and references stay, so the ledger
+    /// still sums to the (zero) balance.
     async fn scrub_ledger(&self, id: &MemberId) -> Result<(), ServiceError> {
+        loop {
+            let (records, next) = self
+                .table
+                .list_versioned::<IdempotencyRecord>(id, 90, None)
+                .await?;
+            let mut batch = Batch::new();
+            for r in &records {
+                if let Some(digest) = &r.value.digest {
+                    let rid = IdempotencyId {
+                        owner: Some(id.clone()),
+                        digest: digest.clone(),
+                    };
+                    batch.remove::<IdempotencyRecord>(&rid);
+                }
+            }
+            // Deleted records leave the listing, so the next pass starts again from the top.
+            if batch.is_empty() {
+                break;
+            }
+            self.table.commit(batch).await?;
+            if next.is_none() {
+                break;
+            }
+        }
         let mut cursor: Option<String> = None;
         loop {
             let (lines, next) = self

@@ -3,7 +3,8 @@
 //! commit race and then finds it. There is never a half-done state to report.
 
 use super::error::ServiceError;
-use crate::table::{Batch, Fetched, IdempotencyRecord, Reads, Slot, Versioned};
+use crate::domain::MemberId;
+use crate::table::{Batch, Fetched, IdempotencyId, IdempotencyRecord, Reads, Slot, Versioned};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,6 +19,8 @@ pub struct Idempotency {
     /// Digest of the operation and the parsed, normalised request; a different request under
     /// the same key is refused.
     pub request_hash: String,
+    /// The member whose data the request touches: the record lives (and is erased) with them.
+    pub owner: Option<MemberId>,
 }
 
 pub fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -30,9 +33,18 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
 }
 
 impl Idempotency {
+    /// The record's name: hashed so that any key text (up to 255 characters, any separator)
+    /// makes a safe, short key, and keys of different callers and operations never collide.
+    pub fn id(&self) -> IdempotencyId {
+        IdempotencyId {
+            owner: self.owner.clone(),
+            digest: sha256_hex(&[self.scope.as_bytes(), self.key.as_bytes()]),
+        }
+    }
+
     /// Adds this key's record to a read.
     pub fn read(&self, reads: &mut Reads) -> Slot<IdempotencyRecord> {
-        reads.add::<IdempotencyRecord>(self)
+        reads.add::<IdempotencyRecord>(&self.id())
     }
 
     /// What an earlier request under this key left: its response to replay, or a refusal when
@@ -78,13 +90,15 @@ impl Idempotency {
         now: DateTime<Utc>,
         retention_hours: u32,
     ) -> Result<(), ServiceError> {
+        let id = self.id();
         let rec = IdempotencyRecord {
+            digest: id.owner.is_some().then(|| id.digest.clone()),
             request_hash: self.request_hash.clone(),
             response: serde_json::to_value(response)
                 .map_err(|e| ServiceError::Corrupt(e.to_string()))?,
             expires_at: (now + chrono::Duration::hours(i64::from(retention_hours))).timestamp(),
         };
-        batch.create_expiring(self, &rec, now.timestamp())?;
+        batch.create_expiring(&id, &rec, now.timestamp())?;
         Ok(())
     }
 }

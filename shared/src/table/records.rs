@@ -10,7 +10,6 @@ use crate::domain::voucher::RedemptionStatus;
 use crate::domain::{
     CampaignId, MemberId, Money, Phone, Points, ReceiptId, RefundId, RewardId, StoreId, Tier,
 };
-use crate::service::Idempotency;
 use crate::service::accrual::{PurchaseLine, PurchaseReceipt, RefundReceipt};
 use crate::service::campaigns::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
 use crate::service::members::LedgerEntry;
@@ -476,22 +475,44 @@ impl Record for Gift {
 }
 
 /// What an `Idempotency-Key` request left: its digest and its response, until `expires_at`.
+/// A key of a request on one member's data (`owner`) is stored in that member's partition, so
+/// erasing the member finds and deletes it: a replay must not outlive the member's data (it may
+/// hold an operator's note or a voucher code).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub request_hash: String,
     pub response: Value,
     pub expires_at: i64,
+    /// The key's digest, on records in a member's partition (what erasure deletes them by).
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
+/// Names an idempotency record: the digest of the key's scope and text, and the member whose
+/// data the request touched, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyId {
+    pub owner: Option<MemberId>,
+    pub digest: String,
+}
+
+const IDEMPOTENCY: &str = "IDEMPOTENCY#";
+
 impl Record for IdempotencyRecord {
-    type Id = Idempotency;
+    type Id = IdempotencyId;
     const KIND: &'static str = "idempotency";
-    fn key(i: &Idempotency) -> Key {
-        // Hashed so that any key text (up to 255 characters, any separator) makes a safe, short
-        // key, and keys of different callers and operations never collide.
-        let digest =
-            crate::service::idempotency::sha256_hex(&[i.scope.as_bytes(), i.key.as_bytes()]);
-        Key::new(format!("IDEMPOTENCY#{digest}"), "IDEMPOTENCY")
+    fn key(i: &IdempotencyId) -> Key {
+        match &i.owner {
+            Some(m) => Key::new(member_pk(m), format!("{IDEMPOTENCY}{}", i.digest)),
+            None => Key::new(format!("{IDEMPOTENCY}{}", i.digest), "IDEMPOTENCY"),
+        }
+    }
+}
+
+impl Listed for IdempotencyRecord {
+    type Owner = MemberId;
+    fn range(m: &MemberId) -> (String, SortKey) {
+        (member_pk(m), SortKey::Prefix(IDEMPOTENCY.into()))
     }
 }
 
