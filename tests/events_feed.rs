@@ -583,3 +583,251 @@ async fn the_webhooks_function_delivers_a_stream_record_and_reports_failures() {
     assert_eq!(res.batch_item_failures.len(), 1);
     assert_eq!(res.batch_item_failures[0].item_identifier, "m-2");
 }
+
+async fn an_erased_members_replays_answer_410_and_no_idempotency_record_keeps_a_note_or_a_code(
+    b: Backend,
+) {
+    let api = with_coffee(b).await;
+    api.enrol("gone").await;
+    let note = "call back on +8613899990000";
+    let (admin, member) = (api.admin(), api.member("gone"));
+    let adjust = || {
+        api.call_with(
+            "POST",
+            "/v1/members/gone/adjustments",
+            Some(&admin),
+            Some(
+                json!({"points": 100, "reason": note})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("idempotency-key", "adj-1")],
+        )
+    };
+    let redeem = || {
+        api.call_with(
+            "POST",
+            "/v1/members/gone/redemptions",
+            Some(&member),
+            Some(json!({"reward_id": "coffee"}).to_string().into_bytes()),
+            &[("idempotency-key", "red-1")],
+        )
+    };
+    let first = adjust().await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let red = redeem().await;
+    assert_eq!(red.status, 201, "{}", red.body);
+    let code = red.body["voucher_code"].as_str().unwrap().to_owned();
+    // Before erasure the replays answer the first responses.
+    assert!(adjust().await.replayed());
+    assert!(redeem().await.replayed());
+    // Spend more than is left, then refund nothing: balance 100 - 30 = 70, so push it negative
+    // with an adjustment to check the debt is written off, not reported as a negative forfeit.
+    let r = api
+        .post(
+            "/v1/members/gone/adjustments",
+            &api.admin(),
+            json!({"points": -90, "reason": "clawback"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(api.balance("gone").await, -20);
+    let r = api
+        .call("DELETE", "/v1/members/gone", Some(&api.admin()), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["forfeited_points"].clone(),
+            r.body["written_off_points"].clone()
+        ),
+        (json!(0), json!(20)),
+        "a debt is written off, never a negative forfeit"
+    );
+    for replay in [adjust().await, redeem().await] {
+        assert_eq!(
+            (replay.status, replay.problem_type()),
+            (410, "/problems/member-erased"),
+            "{}",
+            replay.body
+        );
+        assert!(!replay.body.to_string().contains(note));
+        assert!(!replay.body.to_string().contains(&code));
+    }
+    let items = all_items(api.services.table.store().as_ref()).await;
+    for i in items
+        .iter()
+        .filter(|i| i.key.sk.starts_with("IDEMPOTENCY") || i.key.pk.starts_with("IDEMPOTENCY"))
+    {
+        let text = serde_json::to_string(&i.attrs).unwrap();
+        assert!(
+            !text.contains(note),
+            "an idempotency record keeps the note: {text}"
+        );
+        assert!(
+            !text.contains(&code),
+            "an idempotency record keeps the voucher code: {text}"
+        );
+    }
+    let id = MemberId::parse("gone").unwrap();
+    let (lines, _) = api
+        .services
+        .table
+        .list::<LedgerLine>(&id, 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        lines.iter().map(|l| l.entry.points.0).sum::<i64>(),
+        0,
+        "the ledger sums to zero"
+    );
+}
+both_backends!(
+    an_erased_members_replays_answer_410_and_no_idempotency_record_keeps_a_note_or_a_code
+);
+
+async fn one_members_events_order_the_same_by_seq_id_and_time_under_concurrent_writes(b: Backend) {
+    let api = with_coffee(b).await;
+    let (url, rx) = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    api.enrol("busy").await;
+    let worker = start(&api, &url, dir.path());
+    // 24 writers at once on one member: adjustments, purchases and redemptions.
+    let writes = (0..24).map(|i| {
+        let api = &api;
+        async move {
+            let r = match i % 3 {
+                0 => api.post("/v1/members/busy/adjustments", &api.admin(), json!({"points": 40, "reason": "r"})).await,
+                1 => api.post("/v1/purchases", &api.pos("store-1"), json!({"member": {"id": "busy"}, "store_id": "store-1",
+                        "receipt_id": format!("C-{i}"), "amount": {"value": 1000, "currency": "USD"},
+                        "occurred_at": api.services.now().to_rfc3339()})).await,
+                _ => api.post("/v1/members/busy/redemptions", &api.member("busy"), json!({"reward_id": "coffee"})).await,
+            };
+            assert!(r.status == 201 || r.status == 409, "{}: {}", r.status, r.body);
+        }
+    });
+    futures::future::join_all(writes).await;
+    let feed = api.events("busy").await;
+    assert!(feed.len() >= 17, "{} events", feed.len());
+    let in_order = |events: &[Value], what: &str| {
+        for w in events.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            assert!(a["seq"].as_u64() < b["seq"].as_u64(), "{what}: seq order");
+            assert!(
+                a["id"].as_str() < b["id"].as_str(),
+                "{what}: seq {} and {} ids out of order",
+                a["seq"],
+                b["seq"]
+            );
+            let (ta, tb): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+                a["occurred_at"].as_str().unwrap().parse().unwrap(),
+                b["occurred_at"].as_str().unwrap().parse().unwrap(),
+            );
+            assert!(
+                ta <= tb,
+                "{what}: seq {} at {ta} after seq {} at {tb}",
+                a["seq"],
+                b["seq"]
+            );
+        }
+    };
+    in_order(&feed, "member feed");
+    // The global feed, in id order, lists this member's events in seq order.
+    let now = api.services.now();
+    let from =
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let to = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut global = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/events?from={from}&to={to}&limit=100&cursor={c}"),
+            None => format!("/v1/events?from={from}&to={to}&limit=100"),
+        };
+        let r = api.get(&q.replace('+', "%2B"), &api.admin()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        global.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["member_id"] == "busy")
+                .cloned(),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        global, feed,
+        "the global feed lists the member's events in seq order"
+    );
+    // Webhooks deliver them in the same order.
+    let ids: HashSet<String> = feed
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(&rx, &ids).await;
+    worker.abort();
+    let mut delivered: Vec<Value> = Vec::new();
+    for (_, body) in rx.calls.lock().unwrap().iter() {
+        let e: Value = serde_json::from_str(body).unwrap();
+        if e["member_id"] == "busy" && !delivered.iter().any(|d| d["id"] == e["id"]) {
+            delivered.push(e);
+        }
+    }
+    in_order(&delivered, "webhook deliveries");
+    assert_eq!(delivered.len(), feed.len());
+}
+both_backends!(one_members_events_order_the_same_by_seq_id_and_time_under_concurrent_writes);
+
+async fn a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks(b: Backend) {
+    let program = loyalty::program::Program::from_json(
+        r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
+    )
+    .unwrap();
+    let api = Api::with_program(b, program).await;
+    let (url, rx) = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    api.enrol("later").await;
+    let t0 = api.services.now();
+    let r = api
+        .post("/v1/purchases", &api.pos("store-1"), json!({"member": {"id": "later"}, "store_id": "store-1",
+            "receipt_id": "L-1", "amount": {"value": 5000, "currency": "USD"}, "occurred_at": t0.to_rfc3339()}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let worker = start(&api, &url, dir.path());
+    let pending: HashSet<String> = api
+        .events("later")
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(&rx, &pending).await;
+    // The worker has delivered up to a month ahead when the job runs as of day 15.
+    api.clock.set(t0 + chrono::Duration::days(30));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let run = api
+        .services
+        .points_job(t0 + chrono::Duration::days(15))
+        .await
+        .unwrap();
+    let events = api.events("later").await;
+    let released: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "points.available")
+        .collect();
+    assert_eq!(
+        released.len(),
+        1,
+        "the job released the pending points: {run:?}"
+    );
+    let ids: HashSet<String> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(&rx, &ids).await;
+    worker.abort();
+}
+both_backends!(a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks);

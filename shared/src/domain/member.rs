@@ -108,12 +108,26 @@ pub struct Member {
     /// The `seq` of the member's last event (0: none yet).
     #[serde(rename = "seq", alias = "event_seq", default)]
     pub event_seq: u64,
+    /// The `occurred_at` of the member's last event (epoch microseconds): the next commit's
+    /// events are stamped after it, so one member's events order the same by seq, by id and by
+    /// time whatever the clocks of concurrent writers (or a job's own `now`) say.
+    #[serde(
+        rename = "ev",
+        default,
+        with = "chrono::serde::ts_microseconds_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_event_at: Option<DateTime<Utc>>,
     /// Set when the member was erased: the item is then a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<DateTime<Utc>>,
-    /// The balance given up at erasure.
+    /// The balance given up at erasure (never negative).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forfeited_points: Option<Points>,
+    /// A debt (negative balance, from points refunded after they were spent) written off at
+    /// erasure: nobody is left to owe it.
+    #[serde(rename = "wo", default, skip_serializing_if = "Option::is_none")]
+    pub written_off_points: Option<Points>,
     /// Pending points and dated lots (DESIGN.md "Points lots"), compact; absent while the balance
     /// alone describes them (one undated lot, nothing pending), as under the default program.
     #[serde(
@@ -163,8 +177,10 @@ impl Member {
             segments: None,
             counted: None,
             event_seq: 0,
+            last_event_at: None,
             erased_at: None,
             forfeited_points: None,
+            written_off_points: None,
             lots: None,
             points_due: None,
             notified: None,
@@ -216,8 +232,10 @@ impl Member {
     /// The tombstone erasure leaves: no name, contact, birthday or time zone, nothing in an
     /// index, the balance forfeited. Amounts, tier and dates stay for the books.
     pub fn erased(mut self, now: DateTime<Utc>) -> Member {
-        // Pending points go too, so the ledger still sums to nothing left.
-        self.forfeited_points = Some(Points(self.balance.0 + self.pending().0));
+        // Pending points go too, so the ledger still sums to nothing left; a debt is written off.
+        let total = self.balance.0 + self.pending().0;
+        self.forfeited_points = Some(Points(total.max(0)));
+        self.written_off_points = Some(Points((-total).max(0)));
         self.balance = Points::ZERO;
         self.lots = None;
         self.points_due = None;

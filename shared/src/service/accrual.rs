@@ -256,7 +256,7 @@ impl Services {
             now,
         );
 
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         // The crossing purchase earns at the tier held before it.
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
@@ -458,7 +458,7 @@ impl Services {
         let cuts = self.cut_points(found.get(&state)?);
         let mut m = current.value;
         let p = &self.program;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         let reversed = refund_reversal(
             pr.points_earned,

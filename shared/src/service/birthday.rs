@@ -137,7 +137,7 @@ impl Services {
         }
 
         let points = self.program.tiers.rule(m.tier).birthday_points;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         self.credit(&mut m, points, now);
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;

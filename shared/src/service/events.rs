@@ -24,18 +24,26 @@ pub(crate) struct Journal {
     numbering: Numbering,
     lines: Vec<(u64, LedgerEntry)>,
     now: DateTime<Utc>,
+    stamp: DateTime<Utc>,
 }
 
 impl Journal {
-    pub fn new(m: &Member, now: DateTime<Utc>) -> Self {
+    /// A journal on the member as read, for a use case deciding as of `now`. Its events are
+    /// stamped with the clock as it is after the read (a write that commits after another one
+    /// read it stamps later), and never before the member's last event: for one member, seq order
+    /// is id order is `occurred_at` order. A job deciding as of an earlier `now` still stamps its
+    /// events with the time they are written, so a feed tailing by time never misses them.
+    pub fn new(svc: &Services, m: &Member, now: DateTime<Utc>) -> Self {
+        let stamp = event_stamp(now.max(svc.now()), m.last_event_at);
         Journal {
-            numbering: Numbering::new(m.id.clone(), m.event_seq, now),
+            numbering: Numbering::new(m.id.clone(), m.event_seq, stamp),
             lines: Vec::new(),
             now,
+            stamp,
         }
     }
 
-    /// The instant of the commit this journal belongs to: every line and event in it carries it.
+    /// The instant the use case decides at: every ledger line of the commit carries it.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
     }
@@ -93,8 +101,20 @@ impl Journal {
                 },
             )?;
         }
+        if last > m.event_seq {
+            m.last_event_at = Some(self.stamp);
+        }
         m.event_seq = last;
         Ok(all)
+    }
+}
+
+/// The instant a commit's events carry: `now`, or just after the member's last event when that
+/// is not earlier (a microsecond later: event ids order below the millisecond).
+pub(crate) fn event_stamp(now: DateTime<Utc>, last: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match last {
+        Some(l) if l >= now => l + chrono::Duration::microseconds(1),
+        _ => now,
     }
 }
 

@@ -134,7 +134,7 @@ impl Services {
         if m.points_due.is_none_or(|d| d > today) {
             return Ok(Handled::default());
         }
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         let (made_available, expired) = self.settle(&mut m, &mut journal, now);
         let lots = m.lots();
         let next = lots::next_expiry(

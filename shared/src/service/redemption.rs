@@ -356,16 +356,17 @@ impl Services {
         let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
+        // An erased member's replays answer 410 like every other request on the member.
+        let current = live(found.get(&member)?)?;
         if let Some(replay) = Idempotency::replay::<RedemptionReceipt>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let current = live(found.get(&member)?)?;
         let reward = found
             .get(&reward)?
             .ok_or(ServiceError::NotFound("reward"))?;
         let count = found.get(&count)?;
         let mut m = current.value;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         let (redemption, mut batch) = issue_voucher(
             self,
             &mut m,
@@ -452,7 +453,7 @@ impl Services {
         let count = more.get(&count)?;
 
         let mut m = current.value;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         self.restore(&mut m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
@@ -564,7 +565,7 @@ impl Services {
         };
         let mut batch = Batch::new();
         let mut m = current.value;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         journal.note(
             EventType::VoucherUsed,
             json!({"voucher_code": code, "redemption_id": v.redemption_id, "reward_id": v.reward_id, "store_id": store}),

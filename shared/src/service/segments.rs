@@ -513,7 +513,7 @@ impl Services {
                 .ok_or(ServiceError::NotFound("member"))?,
         };
         let mut m = current.value.clone();
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         let moved = self.resegment(&mut m, cuts, now, &mut journal);
         let counted = (m.erased_at.is_none()).then(|| m.membership());
         let recount = m.counted != counted;

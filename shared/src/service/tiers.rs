@@ -167,7 +167,7 @@ impl Services {
                 LedgerKind::TierUpgrade => EventType::TierUpgraded,
                 _ => EventType::TierDowngraded,
             };
-            let mut journal = Journal::new(&m, now);
+            let mut journal = Journal::new(self, &m, now);
             journal.line(
                 event,
                 LedgerEntry::new(

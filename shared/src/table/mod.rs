@@ -11,8 +11,8 @@ mod records_pub {
 }
 
 pub use records::{
-    EventCarrier, Gift, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex, PhoneClaim,
-    PurchaseRecord, RefundRecord, RewardCount, Voucher, member_shard,
+    EventCarrier, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex,
+    PhoneClaim, PurchaseRecord, RefundRecord, RewardCount, Voucher, member_shard,
 };
 
 use crate::domain::MemberId;
@@ -225,6 +225,15 @@ impl Batch {
         })
     }
 
+    /// Deletes a record whatever its state (an unversioned one, such as an idempotency record;
+    /// deleting what is already gone is no error).
+    pub fn remove<R: Record>(&mut self, id: &R::Id) -> &mut Self {
+        self.push(Write::Delete {
+            key: R::key(id),
+            cond: Cond::Always,
+        })
+    }
+
     /// Writes nothing, but fails the batch unless the record is still at `version`.
     pub fn check<R: Record>(&mut self, id: &R::Id, version: u64) -> &mut Self {
         self.push(Write::Check {
@@ -259,21 +268,31 @@ pub struct Table {
     store: Arc<dyn Store>,
 }
 
-/// A cursor is opaque to clients: the record kind and the store's position, base64url. A
-/// cursor of another list, or one this API never issued, is refused with 400 (by the store,
-/// once for both backends, when its position does not belong to the range).
-fn encode_cursor(kind: &str, position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{kind}\n{position}"))
+/// A cursor is opaque to clients: the record kind, a digest of the list it pages (the index and
+/// partition), and the store's position, base64url. A cursor of another list (another member's
+/// ledger, another segment), or one this API never issued, is refused with 400; a position
+/// outside the list's range is refused by the store, once for both backends.
+fn encode_cursor(kind: &str, list: &str, position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}\n{}\n{position}", list_digest(list)))
 }
 
-fn decode_cursor(kind: &str, cursor: &str) -> Result<String, ServiceError> {
+fn decode_cursor(kind: &str, list: &str, cursor: &str) -> Result<String, ServiceError> {
     let bad = || ServiceError::Store(crate::store::StoreError::BadCursor);
     let text =
         String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?).map_err(|_| bad())?;
-    match text.split_once('\n') {
-        Some((k, position)) if k == kind => Ok(position.to_owned()),
+    let mut parts = text.splitn(3, '\n');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(k), Some(l), Some(position)) if k == kind && l == list_digest(list) => {
+            Ok(position.to_owned())
+        }
         _ => Err(bad()),
     }
+}
+
+/// A short digest naming a list (the partition key a cursor pages, with its index): a cursor
+/// carries it rather than the key itself.
+fn list_digest(list: &str) -> String {
+    crate::service::idempotency::sha256_hex(&[list.as_bytes()])[..16].to_owned()
 }
 
 impl Table {
@@ -320,7 +339,7 @@ impl Table {
         cursor: Option<&str>,
     ) -> Result<(Vec<Versioned<R>>, Option<String>), ServiceError> {
         let (pk, sort) = R::range(owner);
-        let after = cursor.map(|c| decode_cursor(R::KIND, c)).transpose()?;
+        let after = cursor.map(|c| decode_cursor(R::KIND, &pk, c)).transpose()?;
         let page = self
             .store
             .query(&pk, &sort, &PageRequest::newest_first(limit, after))
@@ -330,7 +349,7 @@ impl Table {
             .iter()
             .map(decode::<R>)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, page.next.map(|n| encode_cursor(R::KIND, &n))))
+        Ok((items, page.next.map(|n| encode_cursor(R::KIND, &pk, &n))))
     }
 
     /// One page of the members in an index partition (a job's work list). `after` is the
@@ -386,8 +405,9 @@ impl Table {
         ServiceError,
     > {
         let (index, pk, sort) = which.range();
+        let list = format!("{index:?}|{pk}");
         let after = cursor
-            .map(|c| decode_cursor(records::SEGMENT_KIND, c))
+            .map(|c| decode_cursor(records::SEGMENT_KIND, &list, c))
             .transpose()?;
         let page = PageRequest {
             limit,
@@ -398,7 +418,8 @@ impl Table {
         let members = self.members_at(&page.items).await?;
         Ok((
             members,
-            page.next.map(|n| encode_cursor(records::SEGMENT_KIND, &n)),
+            page.next
+                .map(|n| encode_cursor(records::SEGMENT_KIND, &list, &n)),
         ))
     }
 
@@ -570,7 +591,8 @@ impl Table {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<R>, Option<String>), ServiceError> {
-        let after = cursor.map(|c| decode_cursor(kind, c)).transpose()?;
+        let list = format!("{index:?}|{pk}");
+        let after = cursor.map(|c| decode_cursor(kind, &list, c)).transpose()?;
         let page = self
             .store
             .query_index(index, &pk, &sort, &PageRequest::newest_first(limit, after))
@@ -585,7 +607,7 @@ impl Table {
             .flatten()
             .map(|i| decode::<R>(i).map(|v| v.value))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, page.next.map(|n| encode_cursor(kind, &n))))
+        Ok((records, page.next.map(|n| encode_cursor(kind, &list, &n))))
     }
 
     /// Every record of a collection, oldest key first, a thousand per round trip.
@@ -746,11 +768,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_belong_to_their_kind() {
-        let c = encode_cursor("ledger", "LEDGER#x");
-        assert_eq!(decode_cursor("ledger", &c).unwrap(), "LEDGER#x");
-        assert!(decode_cursor("redemption", &c).is_err());
-        assert!(decode_cursor("ledger", "!!!").is_err());
-        assert!(decode_cursor("ledger", &URL_SAFE_NO_PAD.encode("no newline")).is_err());
+    fn cursors_belong_to_their_kind_and_their_list() {
+        let c = encode_cursor("ledger", "MEMBER#a", "LEDGER#x");
+        assert_eq!(decode_cursor("ledger", "MEMBER#a", &c).unwrap(), "LEDGER#x");
+        assert!(decode_cursor("redemption", "MEMBER#a", &c).is_err());
+        assert!(decode_cursor("ledger", "MEMBER#b", &c).is_err());
+        assert!(decode_cursor("ledger", "MEMBER#a", "!!!").is_err());
+        assert!(
+            decode_cursor("ledger", "MEMBER#a", &URL_SAFE_NO_PAD.encode("no newline")).is_err()
+        );
+        // The old form (kind and position only) names no list.
+        assert!(
+            decode_cursor(
+                "ledger",
+                "MEMBER#a",
+                &URL_SAFE_NO_PAD.encode("ledger\nLEDGER#x")
+            )
+            .is_err()
+        );
     }
 }
