@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 const NOW: &str = "2026-11-22T10:15:00Z";
 
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+fn parse<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> T {
     parse_json(v.to_string().as_bytes())
         .map(|b| b.value)
         .unwrap_or_else(|p| panic!("{p:?}"))

@@ -1,8 +1,8 @@
 //! The members API over HTTP (in-process and over a real socket), on both store backends.
 
 use loyalty::program::Program;
-use loyalty_tests::{Api, Backend, both_backends};
-use serde_json::json;
+use loyalty_tests::{Api, Backend, all_items, both_backends};
+use serde_json::{Value, json};
 
 /// The walkthrough of the foundation issue: enrol, read back, idempotent adjustment, access
 /// rules, and bad input that is refused with problem+json and writes nothing.
@@ -414,18 +414,18 @@ async fn ledger_pages_newest_first_without_gaps_or_duplicates() {
         }
     }
     assert_eq!(seen, (1..=25).rev().collect::<Vec<i64>>());
-    for bad in [
-        "?limit=0",
-        "?limit=101",
-        "?limit=x",
-        "?cursor=%%%",
-        "?cursor=bm90LWEtY3Vyc29y",
-        "?sort=asc",
+    for (bad, status) in [
+        ("?limit=0", 422),
+        ("?limit=101", 422),
+        ("?limit=x", 400),
+        ("?cursor=%%%", 400),
+        ("?cursor=bm90LWEtY3Vyc29y", 400),
+        ("?sort=asc", 400),
     ] {
         let r = api
             .get(&format!("/v1/members/m/ledger{bad}"), &api.admin())
             .await;
-        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.status, status, "{bad}: {}", r.body);
     }
 }
 
@@ -495,3 +495,230 @@ async fn openapi_document_lists_every_route_of_the_contract() {
     assert!(r.body["components"]["schemas"]["MemberView"].is_object());
     assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Answers `status` naming `field`, and the store holds exactly what it held before.
+async fn refused_writing_nothing(
+    api: &Api,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+    status: u16,
+    field: &str,
+) {
+    let before = all_items(api.services.table.store().as_ref()).await;
+    let r = api
+        .call(method, path, Some(token), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
+    assert_eq!(r.content_type(), "application/problem+json");
+    assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
+    let after = all_items(api.services.table.store().as_ref()).await;
+    assert_eq!(before.len(), after.len(), "{body} wrote something");
+}
+
+async fn no_body_fills_an_object_by_position_at_any_depth(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("ada").await;
+    let (admin, pos) = (api.admin(), api.pos("store-1"));
+    let now = api.services.now().to_rfc3339();
+    let purchase = |patch: Value| {
+        let mut p = json!({"member": {"id": "ada"}, "store_id": "store-1", "receipt_id": "P-1",
+            "amount": {"value": 2500, "currency": "USD"}, "occurred_at": now});
+        for (k, v) in patch.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    };
+    for (body, field) in [
+        (purchase(json!({"amount": [2500, "USD"]})), "amount"),
+        (purchase(json!({"member": ["ada", null]})), "member"),
+        (
+            purchase(
+                json!({"lines": [["sku-1", "drinks", 1, {"value": 2500, "currency": "USD"}]]}),
+            ),
+            "lines[0]",
+        ),
+        (
+            purchase(json!({"lines": [{"sku": "sku-1", "quantity": 1, "amount": [2500, "USD"]}]})),
+            "lines[0].amount",
+        ),
+    ] {
+        refused_writing_nothing(&api, "POST", "/v1/purchases", &pos, body, 400, field).await;
+    }
+    let campaign = json!({"name": "Bonus", "audience": ["tier:silver"],
+        "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+        "offer": {"kind": "bonus", "points": 100, "min_spend": [100, "USD"]}, "budget_points": 1000});
+    refused_writing_nothing(
+        &api,
+        "PUT",
+        "/v1/campaigns/bonus",
+        &admin,
+        campaign,
+        400,
+        "offer.min_spend",
+    )
+    .await;
+    // The same bodies with named fields are accepted.
+    let r = api.post("/v1/purchases", &pos, purchase(json!({"lines": [{"sku": "sku-1", "quantity": 1, "amount": {"value": 2500, "currency": "USD"}}]}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+both_backends!(no_body_fills_an_object_by_position_at_any_depth);
+
+async fn a_well_formed_value_out_of_range_is_422_and_a_malformed_one_400(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("ada").await;
+    let admin = api.admin();
+    for (birthday, status) in [
+        ("2101-01-01", 422),
+        ("1899-12-31", 422),
+        ("2999-12-25", 422),
+        ("2101-13-01", 400),
+        ("soon", 400),
+    ] {
+        refused_writing_nothing(
+            &api,
+            "PATCH",
+            "/v1/members/ada",
+            &admin,
+            json!({"birthday": birthday}),
+            status,
+            "birthday",
+        )
+        .await;
+    }
+    for (limit, status) in [
+        ("101", 422),
+        ("0", 422),
+        ("-1", 422),
+        ("abc", 400),
+        ("1.5", 400),
+    ] {
+        let r = api
+            .get(&format!("/v1/members/ada/ledger?limit={limit}"), &admin)
+            .await;
+        assert_eq!(
+            (r.status, r.body["errors"][0]["field"].clone()),
+            (status, json!("limit")),
+            "limit={limit}: {}",
+            r.body
+        );
+    }
+    // A name of invisible characters names nothing.
+    refused_writing_nothing(
+        &api,
+        "PATCH",
+        "/v1/members/ada",
+        &admin,
+        json!({"name": "\u{200B}\u{200D}"}),
+        400,
+        "name",
+    )
+    .await;
+}
+both_backends!(a_well_formed_value_out_of_range_is_422_and_a_malformed_one_400);
+
+async fn a_cursor_pages_only_the_list_it_came_from(b: Backend) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    for m in ["a", "b"] {
+        api.enrol(m).await;
+        for i in 0..3 {
+            let r = api
+                .post(
+                    &format!("/v1/members/{m}/adjustments"),
+                    &admin,
+                    json!({"points": 1 + i, "reason": "r"}),
+                )
+                .await;
+            assert_eq!(r.status, 201);
+        }
+    }
+    let page = api.get("/v1/members/a/ledger?limit=1", &admin).await;
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get(
+            &format!("/v1/members/a/ledger?limit=1&cursor={cursor}"),
+            &admin
+        )
+        .await
+        .status,
+        200
+    );
+    let r = api
+        .get(
+            &format!("/v1/members/b/ledger?limit=1&cursor={cursor}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].clone()),
+        (400, json!("cursor")),
+        "{}",
+        r.body
+    );
+    // Segment lists: a cursor of one segment on another.
+    let r = api.post("/_local/jobs/segments", &admin, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = api
+        .get("/v1/segments/tier:silver/members?limit=1", &admin)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cursor = page.body["next_cursor"]
+        .as_str()
+        .expect("two silver members, one a page")
+        .to_owned();
+    let r = api
+        .get(
+            &format!("/v1/segments/lifecycle:prospect/members?limit=1&cursor={cursor}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].clone()),
+        (400, json!("cursor")),
+        "{}",
+        r.body
+    );
+}
+both_backends!(a_cursor_pages_only_the_list_it_came_from);
+
+async fn a_write_not_sent_as_json_is_415_and_writes_nothing(b: Backend) {
+    let api = Api::new(b).await;
+    let before = all_items(api.services.table.store().as_ref()).await;
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let r = api
+            .call_with(
+                "POST",
+                "/v1/members",
+                Some(&api.admin()),
+                Some(br#"{"id": "t", "name": "T"}"#.to_vec()),
+                &[("content-type", ct)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.problem_type()),
+            (415, "/problems/unsupported-media-type"),
+            "{ct}"
+        );
+    }
+    assert_eq!(
+        before.len(),
+        all_items(api.services.table.store().as_ref()).await.len()
+    );
+    let r = api
+        .call_with(
+            "POST",
+            "/v1/members",
+            Some(&api.admin()),
+            Some(br#"{"id": "t", "name": "T"}"#.to_vec()),
+            &[("content-type", "application/json; charset=utf-8")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+both_backends!(a_write_not_sent_as_json_is_415_and_writes_nothing);

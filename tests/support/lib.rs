@@ -226,7 +226,11 @@ impl Api {
         if let Some(t) = token {
             all.push(("authorization".into(), format!("Bearer {t}")));
         }
-        if body.is_some() {
+        if body.is_some()
+            && !all
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             all.push(("content-type".into(), "application/json".into()));
         }
         match &self.transport {

@@ -42,12 +42,19 @@ impl Birthday {
                 "birthday {s:?} is not a calendar date"
             )));
         }
-        if let Some(y) = year
-            && !(1900..=2100).contains(&y)
-        {
-            return Err(Invalid::new("birthday year must be between 1900 and 2100"));
-        }
+        // A year out of range still parses: refusing it is a rule (422, `Birthday::check`).
         Ok(Birthday { year, month, day })
+    }
+
+    /// The rule a parsed birthday must meet: a year from 1900, and not after `today`.
+    pub fn check(&self, today: NaiveDate) -> Result<(), Invalid> {
+        if self.year.is_some_and(|y| y < 1900) {
+            return Err(Invalid::new("birthday year must be 1900 or later"));
+        }
+        if self.is_after(today) {
+            return Err(Invalid::new("birthday cannot be in the future"));
+        }
+        Ok(())
     }
 
     /// The birthday's year, when the member gave one.
@@ -154,6 +161,22 @@ mod tests {
     }
 
     #[test]
+    fn check_table_refuses_years_before_1900_and_days_after_today() {
+        let today: NaiveDate = "2026-11-22".parse().unwrap();
+        for (s, ok) in [
+            ("1899-12-31", false),
+            ("1900-01-01", true),
+            ("2026-11-22", true),
+            ("2026-11-23", false),
+            ("2101-01-01", false),
+            ("11-23", true),
+            ("02-29", true),
+        ] {
+            assert_eq!(Birthday::parse(s).unwrap().check(today).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
     fn parse_table() {
         for (s, ok) in [
             ("11-22", true),
@@ -167,7 +190,9 @@ mod tests {
             ("11-31", false),
             ("1-2", false),
             ("11/22", false),
-            ("1800-01-01", false),
+            // Well-formed: it parses; the rule (`check`) refuses it, as a 422.
+            ("1800-01-01", true),
+            ("2101-01-01", true),
             ("", false),
             ("+1-11-22", false),
         ] {

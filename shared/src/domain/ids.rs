@@ -225,14 +225,29 @@ impl fmt::Debug for TimeZoneName {
     }
 }
 
-/// A member's display name: trimmed, 1 to 100 characters, no control characters.
+/// A member's display name: trimmed, 1 to 100 characters, no control characters, and at least
+/// one visible character (a name of zero-width spaces shows as nothing on a receipt or a screen).
 pub fn parse_name(s: &str) -> Result<String, Invalid> {
     let t = s.trim();
     let n = t.chars().count();
     if n == 0 || n > 100 || t.chars().any(char::is_control) {
         return Err(Invalid::new("name must be 1 to 100 printable characters"));
     }
+    if !t.chars().any(|c| !c.is_whitespace() && !invisible(c)) {
+        return Err(Invalid::new(
+            "name must have at least one visible character",
+        ));
+    }
     Ok(t.to_owned())
+}
+
+/// Unicode's default-ignorable code points (DerivedCoreProperties.txt): rendered as nothing.
+fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
 }
 
 #[cfg(test)]
@@ -320,6 +335,22 @@ mod tests {
         assert!(parse_name("   ").is_err());
         assert!(parse_name(&"x".repeat(101)).is_err());
         assert!(parse_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn a_name_needs_at_least_one_visible_character() {
+        for invisible in [
+            "\u{200B}",
+            "\u{200B}\u{200D}\u{FEFF}",
+            "\u{00AD}",
+            " \u{2060} ",
+            "\u{3000}\u{200C}",
+        ] {
+            assert!(parse_name(invisible).is_err(), "{invisible:?}");
+        }
+        for visible in ["A\u{200B}", "李雷", "\u{200D}😀", "é"] {
+            assert!(parse_name(visible).is_ok(), "{visible:?}");
+        }
     }
 }
 

@@ -2,11 +2,12 @@
 //! refused, the failing field named), list paging, and the `Idempotency-Key` header.
 
 use super::Problem;
-use crate::service::{FieldError, Idempotency, idempotency::sha256_hex};
+use crate::service::{FieldError, Idempotency, ServiceError, idempotency::sha256_hex};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -27,10 +28,13 @@ impl<T: serde::Serialize> JsonBody<T> {
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
+        if !is_json(req.headers()) {
+            return Err(Problem::unsupported_media_type());
+        }
         let declared = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -46,6 +50,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// `application/json` (with any parameters, such as `charset=utf-8`) or a `+json` type.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 fn body_problem(detail: String) -> Problem {
     Problem::validation(
         format!("the body is not valid JSON: {detail}"),
@@ -58,7 +80,9 @@ fn body_problem(detail: String) -> Problem {
 
 /// Parses a request body: a JSON object, with no key repeated at any depth (serde_json alone
 /// would keep the last of two `amount`s), into `T`, naming the failing field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Problem> {
+pub fn parse_json<T: DeserializeOwned + serde::Serialize>(
+    bytes: &[u8],
+) -> Result<JsonBody<T>, Problem> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw = strict::Strict::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v.0))
@@ -66,7 +90,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Prob
     if !raw.is_object() {
         return Err(Problem::bad_field("body", "the body must be a JSON object"));
     }
-    let value = serde_path_to_error::deserialize(raw).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&raw).map_err(|e| {
         let field = match e.path().to_string() {
             p if p == "." => "body".to_owned(),
             p => p,
@@ -77,7 +101,43 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Prob
             vec![FieldError { field, detail }],
         )
     })?;
+    // serde fills a struct from an array by position, at any depth (and through tagged enums):
+    // where the parsed value is an object but the body had an array, the body meant something
+    // by the order of its values. Refused, naming the field.
+    let parsed = serde_json::to_value(&value).unwrap_or(Value::Null);
+    if let Some(field) = positional(&raw, &parsed, String::new()) {
+        return Err(Problem::bad_field(
+            &field,
+            "must be an object with named fields, not an array",
+        ));
+    }
     Ok(JsonBody { value })
+}
+
+/// The first path where `input` holds an array and `parsed` (the typed value written back) an
+/// object.
+fn positional(input: &Value, parsed: &Value, path: String) -> Option<String> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (input, parsed) {
+        (Value::Array(_), Value::Object(_)) => {
+            Some(if path.is_empty() { "body".into() } else { path })
+        }
+        (Value::Array(a), Value::Array(b)) => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| positional(x, y, format!("{path}[{i}]"))),
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .find_map(|(k, x)| b.get(k).and_then(|y| positional(x, y, join(k)))),
+        _ => None,
+    }
 }
 
 /// A JSON value that refuses duplicate object keys.
@@ -183,15 +243,21 @@ pub fn query<T: DeserializeOwned>(parts: &Parts) -> Result<T, Problem> {
 impl Paging {
     /// `limit` and `cursor` as given in a query string, checked the same way on every list.
     pub fn new(limit: Option<String>, cursor: Option<String>) -> Result<Paging, Problem> {
+        // Not an integer: 400; an integer out of range: 422 (the API's one rule for both).
         let limit = match limit {
             None => 20,
-            Some(l) => l
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    Problem::bad_field("limit", "limit must be an integer from 1 to 100")
-                })?,
+            Some(l) => match l.parse::<i64>() {
+                Err(_) => {
+                    return Err(Problem::bad_field(
+                        "limit",
+                        "limit must be an integer from 1 to 100",
+                    ));
+                }
+                Ok(n) if (1..=100).contains(&n) => n as u32,
+                Ok(_) => {
+                    return Err(ServiceError::field("limit", "limit must be from 1 to 100").into());
+                }
+            },
         };
         if cursor
             .as_ref()
@@ -221,7 +287,24 @@ impl IdempotencyKey {
             scope: format!("{operation}|{principal}"),
             key,
             request_hash: sha256_hex(&[operation.as_bytes(), request_digest.as_bytes()]),
+            owner: None,
         })
+    }
+
+    /// [`IdempotencyKey::for_request`] for a request on one member's data: its record is kept
+    /// with the member and goes when the member is erased.
+    pub fn for_member_request(
+        self,
+        principal: &str,
+        operation: &str,
+        member: &crate::domain::MemberId,
+        request_digest: &str,
+    ) -> Option<Idempotency> {
+        self.for_request(principal, operation, request_digest)
+            .map(|i| Idempotency {
+                owner: Some(member.clone()),
+                ..i
+            })
     }
 }
 

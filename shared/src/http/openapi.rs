@@ -240,6 +240,10 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     }
     if has_body {
         add("413", problem("The body is over 64 KiB"));
+        add(
+            "415",
+            problem("unsupported-media-type: the body was not sent as application/json"),
+        );
     }
     if has_body || has_query {
         add(
@@ -277,6 +281,7 @@ fn default_description(code: u16) -> &'static str {
         409 => "Conflict with the current state (the problem type says which)",
         410 => "Gone",
         413 => "Body too large",
+        415 => "Unsupported media type",
         422 => "Refused by a rule (the problem names the field)",
         503 => "Unavailable; retry after the delay",
         _ => "See the problem type",

@@ -101,6 +101,14 @@ impl Problem {
             "this route does not accept this method",
         )
     }
+    pub fn unsupported_media_type() -> Self {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as JSON with Content-Type: application/json",
+        )
+    }
     pub fn payload_too_large(limit: usize) -> Self {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -122,7 +122,7 @@ impl Campaign {
 }
 
 /// A draft, as `PUT /v1/campaigns/{id}` takes it.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Win back dormant members", "audience": ["lifecycle:dormant", "value:at_risk"],
     "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",

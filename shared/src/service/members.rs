@@ -38,7 +38,7 @@ pub struct EnrolRequest {
     pub timezone: Option<TimeZoneName>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "timezone": "Europe/London"}))]
 pub struct ProfileChange {
@@ -271,7 +271,7 @@ impl Services {
             self.set_birthday(&mut m, b, now)?;
         }
         let mut batch = Batch::new();
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         journal.note(
             EventType::MemberEnrolled,
             // No personal data in events: not even the birthday or time zone.
@@ -330,12 +330,8 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         let today = self.member_date(m, now);
-        if b.is_after(today) {
-            return Err(ServiceError::field(
-                "birthday",
-                "birthday cannot be in the future",
-            ));
-        }
+        b.check(today)
+            .map_err(|e| ServiceError::field("birthday", e.0))?;
         m.birthday = Some(b);
         m.birthday_set_on = Some(today);
         Ok(())
@@ -444,7 +440,7 @@ impl Services {
             .filter_map(|(f, c)| c.then_some(f))
             .collect();
             // Which fields changed, never their values: events carry no personal data.
-            let mut journal = Journal::new(&m, now);
+            let mut journal = Journal::new(self, &m, now);
             journal.note(EventType::MemberUpdated, json!({"changed": changed}));
             journal.close(self, &mut m, &mut batch)?;
             batch.save(id, &m, Some(current.version))?;
@@ -498,12 +494,13 @@ impl Services {
         let member = reads.add::<Member>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
+        // An erased member's replays answer 410 like every other request on the member.
+        let current = live(found.get(&member)?)?;
         if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let current = live(found.get(&member)?)?;
         let mut m = current.value;
-        let mut journal = Journal::new(&m, now);
+        let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         if points.0 > 0 {
             self.credit(&mut m, points, now);
