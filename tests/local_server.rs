@@ -50,6 +50,7 @@ async fn a_thousand_idle_sockets_neither_lock_others_out_nor_stay_open() {
     let (addr, _api) = server(Timeouts {
         headers: Duration::from_millis(500),
         idle: Duration::from_millis(800),
+        ..Timeouts::default()
     })
     .await;
     let mut idle = Vec::new();
@@ -75,6 +76,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     let (addr, _api) = server(Timeouts {
         headers: Duration::from_millis(500),
         idle: Duration::from_secs(30),
+        ..Timeouts::default()
     })
     .await;
     let mut s = TcpStream::connect(&addr).await.unwrap();
@@ -106,6 +108,7 @@ async fn a_body_that_stalls_is_cut_off_and_writes_nothing() {
     let (addr, api) = server(Timeouts {
         headers: Duration::from_secs(5),
         idle: Duration::from_millis(500),
+        ..Timeouts::default()
     })
     .await;
     let token = api.admin();
@@ -118,4 +121,63 @@ async fn a_body_that_stalls_is_cut_off_and_writes_nothing() {
     assert!(took.is_some(), "a stalled body closes the connection");
     let r = api.get("/v1/members/slow", &api.admin()).await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_dripped_a_byte_at_a_time_get_408_at_their_deadline_and_others_are_served() {
+    let (addr, api) = server(Timeouts {
+        headers: Duration::from_secs(2),
+        body: Duration::from_secs(1),
+        idle: Duration::from_secs(30),
+        max_connections: 64,
+    })
+    .await;
+    let token = api.admin();
+    // 200 senders (three times the connection cap), each a byte every 200 ms: the idle timer
+    // never fires, only the body's own deadline can end them.
+    let mut drippers = Vec::new();
+    for i in 0..200 {
+        let addr = addr.clone();
+        let token = token.clone();
+        drippers.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "POST /v1/members HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"id\": \"drip-{i}\","
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let started = Instant::now();
+            let mut buf = Vec::new();
+            loop {
+                tokio::select! {
+                    r = s.read_buf(&mut buf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => continue,
+                    },
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if s.write_all(b" ").await.is_err() { break; }
+                    }
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "a dripping body held its connection for 30 s");
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(15), get_openapi(&addr))
+        .await
+        .expect("an ordinary request is served while slow senders hold the cap");
+    assert_eq!(status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(15));
+    let mut timed_out = 0;
+    for d in drippers {
+        let answer = d.await.unwrap();
+        if answer.starts_with("HTTP/1.1 408") {
+            assert!(answer.contains("application/problem+json"), "{answer}");
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 200, "every dripped body was answered 408");
+    let r = api.get("/v1/members/drip-0", &api.admin()).await;
+    assert_eq!(r.status, 404, "a body cut off writes nothing");
 }

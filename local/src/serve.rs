@@ -1,8 +1,9 @@
 //! The local server's connection handling. `axum::serve` keeps every connection for as long as
 //! the client likes, so a thousand idle or deliberately slow sockets could exhaust the process's
 //! file descriptors and lock every other developer out. Here each connection gets a deadline for
-//! its request headers, and a socket that sends nothing for the idle timeout (between requests,
-//! or in the middle of a body) is closed.
+//! its request headers, a request body has a deadline for the whole of it (a sender dripping one
+//! byte at a time never resets it), a socket that sends nothing for the idle timeout is closed,
+//! and at most `max_connections` are open at once (the rest wait in the listen backlog).
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,15 +17,61 @@ use tokio_io_timeout::TimeoutStream;
 pub struct Timeouts {
     /// From the first byte of a request to the end of its headers.
     pub headers: Duration,
+    /// From the end of the headers to the last byte of the body: past it, 408 and the
+    /// connection closes.
+    pub body: Duration,
     /// No byte read for this long closes the connection (idle keep-alive, stalled body).
     pub idle: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             headers: Duration::from_secs(10),
+            body: Duration::from_secs(10),
             idle: Duration::from_secs(30),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Reads the whole body (at most the API's limit) before the handler runs, within `deadline`.
+async fn body_deadline(
+    deadline: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use loyalty::http::Problem;
+    let (parts, body) = req.into_parts();
+    let limit = loyalty::http::extract::BODY_LIMIT;
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit + 1)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Ok(Err(_)) => Problem::payload_too_large(limit).into_response(),
+        Err(_) => {
+            let mut res = Problem::new(
+                http::StatusCode::REQUEST_TIMEOUT,
+                "request",
+                "Request timeout",
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    deadline.as_secs()
+                ),
+            )
+            .into_response();
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            res
         }
     }
 }
@@ -42,8 +89,16 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.headers)
         .keep_alive(true);
+    let app = app.layer(axum::middleware::from_fn(move |req, next| {
+        body_deadline(timeouts.body, req, next)
+    }));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(timeouts.max_connections));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = &mut shutdown => return,
+        };
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -63,6 +118,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         tokio::spawn(async move {
+            let _slot = permit;
             let io = TokioIo::new(Box::pin(stream));
             if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
