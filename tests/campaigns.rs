@@ -639,7 +639,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
             404,
             "/problems/not-found",
         ),
-        ("GET", "/v1/campaigns?limit=0", 400, "/problems/validation"),
+        ("GET", "/v1/campaigns?limit=0", 422, "/problems/validation"),
         (
             "GET",
             "/v1/campaigns?cursor=forged",

@@ -181,3 +181,38 @@ async fn bodies_dripped_a_byte_at_a_time_get_408_at_their_deadline_and_others_ar
     let r = api.get("/v1/members/drip-0", &api.admin()).await;
     assert_eq!(r.status, 404, "a body cut off writes nothing");
 }
+
+/// Sends raw bytes and reads the whole answer (the server closes after it).
+async fn raw(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn requests_hyper_refuses_itself_are_answered_with_problem_json_too() {
+    let (addr, _api) = server(Timeouts::default()).await;
+    let mut flood = String::from("GET /v1/rewards HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..500 {
+        flood.push_str(&format!("x-h{i}: {i}\r\n"));
+    }
+    flood.push_str("\r\n");
+    for (request, status) in [
+        (flood.into_bytes(), "431"),
+        (
+            b"POST /v1/members HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: -1\r\n\r\n{}".to_vec(),
+            "400",
+        ),
+    ] {
+        let answer = raw(&addr, &request).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/problem+json"), "{head}");
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["status"].as_u64().unwrap().to_string(), status);
+        assert_eq!(problem["type"], "/problems/request");
+    }
+    assert_eq!(get_openapi(&addr).await, 200, "the server still serves");
+}

@@ -722,3 +722,99 @@ async fn a_write_not_sent_as_json_is_415_and_writes_nothing(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 both_backends!(a_write_not_sent_as_json_is_415_and_writes_nothing);
+
+async fn the_documented_numeric_bounds_are_the_ones_the_rules_hold(b: Backend) {
+    use loyalty::domain::bounds;
+    let doc = serde_json::to_value(loyalty_members::api_document()).unwrap();
+    for (schema, field, b) in bounds::BODY_FIELDS {
+        let p = &doc["components"]["schemas"][*schema]["properties"][*field];
+        assert_eq!(
+            (p["minimum"].as_i64(), p["maximum"].as_i64()),
+            (Some(b.min), Some(b.max)),
+            "{schema}.{field}"
+        );
+    }
+    let months = doc["paths"]["/v1/analytics/retention"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "months")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        (months["minimum"].as_i64(), months["maximum"].as_i64()),
+        (Some(1), Some(12))
+    );
+
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    // At the bounds: accepted; one past: 422 naming the field; an integral float is an integer.
+    let reward = |stock: Value, limit: Value| json!({"name": "Mug", "cost_points": 10, "stock": stock, "per_member_limit": limit});
+    let r = api
+        .call(
+            "PUT",
+            "/v1/rewards/mug",
+            Some(&admin),
+            Some(reward(json!(14025.0), json!(1))),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["stock"], 14025);
+    let r = api
+        .call(
+            "PUT",
+            "/v1/rewards/mug",
+            Some(&admin),
+            Some(reward(
+                json!(bounds::REWARD_STOCK.max),
+                json!(bounds::REWARD_PER_MEMBER_LIMIT.max),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    refused_writing_nothing(
+        &api,
+        "PUT",
+        "/v1/rewards/mug",
+        &admin,
+        reward(json!(bounds::REWARD_STOCK.max + 1), json!(1)),
+        422,
+        "stock",
+    )
+    .await;
+    refused_writing_nothing(
+        &api,
+        "PUT",
+        "/v1/rewards/mug",
+        &admin,
+        reward(json!(5), json!(0)),
+        422,
+        "per_member_limit",
+    )
+    .await;
+    let campaign = json!({"name": "Bonus", "audience": ["tier:silver"],
+        "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+        "offer": {"kind": "bonus", "points": 100}, "budget_points": 1000, "per_member_limit": 0});
+    refused_writing_nothing(
+        &api,
+        "PUT",
+        "/v1/campaigns/bonus",
+        &admin,
+        campaign,
+        422,
+        "per_member_limit",
+    )
+    .await;
+    for (months, status) in [("0", 422), ("13", 422), ("-1", 422), ("x", 400)] {
+        let r = api
+            .get(&format!("/v1/analytics/retention?months={months}"), &admin)
+            .await;
+        assert_eq!(
+            (r.status, r.body["errors"][0]["field"].clone()),
+            (status, json!("months")),
+            "months={months}: {}",
+            r.body
+        );
+    }
+}
+both_backends!(the_documented_numeric_bounds_are_the_ones_the_rules_hold);

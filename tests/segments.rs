@@ -553,7 +553,7 @@ async fn bad_segment_requests_get_a_problem_and_write_nothing(backend: Backend) 
             "/v1/segments/lifecycle:new/history?from=2026-01-01&to=2027-01-02",
             422,
         ),
-        ("/v1/segments/lifecycle:new/members?limit=0", 400),
+        ("/v1/segments/lifecycle:new/members?limit=0", 422),
         ("/v1/segments/lifecycle:new/members?cursor=forged", 400),
         ("/v1/analytics/retention?months=13", 422),
         ("/v1/analytics/retention?months=x", 400),

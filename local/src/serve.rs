@@ -37,6 +37,122 @@ impl Default for Timeouts {
     }
 }
 
+/// A connection's stream that turns hyper's own error answers into problem+json. hyper answers a
+/// request it cannot parse (a header flood: 431, `Content-Length: -1`: 400) itself, with an
+/// empty body, before any service sees it, and then closes; every other error of the API is
+/// problem+json, so these are too. Such an answer is the last thing hyper writes on the
+/// connection: a 4xx head with `content-length: 0` and no content type, which no answer of the
+/// API's own has.
+struct ProblemOnRejection<S> {
+    inner: S,
+    /// Bytes of a rewritten answer still to write, and how many are written.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+fn bare_rejection(buf: &[u8]) -> Option<u16> {
+    let head = std::str::from_utf8(buf).ok()?;
+    let rest = head
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| head.strip_prefix("HTTP/1.0 "))?;
+    let status: u16 = rest.get(..3)?.parse().ok()?;
+    let lower = head.to_ascii_lowercase();
+    ((400..500).contains(&status)
+        && head.ends_with("\r\n\r\n")
+        && lower.contains("\r\ncontent-length: 0\r\n")
+        && !lower.contains("\r\ncontent-type:"))
+    .then_some(status)
+}
+
+fn problem_answer(status: u16) -> Vec<u8> {
+    let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    let reason = code.canonical_reason().unwrap_or("Bad Request");
+    let id = uuid::Uuid::now_v7();
+    let body = serde_json::json!({
+        "type": "/problems/request", "title": reason, "status": status,
+        "detail": format!("the server could not read this request ({reason})"),
+        "instance": format!("/requests/{id}"),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ProblemOnRejection<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> ProblemOnRejection<S> {
+    fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while let Some((bytes, done)) = &mut self.pending {
+            if *done == bytes.len() {
+                self.pending = None;
+                break;
+            }
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &bytes[*done..]) {
+                Poll::Ready(Ok(n)) => *done += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProblemOnRejection<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(status) = bare_rejection(buf) {
+            self.pending = Some((problem_answer(status), 0));
+            // The original answer counts as written; the rewritten one goes out in its place.
+            let _ = self.poll_pending(cx);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
 /// Reads the whole body (at most the API's limit) before the handler runs, within `deadline`.
 async fn body_deadline(
     deadline: Duration,
@@ -119,7 +235,10 @@ pub async fn serve(
         let builder = builder.clone();
         tokio::spawn(async move {
             let _slot = permit;
-            let io = TokioIo::new(Box::pin(stream));
+            let io = TokioIo::new(ProblemOnRejection {
+                inner: Box::pin(stream),
+                pending: None,
+            });
             if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }

@@ -123,10 +123,12 @@ async fn retention(
 ) -> Result<Reply<Retention>, Problem> {
     caller.require_admin()?;
     let q: RetentionQuery = loyalty::http::extract::query(&parts)?;
+    // Not a whole number: 400; a whole number out of range: the rule's 422.
     let months = match q.months {
         None => 12,
         Some(m) => m
-            .parse()
+            .parse::<i64>()
+            .map(|n| u32::try_from(n).unwrap_or(0))
             .map_err(|_| Problem::bad_field("months", "must be a whole number"))?,
     };
     Ok(Reply::ok(svc.retention(months).await?))

@@ -42,6 +42,7 @@ macro_rules! id_schema {
 pub(crate) use id_schema;
 
 pub mod birthday;
+pub mod bounds;
 pub mod campaign;
 pub mod earning;
 pub mod event;

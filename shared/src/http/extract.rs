@@ -2,6 +2,7 @@
 //! refused, the failing field named), list paging, and the `Idempotency-Key` header.
 
 use super::Problem;
+use crate::domain::bounds::PAGE_LIMIT;
 use crate::service::{FieldError, Idempotency, ServiceError, idempotency::sha256_hex};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
@@ -171,6 +172,11 @@ mod strict {
             Ok(Value::from(v))
         }
         fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            // JSON Schema's integer is any number with no fraction: `14025.0` is the integer
+            // 14025 (below 2^53, where every integer is exact as a float).
+            if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+                return Ok(Value::from(v as i64));
+            }
             serde_json::Number::from_f64(v)
                 .map(Value::Number)
                 .ok_or_else(|| E::custom("a number that is not finite"))
@@ -253,9 +259,13 @@ impl Paging {
                         "limit must be an integer from 1 to 100",
                     ));
                 }
-                Ok(n) if (1..=100).contains(&n) => n as u32,
+                Ok(n) if PAGE_LIMIT.contains(n) => n as u32,
                 Ok(_) => {
-                    return Err(ServiceError::field("limit", "limit must be from 1 to 100").into());
+                    return Err(ServiceError::field(
+                        "limit",
+                        format!("limit must be {PAGE_LIMIT}"),
+                    )
+                    .into());
                 }
             },
         };

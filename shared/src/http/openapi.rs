@@ -53,6 +53,27 @@ fn complete(doc: &mut Value) {
          "variables": {"api": {"default": "abc123", "description": "the HTTP API's id (stack output ApiUrl)"},
                        "region": {"default": "us-east-1"}}}
     ]);
+    // The bounds the rules hold numbers to (domain::bounds), stated where the document names
+    // the fields.
+    for (schema, field, b) in crate::domain::bounds::BODY_FIELDS {
+        let prop = doc["components"]["schemas"][*schema]["properties"][*field].clone();
+        assert!(prop.is_object(), "{schema}.{field} is not in the document");
+        // A reference cannot carry bounds here: the referenced schema is written in its place.
+        let mut bounded = match prop["$ref"].as_str() {
+            Some(r) => {
+                let mut inline =
+                    doc["components"]["schemas"][r.rsplit('/').next().unwrap_or(r)].clone();
+                if let Some(d) = prop.get("description") {
+                    inline["description"] = d.clone();
+                }
+                inline
+            }
+            None => prop,
+        };
+        bounded["minimum"] = json!(b.min);
+        bounded["maximum"] = json!(b.max);
+        doc["components"]["schemas"][*schema]["properties"][*field] = bounded;
+    }
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -186,9 +207,16 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     if let Some(ps) = op["parameters"].as_array_mut() {
         for p in ps {
             if p["name"] == "limit" {
+                let b = crate::domain::bounds::PAGE_LIMIT;
                 p["schema"] =
-                    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20});
-                p["description"] = json!("Items per page, 1 to 100 (default 20).");
+                    json!({"type": "integer", "minimum": b.min, "maximum": b.max, "default": 20});
+                p["description"] = json!(format!("Items per page, {b} (default 20)."));
+            }
+            for (at, name, b) in crate::domain::bounds::QUERY_PARAMETERS {
+                if *at == path && p["name"] == *name {
+                    p["schema"]["minimum"] = json!(b.min);
+                    p["schema"]["maximum"] = json!(b.max);
+                }
             }
             if p["name"] == "cursor" {
                 p["description"] = json!("The `next_cursor` of the previous page, as it was.");

@@ -376,19 +376,22 @@ impl Services {
             .offer
             .check(self.program.currency)
             .map_err(|(f, e)| ServiceError::invalid(&format!("offer.{f}"), e))?;
+        use crate::domain::bounds::{CAMPAIGN_BUDGET_POINTS, CAMPAIGN_PER_MEMBER_LIMIT};
         if input
             .per_member_limit
-            .is_some_and(|l| !(1..=1000).contains(&l))
+            .is_some_and(|l| !CAMPAIGN_PER_MEMBER_LIMIT.contains(i64::from(l)))
         {
             return Err(ServiceError::field(
                 "per_member_limit",
-                "per_member_limit must be between 1 and 1000, or null for no limit",
+                format!(
+                    "per_member_limit must be {CAMPAIGN_PER_MEMBER_LIMIT}, or null for no limit"
+                ),
             ));
         }
-        if !(1..=1_000_000_000).contains(&input.budget_points.0) {
+        if !CAMPAIGN_BUDGET_POINTS.contains(input.budget_points.0) {
             return Err(ServiceError::field(
                 "budget_points",
-                "budget_points must be between 1 and 1000000000",
+                format!("budget_points must be {CAMPAIGN_BUDGET_POINTS}"),
             ));
         }
         let holdout = match &input.holdout_percent {

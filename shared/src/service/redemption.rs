@@ -268,25 +268,29 @@ impl Services {
                 "description must be at most 1000 characters",
             ));
         }
-        if input.cost_points.0 < 0 || input.cost_points.0 > 1_000_000_000 {
+        use crate::domain::bounds::{REWARD_COST_POINTS, REWARD_PER_MEMBER_LIMIT, REWARD_STOCK};
+        if !REWARD_COST_POINTS.contains(input.cost_points.0) {
             return Err(ServiceError::field(
                 "cost_points",
-                "cost_points must be between 0 and 1000000000",
+                format!("cost_points must be {REWARD_COST_POINTS}"),
             ));
         }
-        if input.stock.is_some_and(|s| s > 1_000_000_000) {
+        if input
+            .stock
+            .is_some_and(|s| !REWARD_STOCK.contains(i64::try_from(s).unwrap_or(i64::MAX)))
+        {
             return Err(ServiceError::field(
                 "stock",
-                "stock must be between 0 and 1000000000, or null for unlimited",
+                format!("stock must be {REWARD_STOCK}, or null for unlimited"),
             ));
         }
         if input
             .per_member_limit
-            .is_some_and(|l| !(1..=1_000_000).contains(&l))
+            .is_some_and(|l| !REWARD_PER_MEMBER_LIMIT.contains(i64::from(l)))
         {
             return Err(ServiceError::field(
                 "per_member_limit",
-                "per_member_limit must be between 1 and 1000000, or null",
+                format!("per_member_limit must be {REWARD_PER_MEMBER_LIMIT}, or null"),
             ));
         }
         retrying!(self, self.try_put_reward(id, name, &input))

@@ -27,7 +27,7 @@ use std::fmt;
 use utoipa::ToSchema;
 
 /// How many months of enrolment cohorts the retention report keeps.
-pub const COHORT_MONTHS: i32 = 12;
+pub const COHORT_MONTHS: i32 = crate::domain::bounds::RETENTION_MONTHS.max as i32;
 /// Members handled at once within a part.
 const JOB_CONCURRENCY: usize = 16;
 /// Part and flow records of a run expire after this many days.
@@ -829,10 +829,10 @@ impl Services {
 
     /// The last `months` enrolment cohorts (1–12) of the latest run, oldest first.
     pub async fn retention(&self, months: u32) -> Result<Retention, ServiceError> {
-        if !(1..=COHORT_MONTHS as u32).contains(&months) {
+        if !crate::domain::bounds::RETENTION_MONTHS.contains(i64::from(months)) {
             return Err(ServiceError::field(
                 "months",
-                format!("months must be between 1 and {COHORT_MONTHS}"),
+                format!("months must be {}", crate::domain::bounds::RETENTION_MONTHS),
             ));
         }
         let day = self.latest_day().await?;
