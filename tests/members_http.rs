@@ -604,6 +604,39 @@ async fn a_well_formed_value_out_of_range_is_422_and_a_malformed_one_400(b: Back
             r.body
         );
     }
+    for (multiplier, status, field) in [
+        (json!(2.0001), 422, "offer.multiplier"),
+        (json!(100.5), 422, "offer.multiplier"),
+        (json!(10.5), 422, "offer.multiplier"),
+        (json!(1), 422, "offer.multiplier"),
+        (json!("2"), 400, "offer"),
+    ] {
+        let campaign = json!({"name": "Double", "audience": ["tier:silver"],
+            "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+            "offer": {"kind": "multiplier", "multiplier": multiplier}, "budget_points": 1000});
+        refused_writing_nothing(
+            &api,
+            "PUT",
+            "/v1/campaigns/double",
+            &admin,
+            campaign,
+            status,
+            field,
+        )
+        .await;
+    }
+    let campaign = json!({"name": "Double", "audience": ["tier:silver"],
+        "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+        "offer": {"kind": "multiplier", "multiplier": 2.125}, "budget_points": 1000});
+    let r = api
+        .call("PUT", "/v1/campaigns/double", Some(&admin), Some(campaign))
+        .await;
+    assert_eq!(
+        (r.status, r.body["offer"]["multiplier"].clone()),
+        (201, json!(2.125)),
+        "{}",
+        r.body
+    );
     // A name of invisible characters names nothing.
     refused_writing_nothing(
         &api,

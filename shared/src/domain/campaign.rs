@@ -122,6 +122,57 @@ mod multiplier_number {
     }
 }
 
+/// An offer as a request states it: the multiplier any JSON number, so that one with more than
+/// three decimals or out of range is refused by the rule (422 naming `offer.multiplier`) rather
+/// than by the parser. [`OfferInput::decide`] makes it an [`Offer`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OfferInput {
+    /// Extra points = the purchase's points × (multiplier − 1), on the listed categories' lines
+    /// only when `categories` is given. More than 1, at most 10, at most 3 decimals.
+    Multiplier {
+        #[schema(value_type = f64, example = 2.0)]
+        multiplier: serde_json::Number,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        categories: Option<Vec<String>>,
+    },
+    /// A fixed bonus on a purchase of at least `min_spend`.
+    Bonus {
+        points: Points,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_spend: Option<Money>,
+    },
+}
+
+impl OfferInput {
+    /// The offer, or the field (relative to `offer`) that a rule refuses.
+    pub fn decide(&self, currency: super::Currency) -> Result<Offer, (&'static str, Invalid)> {
+        let offer = match self {
+            OfferInput::Multiplier {
+                multiplier,
+                categories,
+            } => Offer::Multiplier {
+                multiplier: Multiplier::try_from(serde_json::Value::Number(multiplier.clone()))
+                    .map_err(|_| {
+                        (
+                            "multiplier",
+                            Invalid::new(
+                                "multiplier must be more than 1 and at most 10, with at most 3 decimals",
+                            ),
+                        )
+                    })?,
+                categories: categories.clone(),
+            },
+            OfferInput::Bonus { points, min_spend } => Offer::Bonus {
+                points: *points,
+                min_spend: *min_spend,
+            },
+        };
+        offer.check(currency)?;
+        Ok(offer)
+    }
+}
+
 impl Offer {
     /// The rules serde cannot say. Returns the offending field (relative to `offer`).
     pub fn check(&self, currency: super::Currency) -> Result<(), (&'static str, Invalid)> {
@@ -135,7 +186,9 @@ impl Offer {
                 {
                     return Err((
                         "multiplier",
-                        Invalid::new("multiplier must be more than 1 and at most 10"),
+                        Invalid::new(
+                            "multiplier must be more than 1 and at most 10, with at most 3 decimals",
+                        ),
                     ));
                 }
                 if let Some(cs) = categories {

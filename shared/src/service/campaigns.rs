@@ -15,8 +15,8 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, money};
 use crate::domain::campaign::{
-    Effect, Group, HoldoutShare, MemberOutcome, Offer, PurchaseFacts, Verdict, cut, effect,
-    group_of, in_window, minor, offered, rate4, tally,
+    Effect, Group, HoldoutShare, MemberOutcome, Offer, OfferInput, PurchaseFacts, Verdict, cut,
+    effect, group_of, in_window, minor, offered, rate4, tally,
 };
 use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
@@ -137,7 +137,7 @@ pub struct CampaignInput {
     pub starts_at: DateTime<FixedOffset>,
     /// After `starts_at`, at most 366 days later.
     pub ends_at: DateTime<FixedOffset>,
-    pub offer: Offer,
+    pub offer: OfferInput,
     /// Awards per member, 1 to 1000; absent or null: no limit.
     pub per_member_limit: Option<u32>,
     /// 1 to 1,000,000,000: awards never exceed it in total.
@@ -331,7 +331,7 @@ impl Services {
     fn check_campaign(
         &self,
         input: &CampaignInput,
-    ) -> Result<(Vec<SegmentId>, HoldoutShare), ServiceError> {
+    ) -> Result<(Vec<SegmentId>, HoldoutShare, Offer), ServiceError> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ServiceError::field(
@@ -372,9 +372,9 @@ impl Services {
                 "a campaign lasts at most 366 days",
             ));
         }
-        input
+        let offer = input
             .offer
-            .check(self.program.currency)
+            .decide(self.program.currency)
             .map_err(|(f, e)| ServiceError::invalid(&format!("offer.{f}"), e))?;
         use crate::domain::bounds::{CAMPAIGN_BUDGET_POINTS, CAMPAIGN_PER_MEMBER_LIMIT};
         if input
@@ -399,7 +399,7 @@ impl Services {
             Some(n) => HoldoutShare::try_from(serde_json::Value::Number(n.clone()))
                 .map_err(|e| ServiceError::invalid("holdout_percent", e))?,
         };
-        Ok((audience, holdout))
+        Ok((audience, holdout, offer))
     }
 
     /// Creates or replaces a draft; `true` when created. A launched campaign cannot change.
@@ -408,8 +408,11 @@ impl Services {
         id: &CampaignId,
         input: CampaignInput,
     ) -> Result<(CampaignView, bool), ServiceError> {
-        let (audience, holdout) = self.check_campaign(&input)?;
-        retrying!(self, self.try_put_campaign(id, &input, &audience, holdout))
+        let (audience, holdout, offer) = self.check_campaign(&input)?;
+        retrying!(
+            self,
+            self.try_put_campaign(id, &input, &audience, holdout, &offer)
+        )
     }
 
     async fn try_put_campaign(
@@ -418,6 +421,7 @@ impl Services {
         input: &CampaignInput,
         audience: &[SegmentId],
         holdout: HoldoutShare,
+        offer: &Offer,
     ) -> Result<(CampaignView, bool), ServiceError> {
         let now = self.now();
         let existing = self.table.get::<Campaign>(id).await?;
@@ -433,7 +437,7 @@ impl Services {
             audience: audience.to_vec(),
             starts_at: input.starts_at.to_utc(),
             ends_at: input.ends_at.to_utc(),
-            offer: input.offer.clone(),
+            offer: offer.clone(),
             per_member_limit: input.per_member_limit,
             budget_points: input.budget_points,
             holdout_percent: holdout,
