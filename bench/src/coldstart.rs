@@ -4,6 +4,11 @@
 //! spawn to its first `next` call is init, to its response init + first invoke. The function
 //! talks to the DynamoDB emulator named by `AWS_ENDPOINT_URL_DYNAMODB`. Prints the medians over
 //! the runs, the peak RSS, and the size of the binary zipped as Lambda takes it (`bootstrap`).
+//!
+//! The table is seeded with what the samples assume (members `member-ada` with 1,000 points and
+//! `member-bob`, the reward `free-coffee`), each run gets a fresh receipt and refund id and an
+//! `occurred_at` of now, so a purchase is a real first purchase every time, and every answer must
+//! have the status the sample's file name states (`purchase-by-id.201.json`: 201).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -119,6 +124,90 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What the samples under `events/` assume exists (as `tests/events.rs` seeds it), written
+/// once; a second seeding finds it there.
+async fn seed(store: loyalty::store::DynamoStore) {
+    use loyalty::service::Services;
+    use serde_json::json;
+    let svc = Services::new(
+        Arc::new(store),
+        Default::default(),
+        Arc::new(loyalty::clock::SystemClock),
+    );
+    let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).expect("a seed request")
+    }
+    for (member, body) in [
+        (
+            "member-ada",
+            json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}),
+        ),
+        ("member-bob", json!({"name": "Bob"})),
+    ] {
+        match svc.enrol(id(member), parse(body), None).await {
+            Ok(_) | Err(loyalty::service::ServiceError::MemberExists) => {}
+            Err(e) => panic!("seeding {member}: {e}"),
+        }
+    }
+    if svc
+        .get_member(&id("member-ada"))
+        .await
+        .expect("ada")
+        .points
+        .balance
+        .0
+        < 1000
+    {
+        svc.adjust(
+            &id("member-ada"),
+            parse(json!({"points": 1000, "reason": "seed"})),
+            None,
+        )
+        .await
+        .expect("ada's points");
+    }
+    let coffee = loyalty::domain::RewardId::parse("free-coffee").unwrap();
+    svc.put_reward(
+        &coffee,
+        parse(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+    )
+    .await
+    .expect("the reward");
+}
+
+/// The sample with what must differ from run to run made fresh: receipt and refund ids, and
+/// `occurred_at` now (purchases older than the program allows are refused).
+fn fresh(sample: &serde_json::Value, run: usize) -> Vec<u8> {
+    let mut event = sample.clone();
+    if let Some(text) = sample["body"].as_str()
+        && let Ok(mut body) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        let tag = format!("cold-{}-{run}", std::process::id());
+        if body.get("receipt_id").is_some() {
+            body["receipt_id"] = tag.clone().into();
+        }
+        if body.get("refund_id").is_some() {
+            body["refund_id"] = tag.into();
+        }
+        if body.get("occurred_at").is_some() {
+            body["occurred_at"] = chrono::Utc::now().to_rfc3339().into();
+        }
+        event["body"] = body.to_string().into();
+    }
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// The status a sample's file name states: `name.<status>.json`.
+fn expected_status(event: &FsPath) -> u16 {
+    event
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('.').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}: name it <what>.<status>.json", event.display()))
+}
+
 pub async fn run(binary: &FsPath, event: &FsPath, runs: usize, table: &str) {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .expect("coldstart needs the DynamoDB emulator: set AWS_ENDPOINT_URL_DYNAMODB (scripts/test starts one)");
@@ -127,13 +216,17 @@ pub async fn run(binary: &FsPath, event: &FsPath, runs: usize, table: &str) {
         .ensure_table()
         .await
         .expect("the table on the emulator");
-    let event_bytes = std::fs::read(event).expect("the sample event");
+    seed(store).await;
+    let sample: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(event).expect("the sample event"))
+            .expect("the sample event is JSON");
+    let expected = expected_status(event);
     let (mut inits, mut firsts, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_status = 0;
-    for _ in 0..runs {
+    for run in 0..runs {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let rt = Arc::new(Runtime {
-            event: event_bytes.clone(),
+            event: fresh(&sample, run),
             handed: Mutex::new(false),
         });
         let app = Router::new()
@@ -174,6 +267,7 @@ pub async fn run(binary: &FsPath, event: &FsPath, runs: usize, table: &str) {
                     Some(Seen::Next(_)) => {}
                     Some(Seen::Response(t, status, body)) => {
                         assert!(status != 0, "the function failed: {body}");
+                        assert_eq!(status, expected, "{} answered {status}, not the {expected} its name states: {body}", event.display());
                         last_status = status;
                         inits.push(init.expect("next before response").as_secs_f64() * 1000.0);
                         firsts.push((t - start).as_secs_f64() * 1000.0);

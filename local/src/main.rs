@@ -95,6 +95,8 @@ async fn main() {
     }
 
     tracing_subscriber::fmt()
+        // Colours only on a terminal: redirected to a file, the log stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

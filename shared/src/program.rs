@@ -318,7 +318,15 @@ impl Program {
             path: path.to_owned(),
             source,
         })?;
-        Program::from_json(&text)
+        if text.trim().is_empty() {
+            return Err(invalid(format!(
+                "program file {path} is empty (give a JSON object; {{}} for the defaults)"
+            )));
+        }
+        Program::from_json(&text).map_err(|e| match e {
+            ProgramError::Invalid(why) => invalid(format!("program file {path}: {why}")),
+            other => other,
+        })
     }
 
     fn from_doc(doc: Doc) -> Result<Program, ProgramError> {
@@ -484,6 +492,24 @@ impl Program {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_program_file_that_is_empty_or_invalid_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("lots.json");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = Program::from_file(empty.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lots.json") && e.contains("empty"), "{e}");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"currency": "XYZW"}"#).unwrap();
+        let e = Program::from_file(bad.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.json") && e.contains("currency"), "{e}");
+    }
+
     use super::*;
     use crate::domain::Tier;
 

@@ -1,5 +1,7 @@
 //! Lambda entry point: the URLs (`WEBHOOK_URLS`, comma-separated) and the signing secret (the
 //! SecureString parameter named by `WEBHOOK_SECRET_PARAMETER`) are read once per container.
+//! Run locally (`cargo lambda invoke webhooks`), `LOYALTY_WEBHOOK_SECRET` gives the secret
+//! itself instead, as it does for `loyalty-local`; the template never sets it.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -13,19 +15,25 @@ async fn main() -> Result<(), Error> {
         .filter(|u| !u.is_empty())
         .map(str::to_owned)
         .collect();
-    let name = std::env::var("WEBHOOK_SECRET_PARAMETER")
-        .map_err(|_| "WEBHOOK_SECRET_PARAMETER is not set")?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let secret = aws_sdk_ssm::Client::new(&config)
-        .get_parameter()
-        .name(&name)
-        .with_decryption(true)
-        .send()
-        .await?
-        .parameter
-        .and_then(|p| p.value)
-        .ok_or("the webhook secret parameter has no value")?
-        .into_bytes();
+    let secret = match std::env::var("LOYALTY_WEBHOOK_SECRET") {
+        Ok(local) if !local.is_empty() => local.into_bytes(),
+        _ => {
+            let name = std::env::var("WEBHOOK_SECRET_PARAMETER").map_err(|_| {
+                "set WEBHOOK_SECRET_PARAMETER (the SSM parameter; the template does) or, locally, LOYALTY_WEBHOOK_SECRET"
+            })?;
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            aws_sdk_ssm::Client::new(&config)
+                .get_parameter()
+                .name(&name)
+                .with_decryption(true)
+                .send()
+                .await?
+                .parameter
+                .and_then(|p| p.value)
+                .ok_or("the webhook secret parameter has no value")?
+                .into_bytes()
+        }
+    };
     let client = loyalty::webhook::client();
     let (urls, secret, client) = (&urls, &secret, &client);
     lambda_runtime::run(service_fn(

@@ -34,6 +34,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     );
     let mut v = serde_json::to_value(&doc).expect("the document serialises");
     complete(&mut v);
+    state_bounds(&mut v);
     serde_json::from_value(v).expect("the completed document is still an OpenAPI document")
 }
 
@@ -44,17 +45,9 @@ fn problem(description: &str) -> Value {
            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}})
 }
 
-/// Adds what the shared edge makes true of every operation.
-fn complete(doc: &mut Value) {
-    doc["info"]["license"] = json!({"name": "MIT", "identifier": "MIT"});
-    doc["servers"] = json!([
-        {"url": "http://127.0.0.1:3000", "description": "loyalty-local (cargo run -p loyalty-local)"},
-        {"url": "https://{api}.execute-api.{region}.amazonaws.com", "description": "the deployed HTTP API",
-         "variables": {"api": {"default": "abc123", "description": "the HTTP API's id (stack output ApiUrl)"},
-                       "region": {"default": "us-east-1"}}}
-    ]);
-    // The bounds the rules hold numbers to (domain::bounds), stated where the document names
-    // the fields.
+/// States the bounds the rules hold numbers to (`domain::bounds`) where the document names the
+/// fields.
+fn state_bounds(doc: &mut Value) {
     for (schema, field, b) in crate::domain::bounds::BODY_FIELDS {
         let prop = doc["components"]["schemas"][*schema]["properties"][*field].clone();
         assert!(prop.is_object(), "{schema}.{field} is not in the document");
@@ -74,6 +67,17 @@ fn complete(doc: &mut Value) {
         bounded["maximum"] = json!(b.max);
         doc["components"]["schemas"][*schema]["properties"][*field] = bounded;
     }
+}
+
+/// Adds what the shared edge makes true of every operation.
+fn complete(doc: &mut Value) {
+    doc["info"]["license"] = json!({"name": "MIT", "identifier": "MIT"});
+    doc["servers"] = json!([
+        {"url": "http://127.0.0.1:3000", "description": "loyalty-local (cargo run -p loyalty-local)"},
+        {"url": "https://{api}.execute-api.{region}.amazonaws.com", "description": "the deployed HTTP API",
+         "variables": {"api": {"default": "abc123", "description": "the HTTP API's id (stack output ApiUrl)"},
+                       "region": {"default": "us-east-1"}}}
+    ]);
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -345,7 +349,7 @@ mod tests {
         assert_eq!(get["parameters"][0]["schema"]["maximum"], 100);
         let post = &doc["paths"]["/v1/members/{id}"]["post"];
         assert!(post["responses"]["401"].is_null(), "unsecured");
-        for code in ["400", "413", "503"] {
+        for code in ["400", "413", "415", "503"] {
             assert!(post["responses"][code].is_object(), "{code}");
         }
         assert!(post["responses"]["503"]["headers"]["Retry-After"].is_object());

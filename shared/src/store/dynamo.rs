@@ -1,4 +1,4 @@
-//! The DynamoDB backend: one table, keys `PK`/`SK`, sparse keys-only indexes `GSI1` … `GSI7`.
+//! The DynamoDB backend: one table, keys `PK`/`SK`, sparse keys-only indexes `GSI1` … `GSI8`.
 //! A batch of one write is a conditional `PutItem`/`DeleteItem`; larger batches are one
 //! `TransactWriteItems`. Reads are strongly consistent (`GetItem`, `BatchGetItem`, `Query`);
 //! index queries are eventually consistent, as DynamoDB allows no other.
