@@ -48,7 +48,9 @@ async fn receiver(fail_first: usize) -> (String, Receiver) {
 fn fast() -> Timing {
     Timing {
         poll: Duration::from_millis(30),
-        settle: chrono::Duration::milliseconds(300),
+        // Longer than a commit takes on a loaded emulator: an event is listed only once every
+        // commit stamped before it has landed (DESIGN.md "Events").
+        settle: chrono::Duration::seconds(2),
         first_retry: Duration::from_millis(20),
         max_retry: Duration::from_millis(100),
         give_up_after: chrono::Duration::hours(24),
@@ -831,3 +833,58 @@ async fn a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks
     worker.abort();
 }
 both_backends!(a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks);
+
+async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b: Backend) {
+    use loyalty::service::members::{AdjustmentRequest, EnrolRequest};
+    let (inner, _dir) = loyalty_tests::store(b).await;
+    let (other, _) = loyalty_tests::services_on(inner.clone(), Default::default());
+    let m = MemberId::parse("raced").unwrap();
+    let enrol: EnrolRequest = serde_json::from_value(json!({"name": "R"})).unwrap();
+    other.enrol(m.clone(), enrol, None).await.unwrap();
+    let adjustment = |p: i64| -> AdjustmentRequest {
+        serde_json::from_value(json!({"points": p, "reason": "r"})).unwrap()
+    };
+    // The other writer commits after this one took its instant and before it reads.
+    let (m2, req) = (m.clone(), adjustment(7));
+    let racer = async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        other.adjust(&m2, req, None).await.unwrap();
+    };
+    let (svc, _) = loyalty_tests::services_on(
+        Arc::new(loyalty_tests::BeforeFirstRead::new(inner.clone(), racer)),
+        Default::default(),
+    );
+    svc.adjust(&m, adjustment(5), None).await.unwrap();
+    let (events, _) = svc.table.member_events(&m, 0, 100).await.unwrap();
+    // Enrolment (member.enrolled, segment.changed), the other writer's adjustment, this one's.
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(
+        events[3].data["points"], 5,
+        "this writer's adjustment came last"
+    );
+    for w in events.windows(2) {
+        // Events of one commit share its instant; ids still order them.
+        assert!(
+            w[0].occurred_at <= w[1].occurred_at,
+            "seq {} at {} is after seq {} at {}",
+            w[0].seq,
+            w[0].occurred_at,
+            w[1].seq,
+            w[1].occurred_at
+        );
+        assert!(
+            w[0].id < w[1].id,
+            "seq {} and {}: ids out of order",
+            w[0].seq,
+            w[1].seq
+        );
+    }
+    assert!(
+        events[2].occurred_at < events[3].occurred_at,
+        "this writer took its instant before the other committed, yet stamps after it"
+    );
+}
+both_backends!(a_write_that_read_another_commit_stamps_its_events_after_that_commits);

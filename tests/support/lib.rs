@@ -441,6 +441,63 @@ impl Store for RaceBeforeCommit {
     }
 }
 
+/// A store that lets another writer in before the first read: `before` runs to its end (it may
+/// write through the inner store) just before the first `get_many` goes on. A race no client
+/// could time: a use case that took its instant, then read what another commit wrote.
+pub struct BeforeFirstRead {
+    inner: Arc<dyn Store>,
+    before: Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl BeforeFirstRead {
+    pub fn new(inner: Arc<dyn Store>, before: impl Future<Output = ()> + Send + 'static) -> Self {
+        BeforeFirstRead {
+            inner,
+            before: Mutex::new(Some(Box::pin(before))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for BeforeFirstRead {
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        let before = self.before.lock().unwrap().take();
+        if let Some(before) = before {
+            before.await;
+        }
+        self.inner.get_many(keys).await
+    }
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
+        self.inner.query_range(pk, range, after).await
+    }
+    async fn query_index_range(
+        &self,
+        index: loyalty::store::Index,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
+        self.inner.query_index_range(index, pk, range, after).await
+    }
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        self.inner.scan(segment, total, after, limit).await
+    }
+    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
+        self.inner.commit(writes).await
+    }
+}
+
 /// Every item of the store, read with a full scan: what a test must see to say that nothing
 /// anywhere holds some data.
 pub async fn all_items(store: &dyn Store) -> Vec<Item> {
