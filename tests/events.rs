@@ -201,11 +201,7 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                 let req = lambda_http::request::from_str(&text)
                     .unwrap_or_else(|e| panic!("{shown}: {e}"));
                 let req = req.map(|b| axum::body::Body::from(b.to_vec()));
-                let app = loyalty::http::app(
-                    routes(&function),
-                    svc.clone(),
-                    utoipa::openapi::OpenApi::default(),
-                );
+                let app = loyalty::http::app(routes(&function), svc.clone(), None);
                 let res = app.oneshot(req).await.unwrap();
                 // In Lambda the request id is API Gateway's.
                 let sent: serde_json::Value = serde_json::from_str(&text).unwrap();

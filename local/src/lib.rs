@@ -29,6 +29,6 @@ pub fn api_routes() -> OpenApiRouter<Services> {
 /// The local server's router: the API, the local-only routes, and the dev authorizer in front.
 pub fn app(services: Services, clock: Arc<TestClock>, auth: Arc<DevAuth>) -> Router {
     let routes = api_routes().merge(jobs::routes(clock));
-    loyalty::http::app(routes, services, loyalty_members::api_document())
+    loyalty::http::app(routes, services, Some(loyalty_members::api_document))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authorizer))
 }

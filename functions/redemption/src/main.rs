@@ -4,11 +4,10 @@
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = loyalty::runtime::lambda_services().await?;
-    let doc = loyalty_redemption::routes().into_openapi();
     loyalty::runtime::run_http(loyalty::http::app(
         loyalty_redemption::routes(),
         services,
-        doc,
+        None,
     ))
     .await
 }

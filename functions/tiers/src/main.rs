@@ -4,6 +4,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = loyalty::runtime::lambda_services().await?;
-    let doc = loyalty_tiers::routes().into_openapi();
-    loyalty::runtime::run_http(loyalty::http::app(loyalty_tiers::routes(), services, doc)).await
+    loyalty::runtime::run_http(loyalty::http::app(loyalty_tiers::routes(), services, None)).await
 }

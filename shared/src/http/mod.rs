@@ -17,24 +17,38 @@ use crate::service::Services;
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
+/// Builds the whole API's OpenAPI document (`loyalty_members::api_document`).
+pub type Document = fn() -> utoipa::openapi::OpenApi;
+
 /// A function's routes made into a service: fallbacks answer problem+json, every error the
 /// framework itself produces (a path or query it cannot parse) is turned into problem+json too,
-/// and `GET /v1/openapi.json` serves `doc` (the whole API's document, not just this function's).
-pub fn app(
-    routes: OpenApiRouter<Services>,
-    services: Services,
-    doc: utoipa::openapi::OpenApi,
-) -> Router {
+/// and, given `doc`, `GET /v1/openapi.json` serves the whole API's document (only the members
+/// function and `loyalty-local` do). The document is built and serialised on the first request
+/// for it, never at start-up: a cold start does not pay for it.
+pub fn app(routes: OpenApiRouter<Services>, services: Services, doc: Option<Document>) -> Router {
     let (router, _) = routes.split_for_parts();
-    let doc = std::sync::Arc::new(doc);
+    let router = match doc {
+        Some(build) => {
+            let served = std::sync::Arc::new(std::sync::OnceLock::<axum::body::Bytes>::new());
+            router.route(
+                "/v1/openapi.json",
+                axum::routing::get(move || {
+                    let served = served.clone();
+                    async move {
+                        let body = served.get_or_init(|| {
+                            serde_json::to_vec(&build()).unwrap_or_default().into()
+                        });
+                        (
+                            [(http::header::CONTENT_TYPE, "application/json")],
+                            body.clone(),
+                        )
+                    }
+                }),
+            )
+        }
+        None => router,
+    };
     router
-        .route(
-            "/v1/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(services)

@@ -187,6 +187,41 @@ fn sort_condition(sk_attr: &str, sort: &SortKey) -> (String, HashMap<String, Str
     (text, names, values)
 }
 
+/// A DER certificate as PEM (RFC 7468: base64 in lines of 64).
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// The SDK's HTTPS client (rustls with aws-lc, as its default) trusting the Mozilla root
+/// certificates compiled into the binary (`webpki-root-certs`) instead of the platform's: the
+/// default reads and parses every file under `/etc/ssl/certs` at start-up, which was most of a
+/// function's cold start (DESIGN.md "Operational defaults").
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let mut roots = tls::TrustStore::empty().with_native_roots(false);
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        roots = roots.with_pem_certificate(pem(cert.as_ref()));
+    }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .expect("a TLS context of valid root certificates");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
@@ -216,6 +251,7 @@ impl DynamoStore {
         use aws_config::timeout::TimeoutConfig;
         use std::time::Duration;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -605,5 +641,24 @@ impl Store for DynamoStore {
             return self.commit_one(writes.remove(0)).await;
         }
         self.commit_transaction(writes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn every_compiled_in_root_reads_back_from_its_pem_as_the_same_certificate() {
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
+        assert!(roots.len() > 100, "{} roots", roots.len());
+        for der in roots {
+            let text = super::pem(der.as_ref());
+            let back = CertificateDer::from_pem_slice(text.as_bytes()).expect("valid PEM");
+            assert_eq!(back.as_ref(), der.as_ref());
+        }
+        // The TLS context accepts them all.
+        let _ = super::https_client();
     }
 }
