@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes events/<function>/<case>.<expected>.json: API Gateway HTTP API (v2) events with JWT
 authorizer claims, one per route and role that matters, plus the scheduled inputs. The expected
-status is in the file name; tests/events.rs replays every file against a seeded store with the
+status is in the file name; tests/api/events.rs replays every file against a seeded store with the
 clock at NOW, so the samples never rot. `cargo lambda invoke <fn> --data-file <file>` takes them
 as they are. Re-run after changing a case: python3 scripts/make_events.py"""
 import json

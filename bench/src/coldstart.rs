@@ -124,7 +124,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// What the samples under `events/` assume exists (as `tests/events.rs` seeds it), written
+/// What the samples under `events/` assume exists (as `tests/api/events.rs` seeds it), written
 /// once; a second seeding finds it there.
 async fn seed(store: loyalty::store::DynamoStore) {
     use loyalty::service::Services;

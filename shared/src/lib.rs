@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod program;

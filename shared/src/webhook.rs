@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn signature_has_its_form_and_depends_on_secret_time_and_body() {
-        // tests/webhooks.rs checks the value against an HMAC the test computes itself.
+        // tests/api/events_feed.rs checks the value against an HMAC the test computes itself.
         let s = signature(b"secret", 1_700_000_000, b"{}");
         assert!(s.starts_with("t=1700000000,v1="));
         assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);

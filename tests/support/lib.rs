@@ -88,7 +88,24 @@ pub fn test_retry() -> RetryPolicy {
     }
 }
 
+/// With `TEST_LOG` set, the services' logs go to the test output (`RUST_LOG` filters them,
+/// default `info`); without it, tests print nothing of their own. Installed once per process.
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 pub fn services_on(store: Arc<dyn Store>, program: Program) -> (Services, Arc<TestClock>) {
+    init_test_log();
     let clock = Arc::new(TestClock::default());
     let mut svc = Services::new(store, program, clock.clone());
     svc.retry = test_retry();

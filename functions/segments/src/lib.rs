@@ -158,16 +158,15 @@ pub enum JobOutput {
 
 pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, ServiceError> {
     let now = input.now.unwrap_or_else(|| svc.now());
+    let run_id = |run: &str| RunId::parse(run).map_err(|e| ServiceError::invalid("run", e));
     let parts = input.parts.unwrap_or(1);
     match (input.run, input.part, input.finish) {
         (None, None, false) => Ok(JobOutput::Run(svc.segments_job(now, parts).await?)),
         (Some(run), Some(part), false) => Ok(JobOutput::Part(
-            svc.segments_part(&RunId::parse(&run)?, part, parts, now)
-                .await?,
+            svc.segments_part(&run_id(&run)?, part, parts, now).await?,
         )),
         (Some(run), None, true) => Ok(JobOutput::Run(
-            svc.segments_finish(&RunId::parse(&run)?, parts, now)
-                .await?,
+            svc.segments_finish(&run_id(&run)?, parts, now).await?,
         )),
         _ => Err(ServiceError::field(
             "run",

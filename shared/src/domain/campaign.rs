@@ -4,6 +4,7 @@
 //! campaign, the purchase and the members' outcomes in.
 
 use super::earning::{EarnRate, Multiplier, earn};
+use super::segment::SegmentId;
 use super::{CampaignId, Invalid, MemberId, Money, Overflow, Points};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -428,6 +429,78 @@ pub fn rate4(x: f64) -> f64 {
 /// Money statistics are shown in whole minor units, half away from zero.
 pub fn minor(x: f64) -> i64 {
     x.round() as i64
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    /// A launch is writing the audience; a launch call resumes it.
+    Launching,
+    Running,
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AudienceSize {
+    pub treatment: u64,
+    pub holdout: u64,
+}
+
+/// The stored campaign.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub audience: Vec<SegmentId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub offer: Offer,
+    pub per_member_limit: Option<u32>,
+    pub budget_points: Points,
+    pub holdout_percent: HoldoutShare,
+    pub status: CampaignStatus,
+    pub audience_size: Option<AudienceSize>,
+    /// Every point awarded so far (refund reversals do not return points to the budget).
+    pub awarded: Points,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// The campaigns that hold a place: launched, not ended, and not long past their window (late
+/// receipts of the window still count until `purchase_max_age_days` after it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunningCampaigns {
+    pub running: Vec<RunningEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningEntry {
+    pub id: CampaignId,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// One audience member of one campaign: their group and their outcome in the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub member_id: MemberId,
+    pub group: Group,
+    /// Purchases in the window not fully refunded.
+    pub purchases: u32,
+    /// Net spend in the window, minor units of the program currency.
+    pub spend: i64,
+    pub awards: u32,
+    /// Points awarded, net of reversals.
+    pub points: Points,
+}
+
+/// A purchase's part in a campaign, kept on the purchase so a refund can find it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignCredit {
+    pub campaign_id: CampaignId,
+    pub points: Points,
 }
 
 #[cfg(test)]

@@ -52,26 +52,6 @@ pub enum EventType {
     PointsExpiringSoon,
 }
 
-impl EventType {
-    /// Whether `data.points` of this type changes the balance (signed as stored): Σ of these
-    /// over a member's events is the balance.
-    pub fn moves_points(self) -> bool {
-        matches!(
-            self,
-            EventType::PointsEarned
-                | EventType::PointsReversed
-                | EventType::PointsAdjusted
-                | EventType::PointsRedeemed
-                | EventType::PointsRestored
-                | EventType::PointsGifted
-                | EventType::CampaignAwarded
-                | EventType::PointsAvailable
-                | EventType::PointsExpired
-                | EventType::MemberErased
-        )
-    }
-}
-
 /// The envelope of API.md "Events". `data` never holds a name, phone or email.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": "01935b2e-6a00-7000-8000-000000000004", "type": "points.earned",

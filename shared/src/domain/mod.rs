@@ -44,6 +44,7 @@ pub(crate) use id_schema;
 pub mod birthday;
 pub mod bounds;
 pub mod campaign;
+pub mod digest;
 pub mod earning;
 pub mod event;
 pub mod ids;
@@ -52,6 +53,7 @@ pub mod member;
 pub mod money;
 #[cfg(test)]
 mod properties;
+pub mod receipt;
 pub mod reward;
 pub mod segment;
 pub mod spend;

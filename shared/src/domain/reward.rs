@@ -1,10 +1,15 @@
 //! Rewards and the redemption decision: every refusal is a pure function of the member, the
 //! reward and the member's count for it, so the service commits only what this allows.
 
+use super::lots::Lot;
 use super::tier::Tier;
+use super::voucher::RedemptionStatus;
+use super::{MemberId, StoreId};
 use super::{Points, RewardId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reward {
@@ -73,6 +78,28 @@ pub fn check_redemption(
         });
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000cc", "member_id": "member-ada", "reward_id": "free-coffee", "points_spent": 50, "voucher_code": "K7QX4M2PZ9TA", "status": "cancelled", "created_at": "2026-11-22T10:15:00Z", "expires_at": "2027-02-20T10:15:00Z", "used_at": null, "used_store_id": null, "cancelled_at": "2026-11-22T10:20:00Z", "source": "redemption"}))]
+pub struct Redemption {
+    pub id: Uuid,
+    pub member_id: MemberId,
+    pub reward_id: RewardId,
+    pub points_spent: Points,
+    pub voucher_code: String,
+    pub status: RedemptionStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub used_store_id: Option<StoreId>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// `redemption` (points spent) or `birthday_gift`.
+    pub source: String,
+    /// The dated lots the points came from (`expires_on` their last day), so a cancellation
+    /// returns them there; absent when the points never expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lots: Vec<Lot>,
 }
 
 #[cfg(test)]

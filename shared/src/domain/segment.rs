@@ -3,6 +3,7 @@
 //! scores give, segment ids, and the mergeable distribution the nightly job computes quintiles
 //! from. Pure: callers pass the member's activity, the rules and "now".
 
+use super::Invalid;
 use super::Tier;
 use super::spend::{MonthCounts, SpendBuckets};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -478,6 +479,126 @@ impl Distribution {
             m: cuts(&self.m, false),
         }
     }
+}
+
+/// Names one run of the job (its parts and its flows): letters, digits, `-`, `_`, `.`, `:`, up
+/// to 80 characters (a Step Functions execution name fits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn parse(s: &str) -> Result<RunId, Invalid> {
+        let ok = !s.is_empty()
+            && s.len() <= 80
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if ok {
+            Ok(RunId(s.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "a run id is 1 to 80 letters, digits, '-', '_', '.' or ':'",
+            ))
+        }
+    }
+    pub fn new_random() -> RunId {
+        RunId(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        RunId::parse(&s).map_err(|e| e.0)
+    }
+}
+impl From<RunId> for String {
+    fn from(r: RunId) -> String {
+        r.0
+    }
+}
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The cut points in force: written by each run's finishing step, read by every purchase and
+/// refund in the same batch as the member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentState {
+    pub cutpoints: CutPoints,
+    /// Whether they are quintiles (else the program's fixed cut points).
+    pub quantiles: bool,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Program totals one run saw; cumulative sums, so flows over a period are differences.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub members: u64,
+    pub active_members: u64,
+    pub points_outstanding: i64,
+    /// Σ lifetime earned (net of refunds) and redeemed, erased members included.
+    pub lifetime_earned: i64,
+    pub lifetime_redeemed: i64,
+    /// Members with a purchase in the last 90 days, and those with two or more.
+    pub purchasers_90d: u64,
+    pub repeaters_90d: u64,
+    /// Σ pending points, and Σ points expired ever (erased members included).
+    #[serde(default)]
+    pub points_pending: i64,
+    #[serde(default)]
+    pub lifetime_expired: i64,
+}
+
+/// What a part of a run saw: everything but the flows, which are their own records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub examined: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub sizes: BTreeMap<String, u64>,
+    pub distribution: Distribution,
+    pub totals: Totals,
+    /// Enrolment month (`YYYY-MM`) → `[members, retained₀, retained₁, …]`.
+    pub cohorts: BTreeMap<String, Vec<u64>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentPart {
+    pub part: u32,
+    pub parts: u32,
+    pub now: DateTime<Utc>,
+    pub tally: Tally,
+    pub expires_at: i64,
+}
+
+/// One member's move in one run, written in the same commit as the member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentFlow {
+    #[serde(with = "crate::domain::segment::stored::counted")]
+    pub from: Option<Counted>,
+    #[serde(with = "crate::domain::segment::stored::counted")]
+    pub to: Option<Counted>,
+    pub expires_at: i64,
+}
+
+/// One row per day a run finished: the last run's sizes, all runs' flows added up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentDay {
+    pub date: NaiveDate,
+    pub as_of: DateTime<Utc>,
+    pub runs: Vec<RunId>,
+    pub examined: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub sizes: BTreeMap<String, u64>,
+    pub entered: BTreeMap<String, u64>,
+    pub left: BTreeMap<String, u64>,
+    pub totals: Totals,
+    pub cohorts: BTreeMap<String, Vec<u64>>,
+    pub cutpoints: CutPoints,
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@ use crate::domain::event::EventType;
 use crate::domain::lots::Origin;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
+pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
 use crate::domain::segment::lifecycle;
 use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, revert_on_refund, upgrade_on_spend};
-use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId, Tier};
+use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
 use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
 use chrono::{DateTime, FixedOffset, Utc};
@@ -31,15 +32,6 @@ use uuid::Uuid;
 pub struct MemberRef {
     pub id: Option<MemberId>,
     pub phone: Option<Phone>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PurchaseLine {
-    pub sku: String,
-    pub category: Option<String>,
-    pub quantity: u32,
-    pub amount: Money,
 }
 
 /// Serialises an instant in UTC, so a request's digest does not depend on how its offset was
@@ -62,38 +54,12 @@ pub struct PurchaseRequest {
     pub lines: Option<Vec<PurchaseLine>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "points_earned": 19, "campaign_bonus": 19, "balance": 138, "tier": "silver", "tier_changed": false, "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa"}))]
-pub struct PurchaseReceipt {
-    pub purchase_id: Uuid,
-    pub member_id: MemberId,
-    pub points_earned: Points,
-    /// Points the running campaigns awarded on this purchase (`campaign_bonus` ledger entries),
-    /// on top of `points_earned`.
-    #[serde(default)]
-    pub campaign_bonus: Points,
-    pub balance: Points,
-    pub tier: Tier,
-    pub tier_changed: bool,
-    pub ledger_entry_id: Uuid,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"refund_id": "RF-1", "amount": {"value": 999, "currency": "USD"}}))]
 pub struct RefundRequest {
     pub refund_id: RefundId,
     pub amount: Money,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"refund_id": "RF-1", "points_reversed": 9, "balance": 110, "refunded_total": {"value": 999, "currency": "USD"}}))]
-pub struct RefundReceipt {
-    pub refund_id: RefundId,
-    /// The purchase's points and its campaign awards reversed, pro rata.
-    pub points_reversed: Points,
-    pub balance: Points,
-    pub refunded_total: Money,
 }
 
 impl Services {

@@ -14,6 +14,10 @@ use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, money};
+pub use crate::domain::campaign::{
+    Assignment, AudienceSize, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
+    RunningEntry,
+};
 use crate::domain::campaign::{
     Effect, Group, HoldoutShare, MemberOutcome, Offer, OfferInput, PurchaseFacts, Verdict, cut,
     effect, group_of, in_window, minor, offered, rate4, tally,
@@ -41,44 +45,6 @@ pub const MAX_RUNNING: usize = 10;
 /// few at once.
 const LAUNCH_CHUNK: usize = 99;
 const LAUNCH_CONCURRENCY: usize = 4;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CampaignStatus {
-    Draft,
-    /// A launch is writing the audience; a launch call resumes it.
-    Launching,
-    Running,
-    Ended,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AudienceSize {
-    pub treatment: u64,
-    pub holdout: u64,
-}
-
-/// The stored campaign.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Campaign {
-    pub id: CampaignId,
-    pub name: String,
-    pub audience: Vec<SegmentId>,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    pub offer: Offer,
-    pub per_member_limit: Option<u32>,
-    pub budget_points: Points,
-    pub holdout_percent: HoldoutShare,
-    pub status: CampaignStatus,
-    pub audience_size: Option<AudienceSize>,
-    /// Every point awarded so far (refund reversals do not return points to the budget).
-    pub awarded: Points,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub launched_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-}
 
 impl Campaign {
     /// A running campaign whose window has closed is over, whether or not anyone ended it.
@@ -238,33 +204,6 @@ pub struct CampaignResults {
     pub verdict: Verdict,
 }
 
-/// The campaigns that hold a place: launched, not ended, and not long past their window (late
-/// receipts of the window still count until `purchase_max_age_days` after it).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RunningCampaigns {
-    pub running: Vec<RunningEntry>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunningEntry {
-    pub id: CampaignId,
-    pub ends_at: DateTime<Utc>,
-}
-
-/// One audience member of one campaign: their group and their outcome in the window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Assignment {
-    pub member_id: MemberId,
-    pub group: Group,
-    /// Purchases in the window not fully refunded.
-    pub purchases: u32,
-    /// Net spend in the window, minor units of the program currency.
-    pub spend: i64,
-    pub awards: u32,
-    /// Points awarded, net of reversals.
-    pub points: Points,
-}
-
 impl Assignment {
     fn outcome(&self) -> MemberOutcome {
         MemberOutcome {
@@ -274,13 +213,6 @@ impl Assignment {
             points: self.points.0,
         }
     }
-}
-
-/// A purchase's part in a campaign, kept on the purchase so a refund can find it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CampaignCredit {
-    pub campaign_id: CampaignId,
-    pub points: Points,
 }
 
 /// The campaign ids this process last saw running: the keys a purchase reads with the registry.

@@ -8,7 +8,6 @@ use crate::table::{Batch, Fetched, IdempotencyId, IdempotencyRecord, Reads, Slot
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 /// A request that carries an `Idempotency-Key`.
 #[derive(Clone, Debug)]
@@ -23,14 +22,7 @@ pub struct Idempotency {
     pub owner: Option<MemberId>,
 }
 
-pub fn sha256_hex(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    hex::encode(h.finalize())
-}
+pub use crate::domain::digest::sha256_hex;
 
 impl Idempotency {
     /// The record's name: hashed so that any key text (up to 255 characters, any separator)

@@ -6,6 +6,7 @@ use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::{Outcome, Services};
 use crate::domain::event::EventType;
+pub use crate::domain::member::LedgerEntry;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, Points, Tier, TimeZoneName,
@@ -16,7 +17,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
 fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -111,42 +111,6 @@ pub struct MemberView {
     /// Lifecycle stage, value segment and RFM scores as of the member's last write or the last
     /// segments run (`value` and `rfm` are null without a purchase in the qualifying window).
     pub segments: Option<crate::domain::segment::Segments>,
-}
-
-/// One immutable line of a member's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000aa", "kind": "purchase", "points": 19, "balance_after": 119, "reference": "purchase:store-1/R-1001", "note": null, "created_at": "2026-11-22T10:15:00Z"}))]
-pub struct LedgerEntry {
-    pub id: Uuid,
-    pub kind: LedgerKind,
-    pub points: Points,
-    pub balance_after: Points,
-    /// What caused it: `purchase:<store>/<receipt>`, `redemption:<id>`, `gift:<year>` …
-    pub reference: Option<String>,
-    pub note: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl LedgerEntry {
-    /// A new entry, dated `now`, with a fresh time-ordered id.
-    pub fn new(
-        kind: LedgerKind,
-        points: Points,
-        balance_after: Points,
-        reference: Option<String>,
-        note: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Self {
-        LedgerEntry {
-            id: Uuid::now_v7(),
-            kind,
-            points,
-            balance_after,
-            reference,
-            note,
-            created_at: now,
-        }
-    }
 }
 
 /// What an enrolment's `Idempotency-Key` remembers.

@@ -9,8 +9,8 @@ use super::members::LedgerEntry;
 use super::members::live;
 use super::{Outcome, Services};
 use crate::domain::event::EventType;
-use crate::domain::lots::Lot;
 use crate::domain::member::{LedgerKind, Member};
+pub use crate::domain::reward::Redemption;
 use crate::domain::reward::{Refusal, Reward, check_redemption};
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
 use crate::domain::{MemberId, Points, RewardId, StoreId, Tier};
@@ -73,28 +73,6 @@ impl From<&Reward> for RewardView {
             active: r.active,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000cc", "member_id": "member-ada", "reward_id": "free-coffee", "points_spent": 50, "voucher_code": "K7QX4M2PZ9TA", "status": "cancelled", "created_at": "2026-11-22T10:15:00Z", "expires_at": "2027-02-20T10:15:00Z", "used_at": null, "used_store_id": null, "cancelled_at": "2026-11-22T10:20:00Z", "source": "redemption"}))]
-pub struct Redemption {
-    pub id: Uuid,
-    pub member_id: MemberId,
-    pub reward_id: RewardId,
-    pub points_spent: Points,
-    pub voucher_code: String,
-    pub status: RedemptionStatus,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub used_at: Option<DateTime<Utc>>,
-    pub used_store_id: Option<StoreId>,
-    pub cancelled_at: Option<DateTime<Utc>>,
-    /// `redemption` (points spent) or `birthday_gift`.
-    pub source: String,
-    /// The dated lots the points came from (`expires_on` their last day), so a cancellation
-    /// returns them there; absent when the points never expire.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lots: Vec<Lot>,
 }
 
 /// The answer to a new redemption: the redemption and the balance after it.

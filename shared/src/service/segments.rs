@@ -13,7 +13,10 @@ use super::error::ServiceError;
 use super::events::Journal;
 use crate::domain::event::EventType;
 use crate::domain::member::Member;
-use crate::domain::segment::{Counted, CutPoints, Distribution, SegmentId, Segments, days_between};
+use crate::domain::segment::{CutPoints, SegmentId, Segments, days_between};
+pub use crate::domain::segment::{
+    RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState, Tally, Totals,
+};
 use crate::domain::spend::month_index;
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
@@ -23,7 +26,6 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::fmt;
 use utoipa::ToSchema;
 
 /// How many months of enrolment cohorts the retention report keeps.
@@ -32,78 +34,6 @@ pub const COHORT_MONTHS: i32 = crate::domain::bounds::RETENTION_MONTHS.max as i3
 const JOB_CONCURRENCY: usize = 16;
 /// Part and flow records of a run expire after this many days.
 const RUN_RETENTION_DAYS: i64 = 7;
-
-/// Names one run of the job (its parts and its flows): letters, digits, `-`, `_`, `.`, `:`, up
-/// to 80 characters (a Step Functions execution name fits).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RunId(String);
-
-impl RunId {
-    pub fn parse(s: &str) -> Result<RunId, ServiceError> {
-        let ok = !s.is_empty()
-            && s.len() <= 80
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if ok {
-            Ok(RunId(s.to_owned()))
-        } else {
-            Err(ServiceError::field(
-                "run",
-                "a run id is 1 to 80 letters, digits, '-', '_', '.' or ':'",
-            ))
-        }
-    }
-    pub fn new_random() -> RunId {
-        RunId(uuid::Uuid::now_v7().to_string())
-    }
-}
-
-impl TryFrom<String> for RunId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        RunId::parse(&s).map_err(|e| e.to_string())
-    }
-}
-impl From<RunId> for String {
-    fn from(r: RunId) -> String {
-        r.0
-    }
-}
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The cut points in force: written by each run's finishing step, read by every purchase and
-/// refund in the same batch as the member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentState {
-    pub cutpoints: CutPoints,
-    /// Whether they are quintiles (else the program's fixed cut points).
-    pub quantiles: bool,
-    pub computed_at: DateTime<Utc>,
-}
-
-/// Program totals one run saw; cumulative sums, so flows over a period are differences.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    pub members: u64,
-    pub active_members: u64,
-    pub points_outstanding: i64,
-    /// Σ lifetime earned (net of refunds) and redeemed, erased members included.
-    pub lifetime_earned: i64,
-    pub lifetime_redeemed: i64,
-    /// Members with a purchase in the last 90 days, and those with two or more.
-    pub purchasers_90d: u64,
-    pub repeaters_90d: u64,
-    /// Σ pending points, and Σ points expired ever (erased members included).
-    #[serde(default)]
-    pub points_pending: i64,
-    #[serde(default)]
-    pub lifetime_expired: i64,
-}
 
 impl Totals {
     fn merge(&mut self, o: &Totals) {
@@ -117,19 +47,6 @@ impl Totals {
         self.points_pending += o.points_pending;
         self.lifetime_expired += o.lifetime_expired;
     }
-}
-
-/// What a part of a run saw: everything but the flows, which are their own records.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tally {
-    pub examined: u64,
-    pub changed: u64,
-    pub failed: u64,
-    pub sizes: BTreeMap<String, u64>,
-    pub distribution: Distribution,
-    pub totals: Totals,
-    /// Enrolment month (`YYYY-MM`) → `[members, retained₀, retained₁, …]`.
-    pub cohorts: BTreeMap<String, Vec<u64>>,
 }
 
 impl Tally {
@@ -156,42 +73,6 @@ fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, n) in from {
         *into.entry(k.clone()).or_default() += n;
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SegmentPart {
-    pub part: u32,
-    pub parts: u32,
-    pub now: DateTime<Utc>,
-    pub tally: Tally,
-    pub expires_at: i64,
-}
-
-/// One member's move in one run, written in the same commit as the member.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SegmentFlow {
-    #[serde(with = "crate::domain::segment::stored::counted")]
-    pub from: Option<Counted>,
-    #[serde(with = "crate::domain::segment::stored::counted")]
-    pub to: Option<Counted>,
-    pub expires_at: i64,
-}
-
-/// One row per day a run finished: the last run's sizes, all runs' flows added up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentDay {
-    pub date: NaiveDate,
-    pub as_of: DateTime<Utc>,
-    pub runs: Vec<RunId>,
-    pub examined: u64,
-    pub changed: u64,
-    pub failed: u64,
-    pub sizes: BTreeMap<String, u64>,
-    pub entered: BTreeMap<String, u64>,
-    pub left: BTreeMap<String, u64>,
-    pub totals: Totals,
-    pub cohorts: BTreeMap<String, Vec<u64>>,
-    pub cutpoints: CutPoints,
 }
 
 /// What one part did.

@@ -4,11 +4,9 @@
 //! string exists outside this module (CI greps for them). The writer and the reader of each
 //! index call the same functions, so they cannot drift apart.
 
+#[cfg(test)]
+mod item_size;
 mod records;
-
-mod records_pub {
-    pub use crate::service::segments::{SegmentDay, SegmentFlow};
-}
 
 pub use records::{
     EventCarrier, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex,
@@ -17,7 +15,7 @@ pub use records::{
 
 use crate::domain::MemberId;
 use crate::domain::event::Event;
-use crate::service::ServiceError;
+use crate::error::ServiceError;
 use crate::store::{
     Cond, EXPIRES_AT, Index, Item, Key, Page, PageRequest, SortKey, Store, VERSION, Write,
 };
@@ -292,7 +290,7 @@ fn decode_cursor(kind: &str, list: &str, cursor: &str) -> Result<String, Service
 /// A short digest naming a list (the partition key a cursor pages, with its index): a cursor
 /// carries it rather than the key itself.
 fn list_digest(list: &str) -> String {
-    crate::service::idempotency::sha256_hex(&[list.as_bytes()])[..16].to_owned()
+    crate::domain::digest::sha256_hex(&[list.as_bytes()])[..16].to_owned()
 }
 
 impl Table {
@@ -455,7 +453,7 @@ impl Table {
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> Result<Vec<records_pub::SegmentDay>, ServiceError> {
+    ) -> Result<Vec<crate::domain::segment::SegmentDay>, ServiceError> {
         let (pk, sort, start) = records::days_range(from, to);
         let page = self
             .store
@@ -479,7 +477,7 @@ impl Table {
     pub async fn latest_segment_day(
         &self,
         before: Option<chrono::NaiveDate>,
-    ) -> Result<Option<records_pub::SegmentDay>, ServiceError> {
+    ) -> Result<Option<crate::domain::segment::SegmentDay>, ServiceError> {
         let (pk, sort) = match before {
             Some(b) => records::days_before(b),
             None => records::all_days(),
@@ -497,8 +495,8 @@ impl Table {
     /// Every flow a segments run recorded.
     pub async fn segment_flows(
         &self,
-        run: &crate::service::segments::RunId,
-    ) -> Result<Vec<records_pub::SegmentFlow>, ServiceError> {
+        run: &crate::domain::segment::RunId,
+    ) -> Result<Vec<crate::domain::segment::SegmentFlow>, ServiceError> {
         let (pk, sort) = records::flows_range(run);
         Ok(self
             .query_all(&pk, &sort)
@@ -573,7 +571,7 @@ impl Table {
         &self,
         limit: u32,
         cursor: Option<&str>,
-    ) -> Result<(Vec<crate::service::campaigns::Campaign>, Option<String>), ServiceError> {
+    ) -> Result<(Vec<crate::domain::campaign::Campaign>, Option<String>), ServiceError> {
         self.indexed_page(
             records::campaigns_range(),
             records::CAMPAIGN_KIND,

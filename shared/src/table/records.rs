@@ -2,19 +2,19 @@
 //! attributes and, for the records only the services persist, its stored shape.
 
 use super::{IndexEntry, Listed, Record};
+use crate::domain::campaign::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
 use crate::domain::event::Event;
+use crate::domain::member::LedgerEntry;
 use crate::domain::member::Member;
+use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
+use crate::domain::reward::Redemption;
 use crate::domain::reward::Reward;
 use crate::domain::segment::SegmentId;
+use crate::domain::segment::{RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState};
 use crate::domain::voucher::RedemptionStatus;
 use crate::domain::{
     CampaignId, MemberId, Money, Phone, Points, ReceiptId, RefundId, RewardId, StoreId, Tier,
 };
-use crate::service::accrual::{PurchaseLine, PurchaseReceipt, RefundReceipt};
-use crate::service::campaigns::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
-use crate::service::members::LedgerEntry;
-use crate::service::redemption::Redemption;
-use crate::service::segments::{RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState};
 use crate::store::{Index, Key, SortKey};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

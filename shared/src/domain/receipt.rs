@@ -1,0 +1,42 @@
+//! What a purchase or refund answers, kept with the purchase so a replay answers the same: the
+//! stored shapes of accrual (the use cases are in `service::accrual`).
+
+use super::{MemberId, Money, Points, RefundId, Tier};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLine {
+    pub sku: String,
+    pub category: Option<String>,
+    pub quantity: u32,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "points_earned": 19, "campaign_bonus": 19, "balance": 138, "tier": "silver", "tier_changed": false, "ledger_entry_id": "01935b2e-6a00-7000-8000-0000000000aa"}))]
+pub struct PurchaseReceipt {
+    pub purchase_id: Uuid,
+    pub member_id: MemberId,
+    pub points_earned: Points,
+    /// Points the running campaigns awarded on this purchase (`campaign_bonus` ledger entries),
+    /// on top of `points_earned`.
+    #[serde(default)]
+    pub campaign_bonus: Points,
+    pub balance: Points,
+    pub tier: Tier,
+    pub tier_changed: bool,
+    pub ledger_entry_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"refund_id": "RF-1", "points_reversed": 9, "balance": 110, "refunded_total": {"value": 999, "currency": "USD"}}))]
+pub struct RefundReceipt {
+    pub refund_id: RefundId,
+    /// The purchase's points and its campaign awards reversed, pro rata.
+    pub points_reversed: Points,
+    pub balance: Points,
+    pub refunded_total: Money,
+}

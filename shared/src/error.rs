@@ -1,0 +1,110 @@
+//! The one error enum of the use cases and the table layer below them. Every refusal a client can
+//! cause is a variant here; the HTTP layer maps each to its problem type in one place
+//! (`http::problem`). It lives below `table` (which returns it) and above `domain` and `store`
+//! (whose errors it carries); `service` re-exports it.
+
+use crate::domain::{Currency, Invalid, Overflow, Tier};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON path of the offending field (`amount.value`), or `body`.
+    pub field: String,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request parsed but means something the rules refuse (422).
+    #[error("the request is not valid")]
+    Validation(Vec<FieldError>),
+    /// The request's shape is wrong in a way its types could not say (400).
+    #[error("the request is malformed")]
+    Malformed(Vec<FieldError>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("a member with this id already exists")]
+    MemberExists,
+    #[error("this member was erased")]
+    MemberErased,
+    #[error("this phone number belongs to another member")]
+    PhoneTaken,
+    #[error("the birthday is already set; only an administrator can change it")]
+    BirthdayLocked,
+    #[error("balance {balance} does not cover the reward's {cost} points")]
+    InsufficientPoints { balance: i64, cost: i64 },
+    #[error("the reward is out of stock")]
+    OutOfStock,
+    #[error("the member already holds the maximum of {limit} of this reward")]
+    LimitReached { limit: u32 },
+    #[error("the reward needs tier {required}; the member holds {held}")]
+    TierTooLow { required: Tier, held: Tier },
+    #[error("the reward is not active")]
+    RewardInactive,
+    #[error("the voucher has already been used")]
+    VoucherUsed,
+    #[error("the voucher was cancelled")]
+    VoucherCancelled,
+    #[error("the voucher expired")]
+    VoucherExpired,
+    #[error("the redemption is {status} and can no longer be cancelled")]
+    RedemptionNotCancellable { status: &'static str },
+    #[error(
+        "refunds would total {would_total} minor units, more than the purchase's {purchase_amount}"
+    )]
+    RefundExceedsPurchase {
+        purchase_amount: i64,
+        would_total: i64,
+    },
+    #[error("the program runs in {expected}; the amount is in {got}")]
+    CurrencyMismatch { expected: Currency, got: Currency },
+    #[error("{0}")]
+    StalePurchase(String),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("this receipt (or refund id) was already posted with different content")]
+    ReceiptConflict,
+    #[error("the campaign has been launched; a launched campaign cannot change or launch again")]
+    CampaignLaunched,
+    #[error("the campaign is not running (it is a draft, or its launch has not finished)")]
+    CampaignNotRunning,
+    #[error("{max} campaigns are running already; end one first")]
+    TooManyCampaigns { max: usize },
+    #[error("too many concurrent changes to the same member; retry shortly")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl ServiceError {
+    pub fn field(field: &str, detail: impl Into<String>) -> Self {
+        ServiceError::Validation(vec![FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }])
+    }
+    pub fn malformed(field: &str, detail: impl Into<String>) -> Self {
+        ServiceError::Malformed(vec![FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }])
+    }
+    pub fn invalid(field: &str, e: Invalid) -> Self {
+        Self::field(field, e.0)
+    }
+    /// Lost a race (a version or absence condition) or was throttled: read again and redo.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.is_retryable())
+    }
+}
+
+impl From<Overflow> for ServiceError {
+    fn from(_: Overflow) -> Self {
+        ServiceError::field(
+            "body",
+            "the numbers in this request would overflow a balance",
+        )
+    }
+}

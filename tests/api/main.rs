@@ -1,0 +1,20 @@
+//! Every integration test of the workspace in one binary, a module per area (as zero2prod
+//! does): the API over HTTP in-process and over real sockets, the store contract on both
+//! backends, the concurrency proofs, the sample events, the layout and role matrices. Helpers
+//! shared between modules live in the support library (`tests/support/lib.rs`). `TEST_LOG=1`
+//! prints the services' logs (`RUST_LOG` filters them).
+
+mod accrual;
+mod birthday;
+mod campaigns;
+mod events;
+mod events_feed;
+mod foundation;
+mod layout;
+mod local_server;
+mod members_http;
+mod points;
+mod redemption;
+mod role_matrix;
+mod segments;
+mod store_contract;
