@@ -47,8 +47,10 @@ pub enum ServiceError {
     VoucherCancelled,
     #[error("the voucher expired")]
     VoucherExpired,
-    #[error("the redemption is {status} and can no longer be cancelled")]
-    RedemptionNotCancellable { status: &'static str },
+    #[error("the redemption is {} and can no longer be cancelled", status.as_str())]
+    RedemptionNotCancellable {
+        status: crate::domain::voucher::RedemptionStatus,
+    },
     #[error(
         "refunds would total {would_total} minor units, more than the purchase's {purchase_amount}"
     )]

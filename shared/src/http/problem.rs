@@ -350,7 +350,7 @@ impl From<ServiceError> for Problem {
                 )
             },
             E::Store(err) => Problem {
-                cause: Some(format!("store failure: {err}")),
+                cause: Some(chain(&err)),
                 ..Problem::internal()
             },
             E::Corrupt(reason) => Problem {
@@ -358,5 +358,41 @@ impl From<ServiceError> for Problem {
                 ..Problem::internal()
             },
         }
+    }
+}
+
+/// An error and every cause under it, for the log: `outer: middle: root`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let shown = cause.to_string();
+        if !text.ends_with(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_logs_its_cause_chain_and_answers_nothing_of_it() {
+        let io = std::io::Error::other("disk on fire");
+        let e = StoreError::backend(io);
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the backend's error is kept"
+        );
+        let p = Problem::from(ServiceError::Store(e));
+        assert_eq!(p.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(p.cause.as_deref().unwrap().contains("disk on fire"));
+        assert!(!p.detail.contains("disk on fire"), "{}", p.detail);
+        let broken = StoreError::broken("item without PK/SK");
+        assert!(std::error::Error::source(&broken).is_none());
     }
 }

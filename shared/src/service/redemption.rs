@@ -412,9 +412,7 @@ impl Services {
         // points either.
         let shown = red.value.status.as_of(red.value.expires_at, now);
         if shown != RedemptionStatus::Issued {
-            return Err(ServiceError::RedemptionNotCancellable {
-                status: shown.as_str(),
-            });
+            return Err(ServiceError::RedemptionNotCancellable { status: shown });
         }
         let r = &red.value;
         let mut reads = Reads::new();
@@ -428,7 +426,7 @@ impl Services {
             .ok_or_else(|| ServiceError::Corrupt("redemption without voucher".into()))?;
         if voucher.value.status != RedemptionStatus::Issued {
             return Err(ServiceError::RedemptionNotCancellable {
-                status: voucher.value.status.as_str(),
+                status: voucher.value.status,
             });
         }
         let reward = more.get(&reward)?;

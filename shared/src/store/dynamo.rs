@@ -26,15 +26,17 @@ pub struct DynamoStore {
     table: String,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(e)
 }
 
 /// Maps an SDK failure to the store's vocabulary by its error code, so every operation shares one
 /// notion of "retry", "unavailable" and "broken".
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> StoreError {
+fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
             StoreError::Unavailable(format!("DynamoDB unreachable: {e:?}"))
@@ -54,13 +56,16 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
                 "table not found: {}",
                 se.err().message().unwrap_or_default()
             )),
-            code => StoreError::Backend(format!(
-                "{}: {}",
-                code.unwrap_or("unknown"),
-                se.err().message().unwrap_or_default()
-            )),
+            code => StoreError::Backend {
+                what: format!(
+                    "{}: {}",
+                    code.unwrap_or("unknown"),
+                    se.err().message().unwrap_or_default()
+                ),
+                cause: Some(super::Cause::new(e)),
+            },
         },
-        _ => StoreError::Backend(format!("{e:?}")),
+        _ => StoreError::backend(e),
     }
 }
 
@@ -87,7 +92,7 @@ fn from_attrs(a: Attrs) -> StoreResult<Item> {
             key: Key { pk, sk },
             attrs: m,
         }),
-        _ => Err(backend("item without PK/SK")),
+        _ => Err(StoreError::broken("item without PK/SK")),
     }
 }
 
@@ -588,7 +593,7 @@ impl Store for DynamoStore {
         for a in out.items.unwrap_or_default() {
             let (Some(tpk), Some(tsk), Some(isk)) = (s(&a, PK), s(&a, SK), s(&a, index.sk_attr()))
             else {
-                return Err(backend("index entry without keys"));
+                return Err(StoreError::broken("index entry without keys"));
             };
             rows.push(IndexPosition {
                 isk,
@@ -628,7 +633,7 @@ impl Store for DynamoStore {
         let next = match out.last_evaluated_key {
             Some(k) => match (s(&k, PK), s(&k, SK)) {
                 (Some(pk), Some(sk)) => Some(Key::new(pk, sk)),
-                _ => return Err(backend("scan position without keys")),
+                _ => return Err(StoreError::broken("scan position without keys")),
             },
             None => None,
         };

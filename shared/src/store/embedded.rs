@@ -25,8 +25,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(e)
 }
 
 fn item_key(pk: &str, sk: &str) -> Vec<u8> {
@@ -41,7 +41,7 @@ fn split_item_key(k: &[u8]) -> StoreResult<Key> {
     let s = std::str::from_utf8(k).map_err(backend)?;
     let (pk, sk) = s
         .split_once('\0')
-        .ok_or_else(|| backend("malformed item key"))?;
+        .ok_or_else(|| StoreError::broken("malformed item key"))?;
     Ok(Key::new(pk, sk))
 }
 
@@ -314,7 +314,7 @@ impl Store for EmbeddedStore {
                 let mut parts = s.splitn(3, '\0');
                 let (Some(isk), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(backend("malformed index entry"));
+                    return Err(StoreError::broken("malformed index entry"));
                 };
                 out.push(IndexPosition {
                     isk: isk.to_owned(),

@@ -258,8 +258,60 @@ pub enum StoreError {
     BadCursor,
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    #[error("store failure: {0}")]
-    Backend(String),
+    /// The backend failed in a way no retry changes; `cause` keeps the backend's own error (its
+    /// source chain) for the log.
+    #[error("store failure: {what}")]
+    Backend {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// The error under a store failure, shared so that `StoreError` stays cheap to clone. Two causes
+/// are equal when they read the same.
+#[derive(Clone, Debug)]
+pub struct Cause(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(std::sync::Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl StoreError {
+    /// A backend failure that keeps `e` as its cause.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend {
+            what: e.to_string(),
+            cause: Some(Cause::new(e)),
+        }
+    }
+    /// A backend failure found by this code (an item without its keys): nothing under it.
+    pub fn broken(what: impl Into<String>) -> Self {
+        StoreError::Backend {
+            what: what.into(),
+            cause: None,
+        }
+    }
 }
 
 impl StoreError {
