@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use loyalty::domain::CampaignId;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
 use loyalty::service::Services;
 use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,10 +21,6 @@ pub fn routes() -> OpenApiRouter<Services> {
 }
 
 /// A path id that cannot be a campaign id names nothing: 404.
-fn campaign_id(raw: &str) -> Result<CampaignId, Problem> {
-    CampaignId::parse(raw).map_err(|_| Problem::not_found("campaign not found"))
-}
-
 /// Campaigns, newest first.
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -71,10 +67,10 @@ async fn put_campaign(
 async fn get_campaign(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require_admin()?;
-    Ok(Reply::ok(svc.campaign(&campaign_id(&id)?).await?))
+    Ok(Reply::ok(svc.campaign(&id).await?))
 }
 
 /// Snapshots the audience (every member in any of its segments now), assigns each to treatment
@@ -87,10 +83,10 @@ async fn get_campaign(
 async fn launch(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require_admin()?;
-    Ok(Reply::ok(svc.launch_campaign(&campaign_id(&id)?).await?))
+    Ok(Reply::ok(svc.launch_campaign(&id).await?))
 }
 
 /// Stops awarding now (an ended campaign answers as it is). 409 `campaign-not-running` for a
@@ -102,10 +98,10 @@ async fn launch(
 async fn end(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require_admin()?;
-    Ok(Reply::ok(svc.end_campaign(&campaign_id(&id)?).await?))
+    Ok(Reply::ok(svc.end_campaign(&id).await?))
 }
 
 /// The measured effect: both groups' conversion and net spend in the window, the uplift with
@@ -118,8 +114,8 @@ async fn end(
 async fn results(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignResults>, Problem> {
     caller.require_admin()?;
-    Ok(Reply::ok(svc.campaign_results(&campaign_id(&id)?).await?))
+    Ok(Reply::ok(svc.campaign_results(&id).await?))
 }

@@ -1,11 +1,13 @@
 //! The `members` function: enrolment, profile, ledger, admin adjustments, erasure and the event
 //! feeds. Handlers only parse, check who may ask, call the service and shape the reply.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use http::StatusCode;
 use loyalty::domain::MemberId;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::http::{
+    Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
+};
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
 use loyalty::service::members::{
@@ -38,11 +40,6 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
         loyalty_campaigns::routes().into_openapi(),
         loyalty_redemption::routes().into_openapi(),
     ])
-}
-
-/// Path ids that cannot be ids name nothing: 404, not a parse error.
-pub fn member_id(raw: &str) -> Result<MemberId, Problem> {
-    MemberId::parse(raw).map_err(|_| Problem::not_found("member not found"))
 }
 
 /// Enrol a member. Members enrol themselves under their token's subject; an administrator may
@@ -89,9 +86,8 @@ async fn enrol(
 async fn get_member(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
 ) -> Result<Reply<MemberView>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_pos_or_admin(&id)?;
     Ok(Reply::ok(svc.get_member(&id).await?))
 }
@@ -104,10 +100,9 @@ async fn get_member(
 async fn update_member(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     JsonBody { value: change, .. }: JsonBody<ProfileChange>,
 ) -> Result<Reply<MemberView>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     Ok(Reply::ok(
         svc.update_profile(&id, change, caller.is_admin()).await?,
@@ -121,10 +116,9 @@ async fn update_member(
 async fn ledger(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<LedgerEntry>>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     let (items, next) = svc
         .ledger(&id, paging.limit, paging.cursor.as_deref())
@@ -140,9 +134,8 @@ async fn ledger(
 async fn points(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
 ) -> Result<Reply<PointsSchedule>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_pos_or_admin(&id)?;
     Ok(Reply::ok(svc.points_schedule(&id).await?))
 }
@@ -155,12 +148,11 @@ async fn points(
 async fn adjust(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
     body: JsonBody<AdjustmentRequest>,
 ) -> Result<Reply<LedgerEntry>, Problem> {
     caller.require_admin()?;
-    let id = member_id(&id)?;
     let idem = key.for_member_request(
         &caller.principal(),
         &format!("adjust:{id}"),
@@ -180,10 +172,9 @@ async fn adjust(
 async fn erase_member(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
 ) -> Result<Reply<Erasure>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     let idem = key.for_request(&caller.principal(), &format!("erase:{id}"), "");
     Ok(Reply::from_outcome(
@@ -208,10 +199,9 @@ struct MemberEventsQuery {
 async fn member_events(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     parts: http::request::Parts,
 ) -> Result<Reply<EventPage>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     let q: MemberEventsQuery = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;

@@ -3,9 +3,11 @@
 
 use axum::extract::{Path, State};
 use http::StatusCode;
-use loyalty::domain::{RewardId, StoreId};
+use loyalty::domain::{MemberId, RewardId, StoreId};
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, IdempotencyKey, JsonBody, ListResponse, Paging, Problem, Reply};
+use loyalty::http::{
+    Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
+};
 use loyalty::service::Services;
 use loyalty::service::redemption::{
     Redemption, RedemptionReceipt, RewardInput, RewardView, VoucherUse,
@@ -85,11 +87,10 @@ async fn put_reward(
 async fn redeem(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
     body: JsonBody<RedeemRequest>,
 ) -> Result<Reply<RedemptionReceipt>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     let idem = key.for_member_request(
         &caller.principal(),
@@ -108,10 +109,9 @@ async fn redeem(
 async fn list_redemptions(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<Redemption>>, Problem> {
-    let id = member_id(&id)?;
     caller.require_self_or_admin(&id)?;
     let (items, next) = svc
         .redemptions(&id, paging.limit, paging.cursor.as_deref())

@@ -2,11 +2,11 @@
 //! retention cohorts (admin only), and (a second binary) the nightly segments run, which the
 //! state machine calls once per part and once to finish.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::domain::segment::SegmentId;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, Paging, Problem, Reply};
+use loyalty::http::{Caller, Paging, PathId, Problem, Reply};
 use loyalty::service::segments::{
     History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
 };
@@ -23,10 +23,6 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(segment_history))
         .routes(routes!(overview))
         .routes(routes!(retention))
-}
-
-fn segment_id(raw: &str) -> Result<SegmentId, Problem> {
-    SegmentId::parse(raw).ok_or_else(|| Problem::not_found("segment not found"))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -55,11 +51,10 @@ async fn segments(
 async fn segment_members(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<SegmentId>,
     paging: Paging,
 ) -> Result<Reply<SegmentMembers>, Problem> {
     caller.require_admin()?;
-    let id = segment_id(&id)?;
     Ok(Reply::ok(
         svc.segment_members(id, paging.limit, paging.cursor.as_deref())
             .await?,
@@ -87,11 +82,10 @@ fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
 async fn segment_history(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<SegmentId>,
     parts: http::request::Parts,
 ) -> Result<Reply<History>, Problem> {
     caller.require_admin()?;
-    let id = segment_id(&id)?;
     let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
     Ok(Reply::ok(svc.segment_history(id, from, to).await?))

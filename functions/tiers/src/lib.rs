@@ -1,9 +1,9 @@
 //! The `tiers` function: tier progress for apps, and (a second binary) the daily requalification
 //! run by EventBridge Scheduler.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, Problem, Reply};
+use loyalty::http::{Caller, PathId, Problem, Reply};
 use loyalty::service::Services;
 use loyalty::service::tiers::{RequalificationRun, TierView};
 use utoipa_axum::router::OpenApiRouter;
@@ -20,10 +20,8 @@ pub fn routes() -> OpenApiRouter<Services> {
 async fn tier(
     State(svc): State<Services>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<loyalty::domain::MemberId>,
 ) -> Result<Reply<TierView>, Problem> {
-    let id = loyalty::domain::MemberId::parse(&id)
-        .map_err(|_| Problem::not_found("member not found"))?;
     caller.require_self_pos_or_admin(&id)?;
     Ok(Reply::ok(svc.tier_view(&id).await?))
 }

@@ -216,6 +216,52 @@ mod strict {
     }
 }
 
+/// The one id in a route's path, parsed once: a segment that cannot be a `T` names nothing, so
+/// it answers 404 (`<what> not found`), as API.md says of path ids.
+pub struct PathId<T>(pub T);
+
+/// An id that can stand in a path.
+pub trait PathParam: Sized {
+    /// What it names, for the 404 (`member`, `campaign` …).
+    const WHAT: &'static str;
+    fn from_path(raw: &str) -> Option<Self>;
+}
+
+impl PathParam for crate::domain::MemberId {
+    const WHAT: &'static str = "member";
+    fn from_path(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl PathParam for crate::domain::CampaignId {
+    const WHAT: &'static str = "campaign";
+    fn from_path(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl PathParam for crate::domain::segment::SegmentId {
+    const WHAT: &'static str = "segment";
+    fn from_path(raw: &str) -> Option<Self> {
+        Self::parse(raw)
+    }
+}
+
+impl<S: Send + Sync, T: PathParam> FromRequestParts<S> for PathId<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| Problem::for_status(e.status(), e.body_text()))?;
+        T::from_path(&raw)
+            .map(PathId)
+            .ok_or_else(|| Problem::not_found(format!("{} not found", T::WHAT)))
+    }
+}
+
 /// `?limit=1..100` (default 20) and `?cursor=<opaque>`.
 pub struct Paging {
     pub limit: u32,

@@ -8,7 +8,7 @@ pub mod openapi;
 pub mod problem;
 pub mod reply;
 
-pub use extract::{IdempotencyKey, JsonBody, Paging};
+pub use extract::{IdempotencyKey, JsonBody, Paging, PathId};
 pub use identity::Caller;
 pub use problem::Problem;
 pub use reply::{ListResponse, Reply};
