@@ -7,16 +7,11 @@ use axum::routing::{post, put};
 use chrono::{DateTime, Utc};
 use loyalty::clock::{Clock, TestClock};
 use loyalty::http::{Caller, JsonBody, Problem};
+use loyalty::runtime::ScheduledInput;
 use loyalty::service::Services;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobInput {
-    pub now: Option<DateTime<Utc>>,
-}
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -67,52 +62,45 @@ fn view(c: &TestClock) -> ClockView {
     }
 }
 
+// Each job route runs exactly what the job's Lambda runs, with the same input.
+
 async fn birthday_gifts(
     State(svc): State<Services>,
     caller: Caller,
-    body: JsonBody<JobInput>,
+    body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::birthday::GiftRun>, Problem> {
     caller.require_admin()?;
-    let now = body.value.now.unwrap_or_else(|| svc.now());
-    Ok(Json(svc.birthday_gifts(now).await?))
+    Ok(Json(loyalty_birthday::run(&svc, body.value).await?))
 }
 
 async fn tier_requalification(
     State(svc): State<Services>,
     caller: Caller,
-    body: JsonBody<JobInput>,
+    body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::tiers::RequalificationRun>, Problem> {
     caller.require_admin()?;
-    let now = body.value.now.unwrap_or_else(|| svc.now());
-    Ok(Json(svc.requalify_tiers(now).await?))
+    Ok(Json(
+        loyalty_tiers::run_requalification(&svc, body.value).await?,
+    ))
 }
 
 async fn points(
     State(svc): State<Services>,
     caller: Caller,
-    body: JsonBody<JobInput>,
+    body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::points::PointsRun>, Problem> {
     caller.require_admin()?;
-    let now = body.value.now.unwrap_or_else(|| svc.now());
-    Ok(Json(svc.points_job(now).await?))
+    Ok(Json(
+        loyalty_members::run_points_job(&svc, body.value).await?,
+    ))
 }
 
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SegmentsInput {
-    pub now: Option<DateTime<Utc>>,
-    /// Parts to run it in (1–16, default 1): any number gives the same result.
-    pub parts: Option<u32>,
-}
-
+/// `{}`, `{"now"}`, `{"parts"}` for a whole run, or a step as the state machine sends it.
 async fn segments(
     State(svc): State<Services>,
     caller: Caller,
-    body: JsonBody<SegmentsInput>,
-) -> Result<Json<loyalty::service::segments::SegmentRun>, Problem> {
+    body: JsonBody<loyalty_segments::JobInput>,
+) -> Result<Json<loyalty_segments::JobOutput>, Problem> {
     caller.require_admin()?;
-    let now = body.value.now.unwrap_or_else(|| svc.now());
-    Ok(Json(
-        svc.segments_job(now, body.value.parts.unwrap_or(1)).await?,
-    ))
+    Ok(Json(loyalty_segments::run_job(&svc, body.value).await?))
 }

@@ -9,7 +9,7 @@ use crate::store::DynamoStore;
 use std::sync::Arc;
 
 /// A scheduled function's input: `{}`, or `{"now": "<RFC 3339>"}` to run as of another instant.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledInput {
     pub now: Option<chrono::DateTime<chrono::Utc>>,

@@ -131,7 +131,7 @@ async fn retention(
 /// The job's input: `{}` (a whole run now, in one invocation), `{"now"}`, or a step of the
 /// state machine: `{"run", "part", "parts", "now"}` for a part, `{"run", "parts", "now",
 /// "finish": true}` to finish.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobInput {
     pub now: Option<DateTime<Utc>>,

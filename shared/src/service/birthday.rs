@@ -6,6 +6,7 @@
 use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
+use super::jobs::{self, JobReport, MemberTally};
 use super::members::LedgerEntry;
 use super::redemption::{Issue, issue_voucher};
 use crate::domain::MemberId;
@@ -58,6 +59,34 @@ pub fn partitions_in_play(now: DateTime<Utc>, catch_up_days: u32) -> Vec<String>
     out
 }
 
+impl JobReport for GiftRun {
+    const JOB: &'static str = "birthday";
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("examined", self.examined),
+            ("issued", self.issued),
+            ("failed", self.failed),
+        ]
+    }
+}
+
+impl MemberTally for GiftRun {
+    type Outcome = GiftOutcome;
+    fn add(&mut self, o: GiftOutcome) {
+        match o {
+            GiftOutcome::Issued => self.issued += 1,
+            GiftOutcome::AlreadyIssued => self.already_issued += 1,
+            GiftOutcome::Ineligible => self.ineligible += 1,
+        }
+    }
+    fn examined(&mut self) -> &mut u64 {
+        &mut self.examined
+    }
+    fn failed(&mut self) -> &mut u64 {
+        &mut self.failed
+    }
+}
+
 impl Services {
     /// The hourly job, as of `now`.
     pub async fn birthday_gifts(&self, now: DateTime<Utc>) -> Result<GiftRun, ServiceError> {
@@ -70,28 +99,9 @@ impl Services {
                     retrying!(self, self.try_gift(&id, now, reward.as_ref()))
                 })
                 .await?;
-            for (id, o) in outcomes {
-                run.examined += 1;
-                match o {
-                    Ok(GiftOutcome::Issued) => run.issued += 1,
-                    Ok(GiftOutcome::AlreadyIssued) => run.already_issued += 1,
-                    Ok(GiftOutcome::Ineligible) => run.ineligible += 1,
-                    Err(e) => {
-                        run.failed += 1;
-                        tracing::error!(member = %id, error = %e, "birthday gift failed");
-                    }
-                }
-            }
+            jobs::tally(&mut run, outcomes);
         }
-        tracing::info!(?run, %now, "birthday gifts");
-        for (what, n) in [
-            ("examined", run.examined),
-            ("issued", run.issued),
-            ("failed", run.failed),
-        ] {
-            crate::metrics::job("birthday", what, n);
-        }
-        Ok(run)
+        Ok(jobs::finish(run))
     }
 
     async fn try_gift(

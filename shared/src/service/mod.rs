@@ -11,6 +11,7 @@ pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub(crate) mod jobs;
 pub mod members;
 pub mod points;
 pub mod redemption;

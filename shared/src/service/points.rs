@@ -8,6 +8,7 @@
 use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
+use super::jobs::{self, JobReport, MemberTally};
 use super::members::{Expiring, LedgerEntry};
 use crate::domain::MemberId;
 use crate::domain::Points;
@@ -66,10 +67,36 @@ pub struct PointsRun {
 
 /// What the job did for one member.
 #[derive(Debug, Default)]
-struct Handled {
+pub(crate) struct Handled {
     made_available: i64,
     expired: i64,
     notified: bool,
+}
+
+impl JobReport for PointsRun {
+    const JOB: &'static str = "points";
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("examined", self.examined),
+            ("notified", self.notified),
+            ("failed", self.failed),
+        ]
+    }
+}
+
+impl MemberTally for PointsRun {
+    type Outcome = Handled;
+    fn add(&mut self, h: Handled) {
+        self.made_available += h.made_available;
+        self.expired_points += h.expired;
+        self.notified += u64::from(h.notified);
+    }
+    fn examined(&mut self) -> &mut u64 {
+        &mut self.examined
+    }
+    fn failed(&mut self) -> &mut u64 {
+        &mut self.failed
+    }
 }
 
 impl Services {
@@ -90,29 +117,8 @@ impl Services {
                 |id| async move { retrying!(self, self.try_points(&id, today, now)) },
             )
             .await?;
-        for (id, o) in outcomes {
-            run.examined += 1;
-            match o {
-                Ok(h) => {
-                    run.made_available += h.made_available;
-                    run.expired_points += h.expired;
-                    run.notified += u64::from(h.notified);
-                }
-                Err(e) => {
-                    run.failed += 1;
-                    tracing::error!(member = %id, error = %e, "points job failed for a member");
-                }
-            }
-        }
-        tracing::info!(?run, %today, "points job");
-        for (what, n) in [
-            ("examined", run.examined),
-            ("notified", run.notified),
-            ("failed", run.failed),
-        ] {
-            crate::metrics::job("points", what, n);
-        }
-        Ok(run)
+        jobs::tally(&mut run, outcomes);
+        Ok(jobs::finish(run))
     }
 
     async fn try_points(

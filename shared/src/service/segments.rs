@@ -86,6 +86,17 @@ pub struct PartRun {
     pub failed: u64,
 }
 
+impl super::jobs::JobReport for PartRun {
+    const JOB: &'static str = "segments";
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("examined", self.examined),
+            ("changed", self.changed),
+            ("failed", self.failed),
+        ]
+    }
+}
+
 /// What a whole run did (`POST /_local/jobs/segments`, the state machine's last step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"run": "0193…", "parts": 1, "examined": 1200, "changed": 37, "failed": 0,
@@ -346,15 +357,7 @@ impl Services {
             },
         )?;
         self.table.commit(batch).await?;
-        tracing::info!(?out, "segments part");
-        for (what, n) in [
-            ("examined", out.examined),
-            ("changed", out.changed),
-            ("failed", out.failed),
-        ] {
-            crate::metrics::job("segments", what, n);
-        }
-        Ok(out)
+        Ok(super::jobs::finish(out))
     }
 
     /// One member of a part: the page's copy first, a fresh read after a lost race.

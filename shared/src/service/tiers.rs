@@ -5,6 +5,7 @@
 use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
+use super::jobs::{self, JobReport, MemberTally};
 use super::members::{LedgerEntry, money};
 use crate::domain::event::EventType;
 use crate::domain::member::{LedgerKind, Member};
@@ -49,6 +50,35 @@ pub struct RequalificationRun {
     pub downgraded: u64,
     /// Members the run could not requalify (logged with the reason); the next run retries them.
     pub failed: u64,
+}
+
+impl JobReport for RequalificationRun {
+    const JOB: &'static str = "tier-requalification";
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("examined", self.examined),
+            ("downgraded", self.downgraded),
+            ("failed", self.failed),
+        ]
+    }
+}
+
+impl MemberTally for RequalificationRun {
+    type Outcome = Requalification;
+    fn add(&mut self, r: Requalification) {
+        match r {
+            Requalification::NotDue => {}
+            Requalification::Upgraded { .. } => self.upgraded += 1,
+            Requalification::Kept { .. } => self.kept += 1,
+            Requalification::Downgraded { .. } => self.downgraded += 1,
+        }
+    }
+    fn examined(&mut self) -> &mut u64 {
+        &mut self.examined
+    }
+    fn failed(&mut self) -> &mut u64 {
+        &mut self.failed
+    }
 }
 
 impl Services {
@@ -97,28 +127,8 @@ impl Services {
                 |id| async move { retrying!(self, self.try_requalify(&id, today, now)) },
             )
             .await?;
-        for (id, o) in outcomes {
-            run.examined += 1;
-            match o {
-                Ok(Requalification::NotDue) => {}
-                Ok(Requalification::Upgraded { .. }) => run.upgraded += 1,
-                Ok(Requalification::Kept { .. }) => run.kept += 1,
-                Ok(Requalification::Downgraded { .. }) => run.downgraded += 1,
-                Err(e) => {
-                    run.failed += 1;
-                    tracing::error!(member = %id, error = %e, "requalification failed");
-                }
-            }
-        }
-        tracing::info!(?run, %today, "tier requalification");
-        for (what, n) in [
-            ("examined", run.examined),
-            ("downgraded", run.downgraded),
-            ("failed", run.failed),
-        ] {
-            crate::metrics::job("tier-requalification", what, n);
-        }
-        Ok(run)
+        jobs::tally(&mut run, outcomes);
+        Ok(jobs::finish(run))
     }
 
     async fn try_requalify(
