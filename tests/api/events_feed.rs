@@ -851,7 +851,10 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
         other.adjust(&m2, req, None).await.unwrap();
     };
     let (svc, _) = loyalty_tests::services_on(
-        Arc::new(loyalty_tests::BeforeFirstRead::new(inner.clone(), racer)),
+        Arc::new(loyalty_tests::RaceBeforeCommit::before_first_read(
+            inner.clone(),
+            racer,
+        )),
         Default::default(),
     );
     svc.adjust(&m, adjustment(5), None).await.unwrap();

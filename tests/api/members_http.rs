@@ -598,7 +598,7 @@ async fn a_well_formed_value_out_of_range_is_422_and_a_malformed_one_400(b: Back
             .get(&format!("/v1/members/ada/ledger?limit={limit}"), &admin)
             .await;
         assert_eq!(
-            (r.status, r.body["errors"][0]["field"].clone()),
+            r.refused(),
             (status, json!("limit")),
             "limit={limit}: {}",
             r.body
@@ -684,12 +684,7 @@ async fn a_cursor_pages_only_the_list_it_came_from(b: Backend) {
             &admin,
         )
         .await;
-    assert_eq!(
-        (r.status, r.body["errors"][0]["field"].clone()),
-        (400, json!("cursor")),
-        "{}",
-        r.body
-    );
+    assert_eq!(r.refused(), (400, json!("cursor")), "{}", r.body);
     // Segment lists: a cursor of one segment on another.
     let r = api.post("/_local/jobs/segments", &admin, json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -707,12 +702,7 @@ async fn a_cursor_pages_only_the_list_it_came_from(b: Backend) {
             &admin,
         )
         .await;
-    assert_eq!(
-        (r.status, r.body["errors"][0]["field"].clone()),
-        (400, json!("cursor")),
-        "{}",
-        r.body
-    );
+    assert_eq!(r.refused(), (400, json!("cursor")), "{}", r.body);
 }
 both_backends!(a_cursor_pages_only_the_list_it_came_from);
 
@@ -843,7 +833,7 @@ async fn the_documented_numeric_bounds_are_the_ones_the_rules_hold(b: Backend) {
             .get(&format!("/v1/analytics/retention?months={months}"), &admin)
             .await;
         assert_eq!(
-            (r.status, r.body["errors"][0]["field"].clone()),
+            r.refused(),
             (status, json!("months")),
             "months={months}: {}",
             r.body

@@ -119,6 +119,10 @@ pub struct Response {
 }
 
 impl Response {
+    /// A refusal's status and the field its first error names.
+    pub fn refused(&self) -> (u16, Value) {
+        (self.status, self.body["errors"][0]["field"].clone())
+    }
     pub fn problem_type(&self) -> &str {
         self.body["type"].as_str().unwrap_or("")
     }
@@ -393,12 +397,16 @@ impl Api {
     }
 }
 
-/// A store that lets a concurrent writer in at the worst moment: the first time a commit
-/// arrives, `first` is committed just before it (a race no real client could time). It counts
-/// the reads and commits the service itself makes.
+/// A store that lets a concurrent writer in at the worst moment (a race no real client could
+/// time): with [`RaceBeforeCommit::new`], the first time a commit arrives, `first` is committed
+/// just before it; with [`RaceBeforeCommit::before_first_read`], `before` runs to its end (it may
+/// write through the inner store) just before the first `get_many`, so a use case that took its
+/// instant then reads what another commit wrote. It counts the reads and commits the service
+/// itself makes.
 pub struct RaceBeforeCommit {
     inner: Arc<dyn Store>,
     first: Mutex<Option<Vec<Write>>>,
+    before: Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
     pub reads: AtomicU64,
     pub commits: AtomicU64,
 }
@@ -408,6 +416,20 @@ impl RaceBeforeCommit {
         RaceBeforeCommit {
             inner,
             first: Mutex::new(Some(first)),
+            before: Mutex::new(None),
+            reads: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+        }
+    }
+
+    pub fn before_first_read(
+        inner: Arc<dyn Store>,
+        before: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        RaceBeforeCommit {
+            inner,
+            first: Mutex::new(None),
+            before: Mutex::new(Some(Box::pin(before))),
             reads: AtomicU64::new(0),
             commits: AtomicU64::new(0),
         }
@@ -417,6 +439,10 @@ impl RaceBeforeCommit {
 #[async_trait::async_trait]
 impl Store for RaceBeforeCommit {
     async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        let before = self.before.lock().unwrap().take();
+        if let Some(before) = before {
+            before.await;
+        }
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_many(keys).await
     }
@@ -454,63 +480,6 @@ impl Store for RaceBeforeCommit {
             self.inner.commit(first).await?;
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
-        self.inner.commit(writes).await
-    }
-}
-
-/// A store that lets another writer in before the first read: `before` runs to its end (it may
-/// write through the inner store) just before the first `get_many` goes on. A race no client
-/// could time: a use case that took its instant, then read what another commit wrote.
-pub struct BeforeFirstRead {
-    inner: Arc<dyn Store>,
-    before: Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-impl BeforeFirstRead {
-    pub fn new(inner: Arc<dyn Store>, before: impl Future<Output = ()> + Send + 'static) -> Self {
-        BeforeFirstRead {
-            inner,
-            before: Mutex::new(Some(Box::pin(before))),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for BeforeFirstRead {
-    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
-        let before = self.before.lock().unwrap().take();
-        if let Some(before) = before {
-            before.await;
-        }
-        self.inner.get_many(keys).await
-    }
-    async fn query_range(
-        &self,
-        pk: &str,
-        range: Range<'_>,
-        after: Option<&str>,
-    ) -> StoreResult<(Vec<Item>, bool)> {
-        self.inner.query_range(pk, range, after).await
-    }
-    async fn query_index_range(
-        &self,
-        index: loyalty::store::Index,
-        pk: &str,
-        range: Range<'_>,
-        after: Option<&IndexPosition>,
-    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
-        self.inner.query_index_range(index, pk, range, after).await
-    }
-    async fn scan(
-        &self,
-        segment: u32,
-        total: u32,
-        after: Option<&Key>,
-        limit: u32,
-    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
-        self.inner.scan(segment, total, after, limit).await
-    }
-    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
         self.inner.commit(writes).await
     }
 }
