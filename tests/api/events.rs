@@ -10,6 +10,7 @@ use loyalty::service::redemption::RewardInput;
 use loyalty::store::EmbeddedStore;
 use loyalty_tests::services_on;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -87,6 +88,10 @@ fn events() -> Vec<(String, PathBuf, String)> {
     for dir in std::fs::read_dir(&root).expect("events/ exists") {
         let dir = dir.unwrap().path();
         let function = dir.file_name().unwrap().to_string_lossy().to_string();
+        if function == "payloads" {
+            // Webhook bodies, not a function's input: checked against the schema below.
+            continue;
+        }
         for f in std::fs::read_dir(&dir).unwrap() {
             let path = f.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -240,4 +245,63 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
         "samples out of step with the code:\n{}",
         failures.join("\n")
     );
+}
+
+/// The event types the OpenAPI document names: one per `EventData` variant, as utoipa derives
+/// the schema from the enum itself.
+fn documented_event_types(doc: &Value) -> BTreeSet<String> {
+    doc["components"]["schemas"]["EventData"]["oneOf"]
+        .as_array()
+        .expect("EventData is a oneOf")
+        .iter()
+        .map(|v| {
+            v["properties"]["type"]["enum"][0]
+                .as_str()
+                .expect("each variant names its type")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_event_type_has_a_sample_payload_that_matches_its_schema_and_its_type() {
+    let doc = serde_json::to_value(loyalty_members::api_document()).unwrap();
+    let types = documented_event_types(&doc);
+    assert_eq!(types.len(), 19, "every event type of API.md: {types:?}");
+    let schema = loyalty_tests::event_schema();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/payloads");
+    let mut seen = BTreeSet::new();
+    let mut failures = Vec::new();
+    for f in std::fs::read_dir(&dir).expect("events/payloads/ exists") {
+        let path = f.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        // `points.reversed+campaign.json`: a second shape of one type.
+        let kind = name.split('+').next().unwrap().to_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let sample: Value = serde_json::from_str(&text).unwrap();
+        for e in schema.iter_errors(&sample) {
+            failures.push(format!("{name}: {e} at {}", e.instance_path()));
+        }
+        match serde_json::from_value::<loyalty::domain::event::Event>(sample.clone()) {
+            Ok(event) => {
+                let back = serde_json::to_value(&event).unwrap();
+                if back != sample {
+                    failures.push(format!("{name}: reads back as {back}"));
+                }
+                if serde_json::to_value(event.kind()).unwrap() != json!(kind) {
+                    failures.push(format!("{name}: is a {:?}", event.kind()));
+                }
+            }
+            Err(e) => failures.push(format!("{name}: not an event: {e}")),
+        }
+        seen.insert(kind);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(seen, types, "a sample per event type, and no other");
+    // The schema refuses a payload of another type (a typed contract, not any object).
+    let mut wrong: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("voucher.used.json")).unwrap())
+            .unwrap();
+    wrong["type"] = json!("points.earned");
+    assert!(!schema.is_valid(&wrong));
 }

@@ -339,6 +339,9 @@ impl Api {
     /// the events move sum to the balance. Returns the events.
     pub async fn assert_events_account_for_the_balance(&self, id: &str) -> Vec<Value> {
         let events = self.events(id).await;
+        for e in &events {
+            assert_matches_event_schema(e);
+        }
         let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(
             seqs,
@@ -497,4 +500,27 @@ pub async fn all_items(store: &dyn Store) -> Vec<Item> {
             None => return out,
         }
     }
+}
+
+/// The OpenAPI document's `Event` schema, compiled once: the webhook contract every event a test
+/// reads must keep.
+pub fn event_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        // The whole document as the root, so `#/components/schemas/…` resolve.
+        let mut root = serde_json::to_value(loyalty_members::api_document()).unwrap();
+        root["$ref"] = serde_json::json!("#/components/schemas/Event");
+        jsonschema::draft202012::new(&root).expect("the Event schema compiles")
+    })
+}
+
+pub fn assert_matches_event_schema(event: &Value) {
+    let errors: Vec<String> = event_schema()
+        .iter_errors(event)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{event} breaks the Event schema: {errors:#?}"
+    );
 }

@@ -9,7 +9,10 @@ use super::segments::SegmentState;
 use super::{Outcome, Services};
 use crate::domain::campaign::PurchaseFacts;
 use crate::domain::earning::earn;
-use crate::domain::event::EventType;
+use crate::domain::event::{
+    Earned, EventData, Moved, Pending, PurchaseRef, RefundRef, Reversal, Reversed, Sale,
+    TierChangeReason, TierChanged,
+};
 use crate::domain::lots::Origin;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
@@ -22,7 +25,6 @@ use crate::retrying;
 use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -242,20 +244,14 @@ impl Services {
         let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
         let mut batch = Batch::new();
         self.resegment(&mut m, &cuts, now, &mut journal);
-        let mut data = json!({"store_id": req.store_id, "receipt_id": req.receipt_id,
-            "amount": req.amount, "occurred_at": occurred_at, "tier": m.tier});
-        // Pending points are in the ledger but not yet in the balance: their event moves none.
-        let kind = match origin {
-            Origin::Pending(on) => {
-                data["points"] = json!(0);
-                data["pending"] = json!(earned);
-                data["available_on"] = json!(on);
-                EventType::PointsPending
-            }
-            Origin::Available(_) => EventType::PointsEarned,
+        let sale = Sale {
+            store_id: req.store_id.clone(),
+            receipt_id: req.receipt_id.clone(),
+            amount: req.amount,
+            occurred_at,
+            tier: m.tier,
         };
         let entry = journal.line(
-            kind,
             LedgerEntry::new(
                 LedgerKind::Purchase,
                 earned,
@@ -264,7 +260,21 @@ impl Services {
                 None,
                 now,
             ),
-            data,
+            |moved, line| match origin {
+                // Pending points are in the ledger but not yet in the balance: their event moves
+                // none.
+                Origin::Pending(available_on) => EventData::PointsPending(Pending {
+                    moved: Moved {
+                        points: Points::ZERO,
+                        ..moved
+                    },
+                    line,
+                    sale,
+                    pending: earned,
+                    available_on,
+                }),
+                Origin::Available(_) => EventData::PointsEarned(Earned { moved, line, sale }),
+            },
         );
         let lines: Vec<(Option<&str>, i64)> = req
             .lines
@@ -283,7 +293,10 @@ impl Services {
             plays,
             &facts,
             occurred_at,
-            &json!({"store_id": req.store_id, "receipt_id": req.receipt_id}),
+            &PurchaseRef {
+                store_id: req.store_id.clone(),
+                receipt_id: req.receipt_id.clone(),
+            },
             &mut m,
             &mut journal,
             &mut batch,
@@ -313,7 +326,6 @@ impl Services {
             m.tier = up.tier;
             m.tier_expires_on = Some(up.expires_on);
             journal.line(
-                EventType::TierUpgraded,
                 LedgerEntry::new(
                     LedgerKind::TierUpgrade,
                     Points::ZERO,
@@ -322,7 +334,16 @@ impl Services {
                     Some(note),
                     now,
                 ),
-                json!({"from": from, "to": up.tier, "expires_on": up.expires_on}),
+                |moved, line| {
+                    EventData::TierUpgraded(TierChanged {
+                        moved,
+                        line,
+                        from,
+                        to: up.tier,
+                        expires_on: Some(up.expires_on),
+                        reason: None,
+                    })
+                },
             );
         }
         let receipt = PurchaseReceipt {
@@ -466,15 +487,12 @@ impl Services {
         let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
         let mut batch = Batch::new();
         self.resegment(&mut m, &cuts, now, &mut journal);
-        let mut data = json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id,
-               "amount": req.amount, "refunded_total": money(would_total, pr.amount.currency)});
-        if taken.from_pending > 0 {
-            // What came off pending points never was in the balance.
-            data["points"] = json!(taken.from_pending - reversed.0);
-            data["pending"] = json!(-taken.from_pending);
-        }
+        let refund = RefundRef {
+            store_id: store.clone(),
+            receipt_id: receipt.clone(),
+            refund_id: req.refund_id.clone(),
+        };
         journal.line(
-            EventType::PointsReversed,
             LedgerEntry::new(
                 LedgerKind::Refund,
                 reversed.checked_neg()?,
@@ -483,7 +501,29 @@ impl Services {
                 None,
                 now,
             ),
-            data,
+            |moved, line| {
+                // What came off pending points never was in the balance.
+                let (moved, pending) = match taken.from_pending {
+                    0 => (moved, None),
+                    p => (
+                        Moved {
+                            points: Points(p - reversed.0),
+                            ..moved
+                        },
+                        Some(Points(-p)),
+                    ),
+                };
+                EventData::PointsReversed(Reversed {
+                    moved,
+                    line,
+                    of: Reversal::Purchase {
+                        refund: refund.clone(),
+                        amount: req.amount,
+                        refunded_total: money(would_total, pr.amount.currency),
+                        pending,
+                    },
+                })
+            },
         );
         let bonus_reversed = self.play_refund(
             credits,
@@ -491,7 +531,7 @@ impl Services {
             refunded_before,
             req.amount.value,
             pr.amount.value,
-            &json!({"store_id": store, "receipt_id": receipt, "refund_id": req.refund_id}),
+            &refund,
             &mut m,
             &mut journal,
             &mut batch,
@@ -502,7 +542,6 @@ impl Services {
             m.tier = tier;
             m.tier_expires_on = expires_on;
             journal.line(
-                EventType::TierDowngraded,
                 LedgerEntry::new(
                     LedgerKind::TierDowngrade,
                     Points::ZERO,
@@ -513,7 +552,16 @@ impl Services {
                     )),
                     now,
                 ),
-                json!({"from": from, "to": tier, "expires_on": expires_on, "reason": "refund"}),
+                |moved, line| {
+                    EventData::TierDowngraded(TierChanged {
+                        moved,
+                        line,
+                        from,
+                        to: tier,
+                        expires_on,
+                        reason: Some(TierChangeReason::Refund),
+                    })
+                },
             );
         }
         let response = RefundReceipt {

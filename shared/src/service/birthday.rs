@@ -11,14 +11,13 @@ use super::members::LedgerEntry;
 use super::redemption::{Issue, issue_voucher};
 use crate::domain::MemberId;
 use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
-use crate::domain::event::EventType;
+use crate::domain::event::{EventData, Gifted};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::reward::Reward;
 use crate::retrying;
 use crate::table::{Batch, Gift, MemberIndex, Reads, RewardCount};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -190,8 +189,8 @@ impl Services {
             Some(c) => format!("happy birthday {year} (voucher {c})"),
             None => format!("happy birthday {year}"),
         };
+        let tier = m.tier;
         journal.line(
-            EventType::PointsGifted,
             LedgerEntry::new(
                 LedgerKind::BirthdayGift,
                 points,
@@ -200,7 +199,15 @@ impl Services {
                 Some(note),
                 now,
             ),
-            json!({"year": year, "tier": m.tier, "voucher_code": voucher_code}),
+            |moved, line| {
+                EventData::PointsGifted(Gifted {
+                    moved,
+                    line,
+                    year,
+                    tier,
+                    voucher_code: voucher_code.clone(),
+                })
+            },
         );
         let gift = Gift {
             year,

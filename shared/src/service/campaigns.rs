@@ -22,7 +22,7 @@ use crate::domain::campaign::{
     Effect, Group, HoldoutShare, MemberOutcome, Offer, OfferInput, PurchaseFacts, Verdict, cut,
     effect, group_of, in_window, minor, offered, rate4, tally,
 };
-use crate::domain::event::EventType;
+use crate::domain::event::{Awarded, EventData, PurchaseRef, RefundRef, Reversal, Reversed};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::segment::SegmentId;
 use crate::domain::spend::refund_reversal;
@@ -32,7 +32,6 @@ use crate::table::{Batch, Fetched, MemberIndex, Reads, Slot, Versioned};
 use chrono::{DateTime, FixedOffset, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use utoipa::ToSchema;
@@ -764,7 +763,7 @@ impl Services {
         plays: Vec<Play>,
         facts: &PurchaseFacts,
         occurred_at: DateTime<Utc>,
-        purchase_ref: &serde_json::Value,
+        purchase_ref: &PurchaseRef,
         m: &mut Member,
         journal: &mut Journal,
         batch: &mut Batch,
@@ -800,7 +799,6 @@ impl Services {
                 self.credit(m, points, now);
                 m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
                 journal.line(
-                    EventType::CampaignAwarded,
                     LedgerEntry::new(
                         LedgerKind::CampaignBonus,
                         points,
@@ -809,7 +807,14 @@ impl Services {
                         Some(c.name.clone()),
                         now,
                     ),
-                    json!({"campaign_id": c.id, "purchase": purchase_ref}),
+                    |moved, line| {
+                        EventData::CampaignAwarded(Awarded {
+                            moved,
+                            line,
+                            campaign_id: c.id.clone(),
+                            purchase: purchase_ref.clone(),
+                        })
+                    },
                 );
                 // The budget's version: a concurrent award reads again and is cut to what is left.
                 batch.save(&c.id, &c, Some(campaign.version))?;
@@ -851,7 +856,7 @@ impl Services {
         refunded_before: i64,
         refund: i64,
         purchase_amount: i64,
-        refund_ref: &serde_json::Value,
+        refund_ref: &RefundRef,
         m: &mut Member,
         journal: &mut Journal,
         batch: &mut Batch,
@@ -875,7 +880,6 @@ impl Services {
                 m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
                 total = total.checked_add(reversed)?;
                 journal.line(
-                    EventType::PointsReversed,
                     LedgerEntry::new(
                         LedgerKind::CampaignBonus,
                         reversed.checked_neg()?,
@@ -884,7 +888,16 @@ impl Services {
                         None,
                         now,
                     ),
-                    json!({"campaign_id": credit.campaign_id, "refund": refund_ref}),
+                    |moved, line| {
+                        EventData::PointsReversed(Reversed {
+                            moved,
+                            line,
+                            of: Reversal::Campaign {
+                                campaign_id: credit.campaign_id.clone(),
+                                refund: refund_ref.clone(),
+                            },
+                        })
+                    },
                 );
             }
             batch.save(

@@ -9,14 +9,13 @@ use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
 use super::{Outcome, Services};
-use crate::domain::event::EventType;
+use crate::domain::event::{Erased, EventData, Moved};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::{MemberId, Points};
 use crate::retrying;
 use crate::table::{Batch, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -90,16 +89,22 @@ impl Services {
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
         self.set_segments(&mut m, None, &mut journal);
-        let mut data = json!({"forfeited_points": forfeited});
+        // Pending points were never in the balance the events add up to.
         let pending = current.value.pending();
-        if pending.0 != 0 {
-            // Pending points were never in the balance the events add up to.
-            data["points"] = json!(pending.0 + line_points.0);
-            data["pending"] = json!(-pending.0);
-        }
+        let pending = (pending.0 != 0).then(|| Points(-pending.0));
+        let erased = |moved: Moved, line| {
+            EventData::MemberErased(Erased {
+                moved: Moved {
+                    points: Points(moved.points.0 - pending.map_or(0, |p| p.0)),
+                    ..moved
+                },
+                line,
+                pending,
+                forfeited_points: forfeited,
+            })
+        };
         if line_points.0 != 0 {
             journal.line(
-                EventType::MemberErased,
                 LedgerEntry::new(
                     LedgerKind::ErasureForfeit,
                     line_points,
@@ -108,12 +113,16 @@ impl Services {
                     None,
                     now,
                 ),
-                data,
+                |moved, line| erased(moved, Some(line)),
             );
         } else {
-            data["points"] = json!(0);
-            data["balance"] = json!(0);
-            journal.note(EventType::MemberErased, data);
+            journal.note(erased(
+                Moved {
+                    points: Points::ZERO,
+                    balance: Points::ZERO,
+                },
+                None,
+            ));
         }
         journal.close(self, &mut m, &mut batch)?;
         if let Some((phone, c)) = &claim

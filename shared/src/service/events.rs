@@ -8,12 +8,11 @@ use super::Services;
 use super::error::ServiceError;
 use super::members::LedgerEntry;
 use crate::domain::MemberId;
-use crate::domain::event::{Event, EventType, Numbering};
+use crate::domain::event::{Event, EventData, LineRef, Moved, Numbering};
 use crate::domain::member::Member;
 use crate::table::{Batch, EventCarrier, LedgerLine};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 /// Event carriers without a ledger line expire after this many days (table TTL); ledger lines,
@@ -49,24 +48,20 @@ impl Journal {
     }
 
     /// An event with no ledger line of its own.
-    pub fn note(&mut self, kind: EventType, data: Value) {
-        self.numbering.note(kind, data);
+    pub fn note(&mut self, data: EventData) {
+        self.numbering.note(data);
     }
 
-    /// A ledger line and the event that announces it. The event's data is the line's points,
-    /// balance after, reference and kind (never its free-text note), plus `extra`.
-    pub fn line(&mut self, kind: EventType, entry: LedgerEntry, extra: Value) -> LedgerEntry {
-        let mut data = json!({
-            "points": entry.points,
-            "balance": entry.balance_after,
-            "reference": entry.reference,
-            "ledger_entry_id": entry.id,
-            "ledger_kind": entry.kind,
-        });
-        if let (Some(d), Value::Object(x)) = (data.as_object_mut(), extra) {
-            d.extend(x);
-        }
-        let seq = self.numbering.line(kind, data);
+    /// A ledger line and the event that announces it: `data` builds the payload from what the
+    /// line moved and the line itself (never its free-text note).
+    pub fn line(
+        &mut self,
+        entry: LedgerEntry,
+        data: impl FnOnce(Moved, LineRef) -> EventData,
+    ) -> LedgerEntry {
+        let seq = self
+            .numbering
+            .line(data(Moved::of(&entry), LineRef::of(&entry)));
         self.lines.push((seq, entry.clone()));
         entry
     }

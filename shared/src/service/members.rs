@@ -5,7 +5,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::{Outcome, Services};
-use crate::domain::event::EventType;
+use crate::domain::event::{self, Adjusted, EventData, ProfileField, Updated};
 pub use crate::domain::member::LedgerEntry;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
@@ -15,7 +15,6 @@ use crate::retrying;
 use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 /// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
@@ -236,11 +235,10 @@ impl Services {
         }
         let mut batch = Batch::new();
         let mut journal = Journal::new(self, &m, now);
-        journal.note(
-            EventType::MemberEnrolled,
-            // No personal data in events: not even the birthday or time zone.
-            json!({"tier": m.tier, "enrolled_at": m.enrolled_at}),
-        );
+        journal.note(EventData::MemberEnrolled(event::Enrolled {
+            tier: m.tier,
+            enrolled_at: m.enrolled_at,
+        }));
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.program.segments.rfm.fixed;
         self.resegment(&mut m, &fixed, now, &mut journal);
@@ -393,19 +391,19 @@ impl Services {
         }
         if m != current.value {
             let was = &current.value;
-            let changed: Vec<&str> = [
-                ("name", m.name != was.name),
-                ("email", m.email != was.email),
-                ("phone", m.phone != was.phone),
-                ("timezone", m.timezone != was.timezone),
-                ("birthday", m.birthday != was.birthday),
+            let changed: Vec<ProfileField> = [
+                (ProfileField::Name, m.name != was.name),
+                (ProfileField::Email, m.email != was.email),
+                (ProfileField::Phone, m.phone != was.phone),
+                (ProfileField::Timezone, m.timezone != was.timezone),
+                (ProfileField::Birthday, m.birthday != was.birthday),
             ]
             .into_iter()
             .filter_map(|(f, c)| c.then_some(f))
             .collect();
             // Which fields changed, never their values: events carry no personal data.
             let mut journal = Journal::new(self, &m, now);
-            journal.note(EventType::MemberUpdated, json!({"changed": changed}));
+            journal.note(EventData::MemberUpdated(Updated { changed }));
             journal.close(self, &mut m, &mut batch)?;
             batch.save(id, &m, Some(current.version))?;
             self.table.commit(batch).await?;
@@ -474,7 +472,6 @@ impl Services {
         }
         let mut effect = Batch::new();
         let entry = journal.line(
-            EventType::PointsAdjusted,
             LedgerEntry::new(
                 LedgerKind::Adjustment,
                 points,
@@ -483,7 +480,7 @@ impl Services {
                 Some(reason.to_owned()),
                 now,
             ),
-            json!({}),
+            |moved, line| EventData::PointsAdjusted(Adjusted { moved, line }),
         );
         journal.close(self, &mut m, &mut effect)?;
         effect.save(id, &m, Some(current.version))?;

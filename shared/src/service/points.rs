@@ -12,14 +12,13 @@ use super::jobs::{self, JobReport, MemberTally};
 use super::members::{Expiring, LedgerEntry};
 use crate::domain::MemberId;
 use crate::domain::Points;
-use crate::domain::event::EventType;
+use crate::domain::event::{Available, EventData, Expired, ExpiringSoon, Moved};
 use crate::domain::lots::{self, Expiry, Lot, Lots, Origin, Taken};
 use crate::domain::member::{LedgerKind, Member};
 use crate::retrying;
 use crate::table::{Batch, MemberIndex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 /// One lot of the schedule.
@@ -150,11 +149,12 @@ impl Services {
         );
         let notice = lots::notice_due(next, m.notified, today);
         if let (Some(n), Some(lot)) = (notice, next) {
-            journal.note(
-                EventType::PointsExpiringSoon,
-                // Not `points`: Σ `data.points` over a member's events is the balance.
-                json!({"expiring_points": lot.points, "expires_on": n.expires_on, "days_ahead": n.days_ahead, "balance": m.balance}),
-            );
+            journal.note(EventData::PointsExpiringSoon(ExpiringSoon {
+                expiring_points: lot.points,
+                expires_on: n.expires_on,
+                days_ahead: n.days_ahead,
+                balance: m.balance,
+            }));
             m.notified = Some(n);
         }
         let mut batch = Batch::new();
@@ -276,8 +276,8 @@ impl Services {
         m.lifetime_expired = Points(m.lifetime_expired.0 + expired);
         // The balance each line reports: before the expiry, it held what just became available.
         if available > 0 {
+            let days = s.made_available.iter().map(|(d, _)| *d).collect();
             journal.line(
-                EventType::PointsAvailable,
                 LedgerEntry::new(
                     LedgerKind::PointsAvailable,
                     Points::ZERO,
@@ -286,12 +286,22 @@ impl Services {
                     Some(format!("{available} pending points became available")),
                     now,
                 ),
-                json!({"points": available, "days": s.made_available.iter().map(|(d, _)| d).collect::<Vec<_>>()}),
+                // The line moves none (counted when earned); the event moves them into the balance.
+                |moved, line| {
+                    EventData::PointsAvailable(Available {
+                        moved: Moved {
+                            points: Points(available),
+                            ..moved
+                        },
+                        line,
+                        days,
+                    })
+                },
             );
         }
         if expired > 0 {
+            let lots = s.expired;
             journal.line(
-                EventType::PointsExpired,
                 LedgerEntry::new(
                     LedgerKind::PointsExpired,
                     Points(-expired),
@@ -300,7 +310,7 @@ impl Services {
                     None,
                     now,
                 ),
-                json!({"lots": s.expired}),
+                |moved, line| EventData::PointsExpired(Expired { moved, line, lots }),
             );
         }
         (available, expired)

@@ -8,7 +8,7 @@ use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
 use super::members::live;
 use super::{Outcome, Services};
-use crate::domain::event::EventType;
+use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, VoucherUsed};
 use crate::domain::member::{LedgerKind, Member};
 pub use crate::domain::reward::Redemption;
 use crate::domain::reward::{Refusal, Reward, check_redemption};
@@ -18,7 +18,6 @@ use crate::retrying;
 use crate::table::{Batch, Reads, RewardCount, Versioned, Voucher};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -181,11 +180,13 @@ pub(crate) fn issue_voucher(
         used_store_id: None,
     };
     let mut batch = Batch::new();
-    journal.note(
-        EventType::VoucherIssued,
-        json!({"redemption_id": redemption.id, "reward_id": r.id, "voucher_code": redemption.voucher_code,
-               "expires_at": redemption.expires_at, "source": source}),
-    );
+    journal.note(EventData::VoucherIssued(VoucherIssued {
+        redemption_id: redemption.id,
+        reward_id: r.id.clone(),
+        voucher_code: redemption.voucher_code.clone(),
+        expires_at: redemption.expires_at,
+        source: source.to_owned(),
+    }));
     batch.create(&(member.id.clone(), redemption.id), &redemption)?;
     // A code collision fails this absence condition; the retry draws a new code.
     batch.create(voucher.code.as_str(), &voucher)?;
@@ -206,7 +207,6 @@ pub(crate) fn issue_voucher(
     }
     if charge {
         journal.line(
-            EventType::PointsRedeemed,
             LedgerEntry::new(
                 LedgerKind::Redemption,
                 points.checked_neg()?,
@@ -215,7 +215,14 @@ pub(crate) fn issue_voucher(
                 Some(r.name.clone()),
                 now,
             ),
-            json!({"redemption_id": redemption.id, "reward_id": r.id}),
+            |moved, line| {
+                EventData::PointsRedeemed(Redeemed {
+                    moved,
+                    line,
+                    redemption_id: redemption.id,
+                    reward_id: r.id.clone(),
+                })
+            },
         );
     }
     Ok((redemption, batch))
@@ -448,10 +455,16 @@ impl Services {
             ..voucher.value.clone()
         };
         let mut batch = Batch::new();
-        let restored = json!({"redemption_id": redemption_id, "reward_id": r.reward_id});
+        let restored = |moved, line| {
+            EventData::PointsRestored(Restored {
+                moved,
+                line,
+                redemption_id: *redemption_id,
+                reward_id: r.reward_id.clone(),
+            })
+        };
         if r.points_spent.0 != 0 {
             journal.line(
-                EventType::PointsRestored,
                 LedgerEntry::new(
                     LedgerKind::RedemptionCancelled,
                     r.points_spent,
@@ -460,14 +473,17 @@ impl Services {
                     None,
                     now,
                 ),
-                restored,
+                |moved, line| restored(moved, Some(line)),
             );
         } else {
             // A gifted voucher cost nothing: the event says so, and no ledger line is needed.
-            let mut data = restored;
-            data["points"] = json!(0);
-            data["balance"] = json!(m.balance);
-            journal.note(EventType::PointsRestored, data);
+            journal.note(restored(
+                Moved {
+                    points: Points::ZERO,
+                    balance: m.balance,
+                },
+                None,
+            ));
         }
         journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
@@ -546,10 +562,12 @@ impl Services {
         let mut batch = Batch::new();
         let mut m = current.value;
         let mut journal = Journal::new(self, &m, now);
-        journal.note(
-            EventType::VoucherUsed,
-            json!({"voucher_code": code, "redemption_id": v.redemption_id, "reward_id": v.reward_id, "store_id": store}),
-        );
+        journal.note(EventData::VoucherUsed(VoucherUsed {
+            voucher_code: code.to_owned(),
+            redemption_id: v.redemption_id,
+            reward_id: v.reward_id.clone(),
+            store_id: store.clone(),
+        }));
         journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id.clone(), &m, Some(current.version))?;
         batch.save(code, &used_v, Some(voucher.version))?;

@@ -11,7 +11,7 @@
 use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
-use crate::domain::event::EventType;
+use crate::domain::event::{EventData, SegmentChanged, Stage};
 use crate::domain::member::Member;
 use crate::domain::segment::{CutPoints, SegmentId, Segments, days_between};
 pub use crate::domain::segment::{
@@ -24,7 +24,6 @@ use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -207,11 +206,6 @@ fn month_name(idx: i32) -> String {
     format!("{:04}-{:02}", idx.div_euclid(12), idx.rem_euclid(12) + 1)
 }
 
-/// The stage and value segment of `segment.changed` data.
-fn stage(s: Option<Segments>) -> serde_json::Value {
-    json!({"lifecycle": s.map(|s| s.lifecycle), "value": s.and_then(|s| s.value)})
-}
-
 /// What one member's handling in a run gave.
 struct Handled {
     after: Member,
@@ -257,10 +251,11 @@ impl Services {
         }
         let key = |s: Option<Segments>| s.map(|s| (s.lifecycle, s.value));
         if key(old) != key(new) {
-            journal.note(
-                EventType::SegmentChanged,
-                json!({"from": stage(old), "to": stage(new), "rfm": new.and_then(|s| s.rfm)}),
-            );
+            journal.note(EventData::SegmentChanged(SegmentChanged {
+                from: Stage::of(old),
+                to: Stage::of(new),
+                rfm: new.and_then(|s| s.rfm),
+            }));
         }
         m.segments = new;
         true

@@ -7,7 +7,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
 use super::members::{LedgerEntry, money};
-use crate::domain::event::EventType;
+use crate::domain::event::{EventData, TierChanged};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
@@ -15,7 +15,6 @@ use crate::retrying;
 use crate::table::{Batch, MemberIndex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -173,13 +172,8 @@ impl Services {
         m.tier_expires_on = expires;
         let mut batch = Batch::new();
         if let Some(kind) = kind {
-            let event = match kind {
-                LedgerKind::TierUpgrade => EventType::TierUpgraded,
-                _ => EventType::TierDowngraded,
-            };
             let mut journal = Journal::new(self, &m, now);
             journal.line(
-                event,
                 LedgerEntry::new(
                     kind,
                     Points::ZERO,
@@ -188,7 +182,20 @@ impl Services {
                     Some(note),
                     now,
                 ),
-                json!({"from": from, "to": tier, "expires_on": expires}),
+                |moved, line| {
+                    let changed = TierChanged {
+                        moved,
+                        line,
+                        from,
+                        to: tier,
+                        expires_on: expires,
+                        reason: None,
+                    };
+                    match kind {
+                        LedgerKind::TierUpgrade => EventData::TierUpgraded(changed),
+                        _ => EventData::TierDowngraded(changed),
+                    }
+                },
             );
             journal.close(self, &mut m, &mut batch)?;
         }
