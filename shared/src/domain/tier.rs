@@ -107,6 +107,28 @@ pub fn upgrade_on_spend(
     })
 }
 
+/// The upgrade a purchase lifting qualifying `spend` causes for a member holding `from` (until
+/// `from_expires_on`), judged on `judged_on`, on program date `on`: as the purchase keeps it, so a
+/// refund can take it back.
+pub fn upgrade_caused(
+    from: Tier,
+    from_expires_on: Option<NaiveDate>,
+    spend: i64,
+    table: &TierTable,
+    judged_on: NaiveDate,
+    validity_months: u32,
+    on: NaiveDate,
+) -> Option<Caused> {
+    let up = upgrade_on_spend(from, spend, table, judged_on, validity_months)?;
+    Some(Caused {
+        from,
+        from_expires_on,
+        to: up.tier,
+        expires_on: up.expires_on,
+        on,
+    })
+}
+
 /// The upgrade a purchase caused, kept on the purchase so a refund within the return window can
 /// take it back (DESIGN.md "Points lots").
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

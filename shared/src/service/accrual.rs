@@ -2,31 +2,70 @@
 //! the refund item (`refund_id`) hold the request digest and the response, written in the same
 //! commit as the points, so a replay returns the first answer and a different body is refused.
 
+use super::campaigns::Play;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, live, money};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
 use crate::domain::campaign::PurchaseFacts;
+use crate::domain::campaign::{Assignment, CampaignCredit};
 use crate::domain::earning::earn;
 use crate::domain::event::{
-    Earned, EventData, Moved, Pending, PurchaseRef, RefundRef, Reversal, Reversed, Sale,
+    Earned, EventData, LineRef, Moved, Pending, PurchaseRef, RefundRef, Reversal, Reversed, Sale,
     TierChangeReason, TierChanged,
 };
 use crate::domain::lots::Origin;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
 pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
-use crate::domain::segment::lifecycle;
+use crate::domain::segment::{CutPoints, lifecycle};
 use crate::domain::spend::{refund_reversal, spend_judged_on};
-use crate::domain::tier::{Caused, revert_on_refund, upgrade_on_spend};
+use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
-use crate::table::{Batch, PhoneClaim, PurchaseRecord, Reads, RefundRecord};
-use chrono::{DateTime, FixedOffset, Utc};
+use crate::table::{Batch, Fetched, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Slot};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// What a purchase put on the member's books.
+struct Booked {
+    earned: Points,
+    origin: Origin,
+    /// The program date its spend is judged on.
+    judged_on: NaiveDate,
+    occurred_at: DateTime<Utc>,
+    reference: String,
+}
+
+impl Booked {
+    /// `points.earned`, or `points.pending` (pending points are in the ledger but not yet in the
+    /// balance: that event moves none).
+    fn event(&self, req: &PurchaseRequest, tier: Tier, moved: Moved, line: LineRef) -> EventData {
+        let sale = Sale {
+            store_id: req.store_id.clone(),
+            receipt_id: req.receipt_id.clone(),
+            amount: req.amount,
+            occurred_at: self.occurred_at,
+            tier,
+        };
+        match self.origin {
+            Origin::Pending(available_on) => EventData::PointsPending(Pending {
+                moved: Moved {
+                    points: Points::ZERO,
+                    ..moved
+                },
+                line,
+                sale,
+                pending: self.earned,
+                available_on,
+            }),
+            Origin::Available(_) => EventData::PointsEarned(Earned { moved, line, sale }),
+        }
+    }
+}
 
 /// The member a purchase belongs to: exactly one of `id` or `phone`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -184,6 +223,9 @@ impl Services {
         Ok(claim.value.member_id)
     }
 
+    /// Read (member, purchase, cut points and campaigns in one round trip), decide, write one
+    /// batch.
+    #[tracing::instrument(skip_all, fields(store = %req.store_id, receipt = %req.receipt_id))]
     async fn try_purchase(
         &self,
         req: &PurchaseRequest,
@@ -209,26 +251,121 @@ impl Services {
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
         let plays = self.campaign_plays(&found, campaigns).await?;
+        let cuts = self.cut_points(found.get(&state)?);
+        let mut batch = Batch::new();
+        let mut m = current.value;
+        let record = self.decide_purchase(req, digest, &mut m, &cuts, plays, now, &mut batch)?;
+        // A concurrent duplicate fails this absence condition; the re-read replays it.
+        batch.create(&pid, &record)?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        self.table.commit(batch).await?;
+        crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
+        Ok(Outcome::fresh(record.response))
+    }
+
+    /// What a purchase does to the member as read: its points (and campaigns' bonuses), lines,
+    /// events and tier change, into `m` and `batch`; returns the purchase's record.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_purchase(
+        &self,
+        req: &PurchaseRequest,
+        digest: &str,
+        m: &mut Member,
+        cuts: &CutPoints,
+        plays: Vec<Play>,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Result<PurchaseRecord, ServiceError> {
+        let occurred_at = req.occurred_at.with_timezone(&Utc);
+        let mut journal = Journal::new(self, m, now);
+        self.settle(m, &mut journal, now);
+        let booked = self.book_purchase(m, req, occurred_at, now)?;
+        self.resegment(m, cuts, now, &mut journal);
+        let entry = journal.line(
+            LedgerEntry::new(
+                LedgerKind::Purchase,
+                booked.earned,
+                m.balance,
+                Some(booked.reference.clone()),
+                None,
+                now,
+            ),
+            |moved, line| booked.event(req, m.tier, moved, line),
+        );
+        let lines: Vec<(Option<&str>, i64)> = req
+            .lines
+            .iter()
+            .flatten()
+            .map(|l| (l.category.as_deref(), l.amount.value))
+            .collect();
+        let facts = PurchaseFacts {
+            amount: req.amount.value,
+            lines: &lines,
+            points: booked.earned,
+            rate: self.program.earn,
+            tier_multiplier: self.program.tiers.rule(m.tier).multiplier,
+        };
+        let sale = PurchaseRef {
+            store_id: req.store_id.clone(),
+            receipt_id: req.receipt_id.clone(),
+        };
+        let credits =
+            self.play_purchase(plays, &facts, occurred_at, &sale, m, &mut journal, batch)?;
+        let bonus = credits
+            .iter()
+            .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
+        let caused = self.upgrade_on_purchase(m, &booked, now, &mut journal);
+        let receipt = PurchaseReceipt {
+            purchase_id: Uuid::now_v7(),
+            member_id: m.id.clone(),
+            points_earned: booked.earned,
+            campaign_bonus: bonus,
+            balance: m.balance,
+            tier: m.tier,
+            tier_changed: caused.is_some(),
+            ledger_entry_id: entry.id,
+        };
+        journal.close(self, m, batch)?;
+        Ok(PurchaseRecord {
+            purchase_id: receipt.purchase_id,
+            member_id: m.id.clone(),
+            amount: req.amount,
+            occurred_at,
+            points_earned: booked.earned,
+            refunded_total: 0,
+            lines: req.lines.clone().unwrap_or_default(),
+            request_hash: digest.to_owned(),
+            response: receipt,
+            created_at: now,
+            campaigns: credits,
+            origin: Some(booked.origin),
+            upgrade: caused,
+        })
+    }
+
+    /// The purchase on the member's books: its points (pending or spendable, at the tier held
+    /// before it), spend and purchase counts, and the reactivation it may be.
+    fn book_purchase(
+        &self,
+        m: &mut Member,
+        req: &PurchaseRequest,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Booked, ServiceError> {
         let p = &self.program;
-        let mut m: Member = current.value;
         let today = self.program_date(now);
         let occurred_on = self.program_date(occurred_at);
         // A purchase a few minutes ahead of the clock may fall in the next month: its tier is
         // judged on its own date, so the bucket it lands in counts.
         let judged_on = spend_judged_on(today, occurred_on);
-        let cuts = self.cut_points(found.get(&state)?);
         // The stage just before this purchase: a dormant or churned member is reactivated.
         let before = lifecycle(
             &m.activity(today, p.qualifying_window_months),
             &p.segments.lifecycle,
             now,
         );
-
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
-        // The crossing purchase earns at the tier held before it.
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
-        let origin = self.earn_lot(&mut m, earned, occurred_at, now);
+        let origin = self.earn_lot(m, earned, occurred_at, now);
         m.lifetime_earned = m.lifetime_earned.checked_add(earned)?;
         m.spend.add(
             occurred_on,
@@ -240,144 +377,58 @@ impl Services {
             .add(occurred_on, 1, judged_on, p.purchase_months_kept());
         m.note_purchase_at(occurred_at, before);
         m.last_activity_at = now;
-
-        let reference = format!("purchase:{}/{}", req.store_id, req.receipt_id);
-        let mut batch = Batch::new();
-        self.resegment(&mut m, &cuts, now, &mut journal);
-        let sale = Sale {
-            store_id: req.store_id.clone(),
-            receipt_id: req.receipt_id.clone(),
-            amount: req.amount,
+        Ok(Booked {
+            earned,
+            origin,
+            judged_on,
             occurred_at,
-            tier: m.tier,
-        };
-        let entry = journal.line(
+            reference: format!("purchase:{}/{}", req.store_id, req.receipt_id),
+        })
+    }
+
+    /// The upgrade the purchase's spend earns (decided by `tier::upgrade_caused`), on the member
+    /// and as a `tier.upgraded` line; kept on the purchase so a refund can take it back.
+    fn upgrade_on_purchase(
+        &self,
+        m: &mut Member,
+        booked: &Booked,
+        now: DateTime<Utc>,
+        journal: &mut Journal,
+    ) -> Option<Caused> {
+        let p = &self.program;
+        let caused = upgrade_caused(
+            m.tier,
+            m.tier_expires_on,
+            m.spend
+                .qualifying(booked.judged_on, p.qualifying_window_months),
+            &p.tiers,
+            booked.judged_on,
+            p.tier_validity_months,
+            self.program_date(now),
+        )?;
+        m.tier = caused.to;
+        m.tier_expires_on = Some(caused.expires_on);
+        journal.line(
             LedgerEntry::new(
-                LedgerKind::Purchase,
-                earned,
+                LedgerKind::TierUpgrade,
+                Points::ZERO,
                 m.balance,
-                Some(reference.clone()),
-                None,
+                Some(booked.reference.clone()),
+                Some(format!("{} → {}", caused.from, caused.to)),
                 now,
             ),
-            |moved, line| match origin {
-                // Pending points are in the ledger but not yet in the balance: their event moves
-                // none.
-                Origin::Pending(available_on) => EventData::PointsPending(Pending {
-                    moved: Moved {
-                        points: Points::ZERO,
-                        ..moved
-                    },
+            |moved, line| {
+                EventData::TierUpgraded(TierChanged {
+                    moved,
                     line,
-                    sale,
-                    pending: earned,
-                    available_on,
-                }),
-                Origin::Available(_) => EventData::PointsEarned(Earned { moved, line, sale }),
+                    from: caused.from,
+                    to: caused.to,
+                    expires_on: Some(caused.expires_on),
+                    reason: None,
+                })
             },
         );
-        let lines: Vec<(Option<&str>, i64)> = req
-            .lines
-            .iter()
-            .flatten()
-            .map(|l| (l.category.as_deref(), l.amount.value))
-            .collect();
-        let facts = PurchaseFacts {
-            amount: req.amount.value,
-            lines: &lines,
-            points: earned,
-            rate: p.earn,
-            tier_multiplier: p.tiers.rule(m.tier).multiplier,
-        };
-        let credits = self.play_purchase(
-            plays,
-            &facts,
-            occurred_at,
-            &PurchaseRef {
-                store_id: req.store_id.clone(),
-                receipt_id: req.receipt_id.clone(),
-            },
-            &mut m,
-            &mut journal,
-            &mut batch,
-        )?;
-        let bonus = credits
-            .iter()
-            .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
-        let qualifying = m.spend.qualifying(judged_on, p.qualifying_window_months);
-        let upgrade = upgrade_on_spend(
-            m.tier,
-            qualifying,
-            &p.tiers,
-            judged_on,
-            p.tier_validity_months,
-        );
-        let mut caused = None;
-        if let Some(up) = upgrade {
-            let note = format!("{} → {}", m.tier, up.tier);
-            let from = m.tier;
-            caused = Some(Caused {
-                from,
-                from_expires_on: m.tier_expires_on,
-                to: up.tier,
-                expires_on: up.expires_on,
-                on: self.program_date(now),
-            });
-            m.tier = up.tier;
-            m.tier_expires_on = Some(up.expires_on);
-            journal.line(
-                LedgerEntry::new(
-                    LedgerKind::TierUpgrade,
-                    Points::ZERO,
-                    m.balance,
-                    Some(reference),
-                    Some(note),
-                    now,
-                ),
-                |moved, line| {
-                    EventData::TierUpgraded(TierChanged {
-                        moved,
-                        line,
-                        from,
-                        to: up.tier,
-                        expires_on: Some(up.expires_on),
-                        reason: None,
-                    })
-                },
-            );
-        }
-        let receipt = PurchaseReceipt {
-            purchase_id: Uuid::now_v7(),
-            member_id: m.id.clone(),
-            points_earned: earned,
-            campaign_bonus: bonus,
-            balance: m.balance,
-            tier: m.tier,
-            tier_changed: upgrade.is_some(),
-            ledger_entry_id: entry.id,
-        };
-        let record = PurchaseRecord {
-            purchase_id: receipt.purchase_id,
-            member_id: m.id.clone(),
-            amount: req.amount,
-            occurred_at,
-            points_earned: earned,
-            refunded_total: 0,
-            lines: req.lines.clone().unwrap_or_default(),
-            request_hash: digest.to_owned(),
-            response: receipt.clone(),
-            created_at: now,
-            campaigns: credits,
-            origin: Some(origin),
-            upgrade: caused,
-        };
-        // A concurrent duplicate fails this absence condition; the re-read replays it.
-        batch.create(&pid, &record)?;
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id, &m, Some(current.version))?;
-        self.table.commit(batch).await?;
-        crate::metrics::points_earned(earned.0 + bonus.0);
-        Ok(Outcome::fresh(receipt))
+        Some(caused)
     }
 
     pub async fn refund(
@@ -395,6 +446,9 @@ impl Services {
         retrying!(self, self.try_refund(store, receipt, &req, request_digest))
     }
 
+    /// Read the purchase and the refund, then the member, cut points and the purchase's
+    /// campaigns (two round trips: the purchase names the member), decide, write one batch.
+    #[tracing::instrument(skip_all, fields(%store, %receipt, refund = %req.refund_id))]
     async fn try_refund(
         &self,
         store: &StoreId,
@@ -404,10 +458,10 @@ impl Services {
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         let now = self.now();
         let pid = (store.clone(), receipt.clone());
+        let rid = (store.clone(), receipt.clone(), req.refund_id.clone());
         let mut reads = Reads::new();
         let purchase = reads.add::<PurchaseRecord>(&pid);
-        let refund =
-            reads.add::<RefundRecord>(&(store.clone(), receipt.clone(), req.refund_id.clone()));
+        let refund = reads.add::<RefundRecord>(&rid);
         let found = self.table.read(&reads).await?;
         if let Some(prior) = found.get(&refund)? {
             return if prior.value.request_hash == digest {
@@ -420,22 +474,7 @@ impl Services {
             .get(&purchase)?
             .ok_or(ServiceError::NotFound("purchase"))?;
         let mut pr = purchase.value;
-        if req.amount.currency != pr.amount.currency {
-            return Err(ServiceError::CurrencyMismatch {
-                expected: pr.amount.currency,
-                got: req.amount.currency,
-            });
-        }
-        let would_total = pr
-            .refunded_total
-            .checked_add(req.amount.value)
-            .ok_or(crate::domain::Overflow)?;
-        if would_total > pr.amount.value {
-            return Err(ServiceError::RefundExceedsPurchase {
-                purchase_amount: pr.amount.value,
-                would_total,
-            });
-        }
+        let would_total = refunded_total_after(&pr, req.amount)?;
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&pr.member_id);
         let state = reads.add::<SegmentState>(&());
@@ -444,37 +483,75 @@ impl Services {
         let current = live(found.get(&member)?)?;
         let cuts = self.cut_points(found.get(&state)?);
         let mut m = current.value;
-        let p = &self.program;
+        let mut batch = Batch::new();
+        let of = RefundRef {
+            store_id: store.clone(),
+            receipt_id: receipt.clone(),
+            refund_id: req.refund_id.clone(),
+        };
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
-        let reversed = refund_reversal(
-            pr.points_earned,
-            pr.refunded_total,
-            req.amount.value,
-            pr.amount.value,
-        )?;
+        let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
+        self.resegment(&mut m, &cuts, now, &mut journal);
+        let lines = RefundLines {
+            pr: &pr,
+            req,
+            of: &of,
+            unbooked,
+            credits,
+            found: &found,
+        };
+        let reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
+        let response = RefundReceipt {
+            refund_id: req.refund_id.clone(),
+            points_reversed: reversed,
+            balance: m.balance,
+            refunded_total: money(would_total, pr.amount.currency),
+        };
+        let record = RefundRecord {
+            amount: req.amount,
+            points_reversed: reversed,
+            request_hash: digest.to_owned(),
+            response: response.clone(),
+            created_at: now,
+        };
+        journal.close(self, &mut m, &mut batch)?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        batch.save(&pid, &pr, Some(purchase.version))?;
+        batch.create(&rid, &record)?;
+        self.table.commit(batch).await?;
+        Ok(Outcome::fresh(response))
+    }
+
+    /// The refund on the member's books: the purchase's points back out (pending ones first),
+    /// its spend (and, refunded in full, the purchase itself) no longer counted, and the upgrade
+    /// it reverts, if any (decided by `tier::revert_on_refund`).
+    fn book_refund(
+        &self,
+        m: &mut Member,
+        pr: &mut PurchaseRecord,
+        amount: i64,
+        would_total: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Unbooked, ServiceError> {
+        let p = &self.program;
+        let today = self.program_date(now);
+        let bought_on = self.program_date(pr.occurred_at);
+        let reversed =
+            refund_reversal(pr.points_earned, pr.refunded_total, amount, pr.amount.value)?;
         // While the purchase's points are pending, the refund takes them from there.
-        let taken = self.debit(&mut m, reversed, pr.origin);
+        let taken = self.debit(m, reversed, pr.origin);
         m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
-        m.spend.add(
-            self.program_date(pr.occurred_at),
-            -req.amount.value,
-            self.program_date(now),
-            p.spend_months_kept(),
-        )?;
+        m.spend
+            .add(bought_on, -amount, today, p.spend_months_kept())?;
         if would_total == pr.amount.value {
             // A fully refunded purchase no longer counts as one (frequency, retention).
-            m.purchases.add(
-                self.program_date(pr.occurred_at),
-                -1,
-                self.program_date(now),
-                p.purchase_months_kept(),
-            );
+            m.purchases
+                .add(bought_on, -1, today, p.purchase_months_kept());
         }
         m.last_activity_at = now;
         let refunded_before = pr.refunded_total;
         pr.refunded_total = would_total;
-        let today = self.program_date(now);
         let revert = revert_on_refund(
             m.tier,
             pr.upgrade.as_ref(),
@@ -483,19 +560,34 @@ impl Services {
             m.spend.qualifying(today, p.qualifying_window_months),
             &p.tiers,
         );
+        Ok(Unbooked {
+            reversed,
+            from_pending: taken.from_pending,
+            refunded_before,
+            revert,
+        })
+    }
 
-        let reference = format!("refund:{store}/{receipt}/{}", req.refund_id);
-        let mut batch = Batch::new();
-        self.resegment(&mut m, &cuts, now, &mut journal);
-        let refund = RefundRef {
-            store_id: store.clone(),
-            receipt_id: receipt.clone(),
-            refund_id: req.refund_id.clone(),
-        };
+    /// The refund's `points.reversed` line, the campaigns' bonuses it takes back, and the
+    /// upgrade it reverts; returns every point reversed.
+    fn refund_lines(
+        &self,
+        m: &mut Member,
+        l: RefundLines,
+        journal: &mut Journal,
+        batch: &mut Batch,
+    ) -> Result<Points, ServiceError> {
+        let now = journal.now();
+        let u = l.unbooked;
+        let reference = format!(
+            "refund:{}/{}/{}",
+            l.of.store_id, l.of.receipt_id, l.of.refund_id
+        );
+        let refunded_total = money(l.pr.refunded_total, l.pr.amount.currency);
         journal.line(
             LedgerEntry::new(
                 LedgerKind::Refund,
-                reversed.checked_neg()?,
+                u.reversed.checked_neg()?,
                 m.balance,
                 Some(reference.clone()),
                 None,
@@ -503,11 +595,11 @@ impl Services {
             ),
             |moved, line| {
                 // What came off pending points never was in the balance.
-                let (moved, pending) = match taken.from_pending {
+                let (moved, pending) = match u.from_pending {
                     0 => (moved, None),
                     p => (
                         Moved {
-                            points: Points(p - reversed.0),
+                            points: Points(p - u.reversed.0),
                             ..moved
                         },
                         Some(Points(-p)),
@@ -517,27 +609,26 @@ impl Services {
                     moved,
                     line,
                     of: Reversal::Purchase {
-                        refund: refund.clone(),
-                        amount: req.amount,
-                        refunded_total: money(would_total, pr.amount.currency),
+                        refund: l.of.clone(),
+                        amount: l.req.amount,
+                        refunded_total,
                         pending,
                     },
                 })
             },
         );
         let bonus_reversed = self.play_refund(
-            credits,
-            &found,
-            refunded_before,
-            req.amount.value,
-            pr.amount.value,
-            &refund,
-            &mut m,
-            &mut journal,
-            &mut batch,
+            l.credits,
+            l.found,
+            u.refunded_before,
+            l.req.amount.value,
+            l.pr.amount.value,
+            l.of,
+            m,
+            journal,
+            batch,
         )?;
-        let reversed = reversed.checked_add(bonus_reversed)?;
-        if let Some((tier, expires_on)) = revert {
+        if let Some((tier, expires_on)) = u.revert {
             let from = m.tier;
             m.tier = tier;
             m.tier_expires_on = expires_on;
@@ -564,27 +655,46 @@ impl Services {
                 },
             );
         }
-        let response = RefundReceipt {
-            refund_id: req.refund_id.clone(),
-            points_reversed: reversed,
-            balance: m.balance,
-            refunded_total: money(would_total, pr.amount.currency),
-        };
-        let record = RefundRecord {
-            amount: req.amount,
-            points_reversed: reversed,
-            request_hash: digest.to_owned(),
-            response: response.clone(),
-            created_at: now,
-        };
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id, &m, Some(current.version))?;
-        batch.save(&pid, &pr, Some(purchase.version))?;
-        batch.create(
-            &(store.clone(), receipt.clone(), req.refund_id.clone()),
-            &record,
-        )?;
-        self.table.commit(batch).await?;
-        Ok(Outcome::fresh(response))
+        Ok(u.reversed.checked_add(bonus_reversed)?)
     }
+}
+
+/// The refund's total refunded so far, once it is checked against the purchase: in the
+/// currency that was paid, and never more than the purchase.
+fn refunded_total_after(pr: &PurchaseRecord, amount: Money) -> Result<i64, ServiceError> {
+    if amount.currency != pr.amount.currency {
+        return Err(ServiceError::CurrencyMismatch {
+            expected: pr.amount.currency,
+            got: amount.currency,
+        });
+    }
+    let would_total = pr
+        .refunded_total
+        .checked_add(amount.value)
+        .ok_or(crate::domain::Overflow)?;
+    if would_total > pr.amount.value {
+        return Err(ServiceError::RefundExceedsPurchase {
+            purchase_amount: pr.amount.value,
+            would_total,
+        });
+    }
+    Ok(would_total)
+}
+
+/// What a refund took off the member's books.
+struct Unbooked {
+    reversed: Points,
+    from_pending: i64,
+    refunded_before: i64,
+    revert: Option<(Tier, Option<NaiveDate>)>,
+}
+
+/// What a refund's lines are drawn from.
+struct RefundLines<'a> {
+    pr: &'a PurchaseRecord,
+    req: &'a RefundRequest,
+    of: &'a RefundRef,
+    unbooked: Unbooked,
+    credits: Vec<(CampaignCredit, Slot<Assignment>)>,
+    found: &'a Fetched,
 }
