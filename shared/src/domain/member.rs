@@ -2,6 +2,7 @@
 //! ledger entry kinds, and the activity fields that segmentation (high-value, dormant, churned)
 //! will be computed from.
 
+use super::event::ProfileField;
 use super::lots::{Lots, Notified};
 use super::segment::{
     Activity, Counted, CutPoints, Lifecycle, SegmentRules, Segments, reactivates, segments,
@@ -268,6 +269,21 @@ impl Member {
         )
     }
 
+    /// The profile fields that differ from `was` (their names only: events carry no personal
+    /// data).
+    pub fn changed_fields(&self, was: &Member) -> Vec<ProfileField> {
+        [
+            (ProfileField::Name, self.name != was.name),
+            (ProfileField::Email, self.email != was.email),
+            (ProfileField::Phone, self.phone != was.phone),
+            (ProfileField::Timezone, self.timezone != was.timezone),
+            (ProfileField::Birthday, self.birthday != was.birthday),
+        ]
+        .into_iter()
+        .filter_map(|(f, c)| c.then_some(f))
+        .collect()
+    }
+
     /// Records when a purchase happened. `before` is the member's stage just before it: a
     /// purchase by a dormant or churned member reactivates them.
     pub fn note_purchase_at(&mut self, at: DateTime<Utc>, before: Lifecycle) {
@@ -394,6 +410,37 @@ mod tests {
     use super::*;
     use crate::domain::earning::Multiplier;
     use crate::domain::tier::TierRule;
+
+    #[test]
+    fn changed_fields_names_each_field_that_differs_and_only_those() {
+        let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        let was = Member::new(MemberId::parse("m").unwrap(), "Ada".into(), at);
+        type Edit = fn(&mut Member);
+        let edits: [(ProfileField, Edit); 5] = [
+            (ProfileField::Name, |m| m.name = "Bo".into()),
+            (ProfileField::Email, |m| {
+                m.email = Some(crate::domain::Email::parse("a@b.example").unwrap())
+            }),
+            (ProfileField::Phone, |m| {
+                m.phone = Some(crate::domain::Phone::parse("+15550001111").unwrap())
+            }),
+            (ProfileField::Timezone, |m| {
+                m.timezone = Some(crate::domain::TimeZoneName(chrono_tz::Asia::Shanghai))
+            }),
+            (ProfileField::Birthday, |m| {
+                m.birthday = Some(crate::domain::Birthday::parse("1990-02-03").unwrap())
+            }),
+        ];
+        assert!(was.changed_fields(&was).is_empty());
+        let mut all = was.clone();
+        for (field, edit) in edits {
+            let mut m = was.clone();
+            edit(&mut m);
+            assert_eq!(m.changed_fields(&was), vec![field]);
+            edit(&mut all);
+        }
+        assert_eq!(all.changed_fields(&was).len(), 5);
+    }
 
     #[test]
     fn progress_table() {

@@ -103,6 +103,10 @@ impl Services {
         Ok(jobs::finish(run))
     }
 
+    /// Read the member and the gifts of the candidate years (one round trip; the reward and
+    /// the member's count of it in a second, only when a gift is due with a voucher), decide,
+    /// write one batch.
+    #[tracing::instrument(skip_all, fields(member = %id))]
     async fn try_gift(
         &self,
         id: &MemberId,
@@ -122,20 +126,9 @@ impl Services {
             _ => return Ok(GiftOutcome::Ineligible),
         };
         let mut m = current.value;
-        let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
-            return Ok(GiftOutcome::Ineligible);
-        };
-        let rules = &self.program.birthday;
-        let local_today = self.member_date(&m, now);
-        let (year, on) = match gift_due(
-            birthday,
-            set_on,
-            local_today,
-            rules.catch_up_days,
-            rules.min_days_on_file,
-        ) {
-            GiftDue::Due { year, on } => (year, on),
-            GiftDue::NotInWindow | GiftDue::TooRecentlySet => return Ok(GiftOutcome::Ineligible),
+        let (year, on) = match self.gift_due_to(&m, now) {
+            Some(due) => due,
+            None => return Ok(GiftOutcome::Ineligible),
         };
         let already = years
             .iter()
@@ -144,7 +137,6 @@ impl Services {
         if already {
             return Ok(GiftOutcome::AlreadyIssued);
         }
-
         let points = self.program.tiers.rule(m.tier).birthday_points;
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
@@ -152,63 +144,13 @@ impl Services {
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         m.last_activity_at = now;
         let mut batch = Batch::new();
-        let mut voucher_code = None;
-        if let Some(rid) = reward_id {
-            let mut reads = Reads::new();
-            let reward = reads.add::<Reward>(rid);
-            let count = reads.add::<RewardCount>(&(id.clone(), rid.clone()));
-            let more = self.table.read(&reads).await?;
-            let count = more.get(&count)?;
-            match more.get(&reward)? {
-                Some(reward) => match issue_voucher(
-                    self,
-                    &mut m,
-                    &mut journal,
-                    Issue {
-                        reward: &reward,
-                        count: count.as_ref(),
-                        charge: false,
-                        source: "birthday_gift",
-                    },
-                    now,
-                ) {
-                    Ok((r, b)) => {
-                        voucher_code = Some(r.voucher_code);
-                        batch.append(b);
-                    }
-                    // Out of stock or inactive: the points are still the member's.
-                    Err(e) if !e.is_retryable() => {
-                        tracing::warn!(member = %id, error = %e, "birthday voucher not issued")
-                    }
-                    Err(e) => return Err(e),
-                },
-                None => tracing::warn!(reward = %rid, "configured birthday reward does not exist"),
+        let voucher_code = match reward_id {
+            Some(rid) => {
+                self.birthday_voucher(&mut m, rid, &mut journal, &mut batch, now)
+                    .await?
             }
-        }
-        let note = match &voucher_code {
-            Some(c) => format!("happy birthday {year} (voucher {c})"),
-            None => format!("happy birthday {year}"),
+            None => None,
         };
-        let tier = m.tier;
-        journal.line(
-            LedgerEntry::new(
-                LedgerKind::BirthdayGift,
-                points,
-                m.balance,
-                Some(format!("gift:{year}")),
-                Some(note),
-                now,
-            ),
-            |moved, line| {
-                EventData::PointsGifted(Gifted {
-                    moved,
-                    line,
-                    year,
-                    tier,
-                    voucher_code: voucher_code.clone(),
-                })
-            },
-        );
         let gift = Gift {
             year,
             celebrated_on: on,
@@ -217,12 +159,97 @@ impl Services {
             voucher_code,
             given_at: now,
         };
+        gift_line(&mut journal, &m, &gift);
         batch.create(&(id.clone(), year), &gift)?;
         journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         self.table.commit(batch).await?;
         Ok(GiftOutcome::Issued)
     }
+
+    /// The gift year and the day it is celebrated on, when a gift is due to `m` as of `now`.
+    fn gift_due_to(&self, m: &Member, now: DateTime<Utc>) -> Option<(i32, NaiveDate)> {
+        let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
+            return None;
+        };
+        let rules = &self.program.birthday;
+        match gift_due(
+            birthday,
+            set_on,
+            self.member_date(m, now),
+            rules.catch_up_days,
+            rules.min_days_on_file,
+        ) {
+            GiftDue::Due { year, on } => Some((year, on)),
+            GiftDue::NotInWindow | GiftDue::TooRecentlySet => None,
+        }
+    }
+
+    /// The birthday reward's voucher, free, into `batch`; its code. Out of stock, inactive or
+    /// missing: logged, and the gift's points are still the member's.
+    async fn birthday_voucher(
+        &self,
+        m: &mut Member,
+        rid: &crate::domain::RewardId,
+        journal: &mut Journal,
+        batch: &mut Batch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, ServiceError> {
+        let mut reads = Reads::new();
+        let reward = reads.add::<Reward>(rid);
+        let count = reads.add::<RewardCount>(&(m.id.clone(), rid.clone()));
+        let more = self.table.read(&reads).await?;
+        let count = more.get(&count)?;
+        let Some(reward) = more.get(&reward)? else {
+            tracing::warn!(reward = %rid, "configured birthday reward does not exist");
+            return Ok(None);
+        };
+        let issue = Issue {
+            reward: &reward,
+            count: count.as_ref(),
+            charge: false,
+            source: "birthday_gift",
+        };
+        match issue_voucher(self, m, journal, issue, now) {
+            Ok((r, b)) => {
+                batch.append(b);
+                Ok(Some(r.voucher_code))
+            }
+            Err(e) if !e.is_retryable() => {
+                tracing::warn!(member = %m.id, error = %e, "birthday voucher not issued");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The gift's `points.gifted` line (its points already credited to `m`).
+fn gift_line(journal: &mut Journal, m: &Member, gift: &Gift) {
+    let note = match &gift.voucher_code {
+        Some(c) => format!("happy birthday {} (voucher {c})", gift.year),
+        None => format!("happy birthday {}", gift.year),
+    };
+    let now = journal.now();
+    journal.line(
+        LedgerEntry::new(
+            LedgerKind::BirthdayGift,
+            gift.points,
+            m.balance,
+            Some(format!("gift:{}", gift.year)),
+            Some(note),
+            now,
+        ),
+        |moved, line| {
+            EventData::PointsGifted(Gifted {
+                moved,
+                line,
+                year: gift.year,
+                tier: gift.tier,
+                voucher_code: gift.voucher_code.clone(),
+            })
+        },
+    );
 }
 
 #[cfg(test)]

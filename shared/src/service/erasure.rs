@@ -34,6 +34,63 @@ pub struct Erasure {
     pub written_off_points: Points,
 }
 
+impl Erasure {
+    /// What the erasure of `m` (erased) did.
+    fn of(m: &Member) -> Self {
+        Erasure {
+            id: m.id.clone(),
+            status: "erased".into(),
+            erased_at: m.erased_at.unwrap_or(m.last_activity_at),
+            forfeited_points: m.forfeited_points.unwrap_or(Points::ZERO),
+            written_off_points: m.written_off_points.unwrap_or(Points::ZERO),
+        }
+    }
+}
+
+/// `member.erased`: the forfeit, or the debt written off (a credit), leaves on an
+/// `erasure_forfeit` line when there is one; pending points (never in the balance the events add
+/// up to) come off `pending`.
+fn erasure_line(journal: &mut Journal, was: &Member, m: &Member) {
+    let forfeited = m.forfeited_points.unwrap_or(Points::ZERO);
+    let written_off = m.written_off_points.unwrap_or(Points::ZERO);
+    let line_points = Points(written_off.0 - forfeited.0);
+    let pending = was.pending();
+    let pending = (pending.0 != 0).then(|| Points(-pending.0));
+    let erased = |moved: Moved, line| {
+        EventData::MemberErased(Erased {
+            moved: Moved {
+                points: Points(moved.points.0 - pending.map_or(0, |p| p.0)),
+                ..moved
+            },
+            line,
+            pending,
+            forfeited_points: forfeited,
+        })
+    };
+    if line_points.0 != 0 {
+        let now = journal.now();
+        journal.line(
+            LedgerEntry::new(
+                LedgerKind::ErasureForfeit,
+                line_points,
+                Points::ZERO,
+                Some(format!("erasure:{}", m.id)),
+                None,
+                now,
+            ),
+            |moved, line| erased(moved, Some(line)),
+        );
+    } else {
+        journal.note(erased(
+            Moved {
+                points: Points::ZERO,
+                balance: Points::ZERO,
+            },
+            None,
+        ));
+    }
+}
+
 impl Services {
     pub async fn erase(
         &self,
@@ -62,14 +119,8 @@ impl Services {
             .get(&member)?
             .ok_or(ServiceError::NotFound("member"))?;
         // Erasing twice is the same erasure: answer what the first one did.
-        if let Some(erased_at) = current.value.erased_at {
-            return Ok(Outcome::replay(Erasure {
-                id: id.clone(),
-                status: "erased".into(),
-                erased_at,
-                forfeited_points: current.value.forfeited_points.unwrap_or(Points::ZERO),
-                written_off_points: current.value.written_off_points.unwrap_or(Points::ZERO),
-            }));
+        if current.value.erased_at.is_some() {
+            return Ok(Outcome::replay(Erasure::of(&current.value)));
         }
         let claim = match &current.value.phone {
             Some(p) => self
@@ -80,50 +131,12 @@ impl Services {
             None => None,
         };
         let mut m = current.value.clone().erased(now);
-        let forfeited = m.forfeited_points.unwrap_or(Points::ZERO);
-        let written_off = m.written_off_points.unwrap_or(Points::ZERO);
-        // What leaves the ledger: the forfeit, or the debt written off (a credit).
-        let line_points = Points(written_off.0 - forfeited.0);
         let mut batch = Batch::new();
         let mut journal = Journal::new(self, &m, now);
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
         self.set_segments(&mut m, None, &mut journal);
-        // Pending points were never in the balance the events add up to.
-        let pending = current.value.pending();
-        let pending = (pending.0 != 0).then(|| Points(-pending.0));
-        let erased = |moved: Moved, line| {
-            EventData::MemberErased(Erased {
-                moved: Moved {
-                    points: Points(moved.points.0 - pending.map_or(0, |p| p.0)),
-                    ..moved
-                },
-                line,
-                pending,
-                forfeited_points: forfeited,
-            })
-        };
-        if line_points.0 != 0 {
-            journal.line(
-                LedgerEntry::new(
-                    LedgerKind::ErasureForfeit,
-                    line_points,
-                    Points::ZERO,
-                    Some(format!("erasure:{id}")),
-                    None,
-                    now,
-                ),
-                |moved, line| erased(moved, Some(line)),
-            );
-        } else {
-            journal.note(erased(
-                Moved {
-                    points: Points::ZERO,
-                    balance: Points::ZERO,
-                },
-                None,
-            ));
-        }
+        erasure_line(&mut journal, &current.value, &m);
         journal.close(self, &mut m, &mut batch)?;
         if let Some((phone, c)) = &claim
             && c.value.member_id == *id
@@ -131,13 +144,7 @@ impl Services {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
         batch.save(id, &m, Some(current.version))?;
-        let answer = Erasure {
-            id: id.clone(),
-            status: "erased".into(),
-            erased_at: now,
-            forfeited_points: forfeited,
-            written_off_points: written_off,
-        };
+        let answer = Erasure::of(&m);
         self.commit_with_record(idem, &answer, batch, now).await?;
         Ok(Outcome::fresh(answer))
     }

@@ -5,7 +5,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::{Outcome, Services};
-use crate::domain::event::{self, Adjusted, EventData, ProfileField, Updated};
+use crate::domain::event::{self, Adjusted, EventData, Updated};
 pub use crate::domain::member::LedgerEntry;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
@@ -347,61 +347,17 @@ impl Services {
         if let Some(phone) = &change.phone
             && *phone != m.phone
         {
-            if let Some(p) = phone {
-                if let Some(claim) = new_claim
-                    .as_ref()
-                    .map(|c| found.get(c))
-                    .transpose()?
-                    .flatten()
-                    && claim.value.member_id != m.id
-                {
-                    return Err(ServiceError::PhoneTaken);
-                }
-                batch
-                    .create(
-                        p,
-                        &PhoneClaim {
-                            member_id: m.id.clone(),
-                        },
-                    )?
-                    .or_refuse(|| ServiceError::PhoneTaken);
-            }
-            // Release the old claim only if it is this member's: a claim that is missing (or,
-            // after some repair, another's) is not ours to delete, and must not block the change.
-            if let (Some(old), Some(claim)) = (&m.phone, &old_claim)
-                && claim.value.member_id == m.id
-            {
-                batch.delete::<PhoneClaim>(old, claim.version);
-            }
-            m.phone = phone.clone();
+            let new_claim = new_claim.as_ref().map(|c| found.get(c)).transpose()?;
+            move_phone_claim(&mut m, phone, new_claim.flatten(), old_claim, &mut batch)?;
         }
         if let Some(b) = change.birthday
             && b != m.birthday
         {
-            if m.birthday.is_some() && !admin {
-                return Err(ServiceError::BirthdayLocked);
-            }
-            match b {
-                Some(b) => self.set_birthday(&mut m, b, now)?,
-                None => {
-                    m.birthday = None;
-                    m.birthday_set_on = None;
-                }
-            }
+            self.change_birthday(&mut m, b, admin, now)?;
         }
         if m != current.value {
-            let was = &current.value;
-            let changed: Vec<ProfileField> = [
-                (ProfileField::Name, m.name != was.name),
-                (ProfileField::Email, m.email != was.email),
-                (ProfileField::Phone, m.phone != was.phone),
-                (ProfileField::Timezone, m.timezone != was.timezone),
-                (ProfileField::Birthday, m.birthday != was.birthday),
-            ]
-            .into_iter()
-            .filter_map(|(f, c)| c.then_some(f))
-            .collect();
             // Which fields changed, never their values: events carry no personal data.
+            let changed = m.changed_fields(&current.value);
             let mut journal = Journal::new(self, &m, now);
             journal.note(EventData::MemberUpdated(Updated { changed }));
             journal.close(self, &mut m, &mut batch)?;
@@ -409,6 +365,27 @@ impl Services {
             self.table.commit(batch).await?;
         }
         Ok(self.member_view(&m))
+    }
+
+    /// A birthday set (or, by an operator, changed or removed). Members set theirs once.
+    fn change_birthday(
+        &self,
+        m: &mut Member,
+        b: Option<Birthday>,
+        admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        if m.birthday.is_some() && !admin {
+            return Err(ServiceError::BirthdayLocked);
+        }
+        match b {
+            Some(b) => self.set_birthday(m, b, now)?,
+            None => {
+                m.birthday = None;
+                m.birthday_set_on = None;
+            }
+        }
+        Ok(())
     }
 
     pub async fn ledger(
@@ -487,4 +464,39 @@ impl Services {
         self.commit_with_record(idem, &entry, effect, now).await?;
         Ok(Outcome::fresh(entry))
     }
+}
+
+/// The member's phone moves to `phone`: the new number claimed (refused when another member holds
+/// it), the old claim released.
+fn move_phone_claim(
+    m: &mut Member,
+    phone: &Option<Phone>,
+    new_claim: Option<Versioned<PhoneClaim>>,
+    old_claim: Option<Versioned<PhoneClaim>>,
+    batch: &mut Batch,
+) -> Result<(), ServiceError> {
+    if let Some(p) = phone {
+        if let Some(claim) = new_claim
+            && claim.value.member_id != m.id
+        {
+            return Err(ServiceError::PhoneTaken);
+        }
+        batch
+            .create(
+                p,
+                &PhoneClaim {
+                    member_id: m.id.clone(),
+                },
+            )?
+            .or_refuse(|| ServiceError::PhoneTaken);
+    }
+    // Release the old claim only if it is this member's: a claim that is missing (or, after some
+    // repair, another's) is not ours to delete, and must not block the change.
+    if let (Some(old), Some(claim)) = (&m.phone, &old_claim)
+        && claim.value.member_id == m.id
+    {
+        batch.delete::<PhoneClaim>(old, claim.version);
+    }
+    m.phone = phone.clone();
+    Ok(())
 }

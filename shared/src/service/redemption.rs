@@ -129,46 +129,15 @@ pub(crate) fn issue_voucher(
     svc: &Services,
     member: &mut Member,
     journal: &mut Journal,
-    Issue {
-        reward,
-        count,
-        charge,
-        source,
-    }: Issue<'_>,
+    issue: Issue<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Redemption, Batch), ServiceError> {
-    let held = count.map_or(0, |c| c.value.count);
+    let held = issue.count.map_or(0, |c| c.value.count);
     // Points that became spendable or expired by now count before the balance is judged.
     svc.settle(member, journal, now);
-    check_redemption(member.tier, member.balance, &reward.value, held, charge).map_err(refusal)?;
-    let r = &reward.value;
-    let points = if charge { r.cost_points } else { Points::ZERO };
-    let mut lots = if points.0 > 0 {
-        svc.spend(member, points)?
-    } else {
-        Vec::new()
-    };
-    // Undated points come back undated whatever lot they left: nothing to remember.
-    if lots.iter().all(|l| l.expires_on.is_none()) {
-        lots.clear();
-    }
-    member.lifetime_redeemed = member.lifetime_redeemed.checked_add(points)?;
-    member.last_activity_at = now;
-    let redemption = Redemption {
-        id: Uuid::now_v7(),
-        member_id: member.id.clone(),
-        reward_id: r.id.clone(),
-        points_spent: points,
-        voucher_code: generate_code(),
-        status: RedemptionStatus::Issued,
-        created_at: now,
-        expires_at: now + chrono::Duration::days(i64::from(svc.program.voucher_validity_days)),
-        used_at: None,
-        used_store_id: None,
-        cancelled_at: None,
-        source: source.to_owned(),
-        lots,
-    };
+    let r = &issue.reward.value;
+    check_redemption(member.tier, member.balance, r, held, issue.charge).map_err(refusal)?;
+    let redemption = draw_redemption(svc, member, &issue, now)?;
     let voucher = Voucher {
         code: redemption.voucher_code.clone(),
         redemption_id: redemption.id,
@@ -185,31 +154,17 @@ pub(crate) fn issue_voucher(
         reward_id: r.id.clone(),
         voucher_code: redemption.voucher_code.clone(),
         expires_at: redemption.expires_at,
-        source: source.to_owned(),
+        source: issue.source.to_owned(),
     }));
     batch.create(&(member.id.clone(), redemption.id), &redemption)?;
     // A code collision fails this absence condition; the retry draws a new code.
     batch.create(voucher.code.as_str(), &voucher)?;
-    batch.save(
-        &(member.id.clone(), r.id.clone()),
-        &RewardCount { count: held + 1 },
-        count.map(|c| c.version),
-    )?;
-    if r.stock.is_some() {
-        let next = Reward {
-            issued: r.issued + 1,
-            ..r.clone()
-        };
-        batch.save(&r.id, &next, Some(reward.version))?;
-    } else {
-        // Unlimited stock: no hot item to write, but a concurrent edit (deactivation) still wins.
-        batch.check::<Reward>(&r.id, reward.version);
-    }
-    if charge {
+    count_issued(&mut batch, &member.id, &issue, held)?;
+    if issue.charge {
         journal.line(
             LedgerEntry::new(
                 LedgerKind::Redemption,
-                points.checked_neg()?,
+                redemption.points_spent.checked_neg()?,
                 member.balance,
                 Some(format!("redemption:{}", redemption.id)),
                 Some(r.name.clone()),
@@ -226,6 +181,131 @@ pub(crate) fn issue_voucher(
         );
     }
     Ok((redemption, batch))
+}
+
+/// The redemption: its points spent from the member's lots (remembered when dated, so a
+/// cancellation puts them back where they were) and a fresh voucher code.
+fn draw_redemption(
+    svc: &Services,
+    member: &mut Member,
+    issue: &Issue<'_>,
+    now: DateTime<Utc>,
+) -> Result<Redemption, ServiceError> {
+    let r = &issue.reward.value;
+    let points = if issue.charge {
+        r.cost_points
+    } else {
+        Points::ZERO
+    };
+    let mut lots = if points.0 > 0 {
+        svc.spend(member, points)?
+    } else {
+        Vec::new()
+    };
+    // Undated points come back undated whatever lot they left: nothing to remember.
+    if lots.iter().all(|l| l.expires_on.is_none()) {
+        lots.clear();
+    }
+    member.lifetime_redeemed = member.lifetime_redeemed.checked_add(points)?;
+    member.last_activity_at = now;
+    Ok(Redemption {
+        id: Uuid::now_v7(),
+        member_id: member.id.clone(),
+        reward_id: r.id.clone(),
+        points_spent: points,
+        voucher_code: generate_code(),
+        status: RedemptionStatus::Issued,
+        created_at: now,
+        expires_at: now + chrono::Duration::days(i64::from(svc.program.voucher_validity_days)),
+        used_at: None,
+        used_store_id: None,
+        cancelled_at: None,
+        source: issue.source.to_owned(),
+        lots,
+    })
+}
+
+/// A cancelled redemption's `points.restored`: a ledger line when it cost points; a gifted
+/// voucher cost nothing, so its event says so and no line is needed.
+fn restored_line(journal: &mut Journal, m: &Member, r: &Redemption) {
+    let restored = |moved, line| {
+        EventData::PointsRestored(Restored {
+            moved,
+            line,
+            redemption_id: r.id,
+            reward_id: r.reward_id.clone(),
+        })
+    };
+    if r.points_spent.0 != 0 {
+        let now = journal.now();
+        journal.line(
+            LedgerEntry::new(
+                LedgerKind::RedemptionCancelled,
+                r.points_spent,
+                m.balance,
+                Some(format!("redemption:{}", r.id)),
+                None,
+                now,
+            ),
+            |moved, line| restored(moved, Some(line)),
+        );
+    } else {
+        journal.note(restored(
+            Moved {
+                points: Points::ZERO,
+                balance: m.balance,
+            },
+            None,
+        ));
+    }
+}
+
+/// The reward's stock (when it has one) and the member's count of it, one fewer issued.
+fn count_returned(
+    batch: &mut Batch,
+    reward: Option<Versioned<Reward>>,
+    count: Option<((MemberId, RewardId), Versioned<RewardCount>)>,
+) -> Result<(), ServiceError> {
+    if let Some(reward) = reward.filter(|rw| rw.value.stock.is_some()) {
+        let back = Reward {
+            issued: reward.value.issued.saturating_sub(1),
+            ..reward.value.clone()
+        };
+        batch.save(&back.id, &back, Some(reward.version))?;
+    }
+    if let Some((key, c)) = count {
+        let fewer = RewardCount {
+            count: c.value.count.saturating_sub(1),
+        };
+        batch.save(&key, &fewer, Some(c.version))?;
+    }
+    Ok(())
+}
+
+/// The member's count of this reward, and the reward's stock when it has one, one more issued.
+fn count_issued(
+    batch: &mut Batch,
+    member: &MemberId,
+    issue: &Issue<'_>,
+    held: u32,
+) -> Result<(), ServiceError> {
+    let (reward, r) = (issue.reward, &issue.reward.value);
+    batch.save(
+        &(member.clone(), r.id.clone()),
+        &RewardCount { count: held + 1 },
+        issue.count.map(|c| c.version),
+    )?;
+    if r.stock.is_some() {
+        let next = Reward {
+            issued: r.issued + 1,
+            ..r.clone()
+        };
+        batch.save(&r.id, &next, Some(reward.version))?;
+    } else {
+        // Unlimited stock: no hot item to write, but a concurrent edit (deactivation) still wins.
+        batch.check::<Reward>(&r.id, reward.version);
+    }
+    Ok(())
 }
 
 impl Services {
@@ -445,6 +525,7 @@ impl Services {
         self.restore(&mut m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
+        restored_line(&mut journal, &m, r);
         let cancelled = Redemption {
             status: RedemptionStatus::Cancelled,
             cancelled_at: Some(now),
@@ -455,53 +536,11 @@ impl Services {
             ..voucher.value.clone()
         };
         let mut batch = Batch::new();
-        let restored = |moved, line| {
-            EventData::PointsRestored(Restored {
-                moved,
-                line,
-                redemption_id: *redemption_id,
-                reward_id: r.reward_id.clone(),
-            })
-        };
-        if r.points_spent.0 != 0 {
-            journal.line(
-                LedgerEntry::new(
-                    LedgerKind::RedemptionCancelled,
-                    r.points_spent,
-                    m.balance,
-                    Some(format!("redemption:{redemption_id}")),
-                    None,
-                    now,
-                ),
-                |moved, line| restored(moved, Some(line)),
-            );
-        } else {
-            // A gifted voucher cost nothing: the event says so, and no ledger line is needed.
-            journal.note(restored(
-                Moved {
-                    points: Points::ZERO,
-                    balance: m.balance,
-                },
-                None,
-            ));
-        }
         journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
-        if let Some(reward) = reward.filter(|rw| rw.value.stock.is_some()) {
-            let back = Reward {
-                issued: reward.value.issued.saturating_sub(1),
-                ..reward.value.clone()
-            };
-            batch.save(&back.id, &back, Some(reward.version))?;
-        }
-        if let Some(c) = count {
-            let fewer = RewardCount {
-                count: c.value.count.saturating_sub(1),
-            };
-            batch.save(&count_id, &fewer, Some(c.version))?;
-        }
+        count_returned(&mut batch, reward, count.map(|c| (count_id, c)))?;
         self.table.commit(batch).await?;
         Ok(cancelled)
     }
