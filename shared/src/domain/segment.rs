@@ -601,10 +601,216 @@ pub struct SegmentDay {
     pub cutpoints: CutPoints,
 }
 
+/// Parts of a run add up.
+impl Totals {
+    pub fn merge(&mut self, o: &Totals) {
+        self.members += o.members;
+        self.active_members += o.active_members;
+        self.points_outstanding += o.points_outstanding;
+        self.lifetime_earned += o.lifetime_earned;
+        self.lifetime_redeemed += o.lifetime_redeemed;
+        self.purchasers_90d += o.purchasers_90d;
+        self.repeaters_90d += o.repeaters_90d;
+        self.points_pending += o.points_pending;
+        self.lifetime_expired += o.lifetime_expired;
+    }
+}
+
+impl Tally {
+    pub fn merge(&mut self, o: &Tally) {
+        self.examined += o.examined;
+        self.changed += o.changed;
+        self.failed += o.failed;
+        add_counts(&mut self.sizes, &o.sizes);
+        self.distribution.merge(&o.distribution);
+        self.totals.merge(&o.totals);
+        for (month, row) in &o.cohorts {
+            let mine = self.cohorts.entry(month.clone()).or_default();
+            if mine.len() < row.len() {
+                mine.resize(row.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+    }
+}
+
+/// The members one run moved into and out of each segment, counted from its flows. Only the
+/// segments that differ count: a member whose value segment moved stayed in its stage and tier.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Moves {
+    pub entered: BTreeMap<String, u64>,
+    pub left: BTreeMap<String, u64>,
+}
+
+impl Moves {
+    pub fn of(flows: &[SegmentFlow]) -> Self {
+        let mut m = Moves::default();
+        for flow in flows {
+            let (from, to) = (
+                flow.from.unwrap_or_default().ids(),
+                flow.to.unwrap_or_default().ids(),
+            );
+            for id in from.iter().filter(|id| !to.contains(id)) {
+                *m.left.entry(id.to_string()).or_insert(0) += 1;
+            }
+            for id in to.iter().filter(|id| !from.contains(id)) {
+                *m.entered.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_default() += n;
+    }
+}
+
+impl SegmentDay {
+    /// The day's row with `run` folded in: the last run's sizes, totals and cohorts, every run's
+    /// flows and changes added up. `None` when the row already has the run (a retried finish).
+    pub fn with_run(
+        existing: Option<&SegmentDay>,
+        run: &RunId,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+        tally: &Tally,
+        moves: &Moves,
+        cutpoints: CutPoints,
+    ) -> Option<SegmentDay> {
+        let mut day = match existing {
+            Some(d) if d.runs.contains(run) => return None,
+            Some(d) => d.clone(),
+            None => SegmentDay {
+                date,
+                as_of: now,
+                runs: Vec::new(),
+                examined: 0,
+                changed: 0,
+                failed: 0,
+                sizes: BTreeMap::new(),
+                entered: BTreeMap::new(),
+                left: BTreeMap::new(),
+                totals: Totals::default(),
+                cohorts: BTreeMap::new(),
+                cutpoints,
+            },
+        };
+        day.runs.push(run.clone());
+        day.as_of = now;
+        day.examined = tally.examined;
+        day.changed += tally.changed;
+        day.failed = tally.failed;
+        day.sizes = SegmentId::all()
+            .into_iter()
+            .map(|id| {
+                let k = id.to_string();
+                let n = tally.sizes.get(&k).copied().unwrap_or(0);
+                (k, n)
+            })
+            .collect();
+        add_counts(&mut day.entered, &moves.entered);
+        add_counts(&mut day.left, &moves.left);
+        day.totals = tally.totals.clone();
+        day.cohorts = tally.cohorts.clone();
+        day.cutpoints = cutpoints;
+        Some(day)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn a_run_folds_into_its_days_row_once_with_flows_counted_only_where_segments_differ() {
+        let c = |l, v, t| Counted {
+            lifecycle: Some(l),
+            value: v,
+            tier: Some(t),
+        };
+        let flow = |from, to| SegmentFlow {
+            from,
+            to,
+            expires_at: 0,
+        };
+        let flows = [
+            // Active → dormant, value and tier kept: one left, one entered.
+            flow(
+                Some(c(
+                    Lifecycle::Active,
+                    Some(ValueSegment::HighValue),
+                    Tier::Gold,
+                )),
+                Some(c(
+                    Lifecycle::Dormant,
+                    Some(ValueSegment::HighValue),
+                    Tier::Gold,
+                )),
+            ),
+            // Enrolment: entered all three.
+            flow(None, Some(c(Lifecycle::Prospect, None, Tier::Silver))),
+            // Erasure: left both.
+            flow(Some(c(Lifecycle::Dormant, None, Tier::Silver)), None),
+        ];
+        let m = Moves::of(&flows);
+        let n = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        assert_eq!(
+            m.left,
+            n(&[
+                ("lifecycle:active", 1),
+                ("lifecycle:dormant", 1),
+                ("tier:silver", 1)
+            ])
+        );
+        assert_eq!(
+            m.entered,
+            n(&[
+                ("lifecycle:dormant", 1),
+                ("lifecycle:prospect", 1),
+                ("tier:silver", 1)
+            ])
+        );
+        let run = RunId::parse("run-1").unwrap();
+        let date: NaiveDate = "2027-03-01".parse().unwrap();
+        let at = t("2027-03-01T02:00:00Z");
+        let tally = Tally {
+            changed: 3,
+            sizes: n(&[("lifecycle:dormant", 7)]),
+            ..Tally::default()
+        };
+        let first = SegmentDay::with_run(None, &run, date, at, &tally, &m, FIXED).unwrap();
+        assert_eq!(
+            (
+                first.changed,
+                first.sizes["lifecycle:dormant"],
+                first.sizes["tier:gold"]
+            ),
+            (3, 7, 0)
+        );
+        assert_eq!(
+            SegmentDay::with_run(Some(&first), &run, date, at, &tally, &m, FIXED),
+            None,
+            "a retried finish adds nothing"
+        );
+        let again = RunId::parse("run-2").unwrap();
+        let second =
+            SegmentDay::with_run(Some(&first), &again, date, at, &tally, &m, FIXED).unwrap();
+        assert_eq!(
+            (
+                second.changed,
+                second.entered["lifecycle:dormant"],
+                second.sizes["lifecycle:dormant"]
+            ),
+            (6, 2, 7)
+        );
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

@@ -292,25 +292,7 @@ impl Services {
             ),
             |moved, line| booked.event(req, m.tier, moved, line),
         );
-        let lines: Vec<(Option<&str>, i64)> = req
-            .lines
-            .iter()
-            .flatten()
-            .map(|l| (l.category.as_deref(), l.amount.value))
-            .collect();
-        let facts = PurchaseFacts {
-            amount: req.amount.value,
-            lines: &lines,
-            points: booked.earned,
-            rate: self.program.earn,
-            tier_multiplier: self.program.tiers.rule(m.tier).multiplier,
-        };
-        let sale = PurchaseRef {
-            store_id: req.store_id.clone(),
-            receipt_id: req.receipt_id.clone(),
-        };
-        let credits =
-            self.play_purchase(plays, &facts, occurred_at, &sale, m, &mut journal, batch)?;
+        let credits = self.purchase_in_campaigns(req, &booked, plays, m, &mut journal, batch)?;
         let bonus = credits
             .iter()
             .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
@@ -341,6 +323,37 @@ impl Services {
             origin: Some(booked.origin),
             upgrade: caused,
         })
+    }
+
+    /// The purchase played in each campaign the member is in (`play_purchase`): its outcome
+    /// counted, and what a treatment member is awarded.
+    fn purchase_in_campaigns(
+        &self,
+        req: &PurchaseRequest,
+        booked: &Booked,
+        plays: Vec<Play>,
+        m: &mut Member,
+        journal: &mut Journal,
+        batch: &mut Batch,
+    ) -> Result<Vec<CampaignCredit>, ServiceError> {
+        let lines: Vec<(Option<&str>, i64)> = req
+            .lines
+            .iter()
+            .flatten()
+            .map(|l| (l.category.as_deref(), l.amount.value))
+            .collect();
+        let facts = PurchaseFacts {
+            amount: req.amount.value,
+            lines: &lines,
+            points: booked.earned,
+            rate: self.program.earn,
+            tier_multiplier: self.program.tiers.rule(m.tier).multiplier,
+        };
+        let sale = PurchaseRef {
+            store_id: req.store_id.clone(),
+            receipt_id: req.receipt_id.clone(),
+        };
+        self.play_purchase(plays, &facts, booked.occurred_at, &sale, m, journal, batch)
     }
 
     /// The purchase on the member's books: its points (pending or spendable, at the tier held
@@ -593,29 +606,7 @@ impl Services {
                 None,
                 now,
             ),
-            |moved, line| {
-                // What came off pending points never was in the balance.
-                let (moved, pending) = match u.from_pending {
-                    0 => (moved, None),
-                    p => (
-                        Moved {
-                            points: Points(p - u.reversed.0),
-                            ..moved
-                        },
-                        Some(Points(-p)),
-                    ),
-                };
-                EventData::PointsReversed(Reversed {
-                    moved,
-                    line,
-                    of: Reversal::Purchase {
-                        refund: l.of.clone(),
-                        amount: l.req.amount,
-                        refunded_total,
-                        pending,
-                    },
-                })
-            },
+            |moved, line| u.event(l.of, l.req.amount, refunded_total, moved, line),
         );
         let bonus_reversed = self.play_refund(
             l.credits,
@@ -687,6 +678,40 @@ struct Unbooked {
     from_pending: i64,
     refunded_before: i64,
     revert: Option<(Tier, Option<NaiveDate>)>,
+}
+
+impl Unbooked {
+    /// `points.reversed` for the purchase's own points.
+    fn event(
+        &self,
+        of: &RefundRef,
+        amount: Money,
+        refunded_total: Money,
+        moved: Moved,
+        line: LineRef,
+    ) -> EventData {
+        // What came off pending points never was in the balance.
+        let (moved, pending) = match self.from_pending {
+            0 => (moved, None),
+            p => (
+                Moved {
+                    points: Points(p - self.reversed.0),
+                    ..moved
+                },
+                Some(Points(-p)),
+            ),
+        };
+        EventData::PointsReversed(Reversed {
+            moved,
+            line,
+            of: Reversal::Purchase {
+                refund: of.clone(),
+                amount,
+                refunded_total,
+                pending,
+            },
+        })
+    }
 }
 
 /// What a refund's lines are drawn from.

@@ -13,7 +13,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use crate::domain::event::{EventData, SegmentChanged, Stage};
 use crate::domain::member::Member;
-use crate::domain::segment::{CutPoints, SegmentId, Segments, days_between};
+use crate::domain::segment::{CutPoints, Moves, SegmentId, Segments, days_between};
 pub use crate::domain::segment::{
     RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState, Tally, Totals,
 };
@@ -33,46 +33,6 @@ pub const COHORT_MONTHS: i32 = crate::domain::bounds::RETENTION_MONTHS.max as i3
 const JOB_CONCURRENCY: usize = 16;
 /// Part and flow records of a run expire after this many days.
 const RUN_RETENTION_DAYS: i64 = 7;
-
-impl Totals {
-    fn merge(&mut self, o: &Totals) {
-        self.members += o.members;
-        self.active_members += o.active_members;
-        self.points_outstanding += o.points_outstanding;
-        self.lifetime_earned += o.lifetime_earned;
-        self.lifetime_redeemed += o.lifetime_redeemed;
-        self.purchasers_90d += o.purchasers_90d;
-        self.repeaters_90d += o.repeaters_90d;
-        self.points_pending += o.points_pending;
-        self.lifetime_expired += o.lifetime_expired;
-    }
-}
-
-impl Tally {
-    fn merge(&mut self, o: &Tally) {
-        self.examined += o.examined;
-        self.changed += o.changed;
-        self.failed += o.failed;
-        add_counts(&mut self.sizes, &o.sizes);
-        self.distribution.merge(&o.distribution);
-        self.totals.merge(&o.totals);
-        for (month, row) in &o.cohorts {
-            let mine = self.cohorts.entry(month.clone()).or_default();
-            if mine.len() < row.len() {
-                mine.resize(row.len(), 0);
-            }
-            for (a, b) in mine.iter_mut().zip(row) {
-                *a += b;
-            }
-        }
-    }
-}
-
-fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
-    for (k, n) in from {
-        *into.entry(k.clone()).or_default() += n;
-    }
-}
 
 /// What one part did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -492,21 +452,7 @@ impl Services {
             })?;
             tally.merge(&part.value.tally);
         }
-        let (mut entered, mut left) = (BTreeMap::new(), BTreeMap::new());
-        for flow in self.table.segment_flows(run).await? {
-            // Only the segments that differ: a member whose value segment moved stayed in its
-            // stage and tier.
-            let (from, to) = (
-                flow.from.unwrap_or_default().ids(),
-                flow.to.unwrap_or_default().ids(),
-            );
-            for id in from.iter().filter(|id| !to.contains(id)) {
-                *left.entry(id.to_string()).or_insert(0u64) += 1;
-            }
-            for id in to.iter().filter(|id| !from.contains(id)) {
-                *entered.entry(id.to_string()).or_insert(0u64) += 1;
-            }
-        }
+        let moves = Moves::of(&self.table.segment_flows(run).await?);
         let cutpoints = tally.distribution.cut_points(&self.program.segments.rfm);
         let quantiles =
             tally.distribution.members() >= self.program.segments.rfm.min_members_for_quantiles;
@@ -521,42 +467,17 @@ impl Services {
         };
         retrying!(self, async {
             let existing = self.table.get::<SegmentDay>(&date).await?;
-            let mut day = match &existing {
-                Some(d) if d.value.runs.contains(run) => return Ok(()),
-                Some(d) => d.value.clone(),
-                None => SegmentDay {
-                    date,
-                    as_of: now,
-                    runs: Vec::new(),
-                    examined: 0,
-                    changed: 0,
-                    failed: 0,
-                    sizes: BTreeMap::new(),
-                    entered: BTreeMap::new(),
-                    left: BTreeMap::new(),
-                    totals: Totals::default(),
-                    cohorts: BTreeMap::new(),
-                    cutpoints,
-                },
+            let Some(day) = SegmentDay::with_run(
+                existing.as_ref().map(|d| &d.value),
+                run,
+                date,
+                now,
+                &tally,
+                &moves,
+                cutpoints,
+            ) else {
+                return Ok(());
             };
-            day.runs.push(run.clone());
-            day.as_of = now;
-            day.examined = tally.examined;
-            day.changed += tally.changed;
-            day.failed = tally.failed;
-            day.sizes = SegmentId::all()
-                .into_iter()
-                .map(|id| {
-                    let k = id.to_string();
-                    let n = tally.sizes.get(&k).copied().unwrap_or(0);
-                    (k, n)
-                })
-                .collect();
-            add_counts(&mut day.entered, &entered);
-            add_counts(&mut day.left, &left);
-            day.totals = tally.totals.clone();
-            day.cohorts = tally.cohorts.clone();
-            day.cutpoints = cutpoints;
             let mut batch = Batch::new();
             batch.save(&date, &day, existing.as_ref().map(|d| d.version))?;
             batch.put(
