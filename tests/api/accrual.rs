@@ -2,32 +2,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use loyalty::program::Program;
+use loyalty_tests::purchase_body;
 use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn purchase(member: &str, receipt: &str, value: i64, at: DateTime<Utc>) -> Value {
-    json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
-           "amount": {"value": value, "currency": "USD"}, "occurred_at": at.to_rfc3339()})
-}
-
-async fn buy(api: &Api, member: &str, receipt: &str, value: i64) -> Value {
-    let r = api
-        .post(
-            "/v1/purchases",
-            &api.pos("store-1"),
-            purchase(member, receipt, value, api.services.now()),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
-}
-
 async fn earning_follows_the_tier_held_and_upgrades_at_once(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    let r = buy(&api, "m", "R1", 1999).await;
+    let r = api.buy("m", "R1", 1999).await;
     assert_eq!(
         (
             r["points_earned"].clone(),
@@ -37,7 +21,7 @@ async fn earning_follows_the_tier_held_and_upgrades_at_once(b: Backend) {
         (json!(19), json!("silver"), json!(false))
     );
     // 19.99 + 980.01 = 1000.00: the crossing purchase earns at silver, then gold holds at once.
-    let r = buy(&api, "m", "R2", 98_001).await;
+    let r = api.buy("m", "R2", 98_001).await;
     assert_eq!(
         (
             r["points_earned"].clone(),
@@ -46,7 +30,7 @@ async fn earning_follows_the_tier_held_and_upgrades_at_once(b: Backend) {
         ),
         (json!(980), json!("gold"), json!(true))
     );
-    let r = buy(&api, "m", "R3", 1999).await;
+    let r = api.buy("m", "R3", 1999).await;
     assert_eq!(r["points_earned"], 29, "19.99 at gold ×1.5 = floor(29.985)");
     assert_eq!(api.balance("m").await, 19 + 980 + 29);
     let ledger = api.ledger("m").await;
@@ -72,7 +56,7 @@ async fn earning_follows_the_tier_held_and_upgrades_at_once(b: Backend) {
 
     // One purchase can jump two tiers.
     api.enrol("big").await;
-    let r = buy(&api, "big", "R9", 600_000).await;
+    let r = api.buy("big", "R9", 600_000).await;
     assert_eq!(
         (r["points_earned"].clone(), r["tier"].clone()),
         (json!(6000), json!("diamond"))
@@ -83,7 +67,7 @@ both_backends!(earning_follows_the_tier_held_and_upgrades_at_once);
 async fn a_receipt_posted_three_times_earns_once(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    let body = purchase("m", "R1", 1999, api.services.now());
+    let body = purchase_body("m", "R1", 1999, api.services.now());
     let first = api
         .post("/v1/purchases", &api.pos("store-1"), body.clone())
         .await;
@@ -121,7 +105,7 @@ async fn a_receipt_posted_three_times_earns_once(b: Backend) {
         .post(
             "/v1/purchases",
             &api.pos("store-2"),
-            purchase("m", "R7", 100, api.services.now()),
+            purchase_body("m", "R7", 100, api.services.now()),
         )
         .await;
     assert_eq!(r.status, 403);
@@ -131,17 +115,10 @@ both_backends!(a_receipt_posted_three_times_earns_once);
 async fn refunds_reverse_pro_rata_and_a_full_refund_restores_the_balance(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    buy(&api, "m", "R0", 5000).await;
+    api.buy("m", "R0", 5000).await;
     let before = api.balance("m").await;
-    buy(&api, "m", "R1", 1999).await;
-    let pos = api.pos("store-1");
-    let refund = |id: &str, value: i64| {
-        api.post(
-            "/v1/purchases/store-1/R1/refunds",
-            &pos,
-            json!({"refund_id": id, "amount": {"value": value, "currency": "USD"}}),
-        )
-    };
+    api.buy("m", "R1", 1999).await;
+    let refund = |id: &'static str, value: i64| api.refund("R1", id, value);
     let r = refund("F1", 1000).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
@@ -180,13 +157,7 @@ async fn refunds_reverse_pro_rata_and_a_full_refund_restores_the_balance(b: Back
         m["tier_progress"]["qualifying_spend"]["value"], 5000,
         "refunds reduce qualifying spend"
     );
-    let unknown = api
-        .post(
-            "/v1/purchases/store-1/NOPE/refunds",
-            &pos,
-            json!({"refund_id": "X", "amount": {"value": 1, "currency": "USD"}}),
-        )
-        .await;
+    let unknown = api.refund("NOPE", "X", 1).await;
     assert_eq!(unknown.status, 404);
     let kinds: Vec<String> = api
         .ledger("m")
@@ -201,7 +172,7 @@ both_backends!(refunds_reverse_pro_rata_and_a_full_refund_restores_the_balance);
 async fn a_refund_may_leave_a_negative_balance_that_blocks_redemption(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    buy(&api, "m", "R1", 10_000).await;
+    api.buy("m", "R1", 10_000).await;
     let r = api
         .post("/v1/rewards/free/redemptions", &api.admin(), json!({}))
         .await;
@@ -224,13 +195,7 @@ async fn a_refund_may_leave_a_negative_balance_that_blocks_redemption(b: Backend
         )
         .await;
     assert_eq!(red.status, 201, "{}", red.body);
-    let r = api
-        .post(
-            "/v1/purchases/store-1/R1/refunds",
-            &api.pos("store-1"),
-            json!({"refund_id": "F", "amount": {"value": 10_000, "currency": "USD"}}),
-        )
-        .await;
+    let r = api.refund("R1", "F", 10_000).await;
     assert_eq!(r.body["balance"], -100);
     let blocked = api
         .post(
@@ -249,10 +214,10 @@ both_backends!(a_refund_may_leave_a_negative_balance_that_blocks_redemption);
 async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    buy(&api, "m", "R0", 1999).await;
+    api.buy("m", "R0", 1999).await;
     let now = api.services.now();
     let events_before = api.events("m").await;
-    let base = purchase("m", "BAD", 1999, now);
+    let base = purchase_body("m", "BAD", 1999, now);
     let with = |path: &[&str], v: Value| {
         let mut b = base.clone();
         let mut cur = &mut b;
@@ -381,9 +346,9 @@ async fn requalification_drops_one_level_or_extends_a_year(b: Backend) {
     for id in ["gold-lapsed", "diamond-lapsed", "gold-kept"] {
         api.enrol(id).await;
     }
-    buy(&api, "gold-lapsed", "G1", 100_000).await;
-    buy(&api, "diamond-lapsed", "D1", 500_000).await;
-    buy(&api, "gold-kept", "K1", 100_000).await;
+    api.buy("gold-lapsed", "G1", 100_000).await;
+    api.buy("diamond-lapsed", "D1", 500_000).await;
+    api.buy("gold-kept", "K1", 100_000).await;
     let job = |at: DateTime<Utc>| {
         api.post(
             "/_local/jobs/tier-requalification",
@@ -407,7 +372,7 @@ async fn requalification_drops_one_level_or_extends_a_year(b: Backend) {
         Some(json!({"now": (start + Duration::days(330)).to_rfc3339()})),
     )
     .await;
-    buy(&api, "gold-kept", "K2", 100_000).await;
+    api.buy("gold-kept", "K2", 100_000).await;
 
     // The day after expiry (2027-03-10), moved there with the test clock.
     let after = "2027-03-11T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
@@ -504,7 +469,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
     let now = api.services.now();
     // Amounts stay under the gold threshold so every purchase earns at silver whatever the order.
     for i in 0..20 {
-        buy(&api, "hot", &format!("EARLY-{i}"), 1000).await;
+        api.buy("hot", &format!("EARLY-{i}"), 1000).await;
     }
     let pos = api.pos("store-1");
     let mut tasks = Vec::new();
@@ -516,7 +481,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
                 api.post(
                     "/v1/purchases",
                     &pos,
-                    purchase("hot", &format!("C-{i}"), 500 + i, now),
+                    purchase_body("hot", &format!("C-{i}"), 500 + i, now),
                 )
                 .await,
             )
@@ -531,7 +496,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
                 api.post(
                     "/v1/purchases",
                     &pos,
-                    purchase("hot", &format!("C-{i}"), 500 + i, now),
+                    purchase_body("hot", &format!("C-{i}"), 500 + i, now),
                 )
                 .await,
             )
@@ -617,7 +582,7 @@ async fn a_purchase_by_id_costs_one_read_and_one_write() {
     let counts = store.counts.clone();
     let api = Api::on_store(Arc::new(store), Default::default(), None);
     api.enrol("m").await;
-    let body = purchase("m", "R1", 1999, api.services.now());
+    let body = purchase_body("m", "R1", 1999, api.services.now());
     let before = counts.snapshot();
     let units = || {
         counts

@@ -1,15 +1,11 @@
 //! Birthday gifts on both store backends: local dates, 29 February, the days-on-file rule,
 //! catch-up, exactly-once under concurrent runs, and cost that follows birthdays, not members.
 
-use chrono::{DateTime, Utc};
 use loyalty::program::Program;
+use loyalty_tests::at;
 use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn no_waiting() -> Program {
     Program::from_json(r#"{"birthday": {"min_days_on_file": 0}}"#).unwrap()

@@ -9,14 +9,11 @@ use loyalty::clock::Clock;
 use loyalty::domain::CampaignId;
 use loyalty::service::campaigns::Assignment;
 use loyalty_tests::{Api, Backend, both_backends};
+use loyalty_tests::{at, purchase_body};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -30,10 +27,6 @@ fn held_out(campaign: &str, member: &str, percent: u64) -> bool {
     n % 10_000 < percent * 100
 }
 
-async fn buy(api: &Api, member: &str, receipt: &str, amount: i64) -> Value {
-    buy_lines(api, member, receipt, amount, None).await
-}
-
 async fn buy_lines(
     api: &Api,
     member: &str,
@@ -41,8 +34,7 @@ async fn buy_lines(
     amount: i64,
     lines: Option<Value>,
 ) -> Value {
-    let mut body = json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
-        "amount": {"value": amount, "currency": "USD"}, "occurred_at": iso(api.clock.now())});
+    let mut body = purchase_body(member, receipt, amount, api.clock.now());
     if let Some(l) = lines {
         body["lines"] = l;
     }
@@ -129,15 +121,15 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
     let admin = api.admin();
     // 30 members buy once on 1 March, then nothing for 100 days: the nightly run makes them
     // dormant. One more member keeps buying and stays active.
-    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.clock.set(at("2027-03-01T10:00:00Z"));
     let ids: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
     for id in &ids {
         api.enrol(id).await;
-        buy(&api, id, &format!("{id}-first"), 1000).await;
+        api.buy(id, &format!("{id}-first"), 1000).await;
     }
     api.enrol("busy").await;
-    api.clock.set(t("2027-06-09T02:00:00Z"));
-    buy(&api, "busy", "busy-1", 1000).await;
+    api.clock.set(at("2027-06-09T02:00:00Z"));
+    api.buy("busy", "busy-1", 1000).await;
     let r = api
         .post(
             "/_local/jobs/segments",
@@ -151,7 +143,7 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
         .await;
     assert_eq!(seg.body["items"].as_array().unwrap().len(), 30);
 
-    api.clock.set(t("2027-06-10T09:00:00Z"));
+    api.clock.set(at("2027-06-10T09:00:00Z"));
     let draft = put_campaign(
         &api,
         "win-back",
@@ -182,13 +174,13 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
     }
 
     // Everyone in the audience buys 20.00 once; the busy member too, and a newcomer.
-    api.clock.set(t("2027-06-12T12:00:00Z"));
+    api.clock.set(at("2027-06-12T12:00:00Z"));
     api.enrol("newcomer").await;
     for id in ids
         .iter()
         .chain(["busy".to_string(), "newcomer".to_string()].iter())
     {
-        let r = buy(&api, id, &format!("{id}-back"), 2000).await;
+        let r = api.buy(id, &format!("{id}-back"), 2000).await;
         let want = if ids.contains(id) && !holdout.contains(&id) {
             200
         } else {
@@ -210,7 +202,7 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
     assert_eq!(awarded[0]["data"]["campaign_id"], "win-back");
     assert_eq!(awarded[0]["data"]["reference"], "campaign:win-back");
     // The limit is one award: a second purchase earns no second bonus.
-    let again = buy(&api, treated, "again", 5000).await;
+    let again = api.buy(treated, "again", 5000).await;
     assert_eq!(again["campaign_bonus"], 0);
 
     let res = results(&api, "win-back").await;
@@ -242,14 +234,14 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
         (200, &json!("ended"))
     );
     let late = ids.iter().filter(|m| !holdout.contains(m)).nth(1).unwrap();
-    assert_eq!(buy(&api, late, "late", 9000).await["campaign_bonus"], 0);
+    assert_eq!(api.buy(late, "late", 9000).await["campaign_bonus"], 0);
     assert_eq!(results(&api, "win-back").await["status"], "ended");
 }
 both_backends!(dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none);
 
 async fn awards_never_exceed_the_budget_when_treatment_members_race(b: Backend) {
     let api = Arc::new(Api::new(b).await);
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     let ids: Vec<String> = (0..30).map(|i| format!("r{i:02}")).collect();
     for id in &ids {
         api.enrol(id).await;
@@ -266,7 +258,7 @@ async fn awards_never_exceed_the_budget_when_treatment_members_race(b: Backend) 
         .iter()
         .map(|id| {
             let (api, id) = (api.clone(), id.clone());
-            tokio::spawn(async move { buy(&api, &id, &format!("{id}-race"), 1000).await })
+            tokio::spawn(async move { api.buy(&id, &format!("{id}-race"), 1000).await })
         })
         .collect();
     let mut awards = Vec::new();
@@ -297,7 +289,7 @@ both_backends!(awards_never_exceed_the_budget_when_treatment_members_race);
 
 async fn per_member_limit_holds_under_concurrent_purchases_of_one_member(b: Backend) {
     let api = Arc::new(Api::new(b).await);
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("solo").await;
     let body = silver_campaign(
         &api,
@@ -309,7 +301,7 @@ async fn per_member_limit_holds_under_concurrent_purchases_of_one_member(b: Back
     let runs: Vec<_> = (0..10)
         .map(|i| {
             let api = api.clone();
-            tokio::spawn(async move { buy(&api, "solo", &format!("s{i}"), 1000).await })
+            tokio::spawn(async move { api.buy("solo", &format!("s{i}"), 1000).await })
         })
         .collect();
     let mut got = 0;
@@ -329,7 +321,7 @@ both_backends!(per_member_limit_holds_under_concurrent_purchases_of_one_member);
 
 async fn purchases_outside_the_window_below_min_spend_or_off_category_earn_no_bonus(b: Backend) {
     let api = Api::new(b).await;
-    api.clock.set(t("2027-01-01T10:00:00Z"));
+    api.clock.set(at("2027-01-01T10:00:00Z"));
     api.enrol("w").await;
     put_campaign(
         &api,
@@ -352,17 +344,17 @@ async fn purchases_outside_the_window_below_min_spend_or_off_category_earn_no_bo
     launch(&api, "later").await;
     launch(&api, "drinks").await;
     // Before the window of `later`; no drinks line.
-    let r = buy(&api, "w", "before", 5000).await;
+    let r = api.buy("w", "before", 5000).await;
     assert_eq!(r["campaign_bonus"], 0);
     // In the window, but below min_spend: nothing; at min_spend: 50.
-    api.clock.set(t("2027-01-05T12:00:00Z"));
-    assert_eq!(buy(&api, "w", "small", 2999).await["campaign_bonus"], 0);
-    assert_eq!(buy(&api, "w", "enough", 3000).await["campaign_bonus"], 50);
+    api.clock.set(at("2027-01-05T12:00:00Z"));
+    assert_eq!(api.buy("w", "small", 2999).await["campaign_bonus"], 0);
+    assert_eq!(api.buy("w", "enough", 3000).await["campaign_bonus"], 50);
     // The window's last second counts; its end does not.
-    api.clock.set(t("2027-01-05T23:59:59Z"));
-    assert_eq!(buy(&api, "w", "last", 3000).await["campaign_bonus"], 50);
-    api.clock.set(t("2027-01-06T00:00:00Z"));
-    assert_eq!(buy(&api, "w", "after", 3000).await["campaign_bonus"], 0);
+    api.clock.set(at("2027-01-05T23:59:59Z"));
+    assert_eq!(api.buy("w", "last", 3000).await["campaign_bonus"], 50);
+    api.clock.set(at("2027-01-06T00:00:00Z"));
+    assert_eq!(api.buy("w", "after", 3000).await["campaign_bonus"], 0);
     // Drinks lines only: 12.00 of drinks earn 12 points, doubled → 12 extra; food earns none.
     let r = buy_lines(
         &api,
@@ -390,7 +382,7 @@ both_backends!(purchases_outside_the_window_below_min_spend_or_off_category_earn
 async fn refunds_reverse_awards_pro_rata_and_come_off_the_results(b: Backend) {
     // Over a real socket, as a POS and a back office would call it.
     let api = Api::new(b).await.over_socket().await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("r").await;
     let body = silver_campaign(
         &api,
@@ -400,7 +392,7 @@ async fn refunds_reverse_awards_pro_rata_and_come_off_the_results(b: Backend) {
     put_campaign(&api, "triple", body).await;
     launch(&api, "triple").await;
     // 100.00 earns 100 points and 200 extra.
-    let p = buy(&api, "r", "big", 10_000).await;
+    let p = api.buy("r", "big", 10_000).await;
     assert_eq!(
         (p["points_earned"].as_i64(), p["campaign_bonus"].as_i64()),
         (Some(100), Some(200))
@@ -445,7 +437,7 @@ both_backends!(refunds_reverse_awards_pro_rata_and_come_off_the_results);
 
 async fn results_match_numbers_computed_by_hand(b: Backend) {
     let api = Api::new(b).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     // Four treatment and three holdout members of campaign `fixture` at 50 %, chosen by the
     // rule above; they are the only members, so the whole audience.
     let candidates: Vec<String> = (0..200).map(|i| format!("f{i:03}")).collect();
@@ -472,18 +464,12 @@ async fn results_match_numbers_computed_by_hand(b: Backend) {
     assert_eq!(l["audience_size"], json!({"treatment": 4, "holdout": 3}));
     // Treatment spends 0, 10.00, 20.00 and 30.00 (in two purchases); holdout 0, 0 and 15.00
     // (25.00 with 10.00 refunded).
-    buy(&api, tr[1], "t1", 1000).await;
-    buy(&api, tr[2], "t2", 2000).await;
-    buy(&api, tr[3], "t3a", 1000).await;
-    buy(&api, tr[3], "t3b", 2000).await;
-    buy(&api, ho[2], "h2", 2500).await;
-    let r = api
-        .post(
-            "/v1/purchases/store-1/h2/refunds",
-            &api.pos("store-1"),
-            json!({"refund_id": "h2-back", "amount": {"value": 1000, "currency": "USD"}}),
-        )
-        .await;
+    api.buy(tr[1], "t1", 1000).await;
+    api.buy(tr[2], "t2", 2000).await;
+    api.buy(tr[3], "t3a", 1000).await;
+    api.buy(tr[3], "t3b", 2000).await;
+    api.buy(ho[2], "h2", 2500).await;
+    let r = api.refund("h2", "h2-back", 1000).await;
     assert_eq!(r.status, 201);
     let res = results(&api, "fixture").await;
     let usd = |v: i64| json!({"value": v, "currency": "USD"});
@@ -527,7 +513,7 @@ async fn the_same_member_is_in_the_same_group_on_every_launch_of_an_identical_ca
     for _ in 0..2 {
         // A fresh store each time: nothing remembers the first launch.
         let api = Api::new(b).await;
-        api.clock.set(t("2027-01-10T10:00:00Z"));
+        api.clock.set(at("2027-01-10T10:00:00Z"));
         for id in &ids {
             api.enrol(id).await;
         }
@@ -556,7 +542,7 @@ both_backends!(the_same_member_is_in_the_same_group_on_every_launch_of_an_identi
 async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
     let api = Api::new(b).await;
     let admin = api.admin();
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("m").await;
     let good = silver_campaign(&api, json!({"kind": "bonus", "points": 5}), json!({}));
     let with = |k: &str, v: Value| {
@@ -737,13 +723,13 @@ async fn a_purchase_costs_one_read_and_one_write_with_ten_campaigns_running() {
         loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
     let counts = store.counts.clone();
     let api = Api::on_store(Arc::new(store), Default::default(), None);
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("m").await;
     let bought = |receipt: &'static str| {
         let (api, counts) = (&api, &counts);
         async move {
             let before = counts.snapshot();
-            let r = buy(api, "m", receipt, 1000).await;
+            let r = api.buy("m", receipt, 1000).await;
             let after = counts.snapshot();
             (r, (after.0 - before.0, after.1 - before.1))
         }
@@ -783,7 +769,7 @@ async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_au
     use loyalty::service::campaigns::{Campaign, CampaignStatus};
     use loyalty::table::Batch;
     let api = Api::new(b).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     for id in ["a", "b", "c"] {
         api.enrol(id).await;
     }
@@ -812,7 +798,7 @@ async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_au
     let shown = api.get("/v1/campaigns/resume", &api.admin()).await;
     assert_eq!(shown.body["status"], "launching");
     // A purchase meanwhile plays no part in it.
-    assert_eq!(buy(&api, "a", "during", 1000).await["campaign_bonus"], 0);
+    assert_eq!(api.buy("a", "during", 1000).await["campaign_bonus"], 0);
     let done = launch(&api, "resume").await;
     let g = groups(&api, "resume").await;
     assert_eq!(

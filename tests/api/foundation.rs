@@ -8,14 +8,11 @@ use loyalty::program::Program;
 use loyalty::service::{ServiceError, Services};
 use loyalty::store::{Cond, Write};
 use loyalty::table::{Batch, PhoneClaim, Record};
+use loyalty_tests::at;
 use loyalty_tests::{Api, Backend, RaceBeforeCommit, both_backends, services_on, store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn purchase(member: &str, receipt: &str, value: i64, when: &str) -> Value {
     json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,

@@ -4,34 +4,16 @@
 //! of February a year later). After every step the ledger sums to balance + pending and the
 //! events account for the balance.
 
-use chrono::{DateTime, Utc};
 use loyalty::program::Program;
+use loyalty_tests::at;
 use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn program(pending_days: u32) -> Program {
     Program::from_json(&format!(
         r#"{{"points": {{"pending_days": {pending_days}, "expiry": {{"policy": "rolling", "months": 12}}}}}}"#
     ))
     .unwrap()
-}
-
-async fn buy(api: &Api, member: &str, receipt: &str, amount: i64) -> Value {
-    let r = api
-        .post(
-            "/v1/purchases",
-            &api.pos("store-1"),
-            json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
-                   "amount": {"value": amount, "currency": "USD"},
-                   "occurred_at": api.services.now().to_rfc3339()}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
 }
 
 /// A refund of `value` cents of a store-1 receipt; answers the refund (asserting 201).
@@ -93,26 +75,15 @@ async fn redeem(api: &Api, member: &str, reward: &str) -> (u16, Value) {
     (r.status, r.body)
 }
 
-async fn reward(api: &Api, id: &str, cost: i64) {
-    let r = api
-        .call(
-            "PUT",
-            &format!("/v1/rewards/{id}"),
-            Some(&api.admin()),
-            Some(json!({"name": id, "cost_points": cost})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-}
-
 async fn purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_from_them(
     b: Backend,
 ) {
     let api = Api::with_program(b, program(14)).await;
-    api.clock.set(t("2027-03-01T10:00:00Z"));
-    reward(&api, "coffee", 50).await;
+    api.clock.set(at("2027-03-01T10:00:00Z"));
+    api.put_reward("coffee", json!({"name": "coffee", "cost_points": 50}))
+        .await;
     api.enrol("m").await;
-    let p = buy(&api, "m", "R1", 10_000).await;
+    let p = api.buy("m", "R1", 10_000).await;
     assert_eq!(
         (p["points_earned"].as_i64(), p["balance"].as_i64()),
         (Some(100), Some(0))
@@ -126,7 +97,7 @@ async fn purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_fr
     books_balance(&api, "m").await;
 
     // Day 5: 40 % back. The points come off the pending lot; 60 stay pending.
-    api.clock.set(t("2027-03-06T10:00:00Z"));
+    api.clock.set(at("2027-03-06T10:00:00Z"));
     let r = refund(&api, "R1", "RF1", 4000).await;
     assert_eq!(r["points_reversed"], 40);
     let p = points(&api, "m").await;
@@ -143,9 +114,9 @@ async fn purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_takes_fr
     books_balance(&api, "m").await;
 
     // The last second of day 13: still pending. Day 14: spendable, whether or not a job ran.
-    api.clock.set(t("2027-03-14T23:59:59Z"));
+    api.clock.set(at("2027-03-14T23:59:59Z"));
     assert_eq!(redeem(&api, "m", "coffee").await.0, 409);
-    api.clock.set(t("2027-03-15T00:00:00Z"));
+    api.clock.set(at("2027-03-15T00:00:00Z"));
     let p = points(&api, "m").await;
     assert_eq!(
         (p["balance"].as_i64(), p["pending"].as_i64()),
@@ -174,12 +145,13 @@ both_backends!(purchase_points_stay_pending_for_14_days_and_a_refund_on_day_5_ta
 
 async fn the_january_lot_goes_first_and_only_the_february_rest_expires_a_year_later(b: Backend) {
     let api = Api::with_program(b, program(0)).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
-    reward(&api, "big", 120).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.put_reward("big", json!({"name": "big", "cost_points": 120}))
+        .await;
     api.enrol("m").await;
-    buy(&api, "m", "JAN", 10_000).await;
-    api.clock.set(t("2027-02-10T10:00:00Z"));
-    buy(&api, "m", "FEB", 5_000).await;
+    api.buy("m", "JAN", 10_000).await;
+    api.clock.set(at("2027-02-10T10:00:00Z"));
+    api.buy("m", "FEB", 5_000).await;
     let (status, body) = redeem(&api, "m", "big").await;
     assert_eq!(
         (status, body["balance"].as_i64()),
@@ -196,14 +168,14 @@ async fn the_january_lot_goes_first_and_only_the_february_rest_expires_a_year_la
     books_balance(&api, "m").await;
 
     // Within 60 days of its last day the member sees it coming.
-    api.clock.set(t("2028-01-15T10:00:00Z"));
+    api.clock.set(at("2028-01-15T10:00:00Z"));
     assert_eq!(
         points(&api, "m").await["expiring_soon"],
         json!({"points": 30, "on": "2028-02-29"})
     );
-    api.clock.set(t("2028-02-29T23:59:59Z"));
+    api.clock.set(at("2028-02-29T23:59:59Z"));
     assert_eq!(points(&api, "m").await["balance"], 30);
-    api.clock.set(t("2028-03-01T00:00:00Z"));
+    api.clock.set(at("2028-03-01T00:00:00Z"));
     let p = points(&api, "m").await;
     assert_eq!(
         (p["balance"].as_i64(), p["expiring_soon"].clone()),
@@ -233,14 +205,15 @@ both_backends!(the_january_lot_goes_first_and_only_the_february_rest_expires_a_y
 
 async fn a_cancelled_redemption_returns_its_points_to_their_lots(b: Backend) {
     let api = Api::with_program(b, program(0)).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
-    reward(&api, "r80", 80).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.put_reward("r80", json!({"name": "r80", "cost_points": 80}))
+        .await;
     api.enrol("m").await;
-    buy(&api, "m", "JAN", 10_000).await;
+    api.buy("m", "JAN", 10_000).await;
     let (_, red) = redeem(&api, "m", "r80").await;
     let id = red["id"].as_str().unwrap();
     // Cancelled within the voucher's 90 days: the 80 go back to the January lot they left.
-    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.clock.set(at("2027-03-01T10:00:00Z"));
     let r = api
         .post(
             &format!("/v1/members/m/redemptions/{id}/cancel"),
@@ -257,14 +230,6 @@ async fn a_cancelled_redemption_returns_its_points_to_their_lots(b: Backend) {
     books_balance(&api, "m").await;
 }
 both_backends!(a_cancelled_redemption_returns_its_points_to_their_lots);
-
-async fn run_job(api: &Api) -> Value {
-    let r = api
-        .post("/_local/jobs/points", &api.admin(), json!({}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
 
 /// The program overview after a segments run now.
 async fn overview(api: &Api) -> Value {
@@ -290,12 +255,13 @@ fn kinds(ledger: &[Value], kind: &str) -> Vec<i64> {
 /// by the job after it; each line and notice once although the job runs twice, and concurrently.
 async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b: Backend) {
     let api = Api::with_program(b, program(14)).await;
-    api.clock.set(t("2027-03-01T10:00:00Z"));
-    reward(&api, "coffee", 50).await;
+    api.clock.set(at("2027-03-01T10:00:00Z"));
+    api.put_reward("coffee", json!({"name": "coffee", "cost_points": 50}))
+        .await;
     api.enrol("m").await;
-    buy(&api, "m", "R1", 10_000).await;
+    api.buy("m", "R1", 10_000).await;
     assert_eq!(redeem(&api, "m", "coffee").await.0, 409);
-    let run = run_job(&api).await;
+    let run = api.run_job("points").await;
     assert_eq!(
         (run["examined"].as_u64(), run["made_available"].as_i64()),
         (Some(0), Some(0)),
@@ -304,14 +270,14 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
     assert_eq!(overview(&api).await["points_pending"], 100);
 
     // Day 14: the job makes the 100 available, once; a second run finds the member handled.
-    api.clock.set(t("2027-03-15T02:00:00Z"));
-    let run = run_job(&api).await;
+    api.clock.set(at("2027-03-15T02:00:00Z"));
+    let run = api.run_job("points").await;
     assert_eq!(
         (run["examined"].as_u64(), run["made_available"].as_i64()),
         (Some(1), Some(100)),
         "{run}"
     );
-    let again = run_job(&api).await;
+    let again = api.run_job("points").await;
     assert_eq!(again["made_available"], 0, "{again}");
     assert_eq!(kinds(&api.ledger("m").await, "points_available"), [0]);
     let p = points(&api, "m").await;
@@ -324,7 +290,7 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
 
     // The 50 left became available on 15 March 2027: last day 31 March 2028. Thirty days
     // before, two concurrent runs send one notice between them.
-    api.clock.set(t("2028-03-01T02:00:00Z"));
+    api.clock.set(at("2028-03-01T02:00:00Z"));
     let now = api.services.now();
     let (a, b2) = tokio::join!(api.services.points_job(now), api.services.points_job(now));
     let (a, b2) = (a.unwrap(), b2.unwrap());
@@ -333,13 +299,13 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
         points(&api, "m").await["expiring_soon"],
         json!({"points": 50, "on": "2028-03-31"})
     );
-    assert_eq!(run_job(&api).await["notified"], 0);
+    assert_eq!(api.run_job("points").await["notified"], 0);
     // Eight days before: nothing new. Seven days before: the second notice, once.
-    api.clock.set(t("2028-03-23T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 0);
-    api.clock.set(t("2028-03-24T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 1);
-    assert_eq!(run_job(&api).await["notified"], 0);
+    api.clock.set(at("2028-03-23T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["notified"], 0);
+    api.clock.set(at("2028-03-24T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["notified"], 1);
+    assert_eq!(api.run_job("points").await["notified"], 0);
     let notices = event_data(&api, "m", "points.expiring_soon").await;
     assert_eq!(
         notices,
@@ -350,15 +316,15 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
     );
 
     // The last day: still spendable. The day after, the job expires the 50, once.
-    api.clock.set(t("2028-03-31T23:00:00Z"));
-    assert_eq!(run_job(&api).await["expired_points"], 0);
+    api.clock.set(at("2028-03-31T23:00:00Z"));
+    assert_eq!(api.run_job("points").await["expired_points"], 0);
     assert_eq!(points(&api, "m").await["balance"], 50);
-    api.clock.set(t("2028-04-01T02:00:00Z"));
+    api.clock.set(at("2028-04-01T02:00:00Z"));
     let now = api.services.now();
     let (a, b2) = tokio::join!(api.services.points_job(now), api.services.points_job(now));
     let (a, b2) = (a.unwrap(), b2.unwrap());
     assert_eq!(a.expired_points + b2.expired_points, 50, "{a:?} {b2:?}");
-    assert_eq!(run_job(&api).await["expired_points"], 0);
+    assert_eq!(api.run_job("points").await["expired_points"], 0);
     let ledger = api.ledger("m").await;
     assert_eq!(kinds(&ledger, "points_expired"), [-50]);
     let p = points(&api, "m").await;
@@ -384,8 +350,8 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
         "{o}"
     );
     // Nothing left: the member is off the job's list.
-    api.clock.set(t("2029-01-01T02:00:00Z"));
-    assert_eq!(run_job(&api).await["examined"], 0);
+    api.clock.set(at("2029-01-01T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["examined"], 0);
 }
 both_backends!(the_points_job_writes_each_line_and_notice_once_however_often_it_runs);
 
@@ -398,7 +364,7 @@ async fn the_points_job_reads_only_the_members_due_that_day() {
         loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
     let counts = store.counts.clone();
     let api = Api::on_store(std::sync::Arc::new(store), program(14), None);
-    let day0 = t("2027-03-01T10:00:00Z");
+    let day0 = at("2027-03-01T10:00:00Z");
     let per_day = |d: i64| if d == 3 { 120 } else { 20 };
     let mut n = 0;
     for d in 0..10i64 {
@@ -406,7 +372,7 @@ async fn the_points_job_reads_only_the_members_due_that_day() {
         for _ in 0..per_day(d) {
             let id = format!("m{n}");
             api.enrol(&id).await;
-            buy(&api, &id, &format!("R{n}"), 1_000).await;
+            api.buy(&id, &format!("R{n}"), 1_000).await;
             n += 1;
         }
     }
@@ -440,16 +406,16 @@ async fn tier(api: &Api, member: &str) -> Value {
 /// a `tier.downgraded` event). After the window, a refund leaves the tier to requalification.
 async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b: Backend) {
     let api = Api::with_program(b, program(14)).await;
-    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.clock.set(at("2027-03-01T10:00:00Z"));
     api.enrol("m").await;
-    let p = buy(&api, "m", "BIG", 120_000).await;
+    let p = api.buy("m", "BIG", 120_000).await;
     assert_eq!(
         (p["tier"].as_str(), p["tier_changed"].as_bool()),
         (Some("gold"), Some(true))
     );
 
     // Day 13: 30 % back leaves 840.00 of qualifying spend: silver again, with no expiry.
-    api.clock.set(t("2027-03-14T10:00:00Z"));
+    api.clock.set(at("2027-03-14T10:00:00Z"));
     refund(&api, "BIG", "RF1", 36_000).await;
     assert_eq!(
         tier(&api, "m").await,
@@ -468,10 +434,10 @@ async fn a_refund_in_the_return_window_reverts_the_upgrade_its_purchase_caused(b
     books_balance(&api, "m").await;
 
     // Another member: upgraded, refunded below gold on day 14, when the window has closed.
-    api.clock.set(t("2027-03-01T10:00:00Z"));
+    api.clock.set(at("2027-03-01T10:00:00Z"));
     api.enrol("n").await;
-    buy(&api, "n", "BIG2", 120_000).await;
-    api.clock.set(t("2027-03-15T10:00:00Z"));
+    api.buy("n", "BIG2", 120_000).await;
+    api.clock.set(at("2027-03-15T10:00:00Z"));
     refund(&api, "BIG2", "RF1", 36_000).await;
     assert_eq!(tier(&api, "n").await["tier"], "gold");
     books_balance(&api, "n").await;
@@ -511,9 +477,10 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 /// balance, and the events account for the balance.
 async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
     let api = Api::with_program(b, program(14)).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     for (id, cost) in [("r30", 30), ("r80", 80), ("r150", 150)] {
-        reward(&api, id, cost).await;
+        api.put_reward(id, json!({"name": id, "cost_points": cost}))
+            .await;
     }
     api.enrol("m").await;
     let mut receipts: Vec<(String, i64, i64)> = Vec::new(); // receipt, amount, refunded
@@ -522,7 +489,7 @@ async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
         match s {
             Step::Buy(amount) => {
                 let receipt = format!("R{n}");
-                buy(&api, "m", &receipt, *amount).await;
+                api.buy("m", &receipt, *amount).await;
                 receipts.push((receipt, *amount, 0));
             }
             Step::Redeem(i) => {
@@ -568,7 +535,7 @@ async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
             Step::Advance(days) => {
                 api.clock
                     .set(api.services.now() + chrono::Duration::days(*days));
-                run_job(&api).await;
+                api.run_job("points").await;
             }
         }
         books_balance(&api, "m").await;
@@ -637,36 +604,44 @@ async fn inactivity_expiry_follows_the_last_activity(b: Backend) {
     )
     .unwrap();
     let api = Api::with_program(b, program).await;
-    api.clock.set(t("2027-01-10T10:00:00Z"));
+    api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("m").await;
-    buy(&api, "m", "R1", 10_000).await;
+    api.buy("m", "R1", 10_000).await;
     // Last day: 20 April (10 January + 100 days); the 30-day notice is due on 21 March.
-    api.clock.set(t("2027-03-20T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 0);
-    api.clock.set(t("2027-03-21T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 1);
+    api.clock.set(at("2027-03-20T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["notified"], 0);
+    api.clock.set(at("2027-03-21T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["notified"], 1);
     assert_eq!(
         points(&api, "m").await["expiring_soon"],
         json!({"points": 100, "on": "2027-04-20"})
     );
     // A purchase on 1 April: the last day moves to 10 July, nothing is due on 13 April.
-    api.clock.set(t("2027-04-01T10:00:00Z"));
-    buy(&api, "m", "R2", 5_000).await;
-    api.clock.set(t("2027-04-13T02:00:00Z"));
-    let run = run_job(&api).await;
+    api.clock.set(at("2027-04-01T10:00:00Z"));
+    api.buy("m", "R2", 5_000).await;
+    api.clock.set(at("2027-04-13T02:00:00Z"));
+    let run = api.run_job("points").await;
     assert_eq!(
         (run["examined"].as_u64(), run["notified"].as_u64()),
         (Some(0), Some(0)),
         "{run}"
     );
-    api.clock.set(t("2027-06-10T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 1, "30 days before 10 July");
-    api.clock.set(t("2027-07-03T02:00:00Z"));
-    assert_eq!(run_job(&api).await["notified"], 1, "7 days before");
-    api.clock.set(t("2027-07-10T23:00:00Z"));
-    assert_eq!(run_job(&api).await["expired_points"], 0, "the last day");
-    api.clock.set(t("2027-07-11T02:00:00Z"));
-    assert_eq!(run_job(&api).await["expired_points"], 150);
+    api.clock.set(at("2027-06-10T02:00:00Z"));
+    assert_eq!(
+        api.run_job("points").await["notified"],
+        1,
+        "30 days before 10 July"
+    );
+    api.clock.set(at("2027-07-03T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["notified"], 1, "7 days before");
+    api.clock.set(at("2027-07-10T23:00:00Z"));
+    assert_eq!(
+        api.run_job("points").await["expired_points"],
+        0,
+        "the last day"
+    );
+    api.clock.set(at("2027-07-11T02:00:00Z"));
+    assert_eq!(api.run_job("points").await["expired_points"], 150);
     assert_eq!(kinds(&api.ledger("m").await, "points_expired"), [-150]);
     books_balance(&api, "m").await;
     let notices: Vec<Value> = event_data(&api, "m", "points.expiring_soon")
@@ -694,18 +669,19 @@ async fn with_points_lots_a_purchase_and_a_redemption_still_cost_one_read_and_on
         loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
     let counts = store.counts.clone();
     let api = Api::on_store(std::sync::Arc::new(store), program(14), None);
-    api.clock.set(t("2027-03-01T10:00:00Z"));
-    reward(&api, "coffee", 50).await;
+    api.clock.set(at("2027-03-01T10:00:00Z"));
+    api.put_reward("coffee", json!({"name": "coffee", "cost_points": 50}))
+        .await;
     api.enrol("m").await;
     let before = counts.snapshot();
-    buy(&api, "m", "R1", 10_000).await;
+    api.buy("m", "R1", 10_000).await;
     let after = counts.snapshot();
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
         (1, 1),
         "purchase: reads, writes"
     );
-    api.clock.set(t("2027-03-15T10:00:00Z"));
+    api.clock.set(at("2027-03-15T10:00:00Z"));
     let before = counts.snapshot();
     assert_eq!(redeem(&api, "m", "coffee").await.0, 201);
     let after = counts.snapshot();

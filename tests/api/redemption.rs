@@ -4,29 +4,6 @@ use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-async fn reward(api: &Api, id: &str, body: Value) {
-    let r = api
-        .call(
-            "PUT",
-            &format!("/v1/rewards/{id}"),
-            Some(&api.admin()),
-            Some(body),
-        )
-        .await;
-    assert!(r.status == 201 || r.status == 200, "{}", r.body);
-}
-
-async fn give(api: &Api, member: &str, points: i64) {
-    let r = api
-        .post(
-            &format!("/v1/members/{member}/adjustments"),
-            &api.admin(),
-            json!({"points": points, "reason": "test"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-}
-
 async fn stock_remaining(api: &Api, id: &str) -> Value {
     let r = api
         .get("/v1/rewards?limit=100", &api.member("anyone"))
@@ -67,16 +44,10 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
         403
     );
     api.enrol("m").await;
-    give(&api, "m", 100).await;
+    api.adjust("m", 100).await;
     let me = api.member("m");
 
-    let red = api
-        .post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "coffee"}),
-        )
-        .await;
+    let red = api.redeem("m", "coffee").await;
     assert_eq!(red.status, 201, "{}", red.body);
     let code = red.body["voucher_code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 12);
@@ -140,13 +111,7 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
     );
 
     // A cancelled, unused redemption gives points and stock back.
-    let second = api
-        .post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "coffee"}),
-        )
-        .await;
+    let second = api.redeem("m", "coffee").await;
     assert_eq!(second.body["balance"], 40);
     let sid = second.body["id"].as_str().unwrap();
     let c = api
@@ -233,13 +198,7 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
         403
     );
     // A POS uses vouchers only for its own store; a member cannot use one at all.
-    let third = api
-        .post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "coffee"}),
-        )
-        .await;
+    let third = api.redeem("m", "coffee").await;
     let tcode = third.body["voucher_code"].as_str().unwrap();
     assert_eq!(
         api.post(
@@ -276,44 +235,32 @@ both_backends!(redeem_use_and_cancel_walkthrough);
 
 async fn every_refusal_has_its_slug_and_changes_nothing(b: Backend) {
     let api = Api::new(b).await;
-    reward(
-        &api,
+    api.put_reward(
         "cheap",
         json!({"name": "Cheap", "cost_points": 10, "per_member_limit": 1}),
     )
     .await;
-    reward(&api, "dear", json!({"name": "Dear", "cost_points": 1000})).await;
-    reward(
-        &api,
+    api.put_reward("dear", json!({"name": "Dear", "cost_points": 1000}))
+        .await;
+    api.put_reward(
         "gone",
         json!({"name": "Gone", "cost_points": 1, "stock": 0}),
     )
     .await;
-    reward(
-        &api,
+    api.put_reward(
         "vip",
         json!({"name": "VIP", "cost_points": 1, "min_tier": "gold"}),
     )
     .await;
-    reward(
-        &api,
+    api.put_reward(
         "off",
         json!({"name": "Off", "cost_points": 1, "active": false}),
     )
     .await;
     api.enrol("m").await;
-    give(&api, "m", 100).await;
+    api.adjust("m", 100).await;
     let me = api.member("m");
-    assert_eq!(
-        api.post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "cheap"})
-        )
-        .await
-        .status,
-        201
-    );
+    assert_eq!(api.redeem("m", "cheap").await.status, 201);
     let ledger_before = api.ledger("m").await.len();
     let events_before = api.events("m").await;
     for (reward, status, slug) in [
@@ -324,13 +271,7 @@ async fn every_refusal_has_its_slug_and_changes_nothing(b: Backend) {
         ("off", 409, "reward-inactive"),
         ("missing", 404, "not-found"),
     ] {
-        let r = api
-            .post(
-                "/v1/members/m/redemptions",
-                &me,
-                json!({"reward_id": reward}),
-            )
-            .await;
+        let r = api.redeem("m", reward).await;
         assert_eq!(
             (r.status, r.problem_type()),
             (status, format!("/problems/{slug}").as_str()),
@@ -417,20 +358,14 @@ both_backends!(ten_concurrent_redemptions_never_overspend_with_pending_days_and_
 
 async fn concurrent_redemptions_on(b: Backend, program: loyalty::program::Program) {
     let api = Arc::new(Api::with_program(b, program).await);
-    reward(&api, "r30", json!({"name": "Thirty", "cost_points": 30})).await;
+    api.put_reward("r30", json!({"name": "Thirty", "cost_points": 30}))
+        .await;
     api.enrol("m").await;
-    give(&api, "m", 100).await;
+    api.adjust("m", 100).await;
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let api = api.clone();
-            tokio::spawn(async move {
-                api.post(
-                    "/v1/members/m/redemptions",
-                    &api.member("m"),
-                    json!({"reward_id": "r30"}),
-                )
-                .await
-            })
+            tokio::spawn(async move { api.redeem("m", "r30").await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -457,15 +392,14 @@ async fn concurrent_redemptions_on(b: Backend, program: loyalty::program::Progra
 
 async fn fifty_members_racing_for_ten_in_stock_get_exactly_ten(b: Backend) {
     let api = Arc::new(Api::new(b).await);
-    reward(
-        &api,
+    api.put_reward(
         "flash",
         json!({"name": "Flash sale", "cost_points": 5, "stock": 10}),
     )
     .await;
     for i in 0..50 {
         api.enrol(&format!("m{i}")).await;
-        give(&api, &format!("m{i}"), 5).await;
+        api.adjust(&format!("m{i}"), 5).await;
     }
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -503,17 +437,11 @@ both_backends!(fifty_members_racing_for_ten_in_stock_get_exactly_ten);
 
 async fn twenty_concurrent_uses_of_one_voucher_accept_exactly_one(b: Backend) {
     let api = Arc::new(Api::new(b).await);
-    reward(&api, "r", json!({"name": "R", "cost_points": 1})).await;
+    api.put_reward("r", json!({"name": "R", "cost_points": 1}))
+        .await;
     api.enrol("m").await;
-    give(&api, "m", 1).await;
-    let code = api
-        .post(
-            "/v1/members/m/redemptions",
-            &api.member("m"),
-            json!({"reward_id": "r"}),
-        )
-        .await
-        .body["voucher_code"]
+    api.adjust("m", 1).await;
+    let code = api.redeem("m", "r").await.body["voucher_code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -546,9 +474,10 @@ both_backends!(twenty_concurrent_uses_of_one_voucher_accept_exactly_one);
 
 async fn replays_of_one_idempotency_key_make_one_redemption(b: Backend) {
     let api = Arc::new(Api::new(b).await);
-    reward(&api, "r", json!({"name": "R", "cost_points": 10})).await;
+    api.put_reward("r", json!({"name": "R", "cost_points": 10}))
+        .await;
     api.enrol("m").await;
-    give(&api, "m", 100).await;
+    api.adjust("m", 100).await;
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let api = api.clone();
@@ -589,22 +518,15 @@ both_backends!(replays_of_one_idempotency_key_make_one_redemption);
 #[tokio::test]
 async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
     let api = Api::new(Backend::Embedded).await;
-    reward(
-        &api,
+    api.put_reward(
         "once",
         json!({"name": "Once", "cost_points": 1, "per_member_limit": 1, "stock": 1}),
     )
     .await;
     api.enrol("m").await;
-    give(&api, "m", 10).await;
+    api.adjust("m", 10).await;
     let me = api.member("m");
-    let first = api
-        .post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "once"}),
-        )
-        .await;
+    let first = api.redeem("m", "once").await;
     let id = first.body["id"].as_str().unwrap();
     assert_eq!(
         api.post(
@@ -616,13 +538,7 @@ async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
         .status,
         200
     );
-    let second = api
-        .post(
-            "/v1/members/m/redemptions",
-            &me,
-            json!({"reward_id": "once"}),
-        )
-        .await;
+    let second = api.redeem("m", "once").await;
     assert_eq!(
         second.status, 201,
         "limit and stock came back: {}",
@@ -650,14 +566,10 @@ async fn a_redemption_costs_one_read_and_one_write() {
         loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
     let counts = store.counts.clone();
     let api = Api::on_store(Arc::new(store), Default::default(), None);
-    reward(
-        &api,
-        "r",
-        json!({"name": "R", "cost_points": 1, "stock": 100}),
-    )
-    .await;
+    api.put_reward("r", json!({"name": "R", "cost_points": 1, "stock": 100}))
+        .await;
     api.enrol("m").await;
-    give(&api, "m", 10).await;
+    api.adjust("m", 10).await;
     let before = counts.snapshot();
     let units = || {
         counts

@@ -3,26 +3,23 @@
 //! and retention cohorts are computed by hand below, a run in 1 part against 4 parts, and the
 //! daily history's sizes following its flows.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use loyalty::clock::Clock;
 use loyalty::program::Program;
+use loyalty_tests::at;
 use loyalty_tests::{Api, Backend, both_backends};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
 async fn enrol_at(api: &Api, id: &str, at: &str) {
-    api.clock.set(t(at));
+    api.clock.set(loyalty_tests::at(at));
     api.enrol(id).await;
 }
 
 /// A purchase of `amount` minor units at `at` (the clock is moved there; the till's time is
 /// the clock's).
 async fn buy_at(api: &Api, id: &str, at: &str, amount: i64) -> Value {
-    api.clock.set(t(at));
+    api.clock.set(loyalty_tests::at(at));
     let receipt = format!("{id}-{at}");
     let r = api
         .post(
@@ -100,7 +97,7 @@ async fn sizes_matching_listings(api: &Api) -> BTreeMap<String, u64> {
 
 async fn walk_from_prospect_through_every_stage_and_back_to_active(backend: Backend) {
     let api = Api::new(backend).await;
-    let start = t("2027-01-01T10:00:00Z");
+    let start = at("2027-01-01T10:00:00Z");
     enrol_at(&api, "w", "2027-01-01T10:00:00Z").await;
     assert_eq!(segments_of(&api, "w").await["lifecycle"], "prospect");
     assert_eq!(listing(&api, "lifecycle:prospect").await, vec!["w"]);
@@ -237,7 +234,7 @@ async fn rfm_value_segments_overview_and_retention_match_numbers_computed_by_han
     // pros: enrolled, never bought.
     enrol_at(&api, "pros", "2027-06-12T09:00:00Z").await;
 
-    api.clock.set(t("2027-06-15T12:00:00Z"));
+    api.clock.set(at("2027-06-15T12:00:00Z"));
     let run = run_job(&api, 1).await;
     assert_eq!(run["examined"], 5);
     // Fewer than 100 purchasing members: the fixed cut points are in force.
@@ -390,7 +387,7 @@ async fn fixture(api: &Api) {
         // Purchases spread over the spring: count, amount and recency vary with i.
         for k in 0..(i % 6) {
             let day = 1 + (i * 7 + k * 13) % 140;
-            let at = t("2027-01-03T12:00:00Z") + Duration::days(day as i64);
+            let at = at("2027-01-03T12:00:00Z") + Duration::days(day as i64);
             buy_at(
                 api,
                 &id,
@@ -436,7 +433,7 @@ async fn one_part_and_four_parts_give_the_same_result_and_history_follows_its_fl
     .enumerate()
     {
         for api in [&one, &four] {
-            api.clock.set(t(at));
+            api.clock.set(loyalty_tests::at(at));
             // Between runs, writes move members at once: a purchase, an erasure.
             if step == 2 {
                 buy_at(api, "m07", at, 4000).await;

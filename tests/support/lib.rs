@@ -314,6 +314,76 @@ impl Api {
         r.body
     }
 
+    /// A purchase of `value` cents at store-1 now (the test clock), as the store's POS posts it;
+    /// asserts it was recorded and returns the receipt.
+    pub async fn buy(&self, member: &str, receipt: &str, value: i64) -> Value {
+        let body = purchase_body(member, receipt, value, self.services.now());
+        let r = self.post("/v1/purchases", &self.pos("store-1"), body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    /// A refund of `value` cents of store-1's `receipt`, as its POS posts it.
+    pub async fn refund(&self, receipt: &str, refund_id: &str, value: i64) -> Response {
+        self.post(
+            &format!("/v1/purchases/store-1/{receipt}/refunds"),
+            &self.pos("store-1"),
+            serde_json::json!({"refund_id": refund_id, "amount": {"value": value, "currency": "USD"}}),
+        )
+        .await
+    }
+
+    /// Creates or replaces a reward as an administrator; asserts it was stored.
+    pub async fn put_reward(&self, id: &str, body: Value) -> Value {
+        let r = self
+            .call(
+                "PUT",
+                &format!("/v1/rewards/{id}"),
+                Some(&self.admin()),
+                Some(body),
+            )
+            .await;
+        assert!(r.status == 201 || r.status == 200, "{}", r.body);
+        r.body
+    }
+
+    /// An administrator's adjustment of `points`; asserts it was made.
+    pub async fn adjust(&self, member: &str, points: i64) -> Value {
+        let r = self
+            .post(
+                &format!("/v1/members/{member}/adjustments"),
+                &self.admin(),
+                serde_json::json!({"points": points, "reason": "test"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    /// The member redeems `reward` for themselves.
+    pub async fn redeem(&self, member: &str, reward: &str) -> Response {
+        self.post(
+            &format!("/v1/members/{member}/redemptions"),
+            &self.member(member),
+            serde_json::json!({"reward_id": reward}),
+        )
+        .await
+    }
+
+    /// Runs a scheduled job now through its local route (`points`, `segments`, `birthday`,
+    /// `tiers`); asserts it ran and returns its report.
+    pub async fn run_job(&self, job: &str) -> Value {
+        let r = self
+            .post(
+                &format!("/_local/jobs/{job}"),
+                &self.admin(),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
     pub async fn balance(&self, id: &str) -> i64 {
         let r = self.get(&format!("/v1/members/{id}"), &self.admin()).await;
         assert_eq!(r.status, 200, "{}", r.body);
@@ -523,4 +593,20 @@ pub fn assert_matches_event_schema(event: &Value) {
         errors.is_empty(),
         "{event} breaks the Event schema: {errors:#?}"
     );
+}
+
+/// An instant from RFC 3339 text.
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().expect("an RFC 3339 instant")
+}
+
+/// A purchase body at store-1 for `member`, paid in USD.
+pub fn purchase_body(
+    member: &str,
+    receipt: &str,
+    value: i64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    serde_json::json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
+           "amount": {"value": value, "currency": "USD"}, "occurred_at": occurred_at.to_rfc3339()})
 }

@@ -201,6 +201,7 @@ impl Services {
     }
 
     /// Records a purchase and its points. `request_digest` identifies the body for replays.
+    #[tracing::instrument(skip_all, fields(store = %req.store_id, receipt = %req.receipt_id))]
     pub async fn purchase(
         &self,
         req: PurchaseRequest,
@@ -225,7 +226,6 @@ impl Services {
 
     /// Read (member, purchase, cut points and campaigns in one round trip), decide, write one
     /// batch.
-    #[tracing::instrument(skip_all, fields(store = %req.store_id, receipt = %req.receipt_id))]
     async fn try_purchase(
         &self,
         req: &PurchaseRequest,
@@ -444,6 +444,7 @@ impl Services {
         Some(caused)
     }
 
+    #[tracing::instrument(skip_all, fields(%store, %receipt, refund = %req.refund_id))]
     pub async fn refund(
         &self,
         store: &StoreId,
@@ -461,7 +462,6 @@ impl Services {
 
     /// Read the purchase and the refund, then the member, cut points and the purchase's
     /// campaigns (two round trips: the purchase names the member), decide, write one batch.
-    #[tracing::instrument(skip_all, fields(%store, %receipt, refund = %req.refund_id))]
     async fn try_refund(
         &self,
         store: &StoreId,

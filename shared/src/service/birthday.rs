@@ -88,6 +88,7 @@ impl MemberTally for GiftRun {
 
 impl Services {
     /// The hourly job, as of `now`.
+    #[tracing::instrument(skip_all)]
     pub async fn birthday_gifts(&self, now: DateTime<Utc>) -> Result<GiftRun, ServiceError> {
         let mut run = GiftRun::default();
         let reward = self.program.birthday.reward_id.clone();

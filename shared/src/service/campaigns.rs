@@ -334,6 +334,7 @@ impl Services {
     }
 
     /// Creates or replaces a draft; `true` when created. A launched campaign cannot change.
+    #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn put_campaign(
         &self,
         id: &CampaignId,
@@ -386,6 +387,7 @@ impl Services {
         Ok((c.view(now), existing.is_none()))
     }
 
+    #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
         let c = self
             .table
@@ -396,6 +398,7 @@ impl Services {
     }
 
     /// Campaigns, newest first.
+    #[tracing::instrument(skip_all)]
     pub async fn campaigns(
         &self,
         limit: u32,
@@ -408,6 +411,7 @@ impl Services {
 
     /// Snapshots the audience, assigns the groups and starts awarding. Resumable: a launch that
     /// died half-way is finished by the next launch call, which also corrects what it wrote.
+    #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn launch_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
         let (campaign, version) = retrying!(self, self.try_claim_launch(id))?;
         let mut members = BTreeSet::new();
@@ -592,6 +596,7 @@ impl Services {
     }
 
     /// Stops awarding now. Ending an ended campaign answers it again.
+    #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn end_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
         retrying!(self, self.try_end_campaign(id))
     }
@@ -632,6 +637,7 @@ impl Services {
     }
 
     /// The measured effect, from the assignments (one item per audience member).
+    #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn campaign_results(&self, id: &CampaignId) -> Result<CampaignResults, ServiceError> {
         let now = self.now();
         let c = self

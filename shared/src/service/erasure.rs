@@ -92,6 +92,7 @@ fn erasure_line(journal: &mut Journal, was: &Member, m: &Member) {
 }
 
 impl Services {
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn erase(
         &self,
         id: &MemberId,

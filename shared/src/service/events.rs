@@ -123,6 +123,7 @@ pub struct EventPage {
 impl Services {
     /// The member's events with `seq > after_seq`, oldest first. The next page continues after
     /// the last `seq` returned (the cursor is that number; `after_seq` works the same).
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn member_events(
         &self,
         id: &MemberId,
@@ -141,6 +142,7 @@ impl Services {
 
     /// Every event with `from ≤ occurred_at < to` (at most 24 h), in id order; the cursor is the
     /// last id returned.
+    #[tracing::instrument(skip_all)]
     pub async fn events_between(
         &self,
         from: DateTime<Utc>,

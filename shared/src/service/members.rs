@@ -184,14 +184,17 @@ impl Services {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn load_member(&self, id: &MemberId) -> Result<Versioned<Member>, ServiceError> {
         live(self.table.get::<Member>(id).await?)
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
         Ok(self.member_view(&self.load_member(id).await?.value))
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn enrol(
         &self,
         id: MemberId,
@@ -299,6 +302,7 @@ impl Services {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn update_profile(
         &self,
         id: &MemberId,
@@ -388,6 +392,7 @@ impl Services {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn ledger(
         &self,
         id: &MemberId,
@@ -399,6 +404,7 @@ impl Services {
         Ok((lines.into_iter().map(|l| l.entry).collect(), next))
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn adjust(
         &self,
         id: &MemberId,

@@ -102,6 +102,7 @@ impl Services {
     /// The daily job: every member due by `now`'s date gets the lines and events of their points
     /// made available and expired, and the expiring-soon notice due, in one commit under the
     /// member's version, so a second or concurrent run finds nothing left to do.
+    #[tracing::instrument(skip_all)]
     pub async fn points_job(&self, now: DateTime<Utc>) -> Result<PointsRun, ServiceError> {
         let today = self.program_date(now);
         let mut run = PointsRun::default();
@@ -180,6 +181,7 @@ impl Services {
     }
 
     /// The member's points schedule as of now.
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn points_schedule(&self, id: &MemberId) -> Result<PointsSchedule, ServiceError> {
         let m = self.load_member(id).await?.value;
         let now = self.now();

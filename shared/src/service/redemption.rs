@@ -311,6 +311,7 @@ fn count_issued(
 impl Services {
     /// Creates or replaces a reward; `true` when it was created. Stock already issued stays
     /// issued: lowering `stock` below it leaves none remaining.
+    #[tracing::instrument(skip_all, fields(reward = %id))]
     pub async fn put_reward(
         &self,
         id: &RewardId,
@@ -394,6 +395,7 @@ impl Services {
 
     /// The active catalog, newest first. Only active rewards are in the catalog index, so
     /// every page is full until the last.
+    #[tracing::instrument(skip_all)]
     pub async fn catalog(
         &self,
         limit: u32,
@@ -403,6 +405,7 @@ impl Services {
         Ok((rewards.iter().map(RewardView::from).collect(), next))
     }
 
+    #[tracing::instrument(skip_all, fields(%member, %reward))]
     pub async fn redeem(
         &self,
         member: &MemberId,
@@ -460,6 +463,7 @@ impl Services {
     }
 
     /// The member's redemptions, newest first, each with the status it has now.
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn redemptions(
         &self,
         id: &MemberId,
@@ -472,6 +476,7 @@ impl Services {
         Ok((items.into_iter().map(|r| r.seen_at(now)).collect(), next))
     }
 
+    #[tracing::instrument(skip_all, fields(member = %id, %redemption))]
     pub async fn cancel_redemption(
         &self,
         id: &MemberId,
@@ -546,6 +551,7 @@ impl Services {
     }
 
     /// Marks a voucher used at `store` (once). `code` as typed at the till.
+    #[tracing::instrument(skip_all, fields(%store))]
     pub async fn use_voucher(
         &self,
         code: &str,

@@ -222,6 +222,7 @@ impl Services {
     }
 
     /// A whole run, locally: every part (concurrently), then the finishing step.
+    #[tracing::instrument(skip_all)]
     pub async fn segments_job(
         &self,
         now: DateTime<Utc>,
@@ -239,6 +240,7 @@ impl Services {
     }
 
     /// One part of run `run`: the members of the shards `s` with `s % parts == part`.
+    #[tracing::instrument(skip_all, fields(%run))]
     pub async fn segments_part(
         &self,
         run: &RunId,
@@ -433,6 +435,7 @@ impl Services {
 
     /// Adds up the parts and the flows of run `run` into the day's row and sets the cut points
     /// in force. Finishing the same run again answers the same and changes nothing.
+    #[tracing::instrument(skip_all, fields(%run))]
     pub async fn segments_finish(
         &self,
         run: &RunId,
@@ -495,6 +498,7 @@ impl Services {
     }
 
     /// Every segment and its size now, counted from the index its listing reads.
+    #[tracing::instrument(skip_all)]
     pub async fn segments(&self) -> Result<Vec<SegmentView>, ServiceError> {
         let now = self.now();
         let ids = SegmentId::all();
@@ -517,6 +521,7 @@ impl Services {
             .collect()
     }
 
+    #[tracing::instrument(skip_all, fields(segment = %id))]
     pub async fn segment_members(
         &self,
         id: SegmentId,
@@ -548,6 +553,7 @@ impl Services {
     }
 
     /// One row per day a run finished in `from..=to` (at most 366 days).
+    #[tracing::instrument(skip_all, fields(segment = %id))]
     pub async fn segment_history(
         &self,
         id: SegmentId,
@@ -586,6 +592,7 @@ impl Services {
             ))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn overview(&self) -> Result<Overview, ServiceError> {
         let day = self.latest_day().await?;
         let since = day.date - chrono::Duration::days(29);
@@ -628,6 +635,7 @@ impl Services {
     }
 
     /// The last `months` enrolment cohorts (1–12) of the latest run, oldest first.
+    #[tracing::instrument(skip_all)]
     pub async fn retention(&self, months: u32) -> Result<Retention, ServiceError> {
         if !crate::domain::bounds::RETENTION_MONTHS.contains(i64::from(months)) {
             return Err(ServiceError::field(

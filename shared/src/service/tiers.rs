@@ -81,6 +81,7 @@ impl MemberTally for RequalificationRun {
 }
 
 impl Services {
+    #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn tier_view(&self, id: &MemberId) -> Result<TierView, ServiceError> {
         let m = self.load_member(id).await?.value;
         let p = &self.program;
@@ -110,6 +111,7 @@ impl Services {
     }
 
     /// The daily job: every member whose tier expired before `now`'s date is requalified once.
+    #[tracing::instrument(skip_all)]
     pub async fn requalify_tiers(
         &self,
         now: DateTime<Utc>,
