@@ -76,11 +76,30 @@ pub enum ServiceError {
     Contention,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stored data is not readable: {0}")]
-    Corrupt(String),
+    /// A stored record (or a stored answer) that does not read or write as its type: a bug or a
+    /// hand edit, never the client's doing (500).
+    #[error("stored data is not readable: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        cause: Option<serde_json::Error>,
+    },
 }
 
 impl ServiceError {
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        ServiceError::Corrupt {
+            what: what.into(),
+            cause: None,
+        }
+    }
+    /// A record that did not (de)serialise, with the serde error as its source.
+    pub fn unreadable(what: impl Into<String>, cause: serde_json::Error) -> Self {
+        ServiceError::Corrupt {
+            what: what.into(),
+            cause: Some(cause),
+        }
+    }
     pub fn field(field: &str, detail: impl Into<String>) -> Self {
         ServiceError::Validation(vec![FieldError {
             field: field.into(),

@@ -353,8 +353,8 @@ impl From<ServiceError> for Problem {
                 cause: Some(chain(&err)),
                 ..Problem::internal()
             },
-            E::Corrupt(reason) => Problem {
-                cause: Some(format!("unreadable record: {reason}")),
+            e @ E::Corrupt { .. } => Problem {
+                cause: Some(chain(&e)),
                 ..Problem::internal()
             },
         }

@@ -57,7 +57,7 @@ impl Idempotency {
         }
         serde_json::from_value(rec.response)
             .map(Some)
-            .map_err(|e| ServiceError::Corrupt(e.to_string()))
+            .map_err(|e| ServiceError::unreadable("stored answer", e))
     }
 
     /// The answer to replay, if the request carries a key (read into `slot`) that an earlier
@@ -87,7 +87,7 @@ impl Idempotency {
             digest: id.owner.is_some().then(|| id.digest.clone()),
             request_hash: self.request_hash.clone(),
             response: serde_json::to_value(response)
-                .map_err(|e| ServiceError::Corrupt(e.to_string()))?,
+                .map_err(|e| ServiceError::unreadable("answer to store", e))?,
             expires_at: (now + chrono::Duration::hours(i64::from(retention_hours))).timestamp(),
         };
         batch.create_expiring(&id, &rec, now.timestamp())?;

@@ -515,7 +515,7 @@ impl Services {
         let more = self.table.read(&reads).await?;
         let voucher = more
             .get(&voucher)?
-            .ok_or_else(|| ServiceError::Corrupt("redemption without voucher".into()))?;
+            .ok_or_else(|| ServiceError::corrupt("redemption without voucher"))?;
         if voucher.value.status != RedemptionStatus::Issued {
             return Err(ServiceError::RedemptionNotCancellable {
                 status: voucher.value.status,
@@ -586,7 +586,7 @@ impl Services {
         let found = self.table.read(&reads).await?;
         let red = found
             .get(&red)?
-            .ok_or_else(|| ServiceError::Corrupt("voucher without redemption".into()))?;
+            .ok_or_else(|| ServiceError::corrupt("voucher without redemption"))?;
         // An erased member's vouchers are void.
         let current = match live(found.get(&member)?) {
             Err(ServiceError::MemberErased) => return Err(ServiceError::VoucherCancelled),

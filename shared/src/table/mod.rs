@@ -68,12 +68,12 @@ fn encode<R: Record>(id: &R::Id, r: &R) -> Result<Item, ServiceError> {
             attrs,
         },
         Ok(_) => {
-            return Err(ServiceError::Corrupt(format!(
+            return Err(ServiceError::corrupt(format!(
                 "{} is not an object",
                 R::KIND
             )));
         }
-        Err(e) => return Err(ServiceError::Corrupt(e.to_string())),
+        Err(e) => return Err(ServiceError::unreadable(R::KIND, e)),
     };
     for e in r.index_entries(id) {
         item.attrs
@@ -86,7 +86,7 @@ fn encode<R: Record>(id: &R::Id, r: &R) -> Result<Item, ServiceError> {
 
 fn decode<R: Record>(item: &Item) -> Result<Versioned<R>, ServiceError> {
     let value = serde_json::from_value(Value::Object(item.attrs.clone())).map_err(|e| {
-        ServiceError::Corrupt(format!("{} {} {}: {e}", R::KIND, item.key.pk, item.key.sk))
+        ServiceError::unreadable(format!("{} {} {}", R::KIND, item.key.pk, item.key.sk), e)
     })?;
     Ok(Versioned {
         value,
@@ -204,7 +204,7 @@ impl Batch {
     ) -> Result<&mut Self, ServiceError> {
         let item = encode(id, r)?;
         if !item.attrs.contains_key(EXPIRES_AT) {
-            return Err(ServiceError::Corrupt(format!(
+            return Err(ServiceError::corrupt(format!(
                 "{} has no {EXPIRES_AT}",
                 R::KIND
             )));
