@@ -141,6 +141,14 @@ impl SegmentId {
             SegmentId::Tier(_) => "tier",
         }
     }
+    /// The segment within its kind: `dormant` of `lifecycle:dormant`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SegmentId::Lifecycle(l) => l.as_str(),
+            SegmentId::Value(v) => v.as_str(),
+            SegmentId::Tier(t) => t.as_str(),
+        }
+    }
     pub fn parse(s: &str) -> Option<SegmentId> {
         SegmentId::all().into_iter().find(|id| id.to_string() == s)
     }
@@ -558,7 +566,7 @@ pub struct Tally {
     pub examined: u64,
     pub changed: u64,
     pub failed: u64,
-    pub sizes: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<SegmentId, u64>,
     pub distribution: Distribution,
     pub totals: Totals,
     /// Enrolment month (`YYYY-MM`) → `[members, retained₀, retained₁, …]`.
@@ -593,9 +601,9 @@ pub struct SegmentDay {
     pub examined: u64,
     pub changed: u64,
     pub failed: u64,
-    pub sizes: BTreeMap<String, u64>,
-    pub entered: BTreeMap<String, u64>,
-    pub left: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<SegmentId, u64>,
+    pub entered: BTreeMap<SegmentId, u64>,
+    pub left: BTreeMap<SegmentId, u64>,
     pub totals: Totals,
     pub cohorts: BTreeMap<String, Vec<u64>>,
     pub cutpoints: CutPoints,
@@ -640,8 +648,8 @@ impl Tally {
 /// segments that differ count: a member whose value segment moved stayed in its stage and tier.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Moves {
-    pub entered: BTreeMap<String, u64>,
-    pub left: BTreeMap<String, u64>,
+    pub entered: BTreeMap<SegmentId, u64>,
+    pub left: BTreeMap<SegmentId, u64>,
 }
 
 impl Moves {
@@ -653,19 +661,19 @@ impl Moves {
                 flow.to.unwrap_or_default().ids(),
             );
             for id in from.iter().filter(|id| !to.contains(id)) {
-                *m.left.entry(id.to_string()).or_insert(0) += 1;
+                *m.left.entry(*id).or_insert(0) += 1;
             }
             for id in to.iter().filter(|id| !from.contains(id)) {
-                *m.entered.entry(id.to_string()).or_insert(0) += 1;
+                *m.entered.entry(*id).or_insert(0) += 1;
             }
         }
         m
     }
 }
 
-fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+fn add_counts(into: &mut BTreeMap<SegmentId, u64>, from: &BTreeMap<SegmentId, u64>) {
     for (k, n) in from {
-        *into.entry(k.clone()).or_default() += n;
+        *into.entry(*k).or_default() += n;
     }
 }
 
@@ -706,11 +714,7 @@ impl SegmentDay {
         day.failed = tally.failed;
         day.sizes = SegmentId::all()
             .into_iter()
-            .map(|id| {
-                let k = id.to_string();
-                let n = tally.sizes.get(&k).copied().unwrap_or(0);
-                (k, n)
-            })
+            .map(|id| (id, tally.sizes.get(&id).copied().unwrap_or(0)))
             .collect();
         add_counts(&mut day.entered, &moves.entered);
         add_counts(&mut day.left, &moves.left);
@@ -758,8 +762,11 @@ mod tests {
             flow(Some(c(Lifecycle::Dormant, None, Tier::Silver)), None),
         ];
         let m = Moves::of(&flows);
-        let n = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
-            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        let n = |pairs: &[(&str, u64)]| -> BTreeMap<SegmentId, u64> {
+            pairs
+                .iter()
+                .map(|(k, v)| (SegmentId::parse(k).unwrap(), *v))
+                .collect()
         };
         assert_eq!(
             m.left,
@@ -789,8 +796,8 @@ mod tests {
         assert_eq!(
             (
                 first.changed,
-                first.sizes["lifecycle:dormant"],
-                first.sizes["tier:gold"]
+                first.sizes[&SegmentId::parse("lifecycle:dormant").unwrap()],
+                first.sizes[&SegmentId::parse("tier:gold").unwrap()]
             ),
             (3, 7, 0)
         );
@@ -805,8 +812,8 @@ mod tests {
         assert_eq!(
             (
                 second.changed,
-                second.entered["lifecycle:dormant"],
-                second.sizes["lifecycle:dormant"]
+                second.entered[&SegmentId::parse("lifecycle:dormant").unwrap()],
+                second.sizes[&SegmentId::parse("lifecycle:dormant").unwrap()]
             ),
             (6, 2, 7)
         );

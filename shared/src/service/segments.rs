@@ -282,7 +282,7 @@ impl Services {
                             // and flows agree; the next run moves it.
                             tally.failed += 1;
                             for s in was.unwrap_or_default().ids() {
-                                *tally.sizes.entry(s.to_string()).or_default() += 1;
+                                *tally.sizes.entry(s).or_default() += 1;
                             }
                             tracing::error!(member = %id, error = %e, "segments: member failed");
                         }
@@ -392,7 +392,7 @@ impl Services {
         t.lifetime_redeemed += m.lifetime_redeemed.0;
         t.lifetime_expired += m.lifetime_expired.0;
         for id in m.counted.unwrap_or_default().ids() {
-            *tally.sizes.entry(id.to_string()).or_default() += 1;
+            *tally.sizes.entry(id).or_default() += 1;
         }
         if m.erased_at.is_some() {
             return;
@@ -566,8 +566,7 @@ impl Services {
                 "to must not be before from, and the range at most 366 days",
             ));
         }
-        let key = id.to_string();
-        let get = |m: &BTreeMap<String, u64>| m.get(&key).copied().unwrap_or(0);
+        let get = |m: &BTreeMap<SegmentId, u64>| m.get(&id).copied().unwrap_or(0);
         let items = self
             .table
             .segment_days(from, to)
@@ -608,11 +607,8 @@ impl Services {
         let pick = |kind: &str| -> BTreeMap<String, u64> {
             day.sizes
                 .iter()
-                .filter_map(|(k, n)| {
-                    k.strip_prefix(kind)
-                        .and_then(|r| r.strip_prefix(':'))
-                        .map(|name| (name.to_owned(), *n))
-                })
+                .filter(|(k, _)| k.kind() == kind)
+                .map(|(k, n)| (k.name().to_owned(), *n))
                 .collect()
         };
         Ok(Overview {
@@ -704,15 +700,16 @@ mod tests {
     #[test]
     fn tallies_merge_by_adding() {
         let mut a = Tally::default();
-        a.sizes.insert("tier:gold".into(), 2);
+        let gold = SegmentId::Tier(Tier::Gold);
+        a.sizes.insert(gold, 2);
         a.cohorts.insert("2026-01".into(), vec![3, 1]);
         a.totals.members = 3;
         let mut b = Tally::default();
-        b.sizes.insert("tier:gold".into(), 5);
+        b.sizes.insert(gold, 5);
         b.cohorts.insert("2026-01".into(), vec![1, 1, 1]);
         b.totals.members = 4;
         a.merge(&b);
-        assert_eq!(a.sizes["tier:gold"], 7);
+        assert_eq!(a.sizes[&gold], 7);
         assert_eq!(a.cohorts["2026-01"], vec![4, 2, 1]);
         assert_eq!(a.totals.members, 7);
     }
