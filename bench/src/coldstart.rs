@@ -163,6 +163,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
             &id("member-ada"),
             parse(json!({"points": 1000, "reason": "seed"})),
             None,
+            &crate::operator(),
         )
         .await
         .expect("ada's points");
@@ -171,6 +172,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
     svc.put_reward(
         &coffee,
         parse(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+        &crate::operator(),
     )
     .await
     .expect("the reward");

@@ -26,6 +26,10 @@ pub enum Role {
     Member(String),
     Pos(String),
     Admin,
+    /// An operator with the support role; the subject names them in the audit trail.
+    Support(String),
+    /// An operator with the analyst role.
+    Analyst(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,6 +114,8 @@ impl DevAuth {
                 Some(store.clone()),
             ),
             Role::Admin => ("admin".to_owned(), "loyalty/admin".to_owned(), None),
+            Role::Support(sub) => (sub.clone(), "loyalty/support".to_owned(), None),
+            Role::Analyst(sub) => (sub.clone(), "loyalty/analyst".to_owned(), None),
         };
         let claims = Claims {
             sub,

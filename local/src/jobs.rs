@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::routing::{post, put};
 use chrono::{DateTime, Utc};
 use loyalty::clock::{Clock, TestClock};
+use loyalty::http::identity::Access;
 use loyalty::http::{Caller, JsonBody, Problem};
 use loyalty::runtime::ScheduledInput;
 use loyalty::service::Services;
@@ -41,13 +42,13 @@ pub fn routes(clock: Arc<TestClock>) -> OpenApiRouter<Services> {
             "/_local/clock",
             put(
                 move |caller: Caller, body: JsonBody<ClockInput>| async move {
-                    caller.require_admin()?;
+                    caller.require(Access::Admin)?;
                     c1.set(body.value.now);
                     Ok::<_, Problem>(Json(view(&c1)))
                 },
             )
             .delete(move |caller: Caller| async move {
-                caller.require_admin()?;
+                caller.require(Access::Admin)?;
                 c2.reset();
                 Ok::<_, Problem>(Json(view(&c2)))
             })
@@ -69,7 +70,7 @@ async fn birthday_gifts(
     caller: Caller,
     body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::birthday::GiftRun>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
     Ok(Json(loyalty_birthday::run(&svc, body.value).await?))
 }
 
@@ -78,7 +79,7 @@ async fn tier_requalification(
     caller: Caller,
     body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::tiers::RequalificationRun>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
     Ok(Json(
         loyalty_tiers::run_requalification(&svc, body.value).await?,
     ))
@@ -89,7 +90,7 @@ async fn points(
     caller: Caller,
     body: JsonBody<ScheduledInput>,
 ) -> Result<Json<loyalty::service::points::PointsRun>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
     Ok(Json(
         loyalty_members::run_points_job(&svc, body.value).await?,
     ))
@@ -101,6 +102,6 @@ async fn segments(
     caller: Caller,
     body: JsonBody<loyalty_segments::JobInput>,
 ) -> Result<Json<loyalty_segments::JobOutput>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
     Ok(Json(loyalty_segments::run_job(&svc, body.value).await?))
 }

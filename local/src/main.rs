@@ -58,6 +58,10 @@ enum TokenRole {
     Pos { store_id: String },
     /// An administrator token.
     Admin,
+    /// A support operator's token (find and care for members, adjust within the limit).
+    Support { name: String },
+    /// An analyst's token (read-only: analytics, segments, campaigns, members, events).
+    Analyst { name: String },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -84,6 +88,8 @@ async fn main() {
             TokenRole::Member { id } => Role::Member(id.clone()),
             TokenRole::Pos { store_id } => Role::Pos(store_id.clone()),
             TokenRole::Admin => Role::Admin,
+            TokenRole::Support { name } => Role::Support(name.clone()),
+            TokenRole::Analyst { name } => Role::Analyst(name.clone()),
         };
         println!("{}", auth.mint(&role));
         // On stderr, so `$(loyalty-local token …)` captures only the token.
@@ -168,7 +174,7 @@ async fn main() {
     };
     println!(
         "Loyalty API (local) on {url}\n  data:    {where_}\n  openapi: {url}/v1/openapi.json\n\n\
-         Dev tokens (30 days; mint more with `cargo run -p loyalty-local -- token member|pos|admin`):\n  \
+         Dev tokens (30 days; mint more with `cargo run -p loyalty-local -- token member|pos|admin|support|analyst`):\n  \
          export MEMBER={member}   # member demo-member\n  \
          export POS={pos}   # POS of store-1\n  \
          export ADMIN={admin}\n\n\

@@ -37,6 +37,10 @@ pub enum ServiceError {
     OutOfStock,
     #[error("the member already holds the maximum of {limit} of this reward")]
     LimitReached { limit: u32 },
+    #[error(
+        "a support operator may adjust at most {limit} points in one request; ask an administrator"
+    )]
+    AdjustmentOverLimit { limit: u32 },
     #[error("the reward needs tier {required}; the member holds {held}")]
     TierTooLow { required: Tier, held: Tier },
     #[error("the reward is not active")]

@@ -33,6 +33,8 @@ pub struct Program {
     pub purchase_max_future_seconds: u32,
     pub voucher_validity_days: u32,
     pub idempotency_retention_hours: u32,
+    /// The most points (either way) a support operator may adjust in one request.
+    pub support_adjustment_limit: u32,
     pub segments: SegmentRules,
     pub points: PointsRules,
 }
@@ -72,6 +74,7 @@ struct Doc {
     purchase: PurchaseDoc,
     voucher_validity_days: u32,
     idempotency_retention_hours: u32,
+    support_adjustment_limit: u32,
     lifecycle: LifecycleDoc,
     rfm: RfmDoc,
     points: PointsDoc,
@@ -189,6 +192,7 @@ impl Default for Doc {
             purchase: PurchaseDoc::default(),
             voucher_validity_days: 90,
             idempotency_retention_hours: 24,
+            support_adjustment_limit: 1000,
             lifecycle: LifecycleDoc::default(),
             rfm: RfmDoc::default(),
             points: PointsDoc::default(),
@@ -414,6 +418,11 @@ impl Program {
                 doc.idempotency_retention_hours,
                 1..=720,
             ),
+            (
+                "support_adjustment_limit",
+                doc.support_adjustment_limit,
+                0..=1_000_000_000,
+            ),
         ] {
             if !range.contains(&v) {
                 return Err(invalid(format!(
@@ -475,6 +484,7 @@ impl Program {
             purchase_max_future_seconds: doc.purchase.max_future_seconds,
             voucher_validity_days: doc.voucher_validity_days,
             idempotency_retention_hours: doc.idempotency_retention_hours,
+            support_adjustment_limit: doc.support_adjustment_limit,
         })
     }
 

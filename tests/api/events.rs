@@ -44,6 +44,7 @@ async fn seeded() -> (Services, String) {
         &id("member-ada"),
         parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})),
         None,
+        &loyalty_tests::admin_actor(),
     )
     .await
     .unwrap();
@@ -51,6 +52,7 @@ async fn seeded() -> (Services, String) {
     svc.put_reward(
         &coffee,
         parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+        &loyalty_tests::admin_actor(),
     )
     .await
     .unwrap();
@@ -74,11 +76,16 @@ async fn seeded() -> (Services, String) {
             "ends_at": "2026-12-20T00:00:00Z", "offer": {"kind": "multiplier", "multiplier": 2, "categories": ["drinks"]},
             "budget_points": 10000, "holdout_percent": 10});
         let id = loyalty::domain::CampaignId::parse(id).unwrap();
-        svc.put_campaign(&id, parse(c)).await.unwrap();
+        svc.put_campaign(&id, parse(c), &loyalty_tests::admin_actor())
+            .await
+            .unwrap();
     }
-    svc.launch_campaign(&loyalty::domain::CampaignId::parse("double-drinks").unwrap())
-        .await
-        .unwrap();
+    svc.launch_campaign(
+        &loyalty::domain::CampaignId::parse("double-drinks").unwrap(),
+        &loyalty_tests::admin_actor(),
+    )
+    .await
+    .unwrap();
     (svc, voucher)
 }
 

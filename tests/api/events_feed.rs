@@ -849,7 +849,10 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
     let (m2, req) = (m.clone(), adjustment(7));
     let racer = async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        other.adjust(&m2, req, None).await.unwrap();
+        other
+            .adjust(&m2, req, None, &loyalty_tests::admin_actor())
+            .await
+            .unwrap();
     };
     let (svc, _) = loyalty_tests::services_on(
         Arc::new(loyalty_tests::RaceBeforeCommit::before_first_read(
@@ -858,7 +861,9 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
         )),
         Default::default(),
     );
-    svc.adjust(&m, adjustment(5), None).await.unwrap();
+    svc.adjust(&m, adjustment(5), None, &loyalty_tests::admin_actor())
+        .await
+        .unwrap();
     let (events, _) = svc.table.member_events(&m, 0, 100).await.unwrap();
     // Enrolment (member.enrolled, segment.changed), the other writer's adjustment, this one's.
     assert_eq!(

@@ -5,6 +5,7 @@
 //! prints the services' logs (`RUST_LOG` filters them).
 
 mod accrual;
+mod audit;
 mod birthday;
 mod campaigns;
 mod events;

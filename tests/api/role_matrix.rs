@@ -1,5 +1,5 @@
 //! Who may call what: every route of the OpenAPI document × {no token, the member, another
-//! member, POS of the store, POS of another store, admin} → the status it must answer, each cell
+//! member, POS of the store, POS of another store, admin, support, analyst} → the status it must answer, each cell
 //! on a freshly seeded store. A route added without a row fails the test; a 403 carries no data.
 
 use loyalty_tests::{Api, Backend};
@@ -14,15 +14,19 @@ enum Who {
     Pos,
     OtherPos,
     Admin,
+    Support,
+    Analyst,
 }
 
-const WHO: [Who; 6] = [
+const WHO: [Who; 8] = [
     Who::Nobody,
     Who::Member,
     Who::OtherMember,
     Who::Pos,
     Who::OtherPos,
     Who::Admin,
+    Who::Support,
+    Who::Analyst,
 ];
 
 struct Seeded {
@@ -112,185 +116,193 @@ fn token(api: &Api, who: Who) -> Option<String> {
         Who::Pos => Some(api.pos("store-1")),
         Who::OtherPos => Some(api.pos("store-2")),
         Who::Admin => Some(api.admin()),
+        Who::Support => Some(api.support()),
+        Who::Analyst => Some(api.analyst()),
     }
 }
 
 /// (method, path template, request, expected status for each of WHO in order)
-fn table() -> Vec<(&'static str, &'static str, Value, [u16; 6])> {
+fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
     vec![
         (
             "POST",
             "/v1/members",
             json!({"name": "X"}),
-            [401, 409, 201, 201, 201, 201],
+            [401, 409, 201, 201, 201, 201, 403, 403],
         ),
         (
             "GET",
             "/v1/members/{id}",
             Value::Null,
-            [401, 200, 403, 200, 200, 200],
+            [401, 200, 403, 200, 200, 200, 200, 200],
         ),
         (
             "PATCH",
             "/v1/members/{id}",
             json!({"email": "m@example.com"}),
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 200, 403],
         ),
         (
             "DELETE",
             "/v1/members/{id}",
             Value::Null,
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 403, 403],
         ),
         (
             "GET",
             "/v1/members/{id}/ledger",
             Value::Null,
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 200, 200],
         ),
         (
             "POST",
             "/v1/members/{id}/adjustments",
             json!({"points": 5, "reason": "x"}),
-            [401, 403, 403, 403, 403, 201],
+            [401, 403, 403, 403, 403, 201, 201, 403],
         ),
         (
             "GET",
             "/v1/members/{id}/points",
             Value::Null,
-            [401, 200, 403, 200, 200, 200],
+            [401, 200, 403, 200, 200, 200, 200, 200],
         ),
         (
             "GET",
             "/v1/members/{id}/events",
             Value::Null,
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 200, 200],
         ),
         (
             "GET",
             "/v1/events",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "POST",
             "/v1/purchases",
             json!("purchase"),
-            [401, 403, 403, 201, 403, 201],
+            [401, 403, 403, 201, 403, 201, 403, 403],
         ),
         (
             "POST",
             "/v1/purchases/{store_id}/{receipt_id}/refunds",
             json!({"refund_id": "F1", "amount": {"value": 100, "currency": "USD"}}),
-            [401, 403, 403, 201, 403, 201],
+            [401, 403, 403, 201, 403, 201, 403, 403],
         ),
         (
             "GET",
             "/v1/members/{id}/tier",
             Value::Null,
-            [401, 200, 403, 200, 200, 200],
+            [401, 200, 403, 200, 200, 200, 200, 200],
         ),
         (
             "GET",
             "/v1/rewards",
             Value::Null,
-            [401, 200, 200, 200, 200, 200],
+            [401, 200, 200, 200, 200, 200, 200, 200],
         ),
         (
             "PUT",
             "/v1/rewards/{id}",
             json!({"name": "Cake", "cost_points": 5}),
-            [401, 403, 403, 403, 403, 201],
+            [401, 403, 403, 403, 403, 201, 403, 403],
         ),
         (
             "POST",
             "/v1/members/{id}/redemptions",
             json!({"reward_id": "coffee"}),
-            [401, 201, 403, 403, 403, 201],
+            [401, 201, 403, 403, 403, 201, 403, 403],
         ),
         (
             "GET",
             "/v1/members/{id}/redemptions",
             Value::Null,
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 200, 200],
         ),
         (
             "POST",
             "/v1/members/{id}/redemptions/{redemption_id}/cancel",
             Value::Null,
-            [401, 200, 403, 403, 403, 200],
+            [401, 200, 403, 403, 403, 200, 200, 403],
         ),
         (
             "POST",
             "/v1/vouchers/{code}/use",
             json!({"store_id": "store-1"}),
-            [401, 403, 403, 200, 403, 200],
+            [401, 403, 403, 200, 403, 200, 403, 403],
         ),
         (
             "GET",
             "/v1/segments",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "GET",
             "/v1/segments/{id}/members",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "GET",
             "/v1/segments/{id}/history",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "GET",
             "/v1/analytics/overview",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "GET",
             "/v1/analytics/retention",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "GET",
             "/v1/campaigns",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "PUT",
             "/v1/campaigns/{id}",
             json!("campaign"),
-            [401, 403, 403, 403, 403, 201],
+            [401, 403, 403, 403, 403, 201, 403, 403],
         ),
         (
             "GET",
             "/v1/campaigns/{id}",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
         (
             "POST",
             "/v1/campaigns/{id}/launch",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 403],
         ),
         (
             "POST",
             "/v1/campaigns/{id}/end",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/audit",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 403],
         ),
         (
             "GET",
             "/v1/campaigns/{id}/results",
             Value::Null,
-            [401, 403, 403, 403, 403, 200],
+            [401, 403, 403, 403, 403, 200, 403, 200],
         ),
     ]
 }

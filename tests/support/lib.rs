@@ -211,6 +211,14 @@ impl Api {
     pub fn pos(&self, store: &str) -> String {
         self.auth.mint(&Role::Pos(store.into()))
     }
+    /// A support operator's token (subject `alice`).
+    pub fn support(&self) -> String {
+        self.auth.mint(&Role::Support("alice".into()))
+    }
+    /// An analyst's token (subject `ana`).
+    pub fn analyst(&self) -> String {
+        self.auth.mint(&Role::Analyst("ana".into()))
+    }
     pub fn admin(&self) -> String {
         self.auth.mint(&Role::Admin)
     }
@@ -482,9 +490,20 @@ pub struct RaceBeforeCommit {
     before: Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
     pub reads: AtomicU64,
     pub commits: AtomicU64,
+    /// While set, every commit fails as a backend would (the one fault no test can cause for
+    /// real between a use case's decision and its commit).
+    pub fail_commits: std::sync::atomic::AtomicBool,
 }
 
 impl RaceBeforeCommit {
+    /// A store whose commits fail while `fail_commits` is set.
+    pub fn failing(inner: Arc<dyn Store>) -> Self {
+        let s = RaceBeforeCommit::new(inner, Vec::new());
+        *s.first.lock().unwrap() = None;
+        s.fail_commits.store(true, Ordering::SeqCst);
+        s
+    }
+
     pub fn new(inner: Arc<dyn Store>, first: Vec<Write>) -> Self {
         RaceBeforeCommit {
             inner,
@@ -492,6 +511,7 @@ impl RaceBeforeCommit {
             before: Mutex::new(None),
             reads: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            fail_commits: Default::default(),
         }
     }
 
@@ -505,6 +525,7 @@ impl RaceBeforeCommit {
             before: Mutex::new(Some(Box::pin(before))),
             reads: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            fail_commits: Default::default(),
         }
     }
 }
@@ -548,6 +569,11 @@ impl Store for RaceBeforeCommit {
         self.inner.scan(segment, total, after, limit).await
     }
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
+        if self.fail_commits.load(Ordering::SeqCst) {
+            return Err(loyalty::store::StoreError::broken(
+                "injected failure at commit",
+            ));
+        }
         let first = self.first.lock().unwrap().take();
         if let Some(first) = first {
             self.inner.commit(first).await?;
@@ -609,4 +635,13 @@ pub fn purchase_body(
 ) -> Value {
     serde_json::json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
            "amount": {"value": value, "currency": "USD"}, "occurred_at": occurred_at.to_rfc3339()})
+}
+
+/// An administrator, as the operator behind service calls the tests make directly.
+pub fn admin_actor() -> loyalty::domain::audit::Actor {
+    loyalty::domain::audit::Actor {
+        sub: "test-admin".into(),
+        role: loyalty::domain::audit::OperatorRole::Admin,
+        request_id: "test".into(),
+    }
 }

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use http::StatusCode;
 use loyalty::domain::{ReceiptId, StoreId};
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, Problem, Reply};
 use loyalty::service::Services;
@@ -29,7 +30,7 @@ async fn purchase(
     caller: Caller,
     body: JsonBody<PurchaseRequest>,
 ) -> Result<Reply<PurchaseReceipt>, Problem> {
-    caller.require_store(&body.value.store_id)?;
+    caller.require(Access::Store(&body.value.store_id))?;
     let digest = body.digest();
     let outcome = svc.purchase(body.value, &digest).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
@@ -51,7 +52,7 @@ async fn refund(
     let store = StoreId::parse(&store).map_err(|_| Problem::not_found("purchase not found"))?;
     let receipt =
         ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
-    caller.require_store(&store)?;
+    caller.require(Access::Store(&store))?;
     let digest = body.digest();
     let outcome = svc.refund(&store, &receipt, body.value, &digest).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))

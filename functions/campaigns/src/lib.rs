@@ -4,6 +4,8 @@
 
 use axum::extract::{Path, State};
 use loyalty::domain::CampaignId;
+use loyalty::http::RequestId;
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
 use loyalty::service::Services;
@@ -30,7 +32,7 @@ async fn list_campaigns(
     caller: Caller,
     paging: Paging,
 ) -> Result<Reply<ListResponse<CampaignView>>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     let (items, next) = svc
         .campaigns(paging.limit, paging.cursor.as_deref())
         .await?;
@@ -47,12 +49,14 @@ async fn put_campaign(
     State(svc): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
+    request: RequestId,
     body: JsonBody<CampaignInput>,
 ) -> Result<Reply<CampaignView>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
     // Here the id is being chosen: say what is wrong with it.
     let id = CampaignId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = svc.put_campaign(&id, body.value).await?;
+    let (view, created) = svc.put_campaign(&id, body.value, &actor).await?;
     Ok(if created {
         Reply::created(view)
     } else {
@@ -69,7 +73,7 @@ async fn get_campaign(
     caller: Caller,
     PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignView>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     Ok(Reply::ok(svc.campaign(&id).await?))
 }
 
@@ -84,9 +88,11 @@ async fn launch(
     State(svc): State<Services>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
+    request: RequestId,
 ) -> Result<Reply<CampaignView>, Problem> {
-    caller.require_admin()?;
-    Ok(Reply::ok(svc.launch_campaign(&id).await?))
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    Ok(Reply::ok(svc.launch_campaign(&id, &actor).await?))
 }
 
 /// Stops awarding now (an ended campaign answers as it is). 409 `campaign-not-running` for a
@@ -99,9 +105,11 @@ async fn end(
     State(svc): State<Services>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
+    request: RequestId,
 ) -> Result<Reply<CampaignView>, Problem> {
-    caller.require_admin()?;
-    Ok(Reply::ok(svc.end_campaign(&id).await?))
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    Ok(Reply::ok(svc.end_campaign(&id, &actor).await?))
 }
 
 /// The measured effect: both groups' conversion and net spend in the window, the uplift with
@@ -116,6 +124,6 @@ async fn results(
     caller: Caller,
     PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignResults>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     Ok(Reply::ok(svc.campaign_results(&id).await?))
 }

@@ -4,10 +4,13 @@
 use axum::extract::State;
 use http::StatusCode;
 use loyalty::domain::MemberId;
+use loyalty::http::RequestId;
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{
     Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
 };
+use loyalty::service::audit::{AuditPage, AuditQuery};
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
 use loyalty::service::members::{
@@ -27,6 +30,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(adjust))
         .routes(routes!(member_events))
         .routes(routes!(all_events))
+        .routes(routes!(audit))
 }
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves
@@ -56,6 +60,7 @@ async fn enrol(
     key: IdempotencyKey,
     body: JsonBody<EnrolRequest>,
 ) -> Result<Reply<MemberView>, Problem> {
+    caller.require(Access::Enrol)?;
     let idem = key.for_request(&caller.principal(), "enrol", &body.digest());
     let req = body.value;
     let id = match (&caller, &req.id) {
@@ -88,7 +93,7 @@ async fn get_member(
     caller: Caller,
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<MemberView>, Problem> {
-    caller.require_self_pos_or_admin(&id)?;
+    caller.require(Access::MemberAtTill(&id))?;
     Ok(Reply::ok(svc.get_member(&id).await?))
 }
 
@@ -101,11 +106,13 @@ async fn update_member(
     State(svc): State<Services>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
+    request: RequestId,
     JsonBody { value: change, .. }: JsonBody<ProfileChange>,
 ) -> Result<Reply<MemberView>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberCare(&id))?;
     Ok(Reply::ok(
-        svc.update_profile(&id, change, caller.is_admin()).await?,
+        svc.update_profile(&id, change, caller.actor(&request).as_ref())
+            .await?,
     ))
 }
 
@@ -119,7 +126,7 @@ async fn ledger(
     PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<LedgerEntry>>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberData(&id))?;
     let (items, next) = svc
         .ledger(&id, paging.limit, paging.cursor.as_deref())
         .await?;
@@ -136,30 +143,33 @@ async fn points(
     caller: Caller,
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<PointsSchedule>, Problem> {
-    caller.require_self_pos_or_admin(&id)?;
+    caller.require(Access::MemberAtTill(&id))?;
     Ok(Reply::ok(svc.points_schedule(&id).await?))
 }
 
-/// Admin point adjustment (signed). Send an `Idempotency-Key` so a retry cannot apply it twice.
+/// An operator's point adjustment (signed): admin, or support within the program's
+/// `support_adjustment_limit` (403 `adjustment-over-limit` above it). Send an `Idempotency-Key` so a retry cannot apply it twice.
 #[utoipa::path(post, path = "/v1/members/{id}/adjustments", tag = "members", request_body = AdjustmentRequest,
     security(("bearer" = [])),
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = LedgerEntry), (status = 422, body = ProblemDocument)))]
+    responses((status = 201, body = LedgerEntry), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn adjust(
     State(svc): State<Services>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
+    request: RequestId,
     body: JsonBody<AdjustmentRequest>,
 ) -> Result<Reply<LedgerEntry>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Adjust)?;
+    let actor = caller.operator(&request)?;
     let idem = key.for_member_request(
         &caller.principal(),
         &format!("adjust:{id}"),
         &id,
         &body.digest(),
     );
-    let outcome = svc.adjust(&id, body.value, idem).await?;
+    let outcome = svc.adjust(&id, body.value, idem, &actor).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -174,12 +184,14 @@ async fn erase_member(
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
+    request: RequestId,
 ) -> Result<Reply<Erasure>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberOwn(&id))?;
     let idem = key.for_request(&caller.principal(), &format!("erase:{id}"), "");
     Ok(Reply::from_outcome(
         StatusCode::OK,
-        svc.erase(&id, idem).await?,
+        svc.erase(&id, idem, caller.actor(&request).as_ref())
+            .await?,
     ))
 }
 
@@ -202,7 +214,7 @@ async fn member_events(
     PathId(id): PathId<MemberId>,
     parts: http::request::Parts,
 ) -> Result<Reply<EventPage>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberData(&id))?;
     let q: MemberEventsQuery = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;
     // Within i64, as the document's int64 says.
@@ -245,7 +257,7 @@ async fn all_events(
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<EventPage>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     let q: EventsQuery = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;
     let page = svc
@@ -268,4 +280,54 @@ pub async fn run_points_job(
 ) -> Result<PointsRun, ServiceError> {
     let now = input.now.unwrap_or_else(|| svc.now());
     svc.points_job(now).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    to: Option<chrono::DateTime<chrono::FixedOffset>>,
+    actor: Option<String>,
+    member: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The audit trail: every operator write with `from ≤ at < to` (default: the 7 days before
+/// now; at most 31 days), newest first, optionally of one operator (`actor`, their token's
+/// subject) or about one member.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
+    params(("from" = Option<String>, Query, format = DateTime, example = "2026-11-15T00:00:00Z"),
+        ("to" = Option<String>, Query, format = DateTime, example = "2026-11-22T00:00:00Z"),
+        ("actor" = Option<String>, Query, example = "alice"), ("member" = Option<String>, Query, example = "member-ada"),
+        ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = AuditPage), (status = 400, body = ProblemDocument),
+        (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn audit(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<AuditPage>, Problem> {
+    caller.require(Access::Admin)?;
+    let q: AuditParams = loyalty::http::extract::query(&parts)?;
+    let paging = Paging::new(q.limit, q.cursor)?;
+    let to = q.to.map_or_else(|| svc.now(), |t| t.to_utc());
+    let from = q
+        .from
+        .map_or(to - chrono::Duration::days(7), |t| t.to_utc());
+    let member = q
+        .member
+        .map(|m| MemberId::parse(&m).map_err(|e| Problem::bad_field("member", e.0)))
+        .transpose()?;
+    let page = svc
+        .audit_trail(AuditQuery {
+            from,
+            to,
+            actor: q.actor,
+            member,
+            limit: paging.limit,
+            cursor: paging.cursor,
+        })
+        .await?;
+    Ok(Reply::ok(page))
 }

@@ -4,6 +4,8 @@
 use axum::extract::{Path, State};
 use http::StatusCode;
 use loyalty::domain::{MemberId, RewardId, StoreId};
+use loyalty::http::RequestId;
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{
     Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
@@ -65,11 +67,13 @@ async fn put_reward(
     State(svc): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
+    request: RequestId,
     body: JsonBody<RewardInput>,
 ) -> Result<Reply<RewardView>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
     let id = RewardId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = svc.put_reward(&id, body.value).await?;
+    let (view, created) = svc.put_reward(&id, body.value, &actor).await?;
     Ok(if created {
         Reply::created(view)
     } else {
@@ -91,7 +95,7 @@ async fn redeem(
     key: IdempotencyKey,
     body: JsonBody<RedeemRequest>,
 ) -> Result<Reply<RedemptionReceipt>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberOwn(&id))?;
     let idem = key.for_member_request(
         &caller.principal(),
         &format!("redeem:{id}"),
@@ -112,7 +116,7 @@ async fn list_redemptions(
     PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<Redemption>>, Problem> {
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberData(&id))?;
     let (items, next) = svc
         .redemptions(&id, paging.limit, paging.cursor.as_deref())
         .await?;
@@ -127,12 +131,17 @@ async fn cancel(
     State(svc): State<Services>,
     caller: Caller,
     Path((id, redemption)): Path<(String, String)>,
+    request: RequestId,
 ) -> Result<Reply<Redemption>, Problem> {
     let id = member_id(&id)?;
-    caller.require_self_or_admin(&id)?;
+    caller.require(Access::MemberCare(&id))?;
     let redemption = uuid::Uuid::parse_str(&redemption)
         .map_err(|_| Problem::not_found("redemption not found"))?;
-    Ok(Reply::ok(svc.cancel_redemption(&id, &redemption).await?))
+    let actor = caller.actor(&request);
+    Ok(Reply::ok(
+        svc.cancel_redemption(&id, &redemption, actor.as_ref())
+            .await?,
+    ))
 }
 
 /// Accept a voucher at the till (once).
@@ -147,7 +156,7 @@ async fn use_voucher(
     Path(code): Path<String>,
     body: JsonBody<UseVoucherRequest>,
 ) -> Result<Reply<VoucherUse>, Problem> {
-    caller.require_store(&body.value.store_id)?;
+    caller.require(Access::Store(&body.value.store_id))?;
     Ok(Reply::ok(
         svc.use_voucher(&code, &body.value.store_id).await?,
     ))

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use loyalty::domain::segment::SegmentId;
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, Paging, PathId, Problem, Reply};
 use loyalty::service::segments::{
@@ -38,7 +39,7 @@ async fn segments(
     State(svc): State<Services>,
     caller: Caller,
 ) -> Result<Reply<SegmentList>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     Ok(Reply::ok(SegmentList {
         items: svc.segments().await?,
     }))
@@ -54,7 +55,7 @@ async fn segment_members(
     PathId(id): PathId<SegmentId>,
     paging: Paging,
 ) -> Result<Reply<SegmentMembers>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     Ok(Reply::ok(
         svc.segment_members(id, paging.limit, paging.cursor.as_deref())
             .await?,
@@ -85,7 +86,7 @@ async fn segment_history(
     PathId(id): PathId<SegmentId>,
     parts: http::request::Parts,
 ) -> Result<Reply<History>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
     Ok(Reply::ok(svc.segment_history(id, from, to).await?))
@@ -95,7 +96,7 @@ async fn segment_history(
 #[utoipa::path(get, path = "/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
     responses((status = 200, body = Overview), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn overview(State(svc): State<Services>, caller: Caller) -> Result<Reply<Overview>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     Ok(Reply::ok(svc.overview().await?))
 }
 
@@ -115,7 +116,7 @@ async fn retention(
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<Retention>, Problem> {
-    caller.require_admin()?;
+    caller.require(Access::Insight)?;
     let q: RetentionQuery = loyalty::http::extract::query(&parts)?;
     // Not a whole number: 400; a whole number out of range: the rule's 422.
     let months = match q.months {

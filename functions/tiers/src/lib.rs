@@ -2,6 +2,7 @@
 //! run by EventBridge Scheduler.
 
 use axum::extract::State;
+use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, PathId, Problem, Reply};
 use loyalty::service::Services;
@@ -22,7 +23,7 @@ async fn tier(
     caller: Caller,
     PathId(id): PathId<loyalty::domain::MemberId>,
 ) -> Result<Reply<TierView>, Problem> {
-    caller.require_self_pos_or_admin(&id)?;
+    caller.require(Access::MemberAtTill(&id))?;
     Ok(Reply::ok(svc.tier_view(&id).await?))
 }
 

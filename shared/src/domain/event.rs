@@ -240,6 +240,18 @@ pub enum ProfileField {
     Birthday,
 }
 
+impl ProfileField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileField::Name => "name",
+            ProfileField::Email => "email",
+            ProfileField::Phone => "phone",
+            ProfileField::Timezone => "timezone",
+            ProfileField::Birthday => "birthday",
+        }
+    }
+}
+
 /// `member.updated`: which fields changed, never their values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Updated {

@@ -41,6 +41,7 @@ macro_rules! id_schema {
 }
 pub(crate) use id_schema;
 
+pub mod audit;
 pub mod birthday;
 pub mod bounds;
 pub mod campaign;

@@ -2,7 +2,8 @@
 //! (`requestContext.authorizer.jwt.claims`). Functions never verify signatures: the authorizer
 //! (or `loyalty-local`, playing its part) already did.
 
-use super::Problem;
+use super::{Problem, RequestId};
+use crate::domain::audit::{Actor, OperatorRole};
 use crate::domain::{MemberId, StoreId};
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -10,17 +11,52 @@ use lambda_http::request::RequestContext;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
-    Admin { sub: String },
-    Pos { sub: String, store: StoreId },
-    Member { id: MemberId },
+    /// An operator of the program: admin, support or analyst (API.md "Operator roles").
+    Operator {
+        sub: String,
+        role: OperatorRole,
+    },
+    Pos {
+        sub: String,
+        store: StoreId,
+    },
+    Member {
+        id: MemberId,
+    },
 }
 
 pub const ADMIN_SCOPE: &str = "loyalty/admin";
+pub const SUPPORT_SCOPE: &str = "loyalty/support";
+pub const ANALYST_SCOPE: &str = "loyalty/analyst";
 pub const POS_SCOPE: &str = "loyalty/pos";
+
+/// What a route needs of its caller. The one table of who may do what is [`Caller::require`].
+#[derive(Clone, Copy, Debug)]
+pub enum Access<'a> {
+    /// A member's data: the member, and every operator.
+    MemberData(&'a MemberId),
+    /// A member's profile, points and tier as the till shows them: the member, a POS, every
+    /// operator.
+    MemberAtTill(&'a MemberId),
+    /// Caring for a member (profile edits, cancelling a redemption): the member, admin, support.
+    MemberCare(&'a MemberId),
+    /// What only the member (or an administrator) may do: redeem, erase.
+    MemberOwn(&'a MemberId),
+    /// Enrolment: a member (themselves), a POS, an administrator.
+    Enrol,
+    /// Point adjustments: admin, and support within the program's per-request limit.
+    Adjust,
+    /// Analytics, segments, campaigns and their results, the event feed: admin, analyst.
+    Insight,
+    /// Catalog and campaign changes, jobs, the audit trail: admin.
+    Admin,
+    /// A POS acting for this store, or an administrator.
+    Store(&'a StoreId),
+}
 
 impl Caller {
     /// Builds the caller from JWT claims (`sub`, `scope` separated by spaces, `store_id`) and the
-    /// authorizer's `scopes` list.
+    /// authorizer's `scopes` list. A token with several operator scopes is the widest of them.
     pub fn from_claims(
         claims: &std::collections::HashMap<String, String>,
         scopes: Option<&[String]>,
@@ -37,8 +73,17 @@ impl Caller {
                 .is_some_and(|s| s.split(' ').any(|x| x == want))
                 || scopes.is_some_and(|l| l.iter().any(|x| x == want))
         };
-        if has(ADMIN_SCOPE) {
-            return Ok(Caller::Admin { sub: sub.clone() });
+        for (scope, role) in [
+            (ADMIN_SCOPE, OperatorRole::Admin),
+            (SUPPORT_SCOPE, OperatorRole::Support),
+            (ANALYST_SCOPE, OperatorRole::Analyst),
+        ] {
+            if has(scope) {
+                return Ok(Caller::Operator {
+                    sub: sub.clone(),
+                    role,
+                });
+            }
         }
         if has(POS_SCOPE) {
             let store = claims
@@ -60,53 +105,86 @@ impl Caller {
     /// Who owns an `Idempotency-Key`: keys of different callers never collide.
     pub fn principal(&self) -> String {
         match self {
-            Caller::Admin { sub } => format!("admin:{sub}"),
+            Caller::Operator { sub, role } => format!("{}:{sub}", role.as_str()),
             Caller::Pos { sub, store } => format!("pos:{store}:{sub}"),
             Caller::Member { id } => format!("member:{id}"),
         }
     }
 
+    pub fn role(&self) -> Option<OperatorRole> {
+        match self {
+            Caller::Operator { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
-        matches!(self, Caller::Admin { .. })
+        self.role() == Some(OperatorRole::Admin)
     }
 
-    pub fn require_admin(&self) -> Result<(), Problem> {
+    /// The operator behind a write, for its audit record; `None` when a member or a POS acts.
+    pub fn actor(&self, request: &RequestId) -> Option<Actor> {
         match self {
-            Caller::Admin { .. } => Ok(()),
-            _ => Err(Problem::forbidden("this needs an administrator")),
+            Caller::Operator { sub, role } => Some(Actor {
+                sub: sub.clone(),
+                role: *role,
+                request_id: request.0.clone(),
+            }),
+            _ => None,
         }
     }
 
-    /// The member themself or an administrator (a POS may not).
-    pub fn require_self_or_admin(&self, id: &MemberId) -> Result<(), Problem> {
-        match self {
-            Caller::Admin { .. } => Ok(()),
-            Caller::Member { id: me } if me == id => Ok(()),
-            _ => Err(Problem::forbidden(
-                "you may only access your own membership",
-            )),
-        }
+    /// The operator behind a write only operators make.
+    pub fn operator(&self, request: &RequestId) -> Result<Actor, Problem> {
+        self.actor(request)
+            .ok_or_else(|| Problem::forbidden("this needs an operator"))
     }
 
-    /// The member themself, a POS or an administrator.
-    pub fn require_self_pos_or_admin(&self, id: &MemberId) -> Result<(), Problem> {
-        match self {
-            Caller::Pos { .. } => Ok(()),
-            other => other.require_self_or_admin(id),
-        }
-    }
-
-    /// A POS acting for `store` (its own only) or an administrator.
-    pub fn require_store(&self, store: &StoreId) -> Result<(), Problem> {
-        match self {
-            Caller::Admin { .. } => Ok(()),
-            Caller::Pos { store: mine, .. } if mine == store => Ok(()),
-            Caller::Pos { .. } => Err(Problem::forbidden(
-                "a POS token may only act for its own store",
-            )),
-            Caller::Member { .. } => Err(Problem::forbidden(
-                "this needs a POS or administrator token",
-            )),
+    /// The one table of who may do what. A refusal says what the route needs, nothing of the
+    /// data behind it.
+    pub fn require(&self, access: Access) -> Result<(), Problem> {
+        use OperatorRole::{Admin, Analyst, Support};
+        let role = self.role();
+        let me = |id: &MemberId| matches!(self, Caller::Member { id: mine } if mine == id);
+        let pos = matches!(self, Caller::Pos { .. });
+        let (allowed, needs) = match access {
+            Access::MemberData(id) => (me(id) || role.is_some(), "the member or an operator"),
+            Access::MemberAtTill(id) => (
+                me(id) || pos || role.is_some(),
+                "the member, a POS or an operator",
+            ),
+            Access::MemberCare(id) => (
+                me(id) || matches!(role, Some(Admin | Support)),
+                "the member, an administrator or support",
+            ),
+            Access::MemberOwn(id) => (
+                me(id) || role == Some(Admin),
+                "the member or an administrator",
+            ),
+            Access::Enrol => (
+                matches!(self, Caller::Member { .. } | Caller::Pos { .. }) || role == Some(Admin),
+                "a member, a POS or an administrator",
+            ),
+            Access::Adjust => (
+                matches!(role, Some(Admin | Support)),
+                "an administrator or support",
+            ),
+            Access::Insight => (
+                matches!(role, Some(Admin | Analyst)),
+                "an administrator or an analyst",
+            ),
+            Access::Admin => (role == Some(Admin), "an administrator"),
+            Access::Store(store) => match self {
+                Caller::Pos { store: mine, .. } => {
+                    (mine == store, "a POS token of this store (its own only)")
+                }
+                _ => (role == Some(Admin), "a POS or administrator token"),
+            },
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("this needs {needs}")))
         }
     }
 }
@@ -152,8 +230,24 @@ mod tests {
         let no_sub = claims(&[("scope", "loyalty/admin")]);
         assert!(matches!(
             Caller::from_claims(&admin, None),
-            Ok(Caller::Admin { .. })
+            Ok(Caller::Operator {
+                role: OperatorRole::Admin,
+                ..
+            })
         ));
+        for (scope, role) in [
+            ("openid loyalty/support", OperatorRole::Support),
+            ("loyalty/analyst", OperatorRole::Analyst),
+            ("loyalty/analyst loyalty/support", OperatorRole::Support),
+            ("loyalty/analyst loyalty/admin", OperatorRole::Admin),
+        ] {
+            let c = claims(&[("sub", "ops"), ("scope", scope)]);
+            assert_eq!(
+                Caller::from_claims(&c, None).unwrap().role(),
+                Some(role),
+                "{scope}"
+            );
+        }
         assert!(matches!(
             Caller::from_claims(&pos, None),
             Ok(Caller::Pos { .. })
@@ -169,7 +263,10 @@ mod tests {
         let list = vec!["loyalty/admin".to_string()];
         assert!(matches!(
             Caller::from_claims(&scoped, Some(&list)),
-            Ok(Caller::Admin { .. })
+            Ok(Caller::Operator {
+                role: OperatorRole::Admin,
+                ..
+            })
         ));
     }
 
@@ -184,7 +281,7 @@ mod tests {
             ("openid\u{2003}loyalty/admin", false),
         ] {
             let c = claims(&[("sub", "m-1"), ("scope", scope)]);
-            let is_admin = matches!(Caller::from_claims(&c, None), Ok(Caller::Admin { .. }));
+            let is_admin = Caller::from_claims(&c, None).is_ok_and(|c| c.is_admin());
             assert_eq!(is_admin, admin, "{scope:?}");
         }
     }
@@ -195,21 +292,44 @@ mod tests {
         let m2 = MemberId::parse("m2").unwrap();
         let s1 = StoreId::parse("s1").unwrap();
         let s2 = StoreId::parse("s2").unwrap();
-        let admin = Caller::Admin { sub: "a".into() };
-        let pos = Caller::Pos {
-            sub: "p".into(),
-            store: s1.clone(),
+        let op = |role| Caller::Operator {
+            sub: "o".into(),
+            role,
         };
-        let me = Caller::Member { id: m1.clone() };
-        assert!(admin.require_self_or_admin(&m2).is_ok());
-        assert!(me.require_self_or_admin(&m1).is_ok());
-        assert!(me.require_self_or_admin(&m2).is_err());
-        assert!(pos.require_self_or_admin(&m1).is_err());
-        assert!(pos.require_self_pos_or_admin(&m1).is_ok());
-        assert!(pos.require_store(&s1).is_ok());
-        assert!(pos.require_store(&s2).is_err());
-        assert!(me.require_store(&s1).is_err());
-        assert!(admin.require_store(&s2).is_ok());
-        assert!(me.require_admin().is_err());
+        let callers = [
+            Caller::Member { id: m1.clone() },
+            Caller::Pos {
+                sub: "p".into(),
+                store: s1.clone(),
+            },
+            op(OperatorRole::Admin),
+            op(OperatorRole::Support),
+            op(OperatorRole::Analyst),
+        ];
+        // me (m1), POS of s1, admin, support, analyst
+        let table: [(Access, [bool; 5]); 13] = [
+            (Access::Enrol, [true, true, true, false, false]),
+            (Access::MemberData(&m1), [true, false, true, true, true]),
+            (Access::MemberData(&m2), [false, false, true, true, true]),
+            (Access::MemberAtTill(&m1), [true, true, true, true, true]),
+            (Access::MemberAtTill(&m2), [false, true, true, true, true]),
+            (Access::MemberCare(&m1), [true, false, true, true, false]),
+            (Access::MemberCare(&m2), [false, false, true, true, false]),
+            (Access::MemberOwn(&m1), [true, false, true, false, false]),
+            (Access::Adjust, [false, false, true, true, false]),
+            (Access::Insight, [false, false, true, false, true]),
+            (Access::Admin, [false, false, true, false, false]),
+            (Access::Store(&s1), [false, true, true, false, false]),
+            (Access::Store(&s2), [false, false, true, false, false]),
+        ];
+        for (access, expected) in table {
+            for (caller, allowed) in callers.iter().zip(expected) {
+                assert_eq!(
+                    caller.require(access).is_ok(),
+                    allowed,
+                    "{caller:?} {access:?}"
+                );
+            }
+        }
     }
 }

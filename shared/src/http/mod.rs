@@ -59,11 +59,12 @@ pub fn app(routes: OpenApiRouter<Services>, services: Services, doc: Option<Docu
 /// a fresh UUID v7) on a tracing span around everything the request logs, in `x-request-id`,
 /// and in every problem's `instance`; errors finished and logged once ([`problem::finish_error`]).
 async fn edge(
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument;
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     async move { finish(next.run(req).await, &id).await }
         .instrument(span)
@@ -78,6 +79,26 @@ pub async fn finish(res: axum::response::Response, request_id: &str) -> axum::re
         res.headers_mut().insert("x-request-id", v);
     }
     res
+}
+
+/// The request's id, as the edge found or made it: audit records name it, so an operator's write
+/// can be found in the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(uuid::Uuid::now_v7().to_string())))
+    }
 }
 
 fn request_id(req: &axum::extract::Request) -> String {

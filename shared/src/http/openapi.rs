@@ -101,26 +101,31 @@ const WHO: &[(&str, &str, &str)] = &[
     (
         "get",
         "/v1/members/{id}",
-        "the member, a POS, an administrator",
+        "the member, a POS, every operator (admin, support, analyst)",
     ),
     (
         "patch",
         "/v1/members/{id}",
-        "the member, an administrator (the birthday once set: administrators only)",
+        "the member, an administrator, support (the birthday once set: operators only)",
     ),
     ("delete", "/v1/members/{id}", "the member, an administrator"),
     (
         "get",
         "/v1/members/{id}/ledger",
-        "the member, an administrator",
+        "the member, every operator (admin, support, analyst)",
     ),
-    ("post", "/v1/members/{id}/adjustments", "an administrator"),
+    (
+        "post",
+        "/v1/members/{id}/adjustments",
+        "an administrator, support (at most the program's support_adjustment_limit points either way)",
+    ),
     (
         "get",
         "/v1/members/{id}/events",
-        "the member, an administrator",
+        "the member, every operator (admin, support, analyst)",
     ),
-    ("get", "/v1/events", "an administrator"),
+    ("get", "/v1/events", "an administrator, an analyst"),
+    ("get", "/v1/audit", "an administrator"),
     (
         "post",
         "/v1/purchases",
@@ -134,7 +139,7 @@ const WHO: &[(&str, &str, &str)] = &[
     (
         "get",
         "/v1/members/{id}/tier",
-        "the member, a POS, an administrator",
+        "the member, a POS, every operator (admin, support, analyst)",
     ),
     ("get", "/v1/rewards", "anyone with a valid token"),
     ("put", "/v1/rewards/{id}", "an administrator"),
@@ -146,34 +151,54 @@ const WHO: &[(&str, &str, &str)] = &[
     (
         "get",
         "/v1/members/{id}/redemptions",
-        "the member, an administrator",
+        "the member, every operator (admin, support, analyst)",
     ),
     (
         "post",
         "/v1/members/{id}/redemptions/{redemption_id}/cancel",
-        "the member, an administrator",
+        "the member, an administrator, support",
     ),
     (
         "post",
         "/v1/vouchers/{code}/use",
         "a POS of the store named in the body, an administrator",
     ),
-    ("get", "/v1/segments", "an administrator"),
-    ("get", "/v1/segments/{id}/members", "an administrator"),
-    ("get", "/v1/segments/{id}/history", "an administrator"),
-    ("get", "/v1/analytics/overview", "an administrator"),
-    ("get", "/v1/analytics/retention", "an administrator"),
+    ("get", "/v1/segments", "an administrator, an analyst"),
+    (
+        "get",
+        "/v1/segments/{id}/members",
+        "an administrator, an analyst",
+    ),
+    (
+        "get",
+        "/v1/segments/{id}/history",
+        "an administrator, an analyst",
+    ),
+    (
+        "get",
+        "/v1/analytics/overview",
+        "an administrator, an analyst",
+    ),
+    (
+        "get",
+        "/v1/analytics/retention",
+        "an administrator, an analyst",
+    ),
     (
         "get",
         "/v1/members/{id}/points",
-        "the member, a POS, an administrator",
+        "the member, a POS, every operator (admin, support, analyst)",
     ),
-    ("get", "/v1/campaigns", "an administrator"),
+    ("get", "/v1/campaigns", "an administrator, an analyst"),
     ("put", "/v1/campaigns/{id}", "an administrator"),
-    ("get", "/v1/campaigns/{id}", "an administrator"),
+    ("get", "/v1/campaigns/{id}", "an administrator, an analyst"),
     ("post", "/v1/campaigns/{id}/launch", "an administrator"),
     ("post", "/v1/campaigns/{id}/end", "an administrator"),
-    ("get", "/v1/campaigns/{id}/results", "an administrator"),
+    (
+        "get",
+        "/v1/campaigns/{id}/results",
+        "an administrator, an analyst",
+    ),
 ];
 
 fn complete_operation(path: &str, method: &str, op: &mut Value) {

@@ -265,6 +265,12 @@ impl From<ServiceError> for Problem {
             E::LimitReached { .. } => {
                 Problem::new(S::CONFLICT, "limit-reached", "Limit reached", detail)
             }
+            E::AdjustmentOverLimit { .. } => Problem::new(
+                S::FORBIDDEN,
+                "adjustment-over-limit",
+                "Adjustment over the support limit",
+                detail,
+            ),
             E::TierTooLow { .. } => {
                 Problem::new(S::FORBIDDEN, "tier-too-low", "Tier too low", detail)
             }

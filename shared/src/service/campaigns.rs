@@ -11,9 +11,11 @@
 //! read one item per audience member, never the purchases.
 
 use super::Services;
+use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, money};
+use crate::domain::audit::{Actor, AuditAction, Change, changes};
 pub use crate::domain::campaign::{
     Assignment, AudienceSize, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
     RunningEntry,
@@ -339,11 +341,12 @@ impl Services {
         &self,
         id: &CampaignId,
         input: CampaignInput,
+        actor: &Actor,
     ) -> Result<(CampaignView, bool), ServiceError> {
         let (audience, holdout, offer) = self.check_campaign(&input)?;
         retrying!(
             self,
-            self.try_put_campaign(id, &input, &audience, holdout, &offer)
+            self.try_put_campaign(id, &input, (&audience, holdout, &offer), actor)
         )
     }
 
@@ -351,9 +354,8 @@ impl Services {
         &self,
         id: &CampaignId,
         input: &CampaignInput,
-        audience: &[SegmentId],
-        holdout: HoldoutShare,
-        offer: &Offer,
+        (audience, holdout, offer): (&[SegmentId], HoldoutShare, &Offer),
+        actor: &Actor,
     ) -> Result<(CampaignView, bool), ServiceError> {
         let now = self.now();
         let existing = self.table.get::<Campaign>(id).await?;
@@ -383,6 +385,17 @@ impl Services {
         };
         let mut batch = Batch::new();
         batch.save(id, &c, existing.as_ref().map(|e| e.version))?;
+        let audited = Audited {
+            action: AuditAction::CampaignDrafted,
+            member: None,
+            target: Some(id.to_string()),
+            changes: changes(
+                existing.as_ref().map(|e| &e.value),
+                &c,
+                &["created_at", "updated_at"],
+            ),
+        };
+        self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
         Ok((c.view(now), existing.is_none()))
     }
@@ -412,7 +425,11 @@ impl Services {
     /// Snapshots the audience, assigns the groups and starts awarding. Resumable: a launch that
     /// died half-way is finished by the next launch call, which also corrects what it wrote.
     #[tracing::instrument(skip_all, fields(campaign = %id))]
-    pub async fn launch_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+    pub async fn launch_campaign(
+        &self,
+        id: &CampaignId,
+        actor: &Actor,
+    ) -> Result<CampaignView, ServiceError> {
         let (campaign, version) = retrying!(self, self.try_claim_launch(id))?;
         let mut members = BTreeSet::new();
         for s in &campaign.audience {
@@ -441,7 +458,7 @@ impl Services {
             treatment: groups.values().filter(|g| **g == Group::Treatment).count() as u64,
             holdout: groups.values().filter(|g| **g == Group::Holdout).count() as u64,
         };
-        retrying!(self, self.try_finish_launch(id, version, size))
+        retrying!(self, self.try_finish_launch(id, version, size, actor))
     }
 
     fn check_room(
@@ -555,6 +572,7 @@ impl Services {
         id: &CampaignId,
         version: u64,
         size: AudienceSize,
+        actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
@@ -591,17 +609,36 @@ impl Services {
             &RunningCampaigns { running },
             registry.as_ref().map(|r| r.version),
         )?;
+        // Recorded by the call that finishes the launch (a resumed launch names its resumer).
+        let audited = Audited {
+            action: AuditAction::CampaignLaunched,
+            member: None,
+            target: Some(id.to_string()),
+            changes: vec![
+                Change::new("status", CampaignStatus::Launching, CampaignStatus::Running),
+                Change::to("audience_size", size),
+            ],
+        };
+        self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
         Ok(c.view(now))
     }
 
     /// Stops awarding now. Ending an ended campaign answers it again.
     #[tracing::instrument(skip_all, fields(campaign = %id))]
-    pub async fn end_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
-        retrying!(self, self.try_end_campaign(id))
+    pub async fn end_campaign(
+        &self,
+        id: &CampaignId,
+        actor: &Actor,
+    ) -> Result<CampaignView, ServiceError> {
+        retrying!(self, self.try_end_campaign(id, actor))
     }
 
-    async fn try_end_campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
+    async fn try_end_campaign(
+        &self,
+        id: &CampaignId,
+        actor: &Actor,
+    ) -> Result<CampaignView, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
@@ -632,6 +669,17 @@ impl Services {
                 .collect();
             batch.save(&(), &RunningCampaigns { running }, Some(r.version))?;
         }
+        let audited = Audited {
+            action: AuditAction::CampaignEnded,
+            member: None,
+            target: Some(id.to_string()),
+            changes: vec![Change::new(
+                "status",
+                CampaignStatus::Running,
+                CampaignStatus::Ended,
+            )],
+        };
+        self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
         Ok(c.view(now))
     }

@@ -4,11 +4,13 @@
 //! by page; every call (a replay included) finishes the scrub, so a crash in between loses
 //! nothing a retry cannot finish.
 
+use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
 use super::{Outcome, Services};
+use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{Erased, EventData, Moved};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::{MemberId, Points};
@@ -97,8 +99,9 @@ impl Services {
         &self,
         id: &MemberId,
         idem: Option<Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<Erasure>, ServiceError> {
-        let outcome = retrying!(self, self.try_erase(id, idem.as_ref()))?;
+        let outcome = retrying!(self, self.try_erase(id, idem.as_ref(), actor))?;
         self.scrub_ledger(id).await?;
         Ok(outcome)
     }
@@ -107,6 +110,7 @@ impl Services {
         &self,
         id: &MemberId,
         idem: Option<&Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<Erasure>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
@@ -145,6 +149,14 @@ impl Services {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
         batch.save(id, &m, Some(current.version))?;
+        // The record keeps the member's id (a pseudonym) and no personal data.
+        let audited = Audited {
+            action: AuditAction::MemberErased,
+            member: Some(id),
+            target: None,
+            changes: vec![Change::new("status", "active", "erased")],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         let answer = Erasure::of(&m);
         self.commit_with_record(idem, &answer, batch, now).await?;
         Ok(Outcome::fresh(answer))

@@ -1,10 +1,12 @@
 //! Members: enrolment (with the phone claim that keeps phones unique), profile reads and changes
 //! (the birthday is set once, then only by an administrator), the ledger, and admin adjustments.
 
+use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::{Outcome, Services};
+use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
 pub use crate::domain::member::LedgerEntry;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
@@ -307,16 +309,16 @@ impl Services {
         &self,
         id: &MemberId,
         change: ProfileChange,
-        admin: bool,
+        actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
-        retrying!(self, self.try_update_profile(id, &change, admin))
+        retrying!(self, self.try_update_profile(id, &change, actor))
     }
 
     async fn try_update_profile(
         &self,
         id: &MemberId,
         change: &ProfileChange,
-        admin: bool,
+        actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
         let now = self.now();
         let new_phone = change.phone.clone().flatten();
@@ -357,11 +359,19 @@ impl Services {
         if let Some(b) = change.birthday
             && b != m.birthday
         {
-            self.change_birthday(&mut m, b, admin, now)?;
+            // An operator may correct a birthday; a member sets theirs once.
+            self.change_birthday(&mut m, b, actor.is_some(), now)?;
         }
         if m != current.value {
             // Which fields changed, never their values: events carry no personal data.
             let changed = m.changed_fields(&current.value);
+            let audited = Audited {
+                action: AuditAction::ProfileEdited,
+                member: Some(id),
+                target: None,
+                changes: changed.iter().map(|f| Change::named(f.as_str())).collect(),
+            };
+            self.audit(&mut batch, actor, audited, now)?;
             let mut journal = Journal::new(self, &m, now);
             journal.note(EventData::MemberUpdated(Updated { changed }));
             journal.close(self, &mut m, &mut batch)?;
@@ -410,7 +420,12 @@ impl Services {
         id: &MemberId,
         req: AdjustmentRequest,
         idem: Option<Idempotency>,
+        actor: &Actor,
     ) -> Result<Outcome<LedgerEntry>, ServiceError> {
+        let limit = self.program.support_adjustment_limit;
+        if actor.role == OperatorRole::Support && req.points.0.unsigned_abs() > u64::from(limit) {
+            return Err(ServiceError::AdjustmentOverLimit { limit });
+        }
         if req.points.0 == 0 || req.points.0.unsigned_abs() > 1_000_000_000 {
             return Err(ServiceError::field(
                 "points",
@@ -424,7 +439,10 @@ impl Services {
                 "reason must be 1 to 500 characters",
             ));
         }
-        retrying!(self, self.try_adjust(id, req.points, reason, idem.as_ref()))
+        retrying!(
+            self,
+            self.try_adjust(id, req.points, reason, idem.as_ref(), actor)
+        )
     }
 
     async fn try_adjust(
@@ -433,6 +451,7 @@ impl Services {
         points: Points,
         reason: &str,
         idem: Option<&Idempotency>,
+        actor: &Actor,
     ) -> Result<Outcome<LedgerEntry>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
@@ -447,6 +466,7 @@ impl Services {
         let mut m = current.value;
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
+        let before = m.balance;
         if points.0 > 0 {
             self.credit(&mut m, points, now);
             m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
@@ -467,6 +487,16 @@ impl Services {
         );
         journal.close(self, &mut m, &mut effect)?;
         effect.save(id, &m, Some(current.version))?;
+        let audited = Audited {
+            action: AuditAction::PointsAdjusted,
+            member: Some(id),
+            target: Some(entry.id.to_string()),
+            changes: vec![
+                Change::new("balance", before, m.balance),
+                Change::to("points", points),
+            ],
+        };
+        self.audit(&mut effect, Some(actor), audited, now)?;
         self.commit_with_record(idem, &entry, effect, now).await?;
         Ok(Outcome::fresh(entry))
     }

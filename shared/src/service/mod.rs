@@ -5,6 +5,7 @@
 //! idempotency record found on the re-read turns a duplicate into a replay.
 
 pub mod accrual;
+pub mod audit;
 pub mod birthday;
 pub mod campaigns;
 pub mod erasure;

@@ -2,12 +2,14 @@
 //! reward (stock), the member's count for the reward, the redemption, the voucher (its code
 //! absence-conditioned, so a collision is just a retry) and the ledger entry.
 
+use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::members::LedgerEntry;
 use super::members::live;
 use super::{Outcome, Services};
+use crate::domain::audit::{Actor, AuditAction, Change, changes};
 use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, VoucherUsed};
 use crate::domain::member::{LedgerKind, Member};
 pub use crate::domain::reward::Redemption;
@@ -316,6 +318,7 @@ impl Services {
         &self,
         id: &RewardId,
         input: RewardInput,
+        actor: &Actor,
     ) -> Result<(RewardView, bool), ServiceError> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
@@ -359,7 +362,7 @@ impl Services {
                 format!("per_member_limit must be {REWARD_PER_MEMBER_LIMIT}, or null"),
             ));
         }
-        retrying!(self, self.try_put_reward(id, name, &input))
+        retrying!(self, self.try_put_reward(id, name, &input, actor))
     }
 
     async fn try_put_reward(
@@ -367,6 +370,7 @@ impl Services {
         id: &RewardId,
         name: &str,
         input: &RewardInput,
+        actor: &Actor,
     ) -> Result<(RewardView, bool), ServiceError> {
         let now = self.now();
         let existing = self.table.get::<Reward>(id).await?;
@@ -389,6 +393,21 @@ impl Services {
         };
         let mut batch = Batch::new();
         batch.save(id, &reward, existing.as_ref().map(|e| e.version))?;
+        let audited = Audited {
+            action: match existing {
+                None => AuditAction::RewardCreated,
+                Some(_) => AuditAction::RewardChanged,
+            },
+            member: None,
+            target: Some(id.to_string()),
+            // What the operator set, not what bookkeeping moves.
+            changes: changes(
+                existing.as_ref().map(|e| &e.value),
+                &reward,
+                &["issued", "created_at", "updated_at"],
+            ),
+        };
+        self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
         Ok((RewardView::from(&reward), existing.is_none()))
     }
@@ -481,14 +500,16 @@ impl Services {
         &self,
         id: &MemberId,
         redemption: &Uuid,
+        actor: Option<&Actor>,
     ) -> Result<Redemption, ServiceError> {
-        retrying!(self, self.try_cancel(id, redemption))
+        retrying!(self, self.try_cancel(id, redemption, actor))
     }
 
     async fn try_cancel(
         &self,
         id: &MemberId,
         redemption_id: &Uuid,
+        actor: Option<&Actor>,
     ) -> Result<Redemption, ServiceError> {
         let now = self.now();
         let rid = (id.clone(), *redemption_id);
@@ -524,6 +545,7 @@ impl Services {
         let reward = more.get(&reward)?;
         let count = more.get(&count)?;
 
+        let balance_before = current.value.balance;
         let mut m = current.value;
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
@@ -546,6 +568,20 @@ impl Services {
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
         count_returned(&mut batch, reward, count.map(|c| (count_id, c)))?;
+        let audited = Audited {
+            action: AuditAction::RedemptionCancelled,
+            member: Some(id),
+            target: Some(redemption_id.to_string()),
+            changes: vec![
+                Change::new(
+                    "status",
+                    RedemptionStatus::Issued,
+                    RedemptionStatus::Cancelled,
+                ),
+                Change::new("balance", balance_before, m.balance),
+            ],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         self.table.commit(batch).await?;
         Ok(cancelled)
     }

@@ -2,6 +2,7 @@
 //! attributes and, for the records only the services persist, its stored shape.
 
 use super::{IndexEntry, Listed, Record};
+use crate::domain::audit::AuditRecord;
 use crate::domain::campaign::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
 use crate::domain::event::Event;
 use crate::domain::member::LedgerEntry;
@@ -642,6 +643,29 @@ impl Listed for Assignment {
     fn range(c: &CampaignId) -> (String, SortKey) {
         (campaign_pk(c), SortKey::Prefix(MEMBER.into()))
     }
+}
+
+/// An operator's write, in the partition of its day (program-wide, but written only by operator
+/// writes: a few a second at most, far below a partition's limit), newest first by its UUID v7.
+impl Record for AuditRecord {
+    type Id = (NaiveDate, Uuid);
+    const KIND: &'static str = "audit";
+    fn key((day, id): &(NaiveDate, Uuid)) -> Key {
+        Key::new(audit_pk(*day), format!("{AUDIT}{id}"))
+    }
+}
+
+impl Listed for AuditRecord {
+    type Owner = NaiveDate;
+    fn range(day: &NaiveDate) -> (String, SortKey) {
+        (audit_pk(*day), SortKey::Prefix(AUDIT.into()))
+    }
+}
+
+const AUDIT: &str = "AUDIT#";
+
+fn audit_pk(day: NaiveDate) -> String {
+    format!("{AUDIT}{day}")
 }
 
 #[cfg(test)]

@@ -1,0 +1,228 @@
+//! Operators and the audit trail of what they change. An audit record says who (subject and
+//! role), what (the action and the ids it touched), when, under which request, and a before →
+//! after summary of the fields changed. It never holds personal data: a profile edit names the
+//! fields, not their values, so erasing a member leaves nothing of them in the trail.
+
+use super::MemberId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An operator's role, granted by a scope of the operator's token (`loyalty/<role>`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OperatorRole {
+    /// Everything.
+    Admin,
+    /// Members one at a time: see them, edit profiles, adjust points within the program's limit,
+    /// cancel redemptions.
+    Support,
+    /// Read-only: analytics, segments, campaigns and results, members, events.
+    Analyst,
+}
+
+impl OperatorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorRole::Admin => "admin",
+            OperatorRole::Support => "support",
+            OperatorRole::Analyst => "analyst",
+        }
+    }
+}
+
+/// The operator behind a write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Actor {
+    /// The token's subject.
+    pub sub: String,
+    pub role: OperatorRole,
+    /// API Gateway's request id (generated locally): the same as in the logs.
+    pub request_id: String,
+}
+
+/// What an operator did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    PointsAdjusted,
+    ProfileEdited,
+    MemberErased,
+    RedemptionCancelled,
+    RewardCreated,
+    RewardChanged,
+    CampaignDrafted,
+    CampaignLaunched,
+    CampaignEnded,
+}
+
+impl AuditAction {
+    /// The route the action is taken through (the OpenAPI path template).
+    pub fn route(self) -> &'static str {
+        match self {
+            AuditAction::PointsAdjusted => "POST /v1/members/{id}/adjustments",
+            AuditAction::ProfileEdited => "PATCH /v1/members/{id}",
+            AuditAction::MemberErased => "DELETE /v1/members/{id}",
+            AuditAction::RedemptionCancelled => {
+                "POST /v1/members/{id}/redemptions/{redemption_id}/cancel"
+            }
+            AuditAction::RewardCreated | AuditAction::RewardChanged => "PUT /v1/rewards/{id}",
+            AuditAction::CampaignDrafted => "PUT /v1/campaigns/{id}",
+            AuditAction::CampaignLaunched => "POST /v1/campaigns/{id}/launch",
+            AuditAction::CampaignEnded => "POST /v1/campaigns/{id}/end",
+        }
+    }
+}
+
+/// One field's change. For personal fields only the name is kept (`before`/`after` absent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Change {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Value>,
+}
+
+impl Change {
+    pub fn new(field: &str, before: impl Serialize, after: impl Serialize) -> Self {
+        Change {
+            field: field.to_owned(),
+            before: serde_json::to_value(before).ok(),
+            after: serde_json::to_value(after).ok(),
+        }
+    }
+    /// A field with no value before (what a write added).
+    pub fn to(field: &str, after: impl Serialize) -> Self {
+        Change {
+            field: field.to_owned(),
+            before: None,
+            after: serde_json::to_value(after).ok(),
+        }
+    }
+    /// A personal field: named, its values not kept.
+    pub fn named(field: &str) -> Self {
+        Change {
+            field: field.to_owned(),
+            before: None,
+            after: None,
+        }
+    }
+}
+
+/// The changes between two values of one record, field by field (top-level JSON fields), minus
+/// those that only bookkeeping moves (`skip`).
+pub fn changes<T: Serialize>(before: Option<&T>, after: &T, skip: &[&str]) -> Vec<Change> {
+    let obj = |v: Option<Value>| match v {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let b = obj(before.and_then(|b| serde_json::to_value(b).ok()));
+    let a = obj(serde_json::to_value(after).ok());
+    let mut out = Vec::new();
+    for (k, v) in &a {
+        if skip.contains(&k.as_str()) || b.get(k) == Some(v) {
+            continue;
+        }
+        out.push(Change {
+            field: k.clone(),
+            before: b.get(k).cloned(),
+            after: Some(v.clone()),
+        });
+    }
+    out
+}
+
+/// One operator write, kept in the commit that made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935b2e-6a00-7000-8000-0000000000ee", "at": "2026-11-22T10:15:00Z",
+    "actor": {"sub": "alice", "role": "support", "request_id": "c0ffee00-0000-4000-8000-000000000001"},
+    "action": "points_adjusted", "route": "POST /v1/members/{id}/adjustments",
+    "member_id": "member-ada", "target": "01935b2e-6a00-7000-8000-0000000000aa",
+    "changes": [{"field": "balance", "before": 120, "after": 620}, {"field": "points", "after": 500}]}))]
+pub struct AuditRecord {
+    /// UUID v7 from `at`.
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: AuditAction,
+    /// The route, as in the OpenAPI document.
+    pub route: String,
+    /// The member the write was about, if any.
+    pub member_id: Option<MemberId>,
+    /// The id of what else it touched: a reward, a campaign, a redemption, a ledger line.
+    pub target: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+impl AuditRecord {
+    pub fn new(
+        actor: &Actor,
+        action: AuditAction,
+        at: DateTime<Utc>,
+        member_id: Option<&MemberId>,
+        target: Option<String>,
+        changes: Vec<Change>,
+    ) -> Self {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            at.timestamp().max(0) as u64,
+            at.timestamp_subsec_nanos(),
+        );
+        AuditRecord {
+            id: Uuid::new_v7(ts),
+            at,
+            actor: actor.clone(),
+            action,
+            route: action.route().to_owned(),
+            member_id: member_id.cloned(),
+            target,
+            changes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_name_every_field_that_moved_with_its_values_and_skip_bookkeeping() {
+        let before = json!({"name": "Coffee", "cost_points": 50, "stock": 10, "issued": 3});
+        let after = json!({"name": "Coffee", "cost_points": 40, "stock": null, "issued": 4, "active": false});
+        let c = changes(Some(&before), &after, &["issued"]);
+        assert_eq!(
+            c,
+            vec![
+                Change::new("active", Value::Null, false),
+                Change::new("cost_points", 50, 40),
+                Change::new("stock", 10, Value::Null),
+            ]
+            .into_iter()
+            .map(|mut ch| {
+                if ch.field == "active" {
+                    ch.before = None;
+                }
+                ch
+            })
+            .collect::<Vec<_>>()
+        );
+        let created = changes(None, &json!({"name": "Cake"}), &[]);
+        assert_eq!(
+            created,
+            vec![Change {
+                field: "name".into(),
+                before: None,
+                after: Some(json!("Cake"))
+            }]
+        );
+        assert!(changes(Some(&after), &after, &[]).is_empty());
+    }
+}
