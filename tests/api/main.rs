@@ -8,6 +8,7 @@ mod accrual;
 mod audit;
 mod birthday;
 mod campaigns;
+mod daily;
 mod events;
 mod events_feed;
 mod foundation;

@@ -294,6 +294,12 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
         ),
         (
             "GET",
+            "/v1/analytics/daily",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 200],
+        ),
+        (
+            "GET",
             "/v1/audit",
             Value::Null,
             [401, 403, 403, 403, 403, 200, 403, 403],
@@ -404,7 +410,7 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
                     (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ")
                 )
-            } else if path.ends_with("/history") {
+            } else if path.ends_with("/history") || path.ends_with("/daily") {
                 let today = s.api.services.now().date_naive();
                 format!("{path}?from={today}&to={today}")
             } else {

@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
+use loyalty::domain::daily::DailyFigures;
 use loyalty::domain::segment::SegmentId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(segment_history))
         .routes(routes!(overview))
         .routes(routes!(retention))
+        .routes(routes!(daily))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -168,4 +170,33 @@ pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, Servi
             "give nothing (a whole run), run + part (a part) or run + finish (the last step)",
         )),
     }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"items": [{"date": "2026-11-22", "enrolments": 12, "active_members": 340,
+    "purchases": 410, "sales": 2051000, "refunds": 6, "points_earned": 21900, "points_reversed": 310,
+    "points_redeemed": 5200, "points_expired": 800, "points_gifted": 300, "points_adjusted": -50,
+    "redemptions": 61, "vouchers_used": 48, "erasures": 1}]}))]
+struct DailySeries {
+    items: Vec<DailyFigures>,
+}
+
+/// The dashboard's daily series: per program day in `from..=to` (at most 366 days), the figures
+/// the nightly run folded from that day's events (enrolments, active members, purchases and
+/// sales, refunds, points earned, reversed, redeemed, expired, gifted and adjusted, redemptions,
+/// vouchers used, erasures), oldest first. A day the nightly run has not folded yet has no row.
+#[utoipa::path(get, path = "/v1/analytics/daily", tag = "analytics", security(("bearer" = [])),
+    params(("from" = String, Query, format = Date, example = "2026-11-01"), ("to" = String, Query, format = Date, example = "2026-11-30")),
+    responses((status = 200, body = DailySeries), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn daily(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<DailySeries>, Problem> {
+    caller.require(Access::Insight)?;
+    let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
+    let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
+    Ok(Reply::ok(DailySeries {
+        items: svc.daily_series(from, to).await?,
+    }))
 }

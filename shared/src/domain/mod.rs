@@ -45,6 +45,7 @@ pub mod audit;
 pub mod birthday;
 pub mod bounds;
 pub mod campaign;
+pub mod daily;
 pub mod digest;
 pub mod earning;
 pub mod event;

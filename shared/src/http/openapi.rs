@@ -184,6 +184,7 @@ const WHO: &[(&str, &str, &str)] = &[
         "/v1/analytics/retention",
         "an administrator, an analyst",
     ),
+    ("get", "/v1/analytics/daily", "an administrator, an analyst"),
     (
         "get",
         "/v1/members/{id}/points",

@@ -8,6 +8,7 @@ pub mod accrual;
 pub mod audit;
 pub mod birthday;
 pub mod campaigns;
+pub mod daily;
 pub mod erasure;
 pub mod error;
 pub mod events;

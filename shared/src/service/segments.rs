@@ -493,6 +493,11 @@ impl Services {
             )?;
             self.table.commit(batch).await
         })?;
+        // The nightly run also folds the day before into the daily series.
+        if let Some(yesterday) = date.pred_opt() {
+            let daily = self.daily_run(yesterday).await?;
+            tracing::info!(date = %yesterday, events = daily.events_read, "daily figures");
+        }
         tracing::info!(?result, "segments run");
         Ok(result)
     }

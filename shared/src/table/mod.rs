@@ -454,7 +454,22 @@ impl Table {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> Result<Vec<crate::domain::segment::SegmentDay>, ServiceError> {
-        let (pk, sort, start) = records::days_range(from, to);
+        self.days(records::days_range(from, to)).await
+    }
+
+    /// The daily figures of `from..=to` (at most 400 days), oldest first.
+    pub async fn daily_figures(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<crate::domain::daily::DailyFigures>, ServiceError> {
+        self.days(records::daily_range(from, to)).await
+    }
+
+    async fn days<R: Record>(
+        &self,
+        (pk, sort, start): (String, SortKey, String),
+    ) -> Result<Vec<R>, ServiceError> {
         let page = self
             .store
             .query(
@@ -721,6 +736,30 @@ impl Table {
             hour += chrono::Duration::hours(1);
         }
         Ok((out, false))
+    }
+
+    /// Every event with `from ≤ occurred_at < to`, an hour partition at a time (each carrier
+    /// read once), handed to `each` hour by hour: for a job folding a whole day.
+    pub async fn for_events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut each: impl FnMut(&Event),
+    ) -> Result<(), ServiceError> {
+        let mut hour = from
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(from);
+        while hour < to {
+            for e in self.events_of_hour(hour).await? {
+                if e.occurred_at >= from && e.occurred_at < to {
+                    each(&e);
+                }
+            }
+            hour += chrono::Duration::hours(1);
+        }
+        Ok(())
     }
 
     async fn events_of_hour(&self, hour: DateTime<Utc>) -> Result<Vec<Event>, ServiceError> {

@@ -4,6 +4,7 @@
 use super::{IndexEntry, Listed, Record};
 use crate::domain::audit::AuditRecord;
 use crate::domain::campaign::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
+use crate::domain::daily::DailyFigures;
 use crate::domain::event::Event;
 use crate::domain::member::LedgerEntry;
 use crate::domain::member::Member;
@@ -545,14 +546,31 @@ impl Record for SegmentDay {
 /// The days `from..=to`, oldest first: the partition, the range and the position just before
 /// `from` (positions are exclusive).
 pub(super) fn days_range(from: NaiveDate, to: NaiveDate) -> (String, SortKey, String) {
+    days_of(SEGMENTS, from, to)
+}
+
+fn days_of(pk: &str, from: NaiveDate, to: NaiveDate) -> (String, SortKey, String) {
     let before = to.succ_opt().unwrap_or(to);
     let start = from.pred_opt().unwrap_or(from);
-    (
-        SEGMENTS.into(),
-        SortKey::Before(day_key(before)),
-        day_key(start),
-    )
+    (pk.into(), SortKey::Before(day_key(before)), day_key(start))
 }
+
+/// The daily figures' rows `from..=to`, as [`days_range`].
+pub(super) fn daily_range(from: NaiveDate, to: NaiveDate) -> (String, SortKey, String) {
+    days_of(DAILY, from, to)
+}
+
+/// One program day's figures, in the one partition of the series: written once a night, read
+/// by the dashboard.
+impl Record for DailyFigures {
+    type Id = NaiveDate;
+    const KIND: &'static str = "daily figures";
+    fn key(d: &NaiveDate) -> Key {
+        Key::new(DAILY, day_key(*d))
+    }
+}
+
+const DAILY: &str = "DAILY";
 
 /// The days before `before`, for reading the newest of them.
 pub(super) fn days_before(before: NaiveDate) -> (String, SortKey) {
