@@ -7,24 +7,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Every record of the trail as an administrator lists it (newest first), following cursors
-/// `limit` at a time; the query string narrows it.
+/// Every record of the trail as an administrator lists it (newest first), `limit` at a time;
+/// the query string narrows it.
 async fn trail(api: &Api, query: &str, limit: u32) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/v1/audit?limit={limit}{query}");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let r = api.get(&path, &api.admin()).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        out.extend(r.body["items"].as_array().unwrap().iter().cloned());
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
+    api.all_pages(&format!("/v1/audit?limit={limit}{query}"), &api.admin())
+        .await
 }
 
 fn request_id(r: &Response) -> String {

@@ -21,13 +21,7 @@ async fn the_daily_series_counts_a_day_as_worked_out_by_hand(b: Backend) {
     let red = api.redeem("a", "coffee").await;
     assert_eq!(red.status, 201, "{}", red.body);
     let code = red.body["voucher_code"].as_str().unwrap();
-    let used = api
-        .post(
-            &format!("/v1/vouchers/{code}/use"),
-            &api.pos("store-1"),
-            json!({"store_id": "store-1"}),
-        )
-        .await;
+    let used = api.use_voucher(code).await;
     assert_eq!(used.status, 200, "{}", used.body);
     let erased = api
         .call("DELETE", "/v1/members/c", Some(&api.admin()), None)

@@ -460,21 +460,38 @@ impl Api {
 
     /// Every ledger entry of a member, newest first, following cursors.
     pub async fn ledger(&self, id: &str) -> Vec<Value> {
+        self.all_pages(&format!("/v1/members/{id}/ledger?limit=100"), &self.admin())
+            .await
+    }
+
+    /// Every item of a list route (`path` with its query, `limit` included), following
+    /// `next_cursor` page by page; each page must answer 200.
+    pub async fn all_pages(&self, path: &str, token: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/v1/members/{id}/ledger?limit=100&cursor={c}"),
-                None => format!("/v1/members/{id}/ledger?limit=100"),
+            let page = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.to_owned(),
             };
-            let r = self.get(&path, &self.admin()).await;
-            assert_eq!(r.status, 200, "{}", r.body);
+            let r = self.get(&page, token).await;
+            assert_eq!(r.status, 200, "{page}: {}", r.body);
             out.extend(r.body["items"].as_array().unwrap().iter().cloned());
             match r.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => return out,
             }
         }
+    }
+
+    /// A voucher used at store-1, as its POS posts it.
+    pub async fn use_voucher(&self, code: &str) -> Response {
+        self.post(
+            &format!("/v1/vouchers/{code}/use"),
+            &self.pos("store-1"),
+            serde_json::json!({"store_id": "store-1"}),
+        )
+        .await
     }
 }
 

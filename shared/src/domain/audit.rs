@@ -78,15 +78,32 @@ impl AuditAction {
     }
 }
 
+/// The schema of any JSON value (every type named: utoipa cannot read back an empty schema).
+fn any_value() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Object,
+            Type::Array,
+            Type::Null,
+        ]))
+        .build()
+}
+
 /// One field's change. For personal fields only the name is kept (`before`/`after` absent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Change {
     pub field: String,
+    /// Any JSON value (absent for a personal field, or where there was none).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = any_value)]
     pub before: Option<Value>,
+    /// Any JSON value (absent for a personal field).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = any_value)]
     pub after: Option<Value>,
 }
 
