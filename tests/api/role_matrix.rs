@@ -551,3 +551,65 @@ fn every_documented_operation_has_its_route_on_the_function_that_serves_it_in_th
         "an operation of the OpenAPI document with no route in the template (or the reverse)"
     );
 }
+
+/// The gateway's `AuthorizationScopes` of each route say what the role × route table says: a
+/// route no member may call lists exactly the scopes of the callers the table lets through
+/// (POS, admin, support, analyst); a route a member may call lists none (a member's token
+/// carries no scope of ours).
+#[test]
+fn the_templates_route_scopes_grant_exactly_the_callers_the_role_matrix_lets_through() {
+    let template: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut scopes_of = std::collections::BTreeMap::new();
+    for (_, res) in template["Resources"].as_mapping().unwrap() {
+        for (_, ev) in res["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if ev["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &ev["Properties"];
+            let scopes: BTreeSet<String> = p["Auth"]["AuthorizationScopes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            scopes_of.insert(
+                (
+                    p["Method"].as_str().unwrap().to_uppercase(),
+                    p["Path"].as_str().unwrap().to_owned(),
+                ),
+                scopes,
+            );
+        }
+    }
+    let passes = |status: u16| status != 401 && status != 403;
+    let mut failures = Vec::new();
+    for (method, path, _, s) in table() {
+        let [_, member, other_member, pos, _, admin, support, analyst] = s;
+        let expected: BTreeSet<String> = if passes(member) || passes(other_member) {
+            BTreeSet::new()
+        } else {
+            [
+                (pos, "loyalty/pos"),
+                (admin, "loyalty/admin"),
+                (support, "loyalty/support"),
+                (analyst, "loyalty/analyst"),
+            ]
+            .into_iter()
+            .filter(|(st, _)| passes(*st))
+            .map(|(_, scope)| scope.to_owned())
+            .collect()
+        };
+        match scopes_of.get(&(method.to_owned(), path.to_owned())) {
+            Some(got) if *got == expected => {}
+            got => failures.push(format!("{method} {path}: {got:?}, want {expected:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
