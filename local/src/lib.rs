@@ -4,6 +4,7 @@
 //! scheduled jobs as admin routes and a settable test clock.
 
 pub mod auth;
+pub mod console;
 pub mod jobs;
 pub mod serve;
 pub mod webhooks;
@@ -28,7 +29,20 @@ pub fn api_routes() -> OpenApiRouter<Services> {
 
 /// The local server's router: the API, the local-only routes, and the dev authorizer in front.
 pub fn app(services: Services, clock: Arc<TestClock>, auth: Arc<DevAuth>) -> Router {
+    app_with_console(services, clock, auth, false)
+}
+
+/// [`app`] with the operator console at `/console/`; `dev_sign_in` lets the console's
+/// `config.json` hand out dev operator tokens (only for a loopback listener).
+pub fn app_with_console(
+    services: Services,
+    clock: Arc<TestClock>,
+    auth: Arc<DevAuth>,
+    dev_sign_in: bool,
+) -> Router {
     let routes = api_routes().merge(jobs::routes(clock));
-    loyalty::http::app(routes, services, Some(loyalty_members::api_document))
-        .layer(axum::middleware::from_fn_with_state(auth, auth::authorizer))
+    let api = loyalty::http::app(routes, services, Some(loyalty_members::api_document)).layer(
+        axum::middleware::from_fn_with_state(auth.clone(), auth::authorizer),
+    );
+    console::routes(auth, dev_sign_in).merge(api)
 }

@@ -153,7 +153,12 @@ async fn main() {
         };
         tokio::spawn(hook.run(services.clone()));
     }
-    let app = loyalty_local::app(services, clock, auth.clone());
+    let app = loyalty_local::app_with_console(
+        services,
+        clock,
+        auth.clone(),
+        cli.listen.ip().is_loopback(),
+    );
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", cli.listen)));
@@ -167,13 +172,18 @@ async fn main() {
     let member = auth.mint(&Role::Member("demo-member".into()));
     let pos = auth.mint(&Role::Pos("store-1".into()));
     let admin = auth.mint(&Role::Admin);
+    let console_note = if cli.listen.ip().is_loopback() {
+        "(signed in as a dev admin; ?as=support or ?as=analyst)"
+    } else {
+        "(dev sign-in off: the server is not on a loopback address)"
+    };
     let hooks = if cli.webhooks.is_empty() {
         "none (--webhook URL)".to_owned()
     } else {
         cli.webhooks.join(", ")
     };
     println!(
-        "Loyalty API (local) on {url}\n  data:    {where_}\n  openapi: {url}/v1/openapi.json\n\n\
+        "Loyalty API (local) on {url}\n  console: {url}/console/   {console_note}\n  data:    {where_}\n  openapi: {url}/v1/openapi.json\n\n\
          Dev tokens (30 days; mint more with `cargo run -p loyalty-local -- token member|pos|admin|support|analyst`):\n  \
          export MEMBER={member}   # member demo-member\n  \
          export POS={pos}   # POS of store-1\n  \

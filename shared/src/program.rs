@@ -35,6 +35,9 @@ pub struct Program {
     pub idempotency_retention_hours: u32,
     /// The most points (either way) a support operator may adjust in one request.
     pub support_adjustment_limit: u32,
+    /// What 100 points are worth when redeemed, in minor units of `currency`: the money value
+    /// the console shows beside points outstanding (a liability figure, not a rate of earning).
+    pub point_value_per_100: u32,
     pub segments: SegmentRules,
     pub points: PointsRules,
 }
@@ -75,6 +78,7 @@ struct Doc {
     voucher_validity_days: u32,
     idempotency_retention_hours: u32,
     support_adjustment_limit: u32,
+    point_value_per_100: u32,
     lifecycle: LifecycleDoc,
     rfm: RfmDoc,
     points: PointsDoc,
@@ -193,6 +197,7 @@ impl Default for Doc {
             voucher_validity_days: 90,
             idempotency_retention_hours: 24,
             support_adjustment_limit: 1000,
+            point_value_per_100: 100,
             lifecycle: LifecycleDoc::default(),
             rfm: RfmDoc::default(),
             points: PointsDoc::default(),
@@ -423,6 +428,11 @@ impl Program {
                 doc.support_adjustment_limit,
                 0..=1_000_000_000,
             ),
+            (
+                "point_value_per_100",
+                doc.point_value_per_100,
+                0..=1_000_000,
+            ),
         ] {
             if !range.contains(&v) {
                 return Err(invalid(format!(
@@ -485,6 +495,7 @@ impl Program {
             voucher_validity_days: doc.voucher_validity_days,
             idempotency_retention_hours: doc.idempotency_retention_hours,
             support_adjustment_limit: doc.support_adjustment_limit,
+            point_value_per_100: doc.point_value_per_100,
         })
     }
 

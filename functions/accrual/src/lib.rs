@@ -8,7 +8,9 @@ use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, Problem, Reply};
 use loyalty::service::Services;
-use loyalty::service::accrual::{PurchaseReceipt, PurchaseRequest, RefundReceipt, RefundRequest};
+use loyalty::service::accrual::{
+    PurchaseReceipt, PurchaseRequest, PurchaseView, RefundReceipt, RefundRequest,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,6 +18,7 @@ pub fn routes() -> OpenApiRouter<Services> {
     OpenApiRouter::new()
         .routes(routes!(purchase))
         .routes(routes!(refund))
+        .routes(routes!(find_purchase))
 }
 
 /// Post a purchase. Idempotent by `store_id` + `receipt_id`: a replay answers the first response
@@ -56,4 +59,23 @@ async fn refund(
     let digest = body.digest();
     let outcome = svc.refund(&store, &receipt, body.value, &digest).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}
+
+/// The purchase a receipt recorded: its member, amount, lines, points and refunds so far. For
+/// operators holding a receipt (the member 360's "find by receipt").
+#[utoipa::path(get, path = "/v1/purchases/{store_id}/{receipt_id}", tag = "accrual",
+    security(("bearer" = [])),
+    params(("store_id" = String, Path), ("receipt_id" = String, Path)),
+    responses((status = 200, body = PurchaseView), (status = 403, body = ProblemDocument),
+              (status = 404, body = ProblemDocument)))]
+async fn find_purchase(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path((store, receipt)): Path<(String, String)>,
+) -> Result<Reply<PurchaseView>, Problem> {
+    caller.require(Access::Lookup)?;
+    let store = StoreId::parse(&store).map_err(|_| Problem::not_found("purchase not found"))?;
+    let receipt =
+        ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
+    Ok(Reply::ok(svc.purchase_by_receipt(&store, &receipt).await?))
 }

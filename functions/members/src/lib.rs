@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<Services> {
     OpenApiRouter::new()
-        .routes(routes!(enrol))
+        .routes(routes!(enrol, find_members))
         .routes(routes!(get_member, update_member, erase_member))
         .routes(routes!(ledger))
         .routes(routes!(points))
@@ -82,6 +82,34 @@ async fn enrol(
     };
     let outcome = svc.enrol(id, req, idem).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindParams {
+    phone: String,
+}
+
+/// Find a member by phone (E.164; spaces, dashes, dots and brackets are ignored): a list of the
+/// one member holding it, or an empty list. Operators only.
+#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])),
+    params(("phone" = String, Query, example = "+15551234567")),
+    responses((status = 200, body = ListResponse<MemberView>), (status = 400, body = ProblemDocument),
+        (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn find_members(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<ListResponse<MemberView>>, Problem> {
+    caller.require(Access::Lookup)?;
+    let q: FindParams = loyalty::http::extract::query(&parts)?;
+    let phone =
+        loyalty::domain::Phone::parse(&q.phone).map_err(|e| Problem::bad_field("phone", e.0))?;
+    let found = svc.find_by_phone(&phone).await?;
+    Ok(Reply::ok(ListResponse::new(
+        found.into_iter().collect(),
+        None,
+    )))
 }
 
 /// The member object: profile, points, tier progress and segments.

@@ -33,6 +33,66 @@ impl OperatorRole {
             OperatorRole::Analyst => "analyst",
         }
     }
+
+    /// The OAuth scope an access token carries for this role (what the API authorizes by).
+    pub fn scope(self) -> &'static str {
+        match self {
+            OperatorRole::Admin => "loyalty/admin",
+            OperatorRole::Support => "loyalty/support",
+            OperatorRole::Analyst => "loyalty/analyst",
+        }
+    }
+
+    /// The role a Cognito group of operators stands for: groups are named after roles
+    /// (`admin`, `support`, `analyst`); any other group grants nothing.
+    pub fn from_group(group: &str) -> Option<OperatorRole> {
+        [
+            OperatorRole::Admin,
+            OperatorRole::Support,
+            OperatorRole::Analyst,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == group)
+    }
+}
+
+/// The scopes an operator's access token gets from their groups: one per role group, in the
+/// order given, each once; unknown groups ignored.
+pub fn scopes_for_groups<'a>(groups: impl IntoIterator<Item = &'a str>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for scope in groups
+        .into_iter()
+        .filter_map(OperatorRole::from_group)
+        .map(OperatorRole::scope)
+    {
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::scopes_for_groups;
+
+    #[test]
+    fn operator_groups_map_to_exactly_their_scopes() {
+        for (groups, want) in [
+            (vec![], vec![]),
+            (vec!["admin"], vec!["loyalty/admin"]),
+            (vec!["support"], vec!["loyalty/support"]),
+            (vec!["analyst"], vec!["loyalty/analyst"]),
+            (
+                vec!["analyst", "support"],
+                vec!["loyalty/analyst", "loyalty/support"],
+            ),
+            (vec!["admin", "admin"], vec!["loyalty/admin"]),
+            (vec!["Admin", "admins", "pos", "loyalty/admin", ""], vec![]),
+        ] {
+            assert_eq!(scopes_for_groups(groups.clone()), want, "{groups:?}");
+        }
+    }
 }
 
 /// The operator behind a write.

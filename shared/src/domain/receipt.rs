@@ -40,3 +40,21 @@ pub struct RefundReceipt {
     pub balance: Points,
     pub refunded_total: Money,
 }
+
+/// A purchase as an operator finds it by its receipt (`GET /v1/purchases/{store_id}/{receipt_id}`):
+/// what was bought, by whom, what it earned and what has been refunded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"purchase_id": "01935b2e-6a00-7000-8000-0000000000bb", "member_id": "member-ada", "store_id": "store-1", "receipt_id": "R-1001", "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-20T10:00:00Z", "points_earned": 19, "campaign_bonus": 0, "refunded_total": {"value": 0, "currency": "USD"}, "lines": []}))]
+pub struct PurchaseView {
+    pub purchase_id: Uuid,
+    pub member_id: MemberId,
+    pub store_id: crate::domain::StoreId,
+    pub receipt_id: crate::domain::ReceiptId,
+    pub amount: Money,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub points_earned: Points,
+    pub campaign_bonus: Points,
+    /// In the purchase's currency.
+    pub refunded_total: Money,
+    pub lines: Vec<PurchaseLine>,
+}

@@ -48,6 +48,9 @@ pub enum Access<'a> {
     Adjust,
     /// Analytics, segments, campaigns and their results, the event feed: admin, analyst.
     Insight,
+    /// Finding a member by phone or by a receipt: every operator (a member's own app and a POS
+    /// already know the member they act for).
+    Lookup,
     /// Catalog and campaign changes, jobs, the audit trail: admin.
     Admin,
     /// A POS acting for this store, or an administrator.
@@ -173,6 +176,7 @@ impl Caller {
                 matches!(role, Some(Admin | Analyst)),
                 "an administrator or an analyst",
             ),
+            Access::Lookup => (role.is_some(), "an operator"),
             Access::Admin => (role == Some(Admin), "an administrator"),
             Access::Store(store) => match self {
                 Caller::Pos { store: mine, .. } => {
@@ -307,7 +311,7 @@ mod tests {
             op(OperatorRole::Analyst),
         ];
         // me (m1), POS of s1, admin, support, analyst
-        let table: [(Access, [bool; 5]); 13] = [
+        let table: [(Access, [bool; 5]); 14] = [
             (Access::Enrol, [true, true, true, false, false]),
             (Access::MemberData(&m1), [true, false, true, true, true]),
             (Access::MemberData(&m2), [false, false, true, true, true]),
@@ -318,6 +322,7 @@ mod tests {
             (Access::MemberOwn(&m1), [true, false, true, false, false]),
             (Access::Adjust, [false, false, true, true, false]),
             (Access::Insight, [false, false, true, false, true]),
+            (Access::Lookup, [false, false, true, true, true]),
             (Access::Admin, [false, false, true, false, false]),
             (Access::Store(&s1), [false, true, true, false, false]),
             (Access::Store(&s2), [false, false, true, false, false]),

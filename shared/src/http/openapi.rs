@@ -94,6 +94,16 @@ fn complete(doc: &mut Value) {
 /// Who may call each operation (the role × route matrix test holds the statuses).
 const WHO: &[(&str, &str, &str)] = &[
     (
+        "get",
+        "/v1/members",
+        "every operator (admin, support, analyst)",
+    ),
+    (
+        "get",
+        "/v1/purchases/{store_id}/{receipt_id}",
+        "every operator (admin, support, analyst)",
+    ),
+    (
         "post",
         "/v1/members",
         "a member (enrolling themselves), a POS (UUID ids only), an administrator",

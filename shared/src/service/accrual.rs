@@ -18,7 +18,7 @@ use crate::domain::event::{
 use crate::domain::lots::Origin;
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::money::MAX_AMOUNT_MINOR;
-pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
+pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView, RefundReceipt};
 use crate::domain::segment::{CutPoints, lifecycle};
 use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
@@ -442,6 +442,36 @@ impl Services {
             },
         );
         Some(caused)
+    }
+
+    /// The purchase a receipt recorded, for an operator who holds the paper receipt.
+    #[tracing::instrument(skip_all, fields(%store, %receipt))]
+    pub async fn purchase_by_receipt(
+        &self,
+        store: &StoreId,
+        receipt: &ReceiptId,
+    ) -> Result<PurchaseView, ServiceError> {
+        let p = self
+            .table
+            .get::<PurchaseRecord>(&(store.clone(), receipt.clone()))
+            .await?
+            .ok_or(ServiceError::NotFound("purchase"))?
+            .value;
+        Ok(PurchaseView {
+            purchase_id: p.purchase_id,
+            member_id: p.member_id,
+            store_id: store.clone(),
+            receipt_id: receipt.clone(),
+            refunded_total: Money {
+                value: p.refunded_total,
+                currency: p.amount.currency,
+            },
+            amount: p.amount,
+            occurred_at: p.occurred_at,
+            points_earned: p.points_earned,
+            campaign_bonus: Points(p.campaigns.iter().map(|c| c.points.0).sum()),
+            lines: p.lines,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(%store, %receipt, refund = %req.refund_id))]

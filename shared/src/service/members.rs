@@ -196,6 +196,20 @@ impl Services {
         Ok(self.member_view(&self.load_member(id).await?.value))
     }
 
+    /// The member holding a phone number, if any: its claim, then the member (two reads; an
+    /// operator's search, not a till's hot path).
+    #[tracing::instrument(skip_all)]
+    pub async fn find_by_phone(&self, phone: &Phone) -> Result<Option<MemberView>, ServiceError> {
+        let Some(claim) = self.table.get::<PhoneClaim>(phone).await? else {
+            return Ok(None);
+        };
+        match self.load_member(&claim.value.member_id).await {
+            Ok(m) => Ok(Some(self.member_view(&m.value))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn enrol(
         &self,

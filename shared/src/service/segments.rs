@@ -121,7 +121,7 @@ pub struct History {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"as_of": "2027-03-01T02:00:00Z", "members": 1200, "active_members": 800,
-    "points_outstanding": 154000, "points_pending": 0, "points_earned_30d": 41000,
+    "points_outstanding_value": {"value": 154000, "currency": "USD"}, "points_outstanding": 154000, "points_pending": 0, "points_earned_30d": 41000,
     "points_redeemed_30d": 12000, "points_expired_30d": 0, "repeat_purchase_rate_90d": 0.42,
     "tiers": {"silver": 1000, "gold": 180, "diamond": 20},
     "lifecycle": {"prospect": 100, "new": 50, "active": 700, "dormant": 200, "churned": 100, "reactivated": 50}}))]
@@ -130,6 +130,8 @@ pub struct Overview {
     pub members: u64,
     pub active_members: u64,
     pub points_outstanding: Points,
+    /// `points_outstanding` at the program's `point_value_per_100`, rounded half away from zero.
+    pub points_outstanding_value: Money,
     /// Points not yet spendable (0 until points lots are on).
     pub points_pending: Points,
     /// Net of refunds, since the run 30 days before `as_of` (or since the first run).
@@ -621,6 +623,7 @@ impl Services {
             members: t.members,
             active_members: t.active_members,
             points_outstanding: Points(t.points_outstanding),
+            points_outstanding_value: points_value(t.points_outstanding, &self.program),
             points_pending: Points(t.points_pending),
             points_earned_30d: Points(t.lifetime_earned - earned0),
             points_redeemed_30d: Points(t.lifetime_redeemed - redeemed0),
@@ -717,5 +720,46 @@ mod tests {
         assert_eq!(a.sizes[&gold], 7);
         assert_eq!(a.cohorts["2026-01"], vec![4, 2, 1]);
         assert_eq!(a.totals.members, 7);
+    }
+}
+
+/// Points in money at the program's point value: minor units, half away from zero.
+fn points_value(points: i64, program: &crate::program::Program) -> Money {
+    let v = i128::from(points) * i128::from(program.point_value_per_100);
+    let rounded = (v + v.signum() * 50) / 100;
+    Money {
+        value: i64::try_from(rounded).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }),
+        currency: program.currency,
+    }
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::points_value;
+    use crate::program::Program;
+
+    #[test]
+    fn points_value_rounds_half_away_from_zero_at_every_boundary() {
+        let p = |per_100| Program {
+            point_value_per_100: per_100,
+            ..Program::default()
+        };
+        for (points, per_100, want) in [
+            (0, 100, 0),
+            (1, 100, 1),
+            (4_200_000, 100, 4_200_000),
+            (1, 50, 1),   // 0.5 → 1
+            (1, 49, 0),   // 0.49 → 0
+            (-1, 50, -1), // −0.5 → −1
+            (3, 33, 1),   // 0.99 → 1
+            (1_000, 0, 0),
+            (i64::MAX, 1_000_000, i64::MAX),
+        ] {
+            assert_eq!(
+                points_value(points, &p(per_100)).value,
+                want,
+                "{points} × {per_100}/100"
+            );
+        }
     }
 }
