@@ -376,7 +376,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         let s = n.abs().to_string();
         let mut out = String::new();
         for (i, ch) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(ch);
