@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod coldstart;
+mod scale;
 
 #[derive(clap::Subcommand)]
 enum Cmd {
@@ -69,6 +70,28 @@ struct Args {
     /// Members in the points job run.
     #[arg(long, default_value_t = 100_000)]
     points_members: usize,
+    /// Run a scale scenario of the heat model instead (`peak`): every partition key's busiest
+    /// second against DynamoDB's per-key limits; exits 1 when a key is over.
+    #[arg(long)]
+    scenario: Option<Scenario>,
+    /// Purchases per simulated second in the peak scenario.
+    #[arg(long, default_value_t = 1_000)]
+    peak_rate: usize,
+    /// Simulated seconds of the peak scenario.
+    #[arg(long, default_value_t = 3)]
+    peak_seconds: u64,
+    /// Members of the peak scenario.
+    #[arg(long, default_value_t = 20_000)]
+    peak_members: usize,
+    /// The purchase rate the peak figures are scaled to.
+    #[arg(long, default_value_t = 10_000)]
+    peak_target_rate: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Scenario {
+    /// 10,000 purchases/s with ten campaigns awarding and 500 redemptions/s.
+    Peak,
 }
 
 struct Phase {
@@ -235,6 +258,16 @@ async fn main() {
     {
         coldstart::run(binary, event, *runs, table).await;
         return;
+    }
+    if let Some(Scenario::Peak) = args.scenario {
+        let ok = scale::peak(scale::Peak {
+            rate: args.peak_rate,
+            seconds: args.peak_seconds,
+            members: args.peak_members,
+            target_rate: args.peak_target_rate,
+        })
+        .await;
+        std::process::exit(if ok { 0 } else { 1 });
     }
     let dir = tempfile::tempdir().unwrap();
     let store = CountingStore::new(EmbeddedStore::open(&dir.path().join("bench.redb")).unwrap());

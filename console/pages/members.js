@@ -110,6 +110,15 @@ function Ledger({ id }) {
     <tbody>${items.map((e) => html`<tr><td>${fmt.dateTime(e.created_at)}</td><td>${t(`ledger_kind.${e.kind}`)}</td><td class="num">${fmt.num(e.points)}</td><td class="num">${fmt.num(e.balance_after)}</td><td>${e.note || e.reference || ''}</td></tr>`)}</tbody></table></div>`}<//>`;
 }
 
+function Campaigns({ id }) {
+  const list = usePaged(`/v1/members/${encodeURIComponent(id)}/campaigns`, 20);
+  return html`<${Paged} list=${list}>${(items) => html`<div class="scroll"><table data-test="member-campaigns">
+    <thead><tr><th>${t('campaign.name')}</th><th>${t('campaign.status')}</th><th>${t('member_campaign.group')}</th><th class="num">${t('member_campaign.purchases')}</th>
+      <th class="num">${t('results.spend')}</th><th class="num">${t('member_campaign.awards')}</th><th class="num">${t('ledger.points')}</th></tr></thead>
+    <tbody>${items.map((c) => html`<tr><td><a href=${`#/campaigns/${encodeURIComponent(c.campaign_id)}`}>${c.name}</a></td><td>${t(`campaign_status.${c.status}`)}</td>
+      <td>${t(`results.${c.group}`)}</td><td class="num">${fmt.num(c.purchases)}</td><td class="num">${fmt.money(c.spend)}</td><td class="num">${fmt.num(c.awards)}</td><td class="num">${fmt.num(c.points_awarded)}</td></tr>`)}</tbody></table></div>`}<//>`;
+}
+
 function Events({ id }) {
   const list = usePaged(`/v1/members/${encodeURIComponent(id)}/events`, 10);
   return html`<${Paged} list=${list}>${(items) => html`<div class="scroll"><table>
@@ -169,8 +178,9 @@ export function Member({ id }) {
       <div class="card"><${Adjust} id=${m.id} onDone=${refresh} /></div>
       <div class="card"><${Profile} m=${m} onDone=${refresh} /></div></div>` : null}
     <div class="card" style=${{ marginTop: '1rem' }}>
-      <${Tabs} value=${tab} onChange=${setTab} tabs=${[['ledger', t('member.ledger')], ['redemptions', t('member.redemptions')], ['events', t('member.events')]]} />
-      ${tab === 'ledger' ? html`<${Ledger} key=${n} id=${m.id} />` : tab === 'redemptions' ? html`<${Redemptions} id=${m.id} />` : html`<${Events} id=${m.id} />`}
+      <${Tabs} value=${tab} onChange=${setTab} tabs=${[['ledger', t('member.ledger')], ['redemptions', t('member.redemptions')], ['events', t('member.events')], ['campaigns', t('member.campaigns')]]} />
+      ${tab === 'ledger' ? html`<${Ledger} key=${n} id=${m.id} />` : tab === 'redemptions' ? html`<${Redemptions} id=${m.id} />`
+        : tab === 'events' ? html`<${Events} id=${m.id} />` : html`<${Campaigns} id=${m.id} />`}
     </div>
     <${Confirm} open=${erasing} danger title=${t('action.erase')} body=${t('member.erase_body')} requireText=${m.id} confirmLabel=${t('action.erase')} onConfirm=${erase} onClose=${() => setErasing(false)} />`}<//>`;
 }

@@ -560,6 +560,30 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
     );
     p.shot("campaign-en").await;
 
+    // The member 360 lists ada's part in it, as the API does.
+    p.open("#/members/ada").await;
+    p.c.find(Locator::XPath(
+        "//main//button[normalize-space(.)='Campaigns']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    p.until("document.querySelector('[data-test=member-campaigns] tbody tr')")
+        .await;
+    let mine = api.ok("GET", "/v1/members/ada/campaigns", None).await;
+    let row = p.text_of("[data-test=member-campaigns] tbody tr").await;
+    let group = if mine["items"][0]["group"] == "treatment" {
+        "Treatment"
+    } else {
+        "Holdout"
+    };
+    assert!(
+        row.contains("Double points for new members") && row.contains(group),
+        "{row} vs {mine}"
+    );
+
     // The hostile name is text: the characters show, no element is made from them.
     p.open("#/members/hostile").await;
     assert_eq!(

@@ -502,8 +502,40 @@ async fn results_match_numbers_computed_by_hand(b: Backend) {
         res["budget"],
         json!({"points": 1_000_000, "awarded": 30, "remaining": 999_970})
     );
+    // The same figures, member by member, as the console's member 360 shows them.
+    let mine = |m: &str| format!("/v1/members/{m}/campaigns");
+    let name = put_campaign_name(&api, "fixture").await;
+    let r = api.get(&mine(tr[3]), &api.support()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["items"],
+        json!([{"campaign_id": "fixture", "name": name, "status": "running", "group": "treatment",
+                "purchases": 2, "spend": usd(3000), "awards": 1, "points_awarded": 10}])
+    );
+    let r = api.get(&mine(ho[2]), &api.analyst()).await;
+    assert_eq!(
+        r.body["items"],
+        json!([{"campaign_id": "fixture", "name": name, "status": "running", "group": "holdout",
+                "purchases": 1, "spend": usd(1500), "awards": 0, "points_awarded": 0}])
+    );
+    // Enrolled after the launch: in no campaign. Unknown: 404. The member: refused (a member
+    // never learns they are held out).
+    api.enrol("late").await;
+    assert_eq!(
+        api.get(&mine("late"), &api.admin()).await.body["items"],
+        json!([])
+    );
+    assert_eq!(api.get(&mine("nobody"), &api.admin()).await.status, 404);
+    assert_eq!(api.get(&mine(ho[2]), &api.member(ho[2])).await.status, 403);
 }
 both_backends!(results_match_numbers_computed_by_hand);
+
+async fn put_campaign_name(api: &Api, id: &str) -> Value {
+    api.get(&format!("/v1/campaigns/{id}"), &api.admin())
+        .await
+        .body["name"]
+        .clone()
+}
 
 async fn the_same_member_is_in_the_same_group_on_every_launch_of_an_identical_campaign_id(
     b: Backend,

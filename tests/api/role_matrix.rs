@@ -137,6 +137,12 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
             [401, 403, 403, 403, 403, 200, 200, 200],
         ),
         (
+            "GET",
+            "/v1/members/{id}/campaigns",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 200, 200],
+        ),
+        (
             "POST",
             "/v1/members",
             json!({"name": "X"}),

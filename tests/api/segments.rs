@@ -321,6 +321,8 @@ async fn rfm_value_segments_overview_and_retention_match_numbers_computed_by_han
         r.body,
         json!({"as_of": "2027-06-15T12:00:00Z", "members": 5, "active_members": 2,
                "points_outstanding": 1210, "points_pending": 0, "points_earned_30d": 1210,
+               // At the default point value (100 points = 100 cents): $12.10.
+               "points_outstanding_value": {"value": 1210, "currency": "USD"},
                "points_redeemed_30d": 0, "points_expired_30d": 0,
                "repeat_purchase_rate_90d": 0.5,
                "tiers": {"silver": 5, "gold": 0, "diamond": 0},

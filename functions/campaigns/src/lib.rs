@@ -1,15 +1,15 @@
-//! The `campaigns` function (admin only): drafts, launch, end and the measured results of
+//! The `campaigns` function (admin writes; analysts read): drafts, launch, end and the measured results of
 //! campaigns aimed at segments. The purchase path that plays running campaigns lives with the
 //! purchases (`accrual`), in the purchase's own commit.
 
 use axum::extract::{Path, State};
-use loyalty::domain::CampaignId;
+use loyalty::domain::{CampaignId, MemberId};
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
 use loyalty::service::Services;
-use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView};
+use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView, MemberCampaign};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,6 +20,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(launch))
         .routes(routes!(end))
         .routes(routes!(results))
+        .routes(routes!(member_campaigns))
 }
 
 /// A path id that cannot be a campaign id names nothing: 404.
@@ -126,4 +127,25 @@ async fn results(
 ) -> Result<Reply<CampaignResults>, Problem> {
     caller.require(Access::Insight)?;
     Ok(Reply::ok(svc.campaign_results(&id).await?))
+}
+
+/// The campaigns a member is in, newest campaign first: group (treatment or holdout), purchases
+/// and spend in the window, awards and points. A page may hold fewer than `limit` items while
+/// `next_cursor` still points further (it pages over campaigns). Operators only: a member never
+/// learns they are in a holdout.
+#[utoipa::path(get, path = "/v1/members/{id}/campaigns", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<MemberCampaign>), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument)))]
+async fn member_campaigns(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+    paging: Paging,
+) -> Result<Reply<ListResponse<MemberCampaign>>, Problem> {
+    caller.require(Access::Lookup)?;
+    let (items, next) = svc
+        .member_campaigns(&id, paging.limit, paging.cursor.as_deref())
+        .await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
 }

@@ -48,8 +48,8 @@ pub enum Access<'a> {
     Adjust,
     /// Analytics, segments, campaigns and their results, the event feed: admin, analyst.
     Insight,
-    /// Finding a member by phone or by a receipt: every operator (a member's own app and a POS
-    /// already know the member they act for).
+    /// Operator-only views of members: finding one by phone or by a receipt, their campaign
+    /// assignments (a member never learns they are in a holdout): every operator.
     Lookup,
     /// Catalog and campaign changes, jobs, the audit trail: admin.
     Admin,

@@ -104,6 +104,11 @@ const WHO: &[(&str, &str, &str)] = &[
         "every operator (admin, support, analyst)",
     ),
     (
+        "get",
+        "/v1/members/{id}/campaigns",
+        "every operator (admin, support, analyst); never the member",
+    ),
+    (
         "post",
         "/v1/members",
         "a member (enrolling themselves), a POS (UUID ids only), an administrator",

@@ -180,6 +180,25 @@ pub struct Uplift {
     pub incremental_spend: Option<Money>,
 }
 
+/// A member's assignment in one campaign (`GET /v1/members/{id}/campaigns`): operators only, so a
+/// member never learns they are in a holdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"campaign_id": "winback", "name": "Win back dormant members", "status": "running",
+    "group": "treatment", "purchases": 2, "spend": {"value": 4500, "currency": "USD"}, "awards": 1, "points_awarded": 45}))]
+pub struct MemberCampaign {
+    pub campaign_id: CampaignId,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub group: Group,
+    /// Purchases in the campaign's window, not fully refunded.
+    pub purchases: u32,
+    /// Net spend in the window.
+    pub spend: Money,
+    pub awards: u32,
+    /// Net of refund reversals.
+    pub points_awarded: Points,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"campaign_id": "win-back-dormant", "status": "running", "as_of": "2027-01-20T12:00:00Z",
     "treatment": {"members": 900, "converted": 180, "conversion_rate": 0.2,
@@ -420,6 +439,52 @@ impl Services {
         let now = self.now();
         let (items, next) = self.table.campaigns(limit, cursor).await?;
         Ok((items.iter().map(|c| c.view(now)).collect(), next))
+    }
+
+    /// A member's part in campaigns, newest campaign first: one page of campaigns, then the
+    /// member and their assignment in each launched one in one batched read (two round trips).
+    /// A page holds only the campaigns the member is in, so it may be shorter than `limit` while
+    /// `next` still points further.
+    #[tracing::instrument(skip_all, fields(member = %member))]
+    pub async fn member_campaigns(
+        &self,
+        member: &MemberId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<MemberCampaign>, Option<String>), ServiceError> {
+        let now = self.now();
+        let (campaigns, next) = self.table.campaigns(limit, cursor).await?;
+        let mut reads = Reads::new();
+        let member_slot = reads.add::<Member>(member);
+        let launched: Vec<(&Campaign, Slot<Assignment>)> = campaigns
+            .iter()
+            .filter(|c| c.launched_at.is_some())
+            .map(|c| (c, reads.add::<Assignment>(&(c.id.clone(), member.clone()))))
+            .collect();
+        let got = self.table.read(&reads).await?;
+        if got.get(&member_slot)?.is_none() {
+            return Err(ServiceError::NotFound("member"));
+        }
+        let mut out = Vec::new();
+        for (c, slot) in launched {
+            if let Some(a) = got.get(&slot)? {
+                let a = a.value;
+                out.push(MemberCampaign {
+                    campaign_id: c.id.clone(),
+                    name: c.name.clone(),
+                    status: c.status_at(now),
+                    group: a.group,
+                    purchases: a.purchases,
+                    spend: Money {
+                        value: a.spend,
+                        currency: self.program.currency,
+                    },
+                    awards: a.awards,
+                    points_awarded: a.points,
+                });
+            }
+        }
+        Ok((out, next))
     }
 
     /// Snapshots the audience, assigns the groups and starts awarding. Resumable: a launch that

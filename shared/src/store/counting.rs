@@ -1,6 +1,8 @@
 //! Counts store round trips and items read, so tests and the benchmark can state "1 read + 1
-//! write per purchase" and "the birthday job reads 1/365 of members" as measurements.
+//! write per purchase" and "the birthday job reads 1/365 of members" as measurements; with a
+//! [`Heat`] model attached, also which partition keys each read and write touched.
 
+use super::heat::{Heat, Target};
 use super::{Index, IndexPosition, Item, Key, Range, Store, StoreResult, Write};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ impl RoundTrips {
 pub struct CountingStore<S> {
     inner: S,
     pub counts: Arc<RoundTrips>,
+    heat: Option<Arc<Heat>>,
 }
 
 impl<S> CountingStore<S> {
@@ -37,6 +40,17 @@ impl<S> CountingStore<S> {
         CountingStore {
             inner,
             counts: Arc::default(),
+            heat: None,
+        }
+    }
+
+    /// Also records every partition key touched in `heat` (the benchmark's scenarios). A commit
+    /// then reads the items it replaces first, outside the counts, to know which index entries
+    /// change: a simulation's cost, never the service's.
+    pub fn with_heat(inner: S, heat: Arc<Heat>) -> Self {
+        CountingStore {
+            heat: Some(heat),
+            ..CountingStore::new(inner)
         }
     }
 }
@@ -46,6 +60,9 @@ impl<S: Store> Store for CountingStore<S> {
     async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.get_many(keys).await?;
+        if let Some(h) = &self.heat {
+            h.got(keys, &r);
+        }
         let n = r.iter().filter(|i| i.is_some()).count() as u64;
         self.counts.items_read.fetch_add(n, Ordering::Relaxed);
         Ok(r)
@@ -58,6 +75,9 @@ impl<S: Store> Store for CountingStore<S> {
     ) -> StoreResult<(Vec<Item>, bool)> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
         let r = self.inner.query_range(pk, range, after).await?;
+        if let Some(h) = &self.heat {
+            h.queried(Target::Table, pk, r.0.iter().map(super::item_size).sum());
+        }
         self.counts
             .items_read
             .fetch_add(r.0.len() as u64, Ordering::Relaxed);
@@ -75,6 +95,14 @@ impl<S: Store> Store for CountingStore<S> {
             .inner
             .query_index_range(index, pk, range, after)
             .await?;
+        if let Some(h) = &self.heat {
+            // Keys-only entries: the index key, its sort key and the table key.
+            let bytes =
+                r.0.iter()
+                    .map(|p| pk.len() + p.isk.len() + p.key.pk.len() + p.key.sk.len() + 16)
+                    .sum();
+            h.queried(Target::Index(index), pk, bytes);
+        }
         self.counts
             .items_read
             .fetch_add(r.0.len() as u64, Ordering::Relaxed);
@@ -102,6 +130,13 @@ impl<S: Store> Store for CountingStore<S> {
         self.counts
             .write_units
             .fetch_add(super::write_units(&writes), Ordering::Relaxed);
-        self.inner.commit(writes).await
+        let Some(h) = &self.heat else {
+            return self.inner.commit(writes).await;
+        };
+        let keys: Vec<Key> = writes.iter().map(|w| w.key().clone()).collect();
+        let before = self.inner.get_many(&keys).await?;
+        let result = self.inner.commit(writes.clone()).await;
+        h.committed(&writes, &before, result.is_ok());
+        result
     }
 }

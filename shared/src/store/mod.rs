@@ -7,11 +7,13 @@ mod counting;
 mod dynamo;
 #[cfg(feature = "embedded")]
 mod embedded;
+pub mod heat;
 
 pub use counting::{CountingStore, RoundTrips};
 pub use dynamo::DynamoStore;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
+pub use heat::Heat;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -43,7 +45,7 @@ impl Key {
 
 /// Secondary indexes. Both are sparse: only items carrying the attributes appear, and their
 /// projection is the table and index keys only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Index {
     /// Overloaded: birthdays and the reward catalog (what goes in it: the table layer).
     Gsi1,
