@@ -237,6 +237,14 @@ mod tests {
         }
     }
 
+    /// Attributes that put an item under `pk` in `index` (names from the store's `Index`).
+    fn indexed(index: Index, pk: &str) -> serde_json::Value {
+        let mut m = Map::new();
+        m.insert(index.pk_attr().to_owned(), json!(pk));
+        m.insert(index.sk_attr().to_owned(), json!("a"));
+        serde_json::Value::Object(m)
+    }
+
     fn heat_of(h: &Heat, target: Target, pk: &str) -> (f64, f64) {
         h.hottest()
             .into_iter()
@@ -247,11 +255,8 @@ mod tests {
     #[test]
     fn a_put_charges_its_kilobytes_twice_in_a_transaction_and_one_unit_per_index_entry_changed() {
         let h = Heat::new();
-        let small = item(
-            "M#1",
-            json!({"GSI3PK": "EVENTS#2027-01-01T10", "GSI3SK": "a"}),
-        );
-        let big = item("M#2", json!({"blob": "x".repeat(1500)}));
+        let small = item("m-1", indexed(Index::Gsi3, "events-10"));
+        let big = item("m-2", json!({"blob": "x".repeat(1500)}));
         let writes = vec![
             Write::Put {
                 item: small.clone(),
@@ -263,17 +268,14 @@ mod tests {
             },
         ];
         h.committed(&writes, &[None, None], true);
-        assert_eq!(heat_of(&h, Target::Table, "M#1"), (0.0, 2.0)); // 1 KB × 2 (transaction)
-        assert_eq!(heat_of(&h, Target::Table, "M#2"), (0.0, 4.0)); // 2 KB × 2
+        assert_eq!(heat_of(&h, Target::Table, "m-1"), (0.0, 2.0)); // 1 KB × 2 (transaction)
+        assert_eq!(heat_of(&h, Target::Table, "m-2"), (0.0, 4.0)); // 2 KB × 2
         assert_eq!(
-            heat_of(&h, Target::Index(Index::Gsi3), "EVENTS#2027-01-01T10"),
+            heat_of(&h, Target::Index(Index::Gsi3), "events-10"),
             (0.0, 1.0)
         );
         // The same entry again: no index write. Moved to another key: the old key and the new.
-        let moved = item(
-            "M#1",
-            json!({"GSI3PK": "EVENTS#2027-01-01T11", "GSI3SK": "a"}),
-        );
+        let moved = item("m-1", indexed(Index::Gsi3, "events-11"));
         h.set_second(1);
         h.committed(
             &[Write::Put {
@@ -292,12 +294,12 @@ mod tests {
             true,
         );
         assert_eq!(
-            heat_of(&h, Target::Index(Index::Gsi3), "EVENTS#2027-01-01T11"),
+            heat_of(&h, Target::Index(Index::Gsi3), "events-11"),
             (0.0, 1.0)
         );
         // Second 1 added one unit on the old key; its busiest second is still 1 unit.
         assert_eq!(
-            heat_of(&h, Target::Index(Index::Gsi3), "EVENTS#2027-01-01T10"),
+            heat_of(&h, Target::Index(Index::Gsi3), "events-10"),
             (0.0, 1.0)
         );
     }
@@ -305,7 +307,7 @@ mod tests {
     #[test]
     fn a_failed_conditional_write_costs_the_table_but_writes_no_index_entry() {
         let h = Heat::new();
-        let it = item("STOCK#r", json!({"GSI1PK": "CATALOG"}));
+        let it = item("stock-r", indexed(Index::Gsi1, "catalog"));
         for _ in 0..3 {
             h.committed(
                 &[Write::Put {
@@ -316,9 +318,9 @@ mod tests {
                 false,
             );
         }
-        assert_eq!(heat_of(&h, Target::Table, "STOCK#r"), (0.0, 3.0));
+        assert_eq!(heat_of(&h, Target::Table, "stock-r"), (0.0, 3.0));
         assert_eq!(
-            heat_of(&h, Target::Index(Index::Gsi1), "CATALOG"),
+            heat_of(&h, Target::Index(Index::Gsi1), "catalog"),
             (0.0, 0.0)
         );
     }
@@ -326,21 +328,21 @@ mod tests {
     #[test]
     fn reads_cost_a_unit_per_started_4_kb_and_the_busiest_second_is_reported_against_the_limits() {
         let h = Heat::new();
-        let k = Key::new("CAMPAIGNS", "RUNNING");
-        let found = vec![Some(item("CAMPAIGNS", json!({"blob": "x".repeat(5000)})))];
+        let k = Key::new("registry", "RUNNING");
+        let found = vec![Some(item("registry", json!({"blob": "x".repeat(5000)})))];
         for s in 0..2 {
             h.set_second(s);
             for _ in 0..(1500 * (s + 1)) {
                 h.got(std::slice::from_ref(&k), &found);
             }
         }
-        h.queried(Target::Index(Index::Gsi4), "SEG#dormant", 0);
+        h.queried(Target::Index(Index::Gsi4), "seg-dormant", 0);
         let hot = h.hottest();
-        assert_eq!(hot[0].pk, "CAMPAIGNS");
+        assert_eq!(hot[0].pk, "registry");
         assert_eq!(hot[0].peak_read, 6000.0); // 3,000 reads of 2 units in second 1
         assert!(hot[0].over_limit());
         assert_eq!(
-            heat_of(&h, Target::Index(Index::Gsi4), "SEG#dormant"),
+            heat_of(&h, Target::Index(Index::Gsi4), "seg-dormant"),
             (1.0, 0.0)
         );
         assert!(!hot[1].over_limit());
@@ -354,7 +356,7 @@ mod tests {
         let writes: Vec<Write> = (0..3)
             .map(|i| Write::Put {
                 item: Item {
-                    key: Key::new("MEMBER#a", format!("L{i}")),
+                    key: Key::new("member-a", format!("L{i}")),
                     attrs: Map::new(),
                 },
                 cond: super::super::Cond::Always,
@@ -369,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_reads_and_retries_counts_once_and_two_requests_twice() {
         let h = Heat::new();
-        let k = Key::new("MEMBER#a", "MEMBER");
+        let k = Key::new("member-a", "MEMBER");
         let once = || h.got(std::slice::from_ref(&k), &[None]);
         REQUEST
             .scope(1, async {
