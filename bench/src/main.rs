@@ -70,7 +70,7 @@ struct Args {
     /// Members in the points job run.
     #[arg(long, default_value_t = 100_000)]
     points_members: usize,
-    /// Run a scale scenario of the heat model instead (`peak`): every partition key's busiest
+    /// Run a scale scenario of the heat model instead (`peak`, `flash`, `night`): every partition key's busiest
     /// second against DynamoDB's per-key limits; exits 1 when a key is over.
     #[arg(long)]
     scenario: Option<Scenario>,
@@ -86,12 +86,19 @@ struct Args {
     /// The purchase rate the peak figures are scaled to.
     #[arg(long, default_value_t = 10_000)]
     peak_target_rate: usize,
+    /// Members of each population of the night scenario (scaled to 10,000,000).
+    #[arg(long, default_value_t = 100_000)]
+    night_members: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Scenario {
     /// 10,000 purchases/s with ten campaigns awarding and 500 redemptions/s.
     Peak,
+    /// One reward with 1,000 in stock, 50,000 members redeeming within 10 seconds.
+    Flash,
+    /// The nightly jobs at 10,000,000 members, from a scaled model.
+    Night,
 }
 
 struct Phase {
@@ -265,6 +272,23 @@ async fn main() {
             seconds: args.peak_seconds,
             members: args.peak_members,
             target_rate: args.peak_target_rate,
+        })
+        .await;
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    if let Some(Scenario::Flash) = args.scenario {
+        let ok = scale::flash(scale::Flash {
+            stock: 1_000,
+            members: 50_000,
+            seconds: 10,
+        })
+        .await;
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    if let Some(Scenario::Night) = args.scenario {
+        let ok = scale::night(scale::Night {
+            members: args.night_members,
+            target: 10_000_000,
         })
         .await;
         std::process::exit(if ok { 0 } else { 1 });
@@ -491,6 +515,7 @@ async fn daily_run(members: usize, events: usize) {
                     &EventCarrier {
                         events: carried,
                         expires_at: 0,
+                        commit: Default::default(),
                     },
                 )
                 .unwrap();
@@ -546,7 +571,6 @@ async fn daily_run(members: usize, events: usize) {
 /// notice is due on the first day. Each run prints what it read and wrote against the members
 /// due that day, computed here from the seeding rule.
 async fn points_run(args: &Args) {
-    use loyalty::domain::lots::{self, Lots};
     let dir = tempfile::tempdir().unwrap();
     let store = CountingStore::new(EmbeddedStore::open(&dir.path().join("points.redb")).unwrap());
     let counts = store.counts.clone();
@@ -554,7 +578,6 @@ async fn points_run(args: &Args) {
         r#"{"points": {"pending_days": 14, "expiry": {"policy": "rolling", "months": 12}}}"#,
     )
     .unwrap();
-    let expiry = program.points.expiry;
     let clock = Arc::new(TestClock::default());
     let services = Services::new(Arc::new(store), program, clock.clone());
     let (base, auth) = serve(&services, clock).await;
@@ -578,31 +601,7 @@ async fn points_run(args: &Args) {
     let members = args.points_members;
     let seed_start = Instant::now();
     let day0: chrono::DateTime<Utc> = "2027-03-01T02:00:00Z".parse().unwrap();
-    let today = services.program_date(day0);
-    let year_ago: chrono::NaiveDate = "2026-03-10".parse().unwrap();
-    let ids: Vec<usize> = (0..members).collect();
-    for chunk in ids.chunks(100) {
-        let mut batch = Batch::new();
-        for i in chunk {
-            let bought = day0 - Duration::days((*i % 60) as i64 + 1);
-            let mut m = Member::new(
-                MemberId::parse(&format!("q{i}")).unwrap(),
-                "Q".into(),
-                bought - Duration::days(400),
-            );
-            let mut l = Lots::default();
-            if i % 50 == 0 {
-                l.grant(40, year_ago, expiry);
-            }
-            l.earn(100, services.program_date(bought), 14, today, expiry);
-            m.last_activity_at = bought;
-            m.lifetime_earned = loyalty::domain::Points(l.available_total() + l.pending_total());
-            m.points_due = lots::next_due(&l, expiry, services.program_date(bought), None);
-            m.set_lots(l);
-            batch.create(&m.id.clone(), &m).unwrap();
-        }
-        services.table.commit(batch).await.unwrap();
-    }
+    seed_points_members(&services, members, day0).await;
     println!(
         "points       seeded {members} members in {:.1} s",
         seed_start.elapsed().as_secs_f64()
@@ -633,6 +632,42 @@ async fn points_run(args: &Args) {
             c.commits,
             run.unwrap()
         );
+    }
+}
+
+/// Members for the points job, 100 to a commit (a bench shortcut): a purchase on one of the
+/// 60 days before `day0` (pending 14 days), and one in fifty with a lot granted a year ago.
+pub(crate) async fn seed_points_members(
+    services: &Services,
+    members: usize,
+    day0: chrono::DateTime<Utc>,
+) {
+    use loyalty::domain::lots::{self, Lots};
+    let expiry = services.program.points.expiry;
+    let today = services.program_date(day0);
+    let year_ago: chrono::NaiveDate = "2026-03-10".parse().unwrap();
+    let ids: Vec<usize> = (0..members).collect();
+    for chunk in ids.chunks(100) {
+        let mut batch = Batch::new();
+        for i in chunk {
+            let bought = day0 - Duration::days((*i % 60) as i64 + 1);
+            let mut m = Member::new(
+                MemberId::parse(&format!("q{i}")).unwrap(),
+                "Q".into(),
+                bought - Duration::days(400),
+            );
+            let mut l = Lots::default();
+            if i % 50 == 0 {
+                l.grant(40, year_ago, expiry);
+            }
+            l.earn(100, services.program_date(bought), 14, today, expiry);
+            m.last_activity_at = bought;
+            m.lifetime_earned = loyalty::domain::Points(l.available_total() + l.pending_total());
+            m.points_due = lots::next_due(&l, expiry, services.program_date(bought), None);
+            m.set_lots(l);
+            batch.create(&m.id.clone(), &m).unwrap();
+        }
+        services.table.commit(batch).await.unwrap();
     }
 }
 
@@ -667,17 +702,15 @@ async fn campaign_launch(services: &Services, counts: &RoundTrips, members: usiz
     );
 }
 
-/// The nightly segments run over a large membership: members seeded (100 to a commit, a bench
-/// shortcut) with purchase histories spread over 400 days and the segments a run on the day
-/// before gave them (with the fixed cut points); then a run on each of the next three days, in
-/// 1, 4 and 4 parts. Each prints what it read and wrote: written = members whose segments moved,
-/// not members. The first run puts the quintiles in force, so the second moves every member
-/// whose scores they change; the third shows a normal night.
-async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) {
+/// Members for the segments run, 100 to a commit (a bench shortcut): purchase histories
+/// spread over 400 days and the segments a run on the day before `day0` gave them.
+pub(crate) async fn seed_segment_members(
+    services: &Services,
+    members: usize,
+    day0: chrono::DateTime<Utc>,
+) {
     use loyalty::domain::Points;
-    let seed_start = Instant::now();
     let p = services.program.clone();
-    let day0: chrono::DateTime<Utc> = "2027-03-01T02:00:00Z".parse().unwrap();
     let today = services.program_date(day0);
     let ids: Vec<usize> = (0..members).collect();
     for chunk in ids.chunks(100) {
@@ -718,6 +751,18 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
         }
         services.table.commit(batch).await.unwrap();
     }
+}
+
+/// The nightly segments run over a large membership: members seeded (100 to a commit, a bench
+/// shortcut) with purchase histories spread over 400 days and the segments a run on the day
+/// before gave them (with the fixed cut points); then a run on each of the next three days, in
+/// 1, 4 and 4 parts. Each prints what it read and wrote: written = members whose segments moved,
+/// not members. The first run puts the quintiles in force, so the second moves every member
+/// whose scores they change; the third shows a normal night.
+async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) {
+    let seed_start = Instant::now();
+    let day0: chrono::DateTime<Utc> = "2027-03-01T02:00:00Z".parse().unwrap();
+    seed_segment_members(services, members, day0).await;
     println!(
         "segments     seeded {members} members in {:.1} s",
         seed_start.elapsed().as_secs_f64()

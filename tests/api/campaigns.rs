@@ -102,7 +102,7 @@ async fn bonus_points(api: &Api, member: &str) -> i64 {
 async fn groups(api: &Api, campaign: &str) -> BTreeMap<String, String> {
     api.services
         .table
-        .list_all::<Assignment>(&CampaignId::parse(campaign).unwrap())
+        .assignments(&CampaignId::parse(campaign).unwrap())
         .await
         .unwrap()
         .into_iter()
@@ -782,10 +782,12 @@ async fn a_purchase_costs_one_read_and_one_write_with_ten_campaigns_running() {
         (r.status, r.problem_type()),
         (409, "/problems/too-many-campaigns")
     );
-    // The first purchase after the launches learns the new campaigns (a second read); from then
-    // on each purchase reads the registry, ten campaigns and ten assignments in its one batch.
+    // The first purchase after the launches learns the new campaigns (a second read: their
+    // definitions and the member's assignments; a third: their budgets' slices); from then on
+    // each purchase reads its copy of the registry, ten budget slices and ten assignments in
+    // its one batch, and takes its awards from the slices in its one commit.
     let (r, cost) = bought("learn").await;
-    assert_eq!((r["campaign_bonus"].as_i64(), cost), (Some(10), (2, 1)));
+    assert_eq!((r["campaign_bonus"].as_i64(), cost), (Some(10), (3, 1)));
     let (r, cost) = bought("steady").await;
     assert_eq!((r["campaign_bonus"].as_i64(), cost), (Some(10), (1, 1)));
     // Ending one is seen by the next purchase in that same one read.
@@ -831,6 +833,13 @@ async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_au
     assert_eq!(shown.body["status"], "launching");
     // A purchase meanwhile plays no part in it.
     assert_eq!(api.buy("a", "during", 1000).await["campaign_bonus"], 0);
+    // While the claim is fresh, the launch holding it may still be running: no second launch.
+    let early = api
+        .post("/v1/campaigns/resume/launch", &api.admin(), json!({}))
+        .await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    // Past the lease (15 minutes), the claim is taken over and the launch finished.
+    api.clock.set(at("2027-01-10T10:16:00Z"));
     let done = launch(&api, "resume").await;
     let g = groups(&api, "resume").await;
     assert_eq!(
@@ -856,3 +865,110 @@ async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_au
     }
 }
 both_backends!(an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_audience);
+
+async fn thirty_two_clients_buying_into_one_campaign_get_no_503_and_the_budget_stays_exact(
+    b: Backend,
+) {
+    use futures::StreamExt;
+    let api = Arc::new(Api::new(b).await);
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    let ids: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
+    for id in &ids {
+        api.enrol(id).await;
+    }
+    // 240 purchases wanting 500 points each (120,000) against 100,050: the budget runs dry in
+    // 64 slices, so the last awards borrow across slices and are cut to what remains.
+    let body = silver_campaign(
+        &api,
+        json!({"kind": "bonus", "points": 500}),
+        json!({"budget_points": 100_050, "per_member_limit": null}),
+    );
+    put_campaign(&api, "crowd", body).await;
+    launch(&api, "crowd").await;
+    let purchases: Vec<(String, String)> = (0..240)
+        .map(|n| (ids[n % 60].clone(), format!("crowd-{n}")))
+        .collect();
+    let statuses: Vec<(u16, i64)> = futures::stream::iter(purchases)
+        .map(|(member, receipt)| {
+            let api = api.clone();
+            async move {
+                tokio::spawn(async move {
+                    let body = purchase_body(&member, &receipt, 1000, api.services.now());
+                    let r = api.post("/v1/purchases", &api.pos("store-1"), body).await;
+                    (r.status, r.body["campaign_bonus"].as_i64().unwrap_or(0))
+                })
+                .await
+                .unwrap()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let unavailable = statuses.iter().filter(|(s, _)| *s == 503).count();
+    assert_eq!(unavailable, 0, "no purchase gave up on contention");
+    assert!(statuses.iter().all(|(s, _)| *s == 201), "{statuses:?}");
+    let awarded: i64 = statuses.iter().map(|(_, p)| p).sum();
+    assert_eq!(awarded, 100_050, "the budget, exactly");
+    let mut ledger_total = 0;
+    for id in &ids {
+        ledger_total += bonus_points(&api, id).await;
+    }
+    assert_eq!(ledger_total, 100_050, "no award lost or doubled");
+    let c = api.get("/v1/campaigns/crowd", &api.admin()).await;
+    assert_eq!(
+        c.body["budget"],
+        json!({"points": 100_050, "awarded": 100_050, "remaining": 0})
+    );
+    assert_eq!(
+        results(&api, "crowd").await["treatment"]["points_awarded"],
+        100_050
+    );
+}
+both_backends!(thirty_two_clients_buying_into_one_campaign_get_no_503_and_the_budget_stays_exact);
+
+async fn concurrent_launches_of_one_campaign_end_in_one_launch_and_no_503(b: Backend) {
+    let api = Arc::new(Api::new(b).await);
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    for i in 0..40 {
+        api.enrol(&format!("l{i:02}")).await;
+    }
+    let body = silver_campaign(
+        &api,
+        json!({"kind": "bonus", "points": 5}),
+        json!({"holdout_percent": 20}),
+    );
+    put_campaign(&api, "twice", body).await;
+    let runs: Vec<_> = (0..10)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let r = api
+                    .post("/v1/campaigns/twice/launch", &api.admin(), json!({}))
+                    .await;
+                (r.status, r.body)
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in runs {
+        statuses.push(r.await.unwrap());
+    }
+    let launched = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused = statuses.iter().filter(|(s, _)| *s == 409).count();
+    assert_eq!((launched, refused), (1, 9), "{statuses:?}");
+    let shown = api.get("/v1/campaigns/twice", &api.admin()).await;
+    assert_eq!(shown.body["status"], "running");
+    let size = &shown.body["audience_size"];
+    assert_eq!(
+        size["treatment"].as_u64().unwrap() + size["holdout"].as_u64().unwrap(),
+        40
+    );
+    assert_eq!(groups(&api, "twice").await.len(), 40, "each member once");
+    // It runs once: a purchase is counted once.
+    api.buy("l00", "after-launch", 1000).await;
+    let r = results(&api, "twice").await;
+    let counted =
+        r["treatment"]["converted"].as_u64().unwrap() + r["holdout"]["converted"].as_u64().unwrap();
+    assert_eq!(counted, 1);
+}
+both_backends!(concurrent_launches_of_one_campaign_end_in_one_launch_and_no_503);

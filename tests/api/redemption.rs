@@ -390,18 +390,20 @@ async fn concurrent_redemptions_on(b: Backend, program: loyalty::program::Progra
     );
 }
 
-async fn fifty_members_racing_for_ten_in_stock_get_exactly_ten(b: Backend) {
+/// `members` members, each with points for one, race for `stock` units of one reward: exactly
+/// `stock` win, the rest are refused out of stock, nobody holds two, and the catalog agrees.
+async fn race_for_stock(b: Backend, members: usize, stock: u64) -> Arc<Api> {
     let api = Arc::new(Api::new(b).await);
     api.put_reward(
         "flash",
-        json!({"name": "Flash sale", "cost_points": 5, "stock": 10}),
+        json!({"name": "Flash sale", "cost_points": 5, "stock": stock, "per_member_limit": 1}),
     )
     .await;
-    for i in 0..50 {
+    for i in 0..members {
         api.enrol(&format!("m{i}")).await;
         api.adjust(&format!("m{i}"), 5).await;
     }
-    let tasks: Vec<_> = (0..50)
+    let tasks: Vec<_> = (0..members)
         .map(|i| {
             let api = api.clone();
             tokio::spawn(async move {
@@ -430,10 +432,65 @@ async fn fifty_members_racing_for_ten_in_stock_get_exactly_ten(b: Backend) {
             other => panic!("unexpected {other}: {}", r.body),
         }
     }
-    assert_eq!((won, sold_out, codes.len()), (10, 40, 10));
+    assert_eq!(
+        (won, sold_out, codes.len()),
+        (stock as usize, members - stock as usize, stock as usize)
+    );
     assert_eq!(stock_remaining(&api, "flash").await, 0);
+    api
+}
+
+async fn fifty_members_racing_for_ten_in_stock_get_exactly_ten(b: Backend) {
+    race_for_stock(b, 50, 10).await;
 }
 both_backends!(fifty_members_racing_for_ten_in_stock_get_exactly_ten);
+
+async fn two_hundred_redeemers_on_fifty_units_never_oversell_and_a_cancel_gives_one_back(
+    b: Backend,
+) {
+    let api = race_for_stock(b, 200, 50).await;
+    // The stock is spread over shards; a cancelled voucher's unit goes back to one of them and
+    // the next redeemer, whichever shard is theirs, finds it.
+    let mut held = None;
+    for i in 0..200 {
+        let r = api
+            .get(
+                &format!("/v1/members/m{i}/redemptions"),
+                &api.member(&format!("m{i}")),
+            )
+            .await;
+        if let Some(first) = r.body["items"].as_array().and_then(|a| a.first()) {
+            held = Some((i, first["id"].as_str().unwrap().to_owned()));
+            break;
+        }
+    }
+    let (i, redemption) = held.expect("someone holds a voucher");
+    let r = api
+        .post(
+            &format!("/v1/members/m{i}/redemptions/{redemption}/cancel"),
+            &api.member(&format!("m{i}")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stock_remaining(&api, "flash").await, 1);
+    let mut got = 0;
+    for j in (0..200).filter(|j| *j != i) {
+        let r = api
+            .post(
+                &format!("/v1/members/m{j}/redemptions"),
+                &api.member(&format!("m{j}")),
+                json!({"reward_id": "flash"}),
+            )
+            .await;
+        if r.status == 201 {
+            got += 1;
+        }
+    }
+    assert_eq!(got, 1, "exactly the unit given back");
+    assert_eq!(stock_remaining(&api, "flash").await, 0);
+}
+both_backends!(two_hundred_redeemers_on_fifty_units_never_oversell_and_a_cancel_gives_one_back);
 
 async fn twenty_concurrent_uses_of_one_voucher_accept_exactly_one(b: Backend) {
     let api = Arc::new(Api::new(b).await);

@@ -465,3 +465,106 @@ async fn forged_positions_are_bad_cursors_on_both_backends(b: Backend) {
     assert_eq!(first.items, vec![Key::new("Q", "A#1")]);
 }
 both_backends!(forged_positions_are_bad_cursors_on_both_backends);
+
+async fn takes_never_pass_the_cap_keep_the_index_and_bump_the_version(b: Backend) {
+    let (s, _g) = store(b).await;
+    let k = Key::new("S#1", "SLICE");
+    s.commit(vec![put(
+        item(
+            "S#1",
+            "SLICE",
+            json!({"cap": 10, "used": 0, "version": 1, "GSI1PK": "X", "GSI1SK": "1"}),
+        ),
+        Cond::Absent,
+    )])
+    .await
+    .unwrap();
+    let take = |amount: i64, cap: i64| Write::Take {
+        key: k.clone(),
+        amount,
+        cap,
+    };
+    s.commit(vec![take(7, 10)]).await.unwrap();
+    // More than the room, the wrong cap, giving back more than used, a missing item: refused.
+    for (w, why) in [
+        (take(4, 10), "7 + 4 > 10"),
+        (take(1, 11), "the cap changed"),
+        (take(-8, 10), "7 − 8 < 0"),
+        (
+            Write::Take {
+                key: Key::new("S#2", "SLICE"),
+                amount: 1,
+                cap: 10,
+            },
+            "no such slice",
+        ),
+    ] {
+        assert!(
+            matches!(
+                s.commit(vec![w]).await,
+                Err(StoreError::ConditionFailed { .. })
+            ),
+            "{why}"
+        );
+    }
+    // Inside a batch too: the failing take writes nothing of the batch.
+    let other = put(item("S#9", "X", json!({})), Cond::Absent);
+    assert!(s.commit(vec![other, take(5, 10)]).await.is_err());
+    assert_eq!(s.get(&Key::new("S#9", "X")).await.unwrap(), None);
+    s.commit(vec![take(3, 10)]).await.unwrap();
+    s.commit(vec![take(-2, 10)]).await.unwrap();
+    let now = s.get(&k).await.unwrap().unwrap();
+    assert_eq!(now.attrs["used"], 8);
+    assert_eq!(now.version(), Some(4), "each take is a new version");
+    let listed = s
+        .query_index(Index::Gsi1, "X", &SortKey::All, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![k.clone()], "a take leaves index entries");
+}
+both_backends!(takes_never_pass_the_cap_keep_the_index_and_bump_the_version);
+
+async fn concurrent_takes_fill_a_slice_exactly_and_no_further(b: Backend) {
+    let (s, _g) = store(b).await;
+    let k = Key::new("S#race", "SLICE");
+    s.commit(vec![put(
+        item(
+            "S#race",
+            "SLICE",
+            json!({"cap": 50, "used": 0, "version": 1}),
+        ),
+        Cond::Absent,
+    )])
+    .await
+    .unwrap();
+    // 80 takers of 1 at once, each retrying only a transaction conflict: exactly 50 land.
+    let runs: Vec<_> = (0..80)
+        .map(|_| {
+            let (s, k) = (s.clone(), k.clone());
+            tokio::spawn(async move {
+                loop {
+                    match s
+                        .commit(vec![Write::Take {
+                            key: k.clone(),
+                            amount: 1,
+                            cap: 50,
+                        }])
+                        .await
+                    {
+                        Ok(()) => return true,
+                        Err(StoreError::ConditionFailed { .. }) => return false,
+                        Err(StoreError::Conflict) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut landed = 0;
+    for r in runs {
+        landed += usize::from(r.await.unwrap());
+    }
+    assert_eq!(landed, 50);
+    assert_eq!(s.get(&k).await.unwrap().unwrap().attrs["used"], 50);
+}
+both_backends!(concurrent_takes_fill_a_slice_exactly_and_no_further);

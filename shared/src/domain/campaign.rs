@@ -461,8 +461,12 @@ pub struct Campaign {
     pub holdout_percent: HoldoutShare,
     pub status: CampaignStatus,
     pub audience_size: Option<AudienceSize>,
-    /// Every point awarded so far (refund reversals do not return points to the budget).
+    /// Every point awarded so far (refund reversals do not return points to the budget): the
+    /// sum of the budget's slices, filled in when the campaign is shown, never stored counting.
     pub awarded: Points,
+    /// How many slices the budget was split into at launch (`domain::slices`; 0 before).
+    #[serde(default)]
+    pub slices: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub launched_at: Option<DateTime<Utc>>,

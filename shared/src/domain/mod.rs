@@ -58,6 +58,7 @@ mod properties;
 pub mod receipt;
 pub mod reward;
 pub mod segment;
+pub mod slices;
 pub mod spend;
 pub mod tier;
 pub mod voucher;

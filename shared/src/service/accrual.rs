@@ -8,6 +8,7 @@ use super::events::Journal;
 use super::members::{LedgerEntry, live, money};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
+use crate::domain::CampaignId;
 use crate::domain::campaign::PurchaseFacts;
 use crate::domain::campaign::{Assignment, CampaignCredit};
 use crate::domain::earning::earn;
@@ -24,7 +25,9 @@ use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
-use crate::table::{Batch, Fetched, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Slot};
+use crate::table::{
+    Batch, Fetched, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
+};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -237,7 +240,7 @@ impl Services {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&member_id);
         let purchase = reads.add::<PurchaseRecord>(&pid);
-        let state = reads.add::<SegmentState>(&());
+        let state = reads.add::<SegmentState>(&Replica::of(&member_id));
         let campaigns = self.campaign_reads(&mut reads, &member_id);
         let found = self.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
@@ -250,11 +253,33 @@ impl Services {
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
-        let plays = self.campaign_plays(&found, campaigns).await?;
+        let mut plays = self.campaign_plays(&found, campaigns).await?;
         let cuts = self.cut_points(found.get(&state)?);
-        let mut batch = Batch::new();
-        let mut m = current.value;
-        let record = self.decide_purchase(req, digest, &mut m, &cuts, plays, now, &mut batch)?;
+        let (mut batch, m, record) = loop {
+            let mut batch = Batch::new();
+            let mut m = current.value.clone();
+            let mut short = Vec::new();
+            let record = self.decide_purchase(
+                req,
+                digest,
+                &mut m,
+                &cuts,
+                plays.clone(),
+                now,
+                &mut batch,
+                &mut short,
+            )?;
+            if short.is_empty() {
+                break (batch, m, record);
+            }
+            // The member's own budget slice could not cover an award: every slice of those
+            // budgets, read once, and the same decision again (it finds them complete).
+            let (wide, rest): (Vec<_>, Vec<_>) = plays
+                .into_iter()
+                .partition(|p| short.contains(p.campaign_id()));
+            plays = rest;
+            plays.extend(self.with_every_slice(wide).await?);
+        };
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
         batch.save(&m.id, &m, Some(current.version))?;
@@ -275,6 +300,7 @@ impl Services {
         plays: Vec<Play>,
         now: DateTime<Utc>,
         batch: &mut Batch,
+        short: &mut Vec<CampaignId>,
     ) -> Result<PurchaseRecord, ServiceError> {
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         let mut journal = Journal::new(self, m, now);
@@ -292,7 +318,8 @@ impl Services {
             ),
             |moved, line| booked.event(req, m.tier, moved, line),
         );
-        let credits = self.purchase_in_campaigns(req, &booked, plays, m, &mut journal, batch)?;
+        let credits =
+            self.purchase_in_campaigns(req, &booked, plays, m, &mut journal, batch, short)?;
         let bonus = credits
             .iter()
             .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
@@ -327,6 +354,7 @@ impl Services {
 
     /// The purchase played in each campaign the member is in (`play_purchase`): its outcome
     /// counted, and what a treatment member is awarded.
+    #[allow(clippy::too_many_arguments)]
     fn purchase_in_campaigns(
         &self,
         req: &PurchaseRequest,
@@ -335,6 +363,7 @@ impl Services {
         m: &mut Member,
         journal: &mut Journal,
         batch: &mut Batch,
+        short: &mut Vec<CampaignId>,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
         let lines: Vec<(Option<&str>, i64)> = req
             .lines
@@ -353,7 +382,16 @@ impl Services {
             store_id: req.store_id.clone(),
             receipt_id: req.receipt_id.clone(),
         };
-        self.play_purchase(plays, &facts, booked.occurred_at, &sale, m, journal, batch)
+        self.play_purchase(
+            plays,
+            &facts,
+            booked.occurred_at,
+            &sale,
+            m,
+            journal,
+            batch,
+            short,
+        )
     }
 
     /// The purchase on the member's books: its points (pending or spendable, at the tier held
@@ -520,7 +558,7 @@ impl Services {
         let would_total = refunded_total_after(&pr, req.amount)?;
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&pr.member_id);
-        let state = reads.add::<SegmentState>(&());
+        let state = reads.add::<SegmentState>(&Replica::of(&pr.member_id));
         let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
         let found = self.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;

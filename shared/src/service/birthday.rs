@@ -13,7 +13,6 @@ use crate::domain::MemberId;
 use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
 use crate::domain::event::{EventData, Gifted};
 use crate::domain::member::{LedgerKind, Member};
-use crate::domain::reward::Reward;
 use crate::retrying;
 use crate::table::{Batch, Gift, MemberIndex, Reads, RewardCount};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -197,16 +196,19 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, ServiceError> {
         let mut reads = Reads::new();
-        let reward = reads.add::<Reward>(rid);
+        let shard = Services::stock_read(&mut reads, rid, &m.id);
         let count = reads.add::<RewardCount>(&(m.id.clone(), rid.clone()));
         let more = self.table.read(&reads).await?;
         let count = more.get(&count)?;
-        let Some(reward) = more.get(&reward)? else {
-            tracing::warn!(reward = %rid, "configured birthday reward does not exist");
-            return Ok(None);
+        let stock = match self.stock(shard, &more, rid).await {
+            Err(ServiceError::NotFound(_)) => {
+                tracing::warn!(reward = %rid, "configured birthday reward does not exist");
+                return Ok(None);
+            }
+            other => other?,
         };
         let issue = Issue {
-            reward: &reward,
+            stock: &stock,
             count: count.as_ref(),
             charge: false,
             source: "birthday_gift",

@@ -2,11 +2,13 @@
 //! indexes, each member's group by the SHA-256 rule), the end, the measured results; and the part
 //! of a purchase or refund that plays the running campaigns.
 //!
-//! A purchase finds the running campaigns in one registry item and each campaign's item and the
-//! member's assignment by key, all in the purchase's one batch read: this process remembers which
-//! campaigns were running, reads their keys with the registry, and reads again only when the
-//! registry says the set changed. The budget counter lives on the campaign item and every award
-//! commits with that item's version, so awards never exceed the budget under any concurrency.
+//! A purchase finds the running campaigns in its member's copy of the registry, and each
+//! campaign's budget slice and the member's assignment by key, all in the purchase's one batch
+//! read: this process remembers the running campaigns' definitions (fixed once launched), and
+//! reads a campaign's item only the first time it sees it in the registry. The budget is split
+//! into slices (`domain::slices`, DESIGN.md "Scale"); an award takes from its member's slice in
+//! place (`Write::Take`), borrowing from the others (one more read) only when that one is short,
+//! so awards never exceed the budget under any concurrency and no one item takes every award.
 //! Each member's outcome (purchases, net spend, points) lives on their assignment, so results
 //! read one item per audience member, never the purchases.
 
@@ -27,10 +29,14 @@ use crate::domain::campaign::{
 use crate::domain::event::{Awarded, EventData, PurchaseRef, RefundRef, Reversal, Reversed};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::segment::SegmentId;
+use crate::domain::slices;
 use crate::domain::spend::refund_reversal;
 use crate::domain::{CampaignId, MemberId, Money, Points};
 use crate::retrying;
-use crate::table::{Batch, Fetched, MemberIndex, Reads, Slot, Versioned};
+use crate::table::{
+    BUDGET_SLICES, Batch, BudgetSlice, Fetched, MemberIndex, POINTS_PER_BUDGET_SLICE, Reads,
+    Replica, Slice, Slot, Versioned, shard_of,
+};
 use chrono::{DateTime, FixedOffset, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -41,6 +47,10 @@ use utoipa::ToSchema;
 /// At most this many campaigns hold a place in the registry at once: a purchase reads two items
 /// per campaign in its one batch read (at most 4 + 2 × 10 items).
 pub const MAX_RUNNING: usize = 10;
+
+/// How long a launch's claim keeps other launches out: far longer than a launch over the
+/// largest segment takes (DESIGN.md "Scale": two million members in about two minutes).
+const LAUNCH_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Launch writes assignments in transactions of this many items (plus the campaign check), a
 /// few at once.
@@ -54,6 +64,11 @@ impl Campaign {
             CampaignStatus::Running if now >= self.ends_at => CampaignStatus::Ended,
             s => s,
         }
+    }
+
+    /// The budget slice a member's awards take from first.
+    fn home_of(&self, m: &MemberId) -> u32 {
+        shard_of(m, self.slices.max(1))
     }
 
     fn budget(&self) -> Budget {
@@ -235,16 +250,46 @@ impl Assignment {
     }
 }
 
-/// The campaign ids this process last saw running: the keys a purchase reads with the registry.
+/// What this process knows of the running campaigns: their definitions (fixed while running)
+/// and which budgets it has seen used up (a running budget never grows).
 #[derive(Default, Debug)]
-pub struct RunningCache(RwLock<Vec<CampaignId>>);
+pub struct RunningCache(RwLock<BTreeMap<CampaignId, Known>>);
+
+#[derive(Clone, Debug)]
+struct Known {
+    campaign: Campaign,
+    exhausted: bool,
+}
 
 impl RunningCache {
-    fn ids(&self) -> Vec<CampaignId> {
+    fn known(&self) -> BTreeMap<CampaignId, Known> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
-    fn set(&self, ids: Vec<CampaignId>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    fn keep_only(&self, running: &[CampaignId]) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| running.contains(id));
+    }
+    fn learn(&self, c: &Campaign) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(c.id.clone())
+            .or_insert_with(|| Known {
+                campaign: c.clone(),
+                exhausted: false,
+            });
+    }
+    fn exhausted(&self, id: &CampaignId) {
+        if let Some(k) = self
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            k.exhausted = true;
+        }
     }
 }
 
@@ -252,19 +297,34 @@ impl RunningCache {
 pub(crate) struct CampaignReads {
     registry: Slot<RunningCampaigns>,
     member: MemberId,
-    slots: Vec<(CampaignId, Slot<Campaign>, Slot<Assignment>)>,
+    slots: Vec<(Known, Option<Slot<BudgetSlice>>, Slot<Assignment>)>,
 }
 
 /// An assignment to put (`Some`) or delete (`None`), and the version it was read at.
 type AssignmentWrite = (MemberId, Option<Assignment>, Option<u64>);
 
-/// A campaign's item and the member's assignment, as read.
-type Found = (Option<Versioned<Campaign>>, Option<Versioned<Assignment>>);
-
 /// A running campaign the member is in.
+#[derive(Clone)]
 pub(crate) struct Play {
-    campaign: Versioned<Campaign>,
+    campaign: Campaign,
+    /// The budget slices read, with their number: the member's own, or all of them after a
+    /// purchase found its own short.
+    slices: Vec<(u32, Slice)>,
+    /// Whether `slices` is every slice (or the budget is known used up: no slice at all).
+    complete: bool,
     assignment: Versioned<Assignment>,
+}
+
+impl Play {
+    pub(crate) fn campaign_id(&self) -> &CampaignId {
+        &self.campaign.id
+    }
+    fn home(&self) -> u32 {
+        shard_of(
+            &self.assignment.value.member_id,
+            self.campaign.slices.max(1),
+        )
+    }
 }
 
 fn reference(id: &CampaignId) -> String {
@@ -397,6 +457,7 @@ impl Services {
             status: CampaignStatus::Draft,
             audience_size: None,
             awarded: Points::ZERO,
+            slices: 0,
             created_at: existing.as_ref().map_or(now, |e| e.value.created_at),
             updated_at: now,
             launched_at: None,
@@ -426,7 +487,8 @@ impl Services {
             .get::<Campaign>(id)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        Ok(c.value.view(self.now()))
+        let c = self.with_awarded(vec![c.value]).await?;
+        Ok(c[0].view(self.now()))
     }
 
     /// Campaigns, newest first.
@@ -438,6 +500,7 @@ impl Services {
     ) -> Result<(Vec<CampaignView>, Option<String>), ServiceError> {
         let now = self.now();
         let (items, next) = self.table.campaigns(limit, cursor).await?;
+        let items = self.with_awarded(items).await?;
         Ok((items.iter().map(|c| c.view(now)).collect(), next))
     }
 
@@ -542,13 +605,18 @@ impl Services {
         let now = self.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&());
+        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
         let found = self.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
             .ok_or(ServiceError::NotFound("campaign"))?;
         let mut c = current.value;
         if matches!(c.status, CampaignStatus::Running | CampaignStatus::Ended) {
+            return Err(ServiceError::CampaignLaunched);
+        }
+        // Another launch holds it: only one launches at a time. One cut off (its process
+        // gone) is taken over once its claim is older than the lease.
+        if c.status == CampaignStatus::Launching && now < c.updated_at + LAUNCH_LEASE {
             return Err(ServiceError::CampaignLaunched);
         }
         if now >= c.ends_at {
@@ -578,7 +646,7 @@ impl Services {
         version: u64,
         groups: &BTreeMap<MemberId, Group>,
     ) -> Result<(), ServiceError> {
-        let existing = self.table.list_all::<Assignment>(id).await?;
+        let existing = self.table.assignments(id).await?;
         let mut writes: Vec<AssignmentWrite> = Vec::new();
         let mut seen = BTreeSet::new();
         for a in existing {
@@ -642,7 +710,7 @@ impl Services {
         let now = self.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&());
+        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
         let found = self.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
@@ -667,13 +735,20 @@ impl Services {
             id: id.clone(),
             ends_at: c.ends_at,
         });
+        c.slices = slices::count(c.budget_points.0, POINTS_PER_BUDGET_SLICE, BUDGET_SLICES);
         let mut batch = Batch::new();
         batch.save(id, &c, Some(version))?;
-        batch.save(
-            &(),
+        batch.save_replicas(
             &RunningCampaigns { running },
             registry.as_ref().map(|r| r.version),
         )?;
+        for (n, cap) in slices::caps(c.budget_points.0, c.slices)
+            .into_iter()
+            .enumerate()
+        {
+            let slice = BudgetSlice(Slice { cap, used: 0 });
+            batch.put(&(id.clone(), n as u32), &slice)?;
+        }
         // Recorded by the call that finishes the launch (a resumed launch names its resumer).
         let audited = Audited {
             action: AuditAction::CampaignLaunched,
@@ -707,7 +782,7 @@ impl Services {
         let now = self.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&());
+        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
         let found = self.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
@@ -717,7 +792,7 @@ impl Services {
             CampaignStatus::Draft | CampaignStatus::Launching => {
                 return Err(ServiceError::CampaignNotRunning);
             }
-            CampaignStatus::Ended => return Ok(c.view(now)),
+            CampaignStatus::Ended => return Ok(self.with_awarded(vec![c]).await?[0].view(now)),
             CampaignStatus::Running => {}
         }
         c.status = CampaignStatus::Ended;
@@ -732,7 +807,7 @@ impl Services {
                 .into_iter()
                 .filter(|e| &e.id != id)
                 .collect();
-            batch.save(&(), &RunningCampaigns { running }, Some(r.version))?;
+            batch.save_replicas(&RunningCampaigns { running }, Some(r.version))?;
         }
         let audited = Audited {
             action: AuditAction::CampaignEnded,
@@ -746,7 +821,7 @@ impl Services {
         };
         self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
-        Ok(c.view(now))
+        Ok(self.with_awarded(vec![c]).await?[0].view(now))
     }
 
     /// The measured effect, from the assignments (one item per audience member).
@@ -762,9 +837,10 @@ impl Services {
         if matches!(c.status, CampaignStatus::Draft | CampaignStatus::Launching) {
             return Err(ServiceError::CampaignNotRunning);
         }
+        let c = self.with_awarded(vec![c]).await?.remove(0);
         let outcomes: Vec<MemberOutcome> = self
             .table
-            .list_all::<Assignment>(id)
+            .assignments(id)
             .await?
             .iter()
             .map(|a| a.value.outcome())
@@ -801,18 +877,22 @@ impl Services {
 
     // ---- the purchase path
 
-    /// Adds the registry, and each remembered campaign's item and the member's assignment, to a
-    /// purchase's batch read.
+    /// Adds the member's copy of the registry, and for each campaign this process knows to be
+    /// running the member's budget slice (unless the budget is known used up) and assignment,
+    /// to a purchase's batch read.
     pub(crate) fn campaign_reads(&self, reads: &mut Reads, member: &MemberId) -> CampaignReads {
-        let registry = reads.add::<RunningCampaigns>(&());
+        let registry = reads.add::<RunningCampaigns>(&Replica::of(member));
         let slots = self
             .campaigns
-            .ids()
-            .into_iter()
-            .map(|c| {
-                let item = reads.add::<Campaign>(&c);
-                let a = reads.add::<Assignment>(&(c.clone(), member.clone()));
-                (c, item, a)
+            .known()
+            .into_values()
+            .map(|k| {
+                let slice = (!k.exhausted).then(|| {
+                    let home = shard_of(member, k.campaign.slices.max(1));
+                    reads.add::<BudgetSlice>(&(k.campaign.id.clone(), home))
+                });
+                let a = reads.add::<Assignment>(&(k.campaign.id.clone(), member.clone()));
+                (k, slice, a)
             })
             .collect();
         CampaignReads {
@@ -833,49 +913,107 @@ impl Services {
             .get(&r.registry)?
             .map(|v| v.value.running.into_iter().map(|e| e.id).collect())
             .unwrap_or_default();
-        let mut got: BTreeMap<CampaignId, Found> = BTreeMap::new();
-        for (id, c, a) in &r.slots {
-            got.insert(id.clone(), (found.get(c)?, found.get(a)?));
+        self.campaigns.keep_only(&running);
+        let mut plays = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (k, slice, a) in r.slots {
+            if !running.contains(&k.campaign.id) {
+                continue;
+            }
+            seen.insert(k.campaign.id.clone());
+            let slices = match &slice {
+                Some(slot) => found
+                    .get(slot)?
+                    .map(|v| vec![(k.campaign.home_of(&r.member), v.value.0)])
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            if let Some(assignment) = found.get(&a)? {
+                plays.push(Play {
+                    complete: k.exhausted,
+                    campaign: k.campaign,
+                    slices,
+                    assignment,
+                });
+            }
         }
-        let missing: Vec<&CampaignId> =
-            running.iter().filter(|id| !got.contains_key(*id)).collect();
+        let missing: Vec<&CampaignId> = running.iter().filter(|id| !seen.contains(*id)).collect();
         if !missing.is_empty() {
             let mut reads = Reads::new();
             let slots: Vec<_> = missing
                 .iter()
                 .map(|id| {
                     (
-                        (*id).clone(),
                         reads.add::<Campaign>(id),
                         reads.add::<Assignment>(&((*id).clone(), r.member.clone())),
                     )
                 })
                 .collect();
             let again = self.table.read(&reads).await?;
-            for (id, c, a) in slots {
-                got.insert(id, (again.get(&c)?, again.get(&a)?));
+            let mut learned = Vec::new();
+            for (c, a) in slots {
+                let Some(c) = again.get(&c)?.map(|v| v.value) else {
+                    continue;
+                };
+                if c.status != CampaignStatus::Running || c.slices == 0 {
+                    continue;
+                }
+                self.campaigns.learn(&c);
+                if let Some(assignment) = again.get(&a)? {
+                    learned.push(Play {
+                        campaign: c,
+                        slices: Vec::new(),
+                        complete: false,
+                        assignment,
+                    });
+                }
             }
-        }
-        if r.slots.len() != running.len() || !r.slots.iter().all(|(id, ..)| running.contains(id)) {
-            self.campaigns.set(running.clone());
-        }
-        let mut plays = Vec::new();
-        for id in running {
-            if let Some((Some(campaign), Some(assignment))) = got.remove(&id)
-                && campaign.value.status == CampaignStatus::Running
-            {
-                plays.push(Play {
-                    campaign,
-                    assignment,
-                });
-            }
+            // Their slices are read whole: this is already the rare path.
+            plays.extend(self.with_every_slice(learned).await?);
         }
         Ok(plays)
     }
 
+    /// The plays with every slice of their budgets read (one round trip for all): for a
+    /// purchase whose own slice was short, and for campaigns first seen. A budget found used
+    /// up is remembered, so later purchases read no slice of it.
+    pub(crate) async fn with_every_slice(
+        &self,
+        plays: Vec<Play>,
+    ) -> Result<Vec<Play>, ServiceError> {
+        let mut reads = Reads::new();
+        let slots: Vec<Vec<(u32, Slot<BudgetSlice>)>> = plays
+            .iter()
+            .map(|p| {
+                (0..p.campaign.slices)
+                    .map(|n| (n, reads.add::<BudgetSlice>(&(p.campaign.id.clone(), n))))
+                    .collect()
+            })
+            .collect();
+        let found = self.table.read(&reads).await?;
+        let mut out = Vec::new();
+        for (mut p, slots) in plays.into_iter().zip(slots) {
+            p.slices = Vec::new();
+            for (n, slot) in slots {
+                if let Some(v) = found.get(&slot)? {
+                    p.slices.push((n, v.value.0));
+                }
+            }
+            p.complete = true;
+            if p.slices.iter().all(|(_, s)| s.room() == 0) {
+                self.campaigns.exhausted(&p.campaign.id);
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+
     /// Plays a purchase in each campaign the member is in: counts it in their outcome when it
     /// falls in the window, and awards a treatment member what the offer, their limit and the
-    /// budget allow. Everything goes into the purchase's batch.
+    /// budget allow, taken from the budget's slices. Everything goes into the purchase's batch.
+    /// A campaign whose award the member's own slice cannot cover, while the other slices are
+    /// unread, goes into `short` and earns nothing here: the caller reads every slice of it
+    /// ([`Services::with_every_slice`]) and decides again.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn play_purchase(
         &self,
@@ -886,15 +1024,18 @@ impl Services {
         m: &mut Member,
         journal: &mut Journal,
         batch: &mut Batch,
+        short: &mut Vec<CampaignId>,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
         let now = journal.now();
         let mut credits = Vec::new();
-        for Play {
-            campaign,
-            assignment,
-        } in plays
-        {
-            let mut c = campaign.value;
+        for play in plays {
+            let home = play.home();
+            let Play {
+                campaign: c,
+                slices: read,
+                complete,
+                assignment,
+            } = play;
             let mut a = assignment.value;
             if !in_window(occurred_at, c.starts_at, c.ends_at, c.ended_at) {
                 continue;
@@ -903,18 +1044,34 @@ impl Services {
             a.spend = a.spend.saturating_add(facts.amount);
             let mut points = Points::ZERO;
             if a.group == Group::Treatment {
-                let left = Points(c.budget_points.0 - c.awarded.0);
-                points = cut(
-                    offered(&c.offer, facts)?,
+                let room: i64 = read.iter().map(|(_, s)| s.room()).sum();
+                let offered = offered(&c.offer, facts)?;
+                let unbounded = Points(offered.0.max(0));
+                let wanted = cut(
+                    offered,
                     a.awards,
                     c.per_member_limit,
-                    left,
+                    if complete { Points(room) } else { unbounded },
                 );
+                if !complete && wanted.0 > room {
+                    short.push(c.id.clone());
+                    continue;
+                }
+                points = wanted;
             }
             if points.0 > 0 {
+                let mut rooms = vec![0; c.slices as usize];
+                for (n, s) in &read {
+                    if let Some(r) = rooms.get_mut(*n as usize) {
+                        *r = s.room();
+                    }
+                }
+                for (n, take) in slices::plan(points.0, home, &rooms) {
+                    let cap = read.iter().find(|(k, _)| *k == n).map_or(0, |(_, s)| s.cap);
+                    batch.take::<BudgetSlice>(&(c.id.clone(), n), take, cap);
+                }
                 a.awards += 1;
                 a.points = a.points.checked_add(points)?;
-                c.awarded = c.awarded.checked_add(points)?;
                 self.credit(m, points, now);
                 m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
                 journal.line(
@@ -935,8 +1092,6 @@ impl Services {
                         })
                     },
                 );
-                // The budget's version: a concurrent award reads again and is cut to what is left.
-                batch.save(&c.id, &c, Some(campaign.version))?;
             }
             batch.save(&(c.id.clone(), m.id.clone()), &a, Some(assignment.version))?;
             credits.push(CampaignCredit {
@@ -945,6 +1100,45 @@ impl Services {
             });
         }
         Ok(credits)
+    }
+
+    /// Every slice of each campaign's budget, in one read: the points awarded so far.
+    pub(crate) async fn awarded(&self, cs: &[&Campaign]) -> Result<Vec<Points>, ServiceError> {
+        let mut reads = Reads::new();
+        let slots: Vec<Vec<Slot<BudgetSlice>>> = cs
+            .iter()
+            .map(|c| {
+                (0..c.slices)
+                    .map(|n| reads.add::<BudgetSlice>(&(c.id.clone(), n)))
+                    .collect()
+            })
+            .collect();
+        if slots.iter().all(Vec::is_empty) {
+            return Ok(cs.iter().map(|c| c.awarded).collect());
+        }
+        let found = self.table.read(&reads).await?;
+        cs.iter()
+            .zip(slots)
+            .map(|(c, slots)| {
+                if slots.is_empty() {
+                    return Ok(c.awarded);
+                }
+                let mut sum = 0i64;
+                for slot in &slots {
+                    sum += found.get(slot)?.map_or(0, |v| v.value.0.used);
+                }
+                Ok(Points(sum))
+            })
+            .collect()
+    }
+
+    /// The campaigns with what their budgets awarded filled in, for showing.
+    async fn with_awarded(&self, mut cs: Vec<Campaign>) -> Result<Vec<Campaign>, ServiceError> {
+        let awarded = self.awarded(&cs.iter().collect::<Vec<_>>()).await?;
+        for (c, a) in cs.iter_mut().zip(awarded) {
+            c.awarded = a;
+        }
+        Ok(cs)
     }
 
     /// Adds the assignments a purchase counted in to a refund's read.

@@ -10,7 +10,7 @@ use super::members::LedgerEntry;
 use crate::domain::MemberId;
 use crate::domain::event::{Event, EventData, LineRef, Moved, Numbering};
 use crate::domain::member::Member;
-use crate::table::{Batch, EventCarrier, LedgerLine};
+use crate::table::{Batch, CommitLink, EventCarrier, LedgerLine};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -80,9 +80,34 @@ impl Journal {
         let mut carried = self.numbering.lines.clone();
         let (rest, last) = self.numbering.finish();
         let mut all = Vec::new();
+        // One event-index entry per commit: on its last line (kept as long as the ledger), or
+        // on its carrier when it has no line; that item names the others (`CommitLink`).
+        let line_seqs: Vec<u64> = self.lines.iter().map(|(seq, _)| *seq).collect();
+        let carrier_seq = rest.last().map(|e| e.seq);
+        let indexed_line = line_seqs.last().copied();
         for ((seq, entry), (_, events)) in self.lines.into_iter().zip(carried.drain(..)) {
             all.extend(events.iter().cloned());
-            batch.create(&(m.id.clone(), seq), &LedgerLine { entry, seq, events })?;
+            let commit = if Some(seq) == indexed_line {
+                CommitLink {
+                    lines: line_seqs.iter().copied().filter(|s| *s != seq).collect(),
+                    carrier: carrier_seq,
+                    quiet: false,
+                }
+            } else {
+                CommitLink {
+                    quiet: true,
+                    ..CommitLink::default()
+                }
+            };
+            batch.create(
+                &(m.id.clone(), seq),
+                &LedgerLine {
+                    entry,
+                    seq,
+                    events,
+                    commit,
+                },
+            )?;
         }
         if let Some(last_event) = rest.last() {
             let key = (m.id.clone(), last_event.seq);
@@ -93,6 +118,10 @@ impl Journal {
                 &EventCarrier {
                     events: rest,
                     expires_at,
+                    commit: CommitLink {
+                        quiet: indexed_line.is_some(),
+                        ..CommitLink::default()
+                    },
                 },
             )?;
         }

@@ -116,6 +116,8 @@ pub struct Services {
     pub retry: RetryPolicy,
     /// The campaigns this process last saw running (see `campaigns`).
     pub campaigns: Arc<campaigns::RunningCache>,
+    /// The rewards this process last saw sold out, and when (see `redemption`).
+    pub sold_out: Arc<redemption::SoldOut>,
 }
 
 /// A use case's answer, and whether it was replayed from an earlier identical request.
@@ -148,6 +150,7 @@ impl Services {
             clock,
             retry: RetryPolicy::default(),
             campaigns: Arc::default(),
+            sold_out: Arc::default(),
         }
     }
 
@@ -167,24 +170,41 @@ impl Services {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         const JOB_CONCURRENCY: usize = 8;
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.table.members_in(which, after).await?;
-            let results: Vec<_> = futures::stream::iter(page.items)
-                .map(|id| {
-                    let fut = each(id.clone());
-                    async move { (id, fut.await) }
+        // The partitions of a sharded list (DESIGN.md "Scale") are read a few at once; a
+        // page's members are handled a few at once within each.
+        const PARTS_AT_ONCE: usize = 4;
+        let each = &each;
+        let parts: Vec<Result<Vec<_>, ServiceError>> =
+            futures::stream::iter(0..Table::member_list_parts(which))
+                .map(|part| async move {
+                    let mut out = Vec::new();
+                    let mut after = None;
+                    loop {
+                        let page = self.table.member_keys_in_part(which, part, after).await?;
+                        let ids = page.items.iter().filter_map(Table::member_of_key);
+                        let results: Vec<_> = futures::stream::iter(ids)
+                            .map(|id| {
+                                let fut = each(id.clone());
+                                async move { (id, fut.await) }
+                            })
+                            .buffer_unordered(JOB_CONCURRENCY)
+                            .collect()
+                            .await;
+                        out.extend(results);
+                        match page.next {
+                            Some(n) => after = Some(n),
+                            None => return Ok(out),
+                        }
+                    }
                 })
-                .buffer_unordered(JOB_CONCURRENCY)
+                .buffer_unordered(PARTS_AT_ONCE)
                 .collect()
                 .await;
-            out.extend(results);
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(p?);
         }
+        Ok(out)
     }
 
     /// [`Services::for_members_in`] over the month partitions of a date-keyed work list (tier

@@ -1,6 +1,13 @@
 //! The reward catalog, redemptions and vouchers. A redemption is one commit: member (points),
-//! reward (stock), the member's count for the reward, the redemption, the voucher (its code
+//! the reward's stock, the member's count for the reward, the redemption, the voucher (its code
 //! absence-conditioned, so a collision is just a retry) and the ledger entry.
+//!
+//! A redemption never reads or writes the reward's own item: it reads its member's shard of the
+//! reward (`RewardShard`: the definition and a slice of the stock) and takes one unit from that
+//! slice in place (`Write::Take`), reading the other shards only when its own has none left.
+//! This process remembers for a second a reward it found sold out everywhere, so the crowd
+//! refused at the end of a flash sale costs one read each, not one of every shard
+//! (DESIGN.md "Scale").
 
 use super::audit::Audited;
 use super::error::ServiceError;
@@ -14,12 +21,18 @@ use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, 
 use crate::domain::member::{LedgerKind, Member};
 pub use crate::domain::reward::Redemption;
 use crate::domain::reward::{Refusal, Reward, check_redemption};
+use crate::domain::slices;
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
 use crate::domain::{MemberId, Points, RewardId, StoreId, Tier};
 use crate::retrying;
-use crate::table::{Batch, Reads, RewardCount, Versioned, Voucher};
+use crate::table::{
+    Batch, Fetched, REWARD_SHARDS, Reads, RewardCount, RewardShard, Slice, Slot, Versioned,
+    Voucher, shard_of,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::RwLock;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -120,7 +133,7 @@ impl Redemption {
 /// The writes that issue one voucher for `reward` to `member` (whose balance this lowers when
 /// `charge` is set); the caller adds the member item and commits.
 pub(crate) struct Issue<'a> {
-    pub reward: &'a Versioned<Reward>,
+    pub stock: &'a Stock,
     pub count: Option<&'a Versioned<RewardCount>>,
     /// Points are charged (a redemption) or not (a gift).
     pub charge: bool,
@@ -137,7 +150,8 @@ pub(crate) fn issue_voucher(
     let held = issue.count.map_or(0, |c| c.value.count);
     // Points that became spendable or expired by now count before the balance is judged.
     svc.settle(member, journal, now);
-    let r = &issue.reward.value;
+    let reward = issue.stock.reward();
+    let r = &reward;
     check_redemption(member.tier, member.balance, r, held, issue.charge).map_err(refusal)?;
     let redemption = draw_redemption(svc, member, &issue, now)?;
     let voucher = Voucher {
@@ -193,7 +207,7 @@ fn draw_redemption(
     issue: &Issue<'_>,
     now: DateTime<Utc>,
 ) -> Result<Redemption, ServiceError> {
-    let r = &issue.reward.value;
+    let r = &issue.stock.home.value.reward;
     let points = if issue.charge {
         r.cost_points
     } else {
@@ -262,18 +276,181 @@ fn restored_line(journal: &mut Journal, m: &Member, r: &Redemption) {
     }
 }
 
-/// The reward's stock (when it has one) and the member's count of it, one fewer issued.
+/// A reward's shards as a request read them: its member's own, and every shard when that one
+/// had no stock left (`all`).
+pub(crate) struct Stock {
+    home_n: u32,
+    home: Versioned<RewardShard>,
+    all: Option<Vec<Versioned<RewardShard>>>,
+}
+
+/// The rewards this process found sold out in every shard, and when: for a second after, a
+/// redemption whose own shard is empty is refused without reading the others.
+#[derive(Default, Debug)]
+pub struct SoldOut(RwLock<HashMap<RewardId, DateTime<Utc>>>);
+
+const SOLD_OUT_MEMORY: chrono::Duration = chrono::Duration::seconds(1);
+
+impl SoldOut {
+    fn recently(&self, r: &RewardId, now: DateTime<Utc>) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(r)
+            .is_some_and(|at| now >= *at && now - *at < SOLD_OUT_MEMORY)
+    }
+    fn seen(&self, r: &RewardId, now: DateTime<Utc>) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.clone(), now);
+    }
+}
+
+impl Stock {
+    fn limited(&self) -> bool {
+        self.home.value.reward.stock.is_some()
+    }
+    /// The slices known: every shard's, or the member's own.
+    fn slices(&self) -> Vec<(u32, Slice)> {
+        match &self.all {
+            Some(all) => all
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (n as u32, s.value.slice))
+                .collect(),
+            None => vec![(self.home_n, self.home.value.slice)],
+        }
+    }
+    /// The definition, with `issued` as far as the shards read tell: none left when no shard
+    /// read has room.
+    fn reward(&self) -> Reward {
+        let mut r = self.home.value.reward.clone();
+        if let Some(stock) = r.stock {
+            let room: i64 = self.slices().iter().map(|(_, s)| s.room()).sum();
+            r.issued = stock.saturating_sub(u64::try_from(room).unwrap_or(0));
+        }
+        r
+    }
+}
+
+impl Services {
+    /// Adds a member's shard of a reward to a read.
+    pub(crate) fn stock_read(
+        reads: &mut Reads,
+        reward: &RewardId,
+        member: &MemberId,
+    ) -> (u32, Slot<RewardShard>) {
+        let n = shard_of(member, REWARD_SHARDS);
+        (n, reads.add::<RewardShard>(&(reward.clone(), n)))
+    }
+
+    /// The reward's stock after the read: the member's shard, and every shard (one more read)
+    /// when that one has none left, unless this process saw the reward sold out a moment ago.
+    pub(crate) async fn stock(
+        &self,
+        (home_n, slot): (u32, Slot<RewardShard>),
+        found: &Fetched,
+        reward: &RewardId,
+    ) -> Result<Stock, ServiceError> {
+        let home = found.get(&slot)?.ok_or(ServiceError::NotFound("reward"))?;
+        let mut stock = Stock {
+            home_n,
+            home,
+            all: None,
+        };
+        let now = self.now();
+        if stock.limited()
+            && stock.home.value.slice.room() == 0
+            && !self.sold_out.recently(reward, now)
+        {
+            let all = self.reward_shards(reward).await?;
+            if all.iter().all(|s| s.value.slice.room() == 0) {
+                self.sold_out.seen(reward, now);
+            }
+            stock.all = Some(all);
+        }
+        Ok(stock)
+    }
+
+    /// Every shard of a reward, in one read (empty when the reward does not exist).
+    async fn reward_shards(
+        &self,
+        reward: &RewardId,
+    ) -> Result<Vec<Versioned<RewardShard>>, ServiceError> {
+        let mut reads = Reads::new();
+        let slots: Vec<_> = (0..REWARD_SHARDS)
+            .map(|n| reads.add::<RewardShard>(&(reward.clone(), n)))
+            .collect();
+        let found = self.table.read(&reads).await?;
+        let mut out = Vec::new();
+        for slot in &slots {
+            match found.get(slot)? {
+                Some(s) => out.push(s),
+                None => return Ok(Vec::new()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rewards with what is issued of their stock filled in from their shards, for showing.
+    async fn with_issued(&self, mut rewards: Vec<Reward>) -> Result<Vec<Reward>, ServiceError> {
+        let mut reads = Reads::new();
+        let slots: Vec<Vec<Slot<RewardShard>>> = rewards
+            .iter()
+            .map(|r| match r.stock {
+                Some(_) => (0..REWARD_SHARDS)
+                    .map(|n| reads.add::<RewardShard>(&(r.id.clone(), n)))
+                    .collect(),
+                None => Vec::new(),
+            })
+            .collect();
+        if slots.iter().all(Vec::is_empty) {
+            return Ok(rewards);
+        }
+        let found = self.table.read(&reads).await?;
+        for (r, slots) in rewards.iter_mut().zip(slots) {
+            if slots.is_empty() {
+                continue;
+            }
+            let mut used = 0i64;
+            for slot in &slots {
+                used += found.get(slot)?.map_or(0, |s| s.value.slice.used);
+            }
+            r.issued = u64::try_from(used).unwrap_or(0);
+        }
+        Ok(rewards)
+    }
+}
+
+/// The reward's stock (when it has one) and the member's count of it, one fewer issued: the
+/// unit goes back to the member's own shard when that one has some out, else to the first
+/// that has.
 fn count_returned(
     batch: &mut Batch,
-    reward: Option<Versioned<Reward>>,
+    reward: &RewardId,
+    home: u32,
+    shards: &[Versioned<RewardShard>],
     count: Option<((MemberId, RewardId), Versioned<RewardCount>)>,
 ) -> Result<(), ServiceError> {
-    if let Some(reward) = reward.filter(|rw| rw.value.stock.is_some()) {
-        let back = Reward {
-            issued: reward.value.issued.saturating_sub(1),
-            ..reward.value.clone()
-        };
-        batch.save(&back.id, &back, Some(reward.version))?;
+    if shards
+        .first()
+        .is_some_and(|s| s.value.reward.stock.is_some())
+    {
+        let back = shards
+            .get(home as usize)
+            .filter(|s| s.value.slice.used > 0)
+            .map(|_| home)
+            .or_else(|| {
+                shards
+                    .iter()
+                    .position(|s| s.value.slice.used > 0)
+                    .map(|n| n as u32)
+            });
+        if let Some(n) = back {
+            let cap = shards[n as usize].value.slice.cap;
+            batch.take::<RewardShard>(&(reward.clone(), n), -1, cap);
+        }
     }
     if let Some((key, c)) = count {
         let fewer = RewardCount {
@@ -284,28 +461,39 @@ fn count_returned(
     Ok(())
 }
 
-/// The member's count of this reward, and the reward's stock when it has one, one more issued.
+/// The member's count of this reward, and one unit of the reward's stock when it has one,
+/// taken from the member's shard or (when it has none left) another.
 fn count_issued(
     batch: &mut Batch,
     member: &MemberId,
     issue: &Issue<'_>,
     held: u32,
 ) -> Result<(), ServiceError> {
-    let (reward, r) = (issue.reward, &issue.reward.value);
+    let stock = issue.stock;
+    let id = &stock.home.value.reward.id;
     batch.save(
-        &(member.clone(), r.id.clone()),
+        &(member.clone(), id.clone()),
         &RewardCount { count: held + 1 },
         issue.count.map(|c| c.version),
     )?;
-    if r.stock.is_some() {
-        let next = Reward {
-            issued: r.issued + 1,
-            ..r.clone()
-        };
-        batch.save(&r.id, &next, Some(reward.version))?;
+    if stock.limited() {
+        let known = stock.slices();
+        let mut rooms = vec![0; REWARD_SHARDS as usize];
+        for (n, s) in &known {
+            rooms[*n as usize] = s.room();
+        }
+        let (n, _) = slices::plan(1, stock.home_n, &rooms)
+            .into_iter()
+            .next()
+            .ok_or(ServiceError::OutOfStock)?;
+        let cap = known
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or(0, |(_, s)| s.cap);
+        batch.take::<RewardShard>(&(id.clone(), n), 1, cap);
     } else {
-        // Unlimited stock: no hot item to write, but a concurrent edit (deactivation) still wins.
-        batch.check::<Reward>(&r.id, reward.version);
+        // Unlimited stock: no stock to take, but a concurrent edit (deactivation) still wins.
+        batch.check::<RewardShard>(&(id.clone(), stock.home_n), stock.home.version);
     }
     Ok(())
 }
@@ -374,6 +562,19 @@ impl Services {
     ) -> Result<(RewardView, bool), ServiceError> {
         let now = self.now();
         let existing = self.table.get::<Reward>(id).await?;
+        let shards = match existing {
+            Some(_) => self.reward_shards(id).await?,
+            None => Vec::new(),
+        };
+        // What is issued stays issued, spread again over the shards (a reward stored before
+        // shards kept its count on its own item).
+        let issued: i64 = if shards.is_empty() {
+            existing
+                .as_ref()
+                .map_or(0, |e| i64::try_from(e.value.issued).unwrap_or(i64::MAX))
+        } else {
+            shards.iter().map(|s| s.value.slice.used).sum()
+        };
         let reward = Reward {
             id: id.clone(),
             name: name.to_owned(),
@@ -381,7 +582,7 @@ impl Services {
             cost_points: input.cost_points,
             min_tier: input.min_tier,
             stock: input.stock,
-            issued: existing.as_ref().map_or(0, |e| e.value.issued),
+            issued: 0,
             per_member_limit: input.per_member_limit,
             active: input.active,
             created_at: Some(
@@ -393,6 +594,29 @@ impl Services {
         };
         let mut batch = Batch::new();
         batch.save(id, &reward, existing.as_ref().map(|e| e.version))?;
+        let used = slices::caps(issued, REWARD_SHARDS);
+        let left = slices::caps(
+            reward
+                .stock
+                .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX) - issued)
+                .max(0),
+            REWARD_SHARDS,
+        );
+        for n in 0..REWARD_SHARDS as usize {
+            let shard = RewardShard {
+                reward: reward.clone(),
+                slice: Slice {
+                    cap: used[n] + left[n],
+                    used: used[n],
+                },
+            };
+            // Read at a version: a take meanwhile moves it on, and this edit reads again.
+            batch.save(
+                &(id.clone(), n as u32),
+                &shard,
+                shards.get(n).map(|s| s.version),
+            )?;
+        }
         let audited = Audited {
             action: match existing {
                 None => AuditAction::RewardCreated,
@@ -409,7 +633,11 @@ impl Services {
         };
         self.audit(&mut batch, Some(actor), audited, now)?;
         self.table.commit(batch).await?;
-        Ok((RewardView::from(&reward), existing.is_none()))
+        let shown = Reward {
+            issued: u64::try_from(issued).unwrap_or(0),
+            ..reward
+        };
+        Ok((RewardView::from(&shown), existing.is_none()))
     }
 
     /// The active catalog, newest first. Only active rewards are in the catalog index, so
@@ -421,6 +649,7 @@ impl Services {
         cursor: Option<&str>,
     ) -> Result<(Vec<RewardView>, Option<String>), ServiceError> {
         let (rewards, next) = self.table.catalog(limit, cursor).await?;
+        let rewards = self.with_issued(rewards).await?;
         Ok((rewards.iter().map(RewardView::from).collect(), next))
     }
 
@@ -443,7 +672,7 @@ impl Services {
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
-        let reward = reads.add::<Reward>(reward_id);
+        let shard = Services::stock_read(&mut reads, reward_id, id);
         let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
@@ -452,9 +681,7 @@ impl Services {
         if let Some(replay) = Idempotency::replay::<RedemptionReceipt>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let reward = found
-            .get(&reward)?
-            .ok_or(ServiceError::NotFound("reward"))?;
+        let stock = self.stock(shard, &found, reward_id).await?;
         let count = found.get(&count)?;
         let mut m = current.value;
         let mut journal = Journal::new(self, &m, now);
@@ -463,7 +690,7 @@ impl Services {
             &mut m,
             &mut journal,
             Issue {
-                reward: &reward,
+                stock: &stock,
                 count: count.as_ref(),
                 charge: true,
                 source: "redemption",
@@ -530,7 +757,9 @@ impl Services {
         let r = &red.value;
         let mut reads = Reads::new();
         let voucher = reads.add::<Voucher>(r.voucher_code.as_str());
-        let reward = reads.add::<Reward>(&r.reward_id);
+        let shards: Vec<_> = (0..REWARD_SHARDS)
+            .map(|n| reads.add::<RewardShard>(&(r.reward_id.clone(), n)))
+            .collect();
         let count_id = (id.clone(), r.reward_id.clone());
         let count = reads.add::<RewardCount>(&count_id);
         let more = self.table.read(&reads).await?;
@@ -542,7 +771,10 @@ impl Services {
                 status: voucher.value.status,
             });
         }
-        let reward = more.get(&reward)?;
+        let mut stock = Vec::new();
+        for slot in &shards {
+            stock.extend(more.get(slot)?);
+        }
         let count = more.get(&count)?;
 
         let balance_before = current.value.balance;
@@ -567,7 +799,13 @@ impl Services {
         batch.save(id, &m, Some(current.version))?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
-        count_returned(&mut batch, reward, count.map(|c| (count_id, c)))?;
+        count_returned(
+            &mut batch,
+            &r.reward_id,
+            shard_of(id, REWARD_SHARDS),
+            &stock,
+            count.map(|c| (count_id, c)),
+        )?;
         let audited = Audited {
             action: AuditAction::RedemptionCancelled,
             member: Some(id),

@@ -20,7 +20,7 @@ pub use crate::domain::segment::{
 use crate::domain::spend::month_index;
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
-use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Versioned};
+use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Replica, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -251,7 +251,7 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<PartRun, ServiceError> {
         check_parts(part, parts)?;
-        let cuts = self.cut_points(self.table.get::<SegmentState>(&()).await?);
+        let cuts = self.cut_points(self.table.get::<SegmentState>(&Replica::FIRST).await?);
         let mut tally = Tally::default();
         let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
@@ -485,14 +485,11 @@ impl Services {
             };
             let mut batch = Batch::new();
             batch.save(&date, &day, existing.as_ref().map(|d| d.version))?;
-            batch.put(
-                &(),
-                &SegmentState {
-                    cutpoints,
-                    quantiles,
-                    computed_at: now,
-                },
-            )?;
+            batch.put_replicas(&SegmentState {
+                cutpoints,
+                quantiles,
+                computed_at: now,
+            })?;
             self.table.commit(batch).await
         })?;
         // The nightly run also folds the day before into the daily series.

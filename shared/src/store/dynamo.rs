@@ -4,8 +4,8 @@
 //! index queries are eventually consistent, as DynamoDB allows no other.
 
 use super::{
-    Cond, Index, IndexPosition, Item, Key, MAX_BATCH, PK, Range, SK, SortKey, Store, StoreError,
-    StoreResult, Write, validate_batch,
+    CAP, Cond, Index, IndexPosition, Item, Key, MAX_BATCH, PK, Range, SK, SortKey, Store,
+    StoreError, StoreResult, USED, VERSION, Write, validate_batch,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -171,6 +171,31 @@ fn condition(c: &Cond) -> Option<Expr> {
             values: HashMap::from([(":t".into(), AttributeValue::N(t.to_string()))]),
         }),
     }
+}
+
+/// A take as an update in place: `ADD` to the counter and the version, conditioned on the cap
+/// and the counter's bounds ([`Write::take_bounds`]).
+fn take_expr(amount: i64, cap: i64) -> (String, Expr) {
+    let (lo, hi) = Write::take_bounds(amount, cap);
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    (
+        "ADD #u :a, #v :one".into(),
+        Expr {
+            text: "#c = :c AND #u BETWEEN :lo AND :hi".into(),
+            names: HashMap::from([
+                ("#u".into(), USED.into()),
+                ("#v".into(), VERSION.into()),
+                ("#c".into(), CAP.into()),
+            ]),
+            values: HashMap::from([
+                (":a".into(), n(amount)),
+                (":one".into(), n(1)),
+                (":c".into(), n(cap)),
+                (":lo".into(), n(lo)),
+                (":hi".into(), n(hi)),
+            ]),
+        },
+    )
 }
 
 fn sort_condition(sk_attr: &str, sort: &SortKey) -> (String, HashMap<String, String>, Attrs) {
@@ -403,6 +428,19 @@ impl DynamoStore {
                     .map_err(backend)?;
                 b.condition_check(c).build()
             }
+            Write::Take { key, amount, cap } => {
+                let (update, e) = take_expr(amount, cap);
+                let u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)))
+                    .update_expression(update)
+                    .condition_expression(e.text)
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values(Some(e.values))
+                    .build()
+                    .map_err(backend)?;
+                b.update(u).build()
+            }
         })
     }
 
@@ -441,6 +479,21 @@ impl DynamoStore {
                 req.send().await.map(|_| ()).map_err(classify)
             }
             check @ Write::Check { .. } => self.commit_transaction(vec![check]).await,
+            Write::Take { key, amount, cap } => {
+                let (update, e) = take_expr(amount, cap);
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)))
+                    .update_expression(update)
+                    .condition_expression(e.text)
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values(Some(e.values))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            }
         }
     }
 

@@ -7,8 +7,8 @@
 //! order by bytes, which is how DynamoDB orders string keys too.
 
 use super::{
-    Index, IndexPosition, Item, Key, Range, SortKey, Store, StoreError, StoreResult, Write,
-    validate_batch,
+    Index, IndexPosition, Item, Key, Range, SortKey, Store, StoreError, StoreResult, USED, VERSION,
+    Write, validate_batch,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -227,6 +227,27 @@ fn apply(
                 .map_err(backend)?;
         }
         Write::Check { .. } => {}
+        Write::Take { key, amount, .. } => {
+            // `holds` found the item; a take leaves its index attributes as they are.
+            let Some(cur) = current else {
+                return Err(StoreError::broken("a take of a missing item"));
+            };
+            let mut attrs = cur.attrs.clone();
+            let used = attrs.get(USED).and_then(Value::as_i64).unwrap_or(0);
+            attrs.insert(USED.into(), Value::from(used + amount));
+            attrs.insert(VERSION.into(), Value::from(cur.version().unwrap_or(0) + 1));
+            let bytes = serde_json::to_vec(&attrs).map_err(backend)?;
+            items
+                .insert(item_key(&key.pk, &key.sk).as_slice(), bytes.as_slice())
+                .map_err(backend)?;
+            for ix in Index::ALL {
+                if let Some((ipk, isk)) = cur.index_key(ix) {
+                    index
+                        .insert(index_entry(ix, &ipk, &isk, key).as_slice(), [].as_slice())
+                        .map_err(backend)?;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -379,12 +400,7 @@ impl Store for EmbeddedStore {
                         .get(item_key(&k.pk, &k.sk).as_slice())
                         .map_err(backend)?;
                     let cur = raw.map(|v| decode(k.clone(), v.value())).transpose()?;
-                    let cond = match w {
-                        Write::Put { cond, .. }
-                        | Write::Delete { cond, .. }
-                        | Write::Check { cond, .. } => cond,
-                    };
-                    if !cond.holds(cur.as_ref()) {
+                    if !w.holds(cur.as_ref()) {
                         // Dropping the transaction without commit aborts it: nothing is written.
                         return Err(StoreError::ConditionFailed { index: Some(i) });
                     }

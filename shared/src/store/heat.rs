@@ -157,7 +157,7 @@ impl Heat {
         for (w, old) in writes.iter().zip(before) {
             let size = match w {
                 Write::Put { item, .. } => super::item_size(item),
-                Write::Delete { key, .. } | Write::Check { key, .. } => {
+                Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => {
                     key.pk.len() + key.sk.len() + 4
                 }
             };
@@ -168,7 +168,8 @@ impl Heat {
             let new = match w {
                 Write::Put { item, .. } => Some(item),
                 Write::Delete { .. } => None,
-                Write::Check { .. } => continue,
+                // A take changes a counter, never an index key.
+                Write::Check { .. } | Write::Take { .. } => continue,
             };
             for index in Index::ALL {
                 let entry = |i: Option<&Item>| -> Option<(String, String)> {

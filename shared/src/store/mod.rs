@@ -23,6 +23,9 @@ pub const PK: &str = "PK";
 pub const SK: &str = "SK";
 pub const VERSION: &str = "version";
 pub const EXPIRES_AT: &str = "expires_at";
+/// The attributes of an item [`Write::Take`] draws on: its fixed share and what is used of it.
+pub const CAP: &str = "cap";
+pub const USED: &str = "used";
 
 /// DynamoDB allows 100 actions per transaction; both backends refuse more, so code that works
 /// locally works in AWS.
@@ -180,14 +183,45 @@ pub enum Write {
         key: Key,
         cond: Cond,
     },
+    /// Adds `amount` (negative: gives back) to the [`USED`] attribute of an existing item and 1
+    /// to its version, provided its [`CAP`] is still `cap` and `0 ≤ used + amount ≤ cap`. An
+    /// update in place, conditioned on the counter rather than the version: concurrent takes
+    /// from one item all succeed while there is room (DESIGN.md "Scale"), and a rewrite of the
+    /// item read at a version notices them.
+    Take {
+        key: Key,
+        amount: i64,
+        cap: i64,
+    },
 }
 
 impl Write {
     pub fn key(&self) -> &Key {
         match self {
             Write::Put { item, .. } => &item.key,
-            Write::Delete { key, .. } | Write::Check { key, .. } => key,
+            Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => key,
         }
+    }
+
+    /// Whether the write may apply to the item as it is (both backends keep this rule; the
+    /// embedded one evaluates it here).
+    pub fn holds(&self, current: Option<&Item>) -> bool {
+        match self {
+            Write::Put { cond, .. } | Write::Delete { cond, .. } | Write::Check { cond, .. } => {
+                cond.holds(current)
+            }
+            Write::Take { amount, cap, .. } => current.is_some_and(|c| {
+                let int = |a: &str| c.attrs.get(a).and_then(Value::as_i64);
+                let used = int(USED).unwrap_or(0);
+                int(CAP) == Some(*cap) && (0..=*cap).contains(&(used + amount))
+            }),
+        }
+    }
+
+    /// The bounds [`Write::Take`] puts on the counter before it adds: `used` must lie in
+    /// `lo..=hi`.
+    pub fn take_bounds(amount: i64, cap: i64) -> (i64, i64) {
+        (amount.min(0).saturating_neg(), cap - amount.max(0))
     }
 }
 
@@ -507,7 +541,8 @@ pub fn write_units(writes: &[Write]) -> u64 {
         .map(|w| {
             let size = match w {
                 Write::Put { item, .. } => item_size(item),
-                Write::Delete { key, .. } | Write::Check { key, .. } => {
+                // A take rewrites a slice item of a few dozen bytes: one unit, as the key.
+                Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => {
                     PK.len() + key.pk.len() + SK.len() + key.sk.len()
                 }
             };

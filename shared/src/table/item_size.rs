@@ -129,6 +129,7 @@ fn typical_member_with_full_history_stays_under_one_kilobyte() {
     // One write unit is 1 KB: a member item must fit under 1,024 bytes with room to spare,
     // even spending 999,999.99 a month.
     let (size, own) = stored_size(&full_member(99_999_999));
+    println!("typical member item: {size} bytes ({own} its own)");
     assert!(
         size < 900,
         "the member item takes {size} bytes ({own} its own)"
@@ -166,6 +167,7 @@ fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
     });
     m.lifetime_expired = Points(12_345_678);
     let (size, own) = stored_size(&m);
+    println!("fullest member item: {size} bytes ({own} its own)");
     assert!(
         size < 1024,
         "the member item takes {size} bytes ({own} its own)"

@@ -9,8 +9,10 @@ mod item_size;
 mod records;
 
 pub use records::{
+    ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CommitLink, DUE_SHARDS, EVENT_SHARDS,
     EventCarrier, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex,
-    PhoneClaim, PurchaseRecord, RefundRecord, RewardCount, Voucher, member_shard,
+    POINTS_PER_BUDGET_SLICE, PhoneClaim, PurchaseRecord, REPLICAS, REWARD_SHARDS, RefundRecord,
+    Replica, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
 };
 
 use crate::domain::MemberId;
@@ -22,6 +24,7 @@ use crate::store::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Timelike, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -215,6 +218,40 @@ impl Batch {
         }))
     }
 
+    /// Every copy of a replicated record, as the next version of the copies read at `prior`
+    /// (copies are only ever written together, so they share their versions).
+    pub fn save_replicas<R: Record<Id = Replica>>(
+        &mut self,
+        r: &R,
+        prior: Option<u64>,
+    ) -> Result<&mut Self, ServiceError> {
+        for c in Replica::all() {
+            self.save(&c, r, prior)?;
+        }
+        Ok(self)
+    }
+
+    /// Every copy of a replicated record, whatever is there (see [`Batch::put`]).
+    pub fn put_replicas<R: Record<Id = Replica>>(
+        &mut self,
+        r: &R,
+    ) -> Result<&mut Self, ServiceError> {
+        for c in Replica::all() {
+            self.put(&c, r)?;
+        }
+        Ok(self)
+    }
+
+    /// Takes `amount` from a slice whose cap was read as `cap` ([`Write::Take`]): no version
+    /// condition, so concurrent takes from one slice all land while it has room.
+    pub fn take<R: Record>(&mut self, id: &R::Id, amount: i64, cap: i64) -> &mut Self {
+        self.push(Write::Take {
+            key: R::key(id),
+            amount,
+            cap,
+        })
+    }
+
     /// Deletes a record read at `version`.
     pub fn delete<R: Record>(&mut self, id: &R::Id, version: u64) -> &mut Self {
         self.push(Write::Delete {
@@ -259,6 +296,12 @@ impl Batch {
         self.writes
     }
 }
+
+/// How many partitions of a sharded list are read at once.
+const SHARD_READS: usize = 16;
+
+/// How many hours of events a job folding a day reads at once.
+const HOURS_AT_ONCE: usize = 4;
 
 /// The table: typed reads, lists and commits over any [`Store`].
 #[derive(Clone)]
@@ -350,14 +393,14 @@ impl Table {
         Ok((items, page.next.map(|n| encode_cursor(R::KIND, &pk, &n))))
     }
 
-    /// One page of the members in an index partition (a job's work list). `after` is the
-    /// previous page's `next`, used inside one run only.
+    /// One page of the members in an index list (a job's work list). `after` is the previous
+    /// page's `next`, used inside one run only.
     pub async fn members_in(
         &self,
         which: &MemberIndex,
         after: Option<String>,
     ) -> Result<Page<MemberId>, ServiceError> {
-        let page = self.index_page(which.range(), after).await?;
+        let page = self.member_keys_in(which, after).await?;
         Ok(Page {
             items: page
                 .items
@@ -368,28 +411,35 @@ impl Table {
         })
     }
 
-    /// How many members an index partition holds: the same rows [`Table::member_page`] lists,
-    /// so a segment's size is exactly what its listing returns.
+    /// How many members an index list holds: the same rows [`Table::member_page`] lists, so a
+    /// segment's size is exactly what its listing returns. The shards are counted together.
     pub async fn count_members_in(&self, which: &MemberIndex) -> Result<u64, ServiceError> {
-        let (index, pk, sort) = which.range();
-        let mut n = 0;
-        let mut after = None;
-        loop {
-            let page = PageRequest {
-                limit: 1000,
-                after,
-                descending: false,
-            };
-            let page = self.store.query_index(index, &pk, &sort, &page).await?;
-            n += page.items.len() as u64;
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(n),
-            }
-        }
+        let counts: Vec<Result<u64, ServiceError>> = futures::stream::iter(which.ranges())
+            .map(|(index, pk, sort)| async move {
+                let mut n = 0;
+                let mut after = None;
+                loop {
+                    let page = PageRequest {
+                        limit: 1000,
+                        after,
+                        descending: false,
+                    };
+                    let page = self.store.query_index(index, &pk, &sort, &page).await?;
+                    n += page.items.len() as u64;
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => return Ok(n),
+                    }
+                }
+            })
+            .buffer_unordered(SHARD_READS)
+            .collect()
+            .await;
+        counts.into_iter().sum()
     }
 
-    /// One page of the members in an index partition, read in one batch, and its cursor.
+    /// One page of the members in an index list, read in one batch, and its cursor. A sharded
+    /// list pages through its shards in turn (its order is by shard, then id).
     pub async fn member_page(
         &self,
         which: &MemberIndex,
@@ -402,17 +452,13 @@ impl Table {
         ),
         ServiceError,
     > {
-        let (index, pk, sort) = which.range();
+        let ranges = which.ranges();
+        let (index, pk, _) = &ranges[0];
         let list = format!("{index:?}|{pk}");
         let after = cursor
             .map(|c| decode_cursor(records::SEGMENT_KIND, &list, c))
             .transpose()?;
-        let page = PageRequest {
-            limit,
-            after,
-            descending: false,
-        };
-        let page = self.store.query_index(index, &pk, &sort, &page).await?;
+        let page = self.sharded_index_page(&ranges, limit, after).await?;
         let members = self.members_at(&page.items).await?;
         Ok((
             members,
@@ -421,6 +467,8 @@ impl Table {
         ))
     }
 
+    /// The members at these table keys, in one batch read (keys that no longer exist are
+    /// skipped: an index row may outlive its item for a moment in DynamoDB).
     /// The members at these table keys, in one batch read (keys that no longer exist are
     /// skipped: an index row may outlive its item for a moment in DynamoDB).
     pub async fn members_at(
@@ -445,7 +493,78 @@ impl Table {
         which: &MemberIndex,
         after: Option<String>,
     ) -> Result<Page<Key>, ServiceError> {
-        self.index_page(which.range(), after).await
+        self.sharded_index_page(&which.ranges(), 100, after).await
+    }
+
+    /// The member an index row's table key belongs to.
+    pub fn member_of_key(k: &Key) -> Option<MemberId> {
+        records::member_of_key(k)
+    }
+
+    /// How many partitions a member list spans: a job may read them in parallel parts
+    /// ([`Table::member_keys_in_part`]).
+    pub fn member_list_parts(which: &MemberIndex) -> usize {
+        which.ranges().len()
+    }
+
+    /// One page of one partition of a member list (see [`Table::member_list_parts`]).
+    pub async fn member_keys_in_part(
+        &self,
+        which: &MemberIndex,
+        part: usize,
+        after: Option<String>,
+    ) -> Result<Page<Key>, ServiceError> {
+        let ranges = which.ranges();
+        let range = ranges
+            .into_iter()
+            .nth(part)
+            .ok_or_else(|| ServiceError::corrupt(format!("no part {part} of {which:?}")))?;
+        self.index_page(range, after).await
+    }
+
+    /// One page of keys across the partitions of a sharded list, shard after shard: the
+    /// position is the shard's number and the store's position inside it. A page is filled
+    /// from the next shards when one runs out, so it is short only at the end.
+    async fn sharded_index_page(
+        &self,
+        ranges: &[(Index, String, SortKey)],
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<Page<Key>, ServiceError> {
+        let bad = || ServiceError::Store(crate::store::StoreError::BadCursor);
+        let (mut shard, mut inner) = match after {
+            None => (0, None),
+            Some(a) => {
+                let (n, rest) = a.split_once('|').ok_or_else(bad)?;
+                let n: usize = n.parse().map_err(|_| bad())?;
+                if n >= ranges.len() {
+                    return Err(bad());
+                }
+                (n, (!rest.is_empty()).then(|| rest.to_owned()))
+            }
+        };
+        let mut items = Vec::new();
+        loop {
+            let (index, pk, sort) = &ranges[shard];
+            let page = PageRequest {
+                limit: limit - items.len() as u32,
+                after: inner.take(),
+                descending: false,
+            };
+            let page = self.store.query_index(*index, pk, sort, &page).await?;
+            items.extend(page.items);
+            let next = match page.next {
+                Some(n) => Some(format!("{shard}|{n}")),
+                None if shard + 1 < ranges.len() => Some(format!("{}|", shard + 1)),
+                None => None,
+            };
+            match next {
+                Some(n) if items.len() < limit as usize && n.ends_with('|') => {
+                    shard += 1;
+                }
+                next => return Ok(Page { items, next }),
+            }
+        }
     }
 
     /// The day rows `from..=to`, oldest first (at most 400).
@@ -623,6 +742,24 @@ impl Table {
         Ok((records, page.next.map(|n| encode_cursor(kind, &list, &n))))
     }
 
+    /// Every assignment of a campaign, from all its partitions (read a few at once).
+    pub async fn assignments(
+        &self,
+        c: &crate::domain::CampaignId,
+    ) -> Result<Vec<Versioned<crate::domain::campaign::Assignment>>, ServiceError> {
+        let parts: Vec<Result<Vec<_>, ServiceError>> =
+            futures::stream::iter(records::assignment_ranges(c))
+                .map(|(pk, sort)| async move { self.query_all(&pk, &sort).await })
+                .buffer_unordered(SHARD_READS)
+                .collect()
+                .await;
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+
     /// Every record of a collection, oldest key first, a thousand per round trip.
     pub async fn list_all<R: Listed>(
         &self,
@@ -746,41 +883,68 @@ impl Table {
         to: DateTime<Utc>,
         mut each: impl FnMut(&Event),
     ) -> Result<(), ServiceError> {
-        let mut hour = from
+        let first = from
             .with_minute(0)
             .and_then(|t| t.with_second(0))
             .and_then(|t| t.with_nanosecond(0))
             .unwrap_or(from);
-        while hour < to {
-            for e in self.events_of_hour(hour).await? {
+        let hours = std::iter::successors(Some(first), |h| Some(*h + chrono::Duration::hours(1)))
+            .take_while(|h| *h < to);
+        // A few hours in flight at once (each its shards at once), handed over in order.
+        let mut read = futures::stream::iter(hours)
+            .map(|hour| self.events_of_hour(hour))
+            .buffered(HOURS_AT_ONCE);
+        while let Some(events) = read.next().await {
+            for e in events? {
                 if e.occurred_at >= from && e.occurred_at < to {
                     each(&e);
                 }
             }
-            hour += chrono::Duration::hours(1);
         }
         Ok(())
     }
 
+    /// Every event of an hour: its shards read together, in no order (callers sort by id).
     async fn events_of_hour(&self, hour: DateTime<Utc>) -> Result<Vec<Event>, ServiceError> {
+        let shards: Vec<Result<Vec<Event>, ServiceError>> =
+            futures::stream::iter(records::events_hour_ranges(hour))
+                .map(|range| async move {
+                    let mut events = Vec::new();
+                    let mut after = None;
+                    loop {
+                        let page = self.index_page(range.clone(), after).await?;
+                        if !page.items.is_empty() {
+                            let mut siblings = Vec::new();
+                            for item in self.store.get_many(&page.items).await?.iter().flatten() {
+                                // Both carrier kinds store their events under `events`.
+                                let c = decode::<records::Carried>(item)?;
+                                if let Some(m) = records::member_of_key(&item.key) {
+                                    siblings.extend(c.value.commit.siblings(&m));
+                                }
+                                events.extend(c.value.events);
+                            }
+                            // The commits' other items, in one more read for the page. A
+                            // carrier past its retention is gone, as its events are.
+                            if !siblings.is_empty() {
+                                for item in self.store.get_many(&siblings).await?.iter().flatten() {
+                                    events.extend(decode::<records::Carried>(item)?.value.events);
+                                }
+                            }
+                        }
+                        match page.next {
+                            Some(n) => after = Some(n),
+                            None => return Ok(events),
+                        }
+                    }
+                })
+                .buffer_unordered(SHARD_READS)
+                .collect()
+                .await;
         let mut events = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .index_page(records::events_hour_range(hour), after)
-                .await?;
-            if !page.items.is_empty() {
-                for item in self.store.get_many(&page.items).await?.iter().flatten() {
-                    // Both carrier kinds store their events under `events`.
-                    let c = decode::<records::Carried>(item)?;
-                    events.extend(c.value.events);
-                }
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(events),
-            }
+        for s in shards {
+            events.extend(s?);
         }
+        Ok(events)
     }
 
     /// Commits the batch (one round trip). A failed condition that the batch declared a fact

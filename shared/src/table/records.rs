@@ -53,10 +53,10 @@ fn date_sk(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-// GSI8 holds only members: the month alone, no prefix, and the day of the month (every byte
-// counts on the member item).
-fn points_due_partition(day: NaiveDate) -> String {
-    day.format("%Y-%m").to_string()
+// GSI8 holds only members: the month alone (`2703` for March 2027), no prefix, then the shard;
+// and the day of the month (every byte counts on the member item).
+fn points_due_partition(day: NaiveDate, shard: u32) -> String {
+    member_sharded(&day.format("%y%m").to_string(), shard)
 }
 
 fn points_due_day(day: NaiveDate) -> String {
@@ -79,28 +79,98 @@ pub(super) fn catalog_range() -> (Index, String, SortKey) {
 /// to this many parallel parts.
 pub const MEMBER_SHARDS: u32 = 16;
 
-/// A member's shard: FNV-1a of the id, so it never changes and spreads ids evenly.
-pub fn member_shard(id: &MemberId) -> u32 {
+/// Shards of each segment's partition in GSI4–6 (DESIGN.md "Scale"): at 10,000 purchases a
+/// second, segments at write time move up to one member per purchase between two keys of an
+/// index (≈ 10,000 index writes a second on the busiest key); 16 shards keep each near 630.
+pub const SEGMENT_SHARDS: u32 = 16;
+const _: () = assert!(
+    SEGMENT_SHARDS <= 32 && DUE_SHARDS <= 32 && MEMBER_SHARDS <= 32,
+    "one character names a shard"
+);
+
+/// Shards of each month's partition in GSI8: a purchase with pending days moves its member's
+/// due day, so a peak writes up to one entry per purchase into the current month (≈ 10,000 a
+/// second); 16 shards keep each key under 630.
+pub const DUE_SHARDS: u32 = 16;
+
+/// Shards of each hour's partition in GSI3: one entry per commit that has events (its last
+/// item names the others), about one per purchase or redemption, ≈ 10,500 a second at the
+/// peak; 16 shards keep each key near 660. Readers read an hour's shards together and sort by
+/// id.
+pub const EVENT_SHARDS: u32 = 16;
+
+/// FNV-1a of a member id: fixed for the member's life, even over ids.
+fn member_hash(id: &MemberId) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in id.as_str().bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    h % MEMBER_SHARDS
+    h
+}
+
+/// A member's shard: FNV-1a of the id, so it never changes and spreads ids evenly.
+pub fn member_shard(id: &MemberId) -> u32 {
+    member_hash(id) % MEMBER_SHARDS
+}
+
+/// The member's place among `n` shards of any sharded key (indexes, slices, replicas).
+pub fn shard_of(id: &MemberId, n: u32) -> u32 {
+    // The top bits, so that `shard_of(id, 32)` does not simply refine `member_shard` and a
+    // member's shards of different keys stay independent.
+    ((u64::from(member_hash(id).rotate_left(16)) * u64::from(n)) >> 32) as u32
+}
+
+/// Items that every purchase reads (the running campaigns, the cut points in force) are kept in
+/// this many identical copies, each under its own partition key: a reader reads its member's
+/// copy, a writer writes them all in one batch. At 10,000 purchases a second a copy takes 625
+/// reads a second, a fifth of DynamoDB's 3,000 a key.
+pub const REPLICAS: u32 = 16;
+
+/// One copy of a replicated record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replica(u32);
+
+impl Replica {
+    /// The copy writers read (copies are written together, so any one is all of them).
+    pub const FIRST: Replica = Replica(0);
+    /// The copy a request for this member reads.
+    pub fn of(m: &MemberId) -> Self {
+        Replica(shard_of(m, REPLICAS))
+    }
+    pub fn all() -> impl Iterator<Item = Replica> {
+        (0..REPLICAS).map(Replica)
+    }
+}
+
+/// A sharded partition key: the base and the shard, `#` between (one byte, then hex).
+fn sharded(base: &str, shard: u32) -> String {
+    format!("{base}#{shard:x}")
+}
+
+/// A sharded partition key on the member item, where every byte counts: the base and one
+/// character for the shard (`0`–`9`, `a`–`v`: at most 32 shards), nothing between.
+fn member_sharded(base: &str, shard: u32) -> String {
+    const DIGITS: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut s = String::with_capacity(base.len() + 1);
+    s.push_str(base);
+    s.push(char::from(DIGITS[(shard % 32) as usize]));
+    s
 }
 
 // GSI4–7 hold only members, each index one kind of segment, so their partition keys need no
 // prefix: every byte counts on the member item.
 fn shard_partition(shard: u32) -> String {
-    format!("{shard:02}")
+    member_sharded("", shard)
 }
 
-fn segment_partition(s: SegmentId) -> String {
-    match s {
-        SegmentId::Lifecycle(l) => l.as_str().into(),
-        SegmentId::Value(v) => v.as_str().into(),
-        SegmentId::Tier(t) => t.as_str().into(),
-    }
+fn segment_partition(s: SegmentId, shard: u32) -> String {
+    let base = match s {
+        SegmentId::Lifecycle(l) => l.as_str(),
+        SegmentId::Value(v) => v.as_str(),
+        SegmentId::Tier(t) => t.as_str(),
+    };
+    member_sharded(base, shard)
 }
 
 fn segment_index(s: SegmentId) -> Index {
@@ -128,29 +198,33 @@ pub enum MemberIndex {
 }
 
 impl MemberIndex {
-    pub(super) fn range(&self) -> (Index, String, SortKey) {
+    /// The index partitions that together hold the list: one, or every shard of a sharded one.
+    pub(super) fn ranges(&self) -> Vec<(Index, String, SortKey)> {
         match self {
-            MemberIndex::Birthday(md) => (Index::Gsi1, birthday_partition(md), SortKey::All),
-            MemberIndex::TierExpiry { month, before } => (
+            MemberIndex::Birthday(md) => vec![(Index::Gsi1, birthday_partition(md), SortKey::All)],
+            MemberIndex::TierExpiry { month, before } => vec![(
                 Index::Gsi2,
                 tier_expiry_partition(*month),
                 SortKey::Before(date_sk(*before)),
-            ),
-            MemberIndex::Segment(s) => (segment_index(*s), segment_partition(*s), SortKey::All),
-            MemberIndex::Shard(n) => (Index::Gsi7, shard_partition(*n), SortKey::All),
+            )],
+            MemberIndex::Segment(s) => (0..SEGMENT_SHARDS)
+                .map(|n| (segment_index(*s), segment_partition(*s, n), SortKey::All))
+                .collect(),
+            MemberIndex::Shard(n) => vec![(Index::Gsi7, shard_partition(*n), SortKey::All)],
             // Within a month's partition the day alone sorts; a month wholly before `before`
             // is read whole.
-            MemberIndex::PointsDue { month, before } => (
-                Index::Gsi8,
-                points_due_partition(*month),
-                if points_due_partition(*before) == points_due_partition(*month) {
+            MemberIndex::PointsDue { month, before } => {
+                let sort = if points_due_partition(*before, 0) == points_due_partition(*month, 0) {
                     SortKey::Before(points_due_day(*before))
                 } else if before > month {
                     SortKey::All
                 } else {
                     SortKey::Before(String::new())
-                },
-            ),
+                };
+                (0..DUE_SHARDS)
+                    .map(|n| (Index::Gsi8, points_due_partition(*month, n), sort.clone()))
+                    .collect()
+            }
         }
     }
 }
@@ -171,7 +245,7 @@ impl Record for Member {
         for s in self.membership().ids() {
             out.push(IndexEntry {
                 index: segment_index(s),
-                pk: segment_partition(s),
+                pk: segment_partition(s, shard_of(id, SEGMENT_SHARDS)),
                 sk: id.to_string(),
             });
         }
@@ -202,7 +276,7 @@ impl Record for Member {
         if let Some(due) = self.points_due {
             out.push(IndexEntry {
                 index: Index::Gsi8,
-                pk: points_due_partition(due),
+                pk: points_due_partition(due, shard_of(id, DUE_SHARDS)),
                 sk: points_due_day(due),
             });
         }
@@ -232,6 +306,43 @@ pub struct LedgerLine {
     pub entry: LedgerEntry,
     pub seq: u64,
     pub events: Vec<Event>,
+    #[serde(flatten)]
+    pub commit: CommitLink,
+}
+
+/// How the event index finds a commit's events with one entry per commit (DESIGN.md "Scale"):
+/// the commit's indexed item (its last ledger line, or its carrier when it has no line) names
+/// the commit's other items; the others are `quiet`, out of the index. Items stored before
+/// this were each indexed, and read as such.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommitLink {
+    /// The seqs of the commit's other ledger lines.
+    #[serde(default, rename = "cl", skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<u64>,
+    /// The seq of the commit's event carrier.
+    #[serde(default, rename = "cc", skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<u64>,
+    #[serde(default, rename = "q", skip_serializing_if = "std::ops::Not::not")]
+    pub quiet: bool,
+}
+
+impl CommitLink {
+    fn index(&self, events: &[Event], m: &MemberId) -> Vec<IndexEntry> {
+        if self.quiet {
+            Vec::new()
+        } else {
+            event_index(events, m)
+        }
+    }
+
+    /// The keys of the commit's other items, for the event index's reader.
+    pub(super) fn siblings(&self, m: &MemberId) -> Vec<Key> {
+        self.lines
+            .iter()
+            .map(|s| LedgerLine::key(&(m.clone(), *s)))
+            .chain(self.carrier.map(|s| EventCarrier::key(&(m.clone(), s))))
+            .collect()
+    }
 }
 
 fn seq_key(prefix: &str, seq: u64) -> String {
@@ -244,8 +355,8 @@ impl Record for LedgerLine {
     fn key((m, seq): &(MemberId, u64)) -> Key {
         Key::new(member_pk(m), seq_key(LEDGER, *seq))
     }
-    fn index_entries(&self, _: &(MemberId, u64)) -> Vec<IndexEntry> {
-        event_index(&self.events)
+    fn index_entries(&self, (m, _): &(MemberId, u64)) -> Vec<IndexEntry> {
+        self.commit.index(&self.events, m)
     }
 }
 
@@ -262,6 +373,8 @@ impl Listed for LedgerLine {
 pub struct EventCarrier {
     pub events: Vec<Event>,
     pub expires_at: i64,
+    #[serde(flatten)]
+    pub commit: CommitLink,
 }
 
 impl Record for EventCarrier {
@@ -270,8 +383,8 @@ impl Record for EventCarrier {
     fn key((m, seq): &(MemberId, u64)) -> Key {
         Key::new(member_pk(m), seq_key(EVENT, *seq))
     }
-    fn index_entries(&self, _: &(MemberId, u64)) -> Vec<IndexEntry> {
-        event_index(&self.events)
+    fn index_entries(&self, (m, _): &(MemberId, u64)) -> Vec<IndexEntry> {
+        self.commit.index(&self.events, m)
     }
 }
 
@@ -297,15 +410,15 @@ pub(super) fn after_seq<R: Listed<Owner = MemberId>>(
 
 /// Carriers of events, by the hour of their first event (GSI3): the global feed reads the hours
 /// of its window, the webhook tailer the hours since its position.
-fn events_hour(at: DateTime<Utc>) -> String {
-    format!("EVENTS#{}", at.format("%Y-%m-%dT%H"))
+fn events_hour(at: DateTime<Utc>, shard: u32) -> String {
+    sharded(&format!("EVENTS#{}", at.format("%Y-%m-%dT%H")), shard)
 }
 
-fn event_index(events: &[Event]) -> Vec<IndexEntry> {
+fn event_index(events: &[Event], member: &MemberId) -> Vec<IndexEntry> {
     match events.first() {
         Some(first) => vec![IndexEntry {
             index: Index::Gsi3,
-            pk: events_hour(first.occurred_at),
+            pk: events_hour(first.occurred_at, shard_of(member, EVENT_SHARDS)),
             sk: first.id.to_string(),
         }],
         None => Vec::new(),
@@ -316,6 +429,8 @@ fn event_index(events: &[Event]) -> Vec<IndexEntry> {
 #[derive(Deserialize, Serialize)]
 pub(super) struct Carried {
     pub events: Vec<Event>,
+    #[serde(flatten)]
+    pub commit: CommitLink,
 }
 
 impl Record for Carried {
@@ -326,10 +441,12 @@ impl Record for Carried {
     }
 }
 
-/// The carriers whose first event falls in the hour starting at `hour` and whose first event id
-/// is at least `from_id` (a position, not a cursor: the caller filters exactly).
-pub(super) fn events_hour_range(hour: DateTime<Utc>) -> (Index, String, SortKey) {
-    (Index::Gsi3, events_hour(hour), SortKey::All)
+/// The partitions of the carriers whose first event falls in the hour starting at `hour`: one
+/// per shard.
+pub(super) fn events_hour_ranges(hour: DateTime<Utc>) -> Vec<(Index, String, SortKey)> {
+    (0..EVENT_SHARDS)
+        .map(|n| (Index::Gsi3, events_hour(hour, n), SortKey::All))
+        .collect()
 }
 
 impl Record for Redemption {
@@ -528,10 +645,10 @@ fn day_key(d: NaiveDate) -> String {
 }
 
 impl Record for SegmentState {
-    type Id = ();
+    type Id = Replica;
     const KIND: &'static str = "segment state";
-    fn key(_: &()) -> Key {
-        Key::new(SEGMENTS, "STATE")
+    fn key(r: &Replica) -> Key {
+        Key::new(sharded("CUTPOINTS", r.0), "STATE")
     }
 }
 
@@ -641,25 +758,101 @@ impl Record for Campaign {
 }
 
 impl Record for RunningCampaigns {
-    type Id = ();
+    type Id = Replica;
     const KIND: &'static str = "running campaigns";
-    fn key(_: &()) -> Key {
-        Key::new(CAMPAIGNS_PARTITION, "RUNNING")
+    fn key(r: &Replica) -> Key {
+        Key::new(sharded(CAMPAIGNS_PARTITION, r.0), "RUNNING")
     }
+}
+
+/// A campaign's assignments live in this many partitions, by member: every purchase of an
+/// audience member rewrites their assignment (2 units inside the purchase's transaction), so a
+/// campaign over everyone at 10,000 purchases a second takes 20,000 units a second; 64 shards
+/// keep each key near 310.
+pub const ASSIGNMENT_SHARDS: u32 = 64;
+
+fn assignment_pk(c: &CampaignId, shard: u32) -> String {
+    sharded(&campaign_pk(c), shard)
 }
 
 impl Record for Assignment {
     type Id = (CampaignId, MemberId);
     const KIND: &'static str = "campaign assignment";
     fn key((c, m): &(CampaignId, MemberId)) -> Key {
-        Key::new(campaign_pk(c), member_pk(m))
+        Key::new(
+            assignment_pk(c, shard_of(m, ASSIGNMENT_SHARDS)),
+            member_pk(m),
+        )
     }
 }
 
-impl Listed for Assignment {
-    type Owner = CampaignId;
-    fn range(c: &CampaignId) -> (String, SortKey) {
-        (campaign_pk(c), SortKey::Prefix(MEMBER.into()))
+/// The partitions of a campaign's assignments.
+pub(super) fn assignment_ranges(c: &CampaignId) -> Vec<(String, SortKey)> {
+    (0..ASSIGNMENT_SHARDS)
+        .map(|n| (assignment_pk(c, n), SortKey::Prefix(MEMBER.into())))
+        .collect()
+}
+
+/// One slice of a fixed total (`domain::slices`): its fixed share and what is used of it. The
+/// attribute names are the store's [`crate::store::CAP`] and [`crate::store::USED`], which
+/// [`crate::store::Write::Take`] updates in place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    pub cap: i64,
+    pub used: i64,
+}
+
+impl Slice {
+    pub fn room(&self) -> i64 {
+        (self.cap - self.used).max(0)
+    }
+}
+
+/// A slice of a running campaign's budget, in points. At most [`BUDGET_SLICES`]; a purchase
+/// takes from its member's slice and borrows from the others only when that one is dry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BudgetSlice(pub Slice);
+
+/// At most this many slices of a budget: ten campaigns awarding on every purchase at 10,000
+/// purchases a second take 10,000 a second from each budget, 2 units each inside the
+/// purchase's transaction; 64 slices keep each key near 310 units.
+pub const BUDGET_SLICES: u32 = 64;
+
+/// A budget gets one slice per this many points (up to [`BUDGET_SLICES`]), so that an award
+/// rarely needs more than its own slice.
+pub const POINTS_PER_BUDGET_SLICE: i64 = 1000;
+
+impl Record for BudgetSlice {
+    type Id = (CampaignId, u32);
+    const KIND: &'static str = "budget slice";
+    fn key((c, n): &(CampaignId, u32)) -> Key {
+        Key::new(sharded(&format!("{}#BUDGET", campaign_pk(c)), *n), "SLICE")
+    }
+}
+
+/// One of a reward's shards (DESIGN.md "Scale"): a copy of the reward's definition, which a
+/// redemption reads instead of the reward's own item, and a slice of its stock (for a reward
+/// with unlimited stock, an empty slice nobody takes from). Every reward has
+/// [`REWARD_SHARDS`]; an edit rewrites them all with the reward.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RewardShard {
+    pub reward: Reward,
+    #[serde(flatten)]
+    pub slice: Slice,
+}
+
+/// A reward's shards: a flash sale of 50,000 members in 10 seconds at one reward is 5,000
+/// redemptions a second, each reading its member's shard (1 unit) and taking from its slice
+/// (2 units inside the redemption's transaction); 32 shards keep each key near 160 reads and
+/// 310 writes a second.
+pub const REWARD_SHARDS: u32 = 32;
+
+impl Record for RewardShard {
+    type Id = (RewardId, u32);
+    const KIND: &'static str = "reward shard";
+    fn key((r, n): &(RewardId, u32)) -> Key {
+        Key::new(sharded(&format!("REWARD#{r}"), *n), "SHARD")
     }
 }
 
@@ -687,6 +880,19 @@ fn audit_pk(day: NaiveDate) -> String {
 }
 
 #[cfg(test)]
+impl MemberIndex {
+    /// The partition of the list that holds this member's entry.
+    fn range_for(&self, m: &MemberId) -> (Index, String, SortKey) {
+        let shard = match self {
+            MemberIndex::Segment(_) => shard_of(m, SEGMENT_SHARDS),
+            MemberIndex::PointsDue { .. } => shard_of(m, DUE_SHARDS),
+            _ => 0,
+        };
+        self.ranges().swap_remove(shard as usize)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -700,7 +906,7 @@ mod tests {
             month: "2027-03-01".parse().unwrap(),
             before: "2027-03-11".parse().unwrap(),
         }
-        .range();
+        .range_for(&m.id);
         let w = written.iter().find(|e| e.index == ix).unwrap();
         assert_eq!(w.pk, pk);
         assert!(
@@ -711,7 +917,7 @@ mod tests {
             month: "2027-03-31".parse().unwrap(),
             before: exp,
         }
-        .range();
+        .range_for(&m.id);
         assert!(!not_yet.matches(&w.sk), "not before its own day");
     }
 
@@ -726,27 +932,27 @@ mod tests {
             month: "2027-03-01".parse().unwrap(),
             before: due.succ_opt().unwrap(),
         };
-        let (ix, pk, sort) = on_the_day.range();
+        let (ix, pk, sort) = on_the_day.range_for(&m.id);
         assert_eq!((ix, pk.as_str()), (Index::Gsi8, w.pk.as_str()));
         assert!(sort.matches(&w.sk), "due on 10 March: listed on 10 March");
         let (_, _, day_before) = MemberIndex::PointsDue {
             month: due,
             before: due,
         }
-        .range();
+        .range_for(&m.id);
         assert!(!day_before.matches(&w.sk), "not listed the day before");
         // Run on the last day of a month: `before` is the first of the next; the whole month.
         let (_, pk, all) = MemberIndex::PointsDue {
             month: due,
             before: "2027-04-01".parse().unwrap(),
         }
-        .range();
+        .range_for(&m.id);
         assert!(pk == w.pk && all.matches(&w.sk), "listed on 31 March");
         let (_, _, older) = MemberIndex::PointsDue {
             month: due,
             before: "2027-06-02".parse().unwrap(),
         }
-        .range();
+        .range_for(&m.id);
         assert!(older.matches(&w.sk), "a month before today's is read whole");
         m.points_due = None;
         assert!(
@@ -760,7 +966,7 @@ mod tests {
     fn birthday_index_is_written_and_read_with_the_same_partition() {
         let mut m = Member::new(MemberId::parse("m-1").unwrap(), "A".into(), Utc::now());
         m.birthday = Some(crate::domain::Birthday::parse("02-29").unwrap());
-        let (ix, pk, _) = MemberIndex::Birthday("02-29".into()).range();
+        let (ix, pk, _) = MemberIndex::Birthday("02-29".into()).range_for(&m.id);
         let w = m
             .index_entries(&m.id.clone())
             .into_iter()
@@ -781,13 +987,13 @@ mod tests {
         });
         let written = m.index_entries(&m.id.clone());
         for s in m.membership().ids() {
-            let (ix, pk, _) = MemberIndex::Segment(s).range();
+            let (ix, pk, _) = MemberIndex::Segment(s).range_for(&m.id);
             assert!(
                 written.iter().any(|e| e.index == ix && e.pk == pk),
                 "{s} not written where it is read"
             );
         }
-        let (ix, pk, _) = MemberIndex::Shard(member_shard(&m.id)).range();
+        let (ix, pk, _) = MemberIndex::Shard(member_shard(&m.id)).range_for(&m.id);
         assert!(written.iter().any(|e| e.index == ix && e.pk == pk));
         // Erased: out of every segment, in its shard until the job counted it out.
         m.counted = Some(m.membership());
