@@ -158,6 +158,7 @@ pub async fn peak(p: Peak) -> bool {
         ran.elapsed().as_secs_f64()
     );
     let scale = p.target_rate as f64 / p.rate as f64;
+    cost_per_million(&heat, (p.rate * p.seconds as usize) as f64);
     let keys_ok = report("peak", &heat.hottest(), scale, p.members);
     keys_ok && unavailable == 0
 }
@@ -513,4 +514,29 @@ pub async fn night(n: Night) -> bool {
         }
     );
     ok
+}
+
+/// DynamoDB on-demand in us-east-1 (since November 2024): per million write and read request
+/// units. Lambda arm64: per GB-second and per million requests.
+const WRU_DOLLARS: f64 = 0.625;
+const RRU_DOLLARS: f64 = 0.125;
+const LAMBDA_GB_SECOND_DOLLARS: f64 = 0.000_013_333_4;
+const LAMBDA_REQUEST_DOLLARS: f64 = 0.20;
+/// What a purchase is taken to bill in Lambda: 128 MB for 25 ms (the benchmark's warm
+/// purchases take 3–10 ms of CPU; the rest is waiting on DynamoDB).
+const LAMBDA_GB_SECONDS_PER_PURCHASE: f64 = 0.128 * 0.025;
+
+/// The cost of a million purchases at the scenario's mix (its redemptions included), from the
+/// units every key took: table and indexes, reads and writes, failed conditions too.
+fn cost_per_million(heat: &Heat, purchases: f64) {
+    let (read, write) = heat.totals();
+    let (r, w) = (read / purchases, write / purchases);
+    let dynamo = (r * RRU_DOLLARS + w * WRU_DOLLARS) / 1.0;
+    let lambda =
+        LAMBDA_GB_SECONDS_PER_PURCHASE * LAMBDA_GB_SECOND_DOLLARS * 1e6 + LAMBDA_REQUEST_DOLLARS;
+    println!(
+        "scale/peak   cost: {r:.1} read and {w:.1} write units a purchase (table and indexes; redemptions of the mix included) = ${dynamo:.2} of DynamoDB on-demand per million purchases, plus ${lambda:.2} of Lambda ({:.4} GB-s each, arm64); ${:.2} in all",
+        LAMBDA_GB_SECONDS_PER_PURCHASE,
+        dynamo + lambda
+    );
 }

@@ -213,6 +213,12 @@ fn sort_condition(sk_attr: &str, sort: &SortKey) -> (String, HashMap<String, Str
             values.insert(":s".into(), AttributeValue::S(b.clone()));
             "#pk = :pk AND #sk < :s".to_owned()
         }
+        SortKey::Between(lo, hi) => {
+            names.insert("#sk".into(), sk_attr.into());
+            values.insert(":s".into(), AttributeValue::S(lo.clone()));
+            values.insert(":t".into(), AttributeValue::S(hi.clone()));
+            "#pk = :pk AND #sk BETWEEN :s AND :t".to_owned()
+        }
     };
     (text, names, values)
 }

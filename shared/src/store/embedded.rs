@@ -108,6 +108,11 @@ fn bounds(
             }
         }
         SortKey::Before(b) => hi = Bound::Excluded(with(b.as_bytes())),
+        SortKey::Between(from, to) => {
+            lo = Bound::Included(with(from.as_bytes()));
+            // Past every key whose sort key is `to`: an index entry continues with a 0 byte.
+            hi = Bound::Excluded([with(to.as_bytes()).as_slice(), &[1]].concat());
+        }
     }
     if let Some(a) = after {
         if descending {

@@ -124,6 +124,15 @@ impl Heat {
     }
 
     /// A batch read: every key asked for, found or not.
+    /// Read and write units over every key and second: what the workload costs in all.
+    pub fn totals(&self) -> (f64, f64) {
+        let cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells
+            .values()
+            .flat_map(|seconds| seconds.values())
+            .fold((0.0, 0.0), |(r, w), u| (r + u.read, w + u.write))
+    }
+
     pub fn got(&self, keys: &[Key], found: &[Option<Item>]) {
         let mut touched: HashMap<(Target, String), Units> = HashMap::new();
         for (k, item) in keys.iter().zip(found) {

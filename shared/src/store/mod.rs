@@ -232,6 +232,8 @@ pub enum SortKey {
     Prefix(String),
     /// Strictly less than.
     Before(String),
+    /// From the first to the second, both included.
+    Between(String, String),
 }
 
 impl SortKey {
@@ -240,6 +242,7 @@ impl SortKey {
             SortKey::All => true,
             SortKey::Prefix(p) => sk.starts_with(p.as_str()),
             SortKey::Before(b) => sk < b.as_str(),
+            SortKey::Between(lo, hi) => lo.as_str() <= sk && sk <= hi.as_str(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::store::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -299,9 +299,6 @@ impl Batch {
 
 /// How many partitions of a sharded list are read at once.
 const SHARD_READS: usize = 16;
-
-/// How many hours of events a job folding a day reads at once.
-const HOURS_AT_ONCE: usize = 4;
 
 /// The table: typed reads, lists and commits over any [`Store`].
 #[derive(Clone)]
@@ -835,9 +832,11 @@ impl Table {
     }
 
     /// Every event with `from ≤ occurred_at < to` and an id after `after`, in id order, at most
-    /// `limit`, and whether more may follow. Carriers are indexed by the hour of their events
-    /// (all events of one commit share an instant), so the hours are read in order and each
-    /// hour's events sorted by id.
+    /// `limit`, and whether more may follow. Commits are indexed by their UTC day and first
+    /// event id (all events of one commit share an instant), so each day of the window is one
+    /// id range per shard: the first few entries of every shard are read at once, and events
+    /// are returned up to the earliest millisecond a shard was cut short at (a later page
+    /// starts from the last id returned, re-reading that millisecond and skipping what it sent).
     pub async fn events_between(
         &self,
         from: DateTime<Utc>,
@@ -853,15 +852,52 @@ impl Table {
                 DateTime::from_timestamp(s as i64, n).unwrap_or(from)
             })
             .map_or(from, |t| t.max(from));
-        let mut hour = start
-            .with_minute(0)
-            .and_then(|t| t.with_second(0))
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(start);
-        while hour < to {
-            let mut events = self.events_of_hour(hour).await?;
+        let mut day = start;
+        let mut per_shard = (2 * limit).div_ceil(records::EVENT_SHARDS).max(10);
+        while day < to {
+            let next_day = day
+                .date_naive()
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map_or(to, |d| d.and_utc());
+            let last = next_day.min(to) - chrono::Duration::nanoseconds(1);
+            let shards: Vec<Result<(Vec<Event>, Option<i64>), ServiceError>> =
+                futures::stream::iter(records::events_ranges(day, last))
+                    .map(|(index, pk, sort)| async move {
+                        let page = PageRequest {
+                            limit: per_shard,
+                            after: None,
+                            descending: false,
+                        };
+                        let page = self.store.query_index(index, &pk, &sort, &page).await?;
+                        let (events, firsts) = self.commit_events(&page.items).await?;
+                        // Cut short: its commits after the last one read are unknown, so
+                        // only what lies before that commit's millisecond is complete.
+                        let frontier = page
+                            .next
+                            .and(firsts.iter().max().copied())
+                            .map(|ms| ms.max(0));
+                        Ok((events, frontier))
+                    })
+                    .buffer_unordered(SHARD_READS)
+                    .collect()
+                    .await;
+            let mut events = Vec::new();
+            let mut frontier: Option<i64> = None;
+            for s in shards {
+                let (e, f) = s?;
+                events.extend(e);
+                if let Some(f) = f {
+                    frontier = Some(frontier.map_or(f, |x| x.min(f)));
+                }
+            }
+            let complete =
+                |e: &Event| frontier.is_none_or(|f| e.occurred_at.timestamp_millis() < f);
             events.retain(|e| {
-                e.occurred_at >= from && e.occurred_at < to && after.is_none_or(|a| e.id > a)
+                e.occurred_at >= from
+                    && e.occurred_at < to
+                    && after.is_none_or(|a| e.id > a)
+                    && complete(e)
             });
             events.sort_by_key(|e| e.id);
             for e in events {
@@ -870,81 +906,101 @@ impl Table {
                 }
                 out.push(e);
             }
-            hour += chrono::Duration::hours(1);
+            match frontier {
+                // The rest of this day on a later page, from the last id returned.
+                Some(_) if !out.is_empty() => return Ok((out, true)),
+                // Nothing complete yet (a millisecond crowded in one shard): read deeper.
+                Some(_) if per_shard < 1000 => per_shard = (per_shard * 4).min(1000),
+                Some(f) => {
+                    return Err(ServiceError::corrupt(format!(
+                        "more than 1000 commits of one event-index shard in millisecond {f}"
+                    )));
+                }
+                None => day = next_day,
+            }
         }
         Ok((out, false))
     }
 
-    /// Every event with `from ≤ occurred_at < to`, an hour partition at a time (each carrier
-    /// read once), handed to `each` hour by hour: for a job folding a whole day.
+    /// The events of these indexed items and of the other items of their commits (one more
+    /// read), and the millisecond of each indexed commit.
+    async fn commit_events(&self, keys: &[Key]) -> Result<(Vec<Event>, Vec<i64>), ServiceError> {
+        let mut events = Vec::new();
+        let mut firsts = Vec::new();
+        if keys.is_empty() {
+            return Ok((events, firsts));
+        }
+        let mut siblings = Vec::new();
+        for item in self.store.get_many(keys).await?.iter().flatten() {
+            // Both carrier kinds store their events under `events`.
+            let c = decode::<records::Carried>(item)?;
+            if let Some(m) = records::member_of_key(&item.key) {
+                siblings.extend(c.value.commit.siblings(&m));
+            }
+            if let Some(first) = c.value.events.first() {
+                firsts.push(first.occurred_at.timestamp_millis());
+            }
+            events.extend(c.value.events);
+        }
+        // A carrier past its retention is gone, as its events are.
+        if !siblings.is_empty() {
+            for item in self.store.get_many(&siblings).await?.iter().flatten() {
+                events.extend(decode::<records::Carried>(item)?.value.events);
+            }
+        }
+        Ok((events, firsts))
+    }
+
+    /// Every event with `from ≤ occurred_at < to`, handed to `each` a page at a time in no
+    /// order: each UTC day's shards are read once, one after another (a page in memory at a
+    /// time), for a job folding a whole day.
     pub async fn for_events_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         mut each: impl FnMut(&Event),
     ) -> Result<(), ServiceError> {
-        let first = from
-            .with_minute(0)
-            .and_then(|t| t.with_second(0))
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(from);
-        let hours = std::iter::successors(Some(first), |h| Some(*h + chrono::Duration::hours(1)))
-            .take_while(|h| *h < to);
-        // A few hours in flight at once (each its shards at once), handed over in order.
-        let mut read = futures::stream::iter(hours)
-            .map(|hour| self.events_of_hour(hour))
-            .buffered(HOURS_AT_ONCE);
-        while let Some(events) = read.next().await {
-            for e in events? {
-                if e.occurred_at >= from && e.occurred_at < to {
-                    each(&e);
-                }
+        let mut start = from;
+        while start < to {
+            let next_day = start
+                .date_naive()
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map_or(to, |d| d.and_utc());
+            let last = next_day.min(to) - chrono::Duration::nanoseconds(1);
+            for range in records::events_ranges(start, last) {
+                self.events_of_range(range, |events| {
+                    for e in events {
+                        if e.occurred_at >= from && e.occurred_at < to {
+                            each(&e);
+                        }
+                    }
+                })
+                .await?;
             }
+            start = next_day;
         }
         Ok(())
     }
 
-    /// Every event of an hour: its shards read together, in no order (callers sort by id).
-    async fn events_of_hour(&self, hour: DateTime<Utc>) -> Result<Vec<Event>, ServiceError> {
-        let shards: Vec<Result<Vec<Event>, ServiceError>> =
-            futures::stream::iter(records::events_hour_ranges(hour))
-                .map(|range| async move {
-                    let mut events = Vec::new();
-                    let mut after = None;
-                    loop {
-                        let page = self.index_page(range.clone(), after).await?;
-                        if !page.items.is_empty() {
-                            let mut siblings = Vec::new();
-                            for item in self.store.get_many(&page.items).await?.iter().flatten() {
-                                // Both carrier kinds store their events under `events`.
-                                let c = decode::<records::Carried>(item)?;
-                                if let Some(m) = records::member_of_key(&item.key) {
-                                    siblings.extend(c.value.commit.siblings(&m));
-                                }
-                                events.extend(c.value.events);
-                            }
-                            // The commits' other items, in one more read for the page. A
-                            // carrier past its retention is gone, as its events are.
-                            if !siblings.is_empty() {
-                                for item in self.store.get_many(&siblings).await?.iter().flatten() {
-                                    events.extend(decode::<records::Carried>(item)?.value.events);
-                                }
-                            }
-                        }
-                        match page.next {
-                            Some(n) => after = Some(n),
-                            None => return Ok(events),
-                        }
-                    }
-                })
-                .buffer_unordered(SHARD_READS)
-                .collect()
-                .await;
-        let mut events = Vec::new();
-        for s in shards {
-            events.extend(s?);
+    /// The events of one range of the event index, a page at a time.
+    async fn events_of_range(
+        &self,
+        range: (Index, String, SortKey),
+        mut each: impl FnMut(Vec<Event>),
+    ) -> Result<(), ServiceError> {
+        let mut after = None;
+        loop {
+            let page = self.index_page(range.clone(), after).await?;
+            let (events, _) = self.commit_events(&page.items).await?;
+            if !events.is_empty() {
+                each(events);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(()),
+            }
         }
-        Ok(events)
     }
 
     /// Commits the batch (one round trip). A failed condition that the batch declared a fact

@@ -81,8 +81,8 @@ pub const MEMBER_SHARDS: u32 = 16;
 
 /// Shards of each segment's partition in GSI4–6 (DESIGN.md "Scale"): at 10,000 purchases a
 /// second, segments at write time move up to one member per purchase between two keys of an
-/// index (≈ 10,000 index writes a second on the busiest key); 16 shards keep each near 630.
-pub const SEGMENT_SHARDS: u32 = 16;
+/// index (≈ 10,000 index writes a second on the busiest key); 32 shards keep each near 310.
+pub const SEGMENT_SHARDS: u32 = 32;
 const _: () = assert!(
     SEGMENT_SHARDS <= 32 && DUE_SHARDS <= 32 && MEMBER_SHARDS <= 32,
     "one character names a shard"
@@ -90,14 +90,13 @@ const _: () = assert!(
 
 /// Shards of each month's partition in GSI8: a purchase with pending days moves its member's
 /// due day, so a peak writes up to one entry per purchase into the current month (≈ 10,000 a
-/// second); 16 shards keep each key under 630.
-pub const DUE_SHARDS: u32 = 16;
+/// second); 32 shards keep each key near 310.
+pub const DUE_SHARDS: u32 = 32;
 
-/// Shards of each hour's partition in GSI3: one entry per commit that has events (its last
-/// item names the others), about one per purchase or redemption, ≈ 10,500 a second at the
-/// peak; 16 shards keep each key near 660. Readers read an hour's shards together and sort by
-/// id.
-pub const EVENT_SHARDS: u32 = 16;
+/// Shards of each day's partition in GSI3: one entry per commit that has events (its last item
+/// names the others), about one per purchase or redemption, ≈ 10,500 a second at the peak; 32
+/// shards keep each key near 330. Readers read a day's shards together, by id range.
+pub const EVENT_SHARDS: u32 = 32;
 
 /// FNV-1a of a member id: fixed for the member's life, even over ids.
 fn member_hash(id: &MemberId) -> u32 {
@@ -114,11 +113,21 @@ pub fn member_shard(id: &MemberId) -> u32 {
     member_hash(id) % MEMBER_SHARDS
 }
 
+/// MurmurHash3's 32-bit finaliser: every input bit moves every output bit.
+fn mix(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
 /// The member's place among `n` shards of any sharded key (indexes, slices, replicas).
 pub fn shard_of(id: &MemberId, n: u32) -> u32 {
-    // The top bits, so that `shard_of(id, 32)` does not simply refine `member_shard` and a
-    // member's shards of different keys stay independent.
-    ((u64::from(member_hash(id).rotate_left(16)) * u64::from(n)) >> 32) as u32
+    // FNV-1a's high bits are weak on short ids (`m1`, `m2` …): mixed first (MurmurHash3's
+    // finaliser), then scaled to `n`, so that shards are even and independent of
+    // `member_shard`.
+    ((u64::from(mix(member_hash(id))) * u64::from(n)) >> 32) as u32
 }
 
 /// Items that every purchase reads (the running campaigns, the cut points in force) are kept in
@@ -408,17 +417,31 @@ pub(super) fn after_seq<R: Listed<Owner = MemberId>>(
     (pk, sort, seq_key(&prefix, seq))
 }
 
-/// Carriers of events, by the hour of their first event (GSI3): the global feed reads the hours
-/// of its window, the webhook tailer the hours since its position.
-fn events_hour(at: DateTime<Utc>, shard: u32) -> String {
-    sharded(&format!("EVENTS#{}", at.format("%Y-%m-%dT%H")), shard)
+/// Carriers of events, by the UTC day of their first event (GSI3), sorted by its id (a UUID v7,
+/// so in time order): a window of the global feed is an id range of a day's shards, and a job
+/// folding a day reads each shard of it once.
+fn events_day(day: NaiveDate, shard: u32) -> String {
+    sharded(&format!("EVENTS#{}", day.format("%Y-%m-%d")), shard)
+}
+
+/// The smallest and the largest UUID v7 text of the millisecond `at` falls in.
+fn id_bounds(at: DateTime<Utc>) -> (String, String) {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let (hi, lo) = (ms >> 16, ms & 0xffff);
+    (
+        format!("{hi:08x}-{lo:04x}-7000-8000-000000000000"),
+        format!("{hi:08x}-{lo:04x}-7fff-bfff-ffffffffffff"),
+    )
 }
 
 fn event_index(events: &[Event], member: &MemberId) -> Vec<IndexEntry> {
     match events.first() {
         Some(first) => vec![IndexEntry {
             index: Index::Gsi3,
-            pk: events_hour(first.occurred_at, shard_of(member, EVENT_SHARDS)),
+            pk: events_day(
+                first.occurred_at.date_naive(),
+                shard_of(member, EVENT_SHARDS),
+            ),
             sk: first.id.to_string(),
         }],
         None => Vec::new(),
@@ -441,11 +464,22 @@ impl Record for Carried {
     }
 }
 
-/// The partitions of the carriers whose first event falls in the hour starting at `hour`: one
-/// per shard.
-pub(super) fn events_hour_ranges(hour: DateTime<Utc>) -> Vec<(Index, String, SortKey)> {
+/// The partitions and id range of the carriers whose first event falls in `from..=to`, both
+/// in one UTC day: one per shard. The range is whole milliseconds; callers filter exactly.
+pub(super) fn events_ranges(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(Index, String, SortKey)> {
+    let (lo, _) = id_bounds(from);
+    let (_, hi) = id_bounds(to);
     (0..EVENT_SHARDS)
-        .map(|n| (Index::Gsi3, events_hour(hour, n), SortKey::All))
+        .map(|n| {
+            (
+                Index::Gsi3,
+                events_day(from.date_naive(), n),
+                SortKey::Between(lo.clone(), hi.clone()),
+            )
+        })
         .collect()
 }
 
