@@ -297,6 +297,9 @@ impl Batch {
     }
 }
 
+/// One shard's events of a window, and the millisecond it was cut short at (if it was).
+type ShardEvents = (Vec<Event>, Option<i64>);
+
 /// How many partitions of a sharded list are read at once.
 const SHARD_READS: usize = 16;
 
@@ -861,7 +864,7 @@ impl Table {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map_or(to, |d| d.and_utc());
             let last = next_day.min(to) - chrono::Duration::nanoseconds(1);
-            let shards: Vec<Result<(Vec<Event>, Option<i64>), ServiceError>> =
+            let shards: Vec<Result<ShardEvents, ServiceError>> =
                 futures::stream::iter(records::events_ranges(day, last))
                     .map(|(index, pk, sort)| async move {
                         let page = PageRequest {
