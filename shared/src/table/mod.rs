@@ -10,9 +10,10 @@ mod records;
 
 pub use records::{
     ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CommitLink, DUE_SHARDS, EVENT_SHARDS,
-    EventCarrier, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS, MemberIndex,
-    POINTS_PER_BUDGET_SLICE, PhoneClaim, PurchaseRecord, REPLICAS, REWARD_SHARDS, RefundRecord,
-    Replica, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
+    EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS,
+    MemberIndex, POINTS_PER_BUDGET_SLICE, PhoneClaim, PurchaseRecord, REPLICAS, REWARD_SHARDS,
+    RefundRecord, Replica, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard,
+    shard_of,
 };
 
 use crate::domain::MemberId;
@@ -631,13 +632,17 @@ impl Table {
         &self,
         run: &crate::domain::segment::RunId,
     ) -> Result<Vec<crate::domain::segment::SegmentFlow>, ServiceError> {
-        let (pk, sort) = records::flows_range(run);
-        Ok(self
-            .query_all(&pk, &sort)
-            .await?
-            .into_iter()
-            .map(|v| v.value)
-            .collect())
+        let parts: Vec<Result<Vec<Versioned<crate::domain::segment::SegmentFlow>>, ServiceError>> =
+            futures::stream::iter(records::flows_ranges(run))
+                .map(|(pk, sort)| async move { self.query_all(&pk, &sort).await })
+                .buffer_unordered(SHARD_READS)
+                .collect()
+                .await;
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(p?.into_iter().map(|v| v.value));
+        }
+        Ok(out)
     }
 
     /// Every record of a partition range, oldest key first, a thousand per round trip.
