@@ -898,3 +898,105 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
     );
 }
 both_backends!(a_write_that_read_another_commit_stamps_its_events_after_that_commits);
+
+async fn the_global_feed_pages_every_event_once_in_id_order_across_its_shards(b: Backend) {
+    let api = Api::new(b).await;
+    api.clock.set(loyalty_tests::at("2027-05-04T10:00:00Z"));
+    // Sixty members spread over the event index's 32 shards; a campaign makes each purchase a
+    // commit of several items (the purchase line, the award line), one of them indexed.
+    let ids: Vec<String> = (0..60).map(|i| format!("g{i:02}")).collect();
+    for id in &ids {
+        api.enrol(id).await;
+    }
+    let now = api.services.now();
+    let r = api
+        .call(
+            "PUT",
+            "/v1/campaigns/feed",
+            Some(&api.admin()),
+            Some(json!({"name": "Feed", "audience": ["tier:silver"],
+                "starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+                "offer": {"kind": "bonus", "points": 7}, "budget_points": 100000,
+                "per_member_limit": null, "holdout_percent": 0})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .post("/v1/campaigns/feed/launch", &api.admin(), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // One member first buys thirty times in a row: the earliest commits of the window crowd
+    // into one shard, more than the feed reads of a shard at once, so a page of 100 must stop
+    // where that shard was cut short. Then six purchases each.
+    for k in 0..30 {
+        api.clock
+            .set(now - chrono::Duration::minutes(30) + chrono::Duration::milliseconds(k));
+        api.buy("g00", &format!("feed-early-{k}"), 1000).await;
+    }
+    for round in 0..6 {
+        for (k, id) in ids.iter().enumerate() {
+            let step = (round * ids.len() + k) as i64;
+            api.clock
+                .set(now + chrono::Duration::milliseconds(250 * step));
+            api.buy(id, &format!("feed-{round}-{k}"), 1000).await;
+        }
+    }
+    // Every event each member's own feed holds, from the items themselves.
+    let mut want = Vec::new();
+    for id in &ids {
+        let r = api
+            .get(&format!("/v1/members/{id}/events?limit=100"), &api.admin())
+            .await;
+        want.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    want.sort();
+    // The global feed in pages of 7 and of 100: pages end inside shards and inside commits.
+    let from =
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let to = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for limit in [7, 100] {
+        let mut got: Vec<String> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/events?from={from}&to={to}&limit={limit}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let r = api.get(&path.replace('+', "%2B"), &api.admin()).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            got.extend(
+                r.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["id"].as_str().unwrap().to_owned()),
+            );
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "strictly in id order, no repeat"
+        );
+        // 60 × (enrolment: member.enrolled, segment.changed) + 390 purchases with their awards,
+        // all inside the window.
+        let first_difference = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(
+            got == want,
+            "every event once, pages of {limit}: {} events, {} expected, first difference at {first_difference:?}",
+            got.len(),
+            want.len()
+        );
+        assert!(got.len() >= 60 * 2 + 390 * 2, "{}", got.len());
+    }
+}
+both_backends!(the_global_feed_pages_every_event_once_in_id_order_across_its_shards);
