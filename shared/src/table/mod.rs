@@ -632,15 +632,28 @@ impl Table {
         &self,
         run: &crate::domain::segment::RunId,
     ) -> Result<Vec<crate::domain::segment::SegmentFlow>, ServiceError> {
-        let parts: Vec<Result<Vec<Versioned<crate::domain::segment::SegmentFlow>>, ServiceError>> =
-            futures::stream::iter(records::flows_ranges(run))
-                .map(|(pk, sort)| async move { self.query_all(&pk, &sort).await })
-                .buffer_unordered(SHARD_READS)
-                .collect()
-                .await;
+        Ok(self
+            .query_all_of(records::flows_ranges(run))
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    /// Every record of several partition ranges (the shards of one collection), a few read at
+    /// once, in no order across them.
+    async fn query_all_of<R: Record>(
+        &self,
+        ranges: Vec<(String, SortKey)>,
+    ) -> Result<Vec<Versioned<R>>, ServiceError> {
+        let parts: Vec<Result<Vec<Versioned<R>>, ServiceError>> = futures::stream::iter(ranges)
+            .map(|(pk, sort)| async move { self.query_all::<R>(&pk, &sort).await })
+            .buffer_unordered(SHARD_READS)
+            .collect()
+            .await;
         let mut out = Vec::new();
         for p in parts {
-            out.extend(p?.into_iter().map(|v| v.value));
+            out.extend(p?);
         }
         Ok(out)
     }
@@ -752,17 +765,7 @@ impl Table {
         &self,
         c: &crate::domain::CampaignId,
     ) -> Result<Vec<Versioned<crate::domain::campaign::Assignment>>, ServiceError> {
-        let parts: Vec<Result<Vec<_>, ServiceError>> =
-            futures::stream::iter(records::assignment_ranges(c))
-                .map(|(pk, sort)| async move { self.query_all(&pk, &sort).await })
-                .buffer_unordered(SHARD_READS)
-                .collect()
-                .await;
-        let mut out = Vec::new();
-        for p in parts {
-            out.extend(p?);
-        }
-        Ok(out)
+        self.query_all_of(records::assignment_ranges(c)).await
     }
 
     /// Every record of a collection, oldest key first, a thousand per round trip.
