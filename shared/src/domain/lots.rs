@@ -864,7 +864,9 @@ mod tests {
             0..30u32,
             prop_oneof![
                 Just(Expiry::Never),
-                (0..24u32).prop_map(|months| Expiry::Rolling { months }),
+                // The program accepts 1 to 120 months (`program::Program::from_json`); a
+                // zero-month policy never reaches these rules.
+                (1..24u32).prop_map(|months| Expiry::Rolling { months }),
                 (1..400u32).prop_map(|days| Expiry::Inactivity { days }),
             ],
         )

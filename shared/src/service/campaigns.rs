@@ -266,10 +266,19 @@ impl RunningCache {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
     fn keep_only(&self, running: &[CampaignId]) {
-        self.0
-            .write()
+        // Every purchase calls this; the write lock only when a campaign has stopped running.
+        let stale = self
+            .0
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|id, _| running.contains(id));
+            .keys()
+            .any(|id| !running.contains(id));
+        if stale {
+            self.0
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|id, _| running.contains(id));
+        }
     }
     fn learn(&self, c: &Campaign) {
         self.0
