@@ -740,28 +740,11 @@ async fn one_members_events_order_the_same_by_seq_id_and_time_under_concurrent_w
     let from =
         (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut global = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let q = match &cursor {
-            Some(c) => format!("/v1/events?from={from}&to={to}&limit=100&cursor={c}"),
-            None => format!("/v1/events?from={from}&to={to}&limit=100"),
-        };
-        let r = api.get(&q.replace('+', "%2B"), &api.admin()).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        global.extend(
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["member_id"] == "busy")
-                .cloned(),
-        );
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let global: Vec<Value> = global_feed(&api, &from, &to, 100)
+        .await
+        .into_iter()
+        .filter(|e| e["member_id"] == "busy")
+        .collect();
     assert_eq!(
         global, feed,
         "the global feed lists the member's events in seq order"
@@ -962,27 +945,11 @@ async fn the_global_feed_pages_every_event_once_in_id_order_across_its_shards(b:
         (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for limit in [7, 100] {
-        let mut got: Vec<String> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/v1/events?from={from}&to={to}&limit={limit}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let r = api.get(&path.replace('+', "%2B"), &api.admin()).await;
-            assert_eq!(r.status, 200, "{}", r.body);
-            got.extend(
-                r.body["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_str().unwrap().to_owned()),
-            );
-            match r.body["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => break,
-            }
-        }
+        let got: Vec<String> = global_feed(&api, &from, &to, limit)
+            .await
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
         assert!(
             got.windows(2).all(|w| w[0] < w[1]),
             "strictly in id order, no repeat"
@@ -1000,3 +967,22 @@ async fn the_global_feed_pages_every_event_once_in_id_order_across_its_shards(b:
     }
 }
 both_backends!(the_global_feed_pages_every_event_once_in_id_order_across_its_shards);
+
+/// Every event of the global feed in `from..to` (RFC 3339), read in pages of `limit` by cursor.
+async fn global_feed(api: &Api, from: &str, to: &str, limit: u32) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/events?from={from}&to={to}&limit={limit}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let r = api.get(&path.replace('+', "%2B"), &api.admin()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        out.extend(r.body["items"].as_array().unwrap().iter().cloned());
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
