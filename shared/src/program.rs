@@ -4,6 +4,7 @@
 
 use crate::domain::earning::{EarnRate, Multiplier};
 use crate::domain::lots::Expiry;
+use crate::domain::referral::{Milestone, OnFraud, ReferralRules};
 use crate::domain::segment::{CutPoints, LifecycleRules, RfmRules, SegmentRules};
 use crate::domain::tier::{TierRule, TierTable};
 use crate::domain::{Currency, Points, RewardId, TimeZoneName};
@@ -40,6 +41,7 @@ pub struct Program {
     pub point_value_per_100: u32,
     pub segments: SegmentRules,
     pub points: PointsRules,
+    pub referral: ReferralRules,
 }
 
 /// When purchase points become spendable and when points expire (DESIGN.md "Points lots").
@@ -82,6 +84,48 @@ struct Doc {
     lifecycle: LifecycleDoc,
     rfm: RfmDoc,
     points: PointsDoc,
+    referral: ReferralDoc,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ReferralDoc {
+    enabled: bool,
+    apply_within_days: u32,
+    qualify_within_days: u32,
+    min_spend: i64,
+    referrer_points: i64,
+    referee_points: i64,
+    milestone: Option<MilestoneDoc>,
+    monthly_cap: u32,
+    total_cap: u32,
+    on_fraud: OnFraud,
+    velocity_per_hour: u32,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MilestoneDoc {
+    every: u32,
+    points: i64,
+}
+impl Default for ReferralDoc {
+    fn default() -> Self {
+        ReferralDoc {
+            enabled: true,
+            apply_within_days: 30,
+            qualify_within_days: 30,
+            min_spend: 2000,
+            referrer_points: 500,
+            referee_points: 200,
+            milestone: Some(MilestoneDoc {
+                every: 3,
+                points: 1000,
+            }),
+            monthly_cap: 10,
+            total_cap: 100,
+            on_fraud: OnFraud::Review,
+            velocity_per_hour: 5,
+        }
+    }
 }
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -201,6 +245,7 @@ impl Default for Doc {
             lifecycle: LifecycleDoc::default(),
             rfm: RfmDoc::default(),
             points: PointsDoc::default(),
+            referral: ReferralDoc::default(),
         }
     }
 }
@@ -246,6 +291,74 @@ impl Default for PurchaseDoc {
 
 fn invalid(msg: impl Into<String>) -> ProgramError {
     ProgramError::Invalid(msg.into())
+}
+
+fn referral_rules(d: &ReferralDoc) -> Result<ReferralRules, ProgramError> {
+    // A referee's member item carries the qualifying deadline while it is open: bounded windows
+    // keep a referred member's history short while it does (the item stays under 1 KB).
+    for (key, v, range) in [
+        (
+            "referral.apply_within_days",
+            i64::from(d.apply_within_days),
+            0..=90,
+        ),
+        (
+            "referral.qualify_within_days",
+            i64::from(d.qualify_within_days),
+            0..=90,
+        ),
+        (
+            "referral.min_spend",
+            d.min_spend,
+            0..=crate::domain::money::MAX_AMOUNT_MINOR,
+        ),
+        ("referral.referrer_points", d.referrer_points, 0..=1_000_000),
+        ("referral.referee_points", d.referee_points, 0..=1_000_000),
+        ("referral.monthly_cap", i64::from(d.monthly_cap), 0..=10_000),
+        ("referral.total_cap", i64::from(d.total_cap), 0..=1_000_000),
+        (
+            "referral.velocity_per_hour",
+            i64::from(d.velocity_per_hour),
+            1..=1000,
+        ),
+    ] {
+        if !range.contains(&v) {
+            return Err(invalid(format!(
+                "{key} must be between {} and {}, got {v}",
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    let milestone = match &d.milestone {
+        None => None,
+        Some(m) if (2..=1000).contains(&m.every) && (1..=1_000_000).contains(&m.points) => {
+            Some(Milestone {
+                every: m.every,
+                points: Points(m.points),
+            })
+        }
+        Some(m) => {
+            return Err(invalid(format!(
+                "referral.milestone needs every between 2 and 1000 and points between 1 and \
+                 1000000, got every {} and points {}",
+                m.every, m.points
+            )));
+        }
+    };
+    Ok(ReferralRules {
+        enabled: d.enabled,
+        apply_within_days: d.apply_within_days,
+        qualify_within_days: d.qualify_within_days,
+        min_spend: d.min_spend,
+        referrer_points: Points(d.referrer_points),
+        referee_points: Points(d.referee_points),
+        milestone,
+        monthly_cap: d.monthly_cap,
+        total_cap: d.total_cap,
+        on_fraud: d.on_fraud,
+        velocity_per_hour: d.velocity_per_hour,
+    })
 }
 
 fn segment_rules(l: &LifecycleDoc, r: &RfmDoc) -> Result<SegmentRules, ProgramError> {
@@ -470,7 +583,9 @@ impl Program {
                 )));
             }
         }
+        let referral = referral_rules(&doc.referral)?;
         Ok(Program {
+            referral,
             segments,
             points: PointsRules {
                 pending_days: doc.points.pending_days,
@@ -533,6 +648,56 @@ mod tests {
 
     use super::*;
     use crate::domain::Tier;
+
+    #[test]
+    fn referral_rules_default_on_and_refuse_out_of_range_values() {
+        let r = Program::default().referral;
+        assert!(r.enabled);
+        assert_eq!(
+            (
+                r.min_spend,
+                r.referee_points.0,
+                r.referrer_points.0,
+                r.monthly_cap
+            ),
+            (2000, 200, 500, 10)
+        );
+        assert_eq!(r.milestone.map(|m| (m.every, m.points.0)), Some((3, 1000)));
+        for (doc, key) in [
+            (
+                r#"{"referral": {"apply_within_days": 91}}"#,
+                "referral.apply_within_days",
+            ),
+            (
+                r#"{"referral": {"qualify_within_days": 91}}"#,
+                "referral.qualify_within_days",
+            ),
+            (
+                r#"{"referral": {"velocity_per_hour": 0}}"#,
+                "referral.velocity_per_hour",
+            ),
+            (
+                r#"{"referral": {"referee_points": -1}}"#,
+                "referral.referee_points",
+            ),
+            (
+                r#"{"referral": {"milestone": {"every": 1, "points": 5}}}"#,
+                "referral.milestone",
+            ),
+            (
+                r#"{"referral": {"on_fraud": "ignore"}}"#,
+                "referral.on_fraud",
+            ),
+            (r#"{"referral": {"bonus": 1}}"#, "referral"),
+        ] {
+            let e = Program::from_json(doc).unwrap_err().to_string();
+            assert!(e.contains(key), "{doc}: {e}");
+        }
+        let off = Program::from_json(r#"{"referral": {"enabled": false, "milestone": null}}"#)
+            .unwrap()
+            .referral;
+        assert!(!off.enabled && off.milestone.is_none());
+    }
 
     #[test]
     fn defaults_match_design() {

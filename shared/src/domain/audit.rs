@@ -118,6 +118,9 @@ pub enum AuditAction {
     CampaignDrafted,
     CampaignLaunched,
     CampaignEnded,
+    ReferralCodeSet,
+    ReferralApproved,
+    ReferralRejected,
 }
 
 impl AuditAction {
@@ -134,6 +137,9 @@ impl AuditAction {
             AuditAction::CampaignDrafted => "PUT /v1/campaigns/{id}",
             AuditAction::CampaignLaunched => "POST /v1/campaigns/{id}/launch",
             AuditAction::CampaignEnded => "POST /v1/campaigns/{id}/end",
+            AuditAction::ReferralCodeSet => "PUT /v1/members/{id}/referral/code",
+            AuditAction::ReferralApproved => "POST /v1/referrals/{referee_id}/approve",
+            AuditAction::ReferralRejected => "POST /v1/referrals/{referee_id}/reject",
         }
     }
 }

@@ -52,6 +52,16 @@ pub enum EventType {
     PointsExpired,
     #[serde(rename = "points.expiring_soon")]
     PointsExpiringSoon,
+    #[serde(rename = "referral.applied")]
+    ReferralApplied,
+    #[serde(rename = "referral.held")]
+    ReferralHeld,
+    #[serde(rename = "referral.rejected")]
+    ReferralRejected,
+    #[serde(rename = "referral.rewarded")]
+    ReferralRewarded,
+    #[serde(rename = "referral.reversed")]
+    ReferralReversed,
 }
 
 /// The envelope of API.md "Events": `type` and `data` come from [`EventData`], so a type can only
@@ -120,6 +130,16 @@ pub enum EventData {
     SegmentChanged(SegmentChanged),
     #[serde(rename = "campaign.awarded")]
     CampaignAwarded(Awarded),
+    #[serde(rename = "referral.applied")]
+    ReferralApplied(ReferralApplied),
+    #[serde(rename = "referral.held")]
+    ReferralHeld(ReferralJudged),
+    #[serde(rename = "referral.rejected")]
+    ReferralRejected(ReferralJudged),
+    #[serde(rename = "referral.rewarded")]
+    ReferralRewarded(ReferralRewarded),
+    #[serde(rename = "referral.reversed")]
+    ReferralReversed(ReferralReversed),
 }
 
 impl EventData {
@@ -146,6 +166,11 @@ impl EventData {
             D::VoucherUsed(_) => T::VoucherUsed,
             D::SegmentChanged(_) => T::SegmentChanged,
             D::CampaignAwarded(_) => T::CampaignAwarded,
+            D::ReferralApplied(_) => T::ReferralApplied,
+            D::ReferralHeld(_) => T::ReferralHeld,
+            D::ReferralRejected(_) => T::ReferralRejected,
+            D::ReferralRewarded(_) => T::ReferralRewarded,
+            D::ReferralReversed(_) => T::ReferralReversed,
         }
     }
 
@@ -166,6 +191,9 @@ impl EventData {
             D::PointsGifted(e) => e.moved.points,
             D::TierUpgraded(e) | D::TierDowngraded(e) => e.moved.points,
             D::CampaignAwarded(e) => e.moved.points,
+            D::ReferralRewarded(e) => e.moved.points,
+            D::ReferralReversed(e) => e.moved.points,
+            D::ReferralApplied(_) | D::ReferralHeld(_) | D::ReferralRejected(_) => Points::ZERO,
             D::MemberEnrolled(_)
             | D::MemberUpdated(_)
             | D::PointsExpiringSoon(_)
@@ -503,6 +531,67 @@ pub struct Awarded {
     pub line: LineRef,
     pub campaign_id: CampaignId,
     pub purchase: PurchaseRef,
+}
+
+/// Which side of a referral a line pays or takes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferralRole {
+    /// The new member who applied the code.
+    Referee,
+    /// The member whose code it was.
+    Referrer,
+    /// The referrer's bonus for a milestone of qualified referrals.
+    Milestone,
+}
+
+/// `referral.applied` (on the referee): a code was applied; a purchase of at least the
+/// program's minimum spend on or before `deadline` qualifies it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferralApplied {
+    pub referrer_id: MemberId,
+    pub code: crate::domain::referral::ReferralCode,
+    pub deadline: NaiveDate,
+}
+
+/// `referral.held` and `referral.rejected` (on the referee): a fraud rule (or, for a rejection,
+/// a reviewer) stopped the referral; nobody is paid unless an administrator approves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferralJudged {
+    pub referrer_id: MemberId,
+    pub rule: crate::domain::referral::FraudRule,
+    pub purchase: Option<PurchaseRef>,
+}
+
+/// `referral.rewarded` (on each side paid): the points are pending until `available_on` (they
+/// move no balance yet; `points` is 0), or spendable at once (`available_on` null).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferralRewarded {
+    #[serde(flatten)]
+    pub moved: Moved,
+    #[serde(flatten)]
+    pub line: LineRef,
+    pub referee_id: MemberId,
+    pub role: ReferralRole,
+    pub rewarded: Points,
+    pub available_on: Option<NaiveDate>,
+    pub purchase: PurchaseRef,
+}
+
+/// `referral.reversed` (on each side that was paid): a refund in the return window took the
+/// qualifying purchase below the minimum spend; `pending` is what came off pending points
+/// (never in the balance), the rest came off the balance (below zero: owed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferralReversed {
+    #[serde(flatten)]
+    pub moved: Moved,
+    #[serde(flatten)]
+    pub line: LineRef,
+    pub referee_id: MemberId,
+    pub role: ReferralRole,
+    pub reversed: Points,
+    pub pending: Option<Points>,
+    pub refund: RefundRef,
 }
 
 /// A time-ordered (UUID v7) id stamped from the given instant, so ids order as `occurred_at` does

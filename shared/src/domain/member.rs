@@ -146,6 +146,10 @@ pub struct Member {
     /// The last expiring-soon notice sent.
     #[serde(rename = "pn", default, skip_serializing_if = "Option::is_none")]
     pub notified: Option<Notified>,
+    /// Whether the member applied a referral code, and while a purchase may still qualify it,
+    /// the last day one may: a purchase of a member never referred reads nothing more.
+    #[serde(rename = "rf", default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<crate::domain::referral::ReferralMark>,
 }
 
 fn is_zero(p: &Points) -> bool {
@@ -186,6 +190,7 @@ impl Member {
             lots: None,
             points_due: None,
             notified: None,
+            referral: None,
         }
     }
 
@@ -228,6 +233,8 @@ pub enum LedgerKind {
     ErasureForfeit,
     /// A campaign's award on a purchase (positive), or its reversal by a refund (negative).
     CampaignBonus,
+    /// A referral's reward (either side, or a milestone bonus), or its reversal (negative).
+    Referral,
 }
 
 impl Member {

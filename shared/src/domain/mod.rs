@@ -56,6 +56,7 @@ pub mod money;
 #[cfg(test)]
 mod properties;
 pub mod receipt;
+pub mod referral;
 pub mod reward;
 pub mod segment;
 pub mod slices;

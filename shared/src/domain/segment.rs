@@ -571,6 +571,29 @@ pub struct Tally {
     pub totals: Totals,
     /// Enrolment month (`YYYY-MM`) → `[members, retained₀, retained₁, …]`.
     pub cohorts: BTreeMap<String, Vec<u64>>,
+    /// Enrolment month → referred and organic members and their repeat buyers
+    /// ([`RepeatCohort`]).
+    #[serde(default)]
+    pub referral_cohorts: BTreeMap<String, RepeatCohort>,
+}
+
+/// One enrolment month's members who applied a referral code and the others (organic), and
+/// how many of each bought at least twice in the enrolment month and the two after (≈ 90 days).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatCohort {
+    pub referred: u64,
+    pub referred_repeat: u64,
+    pub organic: u64,
+    pub organic_repeat: u64,
+}
+
+impl RepeatCohort {
+    pub fn merge(&mut self, o: &RepeatCohort) {
+        self.referred += o.referred;
+        self.referred_repeat += o.referred_repeat;
+        self.organic += o.organic;
+        self.organic_repeat += o.organic_repeat;
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -606,6 +629,8 @@ pub struct SegmentDay {
     pub left: BTreeMap<SegmentId, u64>,
     pub totals: Totals,
     pub cohorts: BTreeMap<String, Vec<u64>>,
+    #[serde(default)]
+    pub referral_cohorts: BTreeMap<String, RepeatCohort>,
     pub cutpoints: CutPoints,
 }
 
@@ -632,6 +657,12 @@ impl Tally {
         add_counts(&mut self.sizes, &o.sizes);
         self.distribution.merge(&o.distribution);
         self.totals.merge(&o.totals);
+        for (month, c) in &o.referral_cohorts {
+            self.referral_cohorts
+                .entry(month.clone())
+                .or_default()
+                .merge(c);
+        }
         for (month, row) in &o.cohorts {
             let mine = self.cohorts.entry(month.clone()).or_default();
             if mine.len() < row.len() {
@@ -704,6 +735,7 @@ impl SegmentDay {
                 left: BTreeMap::new(),
                 totals: Totals::default(),
                 cohorts: BTreeMap::new(),
+                referral_cohorts: BTreeMap::new(),
                 cutpoints,
             },
         };
@@ -720,6 +752,7 @@ impl SegmentDay {
         add_counts(&mut day.left, &moves.left);
         day.totals = tally.totals.clone();
         day.cohorts = tally.cohorts.clone();
+        day.referral_cohorts = tally.referral_cohorts.clone();
         day.cutpoints = cutpoints;
         Some(day)
     }
