@@ -29,6 +29,12 @@ pub enum ServiceError {
     MemberErased,
     #[error("this phone number belongs to another member")]
     PhoneTaken,
+    #[error("{}", refusal_text(.0))]
+    ReferralRefused(crate::domain::referral::Refusal),
+    #[error("this referral code belongs to another member")]
+    ReferralCodeTaken,
+    #[error("the referral is {0}, not held for review")]
+    ReferralNotHeld(&'static str),
     #[error("the birthday is already set; only an administrator can change it")]
     BirthdayLocked,
     #[error("balance {balance} does not cover the reward's {cost} points")]
@@ -131,5 +137,31 @@ impl From<Overflow> for ServiceError {
             "body",
             "the numbers in this request would overflow a balance",
         )
+    }
+}
+
+fn refusal_text(r: &crate::domain::referral::Refusal) -> String {
+    use crate::domain::referral::Refusal as R;
+    match r {
+        R::Disabled => "the program has no referrals".into(),
+        R::UnknownCode => "no member has this referral code".into(),
+        R::WindowClosed => {
+            "a code can no longer be applied: the window after enrolment is over".into()
+        }
+        R::AlreadyReferred => "this member already applied a referral code".into(),
+        R::OwnCode => "a member cannot apply their own referral code".into(),
+        R::CapReached => {
+            "this code's referrer has reached the most referrals the program rewards".into()
+        }
+        R::AlreadyPurchased => {
+            "only the first purchase qualifies, and this member has already made it".into()
+        }
+        R::SelfReferral(rule) => format!(
+            "the referrer and the referee look like one person ({})",
+            serde_json::to_value(rule)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
     }
 }

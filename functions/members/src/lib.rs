@@ -21,6 +21,8 @@ use loyalty::service::{ServiceError, Services};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod referrals;
+
 pub fn routes() -> OpenApiRouter<Services> {
     OpenApiRouter::new()
         .routes(routes!(enrol, find_members))
@@ -31,6 +33,12 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(member_events))
         .routes(routes!(all_events))
         .routes(routes!(audit))
+        .routes(routes!(referrals::get_referral))
+        .routes(routes!(referrals::apply_referral))
+        .routes(routes!(referrals::set_code))
+        .routes(routes!(referrals::held_referrals))
+        .routes(routes!(referrals::approve))
+        .routes(routes!(referrals::reject))
 }
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves

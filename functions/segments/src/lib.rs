@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<Services> {
         .routes(routes!(overview))
         .routes(routes!(retention))
         .routes(routes!(daily))
+        .routes(routes!(referral_analytics))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -199,4 +200,24 @@ async fn daily(
     Ok(Reply::ok(DailySeries {
         items: svc.daily_series(from, to).await?,
     }))
+}
+
+/// The referral funnel of the codes applied from `from` to `to` (UTC days, inclusive, at most
+/// 366): applied → qualified → held → rewarded → reversed with counts and points, the top 10
+/// referrers, the K-factor (standing rewarded referees per active referrer), and the repeat
+/// purchase rate of referred members against organic members enrolled in the same months (two
+/// purchases in the enrolment month and the two after), with a 95 % interval for the difference.
+#[utoipa::path(get, path = "/v1/analytics/referrals", tag = "analytics", security(("bearer" = [])),
+    params(("from" = String, Query, format = Date, example = "2027-01-01"), ("to" = String, Query, format = Date, example = "2027-03-31")),
+    responses((status = 200, body = loyalty::service::referrals::ReferralAnalytics),
+        (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn referral_analytics(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<loyalty::service::referrals::ReferralAnalytics>, Problem> {
+    caller.require(Access::Insight)?;
+    let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
+    let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
+    Ok(Reply::ok(svc.referral_analytics(from, to).await?))
 }

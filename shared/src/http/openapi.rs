@@ -202,6 +202,37 @@ const WHO: &[(&str, &str, &str)] = &[
     ("get", "/v1/analytics/daily", "an administrator, an analyst"),
     (
         "get",
+        "/v1/analytics/referrals",
+        "an administrator, an analyst",
+    ),
+    (
+        "get",
+        "/v1/members/{id}/referral",
+        "the member, every operator (admin, support, analyst)",
+    ),
+    (
+        "post",
+        "/v1/members/{id}/referral/apply",
+        "the member, an administrator, support",
+    ),
+    ("put", "/v1/members/{id}/referral/code", "an administrator"),
+    (
+        "get",
+        "/v1/referrals",
+        "every operator (admin, support, analyst)",
+    ),
+    (
+        "post",
+        "/v1/referrals/{referee_id}/approve",
+        "an administrator",
+    ),
+    (
+        "post",
+        "/v1/referrals/{referee_id}/reject",
+        "an administrator",
+    ),
+    (
+        "get",
         "/v1/members/{id}/points",
         "the member, a POS, every operator (admin, support, analyst)",
     ),

@@ -252,6 +252,22 @@ impl From<ServiceError> for Problem {
             E::MemberExists => Problem::new(S::CONFLICT, "member-exists", "Member exists", detail),
             E::MemberErased => Problem::new(S::GONE, "member-erased", "Member erased", detail),
             E::PhoneTaken => Problem::new(S::CONFLICT, "phone-taken", "Phone taken", detail),
+            E::ReferralRefused(r) => {
+                let (status, slug, title) = referral_refusal(r);
+                Problem::new(status, slug, title, detail)
+            }
+            E::ReferralCodeTaken => Problem::new(
+                S::CONFLICT,
+                "referral-code-taken",
+                "Referral code taken",
+                detail,
+            ),
+            E::ReferralNotHeld(_) => Problem::new(
+                S::CONFLICT,
+                "referral-not-held",
+                "Referral not held",
+                detail,
+            ),
             E::BirthdayLocked => {
                 Problem::new(S::CONFLICT, "birthday-locked", "Birthday locked", detail)
             }
@@ -380,6 +396,36 @@ fn chain(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     text
+}
+
+/// Each refusal to apply a code is its own problem type (API.md "Referrals").
+fn referral_refusal(
+    r: crate::domain::referral::Refusal,
+) -> (http::StatusCode, &'static str, &'static str) {
+    use crate::domain::referral::Refusal as R;
+    use http::StatusCode as S;
+    match r {
+        R::Disabled => (S::CONFLICT, "referrals-disabled", "Referrals disabled"),
+        R::UnknownCode => (
+            S::UNPROCESSABLE_ENTITY,
+            "referral-code-unknown",
+            "Unknown referral code",
+        ),
+        R::WindowClosed => (
+            S::CONFLICT,
+            "referral-window-closed",
+            "Referral window closed",
+        ),
+        R::AlreadyReferred => (S::CONFLICT, "already-referred", "Already referred"),
+        R::OwnCode => (S::CONFLICT, "referral-own-code", "Own referral code"),
+        R::CapReached => (S::CONFLICT, "referral-cap-reached", "Referral cap reached"),
+        R::AlreadyPurchased => (
+            S::CONFLICT,
+            "referral-after-first-purchase",
+            "Referral after the first purchase",
+        ),
+        R::SelfReferral(_) => (S::CONFLICT, "self-referral", "Self-referral"),
+    }
 }
 
 #[cfg(test)]

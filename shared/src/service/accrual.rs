@@ -6,6 +6,7 @@ use super::campaigns::Play;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::{LedgerEntry, live, money};
+use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
 use crate::domain::CampaignId;
@@ -26,7 +27,7 @@ use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
 use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
 use crate::table::{
-    Batch, Fetched, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
+    Batch, Fetched, PaymentMark, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
 };
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -96,6 +97,9 @@ pub struct PurchaseRequest {
     #[serde(serialize_with = "as_utc")]
     pub occurred_at: DateTime<FixedOffset>,
     pub lines: Option<Vec<PurchaseLine>>,
+    /// An opaque hash of the card or wallet token, when the POS has one: stored hashed again,
+    /// never returned, compared with the referrer's for the self-referral rule.
+    pub payment_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -127,6 +131,16 @@ impl Services {
             ));
         }
         self.check_amount("amount", req.amount)?;
+        if req
+            .payment_fingerprint
+            .as_ref()
+            .is_some_and(|f| f.trim().is_empty() || f.len() > 256)
+        {
+            return Err(ServiceError::field(
+                "payment_fingerprint",
+                "payment_fingerprint must be 1 to 256 characters",
+            ));
+        }
         let lines = req.lines.as_deref().unwrap_or_default();
         if lines.len() > 200 {
             return Err(ServiceError::field("lines", "at most 200 lines"));
@@ -253,6 +267,10 @@ impl Services {
         let occurred_at = req.occurred_at.with_timezone(&Utc);
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
+        let payment = req.payment_fingerprint.as_deref();
+        let referral = self
+            .referral_step(&current.value, req.amount.value, payment, now)
+            .await?;
         let mut plays = self.campaign_plays(&found, campaigns).await?;
         let cuts = self.cut_points(found.get(&state)?);
         let (mut batch, m, record) = loop {
@@ -265,6 +283,7 @@ impl Services {
                 &mut m,
                 &cuts,
                 plays.clone(),
+                referral.as_ref(),
                 now,
                 &mut batch,
                 &mut short,
@@ -280,6 +299,10 @@ impl Services {
             plays = rest;
             plays.extend(self.with_every_slice(wide).await?);
         };
+        if let Some(p) = payment {
+            let seen_on = self.program_date(now);
+            batch.put(&(payment_hash(p), m.id.clone()), &PaymentMark { seen_on })?;
+        }
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
         batch.save(&m.id, &m, Some(current.version))?;
@@ -298,11 +321,13 @@ impl Services {
         m: &mut Member,
         cuts: &CutPoints,
         plays: Vec<Play>,
+        referral: Option<&ReferralStep>,
         now: DateTime<Utc>,
         batch: &mut Batch,
         short: &mut Vec<CampaignId>,
     ) -> Result<PurchaseRecord, ServiceError> {
         let occurred_at = req.occurred_at.with_timezone(&Utc);
+        let first = m.first_purchase_at.is_none();
         let mut journal = Journal::new(self, m, now);
         self.settle(m, &mut journal, now);
         let booked = self.book_purchase(m, req, occurred_at, now)?;
@@ -324,6 +349,26 @@ impl Services {
             .iter()
             .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
         let caused = self.upgrade_on_purchase(m, &booked, now, &mut journal);
+        let sale = PurchaseRef {
+            store_id: req.store_id.clone(),
+            receipt_id: req.receipt_id.clone(),
+        };
+        let referred = match referral {
+            Some(step) => {
+                self.purchase_referral(
+                    step,
+                    m,
+                    &sale,
+                    req.amount.value,
+                    occurred_at,
+                    first,
+                    &mut journal,
+                    batch,
+                )?
+                .referrer
+            }
+            None => None,
+        };
         let receipt = PurchaseReceipt {
             purchase_id: Uuid::now_v7(),
             member_id: m.id.clone(),
@@ -349,6 +394,7 @@ impl Services {
             campaigns: credits,
             origin: Some(booked.origin),
             upgrade: caused,
+            referral: referred,
         })
     }
 
@@ -560,6 +606,12 @@ impl Services {
         let member = reads.add::<Member>(&pr.member_id);
         let state = reads.add::<SegmentState>(&Replica::of(&pr.member_id));
         let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
+        let referral = pr.referral.as_ref().map(|referrer| {
+            (
+                reads.add::<crate::domain::referral::Referral>(&pr.member_id),
+                ReferringSlots::add(&mut reads, referrer),
+            )
+        });
         let found = self.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let cuts = self.cut_points(found.get(&state)?);
@@ -582,7 +634,24 @@ impl Services {
             credits,
             found: &found,
         };
-        let reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
+        let mut reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
+        if let Some((slot, slots)) = &referral {
+            // A referrer who has since left keeps nothing to take back; the referee's side
+            // still stands then (nobody's counts to recount).
+            if let (Some(r), Ok(referring)) = (found.get(slot)?, slots.get(&found)) {
+                let back = self.refund_referral(
+                    &r,
+                    &referring,
+                    pr.amount.value,
+                    would_total,
+                    &of,
+                    &mut m,
+                    &mut journal,
+                    &mut batch,
+                )?;
+                reversed = reversed.checked_add(back)?;
+            }
+        }
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: reversed,

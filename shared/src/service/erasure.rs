@@ -15,7 +15,9 @@ use crate::domain::event::{Erased, EventData, Moved};
 use crate::domain::member::{LedgerKind, Member};
 use crate::domain::{MemberId, Points};
 use crate::retrying;
-use crate::table::{Batch, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads};
+use crate::table::{
+    Batch, CodeClaim, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads, Referrer,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -115,6 +117,7 @@ impl Services {
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
+        let referrer = reads.add::<Referrer>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.table.read(&reads).await?;
         if let Some(replay) = Idempotency::replay::<Erasure>(idem, &prior, &found, now)? {
@@ -149,6 +152,14 @@ impl Services {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
         batch.save(id, &m, Some(current.version))?;
+        // A vanity code may be a name: every code the member had stops resolving, and the
+        // referrer item that lists them goes (referrals it counted keep their own records).
+        if let Some(r) = found.get(&referrer)? {
+            for code in std::iter::once(&r.value.code).chain(&r.value.retired) {
+                batch.remove::<CodeClaim>(code);
+            }
+            batch.delete::<Referrer>(id, r.version);
+        }
         // The record keeps the member's id (a pseudonym) and no personal data.
         let audited = Audited {
             action: AuditAction::MemberErased,

@@ -37,6 +37,9 @@ pub struct EnrolRequest {
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     pub timezone: Option<TimeZoneName>,
+    /// A friend's referral code (API.md "Referrals"): refused with its reason, and then nothing
+    /// is enrolled.
+    pub referral_code: Option<crate::domain::referral::ReferralCode>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
@@ -231,6 +234,10 @@ impl Services {
         let member = reads.add::<Member>(id);
         let claim = req.phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
         let prior = idem.map(|i| i.read(&mut reads));
+        let code = req
+            .referral_code
+            .as_ref()
+            .map(|c| (c, reads.add::<crate::table::CodeClaim>(c)));
         let found = self.table.read(&reads).await?;
         // The key remembers only which member it created (no personal data kept beside the
         // member, so erasure finds it all); a replay answers that member as it is now.
@@ -245,6 +252,10 @@ impl Services {
         if claim.as_ref().is_some_and(|c| found.exists(c)) {
             return Err(ServiceError::PhoneTaken);
         }
+        let referring = match &code {
+            Some((_, slot)) => Some(self.referring_of(&found, slot).await?),
+            None => None,
+        };
         let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
         m.phone = req.phone.clone();
         m.email = req.email.clone();
@@ -261,6 +272,9 @@ impl Services {
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.program.segments.rfm.fixed;
         self.resegment(&mut m, &fixed, now, &mut journal);
+        if let (Some((code, _)), Some(referring)) = (&code, &referring) {
+            self.apply_code(&mut m, code, referring, true, &mut journal, &mut batch)?;
+        }
         journal.close(self, &mut m, &mut batch)?;
         let view = self.member_view(&m);
         batch

@@ -17,6 +17,7 @@ pub(crate) mod jobs;
 pub mod members;
 pub mod points;
 pub mod redemption;
+pub mod referrals;
 pub mod segments;
 pub mod tiers;
 

@@ -164,7 +164,7 @@ pub struct Retention {
     pub cohorts: Vec<Cohort>,
 }
 
-fn month_name(idx: i32) -> String {
+pub(crate) fn month_name(idx: i32) -> String {
     format!("{:04}-{:02}", idx.div_euclid(12), idx.rem_euclid(12) + 1)
 }
 
@@ -431,6 +431,18 @@ impl Services {
                 if m.purchases.in_month(cohort + k as i32) > 0 {
                     row[k + 1] += 1;
                 }
+            }
+            let bought: i64 = (0..3).map(|k| m.purchases.in_month(cohort + k)).sum();
+            let c = tally
+                .referral_cohorts
+                .entry(month_name(cohort))
+                .or_default();
+            if m.referral.is_some() {
+                c.referred += 1;
+                c.referred_repeat += u64::from(bought >= 2);
+            } else {
+                c.organic += 1;
+                c.organic_repeat += u64::from(bought >= 2);
             }
         }
     }

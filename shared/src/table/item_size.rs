@@ -173,3 +173,49 @@ fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
         "the member item takes {size} bytes ({own} its own)"
     );
 }
+
+#[test]
+fn a_referred_member_with_an_open_referral_stays_under_one_kilobyte() {
+    // A referral is open at most 90 + 90 days after enrolment (the rules' bounds): 7 months of
+    // history at most, lots for each of them and 14 pending days, the mark naming a UUID
+    // referrer.
+    let mut m = full_member(9_999_999);
+    let start: NaiveDate = "2027-01-15".parse().unwrap();
+    m.spend = Default::default();
+    m.purchases = Default::default();
+    let rolling = crate::domain::lots::Expiry::Rolling { months: 12 };
+    let mut lots = Lots::default();
+    for k in 0..7 {
+        let day = crate::domain::tier::add_months(start, k);
+        m.spend.add(day, 9_999_999, day, 13).unwrap();
+        m.purchases.add(day, 99, day, 13);
+        lots.grant(99_999, day, rolling);
+    }
+    let today = crate::domain::tier::add_months(start, 6);
+    for k in 0..14 {
+        lots.earn(
+            9_999,
+            today + chrono::Duration::days(k - 13),
+            14,
+            today,
+            rolling,
+        );
+    }
+    m.set_lots(lots);
+    m.points_due = Some(today);
+    m.notified = Some(Notified {
+        expires_on: today,
+        days_ahead: 30,
+    });
+    m.lifetime_expired = Points(12_345_678);
+    m.referral = Some(crate::domain::referral::ReferralMark::Open {
+        deadline: today,
+        referrer: MemberId::new_random(),
+    });
+    let (size, own) = stored_size(&m);
+    println!("referred member item: {size} bytes ({own} its own)");
+    assert!(
+        size < 1024,
+        "the member item takes {size} bytes ({own} its own)"
+    );
+}

@@ -9,11 +9,11 @@ mod item_size;
 mod records;
 
 pub use records::{
-    ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CommitLink, DUE_SHARDS, EVENT_SHARDS,
+    ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CodeClaim, CommitLink, DUE_SHARDS, EVENT_SHARDS,
     EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS,
-    MemberIndex, POINTS_PER_BUDGET_SLICE, PhoneClaim, PurchaseRecord, REPLICAS, REWARD_SHARDS,
-    RefundRecord, Replica, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard,
-    shard_of,
+    MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PurchaseRecord, REFERRAL_SHARDS,
+    REPLICAS, REWARD_SHARDS, Referrer, RefundRecord, Replica, RewardCount, RewardShard,
+    SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
 };
 
 use crate::domain::MemberId;
@@ -731,6 +731,53 @@ impl Table {
             cursor,
         )
         .await
+    }
+
+    /// One page of the referrals held for review, newest first, and its cursor.
+    pub async fn held_referrals(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<crate::domain::referral::Referral>, Option<String>), ServiceError> {
+        self.indexed_page(
+            records::held_referrals_range(),
+            records::REFERRAL_KIND,
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    /// Every referral applied in a month (`YYYY-MM`, UTC), from all its partitions: the keys a
+    /// thousand at a time, the referrals a hundred per batch read.
+    pub async fn referrals_applied_in(
+        &self,
+        month: &str,
+    ) -> Result<Vec<crate::domain::referral::Referral>, ServiceError> {
+        let mut keys = Vec::new();
+        for (index, pk, sort) in records::referral_month_ranges(month) {
+            let mut after = None;
+            loop {
+                let page = PageRequest {
+                    limit: 1000,
+                    after,
+                    descending: false,
+                };
+                let page = self.store.query_index(index, &pk, &sort, &page).await?;
+                keys.extend(page.items);
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            for item in self.store.get_many(chunk).await?.iter().flatten() {
+                out.push(decode(item)?.value);
+            }
+        }
+        Ok(out)
     }
 
     /// One page of the records an index range lists, newest first, read in one batch.

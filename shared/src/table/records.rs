@@ -9,6 +9,8 @@ use crate::domain::event::Event;
 use crate::domain::member::LedgerEntry;
 use crate::domain::member::Member;
 use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
+use crate::domain::referral::Referral;
+use crate::domain::referral::{self, Counts, ReferralCode, ReferralStatus};
 use crate::domain::reward::Redemption;
 use crate::domain::reward::Reward;
 use crate::domain::segment::SegmentId;
@@ -522,6 +524,10 @@ pub struct PurchaseRecord {
     /// The upgrade this purchase caused, which a refund in the return window takes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<crate::domain::tier::Caused>,
+    /// The referrer, when this purchase qualified (or held) its member's referral: a refund
+    /// reads the referral and the referrer with the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<MemberId>,
 }
 
 fn purchase_pk(store: &StoreId, receipt: &ReceiptId) -> String {
@@ -920,6 +926,117 @@ impl Listed for AuditRecord {
 }
 
 const AUDIT: &str = "AUDIT#";
+
+// ---- referrals (DESIGN.md "Referrals")
+
+/// A referral code, unique (created on its absence); it names its member for good, so a
+/// vanity code set later leaves the old one resolving to the same member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CodeClaim {
+    pub member_id: MemberId,
+}
+
+impl Record for CodeClaim {
+    type Id = ReferralCode;
+    const KIND: &'static str = "referral code";
+    fn key(c: &ReferralCode) -> Key {
+        Key::new(format!("REFCODE#{c}"), "REFCODE")
+    }
+}
+
+/// A referrer: the code they share now and what their codes did. Versioned: the referees of
+/// one referrer qualifying at once take turns on it, so no cap is ever passed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Referrer {
+    pub code: ReferralCode,
+    /// Codes the member had before (they still resolve; erasure removes them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<ReferralCode>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for Referrer {
+    type Id = MemberId;
+    const KIND: &'static str = "referrer";
+    fn key(id: &MemberId) -> Key {
+        Key::new(member_pk(id), "REFERRER")
+    }
+}
+
+/// Referrals are listed by the month they were applied in, in this many partitions (written at
+/// the rate of enrolments with a code and of qualifying purchases, far below a key's limit even
+/// at a national launch; spread anyway, so no month is one key).
+pub const REFERRAL_SHARDS: u32 = 8;
+const REFERRALS: &str = "REFERRALS#";
+const HELD_REFERRALS: &str = "REFERRALS#HELD";
+pub(super) const REFERRAL_KIND: &str = "referral";
+
+fn referral_month_partition(month: &str, shard: u32) -> String {
+    sharded(&format!("{REFERRALS}{month}"), shard)
+}
+
+/// The referee's referral, in their partition. GSI2 lists it by the month it was applied in
+/// (the funnel); GSI1 lists it while it is held (the review queue, rare by design).
+impl Record for Referral {
+    type Id = MemberId;
+    const KIND: &'static str = REFERRAL_KIND;
+    fn key(id: &MemberId) -> Key {
+        Key::new(member_pk(id), "REFERRAL")
+    }
+    fn index_entries(&self, id: &MemberId) -> Vec<IndexEntry> {
+        let at = self.applied_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let mut out = vec![IndexEntry {
+            index: Index::Gsi2,
+            pk: referral_month_partition(
+                &referral::month_of(self.applied_at.date_naive()),
+                shard_of(id, REFERRAL_SHARDS),
+            ),
+            sk: at.clone(),
+        }];
+        if self.status == ReferralStatus::Held {
+            out.push(IndexEntry {
+                index: Index::Gsi1,
+                pk: HELD_REFERRALS.into(),
+                sk: format!("{at}#{id}"),
+            });
+        }
+        out
+    }
+}
+
+pub(super) fn held_referrals_range() -> (Index, String, SortKey) {
+    (Index::Gsi1, HELD_REFERRALS.to_owned(), SortKey::All)
+}
+
+/// The partitions of the referrals applied in a month (`YYYY-MM`, UTC).
+pub(super) fn referral_month_ranges(month: &str) -> Vec<(Index, String, SortKey)> {
+    (0..REFERRAL_SHARDS)
+        .map(|n| {
+            (
+                Index::Gsi2,
+                referral_month_partition(month, n),
+                SortKey::All,
+            )
+        })
+        .collect()
+}
+
+/// That a member paid with a card or wallet, by the fingerprint's hash (never the fingerprint):
+/// written by every purchase that carries one, read when a referee's purchase qualifies.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PaymentMark {
+    pub seen_on: NaiveDate,
+}
+
+impl Record for PaymentMark {
+    type Id = (String, MemberId);
+    const KIND: &'static str = "payment mark";
+    fn key((hash, m): &(String, MemberId)) -> Key {
+        Key::new(format!("PAYMENT#{hash}"), member_pk(m))
+    }
+}
 
 fn audit_pk(day: NaiveDate) -> String {
     format!("{AUDIT}{day}")

@@ -1,0 +1,152 @@
+//! The referral routes (API.md "Referrals"): a member's code and counts, applying a code after
+//! enrolment, an administrator's vanity code, and the review queue. Parse, check who may ask,
+//! call the service, reply.
+
+use axum::extract::State;
+use http::StatusCode;
+use loyalty::domain::MemberId;
+use loyalty::http::RequestId;
+use loyalty::http::identity::Access;
+use loyalty::http::problem::ProblemDocument;
+use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
+use loyalty::service::Services;
+use loyalty::service::referrals::{ApplyRequest, CodeRequest, ReferralSummary, ReferralView};
+
+/// The member's referral code (made on the first ask), what it did (counts by stage, points
+/// earned as a referrer) and the referral they are the referee of, if any.
+#[utoipa::path(get, path = "/v1/members/{id}/referral", tag = "referrals", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ReferralSummary), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument)))]
+pub(crate) async fn get_referral(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+) -> Result<Reply<ReferralSummary>, Problem> {
+    caller.require(Access::MemberData(&id))?;
+    Ok(Reply::ok(svc.referral(&id).await?))
+}
+
+/// Apply a friend's code after enrolment, within the program's `apply_within_days`. Each
+/// refusal is its own problem type (`referral-code-unknown`, `referral-window-closed`,
+/// `already-referred`, `referral-own-code`, `referral-cap-reached`,
+/// `referral-after-first-purchase`, `self-referral`, `referrals-disabled`). Applying the same
+/// code again answers the referral as it stands (200).
+#[utoipa::path(post, path = "/v1/members/{id}/referral/apply", tag = "referrals",
+    request_body = ApplyRequest, security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 201, body = ReferralView), (status = 200, body = ReferralView),
+        (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub(crate) async fn apply_referral(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+    JsonBody { value, .. }: JsonBody<ApplyRequest>,
+) -> Result<Reply<ReferralView>, Problem> {
+    caller.require(Access::MemberCare(&id))?;
+    let outcome = svc.apply_referral(&id, &value.code).await?;
+    let status = if outcome.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(Reply::from_outcome(status, outcome))
+}
+
+/// An administrator gives the member a vanity code (409 `referral-code-taken` if another
+/// member has it). The old code keeps resolving to the member; the counts carry over.
+#[utoipa::path(put, path = "/v1/members/{id}/referral/code", tag = "referrals",
+    request_body = CodeRequest, security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ReferralSummary), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+pub(crate) async fn set_code(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+    request: RequestId,
+    JsonBody { value, .. }: JsonBody<CodeRequest>,
+) -> Result<Reply<ReferralSummary>, Problem> {
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    Ok(Reply::ok(
+        svc.set_referral_code(&id, value.code, &actor).await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeldQuery {
+    status: String,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The review queue: referrals a fraud rule held (`status=held`, the only status listed),
+/// newest first, each with the rule that held it.
+#[utoipa::path(get, path = "/v1/referrals", tag = "referrals", security(("bearer" = [])),
+    params(("status" = String, Query, example = "held"), ("limit" = Option<u32>, Query),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<ReferralView>), (status = 400, body = ProblemDocument),
+        (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub(crate) async fn held_referrals(
+    State(svc): State<Services>,
+    caller: Caller,
+    parts: http::request::Parts,
+) -> Result<Reply<ListResponse<ReferralView>>, Problem> {
+    caller.require(Access::Lookup)?;
+    let q: HeldQuery = loyalty::http::extract::query(&parts)?;
+    if q.status != "held" {
+        return Err(Problem::bad_field(
+            "status",
+            "only held referrals are listed (status=held)",
+        ));
+    }
+    let paging = Paging::new(q.limit, q.cursor)?;
+    let (items, next) = svc
+        .held_referrals(paging.limit, paging.cursor.as_deref())
+        .await?;
+    Ok(Reply::ok(ListResponse::new(items, next)))
+}
+
+/// Approve a held referral: it pays as a qualification would today (caps included). Audited;
+/// `referral.rewarded` on both sides. 409 `referral-not-held` if it is not held.
+#[utoipa::path(post, path = "/v1/referrals/{referee_id}/approve", tag = "referrals",
+    security(("bearer" = [])), params(("referee_id" = String, Path)),
+    responses((status = 200, body = ReferralView), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+pub(crate) async fn approve(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(referee): PathId<MemberId>,
+    request: RequestId,
+) -> Result<Reply<ReferralView>, Problem> {
+    review(svc, caller, referee, request, true).await
+}
+
+/// Reject a held referral: nobody is paid. Audited; `referral.rejected` on the referee.
+#[utoipa::path(post, path = "/v1/referrals/{referee_id}/reject", tag = "referrals",
+    security(("bearer" = [])), params(("referee_id" = String, Path)),
+    responses((status = 200, body = ReferralView), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+pub(crate) async fn reject(
+    State(svc): State<Services>,
+    caller: Caller,
+    PathId(referee): PathId<MemberId>,
+    request: RequestId,
+) -> Result<Reply<ReferralView>, Problem> {
+    review(svc, caller, referee, request, false).await
+}
+
+async fn review(
+    svc: Services,
+    caller: Caller,
+    referee: MemberId,
+    request: RequestId,
+    approve: bool,
+) -> Result<Reply<ReferralView>, Problem> {
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    Ok(Reply::ok(
+        svc.review_referral(&referee, approve, &actor).await?,
+    ))
+}
