@@ -322,6 +322,58 @@ async fn main() {
         .await
         .print();
 
+    // Referrals: a quarter of the members each refer one new member (f<i> applies m<i>'s code
+    // at enrolment); the referees' purchases below the minimum spend read nothing more, their
+    // qualifying purchases once more (the referral, the referrer, the referrer's counts).
+    let referees = (args.members / 4).max(1);
+    let mut with_code = Vec::new();
+    for i in 0..referees {
+        let referrer = MemberId::parse(&format!("m{i}")).unwrap();
+        let code = services.referral(&referrer).await.unwrap().code;
+        let body = json!({"id": format!("f{i}"), "name": "Bench", "referral_code": code});
+        with_code.push(("/v1/members".to_owned(), admin.clone(), body, None));
+    }
+    phase(
+        "enrol+code",
+        &counts,
+        args.concurrency,
+        with_code,
+        &base,
+        &client,
+    )
+    .await
+    .print();
+    let referee_buys = |receipt: &str, value: i64| -> Vec<Request> {
+        (0..referees)
+            .map(|i| {
+                let body = json!({"member": {"id": format!("f{i}")}, "store_id": "store-1",
+                    "receipt_id": format!("{receipt}{i}"), "amount": {"value": value, "currency": "USD"},
+                    "occurred_at": (now - Duration::seconds(50)).to_rfc3339()});
+                ("/v1/purchases".to_owned(), pos.clone(), body, None)
+            })
+            .collect()
+    };
+    phase(
+        "referred",
+        &counts,
+        args.concurrency,
+        referee_buys("FA", 1500),
+        &base,
+        &client,
+    )
+    .await
+    .print();
+    phase(
+        "qualifying",
+        &counts,
+        args.concurrency,
+        referee_buys("FB", 2500),
+        &base,
+        &client,
+    )
+    .await
+    .print();
+
     // The same purchases again with the most campaigns that may run at once, every member in
     // every audience and in treatment for 90 % of them: each purchase reads the registry, ten
     // campaigns and ten assignments in its one batch read, and awards on all ten.

@@ -17,6 +17,7 @@ mod local_server;
 mod members_http;
 mod points;
 mod redemption;
+mod referrals;
 mod role_matrix;
 mod segments;
 mod store_contract;

@@ -74,6 +74,35 @@ async fn seeded() -> Seeded {
         )
         .await;
     assert_eq!(r.status, 201);
+    // A referrer `r` with the code PALS2222, and `h`, referred by it with r's e-mail: h's
+    // purchase is held for review (same e-mail).
+    for body in [
+        json!({"id": "r", "name": "R", "email": "r@example.com"}),
+        json!({"id": "h", "name": "H", "email": "R@example.com", "referral_code": "PALS2222"}),
+    ] {
+        if body["id"] == "h" {
+            let c = api
+                .call(
+                    "PUT",
+                    "/v1/members/r/referral/code",
+                    Some(&admin),
+                    Some(json!({"code": "PALS2222"})),
+                )
+                .await;
+            assert_eq!(c.status, 200, "{}", c.body);
+        }
+        let e = api.post("/v1/members", &admin, body).await;
+        assert_eq!(e.status, 201, "{}", e.body);
+    }
+    let held = api
+        .post(
+            "/v1/purchases",
+            &api.pos("store-1"),
+            json!({"member": {"id": "h"}, "store_id": "store-1", "receipt_id": "H1",
+            "amount": {"value": 5000, "currency": "USD"}, "occurred_at": now}),
+        )
+        .await;
+    assert_eq!(held.status, 201, "{}", held.body);
     // A segments run, so the analytics have a day to report.
     let run = api.post("/_local/jobs/segments", &admin, json!({})).await;
     assert_eq!(run.status, 200, "{}", run.body);
@@ -324,6 +353,48 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
         ),
         (
             "GET",
+            "/v1/members/{id}/referral",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/v1/members/{id}/referral/apply",
+            json!({"code": "PALS2222"}),
+            [401, 201, 403, 403, 403, 201, 201, 403],
+        ),
+        (
+            "PUT",
+            "/v1/members/{id}/referral/code",
+            json!({"code": "MVANTY22"}),
+            [401, 403, 403, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/referrals",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/v1/referrals/{referee_id}/approve",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/referrals/{referee_id}/reject",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/analytics/referrals",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 200],
+        ),
+        (
+            "GET",
             "/v1/campaigns/{id}/results",
             Value::Null,
             [401, 403, 403, 403, 403, 200, 403, 200],
@@ -417,6 +488,7 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                         "m"
                     },
                 )
+                .replace("{referee_id}", "h")
                 .replace("{store_id}", "store-1")
                 .replace("{receipt_id}", "R1")
                 .replace("{redemption_id}", &s.redemption)
@@ -431,7 +503,12 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
                     (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ")
                 )
-            } else if path.ends_with("/history") || path.ends_with("/daily") {
+            } else if path == "/v1/referrals" {
+                "/v1/referrals?status=held".to_owned()
+            } else if path.ends_with("/history")
+                || path.ends_with("/daily")
+                || path.ends_with("/analytics/referrals")
+            {
                 let today = s.api.services.now().date_naive();
                 format!("{path}?from={today}&to={today}")
             } else {

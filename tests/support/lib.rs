@@ -430,7 +430,10 @@ impl Api {
             .iter()
             .filter(|e| {
                 let t = e["type"].as_str().unwrap();
-                t.starts_with("points.") || t == "member.erased" || t == "campaign.awarded"
+                t.starts_with("points.")
+                    || t.starts_with("referral.")
+                    || t == "member.erased"
+                    || t == "campaign.awarded"
             })
             .map(|e| e["data"]["points"].as_i64().unwrap_or(0))
             .sum();
