@@ -577,10 +577,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
 
 #[tokio::test]
 async fn a_purchase_by_id_costs_one_read_and_one_write() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(Arc::new(store), Default::default(), None);
+    let (api, counts) = Api::counted(Default::default());
     api.enrol("m").await;
     let body = purchase_body("m", "R1", 1999, api.services.now());
     let before = counts.snapshot();

@@ -203,10 +203,7 @@ both_backends!(a_configured_birthday_voucher_respects_stock);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_job_reads_only_the_birthdays_in_play() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(Arc::new(store), no_waiting(), None);
+    let (api, counts) = Api::counted(no_waiting());
     api.clock.set(at("2026-01-01T00:00:00Z"));
     let members = 3650;
     let day0: chrono::NaiveDate = "2026-01-01".parse().unwrap();

@@ -751,10 +751,7 @@ both_backends!(bad_campaigns_get_a_problem_and_write_nothing);
 
 #[tokio::test]
 async fn a_purchase_costs_one_read_and_one_write_with_ten_campaigns_running() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(Arc::new(store), Default::default(), None);
+    let (api, counts) = Api::counted(Default::default());
     api.clock.set(at("2027-01-10T10:00:00Z"));
     api.enrol("m").await;
     let bought = |receipt: &'static str| {

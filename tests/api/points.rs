@@ -360,10 +360,7 @@ both_backends!(the_points_job_writes_each_line_and_notice_once_however_often_it_
 /// and items only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_points_job_reads_only_the_members_due_that_day() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(std::sync::Arc::new(store), program(14), None);
+    let (api, counts) = Api::counted(program(14));
     let day0 = at("2027-03-01T10:00:00Z");
     let per_day = |d: i64| if d == 3 { 120 } else { 20 };
     let mut n = 0;
@@ -665,10 +662,7 @@ both_backends!(inactivity_expiry_follows_the_last_activity);
 /// (whose commit also writes the `points_available` line the job had not).
 #[tokio::test]
 async fn with_points_lots_a_purchase_and_a_redemption_still_cost_one_read_and_one_write() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(std::sync::Arc::new(store), program(14), None);
+    let (api, counts) = Api::counted(program(14));
     api.clock.set(at("2027-03-01T10:00:00Z"));
     api.put_reward("coffee", json!({"name": "coffee", "cost_points": 50}))
         .await;

@@ -619,10 +619,7 @@ async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
 
 #[tokio::test]
 async fn a_redemption_costs_one_read_and_one_write() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(Arc::new(store), Default::default(), None);
+    let (api, counts) = Api::counted(Default::default());
     api.put_reward("r", json!({"name": "R", "cost_points": 1, "stock": 100}))
         .await;
     api.enrol("m").await;

@@ -641,10 +641,7 @@ both_backends!(a_vanity_code_resolves_and_the_old_code_still_does);
 
 #[tokio::test]
 async fn only_a_referred_members_qualifying_purchase_reads_once_more() {
-    let store =
-        loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
-    let counts = store.counts.clone();
-    let api = Api::on_store(Arc::new(store), Program::default(), None);
+    let (api, counts) = Api::counted(Program::default());
     api.enrol("ada").await;
     let code = code_of(&api, "ada").await;
     enrol_with(&api, "bob", None, Some(&code)).await;

@@ -183,6 +183,14 @@ impl Api {
         }
     }
 
+    /// The API on an in-memory embedded store whose round trips are counted (the cost tests).
+    pub fn counted(program: Program) -> (Api, Arc<loyalty::store::RoundTrips>) {
+        let store =
+            loyalty::store::CountingStore::new(loyalty::store::EmbeddedStore::in_memory().unwrap());
+        let counts = store.counts.clone();
+        (Api::on_store(Arc::new(store), program, None), counts)
+    }
+
     /// Serves the same app on a real socket (127.0.0.1, a free port); calls then go over TCP.
     pub async fn over_socket(mut self) -> Api {
         let Transport::InProcess(router) = &self.transport else {

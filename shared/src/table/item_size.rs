@@ -136,19 +136,17 @@ fn typical_member_with_full_history_stays_under_one_kilobyte() {
     );
 }
 
-#[test]
-fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
-    // Points lots at their fullest under rolling 12-month expiry: 13 monthly lots (one a
-    // month for a year and the month in progress) and 14 days of pending purchases, the
-    // next due day and the last notice, for a member spending up to 99,999.99 a month.
-    let mut m = full_member(9_999_999);
+/// Points lots at their fullest under rolling 12-month expiry over `months` months from
+/// 15 January 2027: a lot a month and 14 days of pending purchases, the next due day and the
+/// last notice. Returns the last of those days.
+fn with_full_lots(m: &mut Member, months: u32) -> NaiveDate {
     let rolling = crate::domain::lots::Expiry::Rolling { months: 12 };
     let mut lots = Lots::default();
     let start: NaiveDate = "2027-01-15".parse().unwrap();
-    for k in 0..13 {
+    for k in 0..months {
         lots.grant(99_999, crate::domain::tier::add_months(start, k), rolling);
     }
-    let today = crate::domain::tier::add_months(start, 12);
+    let today = crate::domain::tier::add_months(start, months - 1);
     for k in 0..14 {
         lots.earn(
             9_999,
@@ -158,7 +156,10 @@ fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
             rolling,
         );
     }
-    assert_eq!((lots.available.len(), lots.pending.len()), (13, 14));
+    assert_eq!(
+        (lots.available.len(), lots.pending.len()),
+        (months as usize, 14)
+    );
     m.set_lots(lots);
     m.points_due = Some(today);
     m.notified = Some(Notified {
@@ -166,6 +167,15 @@ fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
         days_ahead: 30,
     });
     m.lifetime_expired = Points(12_345_678);
+    today
+}
+
+#[test]
+fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
+    // 13 monthly lots (one a month for a year and the month in progress), for a member
+    // spending up to 99,999.99 a month.
+    let mut m = full_member(9_999_999);
+    with_full_lots(&mut m, 13);
     let (size, own) = stored_size(&m);
     println!("fullest member item: {size} bytes ({own} its own)");
     assert!(
@@ -177,37 +187,18 @@ fn a_frequent_buyer_with_full_points_lots_stays_under_one_kilobyte() {
 #[test]
 fn a_referred_member_with_an_open_referral_stays_under_one_kilobyte() {
     // A referral is open at most 90 + 90 days after enrolment (the rules' bounds): 7 months of
-    // history at most, lots for each of them and 14 pending days, the mark naming a UUID
+    // history at most, a lot for each of them and 14 pending days, the mark naming a UUID
     // referrer.
     let mut m = full_member(9_999_999);
-    let start: NaiveDate = "2027-01-15".parse().unwrap();
     m.spend = Default::default();
     m.purchases = Default::default();
-    let rolling = crate::domain::lots::Expiry::Rolling { months: 12 };
-    let mut lots = Lots::default();
+    let start: NaiveDate = "2027-01-15".parse().unwrap();
     for k in 0..7 {
         let day = crate::domain::tier::add_months(start, k);
         m.spend.add(day, 9_999_999, day, 13).unwrap();
         m.purchases.add(day, 99, day, 13);
-        lots.grant(99_999, day, rolling);
     }
-    let today = crate::domain::tier::add_months(start, 6);
-    for k in 0..14 {
-        lots.earn(
-            9_999,
-            today + chrono::Duration::days(k - 13),
-            14,
-            today,
-            rolling,
-        );
-    }
-    m.set_lots(lots);
-    m.points_due = Some(today);
-    m.notified = Some(Notified {
-        expires_on: today,
-        days_ahead: 30,
-    });
-    m.lifetime_expired = Points(12_345_678);
+    let today = with_full_lots(&mut m, 7);
     m.referral = Some(crate::domain::referral::ReferralMark::Open {
         deadline: today,
         referrer: MemberId::new_random(),

@@ -25,7 +25,7 @@ use crate::store::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -416,27 +416,37 @@ impl Table {
     /// segment's size is exactly what its listing returns. The shards are counted together.
     pub async fn count_members_in(&self, which: &MemberIndex) -> Result<u64, ServiceError> {
         let counts: Vec<Result<u64, ServiceError>> = futures::stream::iter(which.ranges())
-            .map(|(index, pk, sort)| async move {
-                let mut n = 0;
-                let mut after = None;
-                loop {
-                    let page = PageRequest {
-                        limit: 1000,
-                        after,
-                        descending: false,
-                    };
-                    let page = self.store.query_index(index, &pk, &sort, &page).await?;
-                    n += page.items.len() as u64;
-                    match page.next {
-                        Some(next) => after = Some(next),
-                        None => return Ok(n),
-                    }
-                }
+            .map(|range| {
+                self.index_pages(range)
+                    .try_fold(0, |n, keys| async move { Ok(n + keys.len() as u64) })
             })
             .buffer_unordered(SHARD_READS)
             .collect()
             .await;
         counts.into_iter().sum()
+    }
+
+    /// Every key of an index range, a page (a thousand keys, one round trip) at a time.
+    fn index_pages(
+        &self,
+        (index, pk, sort): (Index, String, SortKey),
+    ) -> impl futures::Stream<Item = Result<Vec<Key>, ServiceError>> + '_ {
+        // The state is the next page's position; `None` once the last page was read.
+        futures::stream::try_unfold(Some(None), move |state: Option<Option<String>>| {
+            let (pk, sort) = (pk.clone(), sort.clone());
+            async move {
+                let Some(after) = state else {
+                    return Ok(None);
+                };
+                let page = PageRequest {
+                    limit: 1000,
+                    after,
+                    descending: false,
+                };
+                let page = self.store.query_index(index, &pk, &sort, &page).await?;
+                Ok(Some((page.items, page.next.map(Some))))
+            }
+        })
     }
 
     /// One page of the members in an index list, read in one batch, and its cursor. A sharded
@@ -755,20 +765,10 @@ impl Table {
         month: &str,
     ) -> Result<Vec<crate::domain::referral::Referral>, ServiceError> {
         let mut keys = Vec::new();
-        for (index, pk, sort) in records::referral_month_ranges(month) {
-            let mut after = None;
-            loop {
-                let page = PageRequest {
-                    limit: 1000,
-                    after,
-                    descending: false,
-                };
-                let page = self.store.query_index(index, &pk, &sort, &page).await?;
-                keys.extend(page.items);
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
+        for range in records::referral_month_ranges(month) {
+            let mut pages = std::pin::pin!(self.index_pages(range));
+            while let Some(page) = pages.try_next().await? {
+                keys.extend(page);
             }
         }
         let mut out = Vec::new();
