@@ -363,8 +363,13 @@ pub fn next_expiry(lots: &Lots, expiry: Expiry, last_active: NaiveDate) -> Optio
 
 /// Whether the notice `days_ahead` before `expires_on` has been sent (a nearer one sent
 /// counts for the farther ones: a member told "7 days left" is not told "30 days left" after).
+/// A notice for a later expiry counts for an earlier one: only a cancelled redemption brings
+/// back points dated before an expiry already announced, and announcing them would have to
+/// forget the later notice (the member item keeps one), which would then go out twice.
 fn sent(notified: Option<Notified>, expires_on: NaiveDate, days_ahead: i64) -> bool {
-    notified.is_some_and(|n| n.expires_on == expires_on && n.days_ahead <= days_ahead)
+    notified.is_some_and(|n| {
+        n.expires_on > expires_on || (n.expires_on == expires_on && n.days_ahead <= days_ahead)
+    })
 }
 
 /// The expiring-soon notice due on `today` for `next` (from [`next_expiry`]), if one is and has
@@ -616,6 +621,9 @@ mod tests {
             ("2028-02-29", None, n(e, 7)),                // the last day
             ("2028-03-01", None, None),                   // past: expired, nothing to announce
             ("2028-01-30", n("2027-02-28", 7), n(e, 30)), // an older expiry's notice
+            // Points a cancellation restored, dated before an expiry already announced: the
+            // later notice counts (announcing them would make the later one go out twice).
+            ("2028-02-22", n("2028-03-31", 30), None),
         ] {
             assert_eq!(
                 notice_due(lot(e), notified, d(today)),
