@@ -11,6 +11,7 @@ import { Segments } from './pages/segments.js';
 import { Campaigns, Campaign } from './pages/campaigns.js';
 import { Retention } from './pages/retention.js';
 import { Activity } from './pages/activity.js';
+import { Referrals } from './pages/referrals.js';
 
 /** [hash prefix, catalogue key, page, who may open it] */
 const PAGES = [
@@ -20,6 +21,7 @@ const PAGES = [
   ['segments', 'nav.segments', Segments, can.insight],
   ['campaigns', 'nav.campaigns', Campaigns, can.insight],
   ['retention', 'nav.retention', Retention, can.insight],
+  ['referrals', 'nav.referrals', Referrals, () => true],
   ['activity', 'nav.activity', Activity, can.insight],
 ];
 

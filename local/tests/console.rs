@@ -596,6 +596,83 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         json!(0)
     );
 
+    // Referrals: two referees paid with ada's card, so both wait for review; the queue shows
+    // them with the rule, approving pays, rejecting does not, and the funnel says what the API
+    // says.
+    let code = api.ok("GET", "/v1/members/ada/referral", None).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let card = |member: &str, receipt: &str| {
+        json!({"member": {"id": member}, "store_id": "store-1", "receipt_id": receipt,
+            "amount": {"value": 3_000, "currency": "USD"}, "occurred_at": now,
+            "payment_fingerprint": "card-9"})
+    };
+    api.ok("POST", "/v1/purchases", Some(card("ada", "P-0")))
+        .await;
+    for (i, id) in ["dee", "eve"].iter().enumerate() {
+        api.ok(
+            "POST",
+            "/v1/members",
+            Some(json!({"id": id, "name": id, "referral_code": code})),
+        )
+        .await;
+        api.ok(
+            "POST",
+            "/v1/purchases",
+            Some(card(id, &format!("P-{}", i + 1))),
+        )
+        .await;
+    }
+    p.open("#/referrals").await;
+    p.until("document.querySelectorAll('[data-test=referral-queue] tbody tr').length === 2")
+        .await;
+    let row = p.text_of("tr[data-referee=dee]").await;
+    assert!(
+        row.contains("ada") && row.contains("Same payment card"),
+        "{row}"
+    );
+    p.shot("referrals-en").await;
+    p.click("tr[data-referee=dee] [data-test=approve]").await;
+    p.until("document.querySelectorAll('[data-test=referral-queue] tbody tr').length === 1")
+        .await;
+    p.click("tr[data-referee=eve] [data-test=reject]").await;
+    p.until("!document.querySelector('[data-test=referral-queue]')")
+        .await;
+    for (id, status) in [("dee", "rewarded"), ("eve", "rejected")] {
+        let r = api
+            .ok("GET", &format!("/v1/members/{id}/referral"), None)
+            .await;
+        assert_eq!(r["referred_by"]["status"], status, "{id}");
+    }
+    p.open("#/referrals").await;
+    p.until("document.querySelector('[data-test=referral-funnel]')")
+        .await;
+    let today = chrono::Utc::now().date_naive();
+    let funnel = api
+        .ok(
+            "GET",
+            &format!(
+                "/v1/analytics/referrals?from={}&to={today}",
+                today - chrono::Duration::days(89)
+            ),
+            None,
+        )
+        .await["funnel"]
+        .clone();
+    for stage in ["applied", "qualified", "rewarded", "rejected"] {
+        assert_eq!(
+            p.text_of(&format!("[data-stage={stage}]")).await,
+            en(&funnel[stage]),
+            "{stage}"
+        );
+    }
+    assert_eq!(
+        (funnel["applied"].clone(), funnel["rewarded"].clone()),
+        (json!(2), json!(1))
+    );
+
     // Every page in English, then in Chinese with no English UI string left on it.
     let catalogue_zh: Value =
         serde_json::from_str(include_str!("../../console/i18n/zh-CN.json")).unwrap();
@@ -617,6 +694,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         "campaigns/double-new",
         "retention",
         "activity",
+        "referrals",
     ];
     for page in pages {
         p.open(&format!("#/{page}")).await;
@@ -737,7 +815,17 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
     let nav = p
         .js("return [...document.querySelectorAll('[data-nav]')].map(a => a.dataset.nav);")
         .await;
-    assert_eq!(nav, json!(["members", "rewards"]));
+    // The review queue is every operator's to see; the funnel is insight, the verdict admin's.
+    assert_eq!(nav, json!(["members", "rewards", "referrals"]));
+    p.c.goto(&format!("{base}/console/?as=support#/referrals"))
+        .await
+        .unwrap();
+    p.until("document.querySelector('main h3')").await;
+    assert_eq!(
+        p.js("return document.querySelectorAll('[data-test=referral-funnel], [data-test=approve]').length;")
+            .await,
+        json!(0)
+    );
     p.c.goto(&format!("{base}/console/?as=support#/members/ada"))
         .await
         .unwrap();
