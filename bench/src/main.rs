@@ -409,7 +409,7 @@ async fn main() {
     println!(
         "campaigns    launched {} campaigns over {} members each in {:.2} s",
         loyalty::service::campaigns::MAX_RUNNING,
-        args.members,
+        args.members + referees,
         t.elapsed().as_secs_f64()
     );
     let again = purchases("m", "C", &args, &pos, now - Duration::seconds(30));
