@@ -23,9 +23,10 @@ pub struct DailyFigures {
     /// Sales in minor units of the program currency (before refunds).
     pub sales: i64,
     pub refunds: u64,
-    /// Points earned by purchases (pending ones included) and awarded by campaigns.
+    /// Points earned by purchases (pending ones included) and awarded by campaigns and
+    /// referrals.
     pub points_earned: i64,
-    /// Points refunds took back (a purchase's and its campaign awards').
+    /// Points refunds took back (a purchase's, its campaign awards' and a referral's).
     pub points_reversed: i64,
     pub points_redeemed: i64,
     pub points_expired: i64,
@@ -79,6 +80,9 @@ impl DayFold {
                     EventData::MemberEnrolled(_) => d.enrolments += 1,
                     EventData::MemberErased(_) => d.erasures += 1,
                     EventData::CampaignAwarded(x) => d.points_earned += x.moved.points.0,
+                    // Referral rewards count when paid, pending or not, as purchase points do.
+                    EventData::ReferralRewarded(x) => d.points_earned += x.rewarded.0,
+                    EventData::ReferralReversed(x) => d.points_reversed += x.reversed.0,
                     EventData::PointsReversed(x) => {
                         if matches!(x.of, Reversal::Purchase { .. }) {
                             d.refunds += 1;
@@ -171,6 +175,10 @@ mod tests {
             sample("member.erased", "e"),
             sample("segment.changed", "f"),
             sample("points.expiring_soon", "f"),
+            sample("referral.applied", "g"),
+            sample("referral.rewarded", "g"),       // 500, pending
+            sample("referral.reversed+spent", "g"), // 200 back
+            sample("referral.held", "g"),
         ];
         let d = DailyFigures::of(day, &events);
         assert_eq!(
@@ -182,8 +190,8 @@ mod tests {
                 purchases: 3,
                 sales: 3 * 1999,
                 refunds: 2,
-                points_earned: 19 + 19 + 19 + 200,
-                points_reversed: 9 + 9 + 100,
+                points_earned: 19 + 19 + 19 + 200 + 500,
+                points_reversed: 9 + 9 + 100 + 200,
                 points_redeemed: 50,
                 points_expired: 30,
                 points_gifted: 100,
