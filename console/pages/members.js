@@ -126,6 +126,35 @@ function Events({ id }) {
     <tbody>${items.map((e) => html`<tr><td>${e.seq}</td><td>${fmt.dateTime(e.occurred_at)}</td><td><code>${e.type}</code></td><td class="num">${e.data && e.data.points !== undefined ? fmt.num(e.data.points) : ''}</td></tr>`)}</tbody></table></div>`}<//>`;
 }
 
+/** One code field and its button: applying a friend's code, or an administrator's vanity code. */
+function CodeForm({ test, label, button, method, url, onDone }) {
+  const [code, setCode] = useState('');
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try { await api(url, { method, body: { code } }); setCode(''); onDone(); } catch (err) { setError(err); }
+  };
+  const errors = error instanceof ApiError ? error.fields() : {};
+  return html`<form data-test=${test} onSubmit=${submit}><div class="row">
+    <${Field} label=${label} name="code" errors=${errors}>${(a) => html`<input ...${a} required value=${code} onInput=${(e) => setCode(e.target.value)} />`}<//>
+    <button type="submit">${button}</button></div><${Problem} error=${error} /></form>`;
+}
+
+function Referral({ id }) {
+  const path = `/v1/members/${encodeURIComponent(id)}/referral`;
+  const r = useApi(path);
+  return html`<${Loaded} state=${r}>${(x) => html`<div data-test="member-referral"><dl class="facts">
+      <dt>${t('referral.code')}</dt><dd><code data-test="referral-code">${x.code}</code></dd>
+      ${['applied', 'rewarded', 'reversed', 'held', 'rejected'].map((k) => html`<dt>${t(`referral_status.${k}`)}</dt><dd>${fmt.num(x.counts[k])}</dd>`)}
+      <dt>${t('referral.points_paid')}</dt><dd>${fmt.num(x.points_earned)}</dd>
+      <dt>${t('referral.referred_by')}</dt><dd data-test="referred-by">${x.referred_by ? html`<a href=${`#/members/${encodeURIComponent(x.referred_by.referrer_id)}`}>${x.referred_by.referrer_id}</a>
+        · ${t(`referral_status.${x.referred_by.status}`)}${x.referred_by.rule ? ` · ${t(`referral_rule.${x.referred_by.rule}`)}` : ''}` : '—'}</dd></dl>
+    ${can.care() && !x.referred_by ? html`<${CodeForm} test="apply-code" label=${t('referral.apply_code')} button=${t('action.apply')} method="POST" url=${`${path}/apply`} onDone=${r.reload} />` : null}
+    ${can.admin() ? html`<${CodeForm} test="vanity-code" label=${t('referral.vanity_code')} button=${t('action.save')} method="PUT" url=${`${path}/code`} onDone=${r.reload} />` : null}
+    </div>`}<//>`;
+}
+
 export function Member({ id }) {
   const base = `/v1/members/${encodeURIComponent(id)}`;
   const member = useApi(base);
@@ -178,9 +207,9 @@ export function Member({ id }) {
       <div class="card"><${Adjust} id=${m.id} onDone=${refresh} /></div>
       <div class="card"><${Profile} m=${m} onDone=${refresh} /></div></div>` : null}
     <div class="card" style=${{ marginTop: '1rem' }}>
-      <${Tabs} value=${tab} onChange=${setTab} tabs=${[['ledger', t('member.ledger')], ['redemptions', t('member.redemptions')], ['events', t('member.events')], ['campaigns', t('member.campaigns')]]} />
+      <${Tabs} value=${tab} onChange=${setTab} tabs=${[['ledger', t('member.ledger')], ['redemptions', t('member.redemptions')], ['events', t('member.events')], ['campaigns', t('member.campaigns')], ['referral', t('member.referral')]]} />
       ${tab === 'ledger' ? html`<${Ledger} key=${n} id=${m.id} />` : tab === 'redemptions' ? html`<${Redemptions} id=${m.id} />`
-        : tab === 'events' ? html`<${Events} id=${m.id} />` : html`<${Campaigns} id=${m.id} />`}
+        : tab === 'events' ? html`<${Events} id=${m.id} />` : tab === 'referral' ? html`<${Referral} id=${m.id} />` : html`<${Campaigns} id=${m.id} />`}
     </div>
     <${Confirm} open=${erasing} danger title=${t('action.erase')} body=${t('member.erase_body')} requireText=${m.id} confirmLabel=${t('action.erase')} onConfirm=${erase} onClose=${() => setErasing(false)} />`}<//>`;
 }

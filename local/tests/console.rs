@@ -672,6 +672,67 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         (funnel["applied"].clone(), funnel["rewarded"].clone()),
         (json!(2), json!(1))
     );
+    // The member 360's Referral tab: support's care task of applying a code a member forgot at
+    // enrolment, and an administrator's vanity code.
+    p.open("#/members/cy").await;
+    p.c.find(Locator::XPath(
+        "//main//button[normalize-space(.)='Referral']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    p.until("document.querySelector('form[data-test=apply-code]')")
+        .await;
+    p.fill("form[data-test=apply-code] input", &code.to_lowercase())
+        .await;
+    p.click("form[data-test=apply-code] button[type=submit]")
+        .await;
+    p.until("document.querySelector('[data-test=referred-by] a') && !document.querySelector('form[data-test=apply-code]')")
+        .await;
+    assert!(p.text_of("[data-test=referred-by]").await.contains("ada"));
+    p.open("#/members/ada").await;
+    p.c.find(Locator::XPath(
+        "//main//button[normalize-space(.)='Referral']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    p.until("document.querySelector('form[data-test=vanity-code]')")
+        .await;
+    // An ambiguous character is refused beside the field, then a good code is taken.
+    p.fill("form[data-test=vanity-code] input", "ADASTORE")
+        .await;
+    p.click("form[data-test=vanity-code] button[type=submit]")
+        .await;
+    p.until("document.querySelector('form[data-test=vanity-code] .field-error')")
+        .await;
+    assert!(
+        p.text_of("form[data-test=vanity-code] .field-error")
+            .await
+            .contains("'O'")
+    );
+    // The refused code is the run's second failed request: the browser logs it, nothing else.
+    let refused = console_errors(&c).await;
+    assert!(
+        refused.len() == 1 && refused[0].contains("status of 400"),
+        "{refused:#?}"
+    );
+    p.fill("form[data-test=vanity-code] input", "ADASHARES")
+        .await;
+    p.click("form[data-test=vanity-code] button[type=submit]")
+        .await;
+    p.until("document.querySelector('[data-test=referral-code]').textContent === 'ADASHARES'")
+        .await;
+    p.shot("member-referral-en").await;
+    let ada = api.ok("GET", "/v1/members/ada/referral", None).await;
+    assert_eq!(
+        (ada["code"].clone(), ada["counts"]["applied"].clone()),
+        (json!("ADASHARES"), json!(3))
+    );
 
     // Every page in English, then in Chinese with no English UI string left on it.
     let catalogue_zh: Value =
