@@ -260,6 +260,17 @@ impl Page<'_> {
             .await
             .unwrap();
     }
+    /// A tab of the page (a button inside `main`: the rail has links of the same names).
+    async fn click_tab(&self, name: &str) {
+        let xpath = format!("//main//button[normalize-space(.)='{name}']");
+        self.c
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("tab {name}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
     async fn fill(&self, css: &str, value: &str) {
         let e = self
             .c
@@ -562,14 +573,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
 
     // The member 360 lists ada's part in it, as the API does.
     p.open("#/members/ada").await;
-    p.c.find(Locator::XPath(
-        "//main//button[normalize-space(.)='Campaigns']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    p.click_tab("Campaigns").await;
     p.until("document.querySelector('[data-test=member-campaigns] tbody tr')")
         .await;
     let mine = api.ok("GET", "/v1/members/ada/campaigns", None).await;
@@ -675,14 +679,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
     // The member 360's Referral tab: support's care task of applying a code a member forgot at
     // enrolment, and an administrator's vanity code.
     p.open("#/members/cy").await;
-    p.c.find(Locator::XPath(
-        "//main//button[normalize-space(.)='Referral']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    p.click_tab("Referral").await;
     p.until("document.querySelector('form[data-test=apply-code]')")
         .await;
     p.fill("form[data-test=apply-code] input", &code.to_lowercase())
@@ -693,14 +690,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         .await;
     assert!(p.text_of("[data-test=referred-by]").await.contains("ada"));
     p.open("#/members/ada").await;
-    p.c.find(Locator::XPath(
-        "//main//button[normalize-space(.)='Referral']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    p.click_tab("Referral").await;
     p.until("document.querySelector('form[data-test=vanity-code]')")
         .await;
     // An ambiguous character is refused beside the field, then a good code is taken.
