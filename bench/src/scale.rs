@@ -118,7 +118,7 @@ pub async fn peak(p: Peak) -> bool {
             let req = serde_json::from_value(body).unwrap();
             let digest = format!("d{n}");
             heat::REQUEST.scope(n as u64, async move {
-                services.purchase(req, &digest).await.map(|_| ())
+                services.purchase(req, &digest, None).await.map(|_| ())
             })
         });
         let results: Vec<_> = futures::stream::iter(purchases)
@@ -141,7 +141,7 @@ pub async fn peak(p: Peak) -> bool {
                 let reward = rewards[i % rewards.len()].clone();
                 let services = services.clone();
                 heat::REQUEST.scope(u64::MAX - n as u64, async move {
-                    services.redeem(&member, &reward, None).await.is_ok()
+                    services.redeem(&member, &reward, None, None).await.is_ok()
                 })
             });
             let ok: Vec<bool> = futures::stream::iter(redemptions)
@@ -296,7 +296,7 @@ pub async fn flash(f: Flash) -> bool {
             let member = MemberId::parse(&format!("f{i}")).unwrap();
             let reward = reward.clone();
             heat::REQUEST.scope((s << 32) + k as u64, async move {
-                let r = services.redeem(&member, &reward, None).await;
+                let r = services.redeem(&member, &reward, None, None).await;
                 (member, r.map(|_| ()))
             })
         });

@@ -36,7 +36,7 @@ export function Members() {
       <${Tabs} value=${by} onChange=${(k) => { setBy(k); setNone(false); }} tabs=${[['phone', t('find.by_phone')], ['id', t('find.by_id')], ['receipt', t('find.by_receipt')]]} />
       <form onSubmit=${find} data-test="find">
         ${by === 'id' ? html`<label>${t('member.id')}<input name="id" required value=${v.id} onInput=${set('id')} /></label>` : null}
-        ${by === 'phone' ? html`<label>${t('member.phone')}<input name="phone" type="tel" required placeholder="+15551234567" value=${v.phone} onInput=${set('phone')} /></label>` : null}
+        ${by === 'phone' ? html`<label>${t('member.phone')}<input name="phone" type="tel" required placeholder="+14155550100" value=${v.phone} onInput=${set('phone')} /></label>` : null}
         ${by === 'receipt' ? html`<div class="row"><label>${t('find.store')}<input name="store" required value=${v.store} onInput=${set('store')} /></label>
           <label>${t('find.receipt')}<input name="receipt" required value=${v.receipt} onInput=${set('receipt')} /></label></div>` : null}
         <div><button type="submit">${t('action.find')}</button></div>

@@ -89,7 +89,48 @@ struct ConfigParams {
     role: Option<String>,
 }
 
-async fn config(State(c): State<Console>, Query(q): Query<ConfigParams>) -> Response {
+/// Whether a `Host` header names this machine by a loopback name or address. A page on
+/// another site that rebinds its own name to 127.0.0.1 still sends its own name as the Host:
+/// refusing every other name keeps the dev token from it.
+pub fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:3000
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, port)) if port.is_empty() || port.starts_with(':') => addr,
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn config(
+    State(c): State<Console>,
+    headers: http::HeaderMap,
+    Query(q): Query<ConfigParams>,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if c.dev_sign_in && !loopback_host(host) {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            "the console's dev sign-in answers only to a loopback Host (localhost, 127.0.0.1, [::1])",
+        )
+        .into_response();
+    }
     if !c.dev_sign_in {
         return Problem::new(
             StatusCode::FORBIDDEN,
@@ -116,4 +157,34 @@ async fn config(State(c): State<Console>, Query(q): Query<ConfigParams>) -> Resp
         "auth": {"kind": "dev", "token": c.auth.mint(&role)},
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_get_the_dev_sign_in() {
+        for (host, ok) in [
+            ("127.0.0.1:3000", true),
+            ("127.0.0.1", true),
+            ("127.8.9.10:80", true),
+            ("localhost:3000", true),
+            ("LOCALHOST.:3000", true),
+            ("console.localhost:3000", true),
+            ("[::1]:3000", true),
+            ("[::1]", true),
+            ("attacker.example:3000", false),
+            ("attacker.example", false),
+            ("localhost.attacker.example:3000", false),
+            ("127.0.0.1.attacker.example", false),
+            ("10.0.0.1:3000", false),
+            ("[::2]:3000", false),
+            ("[::1]x", false),
+            ("localhost:30a0", false),
+            ("", false),
+        ] {
+            assert_eq!(loopback_host(host), ok, "{host:?}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use loyalty::clock::{Clock, TestClock};
 use loyalty::http::identity::Access;
 use loyalty::http::{Caller, JsonBody, Problem};
 use loyalty::runtime::ScheduledInput;
-use loyalty::service::Services;
+use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -43,7 +43,7 @@ pub fn routes(clock: Arc<TestClock>) -> OpenApiRouter<Services> {
             put(
                 move |caller: Caller, body: JsonBody<ClockInput>| async move {
                     caller.require(Access::Admin)?;
-                    c1.set(body.value.now);
+                    c1.set(ServiceError::bounded_instant("now", body.value.now)?);
                     Ok::<_, Problem>(Json(view(&c1)))
                 },
             )

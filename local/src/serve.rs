@@ -171,7 +171,12 @@ async fn body_deadline(
             ))
             .await
         }
-        Ok(Err(_)) => Problem::payload_too_large(limit).into_response(),
+        // These answer before the API's edge sees the request: finished here like every
+        // problem (a request id in `x-request-id` and `instance`).
+        Ok(Err(_)) => {
+            let id = uuid::Uuid::now_v7().to_string();
+            loyalty::http::finish(Problem::payload_too_large(limit).into_response(), &id).await
+        }
         Err(_) => {
             let mut res = Problem::new(
                 http::StatusCode::REQUEST_TIMEOUT,
@@ -187,7 +192,8 @@ async fn body_deadline(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
-            res
+            let id = uuid::Uuid::now_v7().to_string();
+            loyalty::http::finish(res, &id).await
         }
     }
 }

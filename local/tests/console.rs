@@ -312,7 +312,7 @@ async fn seed(api: &Api) {
     api.ok("PUT", "/_local/clock", Some(json!({"now": yesterday})))
         .await;
     for (id, name, phone) in [
-        ("ada", "Ada Lovelace", Some("+15550001001")),
+        ("ada", "Ada Lovelace", Some("+14155550101")),
         ("bob", "Bob Chen", None),
         ("hostile", "<img src=x onerror=alert(1)>", None),
         ("cy", "Cy Young", None),
@@ -410,7 +410,7 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
 
     // Find by phone → adjust → ledger, balance and the audit log show it.
     p.open("#/members").await;
-    p.fill("input[name=phone]", "+1 555 000 1001").await;
+    p.fill("input[name=phone]", "+1 415 555 0101").await;
     p.click("form[data-test=find] button[type=submit]").await;
     p.until("location.hash === '#/members/ada' && document.querySelector('[data-test=balance]')")
         .await;

@@ -125,6 +125,32 @@ impl ServiceError {
     pub fn invalid(field: &str, e: Invalid) -> Self {
         Self::field(field, e.0)
     }
+    /// An instant a caller sent, inside the years the API accepts (`domain::bounds`); else
+    /// 422 naming the field.
+    pub fn bounded_instant(
+        field: &str,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Self> {
+        if crate::domain::bounds::instant_in_range(t) {
+            Ok(t)
+        } else {
+            Err(Self::field(
+                field,
+                crate::domain::bounds::date_out_of_range(),
+            ))
+        }
+    }
+    /// A date a caller sent, inside the years the API accepts; else 422 naming the field.
+    pub fn bounded_date(field: &str, d: chrono::NaiveDate) -> Result<chrono::NaiveDate, Self> {
+        if crate::domain::bounds::date_in_range(d) {
+            Ok(d)
+        } else {
+            Err(Self::field(
+                field,
+                crate::domain::bounds::date_out_of_range(),
+            ))
+        }
+    }
     /// Lost a race (a version or absence condition) or was throttled: read again and redo.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ServiceError::Store(e) if e.is_retryable())

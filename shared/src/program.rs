@@ -39,6 +39,9 @@ pub struct Program {
     /// What 100 points are worth when redeemed, in minor units of `currency`: the money value
     /// the console shows beside points outstanding (a liability figure, not a rate of earning).
     pub point_value_per_100: u32,
+    /// Whose national numbering a phone typed without `+` follows (ISO 3166-1 alpha-2); none:
+    /// phones must be international.
+    pub default_country: Option<crate::domain::Country>,
     pub segments: SegmentRules,
     pub points: PointsRules,
     pub referral: ReferralRules,
@@ -81,6 +84,7 @@ struct Doc {
     idempotency_retention_hours: u32,
     support_adjustment_limit: u32,
     point_value_per_100: u32,
+    default_country: Option<String>,
     lifecycle: LifecycleDoc,
     rfm: RfmDoc,
     points: PointsDoc,
@@ -242,6 +246,7 @@ impl Default for Doc {
             idempotency_retention_hours: 24,
             support_adjustment_limit: 1000,
             point_value_per_100: 100,
+            default_country: None,
             lifecycle: LifecycleDoc::default(),
             rfm: RfmDoc::default(),
             points: PointsDoc::default(),
@@ -556,6 +561,14 @@ impl Program {
             }
         }
         let segments = segment_rules(&doc.lifecycle, &doc.rfm)?;
+        let default_country = doc
+            .default_country
+            .as_deref()
+            .map(|c| {
+                crate::domain::Country::parse(c)
+                    .map_err(|e| invalid(format!("default_country: {}", e.0)))
+            })
+            .transpose()?;
         let (expiry, key, value, range) = match doc.points.expiry {
             ExpiryDoc::Never => (Expiry::Never, "", 0, 0..=0),
             ExpiryDoc::Rolling { months } => (
@@ -611,6 +624,7 @@ impl Program {
             idempotency_retention_hours: doc.idempotency_retention_hours,
             support_adjustment_limit: doc.support_adjustment_limit,
             point_value_per_100: doc.point_value_per_100,
+            default_country,
         })
     }
 

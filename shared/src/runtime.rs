@@ -15,6 +15,20 @@ pub struct ScheduledInput {
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl ScheduledInput {
+    /// The instant the job runs as of: the input's (inside the years the API accepts, else
+    /// 422 naming `now`) or the clock's.
+    pub fn now(
+        &self,
+        svc: &crate::service::Services,
+    ) -> Result<chrono::DateTime<chrono::Utc>, crate::service::ServiceError> {
+        match self.now {
+            Some(t) => crate::service::ServiceError::bounded_instant("now", t),
+            None => Ok(svc.now()),
+        }
+    }
+}
+
 /// The EMF recorder of this container, installed once.
 fn metrics() -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_http::Error> {
     static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =

@@ -269,12 +269,12 @@ async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
         ),
         (with(&["member"], json!({"id": "nobody"})), 404, "not-found"),
         (
-            with(&["member"], json!({"phone": "+15550001111"})),
+            with(&["member"], json!({"phone": "+14155550111"})),
             404,
             "not-found",
         ),
         (
-            with(&["member"], json!({"id": "m", "phone": "+15550001111"})),
+            with(&["member"], json!({"id": "m", "phone": "+14155550111"})),
             400,
             "validation",
         ),

@@ -21,7 +21,16 @@ fn request_id(r: &Response) -> String {
 async fn every_operator_write_leaves_one_audit_record_naming_who_what_and_the_request(b: Backend) {
     let api = Api::new(b).await;
     let (admin, support) = (api.admin(), api.support());
-    api.enrol("m").await;
+    let mut ids = Vec::new();
+    let m = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "m", "name": "Member m"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{}", m.body);
+    ids.push(request_id(&m));
     let x = api
         .post(
             "/v1/members",
@@ -30,7 +39,7 @@ async fn every_operator_write_leaves_one_audit_record_naming_who_what_and_the_re
         )
         .await;
     assert_eq!(x.status, 201, "{}", x.body);
-    let mut ids = Vec::new();
+    ids.push(request_id(&x));
     let adjust = api
         .post(
             "/v1/members/m/adjustments",
@@ -144,6 +153,8 @@ async fn every_operator_write_leaves_one_audit_record_naming_who_what_and_the_re
             "reward_created",
             "profile_edited",
             "points_adjusted",
+            "member_enrolled",
+            "member_enrolled",
         ],
         "one record per operator write, newest first, none for the member's own"
     );
@@ -193,7 +204,17 @@ async fn every_operator_write_leaves_one_audit_record_naming_who_what_and_the_re
             .iter()
             .map(|r| r["action"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["redemption_cancelled", "profile_edited", "points_adjusted"]
+        [
+            "redemption_cancelled",
+            "profile_edited",
+            "points_adjusted",
+            "member_enrolled"
+        ]
+    );
+    assert_eq!(
+        all[10]["changes"],
+        json!([{"field": "status", "after": "active"}]),
+        "an enrolment keeps no personal field"
     );
     assert_eq!(
         trail(&api, "", 2).await,
@@ -224,7 +245,12 @@ async fn a_support_adjustment_over_the_limit_is_refused_with_its_reason_and_writ
         over.body
     );
     assert_eq!(api.balance("m").await, 0);
-    assert!(trail(&api, "", 10).await.is_empty());
+    let actions: Vec<Value> = trail(&api, "", 10)
+        .await
+        .iter()
+        .map(|r| r["action"].clone())
+        .collect();
+    assert_eq!(actions, ["member_enrolled"], "only the enrolment");
     let at_limit = api
         .post(
             "/v1/members/m/adjustments",
@@ -256,7 +282,7 @@ async fn an_operator_write_that_fails_at_commit_leaves_neither_the_change_nor_it
     api.put_reward("coffee", json!({"name": "Coffee", "cost_points": 50}))
         .await;
     let before = trail(&api, "", 100).await;
-    assert_eq!(before.len(), 1, "the reward's creation");
+    assert_eq!(before.len(), 2, "the enrolment and the reward's creation");
     store.fail_commits.store(true, Ordering::SeqCst);
     let adjust = api
         .post(
@@ -288,3 +314,111 @@ async fn an_operator_write_that_fails_at_commit_leaves_neither_the_change_nor_it
 both_backends!(
     an_operator_write_that_fails_at_commit_leaves_neither_the_change_nor_its_audit_record
 );
+
+async fn operator_enrolments_redemptions_purchases_refunds_and_applied_codes_are_audited(
+    b: Backend,
+) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    api.enrol("ada").await;
+    // The member's own and the till's writes leave no record.
+    let own = api
+        .post("/v1/members", &api.member("bob"), json!({"name": "Bob"}))
+        .await;
+    assert_eq!(own.status, 201, "{}", own.body);
+    api.buy("bob", "T1", 5000).await;
+    assert_eq!(api.refund("T1", "TF1", 1000).await.status, 201);
+    let code = api.get("/v1/members/ada/referral", &admin).await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = trail(&api, "", 100).await;
+    assert_eq!(before.len(), 1, "ada's enrolment only: {before:?}");
+
+    let applied = api
+        .post(
+            "/v1/members/bob/referral/apply",
+            &api.support(),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    api.adjust("bob", 500).await;
+    api.put_reward("tea", json!({"name": "Tea", "cost_points": 100}))
+        .await;
+    let redeemed = api
+        .post(
+            "/v1/members/bob/redemptions",
+            &admin,
+            json!({"reward_id": "tea"}),
+        )
+        .await;
+    assert_eq!(redeemed.status, 201, "{}", redeemed.body);
+    let sale = loyalty_tests::purchase_body("bob", "A1", 4000, api.services.now());
+    let bought = api.post("/v1/purchases", &admin, sale.clone()).await;
+    assert_eq!(bought.status, 201, "{}", bought.body);
+    let refunded = api
+        .post(
+            "/v1/purchases/store-1/A1/refunds",
+            &admin,
+            json!({"refund_id": "AF1", "amount": {"value": 1500, "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(refunded.status, 201, "{}", refunded.body);
+    // A replay writes nothing, so it records nothing.
+    let replay = api.post("/v1/purchases", &admin, sale).await;
+    assert!(replay.replayed(), "{}", replay.body);
+
+    let all = trail(&api, "&member=bob", 100).await;
+    let rows: Vec<(String, String, String)> = all
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["route"].as_str().unwrap().to_owned(),
+                r["actor"]["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let row = |a: &str, route: &str, role: &str| (a.to_owned(), route.to_owned(), role.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row(
+                "refund_recorded",
+                "POST /v1/purchases/{store_id}/{receipt_id}/refunds",
+                "admin"
+            ),
+            row("purchase_recorded", "POST /v1/purchases", "admin"),
+            row(
+                "reward_redeemed",
+                "POST /v1/members/{id}/redemptions",
+                "admin"
+            ),
+            row(
+                "points_adjusted",
+                "POST /v1/members/{id}/adjustments",
+                "admin"
+            ),
+            row(
+                "referral_applied",
+                "POST /v1/members/{id}/referral/apply",
+                "support"
+            ),
+        ]
+    );
+    assert_eq!(all[0]["target"], "store-1/A1/AF1");
+    assert_eq!(
+        all[0]["changes"],
+        json!([{"field": "amount", "after": 1500}])
+    );
+    assert_eq!(all[1]["target"], "store-1/A1");
+    assert_eq!(all[2]["target"], "tea");
+    assert_eq!(
+        all[2]["changes"][0]["after"], redeemed.body["id"],
+        "the redemption it made"
+    );
+    assert_eq!(all[4]["target"], "ada", "the referrer");
+    assert_eq!(all[4]["actor"]["request_id"], request_id(&applied));
+}
+both_backends!(operator_enrolments_redemptions_purchases_refunds_and_applied_codes_are_audited);

@@ -32,10 +32,11 @@ async fn seeded() -> (Services, String) {
     );
     clock.set(NOW.parse().unwrap());
     let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
-    svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None).await.unwrap();
+    svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None).await.unwrap();
     svc.enrol(
         id("member-bob"),
         parse::<EnrolRequest>(json!({"name": "Bob"})),
+        None,
         None,
     )
     .await
@@ -60,9 +61,9 @@ async fn seeded() -> (Services, String) {
         "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00Z"});
     let body = parse_json::<PurchaseRequest>(purchase.to_string().as_bytes()).unwrap();
     let digest = body.digest();
-    svc.purchase(body.value, &digest).await.unwrap();
+    svc.purchase(body.value, &digest, None).await.unwrap();
     let voucher = svc
-        .redeem(&id("member-ada"), &coffee, None)
+        .redeem(&id("member-ada"), &coffee, None, None)
         .await
         .unwrap()
         .value

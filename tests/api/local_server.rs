@@ -216,3 +216,91 @@ async fn requests_hyper_refuses_itself_are_answered_with_problem_json_too() {
     }
     assert_eq!(get_openapi(&addr).await, 200, "the server still serves");
 }
+
+/// The answer's `x-request-id` header and its problem's `instance`, which must name it.
+fn request_id_and_instance(answer: &str) -> (String, String) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    let id = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-request-id")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no x-request-id: {head}"));
+    let problem: serde_json::Value = serde_json::from_str(body).expect("a problem body");
+    (id, problem["instance"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn the_servers_own_413_and_408_carry_a_request_id_and_its_instance() {
+    let (addr, api) = server(Timeouts {
+        body: Duration::from_millis(500),
+        ..Timeouts::default()
+    })
+    .await;
+    let token = api.admin();
+    let big = format!(r#"{{"id": "big", "name": "{}"}}"#, "x".repeat(70 * 1024));
+    let request = format!(
+        "POST /v1/members HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{big}",
+        big.len()
+    );
+    let answer = raw(&addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer:.200}");
+    let (id, instance) = request_id_and_instance(&answer);
+    assert_eq!(instance, format!("/requests/{id}"));
+    // A body that never finishes: 408 at its deadline, with the same two.
+    let slow = format!(
+        "POST /v1/members HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"id\": \"slow\","
+    );
+    let answer = raw(&addr, slow.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:.200}");
+    let (id, instance) = request_id_and_instance(&answer);
+    assert_eq!(instance, format!("/requests/{id}"));
+    assert_eq!(api.get("/v1/members/big", &api.admin()).await.status, 404);
+    assert_eq!(api.get("/v1/members/slow", &api.admin()).await.status, 404);
+}
+
+#[tokio::test]
+async fn the_consoles_dev_sign_in_answers_only_to_a_loopback_host() {
+    let api = Api::new(Backend::Embedded).await;
+    let router = loyalty_local::app_with_console(
+        api.services.clone(),
+        api.clock.clone(),
+        api.auth.clone(),
+        true,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(
+        listener,
+        router,
+        Timeouts::default(),
+        std::future::pending(),
+    ));
+    let port = addr.rsplit_once(':').unwrap().1;
+    for (host, status) in [
+        (format!("127.0.0.1:{port}"), "200"),
+        (format!("localhost:{port}"), "200"),
+        (format!("attacker.example:{port}"), "403"),
+        ("attacker.example".to_owned(), "403"),
+    ] {
+        let answer = raw(
+            &addr,
+            format!(
+                "GET /console/config.json HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{host}: {answer:.300}"
+        );
+        assert_eq!(
+            answer.contains("\"token\""),
+            status == "200",
+            "{host}: a token only for a loopback Host"
+        );
+    }
+}

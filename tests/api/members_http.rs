@@ -841,3 +841,330 @@ async fn the_documented_numeric_bounds_are_the_ones_the_rules_hold(b: Backend) {
     }
 }
 both_backends!(the_documented_numeric_bounds_are_the_ones_the_rules_hold);
+
+async fn dates_and_instants_outside_1900_to_9999_are_422_and_nothing_panics(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("ada").await;
+    let admin = api.admin();
+    let far = [
+        "-262143-01-02T00:00:00Z",
+        "+10000-01-01T00:00:00Z",
+        "1899-12-31T23:59:59Z",
+    ];
+    for t in far {
+        for (path, field) in [
+            (format!("/v1/audit?to={t}"), "to"),
+            (
+                format!("/v1/audit?from={t}&to=2027-01-01T00:00:00Z"),
+                "from",
+            ),
+            (
+                format!("/v1/events?from={t}&to=2027-01-01T00:00:00Z"),
+                "from",
+            ),
+        ] {
+            let r = api.get(&path.replace('+', "%2B"), &admin).await;
+            assert!(
+                matches!(r.status, 400 | 422),
+                "{path}: {} {}",
+                r.status,
+                r.body
+            );
+            if r.status == 422 {
+                assert_eq!(r.body["errors"][0]["field"], field, "{path}: {}", r.body);
+            }
+            assert!(
+                r.body["instance"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/requests/")
+            );
+        }
+        for path in [
+            "/_local/jobs/segments",
+            "/_local/jobs/points",
+            "/_local/jobs/tier-requalification",
+            "/_local/jobs/birthday-gifts",
+        ] {
+            refused_writing_nothing(&api, "POST", path, &admin, json!({"now": t}), 422, "now")
+                .await;
+        }
+        refused_writing_nothing(
+            &api,
+            "PUT",
+            "/_local/clock",
+            &admin,
+            json!({"now": t}),
+            422,
+            "now",
+        )
+        .await;
+        let mut sale = loyalty_tests::purchase_body("ada", "FAR", 1000, api.services.now());
+        sale["occurred_at"] = json!(t);
+        refused_writing_nothing(
+            &api,
+            "POST",
+            "/v1/purchases",
+            &admin,
+            sale,
+            422,
+            "occurred_at",
+        )
+        .await;
+    }
+    for d in ["1899-12-31", "%2B10000-01-01"] {
+        for path in [
+            format!("/v1/segments/tier:gold/history?from={d}&to=2027-01-01"),
+            format!("/v1/analytics/daily?from={d}&to=2027-01-01"),
+            format!("/v1/analytics/referrals?from={d}&to=2027-01-01"),
+        ] {
+            let r = api.get(&path, &admin).await;
+            assert_eq!(
+                (r.status, &r.body["errors"][0]["field"]),
+                (422, &json!("from")),
+                "{path}: {}",
+                r.body
+            );
+        }
+    }
+    // The last instants inside the range are accepted where they make sense.
+    let r = api
+        .get(
+            "/v1/audit?from=9999-12-31T00:00:00Z&to=9999-12-31T23:59:59Z",
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(api.get("/_local/clock", &admin).await.status, 200);
+}
+both_backends!(dates_and_instants_outside_1900_to_9999_are_422_and_nothing_panics);
+
+async fn a_members_name_can_be_changed_but_never_cleared(b: Backend) {
+    let api = Api::new(b).await;
+    api.enrol("ada").await;
+    refused_writing_nothing(
+        &api,
+        "PATCH",
+        "/v1/members/ada",
+        &api.admin(),
+        json!({"name": null}),
+        400,
+        "name",
+    )
+    .await;
+    let r = api.get("/v1/members/ada", &api.admin()).await;
+    assert_eq!(r.body["name"], "Member ada");
+    let r = api
+        .call(
+            "PATCH",
+            "/v1/members/ada",
+            Some(&api.admin()),
+            Some(json!({"name": "Ada"})),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["name"]), (200, &json!("Ada")));
+}
+both_backends!(a_members_name_can_be_changed_but_never_cleared);
+
+#[tokio::test]
+async fn a_panic_in_a_handler_is_a_500_problem_with_the_request_id_not_a_dropped_connection() {
+    use tower::ServiceExt;
+    let api = Api::new(Backend::Embedded).await;
+    // The one fault no input can cause any more: a handler that panics.
+    let routes = utoipa_axum::router::OpenApiRouter::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            let v: Vec<u8> = Vec::new();
+            format!("{}", v[1])
+        }),
+    );
+    let app = loyalty::http::app(routes, api.services.clone(), None);
+    let res = app
+        .oneshot(
+            http::Request::get("/boom")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/internal");
+    assert_eq!(problem["instance"], format!("/requests/{id}"));
+    assert!(
+        !problem.to_string().contains("index out of bounds"),
+        "no internal detail"
+    );
+}
+
+async fn refusals_are_400_when_a_value_does_not_parse_and_422_when_a_rule_refuses_it(b: Backend) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    for (path, status) in [
+        ("/v1/members?phone=abc", 400),
+        ("/v1/referrals?status=applied", 422),
+        ("/v1/referrals?status=rewarded", 422),
+        ("/v1/referrals?status=bogus", 400),
+        ("/v1/referrals?status=held", 200),
+    ] {
+        let r = api.get(path, &admin).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        if status != 200 {
+            let field = if path.contains("phone") {
+                "phone"
+            } else {
+                "status"
+            };
+            assert_eq!(r.body["errors"][0]["field"], field, "{path}");
+        }
+    }
+}
+both_backends!(refusals_are_400_when_a_value_does_not_parse_and_422_when_a_rule_refuses_it);
+
+async fn phones_are_one_number_however_typed_and_national_ones_follow_the_default_country(
+    b: Backend,
+) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "uk", "name": "UK", "phone": "+44 (0)20 7946 0958"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["phone"]),
+        (201, &json!("+442079460958")),
+        "{}",
+        r.body
+    );
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "uk2", "name": "UK", "phone": "+442079460958"}),
+        )
+        .await;
+    assert_eq!(
+        r.problem_type(),
+        "/problems/phone-taken",
+        "the same line: {}",
+        r.body
+    );
+    for (phone, status) in [
+        ("020 7946 0958", 400),
+        ("+1 555 123 4567", 400),
+        ("+44 20 79AB", 400),
+    ] {
+        refused_writing_nothing(
+            &api,
+            "POST",
+            "/v1/members",
+            &admin,
+            json!({"id": "n", "name": "N", "phone": phone}),
+            status,
+            "phone",
+        )
+        .await;
+    }
+    let found = api
+        .get("/v1/members?phone=%2B44%20(0)20%207946%200958", &admin)
+        .await;
+    assert_eq!(found.body["items"][0]["id"], "uk", "{}", found.body);
+
+    // With a default country, national numbers are read as that country's.
+    let (store, guard) = loyalty_tests::store(b).await;
+    let cn = Api::on_store(
+        store,
+        loyalty::program::Program::from_json(r#"{"default_country": "CN"}"#).unwrap(),
+        guard,
+    );
+    let admin = cn.admin();
+    let r = cn
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "li", "name": "Li", "phone": "138 0000 0027"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["phone"]),
+        (201, &json!("+8613800000027")),
+        "{}",
+        r.body
+    );
+    let r = cn
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "li2", "name": "Li", "phone": "+86 138-0000-0027"}),
+        )
+        .await;
+    assert_eq!(r.problem_type(), "/problems/phone-taken");
+    let found = cn.get("/v1/members?phone=138%200000%200027", &admin).await;
+    assert_eq!(found.body["items"][0]["id"], "li", "{}", found.body);
+    let mut sale = loyalty_tests::purchase_body("li", "P1", 1000, cn.services.now());
+    sale["member"] = json!({"phone": "13800000027"});
+    let r = cn.post("/v1/purchases", &cn.pos("store-1"), sale).await;
+    assert_eq!(
+        (r.status, &r.body["member_id"]),
+        (201, &json!("li")),
+        "{}",
+        r.body
+    );
+    assert!(loyalty::program::Program::from_json(r#"{"default_country": "XX"}"#).is_err());
+}
+both_backends!(phones_are_one_number_however_typed_and_national_ones_follow_the_default_country);
+
+async fn e_mail_addresses_are_parsed_by_the_rfc_and_kept_in_one_form(b: Backend) {
+    let api = Api::new(b).await;
+    let admin = api.admin();
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "j", "name": "J", "email": "\"johndoe\"@GMAIL.com"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["email"]),
+        (201, &json!("johndoe@gmail.com")),
+        "{}",
+        r.body
+    );
+    for email in [
+        "a\u{202E}b@x.com",
+        "a\u{200B}b@x.com",
+        "ａｄａ@example.com",
+        "a@b..c",
+        "<script>@x.com",
+        "Ada <ada@x.com>",
+    ] {
+        refused_writing_nothing(
+            &api,
+            "POST",
+            "/v1/members",
+            &admin,
+            json!({"id": "e", "name": "E", "email": email}),
+            400,
+            "email",
+        )
+        .await;
+        refused_writing_nothing(
+            &api,
+            "PATCH",
+            "/v1/members/j",
+            &admin,
+            json!({"email": email}),
+            400,
+            "email",
+        )
+        .await;
+    }
+}
+both_backends!(e_mail_addresses_are_parsed_by_the_rfc_and_kept_in_one_form);

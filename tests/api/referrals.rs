@@ -754,3 +754,317 @@ async fn the_funnel_and_referred_retention_match_numbers_computed_by_hand() {
         .await;
     assert_eq!(r.status, 422);
 }
+
+async fn a_cap_caps_milestones_too_when_referees_qualify_at_once(backend: Backend) {
+    // Found from outside: a monthly cap of 3 and a milestone every 2 paid 3 × 500 and six
+    // milestones. A cap caps everything the referrer is paid: 3 × 500 and the one milestone
+    // the 2nd paid referral crossed.
+    let api = Arc::new(
+        Api::with_program(
+            backend,
+            program(
+                json!({"referral": {"monthly_cap": 3, "velocity_per_hour": 1000,
+                "milestone": {"every": 2, "points": 1000}}}),
+            ),
+        )
+        .await,
+    );
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    let referees: Vec<String> = (0..12).map(|i| format!("r{i}")).collect();
+    for id in &referees {
+        enrol_with(&api, id, None, Some(&code)).await;
+    }
+    let buys: Vec<_> = referees
+        .iter()
+        .map(|id| {
+            let (api, id) = (api.clone(), id.clone());
+            tokio::spawn(async move {
+                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.now());
+                api.post("/v1/purchases", &api.pos("store-1"), body).await
+            })
+        })
+        .collect();
+    for b in buys {
+        let r = b.await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let ada = referral(&api, "ada").await;
+    assert_eq!(ada["counts"]["rewarded"], 12);
+    assert_eq!(ada["points_earned"], 3 * 500 + 1000);
+    assert_eq!(points(&api, "ada").await, (0, 2500));
+    let (mut capped, mut milestones) = (0, 0);
+    for id in &referees {
+        let r = referral(&api, id).await["referred_by"].clone();
+        assert_eq!(r["referee_points"], 200, "every referee is paid");
+        if r["capped"] == json!(true) {
+            capped += 1;
+            assert_eq!(
+                (&r["referrer_points"], &r["milestone_points"]),
+                (&json!(0), &json!(0)),
+                "a capped referral pays the referrer nothing: {r}"
+            );
+        }
+        milestones += i32::from(r["milestone_points"] == json!(1000));
+    }
+    assert_eq!((capped, milestones), (9, 1));
+    assert_books_balance(&api, "ada").await;
+}
+both_backends!(a_cap_caps_milestones_too_when_referees_qualify_at_once);
+
+async fn top_referrers_points_equal_what_the_referrer_keeps_after_a_reversal(backend: Backend) {
+    // b and c qualify (c crosses the milestone at 2); b's refund takes b's reward and the
+    // milestone back (2 → 1 paid). Ada keeps 500, and the funnel says so.
+    let api = Api::with_program(
+        backend,
+        Program::from_json(r#"{"referral": {"milestone": {"every": 2, "points": 1000}}}"#).unwrap(),
+    )
+    .await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    for (id, receipt) in [("b", "RB"), ("c", "RC")] {
+        enrol_with(&api, id, None, Some(&code)).await;
+        api.buy(id, receipt, 3000).await;
+    }
+    assert_eq!(referral(&api, "ada").await["points_earned"], 2000);
+    let r = api.refund("RB", "FB", 3000).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ada = referral(&api, "ada").await;
+    assert_eq!(ada["points_earned"], 500);
+    let f = api
+        .get(
+            "/v1/analytics/referrals?from=2027-01-01&to=2027-01-31",
+            &api.admin(),
+        )
+        .await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    let top = &f.body["top_referrers"][0];
+    assert_eq!(top["member_id"], "ada");
+    assert_eq!(top["points"], 500, "what the referrer keeps: {}", f.body);
+    assert_eq!(
+        f.body["funnel"]["reversed_points"],
+        200 + 500 + 1000,
+        "both sides and the milestone taken back"
+    );
+    assert_books_balance(&api, "ada").await;
+}
+both_backends!(top_referrers_points_equal_what_the_referrer_keeps_after_a_reversal);
+
+async fn a_refund_after_the_referrer_was_erased_still_takes_the_referees_reward_back(
+    backend: Backend,
+) {
+    let api = Api::new(backend).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    enrol_with(&api, "bob", None, Some(&code)).await;
+    api.buy("bob", "RB", 3000).await;
+    assert_eq!(points(&api, "bob").await, (30 + 200, 0));
+    let erased = api
+        .call("DELETE", "/v1/members/ada", Some(&api.admin()), None)
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    let r = api.refund("RB", "FB", 3000).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["points_reversed"],
+        30 + 200,
+        "the purchase and the reward"
+    );
+    assert_eq!(points(&api, "bob").await, (0, 0));
+    let bob = referral(&api, "bob").await["referred_by"].clone();
+    assert_eq!(bob["status"], "reversed");
+    assert_eq!(
+        types(&api.events("bob").await),
+        ["referral.applied", "referral.rewarded", "referral.reversed"]
+    );
+    assert_books_balance(&api, "bob").await;
+}
+both_backends!(a_refund_after_the_referrer_was_erased_still_takes_the_referees_reward_back);
+
+async fn a_refund_of_an_erased_members_purchase_is_accepted_and_reverses_the_referrers_reward(
+    backend: Backend,
+) {
+    let api = Api::new(backend).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    enrol_with(&api, "bob", None, Some(&code)).await;
+    api.buy("bob", "RB", 3000).await;
+    assert_eq!(points(&api, "ada").await, (500, 0));
+    let erased = api
+        .call("DELETE", "/v1/members/bob", Some(&api.admin()), None)
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    let bob_events = api
+        .get(
+            "/v1/events?from=2027-01-10T00:00:00Z&to=2027-01-11T00:00:00Z",
+            &api.admin(),
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["member_id"] == "bob")
+        .count();
+    let r = api.refund("RB", "FB", 3000).await;
+    assert_eq!(
+        r.status, 201,
+        "the goods come back whatever we know of the buyer: {}",
+        r.body
+    );
+    assert_eq!(
+        (&r.body["points_reversed"], &r.body["balance"]),
+        (&json!(0), &json!(0)),
+        "nothing credited to or taken from the erased member"
+    );
+    assert_eq!(r.body["refunded_total"]["value"], 3000);
+    let again = api.refund("RB", "FB", 3000).await;
+    assert_eq!((again.status, again.replayed()), (201, true));
+    assert_eq!(again.body, r.body, "a replay answers the same");
+    let over = api.refund("RB", "FC", 1).await;
+    assert_eq!(over.problem_type(), "/problems/refund-exceeds-purchase");
+    // The referrer's reward comes back, recounted.
+    let ada = referral(&api, "ada").await;
+    assert_eq!(
+        (&ada["points_earned"], &ada["counts"]["reversed"]),
+        (&json!(0), &json!(1))
+    );
+    assert_eq!(points(&api, "ada").await, (0, 0));
+    assert_books_balance(&api, "ada").await;
+    let after = api
+        .get(
+            "/v1/events?from=2027-01-10T00:00:00Z&to=2027-01-11T00:00:00Z",
+            &api.admin(),
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["member_id"] == "bob")
+        .count();
+    assert_eq!(after, bob_events, "no event on the erased member");
+    assert_eq!(
+        api.get("/v1/members/bob", &api.admin()).await.status,
+        410,
+        "still erased"
+    );
+}
+both_backends!(
+    a_refund_of_an_erased_members_purchase_is_accepted_and_reverses_the_referrers_reward
+);
+
+async fn identical_concurrent_applies_of_one_code_answer_one_201_and_the_rest_200(
+    backend: Backend,
+) {
+    let api = Arc::new(Api::new(backend).await);
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    api.enrol("bob").await;
+    let code = code_of(&api, "ada").await;
+    let applies: Vec<_> = (0..8)
+        .map(|_| {
+            let (api, code) = (api.clone(), code.clone());
+            tokio::spawn(async move {
+                api.post(
+                    "/v1/members/bob/referral/apply",
+                    &api.member("bob"),
+                    json!({"code": code}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in applies {
+        let r = a.await.unwrap();
+        assert!(matches!(r.status, 200 | 201), "{}: {}", r.status, r.body);
+        assert_eq!(r.body["referrer_id"], "ada");
+        statuses.push(r.status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 201]);
+    assert_eq!(referral(&api, "ada").await["counts"]["applied"], 1);
+    assert_eq!(types(&api.events("bob").await), ["referral.applied"]);
+}
+both_backends!(identical_concurrent_applies_of_one_code_answer_one_201_and_the_rest_200);
+
+async fn codes_are_made_at_enrolment_so_reading_a_referral_writes_nothing(backend: Backend) {
+    let (inner, guard) = loyalty_tests::store(backend).await;
+    let store = loyalty::store::CountingStore::new(inner);
+    let counts = store.counts.clone();
+    let api = Api::on_store(Arc::new(store), Program::default(), guard);
+    api.enrol("ada").await;
+    let before = counts.snapshot();
+    let r = api.get("/v1/members/ada/referral", &api.analyst()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["code"].as_str().map(str::len), Some(8), "{}", r.body);
+    assert_eq!(
+        counts.snapshot().1,
+        before.1,
+        "an analyst's read writes nothing"
+    );
+    // A member enrolled before codes were made at enrolment: no code until the nightly run
+    // makes it, and reading writes nothing meanwhile.
+    let table = &api.services.table;
+    let id = loyalty::domain::MemberId::parse("ada").unwrap();
+    let m = table
+        .get::<loyalty::domain::member::Member>(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    let rec = table
+        .get::<loyalty::table::Referrer>(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut old = m.value.clone();
+    old.has_referral_code = false;
+    let mut batch = loyalty::table::Batch::new();
+    batch.save(&id, &old, Some(m.version)).unwrap();
+    batch.delete::<loyalty::table::Referrer>(&id, rec.version);
+    batch.remove::<loyalty::table::CodeClaim>(&rec.value.code);
+    table.commit(batch).await.unwrap();
+    let before = counts.snapshot();
+    let r = api
+        .get("/v1/members/ada/referral", &api.member("ada"))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["code"]),
+        (200, &Value::Null),
+        "{}",
+        r.body
+    );
+    assert_eq!(counts.snapshot().1, before.1, "still no write");
+    api.run_job("segments").await;
+    let code = code_of(&api, "ada").await;
+    assert_eq!(code.len(), 8);
+    api.run_job("segments").await;
+    assert_eq!(code_of(&api, "ada").await, code, "made once");
+    enrol_with(&api, "bob", None, Some(&code)).await;
+    assert_eq!(
+        referral(&api, "bob").await["referred_by"]["referrer_id"],
+        "ada"
+    );
+}
+both_backends!(codes_are_made_at_enrolment_so_reading_a_referral_writes_nothing);
+
+async fn a_quoted_e_mail_matches_the_same_mailbox_unquoted(backend: Backend) {
+    let api = Api::new(backend).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    enrol_with(&api, "ada", Some("johndoe@gmail.com"), None).await;
+    let code = code_of(&api, "ada").await;
+    enrol_with(&api, "bob", Some("\"john.doe\"@gmail.com"), Some(&code)).await;
+    api.buy("bob", "B1", 3000).await;
+    let bob = referral(&api, "bob").await["referred_by"].clone();
+    assert_eq!(
+        (&bob["status"], &bob["rule"]),
+        (&json!("held"), &json!("same_email")),
+        "{bob}"
+    );
+}
+both_backends!(a_quoted_e_mail_matches_the_same_mailbox_unquoted);

@@ -6,7 +6,7 @@ use http::StatusCode;
 use loyalty::domain::{ReceiptId, StoreId};
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
-use loyalty::http::{Caller, JsonBody, Problem, Reply};
+use loyalty::http::{Caller, JsonBody, Problem, Reply, RequestId};
 use loyalty::service::Services;
 use loyalty::service::accrual::{
     PurchaseReceipt, PurchaseRequest, PurchaseView, RefundReceipt, RefundRequest,
@@ -31,11 +31,13 @@ pub fn routes() -> OpenApiRouter<Services> {
 async fn purchase(
     State(svc): State<Services>,
     caller: Caller,
+    request: RequestId,
     body: JsonBody<PurchaseRequest>,
 ) -> Result<Reply<PurchaseReceipt>, Problem> {
     caller.require(Access::Store(&body.value.store_id))?;
     let digest = body.digest();
-    let outcome = svc.purchase(body.value, &digest).await?;
+    let actor = caller.actor(&request);
+    let outcome = svc.purchase(body.value, &digest, actor.as_ref()).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -50,6 +52,7 @@ async fn refund(
     State(svc): State<Services>,
     caller: Caller,
     Path((store, receipt)): Path<(String, String)>,
+    request: RequestId,
     body: JsonBody<RefundRequest>,
 ) -> Result<Reply<RefundReceipt>, Problem> {
     let store = StoreId::parse(&store).map_err(|_| Problem::not_found("purchase not found"))?;
@@ -57,7 +60,10 @@ async fn refund(
         ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
     caller.require(Access::Store(&store))?;
     let digest = body.digest();
-    let outcome = svc.refund(&store, &receipt, body.value, &digest).await?;
+    let actor = caller.actor(&request);
+    let outcome = svc
+        .refund(&store, &receipt, body.value, &digest, actor.as_ref())
+        .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 

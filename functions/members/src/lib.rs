@@ -66,6 +66,7 @@ async fn enrol(
     State(svc): State<Services>,
     caller: Caller,
     key: IdempotencyKey,
+    request: RequestId,
     body: JsonBody<EnrolRequest>,
 ) -> Result<Reply<MemberView>, Problem> {
     caller.require(Access::Enrol)?;
@@ -88,7 +89,8 @@ async fn enrol(
         // A retry with the same key replays the first answer before this id is ever used.
         (_, None) => MemberId::new_random(),
     };
-    let outcome = svc.enrol(id, req, idem).await?;
+    let actor = caller.actor(&request);
+    let outcome = svc.enrol(id, req, idem, actor.as_ref()).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -101,7 +103,7 @@ struct FindParams {
 /// Find a member by phone (E.164; spaces, dashes, dots and brackets are ignored): a list of the
 /// one member holding it, or an empty list. Operators only.
 #[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])),
-    params(("phone" = String, Query, example = "+15551234567")),
+    params(("phone" = String, Query, example = "+14155550100")),
     responses((status = 200, body = ListResponse<MemberView>), (status = 400, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn find_members(
@@ -111,9 +113,9 @@ async fn find_members(
 ) -> Result<Reply<ListResponse<MemberView>>, Problem> {
     caller.require(Access::Lookup)?;
     let q: FindParams = loyalty::http::extract::query(&parts)?;
-    let phone =
-        loyalty::domain::Phone::parse(&q.phone).map_err(|e| Problem::bad_field("phone", e.0))?;
-    let found = svc.find_by_phone(&phone).await?;
+    let phone = loyalty::domain::PhoneInput::parse(&q.phone)
+        .map_err(|e| Problem::bad_field("phone", e.0))?;
+    let found = svc.find_by_phone(&svc.phone("phone", &phone)?).await?;
     Ok(Reply::ok(ListResponse::new(
         found.into_iter().collect(),
         None,
@@ -296,13 +298,10 @@ async fn all_events(
     caller.require(Access::Insight)?;
     let q: EventsQuery = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;
+    let from = ServiceError::bounded_instant("from", q.from.to_utc())?;
+    let to = ServiceError::bounded_instant("to", q.to.to_utc())?;
     let page = svc
-        .events_between(
-            q.from.with_timezone(&chrono::Utc),
-            q.to.with_timezone(&chrono::Utc),
-            paging.cursor.as_deref(),
-            paging.limit,
-        )
+        .events_between(from, to, paging.cursor.as_deref(), paging.limit)
         .await?;
     Ok(Reply::ok(page))
 }
@@ -314,7 +313,7 @@ pub async fn run_points_job(
     svc: &Services,
     input: ScheduledInput,
 ) -> Result<PointsRun, ServiceError> {
-    let now = input.now.unwrap_or_else(|| svc.now());
+    let now = input.now(svc)?;
     svc.points_job(now).await
 }
 
@@ -347,10 +346,15 @@ async fn audit(
     caller.require(Access::Admin)?;
     let q: AuditParams = loyalty::http::extract::query(&parts)?;
     let paging = Paging::new(q.limit, q.cursor)?;
-    let to = q.to.map_or_else(|| svc.now(), |t| t.to_utc());
-    let from = q
-        .from
-        .map_or(to - chrono::Duration::days(7), |t| t.to_utc());
+    // Bounded before any arithmetic: a year such as -262143 would overflow it.
+    let to = match q.to {
+        Some(t) => ServiceError::bounded_instant("to", t.to_utc())?,
+        None => svc.now(),
+    };
+    let from = match q.from {
+        Some(t) => ServiceError::bounded_instant("from", t.to_utc())?,
+        None => to - chrono::Duration::days(7),
+    };
     let member = q
         .member
         .map(|m| MemberId::parse(&m).map_err(|e| Problem::bad_field("member", e.0)))

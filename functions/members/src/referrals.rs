@@ -5,11 +5,13 @@
 use axum::extract::State;
 use http::StatusCode;
 use loyalty::domain::MemberId;
+use loyalty::domain::referral::ReferralStatus;
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
-use loyalty::service::Services;
+use loyalty::service::{ServiceError, Services};
+
 use loyalty::service::referrals::{ApplyRequest, CodeRequest, ReferralSummary, ReferralView};
 
 /// The member's referral code (made on the first ask), what it did (counts by stage, points
@@ -41,10 +43,12 @@ pub(crate) async fn apply_referral(
     State(svc): State<Services>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
+    request: RequestId,
     JsonBody { value, .. }: JsonBody<ApplyRequest>,
 ) -> Result<Reply<ReferralView>, Problem> {
     caller.require(Access::MemberCare(&id))?;
-    let outcome = svc.apply_referral(&id, &value.code).await?;
+    let actor = caller.actor(&request);
+    let outcome = svc.apply_referral(&id, &value.code, actor.as_ref()).await?;
     let status = if outcome.replayed {
         StatusCode::OK
     } else {
@@ -95,11 +99,18 @@ pub(crate) async fn held_referrals(
 ) -> Result<Reply<ListResponse<ReferralView>>, Problem> {
     caller.require(Access::Lookup)?;
     let q: HeldQuery = loyalty::http::extract::query(&parts)?;
-    if q.status != "held" {
-        return Err(Problem::bad_field(
-            "status",
-            "only held referrals are listed (status=held)",
-        ));
+    // A status that is none (400) and one that is, but is not listed (422): API.md's rule.
+    let status: ReferralStatus = serde_json::from_value(serde_json::Value::String(q.status))
+        .map_err(|_| {
+            Problem::bad_field(
+                "status",
+                "not a referral status (applied, held, rewarded, reversed, rejected, expired)",
+            )
+        })?;
+    if status != ReferralStatus::Held {
+        return Err(
+            ServiceError::field("status", "only held referrals are listed (status=held)").into(),
+        );
     }
     let paging = Paging::new(q.limit, q.cursor)?;
     let (items, next) = svc

@@ -93,6 +93,7 @@ async fn redeem(
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
+    request: RequestId,
     body: JsonBody<RedeemRequest>,
 ) -> Result<Reply<RedemptionReceipt>, Problem> {
     caller.require(Access::MemberOwn(&id))?;
@@ -102,7 +103,10 @@ async fn redeem(
         &id,
         &body.digest(),
     );
-    let outcome = svc.redeem(&id, &body.value.reward_id, idem).await?;
+    let actor = caller.actor(&request);
+    let outcome = svc
+        .redeem(&id, &body.value.reward_id, idem, actor.as_ref())
+        .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 

@@ -73,8 +73,10 @@ struct HistoryQuery {
 }
 
 fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
-    v.parse()
-        .map_err(|_| Problem::bad_field(field, "must be a date, YYYY-MM-DD"))
+    let d = v
+        .parse()
+        .map_err(|_| Problem::bad_field(field, "must be a date, YYYY-MM-DD"))?;
+    Ok(ServiceError::bounded_date(field, d)?)
 }
 
 /// One row per day a segments run finished in `from..=to` (at most 366 days): the size after
@@ -155,7 +157,10 @@ pub enum JobOutput {
 }
 
 pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, ServiceError> {
-    let now = input.now.unwrap_or_else(|| svc.now());
+    let now = match input.now {
+        Some(t) => ServiceError::bounded_instant("now", t)?,
+        None => svc.now(),
+    };
     let run_id = |run: &str| RunId::parse(run).map_err(|e| ServiceError::invalid("run", e));
     let parts = input.parts.unwrap_or(1);
     match (input.run, input.part, input.finish) {

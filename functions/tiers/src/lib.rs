@@ -34,6 +34,6 @@ pub async fn run_requalification(
     svc: &Services,
     input: ScheduledInput,
 ) -> Result<RequalificationRun, loyalty::service::ServiceError> {
-    let now = input.now.unwrap_or_else(|| svc.now());
+    let now = input.now(svc)?;
     svc.requalify_tiers(now).await
 }

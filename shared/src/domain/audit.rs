@@ -121,6 +121,15 @@ pub enum AuditAction {
     ReferralCodeSet,
     ReferralApproved,
     ReferralRejected,
+    /// An operator enrolled a member (an administrator).
+    MemberEnrolled,
+    /// An operator applied a referral code for a member (support or an administrator).
+    ReferralApplied,
+    /// An administrator redeemed a reward for a member.
+    RewardRedeemed,
+    /// A purchase or a refund posted with an operator's token rather than a till's.
+    PurchaseRecorded,
+    RefundRecorded,
 }
 
 impl AuditAction {
@@ -140,6 +149,11 @@ impl AuditAction {
             AuditAction::ReferralCodeSet => "PUT /v1/members/{id}/referral/code",
             AuditAction::ReferralApproved => "POST /v1/referrals/{referee_id}/approve",
             AuditAction::ReferralRejected => "POST /v1/referrals/{referee_id}/reject",
+            AuditAction::MemberEnrolled => "POST /v1/members",
+            AuditAction::ReferralApplied => "POST /v1/members/{id}/referral/apply",
+            AuditAction::RewardRedeemed => "POST /v1/members/{id}/redemptions",
+            AuditAction::PurchaseRecorded => "POST /v1/purchases",
+            AuditAction::RefundRecorded => "POST /v1/purchases/{store_id}/{receipt_id}/refunds",
         }
     }
 }

@@ -49,3 +49,54 @@ pub const BODY_FIELDS: &[(&str, &str, Bound)] = &[
 /// Query parameters with bounds: (path, parameter, bound); `limit` is bounded on every list.
 pub const QUERY_PARAMETERS: &[(&str, &str, Bound)] =
     &[("/v1/analytics/retention", "months", RETENTION_MONTHS)];
+
+/// The instants and dates the API and the clock accept: years 1900 to 9999 (UTC). Date
+/// arithmetic (windows, expiry, the audit's days) stays far inside chrono's range, so no
+/// value a caller can send makes it overflow; outside, 422 naming the field.
+pub const EARLIEST_YEAR: i32 = 1900;
+pub const LATEST_YEAR: i32 = 9999;
+
+/// Why an instant or a date is refused.
+pub fn date_out_of_range() -> String {
+    format!("must fall in the years {EARLIEST_YEAR} to {LATEST_YEAR} (UTC)")
+}
+
+/// Whether an instant is inside the accepted years (judged in UTC).
+pub fn instant_in_range(t: chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Datelike;
+    (EARLIEST_YEAR..=LATEST_YEAR).contains(&t.year())
+}
+
+/// Whether a date is inside the accepted years.
+pub fn date_in_range(d: chrono::NaiveDate) -> bool {
+    use chrono::Datelike;
+    (EARLIEST_YEAR..=LATEST_YEAR).contains(&d.year())
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    #[test]
+    fn instants_and_dates_are_accepted_from_1900_to_9999_inclusive() {
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let d = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        for (s, ok) in [
+            ("1899-12-31T23:59:59.999999Z", false),
+            ("1900-01-01T00:00:00Z", true),
+            ("9999-12-31T23:59:59.999999Z", true),
+            ("+10000-01-01T00:00:00Z", false),
+            ("-262143-01-02T00:00:00Z", false),
+        ] {
+            assert_eq!(instant_in_range(t(s)), ok, "{s}");
+        }
+        for (s, ok) in [
+            ("1899-12-31", false),
+            ("1900-01-01", true),
+            ("9999-12-31", true),
+            ("+10000-01-01", false),
+        ] {
+            assert_eq!(date_in_range(d(s)), ok, "{s}");
+        }
+    }
+}

@@ -109,40 +109,71 @@ impl MemberId {
     }
 }
 
-/// A phone number in E.164 (`+` and 8 to 15 digits). Spaces, dashes, dots and parentheses that
-/// people type are removed first, so `+86 138-0000-0000` and `+8613800000000` are one phone.
+/// A phone number in E.164, as libphonenumber (the `phonenumber` crate) parses and validates
+/// it: `+44 (0)20 7946 0958` and `+442079460958` are one phone, and a number no network could
+/// ring (a wrong length, an unassigned range) is refused. Built by [`Phone::parse`] or
+/// [`Phone::parse_in`] from what a caller typed; read back from storage as it was written
+/// (no validation on the read path, so reading a member never loads the numbering plan).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Phone(String);
 
+/// What a number may be typed with: digits, `+`, and the spaces, dashes, dots and brackets
+/// people write. Letters (vanity numbers) and anything else are refused before parsing.
+fn phone_chars(s: &str) -> bool {
+    s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))
+        && s.chars().any(|c| c.is_ascii_digit())
+}
+
 impl Phone {
+    /// An international number (`+` and the country code first).
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let compact: String = s
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        let digits = compact.strip_prefix('+').ok_or_else(|| {
-            Invalid::new("phone must be in international E.164 form, starting with +")
-        })?;
-        let ok = (8..=15).contains(&digits.len())
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0');
-        if ok {
-            Ok(Phone(compact))
-        } else {
-            Err(Invalid::new(
-                "phone must be + followed by 8 to 15 digits (E.164), country code first",
-            ))
-        }
+        Phone::parse_in(s, None)
     }
+
+    /// A number as typed: international, or national when `country` says whose (the program's
+    /// `default_country`).
+    pub fn parse_in(s: &str, country: Option<Country>) -> Result<Self, Invalid> {
+        let s = s.trim();
+        if !phone_chars(s) {
+            return Err(Invalid::new(
+                "phone may contain only digits, +, spaces, dashes, dots and brackets",
+            ));
+        }
+        if !s.starts_with('+') && country.is_none() {
+            return Err(Invalid::new(
+                "phone must be in international form, starting with + and the country code \
+                 (the program has no default_country for national numbers)",
+            ));
+        }
+        let n = phonenumber::parse(country.map(|c| c.0), s)
+            .map_err(|e| Invalid::new(format!("phone is not a phone number ({e})")))?;
+        if !n.is_valid() {
+            return Err(Invalid::new(
+                "phone is not a valid number (wrong length or an unassigned range)",
+            ));
+        }
+        Ok(Phone(n.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 impl TryFrom<String> for Phone {
     type Error = Invalid;
+    /// As stored or answered: E.164 (`+` and 8 to 15 digits), trusted as written.
     fn try_from(s: String) -> Result<Self, Invalid> {
-        Phone::parse(&s)
+        let digits = s.strip_prefix('+').unwrap_or("");
+        if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Phone(s))
+        } else {
+            Err(Invalid::new(
+                "phone must be + followed by 8 to 15 digits (E.164)",
+            ))
+        }
     }
 }
 impl From<Phone> for String {
@@ -156,29 +187,136 @@ impl fmt::Debug for Phone {
     }
 }
 
-/// An e-mail address, checked for shape only (one `@`, a dotted domain); deliverability is the
-/// mail system's business.
+/// A country (ISO 3166-1 alpha-2, `CN`, `GB`): whose national numbering a phone typed without
+/// `+` follows (the program rule `default_country`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Country(phonenumber::country::Id);
+
+impl Country {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Invalid::new(
+                "a country is two capital letters (ISO 3166-1 alpha-2), such as CN or GB",
+            ));
+        }
+        s.parse::<phonenumber::country::Id>()
+            .map(Country)
+            .map_err(|_| Invalid::new(format!("{s} is not a country phone numbers know")))
+    }
+}
+
+/// A phone as a caller sent it: international numbers are parsed at once (so two spellings of
+/// one number make one request digest); a national number waits for the program's
+/// `default_country` ([`PhoneInput::resolve`]).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PhoneInput {
+    International(Phone),
+    /// The digits and separators as typed, trimmed.
+    National(String),
+}
+
+impl PhoneInput {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let s = s.trim();
+        if s.starts_with('+') {
+            return Phone::parse(s).map(PhoneInput::International);
+        }
+        if !phone_chars(s) {
+            return Err(Invalid::new(
+                "phone may contain only digits, +, spaces, dashes, dots and brackets",
+            ));
+        }
+        let compact: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
+        Ok(PhoneInput::National(compact))
+    }
+
+    /// The phone it names, a national number read as one of `country`.
+    pub fn resolve(&self, country: Option<Country>) -> Result<Phone, Invalid> {
+        match self {
+            PhoneInput::International(p) => Ok(p.clone()),
+            PhoneInput::National(s) => Phone::parse_in(s, country),
+        }
+    }
+}
+impl TryFrom<String> for PhoneInput {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        PhoneInput::parse(&s)
+    }
+}
+impl From<PhoneInput> for String {
+    fn from(v: PhoneInput) -> String {
+        match v {
+            PhoneInput::International(p) => p.0,
+            PhoneInput::National(s) => s,
+        }
+    }
+}
+
+/// An e-mail address, parsed by RFC 5322 (the `email_address` crate) and kept in one form: a
+/// quoted local part that needs no quotes loses them (`"ada"@x.com` is `ada@x.com`), the domain
+/// in lower case. Refused besides what the RFC refuses: a display name, a domain literal, a
+/// domain without a dot, and characters that hide or disguise what is shown (bidirectional
+/// controls, zero-width characters, full-width forms). Deliverability is the mail system's
+/// business.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
+/// Format characters (bidi controls, zero-width joiners and spaces, the BOM) and full-width
+/// forms: they make one address look like another.
+fn disguising(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3000}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}' | '\u{FF00}'..='\u{FFEF}' | '\u{E0000}'..='\u{E007F}')
+}
+
 impl Email {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let s = s.trim();
-        let bad = || Invalid::new("email must look like name@example.com");
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad());
+        let bad =
+            |why: &str| Invalid::new(format!("email must look like name@example.com ({why})"));
+        if s.len() > 254 {
+            return Err(bad("at most 254 characters"));
         }
-        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
-        if local.is_empty()
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
+        if s.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || disguising(c))
         {
-            return Err(bad());
+            return Err(bad(
+                "no spaces, control, zero-width, bidirectional or full-width characters",
+            ));
         }
-        Ok(Email(s.to_owned()))
+        let options = email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal();
+        let a = email_address::EmailAddress::parse_with_options(s, options)
+            .map_err(|e| bad(&e.to_string()))?;
+        let domain = a.domain().to_lowercase();
+        if !domain.contains('.') {
+            return Err(bad("the domain needs a dot"));
+        }
+        let local = a.local_part();
+        // A quoted local part whose content is a plain dot-atom means the same mailbox without
+        // the quotes.
+        let local = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+            Some(inner)
+                if !inner.is_empty()
+                    && email_address::EmailAddress::is_valid(&format!("{inner}@{domain}")) =>
+            {
+                inner.to_owned()
+            }
+            _ => local.to_owned(),
+        };
+        Ok(Email(format!("{local}@{domain}")))
+    }
+
+    /// As stored by an earlier version, trusted as written (the read path never refuses a
+    /// member it wrote).
+    pub fn stored(s: String) -> Self {
+        Email(s)
     }
 }
 impl TryFrom<String> for Email {
@@ -191,6 +329,11 @@ impl From<Email> for String {
     fn from(v: Email) -> String {
         v.0
     }
+}
+
+/// Deserialises a stored e-mail address without checking it again.
+pub fn stored_email<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Email>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Email::stored))
 }
 
 /// An IANA time zone (`Asia/Shanghai`). The zone database is compiled into the binary by
@@ -291,38 +434,78 @@ mod tests {
 
     #[test]
     fn phone_table() {
-        for (s, want) in [
-            ("+8613800000000", Some("+8613800000000")),
-            ("+86 138-0000-0000", Some("+8613800000000")),
-            ("+1 (415) 555.0100", Some("+14155550100")),
-            ("8613800000000", None),
-            ("+0613800000000", None),
-            ("+1234567", None),
-            ("+1234567890123456", None),
-            ("+12345678a", None),
-            ("", None),
+        let cn = Some(Country::parse("CN").unwrap());
+        let gb = Some(Country::parse("GB").unwrap());
+        for (s, country, want) in [
+            ("+8613800000000", None, Some("+8613800000000")),
+            ("+86 138-0000-0000", None, Some("+8613800000000")),
+            ("+1 (415) 555.0100", None, Some("+14155550100")),
+            // The "(0)" a UK number is often written with is the trunk prefix, not a digit.
+            ("+44 (0)20 7946 0958", None, Some("+442079460958")),
+            ("+442079460958", None, Some("+442079460958")),
+            ("020 7946 0958", gb, Some("+442079460958")),
+            ("138 0000 0027", cn, Some("+8613800000027")),
+            ("+8613800000027", gb, Some("+8613800000027")),
+            ("138 0000 0027", None, None),
+            ("8613800000000", None, None),
+            ("+0613800000000", None, None),
+            ("+1234567", None, None),
+            ("+1234567890123456", None, None),
+            ("+12345678a", None, None),
+            ("+1 800 FLOWERS", None, None),
+            ("+15551234567", None, None),
+            ("", None, None),
+            ("+", None, None),
         ] {
             assert_eq!(
-                Phone::parse(s).ok().map(|p| p.0),
+                Phone::parse_in(s, country).ok().map(|p| p.0),
                 want.map(str::to_owned),
-                "{s}"
+                "{s} in {country:?}"
             );
         }
+        assert_eq!(
+            PhoneInput::parse("138 0000-0027").unwrap(),
+            PhoneInput::National("13800000027".into())
+        );
+        assert_eq!(
+            PhoneInput::parse("+44 (0)20 7946 0958").unwrap(),
+            PhoneInput::parse("+442079460958").unwrap(),
+            "one number, one input"
+        );
+        assert!(Country::parse("cn").is_err());
+        assert!(Country::parse("XX").is_err());
+        assert!(Country::parse("CHN").is_err());
     }
 
     #[test]
     fn email_table() {
-        for (s, ok) in [
-            ("ada@example.com", true),
-            ("a@b.co", true),
-            ("ada", false),
-            ("@example.com", false),
-            ("ada@example", false),
-            ("ada@@example.com", false),
-            ("a da@example.com", false),
-            ("ada@.com", false),
+        for (s, want) in [
+            ("ada@example.com", Some("ada@example.com")),
+            ("a@b.co", Some("a@b.co")),
+            ("Ada@Example.COM", Some("Ada@example.com")),
+            ("\"johndoe\"@gmail.com", Some("johndoe@gmail.com")),
+            ("\"john doe\"@gmail.com", None),
+            ("用户@例子.中国", Some("用户@例子.中国")),
+            ("ada", None),
+            ("@example.com", None),
+            ("ada@example", None),
+            ("ada@@example.com", None),
+            ("a da@example.com", None),
+            ("ada@.com", None),
+            ("a@b..c", None),
+            ("<script>@x.com", None),
+            ("Ada <ada@x.com>", None),
+            ("ada@[127.0.0.1]", None),
+            ("a\u{202E}b@x.com", None),
+            ("a\u{200B}b@x.com", None),
+            ("ａｄａ@example.com", None),
+            ("ada＠example.com", None),
         ] {
-            assert_eq!(Email::parse(s).is_ok(), ok, "{s}");
+            assert_eq!(
+                Email::parse(s).ok().map(String::from),
+                want.map(str::to_owned),
+                "{s:?}"
+            );
         }
     }
 
@@ -354,7 +537,12 @@ mod tests {
     }
 }
 
-super::string_schema!(Phone, "+8613800000000", "Phone number in E.164");
+super::string_schema!(
+    Phone,
+    "+8613800000000",
+    "Phone number: E.164 in answers; in requests also as people write it (`+44 (0)20 7946 0958`), \
+     or a national number when the program sets `default_country`"
+);
 
 super::string_schema!(Email, "ada@example.com", "E-mail address");
 

@@ -20,6 +20,8 @@ pub struct Member {
     pub id: MemberId,
     pub name: String,
     pub phone: Option<Phone>,
+    /// As written (an address accepted by an earlier, looser rule still reads back).
+    #[serde(default, deserialize_with = "super::ids::stored_email")]
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     /// The member's local date when the birthday was set (anti-gaming rule for gifts).
@@ -150,6 +152,10 @@ pub struct Member {
     /// the last day one may: a purchase of a member never referred reads nothing more.
     #[serde(rename = "rf", default, skip_serializing_if = "Option::is_none")]
     pub referral: Option<crate::domain::referral::ReferralMark>,
+    /// Whether the member's own referral code exists (made at enrolment; for members enrolled
+    /// before that, by the next nightly segments run), so no read ever has to write one.
+    #[serde(rename = "rc", default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_referral_code: bool,
 }
 
 fn is_zero(p: &Points) -> bool {
@@ -191,6 +197,7 @@ impl Member {
             points_due: None,
             notified: None,
             referral: None,
+            has_referral_code: false,
         }
     }
 
@@ -429,7 +436,7 @@ mod tests {
                 m.email = Some(crate::domain::Email::parse("a@b.example").unwrap())
             }),
             (ProfileField::Phone, |m| {
-                m.phone = Some(crate::domain::Phone::parse("+15550001111").unwrap())
+                m.phone = Some(crate::domain::Phone::parse("+14155550111").unwrap())
             }),
             (ProfileField::Timezone, |m| {
                 m.timezone = Some(crate::domain::TimeZoneName(chrono_tz::Asia::Shanghai))

@@ -66,7 +66,8 @@ pub mod voucher;
 
 pub use birthday::Birthday;
 pub use ids::{
-    CampaignId, Email, MemberId, Name, Phone, ReceiptId, RefundId, RewardId, StoreId, TimeZoneName,
+    CampaignId, Country, Email, MemberId, Name, Phone, PhoneInput, ReceiptId, RefundId, RewardId,
+    StoreId, TimeZoneName,
 };
 pub use money::{Currency, Money, Points};
 pub use tier::Tier;

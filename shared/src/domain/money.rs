@@ -94,6 +94,10 @@ pub struct Points(pub i64);
 impl Points {
     pub const ZERO: Points = Points(0);
 
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
+
     pub fn checked_add(self, other: Points) -> Result<Points, Overflow> {
         self.0.checked_add(other.0).map(Points).ok_or(Overflow)
     }

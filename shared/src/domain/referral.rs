@@ -135,7 +135,8 @@ pub enum OnFraud {
     Reject,
 }
 
-/// A bonus to the referrer on every `every`-th standing qualified referral.
+/// A bonus to the referrer on every `every`-th referral they were paid for and that stands
+/// (a capped referral pays the referrer nothing, milestones included, and does not count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Milestone {
     pub every: u32,
@@ -156,7 +157,7 @@ pub struct ReferralRules {
     pub referee_points: Points,
     pub milestone: Option<Milestone>,
     /// Referrals a referrer is paid for per calendar month, and ever (beyond: the referee is
-    /// still rewarded, the referrer is not).
+    /// still rewarded, the referrer is not: neither the reward nor a milestone).
     pub monthly_cap: u32,
     pub total_cap: u32,
     pub on_fraud: OnFraud,
@@ -366,6 +367,10 @@ pub struct Referral {
     /// A milestone bonus this referral crossed (to the referrer).
     #[serde(default)]
     pub milestone_points: Points,
+    /// The milestone bonuses this referral's reversal took back (the recount's, whichever
+    /// referral had crossed them), so the funnel nets a referrer's points exactly.
+    #[serde(default, skip_serializing_if = "Points::is_zero")]
+    pub milestones_reversed: Points,
     #[serde(default)]
     pub capped: bool,
     /// The month its payout counted in (for the monthly cap).
@@ -395,7 +400,7 @@ impl Referral {
 /// A milestone bonus paid to the referrer, kept so a recount can take back the right one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MilestonePaid {
-    /// The standing qualified count that paid it.
+    /// The count of standing paid referrals that paid it.
     pub at: u32,
     pub points: Points,
     /// Its lot (pending until the day, or available).
@@ -429,7 +434,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Referrals that qualified and still stand: what milestones count.
+    /// Referrals that qualified and still stand (capped ones included).
     pub fn standing(&self) -> u32 {
         self.rewarded.saturating_sub(self.reversed)
     }
@@ -516,8 +521,10 @@ pub fn qualify(
 pub fn payout(rules: &ReferralRules, counts: &Counts, today: NaiveDate) -> Payout {
     let capped =
         counts.paid >= rules.total_cap || counts.paid_this_month(today) >= rules.monthly_cap;
-    let milestone = rules.milestone.and_then(|m| {
-        let after = counts.standing() + 1;
+    // A cap caps everything the referrer is paid: past it, no milestone either, and the
+    // capped referral does not count towards the next one.
+    let milestone = rules.milestone.filter(|_| !capped).and_then(|m| {
+        let after = counts.paid + 1;
         (after.is_multiple_of(m.every) && after / m.every > counts.milestones.len() as u32)
             .then_some(m.points)
     });
@@ -553,7 +560,7 @@ impl Counts {
         if let (Some(points), Some(origin)) = (p.milestone, milestone_origin) {
             self.points += points.0;
             self.milestones.push(MilestonePaid {
-                at: self.standing(),
+                at: self.paid,
                 points,
                 origin,
             });
@@ -580,9 +587,9 @@ impl Counts {
             }
         }
         self.points -= referrer.0;
-        let standing = self.standing();
+        let paid = self.paid;
         let mut back = Vec::new();
-        while self.milestones.last().is_some_and(|m| m.at > standing) {
+        while self.milestones.last().is_some_and(|m| m.at > paid) {
             let m = self.milestones.pop().expect("checked");
             self.points -= m.points.0;
             back.push(m);
@@ -670,7 +677,11 @@ pub fn funnel(referrals: &[Referral], today: NaiveDate, top: usize) -> (Funnel, 
                 f.rewarded += 1;
                 f.rewarded_points += paid;
                 f.reversed += 1;
-                f.reversed_points += r.referee_points.0 + r.referrer_points.0;
+                f.reversed_points +=
+                    r.referee_points.0 + r.referrer_points.0 + r.milestones_reversed.0;
+                // Its own reward came back, and the milestones the recount took back, whichever
+                // referral had crossed them.
+                t.points += r.milestone_points.0 - r.milestones_reversed.0;
             }
             ReferralStatus::Rejected => f.rejected += 1,
             ReferralStatus::Expired => f.expired += 1,
@@ -1036,6 +1047,101 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_caps_milestones_too_and_capped_referrals_do_not_count_towards_them() {
+        // The case found from outside: a monthly cap of 3, a milestone every 2, twelve
+        // referees qualifying in one month. Paid: 3 × 500 and one milestone (at the 2nd).
+        let mut r = rules();
+        r.monthly_cap = 3;
+        r.total_cap = 100;
+        r.milestone = Some(Milestone {
+            every: 2,
+            points: Points(1000),
+        });
+        let today = day("2027-01-10");
+        let now = today.and_hms_opt(9, 0, 0).unwrap().and_utc();
+        let origin = super::super::lots::Origin::Pending(day("2027-01-24"));
+        let mut c = Counts::default();
+        let mut paid = Vec::new();
+        for _ in 0..12 {
+            let p = payout(&r, &c, today);
+            paid.push((p.referrer.0, p.milestone.map(|m| m.0), p.capped));
+            c.paid_out(&p, now, today, 20, p.milestone.map(|_| origin));
+        }
+        assert_eq!(paid[0], (500, None, false));
+        assert_eq!(paid[1], (500, Some(1000), false), "the 2nd paid referral");
+        assert_eq!(paid[2], (500, None, false));
+        assert!(
+            paid[3..].iter().all(|p| *p == (0, None, true)),
+            "capped: neither reward nor milestone: {paid:?}"
+        );
+        assert_eq!((c.points, c.paid, c.standing()), (2500, 3, 12));
+        // A capped referral's reversal takes nothing from the referrer.
+        assert!(c.reversed_out(Points(0), true, None).is_empty());
+        assert_eq!((c.points, c.paid), (2500, 3));
+        // A paid one's does: 3 → 2 paid keeps the milestone at 2; 2 → 1 takes it back.
+        assert!(
+            c.reversed_out(Points(500), false, Some("2027-01"))
+                .is_empty()
+        );
+        let back = c.reversed_out(Points(500), false, Some("2027-01"));
+        assert_eq!(back.len(), 1);
+        assert_eq!((c.points, c.paid), (500, 1));
+        // Next month the 2nd paid referral pays the milestone again.
+        let feb = day("2027-02-01");
+        let p = payout(&r, &c, feb);
+        assert_eq!(
+            (p.referrer.0, p.milestone, p.capped),
+            (500, Some(Points(1000)), false)
+        );
+    }
+
+    fn referral(referee: &str, status: ReferralStatus, points: (i64, i64, i64, i64)) -> Referral {
+        let at = day("2027-01-05").and_hms_opt(9, 0, 0).unwrap().and_utc();
+        Referral {
+            referee: super::super::MemberId::parse(referee).unwrap(),
+            referrer: super::super::MemberId::parse("ada").unwrap(),
+            code: ReferralCode::parse("ADAPALS").unwrap(),
+            applied_at: at,
+            deadline: day("2027-02-04"),
+            first_only: false,
+            status,
+            rule: None,
+            purchase: None,
+            bought_on: None,
+            amount: None,
+            qualified_at: Some(at),
+            referee_points: Points(points.0),
+            referrer_points: Points(points.1),
+            milestone_points: Points(points.2),
+            milestones_reversed: Points(points.3),
+            capped: false,
+            paid_month: None,
+            referee_origin: None,
+            referrer_origin: None,
+            reviewed_by: None,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn the_funnel_nets_a_milestone_the_recount_took_back_from_another_referral() {
+        // b, c, d paid 500 each; d crossed the milestone (1,000) at 3. b's reversal took the
+        // milestone back (3 → 2 standing), so ada stands at 2 × 500 = 1,000, not 2,000.
+        use ReferralStatus::*;
+        let rs = [
+            referral("b", Reversed, (200, 500, 0, 1000)),
+            referral("c", Rewarded, (200, 500, 0, 0)),
+            referral("d", Rewarded, (200, 500, 1000, 0)),
+        ];
+        let (f, top) = funnel(&rs, day("2027-01-20"), 10);
+        assert_eq!(top.len(), 1);
+        assert_eq!((top[0].qualified, top[0].points), (2, 1000));
+        assert_eq!(f.rewarded_points, 3 * 700 + 1000);
+        assert_eq!(f.reversed_points, 700 + 1000);
+        assert_eq!((f.rewarded, f.reversed), (3, 1));
+    }
+
+    #[test]
     fn a_refund_reverses_only_inside_the_window_and_below_the_minimum() {
         let r = rules();
         let bought = day("2027-01-10");
@@ -1075,7 +1181,8 @@ mod tests {
 
     proptest! {
         /// Over any sequence of qualifications (in day order) and reversals: caps never passed,
-        /// milestones = ⌊standing / every⌋, and the referrer's points are exactly what stands.
+        /// milestones = ⌊paid and standing / every⌋ (a capped referral pays no milestone), and
+        /// the referrer's points are exactly what stands.
         #[test]
         fn counts_keep_caps_milestones_and_points_over_any_sequence(
             mut seq in ops(), monthly in 1u32..5, total in 1u32..12, every in 2u32..5,
@@ -1117,7 +1224,8 @@ mod tests {
                 prop_assert!(c.paid <= total);
                 prop_assert!(c.paid_this_month(today) <= monthly);
                 prop_assert_eq!(c.standing(), standing.len() as u32);
-                prop_assert_eq!(c.milestones.len() as u32, c.standing() / every);
+                prop_assert_eq!(c.milestones.len() as u32, c.paid / every);
+                prop_assert!(c.milestones.iter().all(|m| m.at <= c.paid));
                 let referrer: i64 = standing.iter().map(|s| s.0.0).sum();
                 prop_assert_eq!(c.points, referrer + 1000 * c.milestones.len() as i64);
             }

@@ -52,7 +52,23 @@ pub fn app(routes: OpenApiRouter<Services>, services: Services, doc: Option<Docu
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(services)
+        // Inside the edge, so the 500 it makes is finished like any problem: request id,
+        // `instance`, the cause logged once on the request's span.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(edge))
+}
+
+/// A handler panicked (a bug: every input is meant to be refused before it can): the client
+/// gets a 500 problem, never a dropped connection, and the log says where.
+fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = cause
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(panic = %what, "handler panicked");
+    Problem::internal().into_response()
 }
 
 /// Every request, in Lambda and locally: its id (API Gateway's `requestContext.requestId`, else

@@ -2,6 +2,7 @@
 //! the refund item (`refund_id`) hold the request digest and the response, written in the same
 //! commit as the points, so a replay returns the first answer and a different body is refused.
 
+use super::audit::Audited;
 use super::campaigns::Play;
 use super::error::ServiceError;
 use super::events::Journal;
@@ -10,6 +11,7 @@ use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
 use crate::domain::CampaignId;
+use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::campaign::PurchaseFacts;
 use crate::domain::campaign::{Assignment, CampaignCredit};
 use crate::domain::earning::earn;
@@ -24,7 +26,7 @@ pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView, Re
 use crate::domain::segment::{CutPoints, lifecycle};
 use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
-use crate::domain::{MemberId, Money, Phone, Points, ReceiptId, RefundId, StoreId};
+use crate::domain::{MemberId, Money, Phone, PhoneInput, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
 use crate::table::{
     Batch, Fetched, PaymentMark, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
@@ -76,7 +78,8 @@ impl Booked {
 #[serde(deny_unknown_fields)]
 pub struct MemberRef {
     pub id: Option<MemberId>,
-    pub phone: Option<Phone>,
+    #[schema(value_type = Option<Phone>)]
+    pub phone: Option<PhoneInput>,
 }
 
 /// Serialises an instant in UTC, so a request's digest does not depend on how its offset was
@@ -223,9 +226,10 @@ impl Services {
         &self,
         req: PurchaseRequest,
         request_digest: &str,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
         self.check_purchase_shape(&req)?;
-        retrying!(self, self.try_purchase(&req, request_digest))
+        retrying!(self, self.try_purchase(&req, request_digest, actor))
     }
 
     async fn resolve_member(&self, r: &MemberRef) -> Result<MemberId, ServiceError> {
@@ -233,9 +237,10 @@ impl Services {
             return Ok(id.clone());
         }
         let phone = r.phone.as_ref().ok_or(ServiceError::NotFound("member"))?;
+        let phone = self.phone("member.phone", phone)?;
         let claim = self
             .table
-            .get::<PhoneClaim>(phone)
+            .get::<PhoneClaim>(&phone)
             .await?
             .ok_or(ServiceError::NotFound("member with this phone"))?;
         Ok(claim.value.member_id)
@@ -247,6 +252,7 @@ impl Services {
         &self,
         req: &PurchaseRequest,
         digest: &str,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
         let now = self.now();
         let member_id = self.resolve_member(&req.member).await?;
@@ -264,7 +270,8 @@ impl Services {
                 Err(ServiceError::ReceiptConflict)
             };
         }
-        let occurred_at = req.occurred_at.with_timezone(&Utc);
+        let occurred_at =
+            ServiceError::bounded_instant("occurred_at", req.occurred_at.with_timezone(&Utc))?;
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
         let payment = req.payment_fingerprint.as_deref();
@@ -306,6 +313,16 @@ impl Services {
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
         batch.save(&m.id, &m, Some(current.version))?;
+        let audited = Audited {
+            action: AuditAction::PurchaseRecorded,
+            member: Some(&m.id),
+            target: Some(format!("{}/{}", req.store_id, req.receipt_id)),
+            changes: vec![
+                Change::to("amount", req.amount.value),
+                Change::to("points_earned", record.response.points_earned.0),
+            ],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         self.table.commit(batch).await?;
         crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
         Ok(Outcome::fresh(record.response))
@@ -565,13 +582,17 @@ impl Services {
         receipt: &ReceiptId,
         req: RefundRequest,
         request_digest: &str,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         // The currency is checked against the purchase's own, once it is read: a refund is
         // always in the currency that was paid, whatever the program's currency is today.
         req.amount
             .positive_amount()
             .map_err(|e| ServiceError::invalid("amount.value", e))?;
-        retrying!(self, self.try_refund(store, receipt, &req, request_digest))
+        retrying!(
+            self,
+            self.try_refund(store, receipt, &req, request_digest, actor)
+        )
     }
 
     /// Read the purchase and the refund, then the member, cut points and the purchase's
@@ -582,6 +603,7 @@ impl Services {
         receipt: &ReceiptId,
         req: &RefundRequest,
         digest: &str,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         let now = self.now();
         let pid = (store.clone(), receipt.clone());
@@ -613,15 +635,71 @@ impl Services {
             )
         });
         let found = self.table.read(&reads).await?;
-        let current = live(found.get(&member)?)?;
-        let cuts = self.cut_points(found.get(&state)?);
-        let mut m = current.value;
-        let mut batch = Batch::new();
+        let current = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
         let of = RefundRef {
             store_id: store.clone(),
             receipt_id: receipt.clone(),
             refund_id: req.refund_id.clone(),
         };
+        let referral = match &referral {
+            Some((slot, slots)) => found.get(slot)?.map(|r| (r, slots.get(&found).ok())),
+            None => None,
+        };
+        let mut batch = Batch::new();
+        let audited = Audited {
+            action: AuditAction::RefundRecorded,
+            member: Some(&pr.member_id),
+            target: Some(format!("{store}/{receipt}/{}", req.refund_id)),
+            changes: vec![Change::to("amount", req.amount.value)],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
+        if current.value.erased_at.is_some() {
+            // The goods come back whatever we know of the buyer: nothing is credited to the
+            // erased member (their points were forfeited), but what the refund does to others
+            // stands — the referrer's reward, the campaigns' counts.
+            self.unplay_refund(
+                credits,
+                &found,
+                pr.refunded_total,
+                req.amount.value,
+                pr.amount.value,
+                &mut batch,
+            )?;
+            pr.refunded_total = would_total;
+            if let Some((r, referring)) = &referral {
+                self.refund_referral(
+                    r,
+                    referring.as_ref(),
+                    pr.amount.value,
+                    would_total,
+                    &of,
+                    None,
+                    now,
+                    &mut batch,
+                )?;
+            }
+            let response = RefundReceipt {
+                refund_id: req.refund_id.clone(),
+                points_reversed: Points::ZERO,
+                balance: Points::ZERO,
+                refunded_total: money(would_total, pr.amount.currency),
+            };
+            return self
+                .commit_refund(
+                    batch,
+                    (&pid, pr, purchase.version),
+                    &rid,
+                    req,
+                    digest,
+                    response,
+                    now,
+                )
+                .await;
+        }
+        let cuts = self.cut_points(found.get(&state)?);
+        let mut m = current.value;
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
@@ -635,22 +713,20 @@ impl Services {
             found: &found,
         };
         let mut reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
-        if let Some((slot, slots)) = &referral {
-            // A referrer who has since left keeps nothing to take back; the referee's side
-            // still stands then (nobody's counts to recount).
-            if let (Some(r), Ok(referring)) = (found.get(slot)?, slots.get(&found)) {
-                let back = self.refund_referral(
-                    &r,
-                    &referring,
-                    pr.amount.value,
-                    would_total,
-                    &of,
-                    &mut m,
-                    &mut journal,
-                    &mut batch,
-                )?;
-                reversed = reversed.checked_add(back)?;
-            }
+        if let Some((r, referring)) = &referral {
+            // A referrer who has since left keeps nothing to take back (their counts went
+            // with them); the referee's reward comes back all the same.
+            let back = self.refund_referral(
+                r,
+                referring.as_ref(),
+                pr.amount.value,
+                would_total,
+                &of,
+                Some((&mut m, &mut journal)),
+                now,
+                &mut batch,
+            )?;
+            reversed = reversed.checked_add(back)?;
         }
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
@@ -658,17 +734,42 @@ impl Services {
             balance: m.balance,
             refunded_total: money(would_total, pr.amount.currency),
         };
+        journal.close(self, &mut m, &mut batch)?;
+        batch.save(&m.id, &m, Some(current.version))?;
+        self.commit_refund(
+            batch,
+            (&pid, pr, purchase.version),
+            &rid,
+            req,
+            digest,
+            response,
+            now,
+        )
+        .await
+    }
+
+    /// A refund's own records (the purchase's refunded total, the refund with its answer for
+    /// replays) into `batch`, and the one commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_refund(
+        &self,
+        mut batch: Batch,
+        purchase: (&(StoreId, ReceiptId), PurchaseRecord, u64),
+        rid: &(StoreId, ReceiptId, RefundId),
+        req: &RefundRequest,
+        digest: &str,
+        response: RefundReceipt,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         let record = RefundRecord {
             amount: req.amount,
-            points_reversed: reversed,
+            points_reversed: response.points_reversed,
             request_hash: digest.to_owned(),
             response: response.clone(),
             created_at: now,
         };
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id, &m, Some(current.version))?;
-        batch.save(&pid, &pr, Some(purchase.version))?;
-        batch.create(&rid, &record)?;
+        batch.save(purchase.0, &purchase.1, Some(purchase.2))?;
+        batch.create(rid, &record)?;
         self.table.commit(batch).await?;
         Ok(Outcome::fresh(response))
     }

@@ -380,7 +380,8 @@ impl Services {
                 audience.push(s);
             }
         }
-        let (starts, ends) = (input.starts_at.to_utc(), input.ends_at.to_utc());
+        let starts = ServiceError::bounded_instant("starts_at", input.starts_at.to_utc())?;
+        let ends = ServiceError::bounded_instant("ends_at", input.ends_at.to_utc())?;
         if ends <= starts {
             return Err(ServiceError::field(
                 "ends_at",
@@ -1189,15 +1190,14 @@ impl Services {
             let Some(current) = found.get(&slot)? else {
                 continue;
             };
-            let mut a = current.value;
-            a.spend = a.spend.saturating_sub(refund);
-            if refunded_before + refund == purchase_amount {
-                a.purchases = a.purchases.saturating_sub(1);
-            }
-            let reversed =
-                refund_reversal(credit.points, refunded_before, refund, purchase_amount)?;
+            let (a, reversed) = refunded_assignment(
+                current.value,
+                &credit,
+                refunded_before,
+                refund,
+                purchase_amount,
+            )?;
             if reversed.0 > 0 {
-                a.points = a.points.checked_sub(reversed)?;
                 self.debit(m, reversed, None);
                 m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
                 total = total.checked_add(reversed)?;
@@ -1230,6 +1230,57 @@ impl Services {
         }
         Ok(total)
     }
+
+    /// A refund of an erased member's purchase: the campaigns count it as any refund (spend,
+    /// purchases, the award no longer standing), with nothing taken from the member, whose
+    /// points were forfeited at erasure.
+    pub(crate) fn unplay_refund(
+        &self,
+        slots: Vec<(CampaignCredit, Slot<Assignment>)>,
+        found: &Fetched,
+        refunded_before: i64,
+        refund: i64,
+        purchase_amount: i64,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        for (credit, slot) in slots {
+            let Some(current) = found.get(&slot)? else {
+                continue;
+            };
+            let member_id = current.value.member_id.clone();
+            let (a, _) = refunded_assignment(
+                current.value,
+                &credit,
+                refunded_before,
+                refund,
+                purchase_amount,
+            )?;
+            batch.save(
+                &(credit.campaign_id.clone(), member_id),
+                &a,
+                Some(current.version),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A campaign assignment after a refund of a purchase it counted, and the award points the
+/// refund reverses.
+fn refunded_assignment(
+    mut a: Assignment,
+    credit: &CampaignCredit,
+    refunded_before: i64,
+    refund: i64,
+    purchase_amount: i64,
+) -> Result<(Assignment, Points), ServiceError> {
+    a.spend = a.spend.saturating_sub(refund);
+    if refunded_before + refund == purchase_amount {
+        a.purchases = a.purchases.saturating_sub(1);
+    }
+    let reversed = refund_reversal(credit.points, refunded_before, refund, purchase_amount)?;
+    a.points = a.points.checked_sub(reversed)?;
+    Ok((a, reversed))
 }
 
 fn fresh(member_id: &MemberId, group: Group) -> Assignment {

@@ -11,7 +11,7 @@ use crate::domain::event::{self, Adjusted, EventData, Updated};
 pub use crate::domain::member::LedgerEntry;
 use crate::domain::member::{LedgerKind, Member, tier_progress};
 use crate::domain::{
-    Birthday, Currency, Email, MemberId, Money, Name, Phone, Points, Tier, TimeZoneName,
+    Birthday, Currency, Email, MemberId, Money, Name, Phone, PhoneInput, Points, Tier, TimeZoneName,
 };
 use crate::retrying;
 use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
@@ -26,6 +26,15 @@ fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A field that may be left out of a PATCH but never cleared: `null` is refused (400).
+fn present_not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("may not be null: leave it out to keep it"))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}))]
@@ -33,7 +42,9 @@ pub struct EnrolRequest {
     /// Only administrators and POS may choose the id; members enrol as their token's `sub`.
     pub id: Option<MemberId>,
     pub name: Name,
-    pub phone: Option<Phone>,
+    /// International (`+…`), or national in the program's `default_country`.
+    #[schema(value_type = Option<Phone>)]
+    pub phone: Option<PhoneInput>,
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     pub timezone: Option<TimeZoneName>,
@@ -46,13 +57,16 @@ pub struct EnrolRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "timezone": "Europe/London"}))]
 pub struct ProfileChange {
+    /// Required on every member: it may be changed, never cleared (`null` is 400).
+    #[serde(default, deserialize_with = "present_not_null")]
+    #[schema(value_type = Name)]
     pub name: Option<Name>,
     #[serde(default, deserialize_with = "patch_field")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<Email>>,
     #[serde(default, deserialize_with = "patch_field")]
     #[schema(value_type = Option<String>)]
-    pub phone: Option<Option<Phone>>,
+    pub phone: Option<Option<PhoneInput>>,
     #[serde(default, deserialize_with = "patch_field")]
     #[schema(value_type = Option<String>)]
     pub timezone: Option<Option<TimeZoneName>>,
@@ -219,20 +233,31 @@ impl Services {
         id: MemberId,
         req: EnrolRequest,
         idem: Option<Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<MemberView>, ServiceError> {
-        retrying!(self, self.try_enrol(&id, &req, idem.as_ref()))
+        let phone = req
+            .phone
+            .as_ref()
+            .map(|p| self.phone("phone", p))
+            .transpose()?;
+        retrying!(
+            self,
+            self.try_enrol(&id, &req, phone.as_ref(), idem.as_ref(), actor)
+        )
     }
 
     async fn try_enrol(
         &self,
         id: &MemberId,
         req: &EnrolRequest,
+        phone: Option<&Phone>,
         idem: Option<&Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<MemberView>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
-        let claim = req.phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
+        let claim = phone.map(|p| reads.add::<PhoneClaim>(p));
         let prior = idem.map(|i| i.read(&mut reads));
         let code = req
             .referral_code
@@ -257,7 +282,7 @@ impl Services {
             None => None,
         };
         let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
-        m.phone = req.phone.clone();
+        m.phone = phone.cloned();
         m.email = req.email.clone();
         m.timezone = req.timezone;
         if let Some(b) = req.birthday {
@@ -275,6 +300,7 @@ impl Services {
         if let (Some((code, _)), Some(referring)) = (&code, &referring) {
             self.apply_code(&mut m, code, referring, true, &mut journal, &mut batch)?;
         }
+        self.make_code(&mut m, now, &mut batch)?;
         journal.close(self, &mut m, &mut batch)?;
         let view = self.member_view(&m);
         batch
@@ -290,6 +316,17 @@ impl Services {
                 )?
                 .or_refuse(|| ServiceError::PhoneTaken);
         }
+        let mut changes = vec![Change::to("status", "active")];
+        if let Some((code, _)) = &code {
+            changes.push(Change::to("referral_code", code.as_str()));
+        }
+        let audited = Audited {
+            action: AuditAction::MemberEnrolled,
+            member: Some(id),
+            target: None,
+            changes,
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         self.commit_with_record(idem, &Enrolled { id: id.clone() }, batch, now)
             .await?;
         Ok(Outcome::fresh(view))
@@ -339,29 +376,30 @@ impl Services {
         change: ProfileChange,
         actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
-        retrying!(self, self.try_update_profile(id, &change, actor))
+        let phone = match &change.phone {
+            Some(Some(p)) => Some(Some(self.phone("phone", p)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        retrying!(self, self.try_update_profile(id, &change, &phone, actor))
     }
 
     async fn try_update_profile(
         &self,
         id: &MemberId,
         change: &ProfileChange,
+        phone: &Option<Option<Phone>>,
         actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
         let now = self.now();
-        let new_phone = change.phone.clone().flatten();
+        let new_phone = phone.clone().flatten();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let new_claim = new_phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
         let found = self.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let old_claim = match &current.value.phone {
-            Some(old)
-                if change
-                    .phone
-                    .as_ref()
-                    .is_some_and(|p| p.as_ref() != Some(old)) =>
-            {
+            Some(old) if phone.as_ref().is_some_and(|p| p.as_ref() != Some(old)) => {
                 self.table.get::<PhoneClaim>(old).await?
             }
             _ => None,
@@ -378,7 +416,7 @@ impl Services {
         if let Some(tz) = change.timezone {
             m.timezone = tz;
         }
-        if let Some(phone) = &change.phone
+        if let Some(phone) = phone
             && *phone != m.phone
         {
             let new_claim = new_claim.as_ref().map(|c| found.get(c)).transpose()?;

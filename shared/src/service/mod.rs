@@ -230,6 +230,17 @@ impl Services {
         Ok(out)
     }
 
+    /// The phone a caller typed, national numbers read in the program's `default_country`
+    /// (400 naming `field` when it is no phone).
+    pub fn phone(
+        &self,
+        field: &str,
+        p: &crate::domain::PhoneInput,
+    ) -> Result<crate::domain::Phone, ServiceError> {
+        p.resolve(self.program.default_country)
+            .map_err(|e| ServiceError::malformed(field, e.0))
+    }
+
     /// The calendar date in the program's time zone: tiers, spend months and expiries use it.
     pub fn program_date(&self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.program.timezone).date_naive()

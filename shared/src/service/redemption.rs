@@ -659,8 +659,9 @@ impl Services {
         member: &MemberId,
         reward: &RewardId,
         idem: Option<Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<RedemptionReceipt>, ServiceError> {
-        retrying!(self, self.try_redeem(member, reward, idem.as_ref()))
+        retrying!(self, self.try_redeem(member, reward, idem.as_ref(), actor))
     }
 
     async fn try_redeem(
@@ -668,6 +669,7 @@ impl Services {
         id: &MemberId,
         reward_id: &RewardId,
         idem: Option<&Idempotency>,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<RedemptionReceipt>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
@@ -703,6 +705,16 @@ impl Services {
         };
         journal.close(self, &mut m, &mut batch)?;
         batch.save(&m.id, &m, Some(current.version))?;
+        let audited = Audited {
+            action: AuditAction::RewardRedeemed,
+            member: Some(id),
+            target: Some(reward_id.to_string()),
+            changes: vec![
+                Change::to("redemption_id", receipt.redemption.id.to_string()),
+                Change::to("points_spent", receipt.redemption.points_spent.0),
+            ],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         self.commit_with_record(idem, &receipt, batch, now).await?;
         crate::metrics::points_redeemed(receipt.redemption.points_spent.0);
         Ok(Outcome::fresh(receipt))

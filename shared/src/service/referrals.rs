@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// What a referrer's codes did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReferralCounts {
     pub applied: u32,
     /// Held for review now.
@@ -47,7 +47,9 @@ pub struct ReferralCounts {
     "points_earned": 1000, "referred_by": null}))]
 pub struct ReferralSummary {
     pub member_id: MemberId,
-    pub code: ReferralCode,
+    /// Null only for a member enrolled before codes were made at enrolment, until the next
+    /// nightly segments run makes theirs.
+    pub code: Option<ReferralCode>,
     pub counts: ReferralCounts,
     /// Points paid to this member as a referrer (rewards and milestones), net of reversals.
     pub points_earned: Points,
@@ -322,14 +324,10 @@ impl Services {
         })
     }
 
-    /// A member's referral page. The code is made on the first ask (a member enrolled before
-    /// referrals existed gets one the same way).
+    /// A member's referral page: a read only. The code was made at enrolment (members enrolled
+    /// before that get theirs from the next nightly segments run; until then `code` is null).
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn referral(&self, id: &MemberId) -> Result<ReferralSummary, ServiceError> {
-        retrying!(self, self.try_referral(id))
-    }
-
-    async fn try_referral(&self, id: &MemberId) -> Result<ReferralSummary, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
@@ -337,31 +335,56 @@ impl Services {
         let own = reads.add::<Referral>(id);
         let found = self.table.read(&reads).await?;
         live(found.get(&member)?)?;
-        let record = match found.get(&record)? {
-            Some(r) => r.value,
-            None => {
-                let r = self.new_referrer(now);
-                let mut batch = Batch::new();
-                // A code drawn twice fails its absence condition: the retry draws another.
-                batch.create(
-                    &r.code,
-                    &CodeClaim {
-                        member_id: id.clone(),
-                    },
-                )?;
-                batch.create(id, &r)?;
-                self.table.commit(batch).await?;
-                r
-            }
-        };
+        let record = found.get(&record)?.map(|r| r.value);
         let today = self.program_date(now);
         Ok(ReferralSummary {
             member_id: id.clone(),
-            code: record.code.clone(),
-            counts: counts_view(&record),
-            points_earned: Points(record.counts.points),
+            code: record.as_ref().map(|r| r.code.clone()),
+            counts: record.as_ref().map(counts_view).unwrap_or_default(),
+            points_earned: Points(record.as_ref().map_or(0, |r| r.counts.points)),
             referred_by: found.get(&own)?.map(|r| view(&r.value, today)),
         })
+    }
+
+    /// A new member's code, drawn at random, into `batch`: its claim and the member's referrer
+    /// record. A code drawn twice fails the claim's absence condition, and the retry of the
+    /// whole write draws another.
+    pub(crate) fn make_code(
+        &self,
+        m: &mut Member,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        let r = self.new_referrer(now);
+        batch.create(
+            &r.code,
+            &CodeClaim {
+                member_id: m.id.clone(),
+            },
+        )?;
+        batch.create(&m.id, &r)?;
+        m.has_referral_code = true;
+        Ok(())
+    }
+
+    /// For the nightly run: a member enrolled before codes were made at enrolment gets one now
+    /// (or, if an earlier read already made one, the member item learns it). Returns whether
+    /// the member must be written.
+    pub(crate) async fn ensure_code(
+        &self,
+        m: &mut Member,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Result<bool, ServiceError> {
+        if m.has_referral_code || m.erased_at.is_some() {
+            return Ok(false);
+        }
+        if self.table.get::<Referrer>(&m.id).await?.is_some() {
+            m.has_referral_code = true;
+        } else {
+            self.make_code(m, now, batch)?;
+        }
+        Ok(true)
     }
 
     fn new_referrer(&self, now: DateTime<Utc>) -> Referrer {
@@ -464,14 +487,16 @@ impl Services {
         &self,
         id: &MemberId,
         code: &ReferralCode,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
-        retrying!(self, self.try_apply(id, code))
+        retrying!(self, self.try_apply(id, code, actor))
     }
 
     async fn try_apply(
         &self,
         id: &MemberId,
         code: &ReferralCode,
+        actor: Option<&Actor>,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
@@ -495,6 +520,13 @@ impl Services {
         let r = self.apply_code(&mut m, code, &referring, false, &mut journal, &mut batch)?;
         journal.close(self, &mut m, &mut batch)?;
         batch.save(id, &m, Some(current.version))?;
+        let audited = Audited {
+            action: AuditAction::ReferralApplied,
+            member: Some(id),
+            target: Some(r.referrer.to_string()),
+            changes: vec![Change::to("referral_code", code.as_str())],
+        };
+        self.audit(&mut batch, actor, audited, now)?;
         self.table.commit(batch).await?;
         Ok(Outcome::fresh(view(&r, self.program_date(now))))
     }
@@ -571,6 +603,7 @@ impl Services {
             referee_points: Points::ZERO,
             referrer_points: Points::ZERO,
             milestone_points: Points::ZERO,
+            milestones_reversed: Points::ZERO,
             capped: false,
             paid_month: None,
             referee_origin: None,
@@ -578,9 +611,9 @@ impl Services {
             reviewed_by: None,
             updated_at: now,
         };
-        batch
-            .create(&m.id, &r)?
-            .or_refuse(|| ServiceError::ReferralRefused(Refusal::AlreadyReferred));
+        // A lost race to create it is retried, not refused: the retry reads the referral the
+        // winner made, and the same code applied again answers 200 as it stands.
+        batch.create(&m.id, &r)?;
         let mut record = referring.record.value.clone();
         record.counts.applied += 1;
         batch.save(&referrer.id, &record, Some(referring.record.version))?;
@@ -879,19 +912,21 @@ impl Services {
     /// within the return window and below the minimum spend, both rewards come back out of the
     /// lots (pending first; spent points become owed), the referrer's counts and milestones are
     /// recounted. A held referral is rejected instead. Returns the referee's points reversed.
+    /// Either side may be gone: an erased referee (`referee` None) had their points forfeited,
+    /// so only the referrer's come back; an erased referrer (`referring` None) has nothing left
+    /// to take back or recount, so only the referee's do.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn refund_referral(
         &self,
         referral: &Versioned<Referral>,
-        referring: &Referring,
+        referring: Option<&Referring>,
         purchase_amount: i64,
         refunded_total: i64,
         of: &RefundRef,
-        m: &mut Member,
-        journal: &mut Journal,
+        referee: Option<(&mut Member, &mut Journal)>,
+        now: DateTime<Utc>,
         batch: &mut Batch,
     ) -> Result<Points, ServiceError> {
-        let now = journal.now();
         let today = self.program_date(now);
         let rules = &self.program.referral;
         let mut r = referral.value.clone();
@@ -913,65 +948,75 @@ impl Services {
         {
             return Ok(Points::ZERO);
         }
-        let mut record = referring.record.value.clone();
+        let mut record = referring.map(|g| g.record.value.clone());
         r.updated_at = now;
+        let mut back_to_referee = Points::ZERO;
         if r.status == ReferralStatus::Held {
             r.status = ReferralStatus::Rejected;
-            record.counts.held = record.counts.held.saturating_sub(1);
-            record.counts.rejected += 1;
-            journal.note(EventData::ReferralRejected(ReferralJudged {
-                referrer_id: r.referrer.clone(),
-                rule: r.rule.unwrap_or(FraudRule::Reviewer),
-                purchase: r.purchase.clone(),
-            }));
+            if let Some(record) = record.as_mut() {
+                record.counts.held = record.counts.held.saturating_sub(1);
+                record.counts.rejected += 1;
+            }
+            if let Some((_, journal)) = referee {
+                journal.note(EventData::ReferralRejected(ReferralJudged {
+                    referrer_id: r.referrer.clone(),
+                    rule: r.rule.unwrap_or(FraudRule::Reviewer),
+                    purchase: r.purchase.clone(),
+                }));
+            }
         } else {
             r.status = ReferralStatus::Reversed;
-            self.take_back(
-                m,
-                journal,
-                r.referee_points,
-                r.referee_origin,
-                ReferralRole::Referee,
-                &r,
-                of,
-            )?;
-            let mut referrer = referring.member.value.clone();
-            let mut rj = Journal::new(self, &referrer, now);
-            self.settle(&mut referrer, &mut rj, now);
-            self.take_back(
-                &mut referrer,
-                &mut rj,
-                r.referrer_points,
-                r.referrer_origin,
-                ReferralRole::Referrer,
-                &r,
-                of,
-            )?;
-            let back =
-                record
-                    .counts
-                    .reversed_out(r.referrer_points, r.capped, r.paid_month.as_deref());
-            for milestone in back {
+            if let Some((m, journal)) = referee {
                 self.take_back(
-                    &mut referrer,
-                    &mut rj,
-                    milestone.points,
-                    Some(milestone.origin),
-                    ReferralRole::Milestone,
+                    m,
+                    journal,
+                    r.referee_points,
+                    r.referee_origin,
+                    ReferralRole::Referee,
                     &r,
                     of,
                 )?;
+                back_to_referee = r.referee_points;
             }
-            rj.close(self, &mut referrer, batch)?;
-            batch.save(&referrer.id, &referrer, Some(referring.member.version))?;
+            if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
+                let mut referrer = referring.member.value.clone();
+                let mut rj = Journal::new(self, &referrer, now);
+                self.settle(&mut referrer, &mut rj, now);
+                self.take_back(
+                    &mut referrer,
+                    &mut rj,
+                    r.referrer_points,
+                    r.referrer_origin,
+                    ReferralRole::Referrer,
+                    &r,
+                    of,
+                )?;
+                let back = record.counts.reversed_out(
+                    r.referrer_points,
+                    r.capped,
+                    r.paid_month.as_deref(),
+                );
+                r.milestones_reversed = Points(back.iter().map(|m| m.points.0).sum());
+                for milestone in back {
+                    self.take_back(
+                        &mut referrer,
+                        &mut rj,
+                        milestone.points,
+                        Some(milestone.origin),
+                        ReferralRole::Milestone,
+                        &r,
+                        of,
+                    )?;
+                }
+                rj.close(self, &mut referrer, batch)?;
+                batch.save(&referrer.id, &referrer, Some(referring.member.version))?;
+            }
         }
-        batch.save(&r.referrer, &record, Some(referring.record.version))?;
-        batch.save(&m.id, &r, Some(referral.version))?;
-        Ok(if r.status == ReferralStatus::Reversed {
-            r.referee_points
-        } else {
-            Points::ZERO
-        })
+        if let (Some(referring), Some(record)) = (referring, &record) {
+            batch.save(&r.referrer, record, Some(referring.record.version))?;
+        }
+        batch.save(&r.referee, &r, Some(referral.version))?;
+        Ok(back_to_referee)
     }
 
     /// One side's reward taken back: from its lot first (pending before it was released), then

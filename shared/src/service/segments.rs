@@ -360,13 +360,16 @@ impl Services {
         let moved = self.resegment(&mut m, cuts, now, &mut journal);
         let counted = (m.erased_at.is_none()).then(|| m.membership());
         let recount = m.counted != counted;
-        if !moved && !recount {
+        let mut batch = Batch::new();
+        // Once per member enrolled before codes were made at enrolment: one read, and the
+        // code in this same write.
+        let coded = self.ensure_code(&mut m, now, &mut batch).await?;
+        if !moved && !recount && !coded {
             return Ok(Handled {
                 after: m,
                 written: false,
             });
         }
-        let mut batch = Batch::new();
         if recount {
             batch.create(
                 &(run.clone(), id.clone()),

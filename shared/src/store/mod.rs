@@ -395,6 +395,43 @@ pub struct Range<'a> {
     pub descending: bool,
 }
 
+/// A shared store is a store: wrappers (counting, heat) then stand over either backend.
+#[async_trait]
+impl Store for std::sync::Arc<dyn Store> {
+    async fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Item>>> {
+        (**self).get_many(keys).await
+    }
+    async fn query_range(
+        &self,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&str>,
+    ) -> StoreResult<(Vec<Item>, bool)> {
+        (**self).query_range(pk, range, after).await
+    }
+    async fn query_index_range(
+        &self,
+        index: Index,
+        pk: &str,
+        range: Range<'_>,
+        after: Option<&IndexPosition>,
+    ) -> StoreResult<(Vec<IndexPosition>, bool)> {
+        (**self).query_index_range(index, pk, range, after).await
+    }
+    async fn commit(&self, writes: Vec<Write>) -> StoreResult<()> {
+        (**self).commit(writes).await
+    }
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<&Key>,
+        limit: u32,
+    ) -> StoreResult<(Vec<Item>, Option<Key>)> {
+        (**self).scan(segment, total, after, limit).await
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Consistent reads of several items in one round trip, in the order asked.
