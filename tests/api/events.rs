@@ -57,8 +57,9 @@ async fn seeded() -> (Services, String) {
     )
     .await
     .unwrap();
+    // No `occurred_at`: recorded now, as the samples' purchases are (so they never go stale).
     let purchase = json!({"member": {"id": "member-ada"}, "store_id": "store-1", "receipt_id": "R-1001",
-        "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00Z"});
+        "amount": {"value": 1999, "currency": "USD"}});
     let body = parse_json::<PurchaseRequest>(purchase.to_string().as_bytes()).unwrap();
     let digest = body.digest();
     svc.purchase(body.value, &digest, None).await.unwrap();
@@ -147,6 +148,7 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
         "webhooks",
         "segments",
         "segments-job",
+        "operator-token",
     ] {
         assert!(
             all.iter().any(|(f, _, _)| f == function),
@@ -156,9 +158,17 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
     let mut failures = Vec::new();
     for (function, path, expected) in all {
         let (svc, voucher) = seeded().await;
+        let code = svc
+            .referral(&loyalty::domain::MemberId::parse("member-ada").unwrap())
+            .await
+            .unwrap()
+            .code
+            .expect("made at enrolment")
+            .to_string();
         let text = std::fs::read_to_string(&path)
             .unwrap()
-            .replace("{{voucher_code}}", &voucher);
+            .replace("{{voucher_code}}", &voucher)
+            .replace("{{referral_code}}", &code);
         let shown = path
             .strip_prefix(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
             .unwrap_or(&path)
@@ -182,6 +192,15 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                         Ok(events) if !events.is_empty() => {}
                         other => failures.push(format!("{shown}: {other:?}")),
                     }
+                }
+            }
+            "operator-token" => {
+                let event: Value = serde_json::from_str(&text).unwrap();
+                let out = loyalty_operator_token::respond(event);
+                let scopes = &out["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]
+                    ["scopesToAdd"];
+                if *scopes != json!(["loyalty/support"]) {
+                    failures.push(format!("{shown}: {scopes}"));
                 }
             }
             "segments-job" => {
@@ -214,7 +233,10 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
                 let req = lambda_http::request::from_str(&text)
                     .unwrap_or_else(|e| panic!("{shown}: {e}"));
                 let req = req.map(|b| axum::body::Body::from(b.to_vec()));
-                let app = loyalty::http::app(routes(&function), svc.clone(), None);
+                // As the binaries serve them: the members function serves the document too.
+                let doc = (function == "members")
+                    .then_some(loyalty_members::api_document as loyalty::http::Document);
+                let app = loyalty::http::app(routes(&function), svc.clone(), doc);
                 let res = app.oneshot(req).await.unwrap();
                 // In Lambda the request id is API Gateway's.
                 let sent: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -312,4 +334,101 @@ fn every_event_type_has_a_sample_payload_that_matches_its_schema_and_its_type() 
             .unwrap();
     wrong["type"] = json!("points.earned");
     assert!(!schema.is_valid(&wrong));
+}
+
+/// Every HTTP sample is shaped as API Gateway's HTTP API (payload 2.0) sends it: `routeKey` is
+/// the route's template from `template.yaml` (in both places), `pathParameters` holds what the
+/// template's parameters matched in `rawPath`, and `queryStringParameters` the query. Every
+/// route of the template has at least one sample, and no sample carries a date that a later
+/// day would refuse (a purchase's `occurred_at` only where the sample promises that refusal).
+#[test]
+fn samples_are_shaped_as_api_gateway_sends_them_cover_every_route_and_never_go_stale() {
+    let routes = loyalty_tests::template_routes();
+    let mut covered = BTreeSet::new();
+    let mut failures = Vec::new();
+    for (function, path, expected) in events() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let d: Value = serde_json::from_str(&text).unwrap();
+        let shown = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(key) = d["routeKey"].as_str() else {
+            continue;
+        };
+        if d["requestContext"]["routeKey"] != d["routeKey"] {
+            failures.push(format!(
+                "{function}/{shown}: requestContext.routeKey differs"
+            ));
+        }
+        let Some(known) = routes.get(&function) else {
+            failures.push(format!(
+                "{function}/{shown}: no such function in the template"
+            ));
+            continue;
+        };
+        if !known.contains(key) {
+            failures.push(format!(
+                "{function}/{shown}: {key} is no route of {function}"
+            ));
+            continue;
+        }
+        covered.insert((function.clone(), key.to_owned()));
+        let (method, template) = key.split_once(' ').unwrap();
+        if d["requestContext"]["http"]["method"] != method {
+            failures.push(format!("{function}/{shown}: method differs from {key}"));
+        }
+        // The parameters the template's segments match in rawPath.
+        let raw = d["rawPath"].as_str().unwrap();
+        let (t, r): (Vec<&str>, Vec<&str>) =
+            (template.split('/').collect(), raw.split('/').collect());
+        let mut params = serde_json::Map::new();
+        if t.len() != r.len() {
+            failures.push(format!("{function}/{shown}: {raw} does not fit {template}"));
+            continue;
+        }
+        for (ts, rs) in t.iter().zip(&r) {
+            match ts.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+                Some(name) => {
+                    params.insert(name.to_owned(), json!(rs));
+                }
+                None if ts != rs => {
+                    failures.push(format!("{function}/{shown}: {raw} does not fit {template}"))
+                }
+                None => {}
+            }
+        }
+        let given = d.get("pathParameters").cloned().unwrap_or(json!({}));
+        if given != Value::Object(params.clone()) {
+            failures.push(format!(
+                "{function}/{shown}: pathParameters {given} (want {params:?})"
+            ));
+        }
+        let query = d["rawQueryString"].as_str().unwrap_or("");
+        let wanted: serde_json::Map<String, Value> =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k, json!(v)))
+                .collect();
+        let given = d.get("queryStringParameters").cloned().unwrap_or(json!({}));
+        if given != Value::Object(wanted) {
+            failures.push(format!(
+                "{function}/{shown}: queryStringParameters {given} do not match {query:?}"
+            ));
+        }
+        if let Some(body) = d["body"].as_str()
+            && body.contains("occurred_at")
+            && expected != "422"
+        {
+            failures.push(format!(
+                "{function}/{shown}: a dated purchase goes stale; leave occurred_at out"
+            ));
+        }
+    }
+    for (function, keys) in &routes {
+        for key in keys {
+            if !covered.contains(&(function.clone(), key.clone())) {
+                failures.push(format!("{function}: no sample for {key}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -673,3 +673,33 @@ pub fn admin_actor() -> loyalty::domain::audit::Actor {
         request_id: "test".into(),
     }
 }
+
+/// The HTTP routes `template.yaml` gives each function's binary: `"METHOD /path/{param}"`.
+pub fn template_routes() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let template: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut out = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for (_, res) in template["Resources"].as_mapping().unwrap() {
+        let Some(binary) = res["Metadata"]["BuildProperties"]["Binary"].as_str() else {
+            continue;
+        };
+        let routes = out.entry(binary.to_owned()).or_default();
+        for (_, ev) in res["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if ev["Type"].as_str() == Some("HttpApi") {
+                let p = &ev["Properties"];
+                routes.insert(format!(
+                    "{} {}",
+                    p["Method"].as_str().unwrap().to_uppercase(),
+                    p["Path"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    out
+}

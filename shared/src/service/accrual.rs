@@ -84,8 +84,8 @@ pub struct MemberRef {
 
 /// Serialises an instant in UTC, so a request's digest does not depend on how its offset was
 /// written (`Z`, `+00:00`, `+08:00` for the same instant).
-fn as_utc<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
-    t.with_timezone(&Utc).serialize(s)
+fn as_utc<S: Serializer>(t: &Option<DateTime<FixedOffset>>, s: S) -> Result<S::Ok, S::Error> {
+    t.map(|t| t.with_timezone(&Utc)).serialize(s)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -96,13 +96,25 @@ pub struct PurchaseRequest {
     pub store_id: StoreId,
     pub receipt_id: ReceiptId,
     pub amount: Money,
-    /// When the sale happened at the till (RFC 3339 with offset).
-    #[serde(serialize_with = "as_utc")]
-    pub occurred_at: DateTime<FixedOffset>,
+    /// When the sale happened at the till (RFC 3339 with offset); absent, when the purchase is
+    /// recorded (so a sample or a simple till never goes stale).
+    #[serde(
+        default,
+        serialize_with = "as_utc",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub occurred_at: Option<DateTime<FixedOffset>>,
     pub lines: Option<Vec<PurchaseLine>>,
     /// An opaque hash of the card or wallet token, when the POS has one: stored hashed again,
     /// never returned, compared with the referrer's for the self-referral rule.
     pub payment_fingerprint: Option<String>,
+}
+
+impl PurchaseRequest {
+    /// When the sale happened: as the till said, else `now` (when it is recorded).
+    pub fn occurred(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.occurred_at.map_or(now, |t| t.with_timezone(&Utc))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -270,8 +282,7 @@ impl Services {
                 Err(ServiceError::ReceiptConflict)
             };
         }
-        let occurred_at =
-            ServiceError::bounded_instant("occurred_at", req.occurred_at.with_timezone(&Utc))?;
+        let occurred_at = ServiceError::bounded_instant("occurred_at", req.occurred(now))?;
         self.check_purchase_time(occurred_at, now)?;
         let current = live(found.get(&member)?)?;
         let payment = req.payment_fingerprint.as_deref();
@@ -343,7 +354,7 @@ impl Services {
         batch: &mut Batch,
         short: &mut Vec<CampaignId>,
     ) -> Result<PurchaseRecord, ServiceError> {
-        let occurred_at = req.occurred_at.with_timezone(&Utc);
+        let occurred_at = req.occurred(now);
         let first = m.first_purchase_at.is_none();
         let mut journal = Journal::new(self, m, now);
         self.settle(m, &mut journal, now);
