@@ -664,6 +664,33 @@ mod tests {
     use crate::domain::Tier;
 
     #[test]
+    fn the_readme_program_example_is_every_default() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Program rules")
+            .nth(1)
+            .expect("README has a Program rules section");
+        let json = section
+            .split("```json")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a json block");
+        let p = Program::from_json(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p, Program::default());
+        // And it names every key of the document (a default left out would go unexplained).
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+        for key in [
+            "support_adjustment_limit",
+            "point_value_per_100",
+            "default_country",
+            "referral",
+            "points",
+        ] {
+            assert!(doc.get(key).is_some(), "README's example omits {key}");
+        }
+    }
+
+    #[test]
     fn referral_rules_default_on_and_refuse_out_of_range_values() {
         let r = Program::default().referral;
         assert!(r.enabled);
