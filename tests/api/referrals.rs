@@ -1068,3 +1068,113 @@ async fn a_quoted_e_mail_matches_the_same_mailbox_unquoted(backend: Backend) {
     );
 }
 both_backends!(a_quoted_e_mail_matches_the_same_mailbox_unquoted);
+
+async fn a_person_erased_and_enrolled_again_is_not_rewarded_as_a_referee_twice(backend: Backend) {
+    // Found from outside: the same phone, erased and enrolled again, was referred three times.
+    let api = Api::new(backend).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    let admin = api.admin();
+    let enrol = |id: &'static str| {
+        let api = &api;
+        let code = code.clone();
+        async move {
+            let r = api
+                .post(
+                    "/v1/members",
+                    &api.admin(),
+                    json!({"id": id, "name": "Eve", "phone": "+8613800000099",
+                        "email": "eve@example.com", "referral_code": code}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+    };
+    enrol("eve1").await;
+    api.buy("eve1", "E1", 3000).await;
+    assert_eq!(
+        referral(&api, "eve1").await["referred_by"]["status"],
+        "rewarded"
+    );
+    let r = api
+        .call("DELETE", "/v1/members/eve1", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    enrol("eve2").await;
+    api.buy("eve2", "E2", 3000).await;
+    let again = referral(&api, "eve2").await["referred_by"].clone();
+    assert_eq!(
+        (&again["status"], &again["rule"]),
+        (&json!("held"), &json!("repeat_referee")),
+        "{again}"
+    );
+    assert_eq!(
+        referral(&api, "ada").await["points_earned"],
+        500,
+        "paid once"
+    );
+    // Nothing personal is kept for it: no item holds the phone or the address.
+    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let text = serde_json::to_string(&items.iter().map(|i| &i.attrs).collect::<Vec<_>>()).unwrap();
+    assert_eq!(
+        text.matches("8613800000099").count(),
+        1,
+        "only eve2's own member item"
+    );
+}
+both_backends!(a_person_erased_and_enrolled_again_is_not_rewarded_as_a_referee_twice);
+
+async fn an_erased_members_vanity_code_is_retired_for_ever(backend: Backend) {
+    let api = Api::new(backend).await;
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    api.enrol("zed").await;
+    let admin = api.admin();
+    let set = |who: &'static str| {
+        let api = &api;
+        let admin = admin.clone();
+        async move {
+            api.call(
+                "PUT",
+                &format!("/v1/members/{who}/referral/code"),
+                Some(&admin),
+                Some(json!({"code": "ADAPALS"})),
+            )
+            .await
+        }
+    };
+    assert_eq!(set("ada").await.status, 200);
+    let r = api
+        .call("DELETE", "/v1/members/ada", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = set("zed").await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (409, "/problems/referral-code-taken"),
+        "{}",
+        r.body
+    );
+    let r = api
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"id": "new", "name": "New", "referral_code": "ADAPALS"}),
+        )
+        .await;
+    assert_eq!(
+        r.problem_type(),
+        "/problems/referral-code-unknown",
+        "{}",
+        r.body
+    );
+    // The code itself is kept nowhere.
+    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let text = format!("{items:?}");
+    assert!(
+        !text.contains("ADAPALS"),
+        "the retired code is kept only as a keyed hash"
+    );
+}
+both_backends!(an_erased_members_vanity_code_is_retired_for_ever);

@@ -177,6 +177,9 @@ pub enum FraudRule {
     SamePayment,
     /// Too many of the referrer's referees qualified within the hour.
     Velocity,
+    /// The referee's phone or e-mail was rewarded as a referee before (perhaps as a member
+    /// since erased and enrolled again).
+    RepeatReferee,
     /// An administrator rejected it on review.
     Reviewer,
 }
@@ -254,6 +257,32 @@ pub fn fingerprint(kind: &str, normalised: &str) -> String {
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A contact's keyed hash (HMAC-SHA256 under the program's pseudonym key, 16 bytes hex): what
+/// is kept of a rewarded referee's phone and e-mail, and of a retired code. Without the key it
+/// cannot be matched against a list of phone numbers, as a plain hash of a phone could.
+pub fn keyed(key: &[u8], kind: &str, normalised: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(kind.as_bytes());
+    mac.update(b":");
+    mac.update(normalised.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The keyed hashes a referee is remembered by once rewarded: their phone and their e-mail.
+pub fn referee_marks(key: &[u8], phone: Option<&str>, email: Option<&str>) -> Vec<String> {
+    phone
+        .map(|p| keyed(key, "phone", p))
+        .into_iter()
+        .chain(email.map(|e| keyed(key, "email", &normalised_email(e))))
         .collect()
 }
 

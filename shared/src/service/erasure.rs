@@ -17,6 +17,7 @@ use crate::domain::{MemberId, Points};
 use crate::retrying;
 use crate::table::{
     Batch, CodeClaim, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads, Referrer,
+    RetiredCode,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -155,8 +156,13 @@ impl Services {
         // A vanity code may be a name: every code the member had stops resolving, and the
         // referrer item that lists them goes (referrals it counted keep their own records).
         if let Some(r) = found.get(&referrer)? {
+            // Every code the member held is retired for ever, by its keyed hash (a vanity
+            // code may be a name): printed codes then resolve to nobody and can never be
+            // given to someone else.
+            let retired_on = self.program_date(now);
             for code in std::iter::once(&r.value.code).chain(&r.value.retired) {
                 batch.remove::<CodeClaim>(code);
+                batch.put(&self.retired_code(code).await?, &RetiredCode { retired_on })?;
             }
             batch.delete::<Referrer>(id, r.version);
         }

@@ -119,6 +119,8 @@ pub struct Services {
     pub campaigns: Arc<campaigns::RunningCache>,
     /// The rewards this process last saw sold out, and when (see `redemption`).
     pub sold_out: Arc<redemption::SoldOut>,
+    /// The key of pseudonymous hashes (referee marks, retired codes), read once per process.
+    pub pseudonym_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// A use case's answer, and whether it was replayed from an earlier identical request.
@@ -152,6 +154,7 @@ impl Services {
             retry: RetryPolicy::default(),
             campaigns: Arc::default(),
             sold_out: Arc::default(),
+            pseudonym_key: Arc::default(),
         }
     }
 

@@ -21,7 +21,10 @@ use crate::domain::referral::{
 };
 use crate::domain::{MemberId, Points};
 use crate::retrying;
-use crate::table::{Batch, CodeClaim, Fetched, PaymentMark, Reads, Referrer, Slot, Versioned};
+use crate::table::{
+    Batch, CodeClaim, Fetched, PaymentMark, PseudonymKey, Reads, RefereeMark, Referrer,
+    RetiredCode, Slot, Versioned,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -142,6 +145,9 @@ pub(crate) struct ReferralReads {
     referral: Versioned<Referral>,
     referring: Referring,
     same_payment: bool,
+    /// The referee's keyed contact hashes, and whether one was rewarded as a referee before.
+    marks: Vec<String>,
+    repeat: bool,
 }
 
 /// What a referee's purchase did to their referral, for the purchase's record.
@@ -387,6 +393,63 @@ impl Services {
         Ok(true)
     }
 
+    /// The key of pseudonymous hashes: made once for the table (created on its absence: of
+    /// processes racing to make it, one wins and the rest read the winner's), then kept for the
+    /// life of the process.
+    pub(crate) async fn pseudonym_key(&self) -> Result<&[u8], ServiceError> {
+        self.pseudonym_key
+            .get_or_try_init(|| async {
+                for _ in 0..2 {
+                    if let Some(k) = self.table.get::<PseudonymKey>(&()).await? {
+                        return hex::decode(&k.value.key)
+                            .map_err(|_| ServiceError::corrupt("the pseudonym key is not hex"));
+                    }
+                    let key: [u8; 32] = rand::random();
+                    let mut batch = Batch::new();
+                    batch.create(
+                        &(),
+                        &PseudonymKey {
+                            key: hex::encode(key),
+                            created_at: self.now(),
+                        },
+                    )?;
+                    match self.table.commit(batch).await {
+                        Ok(()) => return Ok(key.to_vec()),
+                        // Another process made it first: read theirs.
+                        Err(e) if e.is_retryable() => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(ServiceError::corrupt(
+                    "the pseudonym key could not be made or read",
+                ))
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// A member's keyed contact hashes, as a rewarded referee is remembered by.
+    async fn referee_marks(&self, m: &Member) -> Result<Vec<String>, ServiceError> {
+        if m.phone.is_none() && m.email.is_none() {
+            return Ok(Vec::new());
+        }
+        let key = self.pseudonym_key().await?;
+        Ok(referral::referee_marks(
+            key,
+            m.phone.as_ref().map(|p| p.as_str()),
+            m.email.as_ref().map(|e| String::from(e.clone())).as_deref(),
+        ))
+    }
+
+    /// The keyed hash a retired code is kept by.
+    pub(crate) async fn retired_code(&self, code: &ReferralCode) -> Result<String, ServiceError> {
+        Ok(referral::keyed(
+            self.pseudonym_key().await?,
+            "code",
+            code.as_str(),
+        ))
+    }
+
     fn new_referrer(&self, now: DateTime<Utc>) -> Referrer {
         let draws: Vec<u8> = (0..referral::GENERATED_CODE_LEN)
             .map(|_| rand::random_range(0..32u8))
@@ -419,12 +482,18 @@ impl Services {
         actor: &Actor,
     ) -> Result<(), ServiceError> {
         let now = self.now();
+        let retired = self.retired_code(code).await?;
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let record = reads.add::<Referrer>(id);
         let claim = reads.add::<CodeClaim>(code);
+        let was_retired = reads.add::<RetiredCode>(&retired);
         let found = self.table.read(&reads).await?;
         live(found.get(&member)?)?;
+        // An erased member's code is retired for ever: printed, it must not credit a stranger.
+        if found.exists(&was_retired) {
+            return Err(ServiceError::ReferralCodeTaken);
+        }
         let mut batch = Batch::new();
         let (mut r, version) = match found.get(&record)? {
             Some(r) => (r.value, Some(r.version)),
@@ -466,15 +535,13 @@ impl Services {
         self.audit(
             &mut batch,
             Some(actor),
+            // A vanity code may be a name: the trail names the field, never the codes (an
+            // erasure leaves nothing personal in it).
             Audited {
                 action: AuditAction::ReferralCodeSet,
                 member: Some(id),
-                target: Some(code.to_string()),
-                changes: vec![Change {
-                    field: "code".into(),
-                    before: Some(old.to_string().into()),
-                    after: Some(code.to_string().into()),
-                }],
+                target: None,
+                changes: vec![Change::named("code")],
             },
             now,
         )?;
@@ -512,6 +579,12 @@ impl Services {
             } else {
                 Err(ServiceError::ReferralRefused(Refusal::AlreadyReferred))
             };
+        }
+        if current.value.referral.is_some() {
+            // The member carries a mark but its referral was not read: a multi-item read can
+            // see half of a concurrent apply's commit (DynamoDB's isolation of BatchGetItem).
+            // The same as a lost race: read again, and the whole commit is there.
+            return Err(crate::store::StoreError::Conflict.into());
         }
         let referring = self.referring_of(&found, &claim).await?;
         let mut m = current.value.clone();
@@ -646,10 +719,12 @@ impl Services {
         if amount < rules.min_spend && !(first_only && m.first_purchase_at.is_none()) {
             return Ok(None);
         }
+        let marks = self.referee_marks(m).await?;
         let mut reads = Reads::new();
         let referral = reads.add::<Referral>(&m.id);
         let slots = ReferringSlots::add(&mut reads, referrer);
         let mark = payment.map(|p| reads.add::<PaymentMark>(&(payment_hash(p), referrer.clone())));
+        let seen: Vec<_> = marks.iter().map(|h| reads.add::<RefereeMark>(h)).collect();
         let found = self.table.read(&reads).await?;
         let Some(referral) = found.get(&referral)? else {
             return Err(ServiceError::corrupt(
@@ -668,6 +743,8 @@ impl Services {
             referral,
             referring,
             same_payment: mark.is_some_and(|s| found.exists(&s)),
+            repeat: seen.iter().any(|s| found.exists(s)),
+            marks,
         }))))
     }
 
@@ -702,7 +779,8 @@ impl Services {
         }
         let referrer = &reads.referring.member.value;
         let same = referral::same_person(&contact(m), &contact(referrer))
-            .or(reads.same_payment.then_some(FraudRule::SamePayment));
+            .or(reads.same_payment.then_some(FraudRule::SamePayment))
+            .or(reads.repeat.then_some(FraudRule::RepeatReferee));
         let decision = referral::qualify(
             rules,
             r.deadline,
@@ -762,7 +840,16 @@ impl Services {
                 r.purchase = Some(sale.clone());
                 r.bought_on = Some(self.program_date(occurred_at));
                 r.amount = Some(amount);
-                self.pay(&mut r, &p, m, &reads.referring, &mut record, journal, batch)?;
+                self.pay(
+                    &mut r,
+                    &p,
+                    m,
+                    &reads.referring,
+                    &mut record,
+                    &reads.marks,
+                    journal,
+                    batch,
+                )?;
                 ReferralOutcome {
                     referrer: Some(r.referrer.clone()),
                 }
@@ -784,12 +871,17 @@ impl Services {
         m: &mut Member,
         referring: &Referring,
         record: &mut Referrer,
+        marks: &[String],
         journal: &mut Journal,
         batch: &mut Batch,
     ) -> Result<(), ServiceError> {
         let now = journal.now();
         let today = self.program_date(now);
         let bought_on = r.bought_on.unwrap_or(today);
+        // The person is remembered as rewarded, through erasure, by keyed hashes only.
+        for hash in marks {
+            batch.put(hash, &RefereeMark { rewarded_on: today })?;
+        }
         let sale = r.purchase.clone().unwrap_or(PurchaseRef {
             store_id: crate::domain::StoreId::parse("-").expect("a valid id"),
             receipt_id: crate::domain::ReceiptId::parse("-").expect("a valid id"),
@@ -1131,12 +1223,14 @@ impl Services {
         r.updated_at = now;
         if approve {
             let p = referral::payout(&self.program.referral, &record.counts, today);
+            let marks = self.referee_marks(&m).await?;
             self.pay(
                 &mut r,
                 &p,
                 &mut m,
                 &referring,
                 &mut record,
+                &marks,
                 &mut journal,
                 &mut batch,
             )?;

@@ -11,9 +11,9 @@ mod records;
 pub use records::{
     ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CodeClaim, CommitLink, DUE_SHARDS, EVENT_SHARDS,
     EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS,
-    MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PurchaseRecord, REFERRAL_SHARDS,
-    REPLICAS, REWARD_SHARDS, Referrer, RefundRecord, Replica, RewardCount, RewardShard,
-    SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
+    MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PseudonymKey, PurchaseRecord,
+    REFERRAL_SHARDS, REPLICAS, REWARD_SHARDS, RefereeMark, Referrer, RefundRecord, Replica,
+    RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
 };
 
 use crate::domain::MemberId;

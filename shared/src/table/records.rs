@@ -1038,6 +1038,54 @@ impl Record for PaymentMark {
     }
 }
 
+/// That a person (a phone or an e-mail address, as a keyed hash: never the value) has been
+/// rewarded as a referee. Kept through erasure — a keyed hash of a contact is no personal data
+/// without the key — so a person erased and enrolled again cannot be referred again for money.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefereeMark {
+    pub rewarded_on: NaiveDate,
+}
+
+impl Record for RefereeMark {
+    type Id = String;
+    const KIND: &'static str = "referee mark";
+    fn key(hash: &String) -> Key {
+        Key::new(format!("REFEREE#{hash}"), "REFEREE")
+    }
+}
+
+/// A code an erased member held, retired for ever by its keyed hash (the code may have been a
+/// name): a vanity code is refused while this exists, so a printed code never credits a
+/// stranger.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RetiredCode {
+    pub retired_on: NaiveDate,
+}
+
+impl Record for RetiredCode {
+    type Id = String;
+    const KIND: &'static str = "retired code";
+    fn key(hash: &String) -> Key {
+        Key::new(format!("REFCODE#~{hash}"), "RETIRED")
+    }
+}
+
+/// The key the pseudonymous hashes above are made with: 32 random bytes, made on first need
+/// (created on its absence, so every process agrees) and read once per process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PseudonymKey {
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for PseudonymKey {
+    type Id = ();
+    const KIND: &'static str = "pseudonym key";
+    fn key(_: &()) -> Key {
+        Key::new("SECRET#PSEUDONYM", "SECRET")
+    }
+}
+
 fn audit_pk(day: NaiveDate) -> String {
     format!("{AUDIT}{day}")
 }
