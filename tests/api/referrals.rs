@@ -18,6 +18,24 @@ fn program(extra: Value) -> Program {
     Program::from_json(&doc.to_string()).expect("a valid program")
 }
 
+/// A 30.00 purchase by each of `members` (receipt `<id>-1`), all posted at once.
+async fn buy_all_at_once(api: &Arc<Api>, members: &[String]) {
+    let buys: Vec<_> = members
+        .iter()
+        .map(|id| {
+            let (api, id) = (api.clone(), id.clone());
+            tokio::spawn(async move {
+                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.now());
+                api.post("/v1/purchases", &api.pos("store-1"), body).await
+            })
+        })
+        .collect();
+    for b in buys {
+        let r = b.await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+}
+
 /// Enrols `id` (as an administrator) with an optional e-mail and referral code.
 async fn enrol_with(api: &Api, id: &str, email: Option<&str>, code: Option<&str>) -> Value {
     let mut body = json!({"id": id, "name": format!("Member {id}")});
@@ -400,20 +418,7 @@ async fn referees_qualifying_at_once_never_pay_the_referrer_past_the_monthly_cap
     for id in &referees {
         enrol_with(&api, id, None, Some(&code)).await;
     }
-    let buys: Vec<_> = referees
-        .iter()
-        .map(|id| {
-            let (api, id) = (api.clone(), id.clone());
-            tokio::spawn(async move {
-                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.now());
-                api.post("/v1/purchases", &api.pos("store-1"), body).await
-            })
-        })
-        .collect();
-    for b in buys {
-        let r = b.await.unwrap();
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    buy_all_at_once(&api, &referees).await;
     let ada = referral(&api, "ada").await;
     assert_eq!(ada["counts"]["rewarded"], 10, "every referee rewarded");
     assert_eq!(
@@ -776,20 +781,7 @@ async fn a_cap_caps_milestones_too_when_referees_qualify_at_once(backend: Backen
     for id in &referees {
         enrol_with(&api, id, None, Some(&code)).await;
     }
-    let buys: Vec<_> = referees
-        .iter()
-        .map(|id| {
-            let (api, id) = (api.clone(), id.clone());
-            tokio::spawn(async move {
-                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.now());
-                api.post("/v1/purchases", &api.pos("store-1"), body).await
-            })
-        })
-        .collect();
-    for b in buys {
-        let r = b.await.unwrap();
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    buy_all_at_once(&api, &referees).await;
     let ada = referral(&api, "ada").await;
     assert_eq!(ada["counts"]["rewarded"], 12);
     assert_eq!(ada["points_earned"], 3 * 500 + 1000);

@@ -666,7 +666,7 @@ impl Services {
             changes: vec![Change::to("amount", req.amount.value)],
         };
         self.audit(&mut batch, actor, audited, now)?;
-        if current.value.erased_at.is_some() {
+        let response = if current.value.erased_at.is_some() {
             // The goods come back whatever we know of the buyer: nothing is credited to the
             // erased member (their points were forfeited), but what the refund does to others
             // stands — the referrer's reward, the campaigns' counts.
@@ -680,98 +680,47 @@ impl Services {
             )?;
             pr.refunded_total = would_total;
             if let Some((r, referring)) = &referral {
-                self.refund_referral(
-                    r,
-                    referring.as_ref(),
-                    pr.amount.value,
-                    would_total,
-                    &of,
-                    None,
-                    now,
-                    &mut batch,
-                )?;
+                let (amount, total) = (pr.amount.value, would_total);
+                let referring = referring.as_ref();
+                self.refund_referral(r, referring, amount, total, &of, None, now, &mut batch)?;
             }
-            let response = RefundReceipt {
-                refund_id: req.refund_id.clone(),
-                points_reversed: Points::ZERO,
-                balance: Points::ZERO,
-                refunded_total: money(would_total, pr.amount.currency),
+            (Points::ZERO, Points::ZERO)
+        } else {
+            let cuts = self.cut_points(found.get(&state)?);
+            let mut m = current.value;
+            let mut journal = Journal::new(self, &m, now);
+            self.settle(&mut m, &mut journal, now);
+            let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
+            self.resegment(&mut m, &cuts, now, &mut journal);
+            let lines = RefundLines {
+                pr: &pr,
+                req,
+                of: &of,
+                unbooked,
+                credits,
+                found: &found,
             };
-            return self
-                .commit_refund(
-                    batch,
-                    (&pid, pr, purchase.version),
-                    &rid,
-                    req,
-                    digest,
-                    response,
-                    now,
-                )
-                .await;
-        }
-        let cuts = self.cut_points(found.get(&state)?);
-        let mut m = current.value;
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
-        let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
-        self.resegment(&mut m, &cuts, now, &mut journal);
-        let lines = RefundLines {
-            pr: &pr,
-            req,
-            of: &of,
-            unbooked,
-            credits,
-            found: &found,
+            let mut reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
+            if let Some((r, referring)) = &referral {
+                // A referrer who has since left keeps nothing to take back (their counts went
+                // with them); the referee's reward comes back all the same.
+                let (amount, total) = (pr.amount.value, would_total);
+                let referee = Some((&mut m, &mut journal));
+                let referring = referring.as_ref();
+                let back = self
+                    .refund_referral(r, referring, amount, total, &of, referee, now, &mut batch)?;
+                reversed = reversed.checked_add(back)?;
+            }
+            journal.close(self, &mut m, &mut batch)?;
+            batch.save(&m.id, &m, Some(current.version))?;
+            (reversed, m.balance)
         };
-        let mut reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
-        if let Some((r, referring)) = &referral {
-            // A referrer who has since left keeps nothing to take back (their counts went
-            // with them); the referee's reward comes back all the same.
-            let back = self.refund_referral(
-                r,
-                referring.as_ref(),
-                pr.amount.value,
-                would_total,
-                &of,
-                Some((&mut m, &mut journal)),
-                now,
-                &mut batch,
-            )?;
-            reversed = reversed.checked_add(back)?;
-        }
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
-            points_reversed: reversed,
-            balance: m.balance,
+            points_reversed: response.0,
+            balance: response.1,
             refunded_total: money(would_total, pr.amount.currency),
         };
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id, &m, Some(current.version))?;
-        self.commit_refund(
-            batch,
-            (&pid, pr, purchase.version),
-            &rid,
-            req,
-            digest,
-            response,
-            now,
-        )
-        .await
-    }
-
-    /// A refund's own records (the purchase's refunded total, the refund with its answer for
-    /// replays) into `batch`, and the one commit.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_refund(
-        &self,
-        mut batch: Batch,
-        purchase: (&(StoreId, ReceiptId), PurchaseRecord, u64),
-        rid: &(StoreId, ReceiptId, RefundId),
-        req: &RefundRequest,
-        digest: &str,
-        response: RefundReceipt,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome<RefundReceipt>, ServiceError> {
         let record = RefundRecord {
             amount: req.amount,
             points_reversed: response.points_reversed,
@@ -779,8 +728,8 @@ impl Services {
             response: response.clone(),
             created_at: now,
         };
-        batch.save(purchase.0, &purchase.1, Some(purchase.2))?;
-        batch.create(rid, &record)?;
+        batch.save(&pid, &pr, Some(purchase.version))?;
+        batch.create(&rid, &record)?;
         self.table.commit(batch).await?;
         Ok(Outcome::fresh(response))
     }
