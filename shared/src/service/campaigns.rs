@@ -1186,54 +1186,49 @@ impl Services {
     ) -> Result<Points, ServiceError> {
         let now = journal.now();
         let mut total = Points::ZERO;
-        for (credit, slot) in slots {
-            let Some(current) = found.get(&slot)? else {
+        let reversals = self.unplay_refund(
+            slots,
+            found,
+            refunded_before,
+            refund,
+            purchase_amount,
+            batch,
+        )?;
+        for (campaign_id, reversed) in reversals {
+            if reversed.0 <= 0 {
                 continue;
-            };
-            let (a, reversed) = refunded_assignment(
-                current.value,
-                &credit,
-                refunded_before,
-                refund,
-                purchase_amount,
-            )?;
-            if reversed.0 > 0 {
-                self.debit(m, reversed, None);
-                m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
-                total = total.checked_add(reversed)?;
-                journal.line(
-                    LedgerEntry::new(
-                        LedgerKind::CampaignBonus,
-                        reversed.checked_neg()?,
-                        m.balance,
-                        Some(reference(&credit.campaign_id)),
-                        None,
-                        now,
-                    ),
-                    |moved, line| {
-                        EventData::PointsReversed(Reversed {
-                            moved,
-                            line,
-                            of: Reversal::Campaign {
-                                campaign_id: credit.campaign_id.clone(),
-                                refund: refund_ref.clone(),
-                            },
-                        })
-                    },
-                );
             }
-            batch.save(
-                &(credit.campaign_id.clone(), m.id.clone()),
-                &a,
-                Some(current.version),
-            )?;
+            self.debit(m, reversed, None);
+            m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
+            total = total.checked_add(reversed)?;
+            journal.line(
+                LedgerEntry::new(
+                    LedgerKind::CampaignBonus,
+                    reversed.checked_neg()?,
+                    m.balance,
+                    Some(reference(&campaign_id)),
+                    None,
+                    now,
+                ),
+                |moved, line| {
+                    EventData::PointsReversed(Reversed {
+                        moved,
+                        line,
+                        of: Reversal::Campaign {
+                            campaign_id: campaign_id.clone(),
+                            refund: refund_ref.clone(),
+                        },
+                    })
+                },
+            );
         }
         Ok(total)
     }
 
-    /// A refund of an erased member's purchase: the campaigns count it as any refund (spend,
-    /// purchases, the award no longer standing), with nothing taken from the member, whose
-    /// points were forfeited at erasure.
+    /// What a refund does to the campaigns that counted its purchase, into `batch`: each
+    /// assignment counts it as a refund (spend, purchases, the award no longer standing).
+    /// Returns each campaign's award reversed; the caller takes it from the member (an erased
+    /// member's refund takes nothing: their points were forfeited).
     pub(crate) fn unplay_refund(
         &self,
         slots: Vec<(CampaignCredit, Slot<Assignment>)>,
@@ -1242,13 +1237,14 @@ impl Services {
         refund: i64,
         purchase_amount: i64,
         batch: &mut Batch,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Vec<(CampaignId, Points)>, ServiceError> {
+        let mut reversals = Vec::new();
         for (credit, slot) in slots {
             let Some(current) = found.get(&slot)? else {
                 continue;
             };
             let member_id = current.value.member_id.clone();
-            let (a, _) = refunded_assignment(
+            let (a, reversed) = refunded_assignment(
                 current.value,
                 &credit,
                 refunded_before,
@@ -1260,8 +1256,9 @@ impl Services {
                 &a,
                 Some(current.version),
             )?;
+            reversals.push((credit.campaign_id, reversed));
         }
-        Ok(())
+        Ok(reversals)
     }
 }
 
