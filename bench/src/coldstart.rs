@@ -145,7 +145,10 @@ async fn seed(store: loyalty::store::DynamoStore) {
         ),
         ("member-bob", json!({"name": "Bob"})),
     ] {
-        match svc.enrol(id(member), parse(body), None, None).await {
+        match svc
+            .enrol(id(member), parse(body), None, None, "coldstart")
+            .await
+        {
             Ok(_) | Err(loyalty::service::ServiceError::MemberExists) => {}
             Err(e) => panic!("seeding {member}: {e}"),
         }

@@ -104,6 +104,7 @@ struct ReferralDoc {
     total_cap: u32,
     on_fraud: OnFraud,
     velocity_per_hour: u32,
+    unknown_codes_per_hour: u32,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +129,7 @@ impl Default for ReferralDoc {
             total_cap: 100,
             on_fraud: OnFraud::Review,
             velocity_per_hour: 5,
+            unknown_codes_per_hour: 20,
         }
     }
 }
@@ -326,6 +328,11 @@ fn referral_rules(d: &ReferralDoc) -> Result<ReferralRules, ProgramError> {
             i64::from(d.velocity_per_hour),
             1..=1000,
         ),
+        (
+            "referral.unknown_codes_per_hour",
+            i64::from(d.unknown_codes_per_hour),
+            1..=3600,
+        ),
     ] {
         if !range.contains(&v) {
             return Err(invalid(format!(
@@ -363,6 +370,7 @@ fn referral_rules(d: &ReferralDoc) -> Result<ReferralRules, ProgramError> {
         total_cap: d.total_cap,
         on_fraud: d.on_fraud,
         velocity_per_hour: d.velocity_per_hour,
+        unknown_codes_per_hour: d.unknown_codes_per_hour,
     })
 }
 

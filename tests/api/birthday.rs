@@ -219,6 +219,7 @@ async fn the_job_reads_only_the_birthdays_in_play() {
                 .unwrap(),
                 None,
                 None,
+                "test",
             )
             .await;
         r.unwrap();

@@ -32,12 +32,13 @@ async fn seeded() -> (Services, String) {
     );
     clock.set(NOW.parse().unwrap());
     let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
-    svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None).await.unwrap();
+    svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None, "test").await.unwrap();
     svc.enrol(
         id("member-bob"),
         parse::<EnrolRequest>(json!({"name": "Bob"})),
         None,
         None,
+        "test",
     )
     .await
     .unwrap();

@@ -824,7 +824,10 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
     let (other, _) = loyalty_tests::services_on(inner.clone(), Default::default());
     let m = MemberId::parse("raced").unwrap();
     let enrol: EnrolRequest = serde_json::from_value(json!({"name": "R"})).unwrap();
-    other.enrol(m.clone(), enrol, None, None).await.unwrap();
+    other
+        .enrol(m.clone(), enrol, None, None, "test")
+        .await
+        .unwrap();
     let adjustment = |p: i64| -> AdjustmentRequest {
         serde_json::from_value(json!({"points": p, "reason": "r"})).unwrap()
     };

@@ -641,7 +641,7 @@ async fn a_phone_taken_in_a_race_answers_after_one_read_and_one_commit(b: Backen
     let (svc, _clock): (Services, _) = services_on(store.clone(), Program::default());
     let req = serde_json::from_value(json!({"name": "Ada", "phone": "+8613800000077"})).unwrap();
     let r = svc
-        .enrol(MemberId::parse("ada").unwrap(), req, None, None)
+        .enrol(MemberId::parse("ada").unwrap(), req, None, None, "test")
         .await;
     assert!(matches!(r, Err(ServiceError::PhoneTaken)), "{r:?}");
     assert_eq!(store.reads.load(Ordering::SeqCst), 1);

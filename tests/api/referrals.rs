@@ -1170,3 +1170,119 @@ async fn an_erased_members_vanity_code_is_retired_for_ever(backend: Backend) {
     );
 }
 both_backends!(an_erased_members_vanity_code_is_retired_for_ever);
+
+async fn a_caller_guessing_codes_is_refused_past_the_rate_exactly_under_a_race(backend: Backend) {
+    let api = Arc::new(
+        Api::with_program(
+            backend,
+            program(json!({"referral": {"unknown_codes_per_hour": 3}})),
+        )
+        .await,
+    );
+    api.clock.set(at("2027-01-10T10:00:00Z"));
+    api.enrol("ada").await;
+    let code = code_of(&api, "ada").await;
+    // Ten enrolments with unknown codes from one till at once: three are counted and refused
+    // as unknown, the other seven are refused for the rate; nobody is enrolled.
+    let guesses: Vec<_> = (0..10)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let body = json!({"name": "Guess", "referral_code": format!("GUESSZ{}", &"23456789AB"[i..=i])});
+                api.post("/v1/members", &api.pos("store-9"), body).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for g in guesses {
+        let r = g.await.unwrap();
+        answers.push((r.status, r.problem_type().to_owned()));
+        if r.status == 429 {
+            let wait = r
+                .headers
+                .get("retry-after")
+                .expect("a 429 says how long to wait");
+            // 3 an hour: a code comes back every 1,200 s.
+            assert_eq!(wait.to_str().unwrap(), "1200", "{}", r.body);
+        }
+    }
+    answers.sort();
+    let unknown = (422, "/problems/referral-code-unknown".to_owned());
+    let limited = (429, "/problems/too-many-unknown-codes".to_owned());
+    assert_eq!(
+        answers[..3],
+        [unknown.clone(), unknown.clone(), unknown.clone()]
+    );
+    assert_eq!(answers[3..], vec![limited.clone(); 7][..]);
+    // Past the rate even a real code is refused without a look (a 429 against a 201 would
+    // still tell codes apart), and nothing is enrolled.
+    let real = json!({"id": "11111111-1111-4111-8111-111111111111", "name": "Real", "referral_code": code});
+    let r = api
+        .post("/v1/members", &api.pos("store-9"), real.clone())
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type().to_owned()),
+        limited,
+        "{}",
+        r.body
+    );
+    let r = api
+        .get(
+            "/v1/members/11111111-1111-4111-8111-111111111111",
+            &api.admin(),
+        )
+        .await;
+    assert_eq!(r.status, 404, "a refused enrolment writes no member");
+    // Another caller is not held back: another till, and a member applying after enrolment.
+    let r = api
+        .post(
+            "/v1/members",
+            &api.pos("store-1"),
+            json!({"name": "Other", "referral_code": "NXSUCH22"}),
+        )
+        .await;
+    assert_eq!((r.status, r.problem_type().to_owned()), unknown);
+    api.enrol("bob").await;
+    for i in 0..3 {
+        let r = api
+            .post(
+                "/v1/members/bob/referral/apply",
+                &api.member("bob"),
+                json!({"code": format!("BXBGUESS{}", i + 2)}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.problem_type().to_owned()),
+            unknown,
+            "{}",
+            r.body
+        );
+    }
+    let r = api
+        .post(
+            "/v1/members/bob/referral/apply",
+            &api.member("bob"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type().to_owned()),
+        limited,
+        "{}",
+        r.body
+    );
+    // Waiting what it was told (1,200 s from its refusal, a moment after 10:00) the till may
+    // try one code again: the real one enrols the member.
+    api.clock.set(at("2027-01-10T10:20:01Z"));
+    let r = api.post("/v1/members", &api.pos("store-9"), real).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(referral(&api, "ada").await["counts"]["applied"], 1);
+    // The callers are kept by keyed hash only.
+    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let text = format!("{items:?}");
+    assert!(
+        !text.contains("store-9") && !text.contains("member:bob"),
+        "no caller kept in clear"
+    );
+}
+both_backends!(a_caller_guessing_codes_is_refused_past_the_rate_exactly_under_a_race);

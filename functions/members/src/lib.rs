@@ -61,7 +61,9 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     security(("bearer" = [])),
     responses((status = 201, body = MemberView),
               (status = 409, description = "member-exists or phone-taken", body = ProblemDocument),
-              (status = 400, body = ProblemDocument)))]
+              (status = 400, body = ProblemDocument),
+              (status = 429, description = "too-many-unknown-codes: the caller tried too many unknown referral codes",
+                  body = ProblemDocument, headers(("Retry-After" = u32, description = "Seconds to wait")))))]
 async fn enrol(
     State(svc): State<Services>,
     caller: Caller,
@@ -90,7 +92,9 @@ async fn enrol(
         (_, None) => MemberId::new_random(),
     };
     let actor = caller.actor(&request);
-    let outcome = svc.enrol(id, req, idem, actor.as_ref()).await?;
+    let outcome = svc
+        .enrol(id, req, idem, actor.as_ref(), &caller.principal())
+        .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 

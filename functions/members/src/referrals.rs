@@ -33,12 +33,15 @@ pub(crate) async fn get_referral(
 /// refusal is its own problem type (`referral-code-unknown`, `referral-window-closed`,
 /// `already-referred`, `referral-own-code`, `referral-cap-reached`,
 /// `referral-after-first-purchase`, `self-referral`, `referrals-disabled`). Applying the same
-/// code again answers the referral as it stands (200).
+/// code again answers the referral as it stands (200). A caller past the program's
+/// `unknown_codes_per_hour` gets 429 `too-many-unknown-codes` with `Retry-After`.
 #[utoipa::path(post, path = "/v1/members/{id}/referral/apply", tag = "referrals",
     request_body = ApplyRequest, security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 201, body = ReferralView), (status = 200, body = ReferralView),
         (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument),
-        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument),
+        (status = 429, description = "too-many-unknown-codes: the caller tried too many unknown codes",
+            body = ProblemDocument, headers(("Retry-After" = u32, description = "Seconds to wait")))))]
 pub(crate) async fn apply_referral(
     State(svc): State<Services>,
     caller: Caller,
@@ -48,7 +51,9 @@ pub(crate) async fn apply_referral(
 ) -> Result<Reply<ReferralView>, Problem> {
     caller.require(Access::MemberCare(&id))?;
     let actor = caller.actor(&request);
-    let outcome = svc.apply_referral(&id, &value.code, actor.as_ref()).await?;
+    let outcome = svc
+        .apply_referral(&id, &value.code, actor.as_ref(), &caller.principal())
+        .await?;
     let status = if outcome.replayed {
         StatusCode::OK
     } else {

@@ -49,6 +49,7 @@ pub mod daily;
 pub mod digest;
 pub mod earning;
 pub mod event;
+pub mod guesses;
 pub mod ids;
 pub mod lots;
 pub mod member;

@@ -163,6 +163,8 @@ pub struct ReferralRules {
     pub on_fraud: OnFraud,
     /// More than this many referees of one referrer qualifying within an hour: held.
     pub velocity_per_hour: u32,
+    /// Unknown codes one caller may try an hour (`guesses::allow`); past it, 429.
+    pub unknown_codes_per_hour: u32,
 }
 
 /// Why a referral was held or rejected.
@@ -750,6 +752,7 @@ mod tests {
             total_cap: 4,
             on_fraud: OnFraud::Review,
             velocity_per_hour: 3,
+            unknown_codes_per_hour: 20,
         }
     }
 

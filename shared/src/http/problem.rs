@@ -354,6 +354,15 @@ impl From<ServiceError> for Problem {
                 "Too many campaigns",
                 detail,
             ),
+            E::TooManyUnknownCodes { retry_after } => Problem {
+                retry_after_seconds: Some(retry_after),
+                ..Problem::new(
+                    S::TOO_MANY_REQUESTS,
+                    "too-many-unknown-codes",
+                    "Too many unknown codes",
+                    detail,
+                )
+            },
             E::Contention => Problem {
                 retry_after_seconds: Some(1),
                 ..Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Busy", detail)

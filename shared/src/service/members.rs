@@ -5,6 +5,7 @@ use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
+use super::referrals::CodeReads;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
@@ -131,6 +132,17 @@ pub struct MemberView {
     pub segments: Option<crate::domain::segment::Segments>,
 }
 
+/// An enrolment as every try of it reads it.
+#[derive(Clone, Copy)]
+struct Enrolling<'a> {
+    id: &'a MemberId,
+    req: &'a EnrolRequest,
+    phone: Option<&'a Phone>,
+    idem: Option<&'a Idempotency>,
+    /// The caller's key for unknown referral codes, when a code is given.
+    guesser: Option<&'a str>,
+}
+
 /// What an enrolment's `Idempotency-Key` remembers.
 #[derive(Serialize, Deserialize)]
 struct Enrolled {
@@ -234,35 +246,49 @@ impl Services {
         req: EnrolRequest,
         idem: Option<Idempotency>,
         actor: Option<&Actor>,
+        principal: &str,
     ) -> Result<Outcome<MemberView>, ServiceError> {
         let phone = req
             .phone
             .as_ref()
             .map(|p| self.phone("phone", p))
             .transpose()?;
-        retrying!(
-            self,
-            self.try_enrol(&id, &req, phone.as_ref(), idem.as_ref(), actor)
-        )
+        // Only a code is counted against its caller; without one nothing more is read.
+        let guesser = match &req.referral_code {
+            Some(_) => Some(self.guesser(principal).await?),
+            None => None,
+        };
+        let enrolling = Enrolling {
+            id: &id,
+            req: &req,
+            phone: phone.as_ref(),
+            idem: idem.as_ref(),
+            guesser: guesser.as_deref(),
+        };
+        retrying!(self, self.try_enrol(&enrolling, actor))
     }
 
     async fn try_enrol(
         &self,
-        id: &MemberId,
-        req: &EnrolRequest,
-        phone: Option<&Phone>,
-        idem: Option<&Idempotency>,
+        e: &Enrolling<'_>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<MemberView>, ServiceError> {
+        let Enrolling {
+            id,
+            req,
+            phone,
+            idem,
+            guesser,
+        } = *e;
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let claim = phone.map(|p| reads.add::<PhoneClaim>(p));
         let prior = idem.map(|i| i.read(&mut reads));
-        let code = req
-            .referral_code
-            .as_ref()
-            .map(|c| (c, reads.add::<crate::table::CodeClaim>(c)));
+        let code = match (&req.referral_code, guesser) {
+            (Some(c), Some(g)) => Some(CodeReads::add(&mut reads, c, g.to_owned())),
+            _ => None,
+        };
         let found = self.table.read(&reads).await?;
         // The key remembers only which member it created (no personal data kept beside the
         // member, so erasure finds it all); a replay answers that member as it is now.
@@ -278,7 +304,7 @@ impl Services {
             return Err(ServiceError::PhoneTaken);
         }
         let referring = match &code {
-            Some((_, slot)) => Some(self.referring_of(&found, slot).await?),
+            Some(c) => Some(self.referring_of(&found, c, now).await?),
             None => None,
         };
         let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
@@ -297,8 +323,8 @@ impl Services {
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.program.segments.rfm.fixed;
         self.resegment(&mut m, &fixed, now, &mut journal);
-        if let (Some((code, _)), Some(referring)) = (&code, &referring) {
-            self.apply_code(&mut m, code, referring, true, &mut journal, &mut batch)?;
+        if let (Some(c), Some(referring)) = (&code, &referring) {
+            self.apply_code(&mut m, &c.code, referring, true, &mut journal, &mut batch)?;
         }
         self.make_code(&mut m, now, &mut batch)?;
         journal.close(self, &mut m, &mut batch)?;
@@ -317,8 +343,8 @@ impl Services {
                 .or_refuse(|| ServiceError::PhoneTaken);
         }
         let mut changes = vec![Change::to("status", "active")];
-        if let Some((code, _)) = &code {
-            changes.push(Change::to("referral_code", code.as_str()));
+        if let Some(c) = &code {
+            changes.push(Change::to("referral_code", c.code.as_str()));
         }
         let audited = Audited {
             action: AuditAction::MemberEnrolled,

@@ -19,11 +19,11 @@ use crate::domain::referral::{
     self, Application, Contact, FraudRule, PurchaseFacts, Qualification, Referral, ReferralCode,
     ReferralMark, ReferralStatus, Refusal,
 };
-use crate::domain::{MemberId, Points};
+use crate::domain::{MemberId, Points, guesses};
 use crate::retrying;
 use crate::table::{
-    Batch, CodeClaim, Fetched, PaymentMark, PseudonymKey, Reads, RefereeMark, Referrer,
-    RetiredCode, Slot, Versioned,
+    Batch, CodeClaim, CodeGuesses, Fetched, PaymentMark, PseudonymKey, Reads, RefereeMark,
+    Referrer, RetiredCode, Slot, Versioned,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -129,6 +129,27 @@ impl ReferringSlots {
                 .get(&self.record)?
                 .ok_or_else(|| ServiceError::corrupt("a referral's referrer has no code"))?,
         })
+    }
+}
+
+/// What applying a code reads in its first round trip: the code's claim, and how many unknown
+/// codes the caller has tried (DESIGN.md "Guessing codes").
+pub(crate) struct CodeReads {
+    pub code: ReferralCode,
+    claim: Slot<CodeClaim>,
+    guesser: String,
+    guesses: Slot<CodeGuesses>,
+}
+
+impl CodeReads {
+    /// `guesser` as [`Services::guesser`] made it.
+    pub fn add(reads: &mut Reads, code: &ReferralCode, guesser: String) -> Self {
+        CodeReads {
+            code: code.clone(),
+            claim: reads.add::<CodeClaim>(code),
+            guesses: reads.add::<CodeGuesses>(&guesser),
+            guesser,
+        }
     }
 }
 
@@ -555,8 +576,10 @@ impl Services {
         id: &MemberId,
         code: &ReferralCode,
         actor: Option<&Actor>,
+        principal: &str,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
-        retrying!(self, self.try_apply(id, code, actor))
+        let guesser = self.guesser(principal).await?;
+        retrying!(self, self.try_apply(id, code, actor, &guesser))
     }
 
     async fn try_apply(
@@ -564,12 +587,13 @@ impl Services {
         id: &MemberId,
         code: &ReferralCode,
         actor: Option<&Actor>,
+        guesser: &str,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
         let now = self.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let existing = reads.add::<Referral>(id);
-        let claim = reads.add::<CodeClaim>(code);
+        let applying = CodeReads::add(&mut reads, code, guesser.to_owned());
         let found = self.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         if let Some(prior) = found.get(&existing)? {
@@ -586,7 +610,7 @@ impl Services {
             // The same as a lost race: read again, and the whole commit is there.
             return Err(crate::store::StoreError::Conflict.into());
         }
-        let referring = self.referring_of(&found, &claim).await?;
+        let referring = self.referring_of(&found, &applying, now).await?;
         let mut m = current.value.clone();
         let mut batch = Batch::new();
         let mut journal = Journal::new(self, &m, now);
@@ -604,28 +628,60 @@ impl Services {
         Ok(Outcome::fresh(view(&r, self.program_date(now))))
     }
 
+    /// The key a caller's unknown codes are counted under: the keyed hash of their principal
+    /// (`Caller::principal`), so the record names nobody.
+    pub(crate) async fn guesser(&self, principal: &str) -> Result<String, ServiceError> {
+        Ok(referral::keyed(
+            self.pseudonym_key().await?,
+            "caller",
+            principal,
+        ))
+    }
+
     /// The referrer a code's claim names, read (the one more round trip of applying a code).
+    /// A caller past `unknown_codes_per_hour` is refused any code, known or not, without a
+    /// look (else a 429 against a success would still tell codes apart); an unknown code is
+    /// counted against the caller in its own write before it is refused.
     pub(crate) async fn referring_of(
         &self,
         found: &Fetched,
-        claim: &Slot<CodeClaim>,
+        reads: &CodeReads,
+        now: DateTime<Utc>,
     ) -> Result<Referring, ServiceError> {
-        if !self.program.referral.enabled {
+        let rules = &self.program.referral;
+        if !rules.enabled {
             return Err(ServiceError::ReferralRefused(Refusal::Disabled));
         }
-        let claim = found
-            .get(claim)?
-            .ok_or(ServiceError::ReferralRefused(Refusal::UnknownCode))?;
-        let mut reads = Reads::new();
-        let slots = ReferringSlots::add(&mut reads, &claim.value.member_id);
-        let found = self.table.read(&reads).await?;
-        slots.get(&found).map_err(|e| match e {
-            // A code whose member left is a code nobody holds any more.
-            ServiceError::NotFound(_) | ServiceError::MemberErased => {
-                ServiceError::ReferralRefused(Refusal::UnknownCode)
+        let counted = found.get(&reads.guesses)?;
+        let spent = guesses::allow(
+            counted.as_ref().map(|c| c.value.spent),
+            now,
+            rules.unknown_codes_per_hour,
+        )
+        .map_err(|retry_after| ServiceError::TooManyUnknownCodes { retry_after })?;
+        let referring = match found.get(&reads.claim)? {
+            Some(claim) => {
+                let mut more = Reads::new();
+                let slots = ReferringSlots::add(&mut more, &claim.value.member_id);
+                slots.get(&self.table.read(&more).await?)
             }
-            e => e,
-        })
+            None => Err(ServiceError::NotFound("referral code")),
+        };
+        match referring {
+            // A code whose member left is a code nobody holds any more.
+            Err(ServiceError::NotFound(_) | ServiceError::MemberErased) => {
+                let mut batch = Batch::new();
+                let record = CodeGuesses {
+                    spent,
+                    expires_at: (spent.tat + chrono::Duration::hours(1)).timestamp(),
+                };
+                batch.save(&reads.guesser, &record, counted.map(|c| c.version))?;
+                // A lost race with the caller's other guess is retried: both are counted.
+                self.table.commit(batch).await?;
+                Err(ServiceError::ReferralRefused(Refusal::UnknownCode))
+            }
+            other => other,
+        }
     }
 
     /// Applies `code` to the referee `m` (decided by `referral::may_apply`): the referral, the

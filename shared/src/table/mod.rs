@@ -9,11 +9,12 @@ mod item_size;
 mod records;
 
 pub use records::{
-    ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CodeClaim, CommitLink, DUE_SHARDS, EVENT_SHARDS,
-    EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine, MEMBER_SHARDS,
-    MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PseudonymKey, PurchaseRecord,
-    REFERRAL_SHARDS, REPLICAS, REWARD_SHARDS, RefereeMark, Referrer, RefundRecord, Replica,
-    RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard, shard_of,
+    ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, CodeClaim, CodeGuesses, CommitLink, DUE_SHARDS,
+    EVENT_SHARDS, EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine,
+    MEMBER_SHARDS, MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PseudonymKey,
+    PurchaseRecord, REFERRAL_SHARDS, REPLICAS, REWARD_SHARDS, RefereeMark, Referrer, RefundRecord,
+    Replica, RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard,
+    shard_of,
 };
 
 use crate::domain::MemberId;

@@ -1086,6 +1086,24 @@ impl Record for PseudonymKey {
     }
 }
 
+/// How many unknown referral codes one caller has tried (`domain::guesses`), kept by the keyed
+/// hash of the caller's principal (so the record names nobody) and gone by TTL an hour after
+/// its instant, when it would mean nothing spent anyway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CodeGuesses {
+    #[serde(flatten)]
+    pub spent: crate::domain::guesses::Spent,
+    pub expires_at: i64,
+}
+
+impl Record for CodeGuesses {
+    type Id = String;
+    const KIND: &'static str = "code guesses";
+    fn key(hash: &String) -> Key {
+        Key::new(format!("GUESSES#{hash}"), "GUESSES")
+    }
+}
+
 fn audit_pk(day: NaiveDate) -> String {
     format!("{AUDIT}{day}")
 }
