@@ -18,6 +18,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Members seeded per commit: each brings its own write and may move up to three segment
+/// sizes' shards (one add per shard), so 25 stay within a transaction's 100 actions.
+pub(crate) const SEED_CHUNK: usize = 25;
+
 mod coldstart;
 mod scale;
 
@@ -464,7 +468,7 @@ async fn main() {
     let day0: chrono::NaiveDate = "2026-01-01".parse().unwrap();
     let long_ago = Utc::now() - Duration::days(400);
     let ids: Vec<usize> = (0..args.birthday_members).collect();
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(SEED_CHUNK) {
         let mut batch = Batch::new();
         for i in chunk {
             let mut m = Member::new(
@@ -475,7 +479,7 @@ async fn main() {
             let d = day0 + Duration::days((*i % 365) as i64);
             m.birthday = Some(Birthday::parse(&d.format("%m-%d").to_string()).unwrap());
             m.birthday_set_on = Some(long_ago.date_naive());
-            batch.create(&m.id.clone(), &m).unwrap();
+            batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();
     }
@@ -699,7 +703,7 @@ pub(crate) async fn seed_points_members(
     let today = services.program_date(day0);
     let year_ago: chrono::NaiveDate = "2026-03-10".parse().unwrap();
     let ids: Vec<usize> = (0..members).collect();
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(SEED_CHUNK) {
         let mut batch = Batch::new();
         for i in chunk {
             let bought = day0 - Duration::days((*i % 60) as i64 + 1);
@@ -717,7 +721,7 @@ pub(crate) async fn seed_points_members(
             m.lifetime_earned = loyalty::domain::Points(l.available_total() + l.pending_total());
             m.points_due = lots::next_due(&l, expiry, services.program_date(bought), None);
             m.set_lots(l);
-            batch.create(&m.id.clone(), &m).unwrap();
+            batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();
     }
@@ -765,7 +769,7 @@ pub(crate) async fn seed_segment_members(
     let p = services.program.clone();
     let today = services.program_date(day0);
     let ids: Vec<usize> = (0..members).collect();
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(SEED_CHUNK) {
         let mut batch = Batch::new();
         for i in chunk {
             let enrolled = day0 - Duration::days(30 + (*i % 700) as i64);
@@ -799,7 +803,7 @@ pub(crate) async fn seed_segment_members(
                 p.qualifying_window_months,
             );
             m.counted = Some(m.membership());
-            batch.create(&m.id.clone(), &m).unwrap();
+            batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();
     }

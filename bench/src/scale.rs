@@ -49,15 +49,15 @@ pub async fn peak(p: Peak) -> bool {
     let services = Services::new(Arc::new(store), program, clock.clone());
     let started = Instant::now();
     let ids: Vec<usize> = (0..p.members).collect();
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(crate::SEED_CHUNK) {
         let mut batch = Batch::new();
         for i in chunk {
-            let m = Member::new(
+            let mut m = Member::new(
                 MemberId::parse(&format!("p{i}")).unwrap(),
                 "P".into(),
                 t0 - Duration::days(400),
             );
-            batch.create(&m.id.clone(), &m).unwrap();
+            batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();
     }
@@ -251,7 +251,7 @@ pub async fn flash(f: Flash) -> bool {
     let services = Services::new(Arc::new(store), Default::default(), clock.clone());
     let started = Instant::now();
     let ids: Vec<usize> = (0..f.members).collect();
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(crate::SEED_CHUNK) {
         let mut batch = Batch::new();
         for i in chunk {
             let mut m = Member::new(
@@ -260,7 +260,7 @@ pub async fn flash(f: Flash) -> bool {
                 t0 - Duration::days(400),
             );
             m.balance = loyalty::domain::Points(1_000);
-            batch.create(&m.id.clone(), &m).unwrap();
+            batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();
     }

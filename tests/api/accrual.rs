@@ -600,7 +600,19 @@ async fn a_purchase_by_id_costs_one_read_and_one_write() {
         "reads, writes"
     );
     // Ledger line (carrying points.earned), purchase, member: three items under 1 KB in one
-    // transaction, as before events existed.
+    // transaction, as before events existed; the first purchase also moves the member from
+    // prospect to new and into a value segment: one add to the member's segment size shard
+    // (DESIGN.md "Segment sizes"), a unit, twice in a transaction.
+    assert_eq!(
+        units() - units_before,
+        6 + 2,
+        "table write units of a first purchase"
+    );
+    // A purchase that moves no segment writes the three items alone.
+    let units_before = units();
+    let again = purchase_body("m", "R2", 1, api.services.now());
+    let r = api.post("/v1/purchases", &api.pos("store-1"), again).await;
+    assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(units() - units_before, 6, "table write units of a purchase");
     let before = counts.snapshot();
     let r = api.post("/v1/purchases", &api.pos("store-1"), body).await;

@@ -1017,7 +1017,7 @@ async fn codes_are_made_at_enrolment_so_reading_a_referral_writes_nothing(backen
     let mut old = m.value.clone();
     old.has_referral_code = false;
     let mut batch = loyalty::table::Batch::new();
-    batch.save(&id, &old, Some(m.version)).unwrap();
+    batch.save_member(Some(&m), &mut old).unwrap();
     batch.delete::<loyalty::table::Referrer>(&id, rec.version);
     batch.remove::<loyalty::table::CodeClaim>(&rec.value.code);
     table.commit(batch).await.unwrap();

@@ -74,6 +74,15 @@ async fn listing(api: &Api, segment: &str) -> Vec<String> {
     }
 }
 
+/// One segment's size as `GET /v1/segments` answers it.
+async fn size_of(api: &Api, segment: &str) -> u64 {
+    let r = api.get("/v1/segments", &api.admin()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    let s = items.iter().find(|s| s["id"] == segment).unwrap();
+    s["size"].as_u64().unwrap()
+}
+
 /// `GET /v1/segments` as id → size, after checking each size is what its listing returns.
 async fn sizes_matching_listings(api: &Api) -> BTreeMap<String, u64> {
     let r = api.get("/v1/segments", &api.admin()).await;
@@ -585,3 +594,79 @@ async fn bad_segment_requests_get_a_problem_and_write_nothing(backend: Backend) 
     assert_eq!(after, before);
 }
 both_backends!(bad_segment_requests_get_a_problem_and_write_nothing);
+
+async fn members_written_before_sizes_were_kept_are_counted_in_by_their_next_write_or_the_run(
+    backend: Backend,
+) {
+    use loyalty::store::{Cond, Write};
+    let api = Api::new(backend).await;
+    for id in ["old-a", "old-b", "old-c"] {
+        enrol_at(&api, id, "2027-01-01T10:00:00Z").await;
+    }
+    // Make the table as it was before sizes were kept: no size items, no member marked.
+    let store = api.services.table.store();
+    use loyalty::table::{Record, SEGMENT_SHARDS, SegmentSizes};
+    let size_keys: Vec<_> = (0..SEGMENT_SHARDS).map(|n| SegmentSizes::key(&n)).collect();
+    let (mut writes, mut unmarked) = (Vec::new(), 0);
+    for mut item in loyalty_tests::all_items(store.as_ref()).await {
+        if size_keys.contains(&item.key) {
+            writes.push(Write::Delete {
+                key: item.key,
+                cond: Cond::Always,
+            });
+        } else if item.attrs.remove("sz").is_some() {
+            unmarked += 1;
+            writes.push(Write::Put {
+                item,
+                cond: Cond::Always,
+            });
+        }
+    }
+    assert_eq!(
+        unmarked, 3,
+        "every member enrolled now is marked as counted"
+    );
+    store.commit(writes).await.unwrap();
+    let size = |sizes: &BTreeMap<String, u64>, s: &str| sizes[s];
+    assert_eq!(size_of(&api, "tier:silver").await, 0, "nobody counted yet");
+    // A member's next write counts them in whole; an unmarked member is not taken out twice.
+    buy_at(&api, "old-a", "2027-01-02T10:00:00Z", 1000).await;
+    assert_eq!(size_of(&api, "tier:silver").await, 1);
+    assert_eq!(size_of(&api, "lifecycle:new").await, 1);
+    assert_eq!(size_of(&api, "lifecycle:prospect").await, 0);
+    // The nightly run writes every member not yet counted, once: then sizes are exact.
+    api.clock.set(at("2027-01-03T02:00:00Z"));
+    run_job(&api, 2).await;
+    let sizes = sizes_matching_listings(&api).await;
+    assert_eq!(size(&sizes, "tier:silver"), 3);
+    assert_eq!(size(&sizes, "lifecycle:prospect"), 2);
+    assert_eq!(size(&sizes, "lifecycle:new"), 1);
+    let again = run_job(&api, 2).await;
+    assert_eq!(
+        again["changed"], 0,
+        "a second run has nobody left to count in"
+    );
+}
+both_backends!(
+    members_written_before_sizes_were_kept_are_counted_in_by_their_next_write_or_the_run
+);
+
+#[tokio::test]
+async fn segment_sizes_are_one_round_trip_whatever_the_membership() {
+    let (api, counts) = Api::counted(Program::default());
+    api.clock.set(at("2027-01-01T10:00:00Z"));
+    for i in 0..40 {
+        api.enrol(&format!("m{i}")).await;
+    }
+    let before = counts.snapshot();
+    let r = api.get("/v1/segments", &api.admin()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = counts.snapshot();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "one read, no write"
+    );
+    assert_eq!(r.body["items"][10]["id"], "tier:silver");
+    assert_eq!(r.body["items"][10]["size"], 40);
+}

@@ -568,3 +568,60 @@ async fn concurrent_takes_fill_a_slice_exactly_and_no_further(b: Backend) {
     assert_eq!(s.get(&k).await.unwrap().unwrap().attrs["used"], 50);
 }
 both_backends!(concurrent_takes_fill_a_slice_exactly_and_no_further);
+
+async fn adds_create_their_counters_sum_exactly_under_a_race_and_ride_their_batch(b: Backend) {
+    let (s, _g) = store(b).await;
+    let k = Key::new("SIZES#race", "SIZES");
+    let add = |amounts: &[(&str, i64)]| Write::Add {
+        key: k.clone(),
+        amounts: amounts.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+    };
+    // The first add makes the item; no condition, so nothing is refused.
+    s.commit(vec![add(&[("n:a", -3), ("n:b", 1)])])
+        .await
+        .unwrap();
+    let first = s.get(&k).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            first.attrs["n:a"].clone(),
+            first.attrs["n:b"].clone(),
+            first.version()
+        ),
+        (json!(-3), json!(1), Some(1))
+    );
+    // 80 adders at once, each retrying only a transaction conflict: a quarter move one from a
+    // to b, the rest add 2 to a and make c.
+    let runs: Vec<_> = (0..80)
+        .map(|i| {
+            let s = s.clone();
+            let w = if i % 4 == 0 {
+                add(&[("n:a", -1), ("n:b", 1)])
+            } else {
+                add(&[("n:a", 2), ("n:c", 1)])
+            };
+            tokio::spawn(async move {
+                loop {
+                    match s.commit(vec![w.clone()]).await {
+                        Ok(()) => return,
+                        Err(StoreError::Conflict) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    let now = s.get(&k).await.unwrap().unwrap();
+    assert_eq!(now.attrs["n:a"], -3 - 20 + 60 * 2);
+    assert_eq!(now.attrs["n:b"], 1 + 20);
+    assert_eq!(now.attrs["n:c"], 60);
+    assert_eq!(now.version(), Some(81), "each add is a new version");
+    // An add in a batch whose other write fails adds nothing.
+    let taken = put(item("S#taken", "X", json!({})), Cond::Absent);
+    s.commit(vec![taken.clone()]).await.unwrap();
+    assert!(s.commit(vec![add(&[("n:a", 100)]), taken]).await.is_err());
+    assert_eq!(s.get(&k).await.unwrap().unwrap().attrs["n:a"], 97);
+}
+both_backends!(adds_create_their_counters_sum_exactly_under_a_race_and_ride_their_batch);

@@ -109,6 +109,10 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub counted: Option<Counted>,
+    /// The table's segment sizes count this member (DESIGN.md "Segment sizes"): false only on
+    /// members last written before sizes were kept, until their next write counts them in.
+    #[serde(rename = "sz", default, skip_serializing_if = "std::ops::Not::not")]
+    pub sized: bool,
     /// The `seq` of the member's last event (0: none yet).
     #[serde(rename = "seq", alias = "event_seq", default)]
     pub event_seq: u64,
@@ -188,6 +192,7 @@ impl Member {
             lifetime_expired: Points::ZERO,
             segments: None,
             counted: None,
+            sized: false,
             event_seq: 0,
             last_event_at: None,
             erased_at: None,

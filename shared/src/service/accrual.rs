@@ -291,7 +291,7 @@ impl Services {
             .await?;
         let mut plays = self.campaign_plays(&found, campaigns).await?;
         let cuts = self.cut_points(found.get(&state)?);
-        let (mut batch, m, record) = loop {
+        let (mut batch, mut m, record) = loop {
             let mut batch = Batch::new();
             let mut m = current.value.clone();
             let mut short = Vec::new();
@@ -323,7 +323,7 @@ impl Services {
         }
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         batch.create(&pid, &record)?;
-        batch.save(&m.id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::PurchaseRecorded,
             member: Some(&m.id),
@@ -687,7 +687,7 @@ impl Services {
             (Points::ZERO, Points::ZERO)
         } else {
             let cuts = self.cut_points(found.get(&state)?);
-            let mut m = current.value;
+            let mut m = current.value.clone();
             let mut journal = Journal::new(self, &m, now);
             self.settle(&mut m, &mut journal, now);
             let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
@@ -712,7 +712,7 @@ impl Services {
                 reversed = reversed.checked_add(back)?;
             }
             journal.close(self, &mut m, &mut batch)?;
-            batch.save(&m.id, &m, Some(current.version))?;
+            batch.save_member(Some(&current), &mut m)?;
             (reversed, m.balance)
         };
         let response = RefundReceipt {

@@ -125,7 +125,7 @@ impl Services {
             Some(m) if m.value.erased_at.is_none() => m,
             _ => return Ok(GiftOutcome::Ineligible),
         };
-        let mut m = current.value;
+        let mut m = current.value.clone();
         let (year, on) = match self.gift_due_to(&m, now) {
             Some(due) => due,
             None => return Ok(GiftOutcome::Ineligible),
@@ -162,7 +162,7 @@ impl Services {
         gift_line(&mut journal, &m, &gift);
         batch.create(&(id.clone(), year), &gift)?;
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         self.table.commit(batch).await?;
         Ok(GiftOutcome::Issued)
     }

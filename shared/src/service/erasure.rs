@@ -152,7 +152,7 @@ impl Services {
         {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         // A vanity code may be a name: every code the member had stops resolving, and the
         // referrer item that lists them goes (referrals it counted keep their own records).
         if let Some(r) = found.get(&referrer)? {

@@ -330,7 +330,7 @@ impl Services {
         journal.close(self, &mut m, &mut batch)?;
         let view = self.member_view(&m);
         batch
-            .create(id, &m)?
+            .save_member(None, &mut m)?
             .or_refuse(|| ServiceError::MemberExists);
         if let Some(p) = &m.phone {
             batch
@@ -467,7 +467,7 @@ impl Services {
             let mut journal = Journal::new(self, &m, now);
             journal.note(EventData::MemberUpdated(Updated { changed }));
             journal.close(self, &mut m, &mut batch)?;
-            batch.save(id, &m, Some(current.version))?;
+            batch.save_member(Some(&current), &mut m)?;
             self.table.commit(batch).await?;
         }
         Ok(self.member_view(&m))
@@ -555,7 +555,7 @@ impl Services {
         if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let mut m = current.value;
+        let mut m = current.value.clone();
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         let before = m.balance;
@@ -578,7 +578,7 @@ impl Services {
             |moved, line| EventData::PointsAdjusted(Adjusted { moved, line }),
         );
         journal.close(self, &mut m, &mut effect)?;
-        effect.save(id, &m, Some(current.version))?;
+        effect.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::PointsAdjusted,
             member: Some(id),

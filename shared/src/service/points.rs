@@ -135,7 +135,7 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut m: Member = current.value;
+        let mut m: Member = current.value.clone();
         // Handled already (by another run, or a write that moved the day on).
         if m.points_due.is_none_or(|d| d > today) {
             return Ok(Handled::default());
@@ -160,7 +160,7 @@ impl Services {
         }
         let mut batch = Batch::new();
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         self.table.commit(batch).await?;
         Ok(Handled {
             made_available,

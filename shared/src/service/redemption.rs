@@ -685,7 +685,7 @@ impl Services {
         }
         let stock = self.stock(shard, &found, reward_id).await?;
         let count = found.get(&count)?;
-        let mut m = current.value;
+        let mut m = current.value.clone();
         let mut journal = Journal::new(self, &m, now);
         let (redemption, mut batch) = issue_voucher(
             self,
@@ -704,7 +704,7 @@ impl Services {
             balance: m.balance,
         };
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::RewardRedeemed,
             member: Some(id),
@@ -790,7 +790,7 @@ impl Services {
         let count = more.get(&count)?;
 
         let balance_before = current.value.balance;
-        let mut m = current.value;
+        let mut m = current.value.clone();
         let mut journal = Journal::new(self, &m, now);
         self.settle(&mut m, &mut journal, now);
         self.restore(&mut m, &r.lots, r.points_spent, now);
@@ -808,7 +808,7 @@ impl Services {
         };
         let mut batch = Batch::new();
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
         count_returned(
@@ -891,7 +891,7 @@ impl Services {
             ..red.value
         };
         let mut batch = Batch::new();
-        let mut m = current.value;
+        let mut m = current.value.clone();
         let mut journal = Journal::new(self, &m, now);
         journal.note(EventData::VoucherUsed(VoucherUsed {
             voucher_code: code.to_owned(),
@@ -900,7 +900,7 @@ impl Services {
             store_id: store.clone(),
         }));
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(&m.id.clone(), &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         batch.save(code, &used_v, Some(voucher.version))?;
         batch.save(&rid, &used_r, Some(red.version))?;
         self.table.commit(batch).await?;

@@ -616,7 +616,7 @@ impl Services {
         let mut journal = Journal::new(self, &m, now);
         let r = self.apply_code(&mut m, code, &referring, false, &mut journal, &mut batch)?;
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::ReferralApplied,
             member: Some(id),
@@ -990,7 +990,7 @@ impl Services {
             milestone_origin,
         );
         rj.close(self, &mut referrer, batch)?;
-        batch.save(&referrer.id, &referrer, Some(referring.member.version))?;
+        batch.save_member(Some(&referring.member), &mut referrer)?;
         Ok(())
     }
 
@@ -1157,7 +1157,7 @@ impl Services {
                     )?;
                 }
                 rj.close(self, &mut referrer, batch)?;
-                batch.save(&referrer.id, &referrer, Some(referring.member.version))?;
+                batch.save_member(Some(&referring.member), &mut referrer)?;
             }
         }
         if let (Some(referring), Some(record)) = (referring, &record) {
@@ -1301,7 +1301,7 @@ impl Services {
             }));
         }
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(referee, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         batch.save(&r.referrer, &record, Some(referring.record.version))?;
         batch.save(referee, &r, Some(referral.version))?;
         self.audit(

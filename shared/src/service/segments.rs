@@ -364,7 +364,9 @@ impl Services {
         // Once per member enrolled before codes were made at enrolment: one read, and the
         // code in this same write.
         let coded = self.ensure_code(&mut m, now, &mut batch).await?;
-        if !moved && !recount && !coded {
+        // A member last written before segment sizes were kept is written once to count
+        // them in (DESIGN.md "Segment sizes").
+        if !moved && !recount && !coded && m.sized {
             return Ok(Handled {
                 after: m,
                 written: false,
@@ -382,7 +384,7 @@ impl Services {
             m.counted = counted;
         }
         journal.close(self, &mut m, &mut batch)?;
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         self.table.commit(batch).await?;
         Ok(Handled {
             after: m,
@@ -516,28 +518,23 @@ impl Services {
         Ok(result)
     }
 
-    /// Every segment and its size now, counted from the index its listing reads.
+    /// Every segment and its size now, read from the sizes every member write keeps
+    /// (DESIGN.md "Segment sizes"): equal to what its listing pages through.
     #[tracing::instrument(skip_all)]
     pub async fn segments(&self) -> Result<Vec<SegmentView>, ServiceError> {
         let now = self.now();
-        let ids = SegmentId::all();
-        let sizes = futures::future::join_all(ids.iter().map(|id| async move {
-            self.table
-                .count_members_in(&MemberIndex::Segment(*id))
-                .await
-        }))
-        .await;
-        ids.into_iter()
-            .zip(sizes)
-            .map(|(id, size)| {
-                Ok(SegmentView {
-                    id: id.to_string(),
-                    kind: id.kind().into(),
-                    size: size?,
-                    as_of: now,
-                })
+        Ok(self
+            .table
+            .segment_sizes()
+            .await?
+            .into_iter()
+            .map(|(id, size)| SegmentView {
+                id: id.to_string(),
+                kind: id.kind().into(),
+                size,
+                as_of: now,
             })
-            .collect()
+            .collect())
     }
 
     #[tracing::instrument(skip_all, fields(segment = %id))]

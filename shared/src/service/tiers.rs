@@ -147,7 +147,7 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut m: Member = current.value;
+        let mut m: Member = current.value.clone();
         let p = &self.program;
         let spend = m.spend.qualifying(today, p.qualifying_window_months);
         let decision = requalify(
@@ -201,7 +201,7 @@ impl Services {
             );
             journal.close(self, &mut m, &mut batch)?;
         }
-        batch.save(id, &m, Some(current.version))?;
+        batch.save_member(Some(&current), &mut m)?;
         self.table.commit(batch).await?;
         Ok(decision)
     }

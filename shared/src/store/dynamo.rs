@@ -447,6 +447,25 @@ impl DynamoStore {
                     .map_err(backend)?;
                 b.update(u).build()
             }
+            Write::Add { key, amounts } => {
+                let mut update = String::from("ADD #v :one");
+                let mut u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(&key)))
+                    .expression_attribute_names("#v", VERSION)
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()));
+                for (i, (attr, amount)) in amounts.into_iter().enumerate() {
+                    update.push_str(&format!(", #a{i} :a{i}"));
+                    u = u
+                        .expression_attribute_names(format!("#a{i}"), attr)
+                        .expression_attribute_values(
+                            format!(":a{i}"),
+                            AttributeValue::N(amount.to_string()),
+                        );
+                }
+                let u = u.update_expression(update).build().map_err(backend)?;
+                b.update(u).build()
+            }
         })
     }
 
@@ -486,10 +505,50 @@ impl DynamoStore {
             }
             // A check, or a take alone (in practice takes ride in a purchase's or a
             // redemption's transaction): one path for their conditions.
-            w @ (Write::Check { .. } | Write::Take { .. }) => {
+            w @ (Write::Check { .. } | Write::Take { .. } | Write::Add { .. }) => {
                 self.commit_transaction(vec![w]).await
             }
         }
+    }
+
+    /// One BatchGetItem's worth of keys (at most [`MAX_BATCH`]), with its unprocessed keys
+    /// asked again.
+    async fn get_chunk(&self, chunk: &[Key]) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut pending: Vec<Attrs> = chunk.iter().map(key_attrs).collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > 10 {
+                return Err(StoreError::Conflict);
+            }
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(classify)?;
+            for a in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                found.push(from_attrs(a)?);
+            }
+            if let Some(mut u) = out.unprocessed_keys
+                && let Some(ka) = u.remove(&self.table)
+            {
+                pending = ka.keys;
+            }
+        }
+        Ok(found)
     }
 
     async fn commit_transaction(&self, writes: Vec<Write>) -> StoreResult<()> {
@@ -530,43 +589,15 @@ impl Store for DynamoStore {
                 .map_err(classify)?;
             return Ok(vec![out.item.map(from_attrs).transpose()?]);
         }
-        let mut found: HashMap<Key, Item> = HashMap::new();
-        for chunk in keys.chunks(MAX_BATCH) {
-            let mut pending: Vec<Attrs> = chunk.iter().map(key_attrs).collect();
-            let mut rounds = 0;
-            while !pending.is_empty() {
-                rounds += 1;
-                if rounds > 10 {
-                    return Err(StoreError::Conflict);
-                }
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(backend)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                for a in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let item = from_attrs(a)?;
-                    found.insert(item.key.clone(), item);
-                }
-                if let Some(mut u) = out.unprocessed_keys
-                    && let Some(ka) = u.remove(&self.table)
-                {
-                    pending = ka.keys;
-                }
-            }
-        }
+        // The chunks of a long read go at once: one round trip, however many keys.
+        let chunks =
+            futures::future::try_join_all(keys.chunks(MAX_BATCH).map(|c| self.get_chunk(c)))
+                .await?;
+        let mut found: HashMap<Key, Item> = chunks
+            .into_iter()
+            .flatten()
+            .map(|item| (item.key.clone(), item))
+            .collect();
         Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 

@@ -232,14 +232,28 @@ fn apply(
                 .map_err(backend)?;
         }
         Write::Check { .. } => {}
-        Write::Take { key, amount, .. } => {
-            // `holds` found the item; a take leaves its index attributes as they are.
-            let Some(cur) = current else {
-                return Err(StoreError::broken("a take of a missing item"));
+        Write::Take { key, .. } | Write::Add { key, .. } => {
+            // `holds` found the item a take needs; an add starts one from nothing. Neither
+            // changes index attributes.
+            let empty = Item {
+                key: key.clone(),
+                attrs: Default::default(),
+            };
+            let amounts = match write {
+                Write::Take { amount, .. } => vec![(USED.to_owned(), *amount)],
+                Write::Add { amounts, .. } => amounts.clone(),
+                _ => Vec::new(),
+            };
+            let cur = match current {
+                Some(cur) => cur,
+                None if matches!(write, Write::Add { .. }) => &empty,
+                None => return Err(StoreError::broken("a take of a missing item")),
             };
             let mut attrs = cur.attrs.clone();
-            let used = attrs.get(USED).and_then(Value::as_i64).unwrap_or(0);
-            attrs.insert(USED.into(), Value::from(used + amount));
+            for (attr, amount) in amounts {
+                let was = attrs.get(&attr).and_then(Value::as_i64).unwrap_or(0);
+                attrs.insert(attr, Value::from(was + amount));
+            }
             attrs.insert(VERSION.into(), Value::from(cur.version().unwrap_or(0) + 1));
             let bytes = serde_json::to_vec(&attrs).map_err(backend)?;
             items

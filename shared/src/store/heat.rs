@@ -166,9 +166,10 @@ impl Heat {
         for (w, old) in writes.iter().zip(before) {
             let size = match w {
                 Write::Put { item, .. } => super::item_size(item),
-                Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => {
-                    key.pk.len() + key.sk.len() + 4
-                }
+                Write::Delete { key, .. }
+                | Write::Check { key, .. }
+                | Write::Take { key, .. }
+                | Write::Add { key, .. } => key.pk.len() + key.sk.len() + 4,
             };
             add(Target::Table, &w.key().pk, factor * started(size, 1024));
             if !succeeded {
@@ -177,8 +178,8 @@ impl Heat {
             let new = match w {
                 Write::Put { item, .. } => Some(item),
                 Write::Delete { .. } => None,
-                // A take changes a counter, never an index key.
-                Write::Check { .. } | Write::Take { .. } => continue,
+                // A take or an add changes a counter, never an index key.
+                Write::Check { .. } | Write::Take { .. } | Write::Add { .. } => continue,
             };
             for index in Index::ALL {
                 let entry = |i: Option<&Item>| -> Option<(String, String)> {

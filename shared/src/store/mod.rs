@@ -193,13 +193,23 @@ pub enum Write {
         amount: i64,
         cap: i64,
     },
+    /// Adds each amount to its numeric attribute of an item (an absent attribute, or item,
+    /// counts as 0), and 1 to its version; no condition. For counters that many commits move at
+    /// once and none reads first (segment sizes, DESIGN.md "Segment sizes").
+    Add {
+        key: Key,
+        amounts: Vec<(String, i64)>,
+    },
 }
 
 impl Write {
     pub fn key(&self) -> &Key {
         match self {
             Write::Put { item, .. } => &item.key,
-            Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => key,
+            Write::Delete { key, .. }
+            | Write::Check { key, .. }
+            | Write::Take { key, .. }
+            | Write::Add { key, .. } => key,
         }
     }
 
@@ -215,6 +225,7 @@ impl Write {
                 let used = int(USED).unwrap_or(0);
                 int(CAP) == Some(*cap) && (0..=*cap).contains(&(used + amount))
             }),
+            Write::Add { .. } => true,
         }
     }
 
@@ -581,10 +592,11 @@ pub fn write_units(writes: &[Write]) -> u64 {
         .map(|w| {
             let size = match w {
                 Write::Put { item, .. } => item_size(item),
-                // A take rewrites a slice item of a few dozen bytes: one unit, as the key.
-                Write::Delete { key, .. } | Write::Check { key, .. } | Write::Take { key, .. } => {
-                    PK.len() + key.pk.len() + SK.len() + key.sk.len()
-                }
+                // A take or an add rewrites an item of a few dozen bytes: one unit, as the key.
+                Write::Delete { key, .. }
+                | Write::Check { key, .. }
+                | Write::Take { key, .. }
+                | Write::Add { key, .. } => PK.len() + key.pk.len() + SK.len() + key.sk.len(),
             };
             factor * (size.div_ceil(1024).max(1) as u64)
         })

@@ -13,12 +13,14 @@ pub use records::{
     EVENT_SHARDS, EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine,
     MEMBER_SHARDS, MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PseudonymKey,
     PurchaseRecord, REFERRAL_SHARDS, REPLICAS, REWARD_SHARDS, RefereeMark, Referrer, RefundRecord,
-    Replica, RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, Slice, Voucher, member_shard,
-    shard_of,
+    Replica, RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, SegmentSizes, Slice, Voucher,
+    member_shard, shard_of,
 };
 
 use crate::domain::MemberId;
 use crate::domain::event::Event;
+use crate::domain::member::Member;
+use crate::domain::segment::SegmentId;
 use crate::error::ServiceError;
 use crate::store::{
     Cond, EXPIRES_AT, Index, Item, Key, Page, PageRequest, SortKey, Store, VERSION, Write,
@@ -149,6 +151,9 @@ pub type Answer = fn() -> ServiceError;
 pub struct Batch {
     writes: Vec<Write>,
     answers: Vec<Option<Answer>>,
+    /// What the members saved in this batch move each segment's size by, per size shard:
+    /// written with them (one add per shard, however many members of it moved).
+    sizes: std::collections::BTreeMap<u32, std::collections::BTreeMap<SegmentId, i64>>,
 }
 
 impl Batch {
@@ -156,10 +161,10 @@ impl Batch {
         Batch::default()
     }
     pub fn len(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.size_adds()
     }
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.len() == 0
     }
 
     fn push(&mut self, w: Write) -> &mut Self {
@@ -173,8 +178,49 @@ impl Batch {
         self.save(id, r, None)
     }
 
-    /// The next version of a record read at `prior` (`None`: it must not exist yet).
+    /// The next version of a record read at `prior` (`None`: it must not exist yet). Members
+    /// go through [`Batch::save_member`], which keeps the segment sizes.
     pub fn save<R: Record>(
+        &mut self,
+        id: &R::Id,
+        r: &R,
+        prior: Option<u64>,
+    ) -> Result<&mut Self, ServiceError> {
+        if R::KIND == Member::KIND {
+            return Err(ServiceError::corrupt(
+                "a member saved without its segment sizes (use save_member)",
+            ));
+        }
+        self.save_any(id, r, prior)
+    }
+
+    /// A member's next version (`prior` as read; `None`: a new member), and the segment sizes
+    /// its change of membership moves, in the same commit (DESIGN.md "Segment sizes"). A
+    /// member written before sizes were kept is counted in whole now.
+    pub fn save_member(
+        &mut self,
+        prior: Option<&Versioned<Member>>,
+        m: &mut Member,
+    ) -> Result<&mut Self, ServiceError> {
+        let before = prior
+            .filter(|p| p.value.sized)
+            .map(|p| p.value.membership())
+            .unwrap_or_default();
+        let moves = self
+            .sizes
+            .entry(shard_of(&m.id, SEGMENT_SHARDS))
+            .or_default();
+        for s in before.ids() {
+            *moves.entry(s).or_default() -= 1;
+        }
+        for s in m.membership().ids() {
+            *moves.entry(s).or_default() += 1;
+        }
+        m.sized = true;
+        self.save_any(&m.id.clone(), &*m, prior.map(|p| p.version))
+    }
+
+    fn save_any<R: Record>(
         &mut self,
         id: &R::Id,
         r: &R,
@@ -290,12 +336,52 @@ impl Batch {
     pub fn append(&mut self, other: Batch) -> &mut Self {
         self.writes.extend(other.writes);
         self.answers.extend(other.answers);
+        for (shard, moves) in other.sizes {
+            let mine = self.sizes.entry(shard).or_default();
+            for (s, n) in moves {
+                *mine.entry(s).or_default() += n;
+            }
+        }
         self
+    }
+
+    /// The writes to commit, the segment sizes' adds last, and what each failed condition
+    /// answers.
+    fn finish(self) -> (Vec<Write>, Vec<Option<Answer>>) {
+        let Batch {
+            mut writes,
+            mut answers,
+            sizes,
+        } = self;
+        for (shard, moves) in sizes {
+            let amounts: Vec<(String, i64)> = moves
+                .into_iter()
+                .filter(|(_, n)| *n != 0)
+                .map(|(s, n)| (SegmentSizes::attr(s), n))
+                .collect();
+            if !amounts.is_empty() {
+                writes.push(Write::Add {
+                    key: SegmentSizes::key(&shard),
+                    amounts,
+                });
+                answers.push(None);
+            }
+        }
+        (writes, answers)
+    }
+
+    /// The size shards this batch's members moved (a member who left a segment for another and
+    /// came back moves nothing).
+    fn size_adds(&self) -> usize {
+        self.sizes
+            .values()
+            .filter(|moves| moves.values().any(|n| *n != 0))
+            .count()
     }
 
     /// The raw writes, for the benchmark's bulk seeding only.
     pub fn into_writes(self) -> Vec<Write> {
-        self.writes
+        self.finish().0
     }
 }
 
@@ -361,6 +447,30 @@ impl Table {
         Ok(Fetched {
             items: self.store.get_many(&reads.keys).await?,
         })
+    }
+
+    /// Every segment's size now, in [`SegmentId::all`]'s order: the sum of its kept shards
+    /// (DESIGN.md "Segment sizes"), read in one round trip.
+    pub async fn segment_sizes(&self) -> Result<Vec<(SegmentId, u64)>, ServiceError> {
+        let mut reads = Reads::new();
+        let shards: Vec<Slot<SegmentSizes>> = (0..SEGMENT_SHARDS)
+            .map(|n| reads.add::<SegmentSizes>(&n))
+            .collect();
+        let found = self.read(&reads).await?;
+        let mut read = Vec::with_capacity(shards.len());
+        for slot in &shards {
+            read.push(found.get(slot)?.map(|v| v.value).unwrap_or_default());
+        }
+        SegmentId::all()
+            .into_iter()
+            .map(|s| {
+                let total: i64 = read.iter().map(|shard| shard.get(s)).sum();
+                // Every move out was a move in first, in the same shard: below zero is a bug.
+                let size = u64::try_from(total)
+                    .map_err(|_| ServiceError::corrupt(format!("segment {s} has size {total}")))?;
+                Ok((s, size))
+            })
+            .collect()
     }
 
     /// One page of a collection, newest first.
@@ -1066,7 +1176,7 @@ impl Table {
     /// answers with its domain error at once; any other failed condition is a lost race, and
     /// comes back retryable so the caller reads again and decides again.
     pub async fn commit(&self, batch: Batch) -> Result<(), ServiceError> {
-        let Batch { writes, answers } = batch;
+        let (writes, answers) = batch.finish();
         match self.store.commit(writes).await {
             Ok(()) => Ok(()),
             Err(crate::store::StoreError::ConditionFailed { index: Some(i) })

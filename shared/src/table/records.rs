@@ -692,6 +692,37 @@ impl Record for SegmentState {
     }
 }
 
+/// One shard of every segment's size (DESIGN.md "Segment sizes"): for each segment, what the
+/// commits that moved this shard's members in and out of it added up to
+/// ([`crate::store::Write::Add`], one attribute a segment), so sizes are read, not counted.
+/// Sharded as the segment indexes are, by member: the same writes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SegmentSizes {
+    #[serde(flatten)]
+    attrs: std::collections::BTreeMap<String, Value>,
+}
+
+impl SegmentSizes {
+    /// The attribute a segment's count is kept in.
+    pub fn attr(s: SegmentId) -> String {
+        format!("n:{s}")
+    }
+    pub fn get(&self, s: SegmentId) -> i64 {
+        self.attrs
+            .get(&Self::attr(s))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+}
+
+impl Record for SegmentSizes {
+    type Id = u32;
+    const KIND: &'static str = "segment sizes";
+    fn key(shard: &u32) -> Key {
+        Key::new(sharded("SEGSIZES", *shard), "SIZES")
+    }
+}
+
 impl Record for SegmentDay {
     type Id = NaiveDate;
     const KIND: &'static str = "segment day";
