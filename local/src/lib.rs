@@ -14,17 +14,15 @@ use axum::Router;
 use loyalty::clock::TestClock;
 use loyalty::service::Services;
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-
-/// Every function's routes, merged.
-pub fn api_routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .merge(loyalty_members::routes())
-        .merge(loyalty_accrual::routes())
-        .merge(loyalty_tiers::routes())
-        .merge(loyalty_segments::routes())
-        .merge(loyalty_campaigns::routes())
-        .merge(loyalty_redemption::routes())
+/// Every function's routes, merged, as each function serves them.
+pub fn api_routes() -> Router<Services> {
+    Router::new()
+        .merge(loyalty_members::router())
+        .merge(loyalty_accrual::router())
+        .merge(loyalty_tiers::router())
+        .merge(loyalty_segments::router())
+        .merge(loyalty_campaigns::router())
+        .merge(loyalty_redemption::router())
 }
 
 /// The local server's router: the API, the local-only routes, and the dev authorizer in front.

@@ -971,7 +971,7 @@ async fn a_panic_in_a_handler_is_a_500_problem_with_the_request_id_not_a_dropped
     use tower::ServiceExt;
     let api = Api::new(Backend::Embedded).await;
     // The one fault no input can cause any more: a handler that panics.
-    let routes = utoipa_axum::router::OpenApiRouter::new().route(
+    let routes = axum::Router::new().route(
         "/boom",
         axum::routing::get(|| async {
             let v: Vec<u8> = Vec::new();

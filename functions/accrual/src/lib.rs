@@ -11,14 +11,11 @@ use loyalty::service::Services;
 use loyalty::service::accrual::{
     PurchaseReceipt, PurchaseRequest, PurchaseView, RefundReceipt, RefundRequest,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .routes(routes!(purchase))
-        .routes(routes!(refund))
-        .routes(routes!(find_purchase))
+loyalty::handlers! {
+    purchase;
+    refund;
+    find_purchase;
 }
 
 /// Post a purchase. Idempotent by `store_id` + `receipt_id`: a replay answers the first response

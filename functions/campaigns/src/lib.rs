@@ -10,17 +10,14 @@ use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
 use loyalty::service::Services;
 use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView, MemberCampaign};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .routes(routes!(list_campaigns))
-        .routes(routes!(put_campaign, get_campaign))
-        .routes(routes!(launch))
-        .routes(routes!(end))
-        .routes(routes!(results))
-        .routes(routes!(member_campaigns))
+loyalty::handlers! {
+    list_campaigns;
+    put_campaign, get_campaign;
+    launch;
+    end;
+    results;
+    member_campaigns;
 }
 
 /// A path id that cannot be a campaign id names nothing: 404.

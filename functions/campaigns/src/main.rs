@@ -5,7 +5,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = loyalty::runtime::lambda_services().await?;
     loyalty::runtime::run_http(loyalty::http::app(
-        loyalty_campaigns::routes(),
+        loyalty_campaigns::router(),
         services,
         None,
     ))

@@ -18,27 +18,24 @@ use loyalty::service::members::{
 };
 use loyalty::service::points::{PointsRun, PointsSchedule};
 use loyalty::service::{ServiceError, Services};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 mod referrals;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .routes(routes!(enrol, find_members))
-        .routes(routes!(get_member, update_member, erase_member))
-        .routes(routes!(ledger))
-        .routes(routes!(points))
-        .routes(routes!(adjust))
-        .routes(routes!(member_events))
-        .routes(routes!(all_events))
-        .routes(routes!(audit))
-        .routes(routes!(referrals::get_referral))
-        .routes(routes!(referrals::apply_referral))
-        .routes(routes!(referrals::set_code))
-        .routes(routes!(referrals::held_referrals))
-        .routes(routes!(referrals::approve))
-        .routes(routes!(referrals::reject))
+loyalty::handlers! {
+    enrol, find_members;
+    get_member, update_member, erase_member;
+    ledger;
+    points;
+    adjust;
+    member_events;
+    all_events;
+    audit;
+    referrals::get_referral;
+    referrals::apply_referral;
+    referrals::set_code;
+    referrals::held_referrals;
+    referrals::approve;
+    referrals::reject;
 }
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves

@@ -16,16 +16,13 @@ use loyalty::service::redemption::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .routes(routes!(catalog))
-        .routes(routes!(put_reward))
-        .routes(routes!(redeem, list_redemptions))
-        .routes(routes!(cancel))
-        .routes(routes!(use_voucher))
+loyalty::handlers! {
+    catalog;
+    put_reward;
+    redeem, list_redemptions;
+    cancel;
+    use_voucher;
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

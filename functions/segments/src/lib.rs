@@ -15,18 +15,15 @@ use loyalty::service::segments::{
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new()
-        .routes(routes!(segments))
-        .routes(routes!(segment_members))
-        .routes(routes!(segment_history))
-        .routes(routes!(overview))
-        .routes(routes!(retention))
-        .routes(routes!(daily))
-        .routes(routes!(referral_analytics))
+loyalty::handlers! {
+    segments;
+    segment_members;
+    segment_history;
+    overview;
+    retention;
+    daily;
+    referral_analytics;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

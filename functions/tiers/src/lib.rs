@@ -7,11 +7,9 @@ use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, PathId, Problem, Reply};
 use loyalty::service::Services;
 use loyalty::service::tiers::{RequalificationRun, TierView};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<Services> {
-    OpenApiRouter::new().routes(routes!(tier))
+loyalty::handlers! {
+    tier;
 }
 
 /// Tier, expiry, qualifying spend, what the next tier needs, and the program's tier table.

@@ -4,5 +4,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = loyalty::runtime::lambda_services().await?;
-    loyalty::runtime::run_http(loyalty::http::app(loyalty_tiers::routes(), services, None)).await
+    loyalty::runtime::run_http(loyalty::http::app(loyalty_tiers::router(), services, None)).await
 }

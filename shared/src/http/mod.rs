@@ -15,7 +15,48 @@ pub use reply::{ListResponse, Reply};
 
 use crate::service::Services;
 use axum::Router;
-use utoipa_axum::router::OpenApiRouter;
+
+#[doc(hidden)]
+pub mod __handlers {
+    pub use utoipa_axum::{PathItemExt, routes};
+}
+
+/// A function's handlers, listed once, as its two routers: `routes()`, the `OpenApiRouter` its
+/// part of the API's document is built from (and tests read), and `router()`, what Lambda and
+/// `loyalty-local` serve. Each `;`-separated group shares one path. `router()` takes only each
+/// handler's path and methods from its `#[utoipa::path]`: `utoipa_axum::routes!` also builds
+/// every operation and collects every schema it names as a route is added, which cost the
+/// members function 4 ms of its cold start (most of it the 24-variant event schema).
+#[macro_export]
+macro_rules! handlers {
+    ($($($($seg:ident)::+),+);+ $(;)?) => {
+        /// This function's part of the API's OpenAPI document (and its routes, for tests).
+        pub fn routes() -> utoipa_axum::router::OpenApiRouter<$crate::service::Services> {
+            utoipa_axum::router::OpenApiRouter::new()
+                $(.routes($crate::http::__handlers::routes!($($($seg)::+),+)))+
+        }
+
+        /// What this function serves: each handler at its documented path and methods.
+        pub fn router() -> axum::Router<$crate::service::Services> {
+            #[allow(unused_imports)]
+            use $crate::http::__handlers::PathItemExt;
+            let mut router = axum::Router::new();
+            $(
+                let mut methods = axum::routing::MethodRouter::new();
+                let mut path = String::new();
+                $(
+                    path = $crate::http::__handlers::routes!(@path [path()] of $($seg)::+);
+                    let kinds = $crate::http::__handlers::routes!(@path [methods()] of $($seg)::+);
+                    for kind in kinds {
+                        methods = methods.on(kind.to_method_filter(), $($seg)::+);
+                    }
+                )+
+                router = router.route(&path, methods);
+            )+
+            router
+        }
+    };
+}
 
 /// Builds the whole API's OpenAPI document (`loyalty_members::api_document`).
 pub type Document = fn() -> utoipa::openapi::OpenApi;
@@ -25,8 +66,7 @@ pub type Document = fn() -> utoipa::openapi::OpenApi;
 /// and, given `doc`, `GET /v1/openapi.json` serves the whole API's document (only the members
 /// function and `loyalty-local` do). The document is built and serialised on the first request
 /// for it, never at start-up: a cold start does not pay for it.
-pub fn app(routes: OpenApiRouter<Services>, services: Services, doc: Option<Document>) -> Router {
-    let (router, _) = routes.split_for_parts();
+pub fn app(router: Router<Services>, services: Services, doc: Option<Document>) -> Router {
     let router = match doc {
         Some(build) => {
             let served = std::sync::Arc::new(std::sync::OnceLock::<axum::body::Bytes>::new());
