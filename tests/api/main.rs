@@ -20,4 +20,5 @@ mod redemption;
 mod referrals;
 mod role_matrix;
 mod segments;
+mod signing_in;
 mod store_contract;

@@ -577,10 +577,7 @@ fn operations(doc: utoipa::openapi::OpenApi) -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_documented_operation_has_its_route_on_the_function_that_serves_it_in_the_template() {
-    let template: serde_norway::Value = serde_norway::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
-    )
-    .unwrap();
+    let template = loyalty_tests::template();
     // The binary each HTTP function deploys, and the router that binary serves.
     type Routes = fn() -> utoipa_axum::router::OpenApiRouter<loyalty::service::Services>;
     let served: [(&str, Routes); 6] = [
@@ -656,10 +653,7 @@ fn every_documented_operation_has_its_route_on_the_function_that_serves_it_in_th
 /// carries no scope of ours).
 #[test]
 fn the_templates_route_scopes_grant_exactly_the_callers_the_role_matrix_lets_through() {
-    let template: serde_norway::Value = serde_norway::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
-    )
-    .unwrap();
+    let template = loyalty_tests::template();
     let mut scopes_of = std::collections::BTreeMap::new();
     for (_, res) in template["Resources"].as_mapping().unwrap() {
         for (_, ev) in res["Properties"]["Events"]

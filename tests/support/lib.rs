@@ -674,12 +674,17 @@ pub fn admin_actor() -> loyalty::domain::audit::Actor {
     }
 }
 
-/// The HTTP routes `template.yaml` gives each function's binary: `"METHOD /path/{param}"`.
-pub fn template_routes() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let template: serde_norway::Value = serde_norway::from_str(
+/// The SAM template, parsed (tags such as `!Ref` kept as tagged values).
+pub fn template() -> serde_norway::Value {
+    serde_norway::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The HTTP routes `template.yaml` gives each function's binary: `"METHOD /path/{param}"`.
+pub fn template_routes() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let template = template();
     let mut out = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
     for (_, res) in template["Resources"].as_mapping().unwrap() {
         let Some(binary) = res["Metadata"]["BuildProperties"]["Binary"].as_str() else {

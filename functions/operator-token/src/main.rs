@@ -1,4 +1,4 @@
-//! Lambda entry point of the operators' pre-token-generation trigger.
+//! Lambda entry point of the user pool's pre-token-generation trigger.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -7,7 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(loyalty_operator_token::respond(event.payload))
+        loyalty_operator_token::respond(event.payload).map_err(Error::from)
     }))
     .await
 }

@@ -72,9 +72,56 @@ pub fn scopes_for_groups<'a>(groups: impl IntoIterator<Item = &'a str>) -> Vec<&
     out
 }
 
+/// The scope a till's token carries; its store is the token's `store_id` claim.
+pub const POS_SCOPE: &str = "loyalty/pos";
+
+/// The Cognito group that makes a user a store's till: `store:<store id>`. Groups, unlike user
+/// attributes, only an administrator can change, so a till cannot make itself another store.
+pub const STORE_GROUP_PREFIX: &str = "store:";
+
+/// What a user's groups put in their access token (DESIGN.md "Signing in").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grants {
+    /// Operator scopes, then the POS scope when the user is a store's till.
+    pub scopes: Vec<&'static str>,
+    /// The store of a till (its `store_id` claim).
+    pub store: Option<super::StoreId>,
+}
+
+/// The grants of a user's groups: a scope per operator role group, and for one `store:<id>`
+/// group the POS scope with that store. A user in no such group is a member (no scope: their
+/// `sub` is their member id). Two store groups, or one whose id does not parse, is an
+/// administrator's mistake that must not pick a store: refused (the sign-in fails).
+pub fn grants_for_groups<'a>(
+    groups: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<Grants, String> {
+    let mut scopes = scopes_for_groups(groups.clone());
+    let stores: Vec<&str> = groups
+        .into_iter()
+        .filter_map(|g| g.strip_prefix(STORE_GROUP_PREFIX))
+        .collect();
+    let store = match stores.as_slice() {
+        [] => None,
+        [one] => Some(super::StoreId::parse(one).map_err(|e| {
+            format!("the group {STORE_GROUP_PREFIX}{one} names no valid store id: {e}")
+        })?),
+        many => {
+            return Err(format!(
+                "the user is a till of {} stores ({}); a till belongs to one",
+                many.len(),
+                many.join(", ")
+            ));
+        }
+    };
+    if store.is_some() {
+        scopes.push(POS_SCOPE);
+    }
+    Ok(Grants { scopes, store })
+}
+
 #[cfg(test)]
 mod group_tests {
-    use super::scopes_for_groups;
+    use super::{grants_for_groups, scopes_for_groups};
 
     #[test]
     fn operator_groups_map_to_exactly_their_scopes() {
@@ -91,6 +138,39 @@ mod group_tests {
             (vec!["Admin", "admins", "pos", "loyalty/admin", ""], vec![]),
         ] {
             assert_eq!(scopes_for_groups(groups.clone()), want, "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn a_store_group_makes_a_till_of_exactly_that_store_and_nothing_else() {
+        let store = |s: &str| Some(crate::domain::StoreId::parse(s).unwrap());
+        for (groups, scopes, want_store) in [
+            (vec![], vec![], None),
+            (vec!["newsletter"], vec![], None),
+            (
+                vec!["store:store-042"],
+                vec!["loyalty/pos"],
+                store("store-042"),
+            ),
+            (vec!["pos"], vec![], None),
+            (
+                vec!["analyst", "store:s1"],
+                vec!["loyalty/analyst", "loyalty/pos"],
+                store("s1"),
+            ),
+            (vec!["Store:s1", "stores:s1"], vec![], None),
+        ] {
+            let g = grants_for_groups(groups.iter().copied()).unwrap();
+            assert_eq!((g.scopes, g.store), (scopes, want_store), "{groups:?}");
+        }
+        for bad in [
+            vec!["store:s1", "store:s2"],
+            vec!["store:"],
+            vec!["store:a b"],
+            vec!["store:.."],
+        ] {
+            let e = grants_for_groups(bad.iter().copied()).unwrap_err();
+            assert!(e.contains("store"), "{bad:?}: {e}");
         }
     }
 }

@@ -28,7 +28,7 @@ pub enum Caller {
 pub const ADMIN_SCOPE: &str = "loyalty/admin";
 pub const SUPPORT_SCOPE: &str = "loyalty/support";
 pub const ANALYST_SCOPE: &str = "loyalty/analyst";
-pub const POS_SCOPE: &str = "loyalty/pos";
+pub const POS_SCOPE: &str = crate::domain::audit::POS_SCOPE;
 
 /// What a route needs of its caller. The one table of who may do what is [`Caller::require`].
 #[derive(Clone, Copy, Debug)]
