@@ -803,6 +803,10 @@ pub(crate) async fn seed_segment_members(
                 p.qualifying_window_months,
             );
             m.counted = Some(m.membership());
+            // As enrolment makes members now: with a referral code (its claim and record are
+            // not what this run reads), so the run is a normal night, not the one-off that
+            // gives older members their codes.
+            m.has_referral_code = true;
             batch.save_member(None, &mut m).unwrap();
         }
         services.table.commit(batch).await.unwrap();

@@ -605,8 +605,8 @@ async fn members_written_before_sizes_were_kept_are_counted_in_by_their_next_wri
     }
     // Make the table as it was before sizes were kept: no size items, no member marked.
     let store = api.services.table.store();
-    use loyalty::table::{Record, SEGMENT_SHARDS, SegmentSizes};
-    let size_keys: Vec<_> = (0..SEGMENT_SHARDS).map(|n| SegmentSizes::key(&n)).collect();
+    use loyalty::table::{Record, SIZE_SHARDS, SegmentSizes};
+    let size_keys: Vec<_> = (0..SIZE_SHARDS).map(|n| SegmentSizes::key(&n)).collect();
     let (mut writes, mut unmarked) = (Vec::new(), 0);
     for mut item in loyalty_tests::all_items(store.as_ref()).await {
         if size_keys.contains(&item.key) {

@@ -126,6 +126,10 @@ impl Response {
     pub fn problem_type(&self) -> &str {
         self.body["type"].as_str().unwrap_or("")
     }
+    /// The status and the problem type: what a refusal is compared by.
+    pub fn answer(&self) -> (u16, String) {
+        (self.status, self.problem_type().to_owned())
+    }
     pub fn content_type(&self) -> &str {
         self.headers
             .get("content-type")

@@ -13,8 +13,8 @@ pub use records::{
     EVENT_SHARDS, EventCarrier, FLOW_SHARDS, Gift, IdempotencyId, IdempotencyRecord, LedgerLine,
     MEMBER_SHARDS, MemberIndex, POINTS_PER_BUDGET_SLICE, PaymentMark, PhoneClaim, PseudonymKey,
     PurchaseRecord, REFERRAL_SHARDS, REPLICAS, REWARD_SHARDS, RefereeMark, Referrer, RefundRecord,
-    Replica, RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, SegmentSizes, Slice, Voucher,
-    member_shard, shard_of,
+    Replica, RetiredCode, RewardCount, RewardShard, SEGMENT_SHARDS, SIZE_SHARDS, SegmentSizes,
+    Slice, Voucher, member_shard, shard_of,
 };
 
 use crate::domain::MemberId;
@@ -206,10 +206,7 @@ impl Batch {
             .filter(|p| p.value.sized)
             .map(|p| p.value.membership())
             .unwrap_or_default();
-        let moves = self
-            .sizes
-            .entry(shard_of(&m.id, SEGMENT_SHARDS))
-            .or_default();
+        let moves = self.sizes.entry(shard_of(&m.id, SIZE_SHARDS)).or_default();
         for s in before.ids() {
             *moves.entry(s).or_default() -= 1;
         }
@@ -453,7 +450,7 @@ impl Table {
     /// (DESIGN.md "Segment sizes"), read in one round trip.
     pub async fn segment_sizes(&self) -> Result<Vec<(SegmentId, u64)>, ServiceError> {
         let mut reads = Reads::new();
-        let shards: Vec<Slot<SegmentSizes>> = (0..SEGMENT_SHARDS)
+        let shards: Vec<Slot<SegmentSizes>> = (0..SIZE_SHARDS)
             .map(|n| reads.add::<SegmentSizes>(&n))
             .collect();
         let found = self.read(&reads).await?;

@@ -85,6 +85,10 @@ pub const MEMBER_SHARDS: u32 = 16;
 /// second, segments at write time move up to one member per purchase between two keys of an
 /// index (≈ 10,000 index writes a second on the busiest key); 32 shards keep each near 310.
 pub const SEGMENT_SHARDS: u32 = 32;
+/// Segment size items (`SegmentSizes`): every purchase that moves its member's segments adds to
+/// one, inside its transaction (2 units), so they take twice the units of an index shard and
+/// get twice the shards.
+pub const SIZE_SHARDS: u32 = 64;
 const _: () = assert!(
     SEGMENT_SHARDS <= 32 && DUE_SHARDS <= 32 && MEMBER_SHARDS <= 32,
     "one character names a shard"
@@ -695,7 +699,7 @@ impl Record for SegmentState {
 /// One shard of every segment's size (DESIGN.md "Segment sizes"): for each segment, what the
 /// commits that moved this shard's members in and out of it added up to
 /// ([`crate::store::Write::Add`], one attribute a segment), so sizes are read, not counted.
-/// Sharded as the segment indexes are, by member: the same writes.
+/// Sharded by member ([`SIZE_SHARDS`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SegmentSizes {
     #[serde(flatten)]
