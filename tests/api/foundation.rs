@@ -854,8 +854,5 @@ async fn the_openapi_document_is_the_one_the_members_function_serves() {
     let api = Api::new(Backend::Embedded).await;
     let served = api.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(served.status, 200);
-    assert_eq!(
-        served.body,
-        serde_json::to_value(loyalty_members::api_document()).unwrap()
-    );
+    assert_eq!(served.body, loyalty_members::api_document());
 }

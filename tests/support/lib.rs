@@ -274,7 +274,7 @@ impl Api {
         {
             all.push(("content-type".into(), "application/json".into()));
         }
-        match &self.transport {
+        let response = match &self.transport {
             Transport::InProcess(router) => {
                 let mut req = http::Request::builder().method(method).uri(path);
                 for (k, v) in &all {
@@ -311,7 +311,9 @@ impl Api {
                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                 }
             }
-        }
+        };
+        assert_answer_is_declared(method, path, &response);
+        response
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
@@ -630,13 +632,111 @@ pub async fn all_items(store: &dyn Store) -> Vec<Item> {
     }
 }
 
+/// The operation of the OpenAPI document a request path is for: the template that matches it
+/// with the most literal segments (`None` for routes outside the document, e.g. the console).
+fn documented_operation(doc: &Value, method: &str, path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    doc["paths"]
+        .as_object()?
+        .iter()
+        .filter(|(_, ops)| ops.get(method.to_lowercase()).is_some())
+        .filter_map(|(template, _)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let literal = parts.iter().filter(|p| !p.starts_with('{')).count();
+            (parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.starts_with('{') || t == s))
+            .then(|| (literal, template.clone()))
+        })
+        .max()
+        .map(|(_, template)| template)
+}
+
+/// Every answer a test reads is one the document declares: its status is listed for the
+/// operation, its body matches that status's schema, and `Idempotent-Replayed` comes only where
+/// it is declared. So every test is also a check of the contract client generators read.
+pub fn assert_answer_is_declared(method: &str, path: &str, r: &Response) {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    static VALIDATORS: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<String, Arc<jsonschema::Validator>>>,
+    > = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(loyalty_members::api_document);
+    let Some(template) = documented_operation(doc, method, path) else {
+        return;
+    };
+    let m = method.to_lowercase();
+    let status = r.status.to_string();
+    let declared = &doc["paths"][&template][&m]["responses"][&status];
+    assert!(
+        declared.is_object(),
+        "{method} {path} answered {status}, which {template} does not declare: {}",
+        r.body
+    );
+    if r.replayed() {
+        assert!(
+            declared["headers"]["Idempotent-Replayed"].is_object(),
+            "{method} {template} replayed an answer without declaring Idempotent-Replayed \
+             (nor the Idempotency-Key it honours)"
+        );
+    }
+    let media = r.content_type().split(';').next().unwrap_or("").trim();
+    let Some(schema) = declared["content"].get(media).map(|c| &c["schema"]) else {
+        assert!(
+            declared["content"].is_null() || r.body.is_null(),
+            "{method} {template} {status}: answered {media}, declared {}",
+            declared["content"]
+        );
+        return;
+    };
+    assert!(!schema.is_null(), "{method} {template} {status}: no schema");
+    let pointer = format!(
+        "#/paths/{}/{m}/responses/{status}/content/{}/schema",
+        // A JSON pointer inside a URI fragment: `~` and `/` escaped, braces percent-encoded.
+        template
+            .replace('~', "~0")
+            .replace('/', "~1")
+            .replace('{', "%7B")
+            .replace('}', "%7D"),
+        media.replace('/', "~1")
+    );
+    let validator = {
+        let mut cache = VALIDATORS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .entry(pointer.clone())
+            .or_insert_with(|| {
+                let mut root = doc.clone();
+                root["$ref"] = Value::from(pointer.as_str());
+                Arc::new(
+                    jsonschema::draft202012::new(&root)
+                        .unwrap_or_else(|e| panic!("{pointer} compiles: {e}")),
+                )
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&r.body)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: the answer breaks its declared schema: {errors:#?}\n{}",
+        r.body
+    );
+}
+
 /// The OpenAPI document's `Event` schema, compiled once: the webhook contract every event a test
 /// reads must keep.
 pub fn event_schema() -> &'static jsonschema::Validator {
     static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     SCHEMA.get_or_init(|| {
         // The whole document as the root, so `#/components/schemas/…` resolve.
-        let mut root = serde_json::to_value(loyalty_members::api_document()).unwrap();
+        let mut root = loyalty_members::api_document();
         root["$ref"] = serde_json::json!("#/components/schemas/Event");
         jsonschema::draft202012::new(&root).expect("the Event schema compiles")
     })

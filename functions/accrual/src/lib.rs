@@ -20,7 +20,7 @@ loyalty::handlers! {
 
 /// Post a purchase. Idempotent by `store_id` + `receipt_id`: a replay answers the first response
 /// with `Idempotent-Replayed: true`; the same receipt with another body is 409 `receipt-conflict`.
-#[utoipa::path(post, path = "/v1/purchases", tag = "accrual", request_body = PurchaseRequest,
+#[utoipa::path(post, operation_id = "record_purchase", path = "/v1/purchases", tag = "accrual", request_body = PurchaseRequest,
     security(("bearer" = [])),
     responses((status = 201, body = PurchaseReceipt),
               (status = 409, description = "receipt-conflict", body = ProblemDocument),
@@ -39,11 +39,12 @@ async fn purchase(
 }
 
 /// Refund part or all of a purchase. Idempotent by `refund_id`.
-#[utoipa::path(post, path = "/v1/purchases/{store_id}/{receipt_id}/refunds", tag = "accrual",
+#[utoipa::path(post, operation_id = "refund_purchase", path = "/v1/purchases/{store_id}/{receipt_id}/refunds", tag = "accrual",
     request_body = RefundRequest, security(("bearer" = [])),
     params(("store_id" = String, Path), ("receipt_id" = String, Path)),
     responses((status = 201, body = RefundReceipt),
               (status = 404, body = ProblemDocument),
+              (status = 409, description = "receipt-conflict: this refund id was posted with different content", body = ProblemDocument),
               (status = 422, description = "refund-exceeds-purchase, currency-mismatch", body = ProblemDocument)))]
 async fn refund(
     State(svc): State<Services>,
@@ -66,7 +67,7 @@ async fn refund(
 
 /// The purchase a receipt recorded: its member, amount, lines, points and refunds so far. For
 /// operators holding a receipt (the member 360's "find by receipt").
-#[utoipa::path(get, path = "/v1/purchases/{store_id}/{receipt_id}", tag = "accrual",
+#[utoipa::path(get, operation_id = "get_purchase", path = "/v1/purchases/{store_id}/{receipt_id}", tag = "accrual",
     security(("bearer" = [])),
     params(("store_id" = String, Path), ("receipt_id" = String, Path)),
     responses((status = 200, body = PurchaseView), (status = 403, body = ProblemDocument),

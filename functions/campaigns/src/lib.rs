@@ -78,7 +78,7 @@ async fn get_campaign(
 /// Snapshots the audience (every member in any of its segments now), assigns each to treatment
 /// or holdout by the SHA-256 rule, and starts awarding. 409 `campaign-launched` once launched,
 /// 409 `too-many-campaigns` while 10 hold a place, 422 when the window is over.
-#[utoipa::path(post, path = "/v1/campaigns/{id}/launch", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "launch_campaign", path = "/v1/campaigns/{id}/launch", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, example = "win-back-dormant")),
     responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
@@ -95,7 +95,7 @@ async fn launch(
 
 /// Stops awarding now (an ended campaign answers as it is). 409 `campaign-not-running` for a
 /// draft.
-#[utoipa::path(post, path = "/v1/campaigns/{id}/end", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "end_campaign", path = "/v1/campaigns/{id}/end", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, example = "win-back-dormant")),
     responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
@@ -113,7 +113,7 @@ async fn end(
 /// The measured effect: both groups' conversion and net spend in the window, the uplift with
 /// its Wald and Welch 95 % intervals, incremental spend, the budget and a verdict. Correct at
 /// any moment; 409 `campaign-not-running` for a draft.
-#[utoipa::path(get, path = "/v1/campaigns/{id}/results", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_campaign_results", path = "/v1/campaigns/{id}/results", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path, example = "win-back-dormant")),
     responses((status = 200, body = CampaignResults), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
@@ -130,7 +130,7 @@ async fn results(
 /// and spend in the window, awards and points. A page may hold fewer than `limit` items while
 /// `next_cursor` still points further (it pages over campaigns). Operators only: a member never
 /// learns they are in a holdout.
-#[utoipa::path(get, path = "/v1/members/{id}/campaigns", tag = "campaigns", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_member_campaigns", path = "/v1/members/{id}/campaigns", tag = "campaigns", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<MemberCampaign>), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument)))]

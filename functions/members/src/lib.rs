@@ -40,7 +40,7 @@ loyalty::handlers! {
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves
 /// it in AWS and `loyalty-local` serves the same value.
-pub fn api_document() -> utoipa::openapi::OpenApi {
+pub fn api_document() -> serde_json::Value {
     loyalty::http::openapi::document([
         routes().into_openapi(),
         loyalty_accrual::routes().into_openapi(),
@@ -54,8 +54,8 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
 /// Enrol a member. Members enrol themselves under their token's subject; an administrator may
 /// choose any `id`, a POS only a UUID (so no till can take a future member's `sub`); otherwise a
 /// UUID is generated. Send an `Idempotency-Key` so a retried enrolment creates one member.
-#[utoipa::path(post, path = "/v1/members", tag = "members", request_body = EnrolRequest,
-    security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "enrol_member", path = "/v1/members", tag = "members", request_body = EnrolRequest,
+    security(("bearer" = [])), params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = MemberView),
               (status = 409, description = "member-exists or phone-taken", body = ProblemDocument),
               (status = 400, body = ProblemDocument),
@@ -156,7 +156,7 @@ async fn update_member(
 }
 
 /// Point and tier history, newest first.
-#[utoipa::path(get, path = "/v1/members/{id}/ledger", tag = "members", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_ledger", path = "/v1/members/{id}/ledger", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<LedgerEntry>)))]
 async fn ledger(
@@ -174,7 +174,7 @@ async fn ledger(
 
 /// The member's points schedule: spendable and pending points, the lots they sit in and when
 /// each expires.
-#[utoipa::path(get, path = "/v1/members/{id}/points", tag = "members", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_points", path = "/v1/members/{id}/points", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = PointsSchedule)))]
 async fn points(
@@ -188,7 +188,7 @@ async fn points(
 
 /// An operator's point adjustment (signed): admin, or support within the program's
 /// `support_adjustment_limit` (403 `adjustment-over-limit` above it). Send an `Idempotency-Key` so a retry cannot apply it twice.
-#[utoipa::path(post, path = "/v1/members/{id}/adjustments", tag = "members", request_body = AdjustmentRequest,
+#[utoipa::path(post, operation_id = "adjust_points", path = "/v1/members/{id}/adjustments", tag = "members", request_body = AdjustmentRequest,
     security(("bearer" = [])),
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = LedgerEntry), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
@@ -244,7 +244,7 @@ struct MemberEventsQuery {
 
 /// The member's events with `seq > after_seq` (default 0), oldest first. `next_cursor` is the
 /// last `seq` returned; pass it as `cursor` (or `after_seq`) for the next page.
-#[utoipa::path(get, path = "/v1/members/{id}/events", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_member_events", path = "/v1/members/{id}/events", tag = "events", security(("bearer" = [])),
     params(("id" = String, Path), ("after_seq" = Option<u64>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument)))]
 async fn member_events(
@@ -288,7 +288,7 @@ struct EventsQuery {
 }
 
 /// Every event with `from ≤ occurred_at < to` (a window of at most 24 hours), in id order.
-#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_events", path = "/v1/events", tag = "events", security(("bearer" = [])),
     params(("from" = String, Query, format = DateTime, example = "2026-11-22T00:00:00Z"), ("to" = String, Query, format = DateTime, example = "2026-11-23T00:00:00Z"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn all_events(
@@ -332,7 +332,7 @@ struct AuditParams {
 /// The audit trail: every operator write with `from ≤ at < to` (default: the 7 days before
 /// now; at most 31 days), newest first, optionally of one operator (`actor`, their token's
 /// subject) or about one member.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_audit_records", path = "/v1/audit", tag = "audit", security(("bearer" = [])),
     params(("from" = Option<String>, Query, format = DateTime, example = "2026-11-15T00:00:00Z"),
         ("to" = Option<String>, Query, format = DateTime, example = "2026-11-22T00:00:00Z"),
         ("actor" = Option<String>, Query, example = "alice"), ("member" = Option<String>, Query, example = "member-ada"),

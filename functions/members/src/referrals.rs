@@ -64,7 +64,7 @@ pub(crate) async fn apply_referral(
 
 /// An administrator gives the member a vanity code (409 `referral-code-taken` if another
 /// member has it). The old code keeps resolving to the member; the counts carry over.
-#[utoipa::path(put, path = "/v1/members/{id}/referral/code", tag = "referrals",
+#[utoipa::path(put, operation_id = "set_referral_code", path = "/v1/members/{id}/referral/code", tag = "referrals",
     request_body = CodeRequest, security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = ReferralSummary), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
@@ -92,7 +92,7 @@ struct HeldQuery {
 
 /// The review queue: referrals a fraud rule held (`status=held`, the only status listed),
 /// newest first, each with the rule that held it.
-#[utoipa::path(get, path = "/v1/referrals", tag = "referrals", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_held_referrals", path = "/v1/referrals", tag = "referrals", security(("bearer" = [])),
     params(("status" = String, Query, example = "held"), ("limit" = Option<u32>, Query),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<ReferralView>), (status = 400, body = ProblemDocument),
@@ -126,7 +126,7 @@ pub(crate) async fn held_referrals(
 
 /// Approve a held referral: it pays as a qualification would today (caps included). Audited;
 /// `referral.rewarded` on both sides. 409 `referral-not-held` if it is not held.
-#[utoipa::path(post, path = "/v1/referrals/{referee_id}/approve", tag = "referrals",
+#[utoipa::path(post, operation_id = "approve_referral", path = "/v1/referrals/{referee_id}/approve", tag = "referrals",
     security(("bearer" = [])), params(("referee_id" = String, Path)),
     responses((status = 200, body = ReferralView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
@@ -140,7 +140,7 @@ pub(crate) async fn approve(
 }
 
 /// Reject a held referral: nobody is paid. Audited; `referral.rejected` on the referee.
-#[utoipa::path(post, path = "/v1/referrals/{referee_id}/reject", tag = "referrals",
+#[utoipa::path(post, operation_id = "reject_referral", path = "/v1/referrals/{referee_id}/reject", tag = "referrals",
     security(("bearer" = [])), params(("referee_id" = String, Path)),
     responses((status = 200, body = ReferralView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]

@@ -44,7 +44,7 @@ fn member_id(raw: &str) -> Result<loyalty::domain::MemberId, Problem> {
 }
 
 /// The active catalog.
-#[utoipa::path(get, path = "/v1/rewards", tag = "rewards", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_rewards", path = "/v1/rewards", tag = "rewards", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<RewardView>)))]
 async fn catalog(
@@ -80,7 +80,7 @@ async fn put_reward(
 
 /// Redeem a reward: points are deducted and a single-use voucher issued, atomically. Send an
 /// `Idempotency-Key` so a double tap redeems once.
-#[utoipa::path(post, path = "/v1/members/{id}/redemptions", tag = "rewards", request_body = RedeemRequest,
+#[utoipa::path(post, operation_id = "redeem_reward", path = "/v1/members/{id}/redemptions", tag = "rewards", request_body = RedeemRequest,
     security(("bearer" = [])), params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = RedemptionReceipt),
               (status = 409, description = "insufficient-points, out-of-stock, limit-reached, reward-inactive", body = ProblemDocument),
@@ -125,7 +125,7 @@ async fn list_redemptions(
 }
 
 /// Cancel a redemption whose voucher is unused: points, stock and the per-member count return.
-#[utoipa::path(post, path = "/v1/members/{id}/redemptions/{redemption_id}/cancel", tag = "rewards",
+#[utoipa::path(post, operation_id = "cancel_redemption", path = "/v1/members/{id}/redemptions/{redemption_id}/cancel", tag = "rewards",
     security(("bearer" = [])), params(("id" = String, Path), ("redemption_id" = String, Path)),
     responses((status = 200, body = Redemption), (status = 409, description = "redemption-not-cancellable", body = ProblemDocument)))]
 async fn cancel(

@@ -33,7 +33,7 @@ pub struct SegmentList {
 
 /// Every segment (lifecycle stages, value segments, tiers), empty ones included, with its size
 /// now: the number of members its listing returns.
-#[utoipa::path(get, path = "/v1/segments", tag = "segments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_segments", path = "/v1/segments", tag = "segments", security(("bearer" = [])),
     responses((status = 200, body = SegmentList), (status = 403, body = ProblemDocument)))]
 async fn segments(
     State(svc): State<Services>,
@@ -46,7 +46,7 @@ async fn segments(
 }
 
 /// The members of a segment, by id.
-#[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_segment_members", path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
     params(("id" = String, Path, example = "lifecycle:dormant"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SegmentMembers), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn segment_members(
@@ -79,7 +79,7 @@ fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
 /// One row per day a segments run finished in `from..=to` (at most 366 days): the size after
 /// the day's last run and the members who entered and left that day. Each row's size is the
 /// previous row's plus entered minus left.
-#[utoipa::path(get, path = "/v1/segments/{id}/history", tag = "segments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_segment_history", path = "/v1/segments/{id}/history", tag = "segments", security(("bearer" = [])),
     params(("id" = String, Path, example = "lifecycle:dormant"), ("from" = String, Query, format = Date, example = "2027-03-01"), ("to" = String, Query, format = Date, example = "2027-03-31")),
     responses((status = 200, body = History), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn segment_history(
@@ -95,7 +95,7 @@ async fn segment_history(
 }
 
 /// Program health as of the latest segments run; 404 until the first run.
-#[utoipa::path(get, path = "/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_overview", path = "/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
     responses((status = 200, body = Overview), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn overview(State(svc): State<Services>, caller: Caller) -> Result<Reply<Overview>, Problem> {
     caller.require(Access::Insight)?;
@@ -110,7 +110,7 @@ struct RetentionQuery {
 
 /// Monthly enrolment cohorts as of the latest segments run: `retained[k]` is the number of the
 /// cohort's members with a purchase in the k-th month after the month they enrolled in.
-#[utoipa::path(get, path = "/v1/analytics/retention", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_retention", path = "/v1/analytics/retention", tag = "analytics", security(("bearer" = [])),
     params(("months" = Option<u32>, Query, description = "1 to 12, default 12")),
     responses((status = 200, body = Retention), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn retention(
@@ -188,7 +188,7 @@ struct DailySeries {
 /// the nightly run folded from that day's events (enrolments, active members, purchases and
 /// sales, refunds, points earned, reversed, redeemed, expired, gifted and adjusted, redemptions,
 /// vouchers used, erasures), oldest first. A day the nightly run has not folded yet has no row.
-#[utoipa::path(get, path = "/v1/analytics/daily", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_daily_series", path = "/v1/analytics/daily", tag = "analytics", security(("bearer" = [])),
     params(("from" = String, Query, format = Date, example = "2026-11-01"), ("to" = String, Query, format = Date, example = "2026-11-30")),
     responses((status = 200, body = DailySeries), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn daily(
@@ -209,7 +209,7 @@ async fn daily(
 /// referrers, the K-factor (standing rewarded referees per active referrer), and the repeat
 /// purchase rate of referred members against organic members enrolled in the same months (two
 /// purchases in the enrolment month and the two after), with a 95 % interval for the difference.
-#[utoipa::path(get, path = "/v1/analytics/referrals", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_referral_analytics", path = "/v1/analytics/referrals", tag = "analytics", security(("bearer" = [])),
     params(("from" = String, Query, format = Date, example = "2027-01-01"), ("to" = String, Query, format = Date, example = "2027-03-31")),
     responses((status = 200, body = loyalty::service::referrals::ReferralAnalytics),
         (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]

@@ -13,7 +13,7 @@ loyalty::handlers! {
 }
 
 /// Tier, expiry, qualifying spend, what the next tier needs, and the program's tier table.
-#[utoipa::path(get, path = "/v1/members/{id}/tier", tag = "tiers", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_tier", path = "/v1/members/{id}/tier", tag = "tiers", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = TierView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn tier(

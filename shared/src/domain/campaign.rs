@@ -95,12 +95,14 @@ pub enum Offer {
         #[serde(with = "multiplier_number")]
         #[schema(value_type = f64, example = 2.0)]
         multiplier: Multiplier,
+        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         categories: Option<Vec<String>>,
     },
     /// A fixed bonus on a purchase of at least `min_spend`.
     Bonus {
         points: Points,
+        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_spend: Option<Money>,
     },
@@ -134,12 +136,14 @@ pub enum OfferInput {
     Multiplier {
         #[schema(value_type = f64, example = 2.0)]
         multiplier: serde_json::Number,
+        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         categories: Option<Vec<String>>,
     },
     /// A fixed bonus on a purchase of at least `min_spend`.
     Bonus {
         points: Points,
+        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_spend: Option<Money>,
     },

@@ -242,11 +242,15 @@ impl LineRef {
 
 /// The schema of a flattened `Option<LineRef>`: the line's fields when the event has a line, none
 /// when it has not (a flattened `null` is no object, so the generated schema would refuse both).
+/// Never `null`: the three come together (erasure's line always has its reference) or not at all.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct LineRefIfAny {
+    #[schema(nullable = false)]
     reference: Option<String>,
+    #[schema(nullable = false)]
     ledger_entry_id: Option<Uuid>,
+    #[schema(nullable = false)]
     ledger_kind: Option<LedgerKind>,
 }
 
@@ -295,6 +299,7 @@ pub struct Erased {
     #[serde(flatten)]
     #[schema(value_type = LineRefIfAny)]
     pub line: Option<LineRef>,
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pending: Option<Points>,
     pub forfeited_points: Points,
@@ -384,6 +389,7 @@ pub enum Reversal {
         amount: Money,
         refunded_total: Money,
         /// Taken off pending points (negative), which never were in the balance.
+        #[schema(nullable = false)]
         #[serde(skip_serializing_if = "Option::is_none", default)]
         pending: Option<Points>,
     },
@@ -474,6 +480,7 @@ pub struct TierChanged {
     pub from: Tier,
     pub to: Tier,
     pub expires_on: Option<NaiveDate>,
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<TierChangeReason>,
 }

@@ -22,8 +22,9 @@ pub struct PurchaseReceipt {
     pub member_id: MemberId,
     pub points_earned: Points,
     /// Points the running campaigns awarded on this purchase (`campaign_bonus` ledger entries),
-    /// on top of `points_earned`.
+    /// on top of `points_earned`. Always sent; the default reads receipts stored before it.
     #[serde(default)]
+    #[schema(required = true)]
     pub campaign_bonus: Points,
     pub balance: Points,
     pub tier: Tier,

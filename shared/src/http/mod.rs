@@ -3,6 +3,7 @@
 //! mapping of errors to RFC 9457 problem+json. Handlers stay thin: parse → service → reply.
 
 pub mod extract;
+pub mod generators;
 pub mod identity;
 pub mod openapi;
 pub mod problem;
@@ -59,7 +60,7 @@ macro_rules! handlers {
 }
 
 /// Builds the whole API's OpenAPI document (`loyalty_members::api_document`).
-pub type Document = fn() -> utoipa::openapi::OpenApi;
+pub type Document = fn() -> serde_json::Value;
 
 /// A function's routes made into a service: fallbacks answer problem+json, every error the
 /// framework itself produces (a path or query it cannot parse) is turned into problem+json too,

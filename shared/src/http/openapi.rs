@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
-pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
+/// The document as JSON: the shapes generators need ([`super::generators`]) are ones utoipa's
+/// types cannot hold (an empty schema for any value).
+pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> Value {
     let mut doc = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -35,7 +37,8 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     let mut v = serde_json::to_value(&doc).expect("the document serialises");
     complete(&mut v);
     state_bounds(&mut v);
-    serde_json::from_value(v).expect("the completed document is still an OpenAPI document")
+    super::generators::shape(&mut v);
+    v
 }
 
 const PROBLEM: &str = "application/problem+json";
@@ -72,11 +75,13 @@ fn state_bounds(doc: &mut Value) {
 /// Adds what the shared edge makes true of every operation.
 fn complete(doc: &mut Value) {
     doc["info"]["license"] = json!({"name": "MIT", "identifier": "MIT"});
+    // The deployed API first: generators make `servers[0]` a client's default base URL, and an
+    // app must not default to a developer's machine.
     doc["servers"] = json!([
-        {"url": "http://127.0.0.1:3000", "description": "loyalty-local (cargo run -p loyalty-local)"},
-        {"url": "https://{api}.execute-api.{region}.amazonaws.com", "description": "the deployed HTTP API",
-         "variables": {"api": {"default": "abc123", "description": "the HTTP API's id (stack output ApiUrl)"},
-                       "region": {"default": "us-east-1"}}}
+        {"url": "https://{api}.execute-api.{region}.amazonaws.com", "description": "the deployed HTTP API (stack output ApiUrl)",
+         "variables": {"api": {"default": "your-api-id", "description": "the HTTP API's id (stack output ApiUrl)"},
+                       "region": {"default": "us-east-1"}}},
+        {"url": "http://127.0.0.1:3000", "description": "loyalty-local (cargo run -p loyalty-local)"}
     ]);
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -271,16 +276,19 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     let has_query = op["parameters"]
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    // A key, or the request's own content (a receipt, a refund id, the code applied), makes a
+    // retry answer the first response.
     let idempotent = params.iter().any(|p| p == "Idempotency-Key")
         || path == "/v1/purchases"
-        || path.ends_with("/refunds");
+        || path.ends_with("/refunds")
+        || path.ends_with("/referral/apply");
     let write = method != "get";
     // Routes on a member answer 410 once it was erased; enrolling an erased id too.
     let on_member = path.starts_with("/v1/members") || path.starts_with("/v1/purchases");
     // A path naming something, or a purchase naming its member in the body.
     let names_something = path.contains('{') || path == "/v1/purchases";
 
-    if let Some(ps) = op["parameters"].as_array_mut() {
+    if let Some(ps) = op.get_mut("parameters").and_then(Value::as_array_mut) {
         for p in ps {
             if p["name"] == "limit" {
                 let b = crate::domain::bounds::PAGE_LIMIT;
@@ -336,7 +344,8 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         );
         add("403", problem("The token's role may not do this"));
     }
-    if has_body || has_query || write {
+    // A path parameter that is not UTF-8 is malformed too.
+    if has_body || has_query || write || names_something {
         add(
             "400",
             problem("Malformed: not JSON, wrong shape, an unknown field or parameter"),
@@ -364,6 +373,10 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
     if on_member {
         add("410", problem("member-erased: the member was erased"));
     }
+    add(
+        "500",
+        problem("internal: a fault on our side, logged under the request id of `instance`"),
+    );
     if write {
         let mut r = problem(
             "unavailable: contention or throttling outlasted the retry budget; retry after the delay",

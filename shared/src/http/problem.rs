@@ -37,6 +37,7 @@ pub struct ProblemDocument {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// `/requests/<request id>`: quote it to find the request's log lines.
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
 }

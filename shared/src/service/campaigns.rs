@@ -180,6 +180,7 @@ pub struct GroupResult {
     pub spend: Money,
     pub spend_per_member: Option<Money>,
     /// Treatment only: points awarded, net of refund reversals.
+    #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub points_awarded: Option<Points>,
 }

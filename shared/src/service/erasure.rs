@@ -36,6 +36,7 @@ pub struct Erasure {
     /// What the member owed (a negative balance, from points refunded after they were spent),
     /// written off: the erasure line brings the ledger to zero either way.
     #[serde(default)]
+    #[schema(required = true)]
     pub written_off_points: Points,
 }
 
