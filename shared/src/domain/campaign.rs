@@ -136,14 +136,12 @@ pub enum OfferInput {
     Multiplier {
         #[schema(value_type = f64, example = 2.0)]
         multiplier: serde_json::Number,
-        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         categories: Option<Vec<String>>,
     },
     /// A fixed bonus on a purchase of at least `min_spend`.
     Bonus {
         points: Points,
-        #[schema(nullable = false)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_spend: Option<Money>,
     },
