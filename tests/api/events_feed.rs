@@ -473,7 +473,7 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
     assert!(
         lines
             .iter()
-            .any(|l| l.entry.kind == loyalty::domain::member::LedgerKind::ErasureForfeit)
+            .any(|l| l.entry.kind == loyalty::domain::ledger::LedgerKind::ErasureForfeit)
     );
     let (events, _) = api.services.table.member_events(&id, 0, 100).await.unwrap();
     assert_eq!(

@@ -148,3 +148,125 @@ fn the_layers_of_the_shared_library_only_look_down() {
         found.join("\n")
     );
 }
+
+/// The files of one folder a file names (`super::x`, `crate::<folder>::x`), outside its tests.
+fn names_in_folder(text: &str, folder: &str, files: &[String]) -> Vec<String> {
+    let text = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let mut named = Vec::new();
+    for prefix in ["super::".to_owned(), format!("crate::{folder}::")] {
+        for (at, _) in text.match_indices(&prefix) {
+            let rest = &text[at + prefix.len()..];
+            // `super::{a::X, b::Y}` names a and b; `super::a::X` names a.
+            let heads: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                    .split(',')
+                    .filter_map(|p| p.trim().split_once("::").map(|(h, _)| h))
+                    .collect(),
+                None => rest.split_once("::").map(|(h, _)| h).into_iter().collect(),
+            };
+            for h in heads {
+                if files.iter().any(|f| f == h) && !named.iter().any(|n| n == h) {
+                    named.push(h.to_owned());
+                }
+            }
+        }
+    }
+    named
+}
+
+/// A circle in `graph` (file → the files of its folder it names), if there is one.
+fn circle(graph: &std::collections::BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        at: &str,
+        graph: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == at) {
+            let mut c = path[i..].to_vec();
+            c.push(at.to_owned());
+            return Some(c);
+        }
+        if done.contains(at) {
+            return None;
+        }
+        path.push(at.to_owned());
+        for next in graph.get(at).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(at.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|k| visit(k, graph, &mut Vec::new(), &mut done))
+}
+
+/// No import circle inside a folder of `shared/src`: within a layer too, files only look one
+/// way, so each can be read (and moved) without the others it is named by.
+#[test]
+fn no_folder_of_the_shared_library_has_an_import_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src");
+    let mut circles = Vec::new();
+    for folder in ["domain", "store", "table", "service", "http"] {
+        let dir = src.join(folder);
+        let files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                name.strip_suffix(".rs")
+                    .filter(|n| *n != "mod")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let graph: std::collections::BTreeMap<String, Vec<String>> = files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(dir.join(format!("{f}.rs"))).unwrap();
+                let named = names_in_folder(&text, folder, &files)
+                    .into_iter()
+                    .filter(|n| n != f)
+                    .collect();
+                (f.clone(), named)
+            })
+            .collect();
+        if let Some(c) = circle(&graph) {
+            circles.push(format!("{folder}: {}", c.join(" → ")));
+        }
+    }
+    assert!(circles.is_empty(), "import circles: {circles:#?}");
+}
+
+#[test]
+fn the_circle_check_finds_a_circle_through_a_group_import() {
+    let files: Vec<String> = ["event", "member", "ledger"].map(String::from).to_vec();
+    assert_eq!(
+        names_in_folder(
+            "use super::{member::ProfileField, ledger::LedgerEntry};\n#[cfg(test)]\nuse super::event::X;",
+            "domain",
+            &files
+        ),
+        vec!["member", "ledger"]
+    );
+    assert_eq!(
+        names_in_folder("use crate::domain::event::Event;", "domain", &files),
+        vec!["event"]
+    );
+    let graph = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec![]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(circle(&graph).unwrap(), vec!["a", "b", "c", "a"]);
+    let mut acyclic = graph.clone();
+    acyclic.insert("c".into(), vec![]);
+    assert!(circle(&acyclic).is_none());
+}

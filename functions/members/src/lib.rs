@@ -4,6 +4,7 @@
 use axum::extract::State;
 use http::StatusCode;
 use loyalty::domain::MemberId;
+use loyalty::domain::ledger::LedgerEntry;
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
@@ -13,9 +14,7 @@ use loyalty::http::{
 use loyalty::service::audit::{AuditPage, AuditQuery};
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
-use loyalty::service::members::{
-    AdjustmentRequest, EnrolRequest, LedgerEntry, MemberView, ProfileChange,
-};
+use loyalty::service::members::{AdjustmentRequest, EnrolRequest, MemberView, ProfileChange};
 use loyalty::service::points::{PointsRun, PointsSchedule};
 use loyalty::service::{ServiceError, Services};
 

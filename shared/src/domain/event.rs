@@ -3,10 +3,12 @@
 //! item it writes under a version condition. This module owns the envelope, the numbering of one
 //! commit's events, and which stored item carries which event (pure rules, no I/O).
 
+use super::ledger::{LedgerEntry, LedgerKind};
 use super::lots::Lot;
-use super::member::{LedgerEntry, LedgerKind};
+use super::member::ProfileField;
+use super::receipt::{PurchaseRef, RefundRef};
 use super::segment::{Lifecycle, Rfm, Segments, ValueSegment};
-use super::{CampaignId, MemberId, Money, Points, ReceiptId, RefundId, RewardId, StoreId, Tier};
+use super::{CampaignId, MemberId, Money, Points, ReceiptId, RewardId, StoreId, Tier};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -261,29 +263,6 @@ pub struct Enrolled {
     pub enrolled_at: DateTime<Utc>,
 }
 
-/// A profile field an update may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProfileField {
-    Name,
-    Email,
-    Phone,
-    Timezone,
-    Birthday,
-}
-
-impl ProfileField {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProfileField::Name => "name",
-            ProfileField::Email => "email",
-            ProfileField::Phone => "phone",
-            ProfileField::Timezone => "timezone",
-            ProfileField::Birthday => "birthday",
-        }
-    }
-}
-
 /// `member.updated`: which fields changed, never their values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Updated {
@@ -351,21 +330,6 @@ pub struct Available {
     #[serde(flatten)]
     pub line: LineRef,
     pub days: Vec<NaiveDate>,
-}
-
-/// A purchase by its natural key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct PurchaseRef {
-    pub store_id: StoreId,
-    pub receipt_id: ReceiptId,
-}
-
-/// A refund by its natural key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RefundRef {
-    pub store_id: StoreId,
-    pub receipt_id: ReceiptId,
-    pub refund_id: RefundId,
 }
 
 /// `points.reversed`: what a refund took back.

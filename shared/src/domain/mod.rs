@@ -51,6 +51,7 @@ pub mod earning;
 pub mod event;
 pub mod guesses;
 pub mod ids;
+pub mod ledger;
 pub mod lots;
 pub mod member;
 pub mod money;

@@ -1,7 +1,7 @@
 //! What a purchase or refund answers, kept with the purchase so a replay answers the same: the
 //! stored shapes of accrual (the use cases are in `service::accrual`).
 
-use super::{MemberId, Money, Points, RefundId, Tier};
+use super::{MemberId, Money, Points, ReceiptId, RefundId, StoreId, Tier};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -58,4 +58,19 @@ pub struct PurchaseView {
     /// In the purchase's currency.
     pub refunded_total: Money,
     pub lines: Vec<PurchaseLine>,
+}
+
+/// A purchase by its natural key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PurchaseRef {
+    pub store_id: StoreId,
+    pub receipt_id: ReceiptId,
+}
+
+/// A refund by its natural key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundRef {
+    pub store_id: StoreId,
+    pub receipt_id: ReceiptId,
+    pub refund_id: RefundId,
 }

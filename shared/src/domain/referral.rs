@@ -384,7 +384,7 @@ pub struct Referral {
     pub rule: Option<FraudRule>,
     /// The qualifying purchase (also on held referrals), its day and its amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purchase: Option<super::event::PurchaseRef>,
+    pub purchase: Option<super::receipt::PurchaseRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bought_on: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,8 +5,9 @@
 use super::audit::Audited;
 use super::campaigns::Play;
 use super::error::ServiceError;
+use super::error::live;
 use super::events::Journal;
-use super::members::{LedgerEntry, live, money};
+use super::members::money;
 use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::segments::SegmentState;
 use super::{Outcome, Services};
@@ -16,13 +17,16 @@ use crate::domain::campaign::PurchaseFacts;
 use crate::domain::campaign::{Assignment, CampaignCredit};
 use crate::domain::earning::earn;
 use crate::domain::event::{
-    Earned, EventData, LineRef, Moved, Pending, PurchaseRef, RefundRef, Reversal, Reversed, Sale,
-    TierChangeReason, TierChanged,
+    Earned, EventData, LineRef, Moved, Pending, Reversal, Reversed, Sale, TierChangeReason,
+    TierChanged,
 };
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::Origin;
-use crate::domain::member::{LedgerKind, Member};
+use crate::domain::member::Member;
 use crate::domain::money::MAX_AMOUNT_MINOR;
 pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView, RefundReceipt};
+use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::segment::{CutPoints, lifecycle};
 use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};

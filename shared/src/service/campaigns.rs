@@ -16,7 +16,7 @@ use super::Services;
 use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
-use super::members::{LedgerEntry, money};
+use super::members::money;
 use crate::domain::audit::{Actor, AuditAction, Change, changes};
 pub use crate::domain::campaign::{
     Assignment, AudienceSize, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
@@ -26,8 +26,11 @@ use crate::domain::campaign::{
     Effect, Group, HoldoutShare, MemberOutcome, Offer, OfferInput, PurchaseFacts, Verdict, cut,
     effect, group_of, in_window, minor, offered, rate4, tally,
 };
-use crate::domain::event::{Awarded, EventData, PurchaseRef, RefundRef, Reversal, Reversed};
-use crate::domain::member::{LedgerKind, Member};
+use crate::domain::event::{Awarded, EventData, Reversal, Reversed};
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
+use crate::domain::member::Member;
+use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::segment::SegmentId;
 use crate::domain::slices;
 use crate::domain::spend::refund_reversal;

@@ -8,11 +8,12 @@ use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
-use super::members::LedgerEntry;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{Erased, EventData, Moved};
-use crate::domain::member::{LedgerKind, Member};
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
+use crate::domain::member::Member;
 use crate::domain::{MemberId, Points};
 use crate::retrying;
 use crate::table::{

@@ -6,9 +6,9 @@
 
 use super::Services;
 use super::error::ServiceError;
-use super::members::LedgerEntry;
 use crate::domain::MemberId;
 use crate::domain::event::{Event, EventData, LineRef, Moved, Numbering};
+use crate::domain::ledger::LedgerEntry;
 use crate::domain::member::Member;
 use crate::table::{Batch, CommitLink, EventCarrier, LedgerLine};
 use chrono::{DateTime, Utc};

@@ -2,15 +2,16 @@
 //! (the birthday is set once, then only by an administrator), the ledger, and admin adjustments.
 
 use super::audit::Audited;
-use super::error::ServiceError;
+use super::error::{ServiceError, live};
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::referrals::CodeReads;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
-pub use crate::domain::member::LedgerEntry;
-use crate::domain::member::{LedgerKind, Member, tier_progress};
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
+use crate::domain::member::{Member, tier_progress};
 use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, PhoneInput, Points, Tier, TimeZoneName,
 };
@@ -147,15 +148,6 @@ struct Enrolling<'a> {
 #[derive(Serialize, Deserialize)]
 struct Enrolled {
     id: MemberId,
-}
-
-/// The member as read, if it exists and was not erased (410 `member-erased` then).
-pub(crate) fn live(found: Option<Versioned<Member>>) -> Result<Versioned<Member>, ServiceError> {
-    match found {
-        None => Err(ServiceError::NotFound("member")),
-        Some(m) if m.value.erased_at.is_some() => Err(ServiceError::MemberErased),
-        Some(m) => Ok(m),
-    }
 }
 
 pub fn money(value: i64, currency: Currency) -> Money {

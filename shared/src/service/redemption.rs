@@ -11,14 +11,15 @@
 
 use super::audit::Audited;
 use super::error::ServiceError;
+use super::error::live;
 use super::events::Journal;
 use super::idempotency::Idempotency;
-use super::members::LedgerEntry;
-use super::members::live;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, changes};
 use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, VoucherUsed};
-use crate::domain::member::{LedgerKind, Member};
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
+use crate::domain::member::Member;
 pub use crate::domain::reward::Redemption;
 use crate::domain::reward::{Refusal, Reward, check_redemption};
 use crate::domain::slices;

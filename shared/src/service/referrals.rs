@@ -5,16 +5,18 @@
 
 use super::audit::Audited;
 use super::error::ServiceError;
+use super::error::live;
 use super::events::Journal;
-use super::members::{LedgerEntry, live};
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{
-    EventData, PurchaseRef, ReferralApplied, ReferralJudged, ReferralReversed, ReferralRewarded,
-    ReferralRole, RefundRef,
+    EventData, ReferralApplied, ReferralJudged, ReferralReversed, ReferralRewarded, ReferralRole,
 };
+use crate::domain::ledger::LedgerEntry;
+use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::Origin;
-use crate::domain::member::{LedgerKind, Member};
+use crate::domain::member::Member;
+use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::referral::{
     self, Application, Contact, FraudRule, PurchaseFacts, Qualification, Referral, ReferralCode,
     ReferralMark, ReferralStatus, Refusal,

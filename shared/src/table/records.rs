@@ -6,7 +6,7 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::campaign::{Assignment, Campaign, CampaignCredit, RunningCampaigns};
 use crate::domain::daily::DailyFigures;
 use crate::domain::event::Event;
-use crate::domain::member::LedgerEntry;
+use crate::domain::ledger::LedgerEntry;
 use crate::domain::member::Member;
 use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, RefundReceipt};
 use crate::domain::referral::Referral;
