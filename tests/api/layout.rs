@@ -270,3 +270,93 @@ fn the_circle_check_finds_a_circle_through_a_group_import() {
     acyclic.insert("c".into(), vec![]);
     assert!(circle(&acyclic).is_none());
 }
+
+/// The targets a manifest keeps out of `cargo test --tests` (`test = false`): `(kind, path)`,
+/// a library's path defaulting to `src/lib.rs`.
+fn untested_targets(manifest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for section in manifest.split("\n[").skip(1) {
+        let (head, body) = section.split_once('\n').unwrap_or((section, ""));
+        let kind = head.trim_matches(|c| c == '[' || c == ']');
+        if kind != "lib" && kind != "bin" {
+            continue;
+        }
+        let value = |key: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().strip_prefix('=').map(str::trim))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        if value("test").as_deref() == Some("false") {
+            let path = value("path").unwrap_or_else(|| "src/lib.rs".into());
+            out.push((kind.to_owned(), path));
+        }
+    }
+    out
+}
+
+/// The suite runs `cargo test --tests`, which skips targets marked `test = false` (wiring-only
+/// binaries and libraries without unit tests: 24 empty test binaries built and linked for
+/// nothing, issue 31). Such a target must stay without tests, or they would silently not run: a
+/// test added to one fails this until its manifest drops `test = false`.
+#[test]
+fn a_target_kept_out_of_the_test_run_has_no_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut found = Vec::new();
+    let mut untested = 0;
+    for dir in ["shared", "local", "bench", "tests"]
+        .into_iter()
+        .map(|d| root.join(d))
+        .chain(
+            std::fs::read_dir(root.join("functions"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        )
+    {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let targets = untested_targets(&manifest);
+        let bins: Vec<&str> = targets
+            .iter()
+            .filter(|(k, _)| k == "bin")
+            .map(|(_, p)| p.as_str())
+            .collect();
+        for (kind, path) in &targets {
+            untested += 1;
+            // A binary is its one file; a library is every file beside it but the binaries'.
+            let files: Vec<PathBuf> = if kind == "bin" {
+                vec![dir.join(path)]
+            } else {
+                let mut all = Vec::new();
+                rust_files(dir.join(path).parent().unwrap(), &mut all);
+                all.into_iter()
+                    .filter(|f| !bins.iter().any(|b| f.ends_with(b)))
+                    .collect()
+            };
+            for f in files {
+                let text = std::fs::read_to_string(&f).unwrap();
+                if text
+                    .lines()
+                    .any(|l| matches!(l.trim(), "#[cfg(test)]" | "#[test]"))
+                {
+                    found.push(format!("{} ({kind} with test = false)", f.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        untested >= 20,
+        "only {untested} targets marked test = false"
+    );
+    assert!(found.is_empty(), "tests that would never run: {found:#?}");
+}
+
+#[test]
+fn untested_targets_are_read_from_the_manifest() {
+    let manifest = "[package]\nname = \"x\"\n\n[lib]\ntest = false\n\n[[bin]]\nname = \"a\"\npath = \"src/a.rs\"\ntest = false\n\n[[bin]]\nname = \"b\"\npath = \"src/b.rs\"\n\n[dependencies]\ntest = false\n";
+    assert_eq!(
+        untested_targets(manifest),
+        vec![
+            ("lib".to_owned(), "src/lib.rs".to_owned()),
+            ("bin".to_owned(), "src/a.rs".to_owned())
+        ]
+    );
+}
