@@ -37,6 +37,24 @@ fn referenced(schema: &Value) -> Option<&str> {
     schema["$ref"].as_str()?.strip_prefix(SCHEMAS)
 }
 
+/// A `oneOf` of named schemas, `(tag value, schema name)` each, told apart by the `tag` property,
+/// with `from`'s description and example.
+fn told_apart(tag: &str, branches: &[(String, String)], from: &Value) -> Value {
+    let one_of: Vec<Value> = branches.iter().map(|(_, name)| reference(name)).collect();
+    let mapping: Map<String, Value> = branches
+        .iter()
+        .map(|(value, name)| (value.clone(), json!(format!("{SCHEMAS}{name}"))))
+        .collect();
+    let mut out =
+        json!({"oneOf": one_of, "discriminator": {"propertyName": tag, "mapping": mapping}});
+    for key in ["description", "example"] {
+        if let Some(v) = from.get(key) {
+            out[key] = v.clone();
+        }
+    }
+    out
+}
+
 /// `points.expiring_soon` → `PointsExpiringSoon`.
 fn pascal(tag: &str) -> String {
     tag.split(['.', '_', '-'])
@@ -183,8 +201,7 @@ fn flatten_compositions(doc: &mut Value) {
         };
         let variants = variants.as_array().expect("oneOf is a list");
         assert_eq!(variants.len(), branches.len(), "{name}: a name per branch");
-        let mut one_of = Vec::new();
-        let mut mapping = Map::new();
+        let mut named = Vec::new();
         for (variant, (value, branch)) in variants.iter().zip(branches) {
             let mut parts: Vec<Value> = common.iter().map(|p| (*p).clone()).collect();
             parts.push(variant.clone());
@@ -196,15 +213,9 @@ fn flatten_compositions(doc: &mut Value) {
                 schema["description"].as_str().unwrap_or(&name)
             ));
             schemas(doc).insert((*branch).to_owned(), flat);
-            one_of.push(reference(branch));
-            mapping.insert((*value).to_owned(), json!(format!("{SCHEMAS}{branch}")));
+            named.push(((*value).to_owned(), (*branch).to_owned()));
         }
-        let mut out = json!({"oneOf": one_of,
-                             "discriminator": {"propertyName": tag, "mapping": mapping}});
-        if let Some(d) = schema.get("description") {
-            out["description"] = d.clone();
-        }
-        schemas(doc)[&name] = out;
+        schemas(doc)[&name] = told_apart(tag, &named, &schema);
     }
 }
 
@@ -222,8 +233,7 @@ fn events(doc: &mut Value) {
         .iter()
         .find(|p| p.get("properties").is_some())
         .expect("the envelope part");
-    let mut one_of = Vec::new();
-    let mut mapping = Map::new();
+    let mut named = Vec::new();
     for variant in data["oneOf"].as_array().expect("EventData is a oneOf") {
         let tag = variant["properties"]["type"]["enum"][0]
             .as_str()
@@ -245,16 +255,9 @@ fn events(doc: &mut Value) {
             .unwrap_or("");
         flat["description"] = json!(format!("A `{tag}` event. {what}").trim_end().to_owned());
         schemas(doc).insert(name.clone(), flat);
-        one_of.push(reference(&name));
-        mapping.insert(tag.to_owned(), json!(format!("{SCHEMAS}{name}")));
+        named.push((tag.to_owned(), name));
     }
-    let mut out = json!({"oneOf": one_of,
-                         "discriminator": {"propertyName": "type", "mapping": mapping}});
-    for key in ["description", "example"] {
-        if let Some(v) = event.get(key) {
-            out[key] = v.clone();
-        }
-    }
+    let out = told_apart("type", &named, &event);
     schemas(doc).insert("Event".into(), out);
     schemas(doc).remove("EventData");
 }
@@ -287,20 +290,13 @@ fn name_tagged_variants(doc: &mut Value) {
         if variants.len() < 2 || tags.iter().any(|(p, _)| *p != property) {
             continue;
         }
-        let mut one_of = Vec::new();
-        let mut mapping = Map::new();
+        let mut named = Vec::new();
         for (variant, (_, value)) in variants.iter().zip(&tags) {
             let branch = format!("{}{name}", pascal(value));
             schemas(doc).insert(branch.clone(), variant.clone());
-            one_of.push(reference(&branch));
-            mapping.insert(value.clone(), json!(format!("{SCHEMAS}{branch}")));
+            named.push((value.clone(), branch));
         }
-        let mut out = json!({"oneOf": one_of,
-                             "discriminator": {"propertyName": property, "mapping": mapping}});
-        if let Some(d) = schema.get("description") {
-            out["description"] = d.clone();
-        }
-        schemas(doc)[&name] = out;
+        schemas(doc)[&name] = told_apart(&property, &named, &schema);
     }
 }
 
