@@ -19,7 +19,7 @@ use axum::Router;
 
 #[doc(hidden)]
 pub mod __handlers {
-    pub use utoipa_axum::{PathItemExt, routes};
+    pub use utoipa_axum::{PathItemExt, router::OpenApiRouter, routes};
 }
 
 /// A function's handlers, listed once, as its two routers: `routes()`, the `OpenApiRouter` its
@@ -32,8 +32,8 @@ pub mod __handlers {
 macro_rules! handlers {
     ($($($($seg:ident)::+),+);+ $(;)?) => {
         /// This function's part of the API's OpenAPI document (and its routes, for tests).
-        pub fn routes() -> utoipa_axum::router::OpenApiRouter<$crate::service::Services> {
-            utoipa_axum::router::OpenApiRouter::new()
+        pub fn routes() -> $crate::http::__handlers::OpenApiRouter<$crate::service::Services> {
+            $crate::http::__handlers::OpenApiRouter::new()
                 $(.routes($crate::http::__handlers::routes!($($($seg)::+),+)))+
         }
 
