@@ -360,3 +360,37 @@ fn untested_targets_are_read_from_the_manifest() {
         ]
     );
 }
+
+/// The lines of a Rust file before its `#[cfg(test)] mod tests`: the code a reader has to hold.
+fn lines_without_tests(text: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].starts_with("mod tests"))
+        .unwrap_or(lines.len())
+}
+
+#[test]
+fn the_table_layer_is_split_by_feature_into_files_under_600_lines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/table");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() >= 10, "found only {} files", files.len());
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = lines_without_tests(&std::fs::read_to_string(f).unwrap());
+            (n > 600).then(|| format!("{}: {n} lines", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "table files over 600 lines: {long:#?}");
+}
+
+#[test]
+fn a_file_is_measured_without_its_tests() {
+    let text = "a\nb\n#[cfg(test)]\nmod tests {\n    x\n}\n";
+    assert_eq!(lines_without_tests(text), 2);
+    assert_eq!(lines_without_tests("a\nb\nc\n"), 3);
+    // A `#[cfg(test)]` on anything but the tests module does not end the count.
+    assert_eq!(lines_without_tests("a\n#[cfg(test)]\nfn f() {}\nb\n"), 4);
+}
