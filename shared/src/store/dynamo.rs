@@ -141,6 +141,19 @@ struct Expr {
     values: Attrs,
 }
 
+/// Sets a condition expression on any of the SDK's write builders (`Put`, `Delete`,
+/// `ConditionCheck`, `Update`: the same three setters on four types with no common trait).
+/// DynamoDB refuses an empty value map, so none is sent when the expression has no values.
+macro_rules! conditioned {
+    ($builder:expr, $e:expr) => {{
+        let e: Expr = $e;
+        $builder
+            .condition_expression(e.text)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+    }};
+}
+
 fn condition(c: &Cond) -> Option<Expr> {
     let names = |pairs: &[(&str, &str)]| {
         pairs
@@ -398,12 +411,7 @@ impl DynamoStore {
                     .table_name(&self.table)
                     .set_item(Some(to_attrs(&item)?));
                 if let Some(e) = condition(&cond) {
-                    p = p
-                        .condition_expression(e.text)
-                        .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values(
-                            (!e.values.is_empty()).then_some(e.values),
-                        );
+                    p = conditioned!(p, e);
                 }
                 b.put(p.build().map_err(backend)?).build()
             }
@@ -412,12 +420,7 @@ impl DynamoStore {
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(&key)));
                 if let Some(e) = condition(&cond) {
-                    d = d
-                        .condition_expression(e.text)
-                        .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values(
-                            (!e.values.is_empty()).then_some(e.values),
-                        );
+                    d = conditioned!(d, e);
                 }
                 b.delete(d.build().map_err(backend)?).build()
             }
@@ -426,12 +429,8 @@ impl DynamoStore {
                     .ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
                 let c = ConditionCheck::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key_attrs(&key)))
-                    .condition_expression(e.text)
-                    .set_expression_attribute_names(Some(e.names))
-                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
-                    .build()
-                    .map_err(backend)?;
+                    .set_key(Some(key_attrs(&key)));
+                let c = conditioned!(c, e).build().map_err(backend)?;
                 b.condition_check(c).build()
             }
             Write::Take { key, amount, cap } => {
@@ -439,12 +438,8 @@ impl DynamoStore {
                 let u = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(&key)))
-                    .update_expression(update)
-                    .condition_expression(e.text)
-                    .set_expression_attribute_names(Some(e.names))
-                    .set_expression_attribute_values(Some(e.values))
-                    .build()
-                    .map_err(backend)?;
+                    .update_expression(update);
+                let u = conditioned!(u, e).build().map_err(backend)?;
                 b.update(u).build()
             }
             Write::Add { key, amounts } => {
