@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use loyalty::domain::{MemberId, Phone};
 use loyalty::program::Program;
 use loyalty::service::{ServiceError, Services};
-use loyalty::store::{Cond, Write};
+use loyalty::store::{Cond, CountingStore, Write};
 use loyalty::table::{Batch, PhoneClaim, Record};
 use loyalty_tests::at;
 use loyalty_tests::{Api, Backend, RaceBeforeCommit, both_backends, services_on, store};
@@ -547,24 +547,12 @@ async fn an_expired_voucher_shows_expired_and_cannot_be_cancelled_for_points(b: 
     api.clock.set(expires + chrono::Duration::seconds(1));
     let list = api.get("/v1/members/m/redemptions", &admin).await;
     assert_eq!(list.body["items"][0]["status"], "expired");
-    let cancel = api
-        .post(
-            &format!("/v1/members/m/redemptions/{rid}/cancel"),
-            &api.member("m"),
-            json!({}),
-        )
-        .await;
+    let cancel = api.cancel_redemption("m", rid).await;
     assert_eq!(
         (cancel.status, cancel.problem_type()),
         (409, "/problems/redemption-not-cancellable")
     );
-    let used = api
-        .post(
-            &format!("/v1/vouchers/{code}/use"),
-            &api.pos("store-1"),
-            json!({"store_id": "store-1"}),
-        )
-        .await;
+    let used = api.use_voucher(code).await;
     assert_eq!(
         (used.status, used.problem_type()),
         (409, "/problems/voucher-expired")
@@ -637,15 +625,18 @@ async fn a_phone_taken_in_a_race_answers_after_one_read_and_one_commit(b: Backen
             },
         )
         .unwrap();
-    let store = Arc::new(RaceBeforeCommit::new(inner, racer.into_writes()));
+    let store = Arc::new(CountingStore::new(RaceBeforeCommit::new(
+        inner,
+        racer.into_writes(),
+    )));
     let (svc, _clock): (Services, _) = services_on(store.clone(), Program::default());
     let req = serde_json::from_value(json!({"name": "Ada", "phone": "+8613800000077"})).unwrap();
     let r = svc
         .enrol(MemberId::parse("ada").unwrap(), req, None, None, "test")
         .await;
     assert!(matches!(r, Err(ServiceError::PhoneTaken)), "{r:?}");
-    assert_eq!(store.reads.load(Ordering::SeqCst), 1);
-    assert_eq!(store.commits.load(Ordering::SeqCst), 1);
+    assert_eq!(store.counts.reads.load(Ordering::SeqCst), 1);
+    assert_eq!(store.counts.writes.load(Ordering::SeqCst), 1);
     assert!(
         svc.get_member(&MemberId::parse("ada").unwrap())
             .await

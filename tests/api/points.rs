@@ -214,13 +214,7 @@ async fn a_cancelled_redemption_returns_its_points_to_their_lots(b: Backend) {
     let id = red["id"].as_str().unwrap();
     // Cancelled within the voucher's 90 days: the 80 go back to the January lot they left.
     api.clock.set(at("2027-03-01T10:00:00Z"));
-    let r = api
-        .post(
-            &format!("/v1/members/m/redemptions/{id}/cancel"),
-            &api.member("m"),
-            json!({}),
-        )
-        .await;
+    let r = api.cancel_redemption("m", id).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let schedule = api.get("/v1/members/m/points", &api.admin()).await.body;
     assert_eq!(
@@ -499,13 +493,7 @@ async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
             }
             Step::Cancel(i) => {
                 if let Some(id) = redemptions.get(*i) {
-                    let r = api
-                        .post(
-                            &format!("/v1/members/m/redemptions/{id}/cancel"),
-                            &api.member("m"),
-                            json!({}),
-                        )
-                        .await;
+                    let r = api.cancel_redemption("m", id).await;
                     assert!(r.status == 200 || r.status == 409, "{}", r.body);
                 }
             }

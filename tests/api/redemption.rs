@@ -70,13 +70,7 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
 
     // The till, with the code typed in lower case and grouped.
     let typed = format!("{}-{}", &code[..6], &code[6..]).to_lowercase();
-    let used = api
-        .post(
-            &format!("/v1/vouchers/{typed}/use"),
-            &api.pos("s1"),
-            json!({"store_id": "s1"}),
-        )
-        .await;
+    let used = api.use_voucher_at(typed, "s1").await;
     assert_eq!(used.status, 200, "{}", used.body);
     assert_eq!(
         (
@@ -86,25 +80,13 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
         ),
         (json!("used"), json!("m"), json!(code))
     );
-    let again = api
-        .post(
-            &format!("/v1/vouchers/{code}/use"),
-            &api.pos("s1"),
-            json!({"store_id": "s1"}),
-        )
-        .await;
+    let again = api.use_voucher_at(code, "s1").await;
     assert_eq!(
         (again.status, again.problem_type()),
         (409, "/problems/voucher-used")
     );
     let rid = red.body["id"].as_str().unwrap();
-    let c = api
-        .post(
-            &format!("/v1/members/m/redemptions/{rid}/cancel"),
-            &me,
-            json!({}),
-        )
-        .await;
+    let c = api.cancel_redemption("m", rid).await;
     assert_eq!(
         (c.status, c.problem_type()),
         (409, "/problems/redemption-not-cancellable")
@@ -114,33 +96,15 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
     let second = api.redeem("m", "coffee").await;
     assert_eq!(second.body["balance"], 40);
     let sid = second.body["id"].as_str().unwrap();
-    let c = api
-        .post(
-            &format!("/v1/members/m/redemptions/{sid}/cancel"),
-            &me,
-            json!({}),
-        )
-        .await;
+    let c = api.cancel_redemption("m", sid).await;
     assert_eq!(c.status, 200, "{}", c.body);
     assert_eq!(c.body["status"], "cancelled");
     assert_eq!(api.balance("m").await, 70);
     assert_eq!(stock_remaining(&api, "coffee").await, 4);
-    let c = api
-        .post(
-            &format!("/v1/members/m/redemptions/{sid}/cancel"),
-            &me,
-            json!({}),
-        )
-        .await;
+    let c = api.cancel_redemption("m", sid).await;
     assert_eq!(c.status, 409);
     let scode = second.body["voucher_code"].as_str().unwrap();
-    let u = api
-        .post(
-            &format!("/v1/vouchers/{scode}/use"),
-            &api.pos("s1"),
-            json!({"store_id": "s1"}),
-        )
-        .await;
+    let u = api.use_voucher_at(scode, "s1").await;
     assert_eq!(
         (u.status, u.problem_type()),
         (409, "/problems/voucher-cancelled")
@@ -506,14 +470,7 @@ async fn twenty_concurrent_uses_of_one_voucher_accept_exactly_one(b: Backend) {
         .map(|i| {
             let (api, code) = (api.clone(), code.clone());
             let store = format!("s{}", i % 3);
-            tokio::spawn(async move {
-                api.post(
-                    &format!("/v1/vouchers/{code}/use"),
-                    &api.pos(&store),
-                    json!({"store_id": store}),
-                )
-                .await
-            })
+            tokio::spawn(async move { api.use_voucher_at(code, &store).await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -582,19 +539,9 @@ async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
     .await;
     api.enrol("m").await;
     api.adjust("m", 10).await;
-    let me = api.member("m");
     let first = api.redeem("m", "once").await;
     let id = first.body["id"].as_str().unwrap();
-    assert_eq!(
-        api.post(
-            &format!("/v1/members/m/redemptions/{id}/cancel"),
-            &me,
-            json!({})
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(api.cancel_redemption("m", id).await.status, 200);
     let second = api.redeem("m", "once").await;
     assert_eq!(
         second.status, 201,
@@ -604,13 +551,7 @@ async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
     let code = second.body["voucher_code"].as_str().unwrap();
     api.clock
         .set(api.services.now() + chrono::Duration::days(91));
-    let r = api
-        .post(
-            &format!("/v1/vouchers/{code}/use"),
-            &api.pos("s"),
-            json!({"store_id": "s"}),
-        )
-        .await;
+    let r = api.use_voucher_at(code, "s").await;
     assert_eq!(
         (r.status, r.problem_type()),
         (409, "/problems/voucher-expired")

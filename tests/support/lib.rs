@@ -13,7 +13,7 @@ use loyalty_local::auth::{DevAuth, Role};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -502,11 +502,26 @@ impl Api {
     }
 
     /// A voucher used at store-1, as its POS posts it.
-    pub async fn use_voucher(&self, code: &str) -> Response {
+    pub async fn use_voucher(&self, code: impl AsRef<str>) -> Response {
+        self.use_voucher_at(code, "store-1").await
+    }
+
+    /// A voucher used at `store` by that store's POS.
+    pub async fn use_voucher_at(&self, code: impl AsRef<str>, store: &str) -> Response {
         self.post(
-            &format!("/v1/vouchers/{code}/use"),
-            &self.pos("store-1"),
-            serde_json::json!({"store_id": "store-1"}),
+            &format!("/v1/vouchers/{}/use", code.as_ref()),
+            &self.pos(store),
+            serde_json::json!({ "store_id": store }),
+        )
+        .await
+    }
+
+    /// The member cancels their own redemption.
+    pub async fn cancel_redemption(&self, member: &str, id: impl AsRef<str>) -> Response {
+        self.post(
+            &format!("/v1/members/{member}/redemptions/{}/cancel", id.as_ref()),
+            &self.member(member),
+            serde_json::json!({}),
         )
         .await
     }
@@ -516,14 +531,12 @@ impl Api {
 /// time): with [`RaceBeforeCommit::new`], the first time a commit arrives, `first` is committed
 /// just before it; with [`RaceBeforeCommit::before_first_read`], `before` runs to its end (it may
 /// write through the inner store) just before the first `get_many`, so a use case that took its
-/// instant then reads what another commit wrote. It counts the reads and commits the service
-/// itself makes.
+/// instant then reads what another commit wrote. Wrapped in a `CountingStore`, the counts are
+/// the service's own reads and commits (the racer's commit goes to the inner store).
 pub struct RaceBeforeCommit {
     inner: Arc<dyn Store>,
     first: Mutex<Option<Vec<Write>>>,
     before: Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
-    pub reads: AtomicU64,
-    pub commits: AtomicU64,
     /// While set, every commit fails as a backend would (the one fault no test can cause for
     /// real between a use case's decision and its commit).
     pub fail_commits: std::sync::atomic::AtomicBool,
@@ -543,8 +556,6 @@ impl RaceBeforeCommit {
             inner,
             first: Mutex::new(Some(first)),
             before: Mutex::new(None),
-            reads: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
             fail_commits: Default::default(),
         }
     }
@@ -557,8 +568,6 @@ impl RaceBeforeCommit {
             inner,
             first: Mutex::new(None),
             before: Mutex::new(Some(Box::pin(before))),
-            reads: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
             fail_commits: Default::default(),
         }
     }
@@ -571,7 +580,6 @@ impl Store for RaceBeforeCommit {
         if let Some(before) = before {
             before.await;
         }
-        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_many(keys).await
     }
     async fn query_range(
@@ -580,7 +588,6 @@ impl Store for RaceBeforeCommit {
         range: Range<'_>,
         after: Option<&str>,
     ) -> StoreResult<(Vec<Item>, bool)> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.query_range(pk, range, after).await
     }
     async fn query_index_range(
@@ -590,7 +597,6 @@ impl Store for RaceBeforeCommit {
         range: Range<'_>,
         after: Option<&IndexPosition>,
     ) -> StoreResult<(Vec<IndexPosition>, bool)> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.query_index_range(index, pk, range, after).await
     }
     async fn scan(
@@ -612,7 +618,6 @@ impl Store for RaceBeforeCommit {
         if let Some(first) = first {
             self.inner.commit(first).await?;
         }
-        self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.commit(writes).await
     }
 }
