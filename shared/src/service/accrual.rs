@@ -10,6 +10,7 @@ use super::events::Journal;
 use super::members::money;
 use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::segments::SegmentState;
+use super::unit::MemberWrite;
 use super::{Outcome, Services};
 use crate::domain::CampaignId;
 use crate::domain::audit::{Actor, AuditAction, Change};
@@ -688,14 +689,14 @@ impl Services {
                 let referring = referring.as_ref();
                 self.refund_referral(r, referring, amount, total, &of, None, now, &mut batch)?;
             }
-            (Points::ZERO, Points::ZERO)
+            ((Points::ZERO, Points::ZERO), None)
         } else {
             let cuts = self.cut_points(found.get(&state)?);
-            let mut m = current.value.clone();
-            let mut journal = Journal::new(self, &m, now);
-            self.settle(&mut m, &mut journal, now);
-            let unbooked = self.book_refund(&mut m, &mut pr, req.amount.value, would_total, now)?;
-            self.resegment(&mut m, &cuts, now, &mut journal);
+            let mut w = MemberWrite::on(self, &current, now);
+            let MemberWrite { m, journal, .. } = &mut w;
+            self.settle(m, journal, now);
+            let unbooked = self.book_refund(m, &mut pr, req.amount.value, would_total, now)?;
+            self.resegment(m, &cuts, now, journal);
             let lines = RefundLines {
                 pr: &pr,
                 req,
@@ -704,21 +705,21 @@ impl Services {
                 credits,
                 found: &found,
             };
-            let mut reversed = self.refund_lines(&mut m, lines, &mut journal, &mut batch)?;
+            let mut reversed = self.refund_lines(m, lines, journal, &mut batch)?;
             if let Some((r, referring)) = &referral {
                 // A referrer who has since left keeps nothing to take back (their counts went
                 // with them); the referee's reward comes back all the same.
                 let (amount, total) = (pr.amount.value, would_total);
-                let referee = Some((&mut m, &mut journal));
+                let referee = Some((&mut *m, &mut *journal));
                 let referring = referring.as_ref();
                 let back = self
                     .refund_referral(r, referring, amount, total, &of, referee, now, &mut batch)?;
                 reversed = reversed.checked_add(back)?;
             }
-            journal.close(self, &mut m, &mut batch)?;
-            batch.save_member(Some(&current), &mut m)?;
-            (reversed, m.balance)
+            let balance = m.balance;
+            ((reversed, balance), Some(w))
         };
+        let (response, write) = response;
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
             points_reversed: response.0,
@@ -734,7 +735,14 @@ impl Services {
         };
         batch.save(&pid, &pr, Some(purchase.version))?;
         batch.create(&rid, &record)?;
-        self.table.commit(batch).await?;
+        match write {
+            Some(mut w) => {
+                w.batch.append(batch);
+                w.commit(self).await?;
+            }
+            // An erased member is not written: what the refund does to others commits alone.
+            None => self.table.commit(batch).await?,
+        }
         Ok(Outcome::fresh(response))
     }
 

@@ -8,6 +8,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
 use super::redemption::{Issue, issue_voucher};
+use super::unit::MemberWrite;
 use crate::domain::MemberId;
 use crate::domain::birthday::{GiftDue, gift_due, month_days_celebrated_on};
 use crate::domain::event::{EventData, Gifted};
@@ -126,8 +127,7 @@ impl Services {
             Some(m) if m.value.erased_at.is_none() => m,
             _ => return Ok(GiftOutcome::Ineligible),
         };
-        let mut m = current.value.clone();
-        let (year, on) = match self.gift_due_to(&m, now) {
+        let (year, on) = match self.gift_due_to(&current.value, now) {
             Some(due) => due,
             None => return Ok(GiftOutcome::Ineligible),
         };
@@ -138,16 +138,15 @@ impl Services {
         if already {
             return Ok(GiftOutcome::AlreadyIssued);
         }
-        let points = self.program.tiers.rule(m.tier).birthday_points;
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
-        self.credit(&mut m, points, now);
-        m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
-        m.last_activity_at = now;
-        let mut batch = Batch::new();
+        let mut w = MemberWrite::on(self, &current, now);
+        let points = self.program.tiers.rule(w.m.tier).birthday_points;
+        self.settle(&mut w.m, &mut w.journal, now);
+        self.credit(&mut w.m, points, now);
+        w.m.lifetime_earned = w.m.lifetime_earned.checked_add(points)?;
+        w.m.last_activity_at = now;
         let voucher_code = match reward_id {
             Some(rid) => {
-                self.birthday_voucher(&mut m, rid, &mut journal, &mut batch, now)
+                self.birthday_voucher(&mut w.m, rid, &mut w.journal, &mut w.batch, now)
                     .await?
             }
             None => None,
@@ -155,16 +154,14 @@ impl Services {
         let gift = Gift {
             year,
             celebrated_on: on,
-            tier: m.tier,
+            tier: w.m.tier,
             points,
             voucher_code,
             given_at: now,
         };
-        gift_line(&mut journal, &m, &gift);
-        batch.create(&(id.clone(), year), &gift)?;
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
-        self.table.commit(batch).await?;
+        gift_line(&mut w.journal, &w.m, &gift);
+        w.batch.create(&(id.clone(), year), &gift)?;
+        w.commit(self).await?;
         Ok(GiftOutcome::Issued)
     }
 

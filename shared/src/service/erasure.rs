@@ -8,6 +8,7 @@ use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
+use super::unit::MemberWrite;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{Erased, EventData, Moved};
@@ -141,20 +142,20 @@ impl Services {
                 .map(|c| (p.clone(), c)),
             None => None,
         };
-        let mut m = current.value.clone().erased(now);
-        let mut batch = Batch::new();
-        let mut journal = Journal::new(self, &m, now);
+        let mut w = MemberWrite::on(self, &current, now);
+        w.m = current.value.clone().erased(now);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
-        self.set_segments(&mut m, None, &mut journal);
-        erasure_line(&mut journal, &current.value, &m);
-        journal.close(self, &mut m, &mut batch)?;
+        self.set_segments(m, None, journal);
+        erasure_line(journal, &current.value, m);
         if let Some((phone, c)) = &claim
             && c.value.member_id == *id
         {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
-        batch.save_member(Some(&current), &mut m)?;
         // A vanity code may be a name: every code the member had stops resolving, and the
         // referrer item that lists them goes (referrals it counted keep their own records).
         if let Some(r) = found.get(&referrer)? {
@@ -175,9 +176,10 @@ impl Services {
             target: None,
             changes: vec![Change::new("status", "active", "erased")],
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        let answer = Erasure::of(&m);
-        self.commit_with_record(idem, &answer, batch, now).await?;
+        let answer = Erasure::of(m);
+        w.audit(self, actor, audited)?;
+        w.commit_remembering(self, idem.map(|i| (i, &answer)))
+            .await?;
         Ok(Outcome::fresh(answer))
     }
 

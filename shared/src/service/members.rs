@@ -3,9 +3,9 @@
 
 use super::audit::Audited;
 use super::error::{ServiceError, live};
-use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::referrals::CodeReads;
+use super::unit::MemberWrite;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
@@ -306,24 +306,21 @@ impl Services {
         if let Some(b) = req.birthday {
             self.set_birthday(&mut m, b, now)?;
         }
-        let mut batch = Batch::new();
-        let mut journal = Journal::new(self, &m, now);
+        let mut w = MemberWrite::create(self, m, now, || ServiceError::MemberExists);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
         journal.note(EventData::MemberEnrolled(event::Enrolled {
             tier: m.tier,
             enrolled_at: m.enrolled_at,
         }));
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.program.segments.rfm.fixed;
-        self.resegment(&mut m, &fixed, now, &mut journal);
+        self.resegment(m, &fixed, now, journal);
         if let (Some(c), Some(referring)) = (&code, &referring) {
-            self.apply_code(&mut m, &c.code, referring, true, &mut journal, &mut batch)?;
+            self.apply_code(m, &c.code, referring, true, journal, batch)?;
         }
-        self.make_code(&mut m, now, &mut batch)?;
-        journal.close(self, &mut m, &mut batch)?;
-        let view = self.member_view(&m);
-        batch
-            .save_member(None, &mut m)?
-            .or_refuse(|| ServiceError::MemberExists);
+        self.make_code(m, now, batch)?;
         if let Some(p) = &m.phone {
             batch
                 .create(
@@ -344,33 +341,13 @@ impl Services {
             target: None,
             changes,
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        self.commit_with_record(idem, &Enrolled { id: id.clone() }, batch, now)
+        w.audit(self, actor, audited)?;
+        let enrolled = Enrolled { id: id.clone() };
+        let saved = w
+            .commit_remembering(self, idem.map(|i| (i, &enrolled)))
             .await?;
+        let view = self.member_view(&saved.member);
         Ok(Outcome::fresh(view))
-    }
-
-    /// Commits `effect` with the idempotency record of `response` (if the request has a key)
-    /// ahead of it: when a replay races its original, the record's failed condition is the one
-    /// reported, and the re-read replays.
-    pub(crate) async fn commit_with_record<T: Serialize>(
-        &self,
-        idem: Option<&Idempotency>,
-        response: &T,
-        effect: Batch,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        let mut batch = Batch::new();
-        if let Some(idem) = idem {
-            idem.record(
-                &mut batch,
-                response,
-                now,
-                self.program.idempotency_retention_hours,
-            )?;
-        }
-        batch.append(effect);
-        self.table.commit(batch).await
     }
 
     fn set_birthday(
@@ -455,12 +432,13 @@ impl Services {
                 target: None,
                 changes: changed.iter().map(|f| Change::named(f.as_str())).collect(),
             };
-            self.audit(&mut batch, actor, audited, now)?;
-            let mut journal = Journal::new(self, &m, now);
-            journal.note(EventData::MemberUpdated(Updated { changed }));
-            journal.close(self, &mut m, &mut batch)?;
-            batch.save_member(Some(&current), &mut m)?;
-            self.table.commit(batch).await?;
+            let mut w = MemberWrite::on(self, &current, now);
+            w.m = m;
+            w.batch = batch;
+            w.audit(self, actor, audited)?;
+            w.journal
+                .note(EventData::MemberUpdated(Updated { changed }));
+            return Ok(self.member_view(&w.commit(self).await?.member));
         }
         Ok(self.member_view(&m))
     }
@@ -547,17 +525,16 @@ impl Services {
         if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let mut m = current.value.clone();
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
+        let mut w = MemberWrite::on(self, &current, now);
+        let MemberWrite { m, journal, .. } = &mut w;
+        self.settle(m, journal, now);
         let before = m.balance;
         if points.0 > 0 {
-            self.credit(&mut m, points, now);
+            self.credit(m, points, now);
             m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
         } else {
-            self.debit(&mut m, points.checked_neg()?, None);
+            self.debit(m, points.checked_neg()?, None);
         }
-        let mut effect = Batch::new();
         let entry = journal.line(
             LedgerEntry::new(
                 LedgerKind::Adjustment,
@@ -569,8 +546,6 @@ impl Services {
             ),
             |moved, line| EventData::PointsAdjusted(Adjusted { moved, line }),
         );
-        journal.close(self, &mut m, &mut effect)?;
-        effect.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::PointsAdjusted,
             member: Some(id),
@@ -580,8 +555,9 @@ impl Services {
                 Change::to("points", points),
             ],
         };
-        self.audit(&mut effect, Some(actor), audited, now)?;
-        self.commit_with_record(idem, &entry, effect, now).await?;
+        w.audit(self, Some(actor), audited)?;
+        w.commit_remembering(self, idem.map(|i| (i, &entry)))
+            .await?;
         Ok(Outcome::fresh(entry))
     }
 }

@@ -20,6 +20,7 @@ pub mod redemption;
 pub mod referrals;
 pub mod segments;
 pub mod tiers;
+pub(crate) mod unit;
 
 pub use error::{FieldError, ServiceError};
 pub use idempotency::Idempotency;

@@ -10,6 +10,7 @@ use super::error::ServiceError;
 use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
 use super::members::Expiring;
+use super::unit::MemberWrite;
 use crate::domain::MemberId;
 use crate::domain::Points;
 use crate::domain::event::{Available, EventData, Expired, ExpiringSoon, Moved};
@@ -18,7 +19,7 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::{self, Expiry, Lot, Lots, Origin, Taken};
 use crate::domain::member::Member;
 use crate::retrying;
-use crate::table::{Batch, MemberIndex};
+use crate::table::MemberIndex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -137,13 +138,13 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut m: Member = current.value.clone();
         // Handled already (by another run, or a write that moved the day on).
-        if m.points_due.is_none_or(|d| d > today) {
+        if current.value.points_due.is_none_or(|d| d > today) {
             return Ok(Handled::default());
         }
-        let mut journal = Journal::new(self, &m, now);
-        let (made_available, expired) = self.settle(&mut m, &mut journal, now);
+        let mut w = MemberWrite::on(self, &current, now);
+        let MemberWrite { m, journal, .. } = &mut w;
+        let (made_available, expired) = self.settle(m, journal, now);
         let lots = m.lots();
         let next = lots::next_expiry(
             &lots,
@@ -160,10 +161,7 @@ impl Services {
             }));
             m.notified = Some(n);
         }
-        let mut batch = Batch::new();
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
-        self.table.commit(batch).await?;
+        w.commit(self).await?;
         Ok(Handled {
             made_available,
             expired,

@@ -14,6 +14,7 @@ use super::error::ServiceError;
 use super::error::live;
 use super::events::Journal;
 use super::idempotency::Idempotency;
+use super::unit::MemberWrite;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, changes};
 use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, VoucherUsed};
@@ -686,12 +687,11 @@ impl Services {
         }
         let stock = self.stock(shard, &found, reward_id).await?;
         let count = found.get(&count)?;
-        let mut m = current.value.clone();
-        let mut journal = Journal::new(self, &m, now);
-        let (redemption, mut batch) = issue_voucher(
+        let mut w = MemberWrite::on(self, &current, now);
+        let (redemption, batch) = issue_voucher(
             self,
-            &mut m,
-            &mut journal,
+            &mut w.m,
+            &mut w.journal,
             Issue {
                 stock: &stock,
                 count: count.as_ref(),
@@ -700,12 +700,11 @@ impl Services {
             },
             now,
         )?;
+        w.batch = batch;
         let receipt = RedemptionReceipt {
             redemption,
-            balance: m.balance,
+            balance: w.m.balance,
         };
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
         let audited = Audited {
             action: AuditAction::RewardRedeemed,
             member: Some(id),
@@ -715,8 +714,9 @@ impl Services {
                 Change::to("points_spent", receipt.redemption.points_spent.0),
             ],
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        self.commit_with_record(idem, &receipt, batch, now).await?;
+        w.audit(self, actor, audited)?;
+        w.commit_remembering(self, idem.map(|i| (i, &receipt)))
+            .await?;
         crate::metrics::points_redeemed(receipt.redemption.points_spent.0);
         Ok(Outcome::fresh(receipt))
     }
@@ -791,13 +791,15 @@ impl Services {
         let count = more.get(&count)?;
 
         let balance_before = current.value.balance;
-        let mut m = current.value.clone();
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
-        self.restore(&mut m, &r.lots, r.points_spent, now);
+        let mut w = MemberWrite::on(self, &current, now);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
+        self.settle(m, journal, now);
+        self.restore(m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
-        restored_line(&mut journal, &m, r);
+        restored_line(journal, m, r);
         let cancelled = Redemption {
             status: RedemptionStatus::Cancelled,
             cancelled_at: Some(now),
@@ -807,13 +809,10 @@ impl Services {
             status: RedemptionStatus::Cancelled,
             ..voucher.value.clone()
         };
-        let mut batch = Batch::new();
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
         count_returned(
-            &mut batch,
+            batch,
             &r.reward_id,
             shard_of(id, REWARD_SHARDS),
             &stock,
@@ -832,8 +831,8 @@ impl Services {
                 Change::new("balance", balance_before, m.balance),
             ],
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        self.table.commit(batch).await?;
+        w.audit(self, actor, audited)?;
+        w.commit(self).await?;
         Ok(cancelled)
     }
 
@@ -891,20 +890,16 @@ impl Services {
             used_store_id: Some(store.clone()),
             ..red.value
         };
-        let mut batch = Batch::new();
-        let mut m = current.value.clone();
-        let mut journal = Journal::new(self, &m, now);
-        journal.note(EventData::VoucherUsed(VoucherUsed {
+        let mut w = MemberWrite::on(self, &current, now);
+        w.journal.note(EventData::VoucherUsed(VoucherUsed {
             voucher_code: code.to_owned(),
             redemption_id: v.redemption_id,
             reward_id: v.reward_id.clone(),
             store_id: store.clone(),
         }));
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
-        batch.save(code, &used_v, Some(voucher.version))?;
-        batch.save(&rid, &used_r, Some(red.version))?;
-        self.table.commit(batch).await?;
+        w.batch.save(code, &used_v, Some(voucher.version))?;
+        w.batch.save(&rid, &used_r, Some(red.version))?;
+        w.commit(self).await?;
         Ok(VoucherUse {
             code: code.to_owned(),
             redemption_id: v.redemption_id,

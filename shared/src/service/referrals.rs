@@ -7,6 +7,7 @@ use super::audit::Audited;
 use super::error::ServiceError;
 use super::error::live;
 use super::events::Journal;
+use super::unit::MemberWrite;
 use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{
@@ -613,20 +614,19 @@ impl Services {
             return Err(crate::store::StoreError::Conflict.into());
         }
         let referring = self.referring_of(&found, &applying, now).await?;
-        let mut m = current.value.clone();
-        let mut batch = Batch::new();
-        let mut journal = Journal::new(self, &m, now);
-        let r = self.apply_code(&mut m, code, &referring, false, &mut journal, &mut batch)?;
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
+        let mut w = MemberWrite::on(self, &current, now);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
+        let r = self.apply_code(m, code, &referring, false, journal, batch)?;
         let audited = Audited {
             action: AuditAction::ReferralApplied,
             member: Some(id),
             target: Some(r.referrer.to_string()),
             changes: vec![Change::to("referral_code", code.as_str())],
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        self.table.commit(batch).await?;
+        w.audit(self, actor, audited)?;
+        w.commit(self).await?;
         Ok(Outcome::fresh(view(&r, self.program_date(now))))
     }
 
@@ -1271,26 +1271,27 @@ impl Services {
         }
         let referring = slots.get(&found)?;
         let mut r = referral.value.clone();
-        let mut m = current.value.clone();
         let mut record = referring.record.value.clone();
-        let mut batch = Batch::new();
-        let mut journal = Journal::new(self, &m, now);
-        self.settle(&mut m, &mut journal, now);
+        let mut w = MemberWrite::on(self, &current, now);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
+        self.settle(m, journal, now);
         record.counts.held = record.counts.held.saturating_sub(1);
         r.reviewed_by = Some(actor.sub.clone());
         r.updated_at = now;
         if approve {
             let p = referral::payout(&self.program.referral, &record.counts, today);
-            let marks = self.referee_marks(&m).await?;
+            let marks = self.referee_marks(m).await?;
             self.pay(
                 &mut r,
                 &p,
-                &mut m,
+                m,
                 &referring,
                 &mut record,
                 &marks,
-                &mut journal,
-                &mut batch,
+                journal,
+                batch,
             )?;
         } else {
             r.status = ReferralStatus::Rejected;
@@ -1302,12 +1303,10 @@ impl Services {
                 purchase: r.purchase.clone(),
             }));
         }
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
         batch.save(&r.referrer, &record, Some(referring.record.version))?;
         batch.save(referee, &r, Some(referral.version))?;
-        self.audit(
-            &mut batch,
+        w.audit(
+            self,
             Some(actor),
             Audited {
                 action: if approve {
@@ -1323,9 +1322,8 @@ impl Services {
                     after: Some(r.status.as_str().into()),
                 }],
             },
-            now,
         )?;
-        self.table.commit(batch).await?;
+        w.commit(self).await?;
         Ok(view(&r, today))
     }
 }

@@ -11,6 +11,7 @@
 use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
+use super::unit::MemberWrite;
 use crate::domain::event::{EventData, SegmentChanged, Stage};
 use crate::domain::member::Member;
 use crate::domain::segment::{CutPoints, Moves, SegmentId, Segments, days_between};
@@ -355,39 +356,35 @@ impl Services {
                 .await?
                 .ok_or(ServiceError::NotFound("member"))?,
         };
-        let mut m = current.value.clone();
-        let mut journal = Journal::new(self, &m, now);
-        let moved = self.resegment(&mut m, cuts, now, &mut journal);
-        let counted = (m.erased_at.is_none()).then(|| m.membership());
-        let recount = m.counted != counted;
-        let mut batch = Batch::new();
+        let mut w = MemberWrite::on(self, &current, now);
+        let moved = self.resegment(&mut w.m, cuts, now, &mut w.journal);
+        let counted = (w.m.erased_at.is_none()).then(|| w.m.membership());
+        let recount = w.m.counted != counted;
         // Once per member enrolled before codes were made at enrolment: one read, and the
         // code in this same write.
-        let coded = self.ensure_code(&mut m, now, &mut batch).await?;
+        let coded = self.ensure_code(&mut w.m, now, &mut w.batch).await?;
         // A member last written before segment sizes were kept is written once to count
         // them in (DESIGN.md "Segment sizes").
-        if !moved && !recount && !coded && m.sized {
+        if !moved && !recount && !coded && w.m.sized {
             return Ok(Handled {
-                after: m,
+                after: w.m,
                 written: false,
             });
         }
         if recount {
-            batch.create(
+            w.batch.create(
                 &(run.clone(), id.clone()),
                 &SegmentFlow {
-                    from: m.counted,
+                    from: w.m.counted,
                     to: counted,
                     expires_at,
                 },
             )?;
-            m.counted = counted;
+            w.m.counted = counted;
         }
-        journal.close(self, &mut m, &mut batch)?;
-        batch.save_member(Some(&current), &mut m)?;
-        self.table.commit(batch).await?;
+        let saved = w.commit(self).await?;
         Ok(Handled {
-            after: m,
+            after: saved.member,
             written: true,
         })
     }

@@ -4,17 +4,16 @@
 
 use super::Services;
 use super::error::ServiceError;
-use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
 use super::members::money;
+use super::unit::MemberWrite;
 use crate::domain::event::{EventData, TierChanged};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
-use crate::domain::member::Member;
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
-use crate::table::{Batch, MemberIndex};
+use crate::table::MemberIndex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -149,7 +148,8 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut m: Member = current.value.clone();
+        let mut w = MemberWrite::on(self, &current, now);
+        let m = &mut w.m;
         let p = &self.program;
         let spend = m.spend.qualifying(today, p.qualifying_window_months);
         let decision = requalify(
@@ -174,14 +174,12 @@ impl Services {
         let from = m.tier;
         m.tier = tier;
         m.tier_expires_on = expires;
-        let mut batch = Batch::new();
         if let Some(kind) = kind {
-            let mut journal = Journal::new(self, &m, now);
-            journal.line(
+            w.journal.line(
                 LedgerEntry::new(
                     kind,
                     Points::ZERO,
-                    m.balance,
+                    w.m.balance,
                     Some("requalification".into()),
                     Some(note),
                     now,
@@ -201,10 +199,8 @@ impl Services {
                     }
                 },
             );
-            journal.close(self, &mut m, &mut batch)?;
         }
-        batch.save_member(Some(&current), &mut m)?;
-        self.table.commit(batch).await?;
+        w.commit(self).await?;
         Ok(decision)
     }
 }
