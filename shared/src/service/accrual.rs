@@ -42,6 +42,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What a purchase put on the member's books.
+/// What a purchase decides from besides the request and the member, read once per attempt: the
+/// segment cut points, the campaigns it plays in, and the referral step it may take.
+struct PurchaseRead<'a> {
+    cuts: &'a CutPoints,
+    plays: Vec<Play>,
+    referral: Option<&'a ReferralStep>,
+}
+
 struct Booked {
     earned: Points,
     origin: Origin,
@@ -296,23 +304,17 @@ impl Services {
             .await?;
         let mut plays = self.campaign_plays(&found, campaigns).await?;
         let cuts = self.cut_points(found.get(&state)?);
-        let (mut batch, mut m, record) = loop {
-            let mut batch = Batch::new();
-            let mut m = current.value.clone();
+        let (mut w, record) = loop {
+            let mut w = MemberWrite::on(self, &current, now);
             let mut short = Vec::new();
-            let record = self.decide_purchase(
-                req,
-                digest,
-                &mut m,
-                &cuts,
-                plays.clone(),
-                referral.as_ref(),
-                now,
-                &mut batch,
-                &mut short,
-            )?;
+            let read = PurchaseRead {
+                cuts: &cuts,
+                plays: plays.clone(),
+                referral: referral.as_ref(),
+            };
+            let record = self.decide_purchase(req, digest, &mut w, read, &mut short)?;
             if short.is_empty() {
-                break (batch, m, record);
+                break (w, record);
             }
             // The member's own budget slice could not cover an award: every slice of those
             // budgets, read once, and the same decision again (it finds them complete).
@@ -324,47 +326,52 @@ impl Services {
         };
         if let Some(p) = payment {
             let seen_on = self.program_date(now);
-            batch.put(&(payment_hash(p), m.id.clone()), &PaymentMark { seen_on })?;
+            w.batch.put(
+                &(payment_hash(p), member_id.clone()),
+                &PaymentMark { seen_on },
+            )?;
         }
         // A concurrent duplicate fails this absence condition; the re-read replays it.
-        batch.create(&pid, &record)?;
-        batch.save_member(Some(&current), &mut m)?;
+        w.batch.create(&pid, &record)?;
         let audited = Audited {
             action: AuditAction::PurchaseRecorded,
-            member: Some(&m.id),
+            member: Some(&member_id),
             target: Some(format!("{}/{}", req.store_id, req.receipt_id)),
             changes: vec![
                 Change::to("amount", req.amount.value),
                 Change::to("points_earned", record.response.points_earned.0),
             ],
         };
-        self.audit(&mut batch, actor, audited, now)?;
-        self.table.commit(batch).await?;
+        w.audit(self, actor, audited)?;
+        w.commit(self).await?;
         crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
         Ok(Outcome::fresh(record.response))
     }
 
     /// What a purchase does to the member as read: its points (and campaigns' bonuses), lines,
-    /// events and tier change, into `m` and `batch`; returns the purchase's record.
-    #[allow(clippy::too_many_arguments)]
+    /// events and tier change, into the write; returns the purchase's record.
     fn decide_purchase(
         &self,
         req: &PurchaseRequest,
         digest: &str,
-        m: &mut Member,
-        cuts: &CutPoints,
-        plays: Vec<Play>,
-        referral: Option<&ReferralStep>,
-        now: DateTime<Utc>,
-        batch: &mut Batch,
+        w: &mut MemberWrite,
+        read: PurchaseRead,
         short: &mut Vec<CampaignId>,
     ) -> Result<PurchaseRecord, ServiceError> {
+        let PurchaseRead {
+            cuts,
+            plays,
+            referral,
+        } = read;
+        let now = w.journal.now();
+        let MemberWrite {
+            m, journal, batch, ..
+        } = w;
         let occurred_at = req.occurred(now);
         let first = m.first_purchase_at.is_none();
-        let mut journal = Journal::new(self, m, now);
-        self.settle(m, &mut journal, now);
+        self.settle(m, journal, now);
         let booked = self.book_purchase(m, req, occurred_at, now)?;
-        self.resegment(m, cuts, now, &mut journal);
+        self.resegment(m, cuts, now, journal);
         let entry = journal.line(
             LedgerEntry::new(
                 LedgerKind::Purchase,
@@ -376,12 +383,11 @@ impl Services {
             ),
             |moved, line| booked.event(req, m.tier, moved, line),
         );
-        let credits =
-            self.purchase_in_campaigns(req, &booked, plays, m, &mut journal, batch, short)?;
+        let credits = self.purchase_in_campaigns(req, &booked, plays, m, journal, batch, short)?;
         let bonus = credits
             .iter()
             .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
-        let caused = self.upgrade_on_purchase(m, &booked, now, &mut journal);
+        let caused = self.upgrade_on_purchase(m, &booked, now, journal);
         let sale = PurchaseRef {
             store_id: req.store_id.clone(),
             receipt_id: req.receipt_id.clone(),
@@ -395,7 +401,7 @@ impl Services {
                     req.amount.value,
                     occurred_at,
                     first,
-                    &mut journal,
+                    journal,
                     batch,
                 )?
                 .referrer
@@ -412,7 +418,6 @@ impl Services {
             tier_changed: caused.is_some(),
             ledger_entry_id: entry.id,
         };
-        journal.close(self, m, batch)?;
         Ok(PurchaseRecord {
             purchase_id: receipt.purchase_id,
             member_id: m.id.clone(),
