@@ -8,6 +8,7 @@ use super::error::ServiceError;
 use super::error::live;
 use super::events::Journal;
 use super::members::money;
+use super::referrals::RefundOf;
 use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::segments::SegmentState;
 use super::unit::MemberWrite;
@@ -42,6 +43,56 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What a purchase put on the member's books.
+/// What a purchase decided, besides the member: the record it keeps and the answer it gives.
+struct Decided {
+    booked: Booked,
+    credits: Vec<CampaignCredit>,
+    caused: Option<Caused>,
+    referred: Option<MemberId>,
+    ledger_entry_id: Uuid,
+}
+
+impl Decided {
+    fn record(
+        self,
+        req: &PurchaseRequest,
+        digest: &str,
+        m: &Member,
+        now: DateTime<Utc>,
+    ) -> Result<PurchaseRecord, ServiceError> {
+        let bonus = self
+            .credits
+            .iter()
+            .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
+        let receipt = PurchaseReceipt {
+            purchase_id: Uuid::now_v7(),
+            member_id: m.id.clone(),
+            points_earned: self.booked.earned,
+            campaign_bonus: bonus,
+            balance: m.balance,
+            tier: m.tier,
+            tier_changed: self.caused.is_some(),
+            ledger_entry_id: self.ledger_entry_id,
+        };
+        Ok(PurchaseRecord {
+            purchase_id: receipt.purchase_id,
+            member_id: m.id.clone(),
+            amount: req.amount,
+            occurred_at: self.booked.occurred_at,
+            points_earned: self.booked.earned,
+            refunded_total: 0,
+            lines: req.lines.clone().unwrap_or_default(),
+            request_hash: digest.to_owned(),
+            response: receipt,
+            created_at: now,
+            campaigns: self.credits,
+            origin: Some(self.booked.origin),
+            upgrade: self.caused,
+            referral: self.referred,
+        })
+    }
+}
+
 /// What a purchase decides from besides the request and the member, read once per attempt: the
 /// segment cut points, the campaigns it plays in, and the referral step it may take.
 struct PurchaseRead<'a> {
@@ -358,95 +409,55 @@ impl Services {
         read: PurchaseRead,
         short: &mut Vec<CampaignId>,
     ) -> Result<PurchaseRecord, ServiceError> {
-        let PurchaseRead {
-            cuts,
-            plays,
-            referral,
-        } = read;
         let now = w.journal.now();
-        let MemberWrite {
-            m, journal, batch, ..
-        } = w;
         let occurred_at = req.occurred(now);
-        let first = m.first_purchase_at.is_none();
-        self.settle(m, journal, now);
-        let booked = self.book_purchase(m, req, occurred_at, now)?;
-        self.resegment(m, cuts, now, journal);
-        let entry = journal.line(
+        let first = w.m.first_purchase_at.is_none();
+        self.settle(&mut w.m, &mut w.journal, now);
+        let booked = self.book_purchase(&mut w.m, req, occurred_at, now)?;
+        self.resegment(&mut w.m, read.cuts, now, &mut w.journal);
+        let (balance, tier) = (w.m.balance, w.m.tier);
+        let entry = w.journal.line(
             LedgerEntry::new(
                 LedgerKind::Purchase,
                 booked.earned,
-                m.balance,
+                balance,
                 Some(booked.reference.clone()),
                 None,
                 now,
             ),
-            |moved, line| booked.event(req, m.tier, moved, line),
+            |moved, line| booked.event(req, tier, moved, line),
         );
-        let credits = self.purchase_in_campaigns(req, &booked, plays, m, journal, batch, short)?;
-        let bonus = credits
-            .iter()
-            .try_fold(Points::ZERO, |a, c| a.checked_add(c.points))?;
-        let caused = self.upgrade_on_purchase(m, &booked, now, journal);
-        let sale = PurchaseRef {
-            store_id: req.store_id.clone(),
-            receipt_id: req.receipt_id.clone(),
-        };
-        let referred = match referral {
+        let credits = self.purchase_in_campaigns(req, &booked, read.plays, w, short)?;
+        let caused = self.upgrade_on_purchase(&mut w.m, &booked, now, &mut w.journal);
+        let referred = match read.referral {
             Some(step) => {
-                self.purchase_referral(
-                    step,
-                    m,
-                    &sale,
-                    req.amount.value,
-                    occurred_at,
-                    first,
-                    journal,
-                    batch,
-                )?
-                .referrer
+                let sale = PurchaseRef {
+                    store_id: req.store_id.clone(),
+                    receipt_id: req.receipt_id.clone(),
+                };
+                let bought = (req.amount.value, occurred_at, first);
+                self.purchase_referral(step, w, &sale, bought)?.referrer
             }
             None => None,
         };
-        let receipt = PurchaseReceipt {
-            purchase_id: Uuid::now_v7(),
-            member_id: m.id.clone(),
-            points_earned: booked.earned,
-            campaign_bonus: bonus,
-            balance: m.balance,
-            tier: m.tier,
-            tier_changed: caused.is_some(),
+        let decided = Decided {
+            booked,
+            credits,
+            caused,
+            referred,
             ledger_entry_id: entry.id,
         };
-        Ok(PurchaseRecord {
-            purchase_id: receipt.purchase_id,
-            member_id: m.id.clone(),
-            amount: req.amount,
-            occurred_at,
-            points_earned: booked.earned,
-            refunded_total: 0,
-            lines: req.lines.clone().unwrap_or_default(),
-            request_hash: digest.to_owned(),
-            response: receipt,
-            created_at: now,
-            campaigns: credits,
-            origin: Some(booked.origin),
-            upgrade: caused,
-            referral: referred,
-        })
+        decided.record(req, digest, &w.m, now)
     }
 
     /// The purchase played in each campaign the member is in (`play_purchase`): its outcome
     /// counted, and what a treatment member is awarded.
-    #[allow(clippy::too_many_arguments)]
     fn purchase_in_campaigns(
         &self,
         req: &PurchaseRequest,
         booked: &Booked,
         plays: Vec<Play>,
-        m: &mut Member,
-        journal: &mut Journal,
-        batch: &mut Batch,
+        w: &mut MemberWrite,
         short: &mut Vec<CampaignId>,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
         let lines: Vec<(Option<&str>, i64)> = req
@@ -460,22 +471,13 @@ impl Services {
             lines: &lines,
             points: booked.earned,
             rate: self.program.earn,
-            tier_multiplier: self.program.tiers.rule(m.tier).multiplier,
+            tier_multiplier: self.program.tiers.rule(w.m.tier).multiplier,
         };
         let sale = PurchaseRef {
             store_id: req.store_id.clone(),
             receipt_id: req.receipt_id.clone(),
         };
-        self.play_purchase(
-            plays,
-            &facts,
-            booked.occurred_at,
-            &sale,
-            m,
-            journal,
-            batch,
-            short,
-        )
+        self.play_purchase(plays, &facts, booked.occurred_at, &sale, w, short)
     }
 
     /// The purchase on the member's books: its points (pending or spendable, at the tier held
@@ -690,9 +692,13 @@ impl Services {
             )?;
             pr.refunded_total = would_total;
             if let Some((r, referring)) = &referral {
-                let (amount, total) = (pr.amount.value, would_total);
-                let referring = referring.as_ref();
-                self.refund_referral(r, referring, amount, total, &of, None, now, &mut batch)?;
+                let refund = RefundOf {
+                    of: &of,
+                    purchase_amount: pr.amount.value,
+                    refunded_total: would_total,
+                    now,
+                };
+                self.refund_referral(r, referring.as_ref(), refund, None, &mut batch)?;
             }
             ((Points::ZERO, Points::ZERO), None)
         } else {
@@ -714,11 +720,15 @@ impl Services {
             if let Some((r, referring)) = &referral {
                 // A referrer who has since left keeps nothing to take back (their counts went
                 // with them); the referee's reward comes back all the same.
-                let (amount, total) = (pr.amount.value, would_total);
+                let refund = RefundOf {
+                    of: &of,
+                    purchase_amount: pr.amount.value,
+                    refunded_total: would_total,
+                    now,
+                };
                 let referee = Some((&mut *m, &mut *journal));
-                let referring = referring.as_ref();
-                let back = self
-                    .refund_referral(r, referring, amount, total, &of, referee, now, &mut batch)?;
+                let back =
+                    self.refund_referral(r, referring.as_ref(), refund, referee, &mut batch)?;
                 reversed = reversed.checked_add(back)?;
             }
             let balance = m.balance;
@@ -823,17 +833,15 @@ impl Services {
             ),
             |moved, line| u.event(l.of, l.req.amount, refunded_total, moved, line),
         );
-        let bonus_reversed = self.play_refund(
+        let reversals = self.unplay_refund(
             l.credits,
             l.found,
             u.refunded_before,
             l.req.amount.value,
             l.pr.amount.value,
-            l.of,
-            m,
-            journal,
             batch,
         )?;
+        let bonus_reversed = self.reverse_bonuses(reversals, l.of, m, journal)?;
         if let Some((tier, expires_on)) = u.revert {
             let from = m.tier;
             m.tier = tier;

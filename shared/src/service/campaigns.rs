@@ -17,6 +17,7 @@ use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::members::money;
+use super::unit::MemberWrite;
 use crate::domain::audit::{Actor, AuditAction, Change, changes};
 pub use crate::domain::campaign::{
     Assignment, AudienceSize, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
@@ -1028,18 +1029,18 @@ impl Services {
     /// A campaign whose award the member's own slice cannot cover, while the other slices are
     /// unread, goes into `short` and earns nothing here: the caller reads every slice of it
     /// ([`Services::with_every_slice`]) and decides again.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn play_purchase(
         &self,
         plays: Vec<Play>,
         facts: &PurchaseFacts,
         occurred_at: DateTime<Utc>,
         purchase_ref: &PurchaseRef,
-        m: &mut Member,
-        journal: &mut Journal,
-        batch: &mut Batch,
+        w: &mut MemberWrite,
         short: &mut Vec<CampaignId>,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
+        let MemberWrite {
+            m, journal, batch, ..
+        } = w;
         let now = journal.now();
         let mut credits = Vec::new();
         for play in plays {
@@ -1175,29 +1176,15 @@ impl Services {
     /// Takes a refund out of the outcomes it counted in, and reverses the awards pro rata:
     /// summed over any split of a full refund, exactly what was awarded. Returns the points
     /// reversed.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn play_refund(
+    pub(crate) fn reverse_bonuses(
         &self,
-        slots: Vec<(CampaignCredit, Slot<Assignment>)>,
-        found: &Fetched,
-        refunded_before: i64,
-        refund: i64,
-        purchase_amount: i64,
+        reversals: Vec<(CampaignId, Points)>,
         refund_ref: &RefundRef,
         m: &mut Member,
         journal: &mut Journal,
-        batch: &mut Batch,
     ) -> Result<Points, ServiceError> {
         let now = journal.now();
         let mut total = Points::ZERO;
-        let reversals = self.unplay_refund(
-            slots,
-            found,
-            refunded_before,
-            refund,
-            purchase_amount,
-            batch,
-        )?;
         for (campaign_id, reversed) in reversals {
             if reversed.0 <= 0 {
                 continue;

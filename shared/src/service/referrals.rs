@@ -278,6 +278,24 @@ fn repeat_rate(members: u64, repeat: u64) -> RepeatRate {
     }
 }
 
+/// A refund as the referral it touches sees it: which refund, the purchase's amount, what has
+/// been refunded of it with this one, and when.
+#[derive(Clone, Copy)]
+pub(crate) struct RefundOf<'a> {
+    pub of: &'a RefundRef,
+    pub purchase_amount: i64,
+    pub refunded_total: i64,
+    pub now: DateTime<Utc>,
+}
+
+/// Which side of which referral points go to or come back from: the role, and the referee the
+/// referral is named by (its ledger reference).
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    role: ReferralRole,
+    referee: &'a MemberId,
+}
+
 impl Services {
     /// The funnel of the referrals applied from `from` to `to` (UTC days, inclusive), the top
     /// referrers, and the repeat-purchase rate of referred against organic members enrolled in
@@ -810,33 +828,28 @@ impl Services {
     /// referral, and — when it qualifies — both sides' pending points, the referrer's counts and
     /// any milestone, into `batch`; the referee's lines into `journal` (the caller closes it and
     /// saves the referee), the referrer's into their own journal, closed here.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn purchase_referral(
         &self,
         step: &ReferralStep,
-        m: &mut Member,
+        w: &mut MemberWrite,
         sale: &PurchaseRef,
-        amount: i64,
-        occurred_at: DateTime<Utc>,
-        first: bool,
-        journal: &mut Journal,
-        batch: &mut Batch,
+        (amount, occurred_at, first): (i64, DateTime<Utc>, bool),
     ) -> Result<ReferralOutcome, ServiceError> {
         let none = ReferralOutcome { referrer: None };
         let ReferralStep::Decide(reads) = step else {
-            m.referral = Some(ReferralMark::Closed);
+            w.m.referral = Some(ReferralMark::Closed);
             return Ok(none);
         };
-        let now = journal.now();
+        let now = w.journal.now();
         let today = self.program_date(now);
         let rules = &self.program.referral;
         let mut r = reads.referral.value.clone();
         if r.status != ReferralStatus::Applied {
-            m.referral = Some(ReferralMark::Closed);
+            w.m.referral = Some(ReferralMark::Closed);
             return Ok(none);
         }
         let referrer = &reads.referring.member.value;
-        let same = referral::same_person(&contact(m), &contact(referrer))
+        let same = referral::same_person(&contact(&w.m), &contact(referrer))
             .or(reads.same_payment.then_some(FraudRule::SamePayment))
             .or(reads.repeat.then_some(FraudRule::RepeatReferee));
         let decision = referral::qualify(
@@ -855,7 +868,7 @@ impl Services {
         if decision == Qualification::NotYet {
             return Ok(none);
         }
-        m.referral = Some(ReferralMark::Closed);
+        w.m.referral = Some(ReferralMark::Closed);
         r.updated_at = now;
         let mut record = reads.referring.record.value.clone();
         let outcome = match decision {
@@ -885,7 +898,7 @@ impl Services {
                     rule,
                     purchase: Some(sale.clone()),
                 };
-                journal.note(if held {
+                w.journal.note(if held {
                     EventData::ReferralHeld(judged)
                 } else {
                     EventData::ReferralRejected(judged)
@@ -898,41 +911,33 @@ impl Services {
                 r.purchase = Some(sale.clone());
                 r.bought_on = Some(self.program_date(occurred_at));
                 r.amount = Some(amount);
-                self.pay(
-                    &mut r,
-                    &p,
-                    m,
-                    &reads.referring,
-                    &mut record,
-                    &reads.marks,
-                    journal,
-                    batch,
-                )?;
+                self.pay(&mut r, &p, w, &reads.referring, &mut record, &reads.marks)?;
                 ReferralOutcome {
                     referrer: Some(r.referrer.clone()),
                 }
             }
         };
-        batch.save(&r.referrer, &record, Some(reads.referring.record.version))?;
-        batch.save(&m.id, &r, Some(reads.referral.version))?;
+        w.batch
+            .save(&r.referrer, &record, Some(reads.referring.record.version))?;
+        w.batch.save(&w.m.id, &r, Some(reads.referral.version))?;
         Ok(outcome)
     }
 
     /// Pays a qualified referral (`p`): the referee's points into `m` and `journal`, the
     /// referrer's and a milestone's into the referrer (saved here, with their own journal),
     /// the counts into `record`, what was paid into `r`.
-    #[allow(clippy::too_many_arguments)]
     fn pay(
         &self,
         r: &mut Referral,
         p: &referral::Payout,
-        m: &mut Member,
+        w: &mut MemberWrite,
         referring: &Referring,
         record: &mut Referrer,
         marks: &[String],
-        journal: &mut Journal,
-        batch: &mut Batch,
     ) -> Result<(), ServiceError> {
+        let MemberWrite {
+            m, journal, batch, ..
+        } = w;
         let now = journal.now();
         let today = self.program_date(now);
         let bought_on = r.bought_on.unwrap_or(today);
@@ -955,30 +960,41 @@ impl Services {
             m,
             journal,
             p.referee,
-            ReferralRole::Referee,
-            r,
+            Side {
+                role: ReferralRole::Referee,
+                referee: &r.referee,
+            },
             bought_on,
             &sale,
         )?;
-        let mut referrer = referring.member.value.clone();
-        let mut rj = Journal::new(self, &referrer, now);
-        self.settle(&mut referrer, &mut rj, now);
+        // The referrer is a second member written in the same commit.
+        let mut rw = MemberWrite::on(self, &referring.member, now);
+        let MemberWrite {
+            m: referrer,
+            journal: rj,
+            ..
+        } = &mut rw;
+        self.settle(referrer, rj, now);
         r.referrer_origin = self.reward(
-            &mut referrer,
-            &mut rj,
+            referrer,
+            rj,
             p.referrer,
-            ReferralRole::Referrer,
-            r,
+            Side {
+                role: ReferralRole::Referrer,
+                referee: &r.referee,
+            },
             bought_on,
             &sale,
         )?;
         let milestone_origin = match p.milestone {
             Some(points) => self.reward(
-                &mut referrer,
-                &mut rj,
+                referrer,
+                rj,
                 points,
-                ReferralRole::Milestone,
-                r,
+                Side {
+                    role: ReferralRole::Milestone,
+                    referee: &r.referee,
+                },
                 bought_on,
                 &sale,
             )?,
@@ -991,24 +1007,22 @@ impl Services {
             self.program.referral.velocity_per_hour as usize + 1,
             milestone_origin,
         );
-        rj.close(self, &mut referrer, batch)?;
-        batch.save_member(Some(&referring.member), &mut referrer)?;
+        rw.close_into(self, batch)?;
         Ok(())
     }
 
     /// One side's reward: pending from the purchase day for the return window (`pending_days`),
     /// a `referral.rewarded` line; returns where the points went (none for 0 points).
-    #[allow(clippy::too_many_arguments)]
     fn reward(
         &self,
         m: &mut Member,
         journal: &mut Journal,
         points: Points,
-        role: ReferralRole,
-        r: &Referral,
+        side: Side,
         bought_on: NaiveDate,
         sale: &PurchaseRef,
     ) -> Result<Option<Origin>, ServiceError> {
+        let Side { role, referee } = side;
         if points.0 <= 0 {
             return Ok(None);
         }
@@ -1032,7 +1046,7 @@ impl Services {
                 LedgerKind::Referral,
                 points,
                 m.balance,
-                Some(format!("referral:{}", r.referee)),
+                Some(format!("referral:{referee}")),
                 None,
                 now,
             ),
@@ -1047,7 +1061,7 @@ impl Services {
                         ..moved
                     },
                     line,
-                    referee_id: r.referee.clone(),
+                    referee_id: referee.clone(),
                     role,
                     rewarded: points,
                     available_on,
@@ -1065,18 +1079,20 @@ impl Services {
     /// Either side may be gone: an erased referee (`referee` None) had their points forfeited,
     /// so only the referrer's come back; an erased referrer (`referring` None) has nothing left
     /// to take back or recount, so only the referee's do.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn refund_referral(
         &self,
         referral: &Versioned<Referral>,
         referring: Option<&Referring>,
-        purchase_amount: i64,
-        refunded_total: i64,
-        of: &RefundRef,
+        refund: RefundOf<'_>,
         referee: Option<(&mut Member, &mut Journal)>,
-        now: DateTime<Utc>,
         batch: &mut Batch,
     ) -> Result<Points, ServiceError> {
+        let RefundOf {
+            of,
+            purchase_amount,
+            refunded_total,
+            now,
+        } = refund;
         let today = self.program_date(now);
         let rules = &self.program.referral;
         let mut r = referral.value.clone();
@@ -1122,23 +1138,31 @@ impl Services {
                     journal,
                     r.referee_points,
                     r.referee_origin,
-                    ReferralRole::Referee,
-                    &r,
+                    Side {
+                        role: ReferralRole::Referee,
+                        referee: &r.referee,
+                    },
                     of,
                 )?;
                 back_to_referee = r.referee_points;
             }
             if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
-                let mut referrer = referring.member.value.clone();
-                let mut rj = Journal::new(self, &referrer, now);
-                self.settle(&mut referrer, &mut rj, now);
+                let mut rw = MemberWrite::on(self, &referring.member, now);
+                let MemberWrite {
+                    m: referrer,
+                    journal: rj,
+                    ..
+                } = &mut rw;
+                self.settle(referrer, rj, now);
                 self.take_back(
-                    &mut referrer,
-                    &mut rj,
+                    referrer,
+                    rj,
                     r.referrer_points,
                     r.referrer_origin,
-                    ReferralRole::Referrer,
-                    &r,
+                    Side {
+                        role: ReferralRole::Referrer,
+                        referee: &r.referee,
+                    },
                     of,
                 )?;
                 let back = record.counts.reversed_out(
@@ -1149,17 +1173,18 @@ impl Services {
                 r.milestones_reversed = Points(back.iter().map(|m| m.points.0).sum());
                 for milestone in back {
                     self.take_back(
-                        &mut referrer,
-                        &mut rj,
+                        referrer,
+                        rj,
                         milestone.points,
                         Some(milestone.origin),
-                        ReferralRole::Milestone,
-                        &r,
+                        Side {
+                            role: ReferralRole::Milestone,
+                            referee: &r.referee,
+                        },
                         of,
                     )?;
                 }
-                rj.close(self, &mut referrer, batch)?;
-                batch.save_member(Some(&referring.member), &mut referrer)?;
+                rw.close_into(self, batch)?;
             }
         }
         if let (Some(referring), Some(record)) = (referring, &record) {
@@ -1171,17 +1196,16 @@ impl Services {
 
     /// One side's reward taken back: from its lot first (pending before it was released), then
     /// soonest-expiring first; beyond the spendable points it is owed. A `referral.reversed` line.
-    #[allow(clippy::too_many_arguments)]
     fn take_back(
         &self,
         m: &mut Member,
         journal: &mut Journal,
         points: Points,
         origin: Option<Origin>,
-        role: ReferralRole,
-        r: &Referral,
+        side: Side,
         of: &RefundRef,
     ) -> Result<(), ServiceError> {
+        let Side { role, referee } = side;
         if points.0 <= 0 {
             return Ok(());
         }
@@ -1193,7 +1217,7 @@ impl Services {
                 LedgerKind::Referral,
                 points.checked_neg()?,
                 m.balance,
-                Some(format!("referral:{}", r.referee)),
+                Some(format!("referral:{referee}")),
                 None,
                 journal.now(),
             ),
@@ -1204,7 +1228,7 @@ impl Services {
                         ..moved
                     },
                     line,
-                    referee_id: r.referee.clone(),
+                    referee_id: referee.clone(),
                     role,
                     reversed: points,
                     pending: (from_pending > 0).then_some(Points(-from_pending)),
@@ -1273,38 +1297,27 @@ impl Services {
         let mut r = referral.value.clone();
         let mut record = referring.record.value.clone();
         let mut w = MemberWrite::on(self, &current, now);
-        let MemberWrite {
-            m, journal, batch, ..
-        } = &mut w;
-        self.settle(m, journal, now);
+        self.settle(&mut w.m, &mut w.journal, now);
         record.counts.held = record.counts.held.saturating_sub(1);
         r.reviewed_by = Some(actor.sub.clone());
         r.updated_at = now;
         if approve {
             let p = referral::payout(&self.program.referral, &record.counts, today);
-            let marks = self.referee_marks(m).await?;
-            self.pay(
-                &mut r,
-                &p,
-                m,
-                &referring,
-                &mut record,
-                &marks,
-                journal,
-                batch,
-            )?;
+            let marks = self.referee_marks(&w.m).await?;
+            self.pay(&mut r, &p, &mut w, &referring, &mut record, &marks)?;
         } else {
             r.status = ReferralStatus::Rejected;
             r.rule = Some(FraudRule::Reviewer);
             record.counts.rejected += 1;
-            journal.note(EventData::ReferralRejected(ReferralJudged {
+            w.journal.note(EventData::ReferralRejected(ReferralJudged {
                 referrer_id: r.referrer.clone(),
                 rule: FraudRule::Reviewer,
                 purchase: r.purchase.clone(),
             }));
         }
-        batch.save(&r.referrer, &record, Some(referring.record.version))?;
-        batch.save(referee, &r, Some(referral.version))?;
+        w.batch
+            .save(&r.referrer, &record, Some(referring.record.version))?;
+        w.batch.save(referee, &r, Some(referral.version))?;
         w.audit(
             self,
             Some(actor),

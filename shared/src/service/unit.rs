@@ -85,6 +85,13 @@ impl MemberWrite {
         Ok((batch, self.m))
     }
 
+    /// Closes the write into `batch`: for a second member written in another's commit (a
+    /// referrer paid or clawed back in the referee's purchase, refund or review).
+    pub fn close_into(self, svc: &Services, batch: &mut Batch) -> Result<(), ServiceError> {
+        batch.append(self.close(svc)?.0);
+        Ok(())
+    }
+
     /// Closes the journal, saves the member and commits it all in one round trip.
     pub async fn commit(self, svc: &Services) -> Result<Committed, ServiceError> {
         self.commit_remembering::<()>(svc, None).await
