@@ -8,8 +8,8 @@ use super::error::ServiceError;
 use super::error::live;
 use super::events::Journal;
 use super::members::money;
-use super::referrals::RefundOf;
 use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
+use super::referrals::{Referring, RefundOf};
 use super::segments::SegmentState;
 use super::unit::MemberWrite;
 use super::{Outcome, Services};
@@ -36,6 +36,7 @@ use crate::domain::{MemberId, Money, Phone, PhoneInput, Points, ReceiptId, Refun
 use crate::retrying;
 use crate::table::{
     Batch, Fetched, PaymentMark, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
+    Versioned,
 };
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -647,28 +648,17 @@ impl Services {
             .ok_or(ServiceError::NotFound("purchase"))?;
         let mut pr = purchase.value;
         let would_total = refunded_total_after(&pr, req.amount)?;
-        let mut reads = Reads::new();
-        let member = reads.add::<Member>(&pr.member_id);
-        let state = reads.add::<SegmentState>(&Replica::of(&pr.member_id));
-        let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
-        let referral = pr.referral.as_ref().map(|referrer| {
-            (
-                reads.add::<crate::domain::referral::Referral>(&pr.member_id),
-                ReferringSlots::add(&mut reads, referrer),
-            )
-        });
-        let found = self.table.read(&reads).await?;
-        let current = found
-            .get(&member)?
-            .ok_or(ServiceError::NotFound("member"))?;
+        let read = self.read_for_refund(&pr).await?;
         let of = RefundRef {
             store_id: store.clone(),
             receipt_id: receipt.clone(),
             refund_id: req.refund_id.clone(),
         };
-        let referral = match &referral {
-            Some((slot, slots)) => found.get(slot)?.map(|r| (r, slots.get(&found).ok())),
-            None => None,
+        let refund = RefundOf {
+            of: &of,
+            purchase_amount: pr.amount.value,
+            refunded_total: would_total,
+            now,
         };
         let mut batch = Batch::new();
         let audited = Audited {
@@ -678,67 +668,17 @@ impl Services {
             changes: vec![Change::to("amount", req.amount.value)],
         };
         self.audit(&mut batch, actor, audited, now)?;
-        let response = if current.value.erased_at.is_some() {
-            // The goods come back whatever we know of the buyer: nothing is credited to the
-            // erased member (their points were forfeited), but what the refund does to others
-            // stands — the referrer's reward, the campaigns' counts.
-            self.unplay_refund(
-                credits,
-                &found,
-                pr.refunded_total,
-                req.amount.value,
-                pr.amount.value,
-                &mut batch,
-            )?;
-            pr.refunded_total = would_total;
-            if let Some((r, referring)) = &referral {
-                let refund = RefundOf {
-                    of: &of,
-                    purchase_amount: pr.amount.value,
-                    refunded_total: would_total,
-                    now,
-                };
-                self.refund_referral(r, referring.as_ref(), refund, None, &mut batch)?;
-            }
-            ((Points::ZERO, Points::ZERO), None)
+        let (reversed, balance, write) = if read.member.value.erased_at.is_some() {
+            self.refund_of_erased(&mut pr, req, refund, read, &mut batch)?;
+            (Points::ZERO, Points::ZERO, None)
         } else {
-            let cuts = self.cut_points(found.get(&state)?);
-            let mut w = MemberWrite::on(self, &current, now);
-            let MemberWrite { m, journal, .. } = &mut w;
-            self.settle(m, journal, now);
-            let unbooked = self.book_refund(m, &mut pr, req.amount.value, would_total, now)?;
-            self.resegment(m, &cuts, now, journal);
-            let lines = RefundLines {
-                pr: &pr,
-                req,
-                of: &of,
-                unbooked,
-                credits,
-                found: &found,
-            };
-            let mut reversed = self.refund_lines(m, lines, journal, &mut batch)?;
-            if let Some((r, referring)) = &referral {
-                // A referrer who has since left keeps nothing to take back (their counts went
-                // with them); the referee's reward comes back all the same.
-                let refund = RefundOf {
-                    of: &of,
-                    purchase_amount: pr.amount.value,
-                    refunded_total: would_total,
-                    now,
-                };
-                let referee = Some((&mut *m, &mut *journal));
-                let back =
-                    self.refund_referral(r, referring.as_ref(), refund, referee, &mut batch)?;
-                reversed = reversed.checked_add(back)?;
-            }
-            let balance = m.balance;
-            ((reversed, balance), Some(w))
+            let (reversed, w) = self.refund_of_member(&mut pr, req, refund, read, &mut batch)?;
+            (reversed, w.m.balance, Some(w))
         };
-        let (response, write) = response;
         let response = RefundReceipt {
             refund_id: req.refund_id.clone(),
-            points_reversed: response.0,
-            balance: response.1,
+            points_reversed: reversed,
+            balance,
             refunded_total: money(would_total, pr.amount.currency),
         };
         let record = RefundRecord {
@@ -759,6 +699,98 @@ impl Services {
             None => self.table.commit(batch).await?,
         }
         Ok(Outcome::fresh(response))
+    }
+
+    /// What a refund reads once its purchase names the member, in one round trip: the member,
+    /// the segment cut points, the campaigns' assignments it was credited in, and the referral
+    /// (with its referrer) the purchase counted for.
+    async fn read_for_refund(&self, pr: &PurchaseRecord) -> Result<RefundRead, ServiceError> {
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(&pr.member_id);
+        let state = reads.add::<SegmentState>(&Replica::of(&pr.member_id));
+        let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
+        let referral = pr.referral.as_ref().map(|referrer| {
+            (
+                reads.add::<crate::domain::referral::Referral>(&pr.member_id),
+                ReferringSlots::add(&mut reads, referrer),
+            )
+        });
+        let found = self.table.read(&reads).await?;
+        let member = found
+            .get(&member)?
+            .ok_or(ServiceError::NotFound("member"))?;
+        let referral = match &referral {
+            Some((slot, slots)) => found.get(slot)?.map(|r| (r, slots.get(&found).ok())),
+            None => None,
+        };
+        Ok(RefundRead {
+            member,
+            cuts: self.cut_points(found.get(&state)?),
+            credits,
+            referral,
+            found,
+        })
+    }
+
+    /// The goods come back whatever we know of the buyer: nothing is credited to an erased
+    /// member (their points were forfeited), but what the refund does to others stands — the
+    /// referrer's reward, the campaigns' counts.
+    fn refund_of_erased(
+        &self,
+        pr: &mut PurchaseRecord,
+        req: &RefundRequest,
+        refund: RefundOf,
+        read: RefundRead,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        self.unplay_refund(
+            read.credits,
+            &read.found,
+            pr.refunded_total,
+            req.amount.value,
+            pr.amount.value,
+            batch,
+        )?;
+        pr.refunded_total = refund.refunded_total;
+        if let Some((r, referring)) = &read.referral {
+            self.refund_referral(r, referring.as_ref(), refund, None, batch)?;
+        }
+        Ok(())
+    }
+
+    /// The refund on a live member's books (`book_refund`, `refund_lines`) and the referral
+    /// rewards it takes back; returns the points reversed and the member's write.
+    fn refund_of_member(
+        &self,
+        pr: &mut PurchaseRecord,
+        req: &RefundRequest,
+        refund: RefundOf,
+        read: RefundRead,
+        batch: &mut Batch,
+    ) -> Result<(Points, MemberWrite), ServiceError> {
+        let now = refund.now;
+        let mut w = MemberWrite::on(self, &read.member, now);
+        let MemberWrite { m, journal, .. } = &mut w;
+        self.settle(m, journal, now);
+        let unbooked = self.book_refund(m, pr, req.amount.value, refund.refunded_total, now)?;
+        self.resegment(m, &read.cuts, now, journal);
+        let lines = RefundLines {
+            pr,
+            req,
+            of: refund.of,
+            unbooked,
+            credits: read.credits,
+            found: &read.found,
+        };
+        let mut reversed = self.refund_lines(m, lines, journal, batch)?;
+        if let Some((r, referring)) = &read.referral {
+            // A referrer who has since left keeps nothing to take back (their counts went
+            // with them); the referee's reward comes back all the same.
+            let referee = Some((&mut *m, &mut *journal));
+            let back = self.refund_referral(r, referring.as_ref(), refund, referee, batch)?;
+            reversed = reversed.checked_add(back)?;
+        }
+        Ok((reversed, w))
     }
 
     /// The refund on the member's books: the purchase's points back out (pending ones first),
@@ -938,6 +970,18 @@ impl Unbooked {
 }
 
 /// What a refund's lines are drawn from.
+/// What a refund reads after its purchase (`read_for_refund`).
+struct RefundRead {
+    member: Versioned<Member>,
+    cuts: CutPoints,
+    credits: Vec<(CampaignCredit, Slot<Assignment>)>,
+    referral: Option<(
+        Versioned<crate::domain::referral::Referral>,
+        Option<Referring>,
+    )>,
+    found: Fetched,
+}
+
 struct RefundLines<'a> {
     pr: &'a PurchaseRecord,
     req: &'a RefundRequest,
