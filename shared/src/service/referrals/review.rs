@@ -1,0 +1,118 @@
+//! The review queue: held referrals approved (paid) or rejected by an operator.
+
+use super::{ReferralView, ReferringSlots, view};
+use crate::domain::MemberId;
+use crate::domain::audit::{Actor, AuditAction, Change};
+use crate::domain::event::{EventData, ReferralJudged};
+use crate::domain::member::Member;
+use crate::domain::referral::{self, FraudRule, Referral, ReferralStatus};
+use crate::retrying;
+use crate::service::Services;
+use crate::service::audit::Audited;
+use crate::service::error::ServiceError;
+use crate::service::error::live;
+use crate::service::unit::MemberWrite;
+use crate::table::Reads;
+
+impl Services {
+    /// One page of the referrals held for review, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn held_referrals(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ReferralView>, Option<String>), ServiceError> {
+        let today = self.program_date(self.now());
+        let (items, next) = self.table.held_referrals(limit, cursor).await?;
+        Ok((items.iter().map(|r| view(r, today)).collect(), next))
+    }
+
+    /// An administrator approves a held referral (it pays as a qualification would today, caps
+    /// included) or rejects it (nobody is paid). Both are audited and evented.
+    #[tracing::instrument(skip_all, fields(referee = %referee))]
+    pub async fn review_referral(
+        &self,
+        referee: &MemberId,
+        approve: bool,
+        actor: &Actor,
+    ) -> Result<ReferralView, ServiceError> {
+        retrying!(self, self.try_review(referee, approve, actor))
+    }
+
+    pub(super) async fn try_review(
+        &self,
+        referee: &MemberId,
+        approve: bool,
+        actor: &Actor,
+    ) -> Result<ReferralView, ServiceError> {
+        let now = self.now();
+        let today = self.program_date(now);
+        let held = self
+            .table
+            .get::<Referral>(referee)
+            .await?
+            .ok_or(ServiceError::NotFound("referral"))?;
+        if held.value.status != ReferralStatus::Held {
+            return Err(ServiceError::ReferralNotHeld(held.value.status.as_str()));
+        }
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(referee);
+        let referral = reads.add::<Referral>(referee);
+        let slots = ReferringSlots::add(&mut reads, &held.value.referrer);
+        let found = self.table.read(&reads).await?;
+        let current = live(found.get(&member)?)?;
+        let referral = found
+            .get(&referral)?
+            .ok_or(ServiceError::NotFound("referral"))?;
+        if referral.value.status != ReferralStatus::Held {
+            return Err(ServiceError::ReferralNotHeld(
+                referral.value.status.as_str(),
+            ));
+        }
+        let referring = slots.get(&found)?;
+        let mut r = referral.value.clone();
+        let mut record = referring.record.value.clone();
+        let mut w = MemberWrite::on(self, &current, now);
+        self.settle(&mut w.m, &mut w.journal, now);
+        record.counts.held = record.counts.held.saturating_sub(1);
+        r.reviewed_by = Some(actor.sub.clone());
+        r.updated_at = now;
+        if approve {
+            let p = referral::payout(&self.program.referral, &record.counts, today);
+            let marks = self.referee_marks(&w.m).await?;
+            self.pay(&mut r, &p, &mut w, &referring, &mut record, &marks)?;
+        } else {
+            r.status = ReferralStatus::Rejected;
+            r.rule = Some(FraudRule::Reviewer);
+            record.counts.rejected += 1;
+            w.journal.note(EventData::ReferralRejected(ReferralJudged {
+                referrer_id: r.referrer.clone(),
+                rule: FraudRule::Reviewer,
+                purchase: r.purchase.clone(),
+            }));
+        }
+        w.batch
+            .save(&r.referrer, &record, Some(referring.record.version))?;
+        w.batch.save(referee, &r, Some(referral.version))?;
+        w.audit(
+            self,
+            Some(actor),
+            Audited {
+                action: if approve {
+                    AuditAction::ReferralApproved
+                } else {
+                    AuditAction::ReferralRejected
+                },
+                member: Some(referee),
+                target: Some(r.referrer.to_string()),
+                changes: vec![Change {
+                    field: "status".into(),
+                    before: Some("held".into()),
+                    after: Some(r.status.as_str().into()),
+                }],
+            },
+        )?;
+        w.commit(self).await?;
+        Ok(view(&r, today))
+    }
+}
