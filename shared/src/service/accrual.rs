@@ -357,7 +357,7 @@ impl Services {
         let mut plays = self.campaign_plays(&found, campaigns).await?;
         let cuts = self.cut_points(found.get(&state)?);
         let (mut w, record) = loop {
-            let mut w = MemberWrite::on(self, &current, now);
+            let mut w = MemberWrite::settled(self, &current, now);
             let mut short = Vec::new();
             let read = PurchaseRead {
                 cuts: &cuts,
@@ -413,7 +413,6 @@ impl Services {
         let now = w.journal.now();
         let occurred_at = req.occurred(now);
         let first = w.m.first_purchase_at.is_none();
-        self.settle(&mut w.m, &mut w.journal, now);
         let booked = self.book_purchase(&mut w.m, req, occurred_at, now)?;
         self.resegment(&mut w.m, read.cuts, now, &mut w.journal);
         let (balance, tier) = (w.m.balance, w.m.tier);
@@ -769,9 +768,8 @@ impl Services {
         batch: &mut Batch,
     ) -> Result<(Points, MemberWrite), ServiceError> {
         let now = refund.now;
-        let mut w = MemberWrite::on(self, &read.member, now);
+        let mut w = MemberWrite::settled(self, &read.member, now);
         let MemberWrite { m, journal, .. } = &mut w;
-        self.settle(m, journal, now);
         let unbooked = self.book_refund(m, pr, req.amount.value, refund.refunded_total, now)?;
         self.resegment(m, &read.cuts, now, journal);
         let lines = RefundLines {

@@ -138,9 +138,8 @@ impl Services {
         if already {
             return Ok(GiftOutcome::AlreadyIssued);
         }
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::settled(self, &current, now);
         let points = self.program.tiers.rule(w.m.tier).birthday_points;
-        self.settle(&mut w.m, &mut w.journal, now);
         self.credit(&mut w.m, points, now);
         w.m.lifetime_earned = w.m.lifetime_earned.checked_add(points)?;
         w.m.last_activity_at = now;

@@ -525,9 +525,8 @@ impl Services {
         if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::settled(self, &current, now);
         let MemberWrite { m, journal, .. } = &mut w;
-        self.settle(m, journal, now);
         let before = m.balance;
         if points.0 > 0 {
             self.credit(m, points, now);

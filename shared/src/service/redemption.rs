@@ -791,11 +791,10 @@ impl Services {
         let count = more.get(&count)?;
 
         let balance_before = current.value.balance;
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::settled(self, &current, now);
         let MemberWrite {
             m, journal, batch, ..
         } = &mut w;
-        self.settle(m, journal, now);
         self.restore(m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;

@@ -46,6 +46,14 @@ impl MemberWrite {
         }
     }
 
+    /// A write on the member as read, its points first settled as of `now` (pending points that
+    /// are due released, lots past their expiry expired): where every write that moves points starts.
+    pub fn settled(svc: &Services, current: &Versioned<Member>, now: DateTime<Utc>) -> Self {
+        let mut w = MemberWrite::on(svc, current, now);
+        svc.settle(&mut w.m, &mut w.journal, now);
+        w
+    }
+
     /// A write that creates the member: its save is conditioned on absence, and a member already
     /// there answers `taken`.
     pub fn create(svc: &Services, m: Member, now: DateTime<Utc>, taken: Answer) -> Self {

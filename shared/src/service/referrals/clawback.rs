@@ -92,13 +92,12 @@ impl Services {
                 back_to_referee = r.referee_points;
             }
             if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
-                let mut rw = MemberWrite::on(self, &referring.member, now);
+                let mut rw = MemberWrite::settled(self, &referring.member, now);
                 let MemberWrite {
                     m: referrer,
                     journal: rj,
                     ..
                 } = &mut rw;
-                self.settle(referrer, rj, now);
                 self.take_back(
                     referrer,
                     rj,

@@ -217,13 +217,12 @@ impl Services {
             &sale,
         )?;
         // The referrer is a second member written in the same commit.
-        let mut rw = MemberWrite::on(self, &referring.member, now);
+        let mut rw = MemberWrite::settled(self, &referring.member, now);
         let MemberWrite {
             m: referrer,
             journal: rj,
             ..
         } = &mut rw;
-        self.settle(referrer, rj, now);
         r.referrer_origin = self.reward(
             referrer,
             rj,

@@ -72,8 +72,7 @@ impl Services {
         let referring = slots.get(&found)?;
         let mut r = referral.value.clone();
         let mut record = referring.record.value.clone();
-        let mut w = MemberWrite::on(self, &current, now);
-        self.settle(&mut w.m, &mut w.journal, now);
+        let mut w = MemberWrite::settled(self, &current, now);
         record.counts.held = record.counts.held.saturating_sub(1);
         r.reviewed_by = Some(actor.sub.clone());
         r.updated_at = now;
