@@ -12,7 +12,7 @@ async fn emf_documents_count_replays_points_and_job_results() {
     api.enrol("m").await;
     let purchase = json!({"member": {"id": "m"}, "store_id": "store-1", "receipt_id": "R1",
         "amount": {"value": 25000, "currency": "USD"},
-        "occurred_at": api.services.now().to_rfc3339()});
+        "occurred_at": api.services.ctx.now().to_rfc3339()});
     for _ in 0..2 {
         let r = api
             .post("/v1/purchases", &api.pos("store-1"), purchase.clone())

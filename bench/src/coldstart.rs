@@ -146,6 +146,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
         ("member-bob", json!({"name": "Bob"})),
     ] {
         match svc
+            .members
             .enrol(id(member), parse(body), None, None, "coldstart")
             .await
         {
@@ -154,6 +155,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
         }
     }
     if svc
+        .members
         .get_member(&id("member-ada"))
         .await
         .expect("ada")
@@ -162,23 +164,25 @@ async fn seed(store: loyalty::store::DynamoStore) {
         .0
         < 1000
     {
-        svc.adjust(
-            &id("member-ada"),
-            parse(json!({"points": 1000, "reason": "seed"})),
-            None,
+        svc.members
+            .adjust(
+                &id("member-ada"),
+                parse(json!({"points": 1000, "reason": "seed"})),
+                None,
+                &crate::operator(),
+            )
+            .await
+            .expect("ada's points");
+    }
+    let coffee = loyalty::domain::RewardId::parse("free-coffee").unwrap();
+    svc.redemptions
+        .put_reward(
+            &coffee,
+            parse(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
             &crate::operator(),
         )
         .await
-        .expect("ada's points");
-    }
-    let coffee = loyalty::domain::RewardId::parse("free-coffee").unwrap();
-    svc.put_reward(
-        &coffee,
-        parse(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
-        &crate::operator(),
-    )
-    .await
-    .expect("the reward");
+        .expect("the reward");
 }
 
 /// The sample with what must differ from run to run made fresh: receipt and refund ids, and

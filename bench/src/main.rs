@@ -333,7 +333,7 @@ async fn main() {
     let mut with_code = Vec::new();
     for i in 0..referees {
         let referrer = MemberId::parse(&format!("m{i}")).unwrap();
-        let code = services.referral(&referrer).await.unwrap().code;
+        let code = services.referrals.referral(&referrer).await.unwrap().code;
         let body = json!({"id": format!("f{i}"), "name": "Bench", "referral_code": code});
         with_code.push(("/v1/members".to_owned(), admin.clone(), body, None));
     }
@@ -481,7 +481,7 @@ async fn main() {
             m.birthday_set_on = Some(long_ago.date_naive());
             batch.save_member(None, &mut m).unwrap();
         }
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
     println!(
         "birthday     seeded {} members in {:.1} s",
@@ -490,7 +490,9 @@ async fn main() {
     );
     let (run, c) = measured(
         &counts,
-        services.birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap()),
+        services
+            .birthdays
+            .birthday_gifts("2026-07-01T12:00:00Z".parse().unwrap()),
     )
     .await;
     let run = run.unwrap();
@@ -578,6 +580,7 @@ async fn daily_run(members: usize, events: usize) {
             in_batch += 1;
             if in_batch == 100 {
                 services
+                    .ctx
                     .table
                     .commit(std::mem::take(&mut batch))
                     .await
@@ -590,13 +593,13 @@ async fn daily_run(members: usize, events: usize) {
         }
     }
     if in_batch > 0 {
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
     println!(
         "daily        seeded {made} events of {members} members in {:.1} s",
         seed_start.elapsed().as_secs_f64()
     );
-    let (run, c) = measured(&counts, services.daily_run(day)).await;
+    let (run, c) = measured(&counts, services.segments.daily_run(day)).await;
     let run = run.unwrap();
     assert_eq!(
         run.events_read, made as u64,
@@ -676,7 +679,11 @@ async fn points_run(args: &Args) {
             0
         };
         let due = pending + first_day;
-        let (run, c) = measured(&counts, services.points_job(day0 + Duration::days(day))).await;
+        let (run, c) = measured(
+            &counts,
+            services.balances.points_job(day0 + Duration::days(day)),
+        )
+        .await;
         println!(
             "points       job over {members} members, day {day}: {:.2} s, {} members due ({:.2}% of members), {} items read ({} read round trips), {} items written ({} commits); {:?}",
             c.secs,
@@ -699,8 +706,8 @@ pub(crate) async fn seed_points_members(
     day0: chrono::DateTime<Utc>,
 ) {
     use loyalty::domain::lots::{self, Lots};
-    let expiry = services.program.points.expiry;
-    let today = services.program_date(day0);
+    let expiry = services.ctx.program.points.expiry;
+    let today = services.ctx.program_date(day0);
     let year_ago: chrono::NaiveDate = "2026-03-10".parse().unwrap();
     let ids: Vec<usize> = (0..members).collect();
     for chunk in ids.chunks(SEED_CHUNK) {
@@ -716,14 +723,14 @@ pub(crate) async fn seed_points_members(
             if i % 50 == 0 {
                 l.grant(40, year_ago, expiry);
             }
-            l.earn(100, services.program_date(bought), 14, today, expiry);
+            l.earn(100, services.ctx.program_date(bought), 14, today, expiry);
             m.last_activity_at = bought;
             m.lifetime_earned = loyalty::domain::Points(l.available_total() + l.pending_total());
-            m.points_due = lots::next_due(&l, expiry, services.program_date(bought), None);
+            m.points_due = lots::next_due(&l, expiry, services.ctx.program_date(bought), None);
             m.set_lots(l);
             batch.save_member(None, &mut m).unwrap();
         }
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
 }
 
@@ -739,16 +746,18 @@ async fn campaign_launch(services: &Services, counts: &RoundTrips, members: usiz
         "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
     .unwrap();
     services
+        .campaigns
         .put_campaign(&id, input, &operator())
         .await
         .unwrap();
-    let (launched, c) = measured(counts, services.launch_campaign(&id, &operator())).await;
+    let (launched, c) =
+        measured(counts, services.campaigns.launch_campaign(&id, &operator())).await;
     let launched = launched.unwrap();
     println!(
         "campaigns    launch over {members} members: {:.2} s, {} items read ({} read round trips), {} items written ({} commits); audience {:?}",
         c.secs, c.items_read, c.read_trips, c.items_written, c.commits, launched.audience_size
     );
-    let (results, c) = measured(counts, services.campaign_results(&id)).await;
+    let (results, c) = measured(counts, services.campaigns.campaign_results(&id)).await;
     println!(
         "campaigns    results over {members} members: {:.2} s, {} items read ({} read round trips); verdict {:?}",
         c.secs,
@@ -766,8 +775,8 @@ pub(crate) async fn seed_segment_members(
     day0: chrono::DateTime<Utc>,
 ) {
     use loyalty::domain::Points;
-    let p = services.program.clone();
-    let today = services.program_date(day0);
+    let p = services.ctx.program.clone();
+    let today = services.ctx.program_date(day0);
     let ids: Vec<usize> = (0..members).collect();
     for chunk in ids.chunks(SEED_CHUNK) {
         let mut batch = Batch::new();
@@ -784,7 +793,7 @@ pub(crate) async fn seed_segment_members(
                 let last = (i * 37) % 400;
                 for k in (0..(i % 7) + 1).rev() {
                     let at = day0 - Duration::days((last + k * 7) as i64);
-                    let on = services.program_date(at);
+                    let on = services.ctx.program_date(at);
                     let amount = 500 + ((i * 7919 + k * 131) % 30_000) as i64;
                     m.spend
                         .add(on, amount, today, p.spend_months_kept())
@@ -809,7 +818,7 @@ pub(crate) async fn seed_segment_members(
             m.has_referral_code = true;
             batch.save_member(None, &mut m).unwrap();
         }
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
 }
 
@@ -830,7 +839,9 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
     for (day, parts) in [(1, 1), (2, 4), (3, 4)] {
         let (run, c) = measured(
             counts,
-            services.segments_job(day0 + Duration::days(day), parts),
+            services
+                .segments
+                .segments_job(day0 + Duration::days(day), parts),
         )
         .await;
         let run = run.unwrap();

@@ -59,7 +59,7 @@ pub async fn peak(p: Peak) -> bool {
             );
             batch.save_member(None, &mut m).unwrap();
         }
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
     let campaigns = loyalty::service::campaigns::MAX_RUNNING;
     for c in 0..campaigns {
@@ -71,10 +71,12 @@ pub async fn peak(p: Peak) -> bool {
             "holdout_percent": 10}))
         .unwrap();
         services
+            .campaigns
             .put_campaign(&id, input, &crate::operator())
             .await
             .unwrap();
         services
+            .campaigns
             .launch_campaign(&id, &crate::operator())
             .await
             .unwrap();
@@ -88,6 +90,7 @@ pub async fn peak(p: Peak) -> bool {
         )
         .unwrap();
         services
+            .redemptions
             .put_reward(r, input, &crate::operator())
             .await
             .unwrap();
@@ -118,7 +121,7 @@ pub async fn peak(p: Peak) -> bool {
             let req = serde_json::from_value(body).unwrap();
             let digest = format!("d{n}");
             heat::REQUEST.scope(n as u64, async move {
-                services.purchase(req, &digest, None).await.map(|_| ())
+                services.purchases.purchase(req, &digest, None).await.map(|_| ())
             })
         });
         let results: Vec<_> = futures::stream::iter(purchases)
@@ -141,7 +144,11 @@ pub async fn peak(p: Peak) -> bool {
                 let reward = rewards[i % rewards.len()].clone();
                 let services = services.clone();
                 heat::REQUEST.scope(u64::MAX - n as u64, async move {
-                    services.redeem(&member, &reward, None, None).await.is_ok()
+                    services
+                        .redemptions
+                        .redeem(&member, &reward, None, None)
+                        .await
+                        .is_ok()
                 })
             });
             let ok: Vec<bool> = futures::stream::iter(redemptions)
@@ -262,13 +269,14 @@ pub async fn flash(f: Flash) -> bool {
             m.balance = loyalty::domain::Points(1_000);
             batch.save_member(None, &mut m).unwrap();
         }
-        services.table.commit(batch).await.unwrap();
+        services.ctx.table.commit(batch).await.unwrap();
     }
     let reward = RewardId::parse("flash-voucher").unwrap();
     let input = serde_json::from_value(json!({"name": "Half-price voucher", "cost_points": 100,
         "stock": f.stock, "per_member_limit": 1}))
     .unwrap();
     services
+        .redemptions
         .put_reward(&reward, input, &crate::operator())
         .await
         .unwrap();
@@ -296,7 +304,10 @@ pub async fn flash(f: Flash) -> bool {
             let member = MemberId::parse(&format!("f{i}")).unwrap();
             let reward = reward.clone();
             heat::REQUEST.scope((s << 32) + k as u64, async move {
-                let r = services.redeem(&member, &reward, None, None).await;
+                let r = services
+                    .redemptions
+                    .redeem(&member, &reward, None, None)
+                    .await;
                 (member, r.map(|_| ()))
             })
         });
@@ -458,6 +469,7 @@ pub async fn night(n: Night) -> bool {
 
     let m = measure("segments", 16 * 16);
     let run = services
+        .segments
         .segments_job(day0 + Duration::days(1), 16)
         .await
         .unwrap();
@@ -471,7 +483,11 @@ pub async fn night(n: Night) -> bool {
     ok &= job.report(scale);
 
     let m = measure("points", 4 * 8);
-    let run = services.points_job(day0 + Duration::days(1)).await.unwrap();
+    let run = services
+        .balances
+        .points_job(day0 + Duration::days(1))
+        .await
+        .unwrap();
     let job = finish(m);
     println!("scale/night  points    {run:?}");
     ok &= job.report(scale);
@@ -483,12 +499,14 @@ pub async fn night(n: Night) -> bool {
         "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
     .unwrap();
     services
+        .campaigns
         .put_campaign(&id, input, &crate::operator())
         .await
         .unwrap();
     clock.set(day0 + Duration::days(1));
     let m = measure("launch", 4);
     let launched = services
+        .campaigns
         .launch_campaign(&id, &crate::operator())
         .await
         .unwrap();

@@ -98,7 +98,7 @@ impl Webhook {
         let client = loyalty::webhook::client();
         let mut pos = self.load();
         loop {
-            let now = svc.now();
+            let now = svc.ctx.now();
             let horizon = now - self.timing.settle;
             // First start, or the test clock moved back before the position: start (again) a
             // little before now. Re-sending an event is allowed (at least once); skipping is not.
@@ -118,6 +118,7 @@ impl Webhook {
                 continue;
             }
             let page = svc
+                .events
                 .events_between(from, to, pos.after.map(|a| a.to_string()).as_deref(), 100)
                 .await;
             let page = match page {
@@ -152,7 +153,7 @@ impl Webhook {
         svc: &Services,
         event: &loyalty::domain::event::Event,
     ) {
-        let started = svc.now();
+        let started = svc.ctx.now();
         let mut wait = self.timing.first_retry;
         loop {
             let sent = loyalty::webhook::deliver(
@@ -165,7 +166,7 @@ impl Webhook {
             .await;
             match sent {
                 Ok(()) => return,
-                Err(why) if svc.now() - started >= self.timing.give_up_after => {
+                Err(why) if svc.ctx.now() - started >= self.timing.give_up_after => {
                     self.dead_letter(event, &why);
                     return;
                 }

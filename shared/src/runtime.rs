@@ -20,11 +20,11 @@ impl ScheduledInput {
     /// 422 naming `now`) or the clock's.
     pub fn now(
         &self,
-        svc: &crate::service::Services,
+        clock: &dyn crate::clock::Clock,
     ) -> Result<chrono::DateTime<chrono::Utc>, crate::service::ServiceError> {
         match self.now {
             Some(t) => crate::service::ServiceError::bounded_instant("now", t),
-            None => Ok(svc.now()),
+            None => Ok(clock.now()),
         }
     }
 }

@@ -40,8 +40,8 @@ async fn earning_follows_the_tier_held_and_upgrades_at_once(b: Backend) {
         vec!["purchase", "tier_upgrade", "purchase", "purchase"]
     );
     let m = api.get("/v1/members/m", &api.admin()).await.body;
-    let expiry =
-        (api.services.program_date(api.services.now()) + chrono::Months::new(12)).to_string();
+    let expiry = (api.services.ctx.program_date(api.services.ctx.now()) + chrono::Months::new(12))
+        .to_string();
     assert_eq!(m["tier_expires_on"], json!(expiry));
     assert_eq!(m["tier_progress"]["qualifying_spend"]["value"], 101_999);
     assert_eq!(m["tier_progress"]["next_tier"], "diamond");
@@ -67,7 +67,7 @@ both_backends!(earning_follows_the_tier_held_and_upgrades_at_once);
 async fn a_receipt_posted_three_times_earns_once(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
-    let body = purchase_body("m", "R1", 1999, api.services.now());
+    let body = purchase_body("m", "R1", 1999, api.services.ctx.now());
     let first = api
         .post("/v1/purchases", &api.pos("store-1"), body.clone())
         .await;
@@ -105,7 +105,7 @@ async fn a_receipt_posted_three_times_earns_once(b: Backend) {
         .post(
             "/v1/purchases",
             &api.pos("store-2"),
-            purchase_body("m", "R7", 100, api.services.now()),
+            purchase_body("m", "R7", 100, api.services.ctx.now()),
         )
         .await;
     assert_eq!(r.status, 403);
@@ -215,7 +215,7 @@ async fn bad_purchases_get_their_problem_and_write_nothing(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("m").await;
     api.buy("m", "R0", 1999).await;
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let events_before = api.events("m").await;
     let base = purchase_body("m", "BAD", 1999, now);
     let with = |path: &[&str], v: Value| {
@@ -466,7 +466,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
     let pending_days = program.points.pending_days;
     let api = Arc::new(Api::with_program(b, program).await);
     api.enrol("hot").await;
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     // Amounts stay under the gold threshold so every purchase earns at silver whatever the order.
     for i in 0..20 {
         api.buy("hot", &format!("EARLY-{i}"), 1000).await;
@@ -579,7 +579,7 @@ async fn concurrent_purchases_on(b: Backend, program: Program) {
 async fn a_purchase_by_id_costs_one_read_and_one_write() {
     let (api, counts) = Api::counted(Default::default());
     api.enrol("m").await;
-    let body = purchase_body("m", "R1", 1999, api.services.now());
+    let body = purchase_body("m", "R1", 1999, api.services.ctx.now());
     let before = counts.snapshot();
     let units = || {
         counts
@@ -610,7 +610,7 @@ async fn a_purchase_by_id_costs_one_read_and_one_write() {
     );
     // A purchase that moves no segment writes the three items alone.
     let units_before = units();
-    let again = purchase_body("m", "R2", 1, api.services.now());
+    let again = purchase_body("m", "R2", 1, api.services.ctx.now());
     let r = api.post("/v1/purchases", &api.pos("store-1"), again).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(units() - units_before, 6, "table write units of a purchase");

@@ -113,7 +113,7 @@ async fn every_operator_write_leaves_one_audit_record_naming_who_what_and_the_re
         )
         .await;
     assert_eq!(own_cancel.status, 200);
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let at = |h: i64| (now + chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M:%SZ");
     let draft = api
         .call(
@@ -354,7 +354,7 @@ async fn operator_enrolments_redemptions_purchases_refunds_and_applied_codes_are
         )
         .await;
     assert_eq!(redeemed.status, 201, "{}", redeemed.body);
-    let sale = loyalty_tests::purchase_body("bob", "A1", 4000, api.services.now());
+    let sale = loyalty_tests::purchase_body("bob", "A1", 4000, api.services.ctx.now());
     let bought = api.post("/v1/purchases", &admin, sale.clone()).await;
     assert_eq!(bought.status, 201, "{}", bought.body);
     let refunded = api

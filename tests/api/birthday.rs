@@ -143,7 +143,7 @@ async fn five_concurrent_runs_over_500_birthdays_give_500_gifts(b: Backend) {
     let runs: Vec<_> = (0..5)
         .map(|_| {
             let svc = api.services.clone();
-            tokio::spawn(async move { svc.birthday_gifts(now).await.unwrap() })
+            tokio::spawn(async move { svc.birthdays.birthday_gifts(now).await.unwrap() })
         })
         .collect();
     let mut issued = 0;
@@ -211,6 +211,7 @@ async fn the_job_reads_only_the_birthdays_in_play() {
         let d = day0 + chrono::Duration::days(i64::from(i % 365));
         let r = api
             .services
+            .members
             .enrol(
                 loyalty::domain::MemberId::parse(&format!("m{i}")).unwrap(),
                 serde_json::from_value(
@@ -227,6 +228,7 @@ async fn the_job_reads_only_the_birthdays_in_play() {
     let before = counts.snapshot();
     let run = api
         .services
+        .birthdays
         .birthday_gifts(at("2026-07-01T12:00:00Z"))
         .await
         .unwrap();

@@ -101,6 +101,7 @@ async fn bonus_points(api: &Api, member: &str) -> i64 {
 
 async fn groups(api: &Api, campaign: &str) -> BTreeMap<String, String> {
     api.services
+        .ctx
         .table
         .assignments(&CampaignId::parse(campaign).unwrap())
         .await
@@ -582,7 +583,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
         b[k] = v;
         b
     };
-    let before = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let before = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     for (body, status, field) in [
         (
             with("ends_at", json!("2027-01-09T00:00:00Z")),
@@ -675,7 +676,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
         );
     }
     assert_eq!(
-        loyalty_tests::all_items(api.services.table.store().as_ref()).await,
+        loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await,
         before,
         "refused requests wrote nothing"
     );
@@ -698,7 +699,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
         assert_eq!((r.status, r.problem_type()), (409, kind), "{path}");
     }
     launch(&api, "c").await;
-    let before = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let before = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     let r = api
         .call("PUT", "/v1/campaigns/c", Some(&admin), Some(good.clone()))
         .await;
@@ -720,7 +721,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
     };
     let after_refusals = {
         put_campaign(&api, "past", past).await;
-        let snapshot = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+        let snapshot = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
         let r = api
             .post("/v1/campaigns/past/launch", &admin, json!({}))
             .await;
@@ -733,7 +734,7 @@ async fn bad_campaigns_get_a_problem_and_write_nothing(b: Backend) {
         snapshot
     };
     assert_eq!(
-        loyalty_tests::all_items(api.services.table.store().as_ref()).await,
+        loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await,
         after_refusals
     );
     assert!(before.len() < after_refusals.len());
@@ -813,7 +814,7 @@ async fn an_interrupted_launch_is_finished_by_the_next_and_leaves_exactly_the_au
     // What a launch cut off half-way leaves: the campaign claimed, and an assignment written for
     // someone who is not (or no longer) in the audience.
     let id = CampaignId::parse("resume").unwrap();
-    let table = &api.services.table;
+    let table = &api.services.ctx.table;
     let c = table.get::<Campaign>(&id).await.unwrap().unwrap();
     let mut claimed = c.value.clone();
     claimed.status = CampaignStatus::Launching;
@@ -890,7 +891,7 @@ async fn thirty_two_clients_buying_into_one_campaign_get_no_503_and_the_budget_s
             let api = api.clone();
             async move {
                 tokio::spawn(async move {
-                    let body = purchase_body(&member, &receipt, 1000, api.services.now());
+                    let body = purchase_body(&member, &receipt, 1000, api.services.ctx.now());
                     let r = api.post("/v1/purchases", &api.pos("store-1"), body).await;
                     (r.status, r.body["campaign_bonus"].as_i64().unwrap_or(0))
                 })

@@ -32,39 +32,46 @@ async fn seeded() -> (Services, String) {
     );
     clock.set(NOW.parse().unwrap());
     let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
-    svc.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None, "test").await.unwrap();
-    svc.enrol(
-        id("member-bob"),
-        parse::<EnrolRequest>(json!({"name": "Bob"})),
-        None,
-        None,
-        "test",
-    )
-    .await
-    .unwrap();
-    svc.adjust(
-        &id("member-ada"),
-        parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})),
-        None,
-        &loyalty_tests::admin_actor(),
-    )
-    .await
-    .unwrap();
+    svc.members.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None, "test").await.unwrap();
+    svc.members
+        .enrol(
+            id("member-bob"),
+            parse::<EnrolRequest>(json!({"name": "Bob"})),
+            None,
+            None,
+            "test",
+        )
+        .await
+        .unwrap();
+    svc.members
+        .adjust(
+            &id("member-ada"),
+            parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})),
+            None,
+            &loyalty_tests::admin_actor(),
+        )
+        .await
+        .unwrap();
     let coffee = loyalty::domain::RewardId::parse("free-coffee").unwrap();
-    svc.put_reward(
-        &coffee,
-        parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
-        &loyalty_tests::admin_actor(),
-    )
-    .await
-    .unwrap();
+    svc.redemptions
+        .put_reward(
+            &coffee,
+            parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+            &loyalty_tests::admin_actor(),
+        )
+        .await
+        .unwrap();
     // No `occurred_at`: recorded now, as the samples' purchases are (so they never go stale).
     let purchase = json!({"member": {"id": "member-ada"}, "store_id": "store-1", "receipt_id": "R-1001",
         "amount": {"value": 1999, "currency": "USD"}});
     let body = parse_json::<PurchaseRequest>(purchase.to_string().as_bytes()).unwrap();
     let digest = body.digest();
-    svc.purchase(body.value, &digest, None).await.unwrap();
+    svc.purchases
+        .purchase(body.value, &digest, None)
+        .await
+        .unwrap();
     let voucher = svc
+        .redemptions
         .redeem(&id("member-ada"), &coffee, None, None)
         .await
         .unwrap()
@@ -72,23 +79,28 @@ async fn seeded() -> (Services, String) {
         .redemption
         .voucher_code;
     // A segments run, so the analytics samples have a day to report.
-    svc.segments_job(NOW.parse().unwrap(), 1).await.unwrap();
+    svc.segments
+        .segments_job(NOW.parse().unwrap(), 1)
+        .await
+        .unwrap();
     // A running campaign for every silver member, and a draft.
     for id in ["double-drinks", "spring-draft"] {
         let c = json!({"name": id, "audience": ["tier:silver"], "starts_at": "2026-11-20T00:00:00Z",
             "ends_at": "2026-12-20T00:00:00Z", "offer": {"kind": "multiplier", "multiplier": 2, "categories": ["drinks"]},
             "budget_points": 10000, "holdout_percent": 10});
         let id = loyalty::domain::CampaignId::parse(id).unwrap();
-        svc.put_campaign(&id, parse(c), &loyalty_tests::admin_actor())
+        svc.campaigns
+            .put_campaign(&id, parse(c), &loyalty_tests::admin_actor())
             .await
             .unwrap();
     }
-    svc.launch_campaign(
-        &loyalty::domain::CampaignId::parse("double-drinks").unwrap(),
-        &loyalty_tests::admin_actor(),
-    )
-    .await
-    .unwrap();
+    svc.campaigns
+        .launch_campaign(
+            &loyalty::domain::CampaignId::parse("double-drinks").unwrap(),
+            &loyalty_tests::admin_actor(),
+        )
+        .await
+        .unwrap();
     (svc, voucher)
 }
 
@@ -160,6 +172,7 @@ async fn every_sample_event_gets_the_status_its_name_promises() {
     for (function, path, expected) in all {
         let (svc, voucher) = seeded().await;
         let code = svc
+            .referrals
             .referral(&loyalty::domain::MemberId::parse("member-ada").unwrap())
             .await
             .unwrap()

@@ -83,7 +83,7 @@ fn signature_is_valid(headers: &HeaderMap, body: &str) -> bool {
 
 async fn some_business(api: &Api, member: &str, receipt: &str) {
     let (admin, pos) = (api.admin(), api.pos("store-1"));
-    let now = api.services.now().to_rfc3339();
+    let now = api.services.ctx.now().to_rfc3339();
     let r = api
         .post(
             &format!("/v1/members/{member}/adjustments"),
@@ -309,7 +309,7 @@ async fn the_feeds_page_and_check_who_asks(b: Backend) {
         400
     );
 
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let window = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
         format!(
             "/v1/events?from={}&to={}&limit=3",
@@ -440,7 +440,7 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
     );
 
     let everything = serde_json::to_string(
-        &all_items(api.services.table.store().as_ref())
+        &all_items(api.services.ctx.table.store().as_ref())
             .await
             .iter()
             .map(|i| json!([i.key.pk, i.key.sk, i.attrs]))
@@ -461,6 +461,7 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
     let id = MemberId::parse(eve).unwrap();
     let (lines, _) = api
         .services
+        .ctx
         .table
         .list::<LedgerLine>(&id, 100, None)
         .await
@@ -475,7 +476,13 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
             .iter()
             .any(|l| l.entry.kind == loyalty::domain::ledger::LedgerKind::ErasureForfeit)
     );
-    let (events, _) = api.services.table.member_events(&id, 0, 100).await.unwrap();
+    let (events, _) = api
+        .services
+        .ctx
+        .table
+        .member_events(&id, 0, 100)
+        .await
+        .unwrap();
     assert_eq!(
         events.last().unwrap().kind(),
         loyalty::domain::event::EventType::MemberErased
@@ -512,7 +519,7 @@ async fn erasure_leaves_no_personal_data_anywhere_and_keeps_the_books(b: Backend
     }
     let r = api
         .post("/v1/purchases", &pos, json!({"member": {"id": eve}, "store_id": "store-1", "receipt_id": "E1",
-            "amount": {"value": 100, "currency": "USD"}, "occurred_at": api.services.now().to_rfc3339()}))
+            "amount": {"value": 100, "currency": "USD"}, "occurred_at": api.services.ctx.now().to_rfc3339()}))
         .await;
     assert_eq!(r.status, 410);
     let r = api
@@ -546,7 +553,15 @@ async fn the_webhooks_function_delivers_a_stream_record_and_reports_failures() {
     api.enrol("a").await;
     // Enrolment's carrier: member.enrolled and segment.changed, keyed by the last seq.
     let key = EventCarrier::key(&(MemberId::parse("a").unwrap(), 2));
-    let item = api.services.table.store().get(&key).await.unwrap().unwrap();
+    let item = api
+        .services
+        .ctx
+        .table
+        .store()
+        .get(&key)
+        .await
+        .unwrap()
+        .unwrap();
     let mut attrs = item.attrs.clone();
     attrs.insert("PK".into(), json!(key.pk));
     attrs.insert("SK".into(), json!(key.sk));
@@ -657,7 +672,7 @@ async fn an_erased_members_replays_answer_410_and_no_idempotency_record_keeps_a_
         assert!(!replay.body.to_string().contains(note));
         assert!(!replay.body.to_string().contains(&code));
     }
-    let items = all_items(api.services.table.store().as_ref()).await;
+    let items = all_items(api.services.ctx.table.store().as_ref()).await;
     for i in items
         .iter()
         .filter(|i| i.key.sk.starts_with("IDEMPOTENCY") || i.key.pk.starts_with("IDEMPOTENCY"))
@@ -675,6 +690,7 @@ async fn an_erased_members_replays_answer_410_and_no_idempotency_record_keeps_a_
     let id = MemberId::parse("gone").unwrap();
     let (lines, _) = api
         .services
+        .ctx
         .table
         .list::<LedgerLine>(&id, 100, None)
         .await
@@ -703,7 +719,7 @@ async fn one_members_events_order_the_same_by_seq_id_and_time_under_concurrent_w
                 0 => api.post("/v1/members/busy/adjustments", &api.admin(), json!({"points": 40, "reason": "r"})).await,
                 1 => api.post("/v1/purchases", &api.pos("store-1"), json!({"member": {"id": "busy"}, "store_id": "store-1",
                         "receipt_id": format!("C-{i}"), "amount": {"value": 1000, "currency": "USD"},
-                        "occurred_at": api.services.now().to_rfc3339()})).await,
+                        "occurred_at": api.services.ctx.now().to_rfc3339()})).await,
                 _ => api.post("/v1/members/busy/redemptions", &api.member("busy"), json!({"reward_id": "coffee"})).await,
             };
             assert!(r.status == 201 || r.status == 409, "{}: {}", r.status, r.body);
@@ -736,7 +752,7 @@ async fn one_members_events_order_the_same_by_seq_id_and_time_under_concurrent_w
     };
     in_order(&feed, "member feed");
     // The global feed, in id order, lists this member's events in seq order.
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let from =
         (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -777,7 +793,7 @@ async fn a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks
     let (url, rx) = receiver(0).await;
     let dir = tempfile::tempdir().unwrap();
     api.enrol("later").await;
-    let t0 = api.services.now();
+    let t0 = api.services.ctx.now();
     let r = api
         .post("/v1/purchases", &api.pos("store-1"), json!({"member": {"id": "later"}, "store_id": "store-1",
             "receipt_id": "L-1", "amount": {"value": 5000, "currency": "USD"}, "occurred_at": t0.to_rfc3339()}))
@@ -796,6 +812,7 @@ async fn a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks
     tokio::time::sleep(Duration::from_secs(1)).await;
     let run = api
         .services
+        .balances
         .points_job(t0 + chrono::Duration::days(15))
         .await
         .unwrap();
@@ -825,6 +842,7 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
     let m = MemberId::parse("raced").unwrap();
     let enrol: EnrolRequest = serde_json::from_value(json!({"name": "R"})).unwrap();
     other
+        .members
         .enrol(m.clone(), enrol, None, None, "test")
         .await
         .unwrap();
@@ -836,6 +854,7 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
     let racer = async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
         other
+            .members
             .adjust(&m2, req, None, &loyalty_tests::admin_actor())
             .await
             .unwrap();
@@ -847,10 +866,11 @@ async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b
         )),
         Default::default(),
     );
-    svc.adjust(&m, adjustment(5), None, &loyalty_tests::admin_actor())
+    svc.members
+        .adjust(&m, adjustment(5), None, &loyalty_tests::admin_actor())
         .await
         .unwrap();
-    let (events, _) = svc.table.member_events(&m, 0, 100).await.unwrap();
+    let (events, _) = svc.ctx.table.member_events(&m, 0, 100).await.unwrap();
     // Enrolment (member.enrolled, segment.changed), the other writer's adjustment, this one's.
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -894,7 +914,7 @@ async fn the_global_feed_pages_every_event_once_in_id_order_across_its_shards(b:
     for id in &ids {
         api.enrol(id).await;
     }
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let r = api
         .call(
             "PUT",

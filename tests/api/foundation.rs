@@ -578,7 +578,7 @@ async fn one_unreadable_member_does_not_abort_a_scheduled_run(b: Backend) {
         assert_eq!(r.status, 201);
     }
     // Damage b's item in place (its birthday index entry stays): its balance is no number.
-    let store = api.services.table.store().clone();
+    let store = api.services.ctx.table.store().clone();
     let key = <loyalty::domain::member::Member as Record>::key(&MemberId::parse("b").unwrap());
     let mut item = store.get(&key).await.unwrap().unwrap();
     item.attrs.insert("balance".into(), json!("lots"));
@@ -632,13 +632,15 @@ async fn a_phone_taken_in_a_race_answers_after_one_read_and_one_commit(b: Backen
     let (svc, _clock): (Services, _) = services_on(store.clone(), Program::default());
     let req = serde_json::from_value(json!({"name": "Ada", "phone": "+8613800000077"})).unwrap();
     let r = svc
+        .members
         .enrol(MemberId::parse("ada").unwrap(), req, None, None, "test")
         .await;
     assert!(matches!(r, Err(ServiceError::PhoneTaken)), "{r:?}");
     assert_eq!(store.counts.reads.load(Ordering::SeqCst), 1);
     assert_eq!(store.counts.writes.load(Ordering::SeqCst), 1);
     assert!(
-        svc.get_member(&MemberId::parse("ada").unwrap())
+        svc.members
+            .get_member(&MemberId::parse("ada").unwrap())
             .await
             .is_err(),
         "nothing written"
@@ -659,7 +661,7 @@ async fn a_missing_phone_claim_does_not_block_a_phone_change(b: Backend) {
         .await;
     assert_eq!(r.status, 201);
     let old = <PhoneClaim as Record>::key(&Phone::parse("+8613800000011").unwrap());
-    let store = api.services.table.store().clone();
+    let store = api.services.ctx.table.store().clone();
     store
         .commit(vec![Write::Delete {
             key: old,
@@ -696,7 +698,7 @@ async fn refunds_report_the_purchase_currency_whatever_the_program_currency(b: B
     let (s, guard) = store(b).await;
     let usd = Api::on_store(s.clone(), Program::default(), None);
     usd.enrol("m").await;
-    let now = usd.services.now().to_rfc3339();
+    let now = usd.services.ctx.now().to_rfc3339();
     let r = usd
         .post(
             "/v1/purchases",

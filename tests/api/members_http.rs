@@ -614,14 +614,14 @@ async fn refused_writing_nothing(
     status: u16,
     field: &str,
 ) {
-    let before = all_items(api.services.table.store().as_ref()).await;
+    let before = all_items(api.services.ctx.table.store().as_ref()).await;
     let r = api
         .call(method, path, Some(token), Some(body.clone()))
         .await;
     assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
     assert_eq!(r.content_type(), "application/problem+json");
     assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
-    let after = all_items(api.services.table.store().as_ref()).await;
+    let after = all_items(api.services.ctx.table.store().as_ref()).await;
     assert_eq!(before.len(), after.len(), "{body} wrote something");
 }
 
@@ -629,7 +629,7 @@ async fn no_body_fills_an_object_by_position_at_any_depth(b: Backend) {
     let api = Api::new(b).await;
     api.enrol("ada").await;
     let (admin, pos) = (api.admin(), api.pos("store-1"));
-    let now = api.services.now().to_rfc3339();
+    let now = api.services.ctx.now().to_rfc3339();
     let purchase = |patch: Value| {
         let mut p = json!({"member": {"id": "ada"}, "store_id": "store-1", "receipt_id": "P-1",
             "amount": {"value": 2500, "currency": "USD"}, "occurred_at": now});
@@ -816,7 +816,7 @@ both_backends!(a_cursor_pages_only_the_list_it_came_from);
 
 async fn a_write_not_sent_as_json_is_415_and_writes_nothing(b: Backend) {
     let api = Api::new(b).await;
-    let before = all_items(api.services.table.store().as_ref()).await;
+    let before = all_items(api.services.ctx.table.store().as_ref()).await;
     for ct in [
         "text/plain",
         "application/x-www-form-urlencoded",
@@ -839,7 +839,9 @@ async fn a_write_not_sent_as_json_is_415_and_writes_nothing(b: Backend) {
     }
     assert_eq!(
         before.len(),
-        all_items(api.services.table.store().as_ref()).await.len()
+        all_items(api.services.ctx.table.store().as_ref())
+            .await
+            .len()
     );
     let r = api
         .call_with(
@@ -1007,7 +1009,7 @@ async fn dates_and_instants_outside_1900_to_9999_are_422_and_nothing_panics(b: B
             "now",
         )
         .await;
-        let mut sale = loyalty_tests::purchase_body("ada", "FAR", 1000, api.services.now());
+        let mut sale = loyalty_tests::purchase_body("ada", "FAR", 1000, api.services.ctx.now());
         sale["occurred_at"] = json!(t);
         refused_writing_nothing(
             &api,
@@ -1216,7 +1218,7 @@ async fn phones_are_one_number_however_typed_and_national_ones_follow_the_defaul
     assert_eq!(r.problem_type(), "/problems/phone-taken");
     let found = cn.get("/v1/members?phone=138%200000%200027", &admin).await;
     assert_eq!(found.body["items"][0]["id"], "li", "{}", found.body);
-    let mut sale = loyalty_tests::purchase_body("li", "P1", 1000, cn.services.now());
+    let mut sale = loyalty_tests::purchase_body("li", "P1", 1000, cn.services.ctx.now());
     sale["member"] = json!({"phone": "13800000027"});
     let r = cn.post("/v1/purchases", &cn.pos("store-1"), sale).await;
     assert_eq!(

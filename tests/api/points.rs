@@ -285,8 +285,11 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
     // The 50 left became available on 15 March 2027: last day 31 March 2028. Thirty days
     // before, two concurrent runs send one notice between them.
     api.clock.set(at("2028-03-01T02:00:00Z"));
-    let now = api.services.now();
-    let (a, b2) = tokio::join!(api.services.points_job(now), api.services.points_job(now));
+    let now = api.services.ctx.now();
+    let (a, b2) = tokio::join!(
+        api.services.balances.points_job(now),
+        api.services.balances.points_job(now)
+    );
     let (a, b2) = (a.unwrap(), b2.unwrap());
     assert_eq!(a.notified + b2.notified, 1, "{a:?} {b2:?}");
     assert_eq!(
@@ -314,8 +317,11 @@ async fn the_points_job_writes_each_line_and_notice_once_however_often_it_runs(b
     assert_eq!(api.run_job("points").await["expired_points"], 0);
     assert_eq!(points(&api, "m").await["balance"], 50);
     api.clock.set(at("2028-04-01T02:00:00Z"));
-    let now = api.services.now();
-    let (a, b2) = tokio::join!(api.services.points_job(now), api.services.points_job(now));
+    let now = api.services.ctx.now();
+    let (a, b2) = tokio::join!(
+        api.services.balances.points_job(now),
+        api.services.balances.points_job(now)
+    );
     let (a, b2) = (a.unwrap(), b2.unwrap());
     assert_eq!(a.expired_points + b2.expired_points, 50, "{a:?} {b2:?}");
     assert_eq!(api.run_job("points").await["expired_points"], 0);
@@ -371,7 +377,7 @@ async fn the_points_job_reads_only_the_members_due_that_day() {
     for d in 0..10i64 {
         let now = day0 + chrono::Duration::days(d + 14);
         let before = counts.snapshot();
-        let run = api.services.points_job(now).await.unwrap();
+        let run = api.services.balances.points_job(now).await.unwrap();
         let after = counts.snapshot();
         let due = per_day(d) as u64;
         assert_eq!(
@@ -519,7 +525,7 @@ async fn books_hold_after_every_step(b: Backend, steps: Vec<Step>) {
             Step::Adjust(_) => {}
             Step::Advance(days) => {
                 api.clock
-                    .set(api.services.now() + chrono::Duration::days(*days));
+                    .set(api.services.ctx.now() + chrono::Duration::days(*days));
                 api.run_job("points").await;
             }
         }

@@ -62,7 +62,7 @@ async fn redeem_use_and_cancel_walkthrough(b: Backend) {
     let expires: chrono::DateTime<chrono::Utc> =
         red.body["expires_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(
-        (expires - api.services.now()).num_days(),
+        (expires - api.services.ctx.now()).num_days(),
         89,
         "valid 90 days"
     );
@@ -550,7 +550,7 @@ async fn vouchers_expire_after_ninety_days_and_limits_return_on_cancel() {
     );
     let code = second.body["voucher_code"].as_str().unwrap();
     api.clock
-        .set(api.services.now() + chrono::Duration::days(91));
+        .set(api.services.ctx.now() + chrono::Duration::days(91));
     let r = api.use_voucher_at(code, "s").await;
     assert_eq!(
         (r.status, r.problem_type()),

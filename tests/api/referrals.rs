@@ -25,7 +25,7 @@ async fn buy_all_at_once(api: &Arc<Api>, members: &[String]) {
         .map(|id| {
             let (api, id) = (api.clone(), id.clone());
             tokio::spawn(async move {
-                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.now());
+                let body = purchase_body(&id, &format!("{id}-1"), 3000, api.services.ctx.now());
                 api.post("/v1/purchases", &api.pos("store-1"), body).await
             })
         })
@@ -373,7 +373,7 @@ async fn a_retried_or_duplicated_purchase_rewards_the_referral_once(backend: Bac
     api.enrol("ada").await;
     let code = code_of(&api, "ada").await;
     enrol_with(&api, "bob", None, Some(&code)).await;
-    let body = purchase_body("bob", "B1", 5000, api.services.now());
+    let body = purchase_body("bob", "B1", 5000, api.services.ctx.now());
     let posts: Vec<_> = (0..8)
         .map(|_| {
             let (api, body) = (api.clone(), body.clone());
@@ -449,7 +449,7 @@ async fn a_shared_payment_card_holds_the_referral_and_review_decides(backend: Ba
     api.enrol("ada").await;
     let code = code_of(&api, "ada").await;
     let card = |member: &str, receipt: &str, fp: &str| {
-        let mut b = purchase_body(member, receipt, 3000, api.services.now());
+        let mut b = purchase_body(member, receipt, 3000, api.services.ctx.now());
         b["payment_fingerprint"] = json!(fp);
         b
     };
@@ -1002,7 +1002,7 @@ async fn codes_are_made_at_enrolment_so_reading_a_referral_writes_nothing(backen
     );
     // A member enrolled before codes were made at enrolment: no code until the nightly run
     // makes it, and reading writes nothing meanwhile.
-    let table = &api.services.table;
+    let table = &api.services.ctx.table;
     let id = loyalty::domain::MemberId::parse("ada").unwrap();
     let m = table
         .get::<loyalty::domain::member::Member>(&id)
@@ -1107,7 +1107,7 @@ async fn a_person_erased_and_enrolled_again_is_not_rewarded_as_a_referee_twice(b
         "paid once"
     );
     // Nothing personal is kept for it: no item holds the phone or the address.
-    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let items = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     let text = serde_json::to_string(&items.iter().map(|i| &i.attrs).collect::<Vec<_>>()).unwrap();
     assert_eq!(
         text.matches("8613800000099").count(),
@@ -1162,7 +1162,7 @@ async fn an_erased_members_vanity_code_is_retired_for_ever(backend: Backend) {
         r.body
     );
     // The code itself is kept nowhere.
-    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let items = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     let text = format!("{items:?}");
     assert!(
         !text.contains("ADAPALS"),
@@ -1263,7 +1263,7 @@ async fn a_caller_guessing_codes_is_refused_past_the_rate_exactly_under_a_race(b
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(referral(&api, "ada").await["counts"]["applied"], 1);
     // The callers are kept by keyed hash only.
-    let items = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let items = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     let text = format!("{items:?}");
     assert!(
         !text.contains("store-9") && !text.contains("member:bob"),

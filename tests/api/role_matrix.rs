@@ -56,7 +56,7 @@ async fn seeded() -> Seeded {
         json!({"points": 500, "reason": "seed"}),
     )
     .await;
-    let now = api.services.now().to_rfc3339();
+    let now = api.services.ctx.now().to_rfc3339();
     let r = api
         .post(
             "/v1/purchases",
@@ -130,7 +130,7 @@ async fn seeded() -> Seeded {
 }
 
 fn campaign(api: &Api) -> Value {
-    let now = api.services.now();
+    let now = api.services.ctx.now();
     let at = |d: chrono::Duration| (now + d).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     json!({"name": "Bonus", "audience": ["tier:silver"], "starts_at": at(chrono::Duration::hours(-1)),
            "ends_at": at(chrono::Duration::days(30)), "offer": {"kind": "bonus", "points": 5},
@@ -497,7 +497,7 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                 // m enrolled without a phone: an operator finds nobody (200, empty list).
                 "/v1/members?phone=%2B14155550111".to_owned()
             } else if path == "/v1/events" {
-                let now = s.api.services.now();
+                let now = s.api.services.ctx.now();
                 format!(
                     "/v1/events?from={}&to={}",
                     (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
@@ -509,7 +509,7 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                 || path.ends_with("/daily")
                 || path.ends_with("/analytics/referrals")
             {
-                let today = s.api.services.now().date_naive();
+                let today = s.api.services.ctx.now().date_naive();
                 format!("{path}?from={today}&to={today}")
             } else {
                 path
@@ -517,7 +517,7 @@ async fn every_route_answers_each_role_as_the_contract_says() {
             let body = if body == json!("purchase") {
                 Some(
                     json!({"member": {"id": "m"}, "store_id": "store-1", "receipt_id": "R2",
-                    "amount": {"value": 100, "currency": "USD"}, "occurred_at": s.api.services.now().to_rfc3339()}),
+                    "amount": {"value": 100, "currency": "USD"}, "occurred_at": s.api.services.ctx.now().to_rfc3339()}),
                 )
             } else if body == json!("campaign") {
                 Some(campaign(&s.api))

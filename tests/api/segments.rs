@@ -537,7 +537,7 @@ async fn bad_segment_requests_get_a_problem_and_write_nothing(backend: Backend) 
     let api = Api::new(backend).await;
     let admin = api.admin();
     api.enrol("m").await;
-    let before = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let before = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     // No run yet: the analytics say so.
     let r = api.get("/v1/analytics/overview", &admin).await;
     assert_eq!((r.status, r.problem_type()), (404, "/problems/not-found"));
@@ -590,7 +590,7 @@ async fn bad_segment_requests_get_a_problem_and_write_nothing(backend: Backend) 
     // Nothing ran: still no day to report, and not one item written.
     let r = api.get("/v1/analytics/overview", &admin).await;
     assert_eq!(r.status, 404);
-    let after = loyalty_tests::all_items(api.services.table.store().as_ref()).await;
+    let after = loyalty_tests::all_items(api.services.ctx.table.store().as_ref()).await;
     assert_eq!(after, before);
 }
 both_backends!(bad_segment_requests_get_a_problem_and_write_nothing);
@@ -604,7 +604,7 @@ async fn members_written_before_sizes_were_kept_are_counted_in_by_their_next_wri
         enrol_at(&api, id, "2027-01-01T10:00:00Z").await;
     }
     // Make the table as it was before sizes were kept: no size items, no member marked.
-    let store = api.services.table.store();
+    let store = api.services.ctx.table.store();
     use loyalty::table::{Record, SIZE_SHARDS, SegmentSizes};
     let size_keys: Vec<_> = (0..SIZE_SHARDS).map(|n| SegmentSizes::key(&n)).collect();
     let (mut writes, mut unmarked) = (Vec::new(), 0);

@@ -107,8 +107,9 @@ pub fn init_test_log() {
 pub fn services_on(store: Arc<dyn Store>, program: Program) -> (Services, Arc<TestClock>) {
     init_test_log();
     let clock = Arc::new(TestClock::default());
-    let mut svc = Services::new(store, program, clock.clone());
-    svc.retry = test_retry();
+    let mut ctx = Services::new(store, program, clock.clone()).ctx;
+    ctx.retry = test_retry();
+    let svc = Services::of(ctx);
     (svc, clock)
 }
 
@@ -339,7 +340,7 @@ impl Api {
     /// A purchase of `value` cents at store-1 now (the test clock), as the store's POS posts it;
     /// asserts it was recorded and returns the receipt.
     pub async fn buy(&self, member: &str, receipt: &str, value: i64) -> Value {
-        let body = purchase_body(member, receipt, value, self.services.now());
+        let body = purchase_body(member, receipt, value, self.services.ctx.now());
         let r = self.post("/v1/purchases", &self.pos("store-1"), body).await;
         assert_eq!(r.status, 201, "{}", r.body);
         r.body

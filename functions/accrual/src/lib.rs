@@ -7,7 +7,7 @@ use loyalty::domain::{ReceiptId, StoreId};
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, Problem, Reply, RequestId};
-use loyalty::service::Services;
+use loyalty::service::Purchases;
 use loyalty::service::accrual::{
     PurchaseReceipt, PurchaseRequest, PurchaseView, RefundReceipt, RefundRequest,
 };
@@ -26,7 +26,7 @@ loyalty::handlers! {
               (status = 409, description = "receipt-conflict", body = ProblemDocument),
               (status = 422, description = "currency-mismatch, stale-purchase, validation", body = ProblemDocument)))]
 async fn purchase(
-    State(svc): State<Services>,
+    State(purchases): State<Purchases>,
     caller: Caller,
     request: RequestId,
     body: JsonBody<PurchaseRequest>,
@@ -34,7 +34,9 @@ async fn purchase(
     caller.require(Access::Store(&body.value.store_id))?;
     let digest = body.digest();
     let actor = caller.actor(&request);
-    let outcome = svc.purchase(body.value, &digest, actor.as_ref()).await?;
+    let outcome = purchases
+        .purchase(body.value, &digest, actor.as_ref())
+        .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -47,7 +49,7 @@ async fn purchase(
               (status = 409, description = "receipt-conflict: this refund id was posted with different content", body = ProblemDocument),
               (status = 422, description = "refund-exceeds-purchase, currency-mismatch", body = ProblemDocument)))]
 async fn refund(
-    State(svc): State<Services>,
+    State(purchases): State<Purchases>,
     caller: Caller,
     Path((store, receipt)): Path<(String, String)>,
     request: RequestId,
@@ -59,7 +61,7 @@ async fn refund(
     caller.require(Access::Store(&store))?;
     let digest = body.digest();
     let actor = caller.actor(&request);
-    let outcome = svc
+    let outcome = purchases
         .refund(&store, &receipt, body.value, &digest, actor.as_ref())
         .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
@@ -73,7 +75,7 @@ async fn refund(
     responses((status = 200, body = PurchaseView), (status = 403, body = ProblemDocument),
               (status = 404, body = ProblemDocument)))]
 async fn find_purchase(
-    State(svc): State<Services>,
+    State(purchases): State<Purchases>,
     caller: Caller,
     Path((store, receipt)): Path<(String, String)>,
 ) -> Result<Reply<PurchaseView>, Problem> {
@@ -81,5 +83,7 @@ async fn find_purchase(
     let store = StoreId::parse(&store).map_err(|_| Problem::not_found("purchase not found"))?;
     let receipt =
         ReceiptId::parse(&receipt).map_err(|_| Problem::not_found("purchase not found"))?;
-    Ok(Reply::ok(svc.purchase_by_receipt(&store, &receipt).await?))
+    Ok(Reply::ok(
+        purchases.purchase_by_receipt(&store, &receipt).await?,
+    ))
 }

@@ -8,6 +8,6 @@ pub async fn run(
     svc: &Services,
     input: ScheduledInput,
 ) -> Result<GiftRun, loyalty::service::ServiceError> {
-    let now = input.now(svc)?;
-    svc.birthday_gifts(now).await
+    let now = input.now(svc.ctx.clock.as_ref())?;
+    svc.birthdays.birthday_gifts(now).await
 }

@@ -8,7 +8,7 @@ use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
-use loyalty::service::Services;
+use loyalty::service::Campaigns;
 use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView, MemberCampaign};
 
 loyalty::handlers! {
@@ -26,12 +26,12 @@ loyalty::handlers! {
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<CampaignView>), (status = 403, body = ProblemDocument)))]
 async fn list_campaigns(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     paging: Paging,
 ) -> Result<Reply<ListResponse<CampaignView>>, Problem> {
     caller.require(Access::Insight)?;
-    let (items, next) = svc
+    let (items, next) = campaigns
         .campaigns(paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
@@ -44,7 +44,7 @@ async fn list_campaigns(
     responses((status = 200, body = CampaignView), (status = 201, body = CampaignView),
         (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn put_campaign(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     Path(id): Path<String>,
     request: RequestId,
@@ -54,7 +54,7 @@ async fn put_campaign(
     let actor = caller.operator(&request)?;
     // Here the id is being chosen: say what is wrong with it.
     let id = CampaignId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = svc.put_campaign(&id, body.value, &actor).await?;
+    let (view, created) = campaigns.put_campaign(&id, body.value, &actor).await?;
     Ok(if created {
         Reply::created(view)
     } else {
@@ -67,12 +67,12 @@ async fn put_campaign(
     params(("id" = String, Path, example = "win-back-dormant")),
     responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn get_campaign(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require(Access::Insight)?;
-    Ok(Reply::ok(svc.campaign(&id).await?))
+    Ok(Reply::ok(campaigns.campaign(&id).await?))
 }
 
 /// Snapshots the audience (every member in any of its segments now), assigns each to treatment
@@ -83,14 +83,14 @@ async fn get_campaign(
     responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn launch(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
     request: RequestId,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
-    Ok(Reply::ok(svc.launch_campaign(&id, &actor).await?))
+    Ok(Reply::ok(campaigns.launch_campaign(&id, &actor).await?))
 }
 
 /// Stops awarding now (an ended campaign answers as it is). 409 `campaign-not-running` for a
@@ -100,14 +100,14 @@ async fn launch(
     responses((status = 200, body = CampaignView), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn end(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
     request: RequestId,
 ) -> Result<Reply<CampaignView>, Problem> {
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
-    Ok(Reply::ok(svc.end_campaign(&id, &actor).await?))
+    Ok(Reply::ok(campaigns.end_campaign(&id, &actor).await?))
 }
 
 /// The measured effect: both groups' conversion and net spend in the window, the uplift with
@@ -118,12 +118,12 @@ async fn end(
     responses((status = 200, body = CampaignResults), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn results(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     PathId(id): PathId<CampaignId>,
 ) -> Result<Reply<CampaignResults>, Problem> {
     caller.require(Access::Insight)?;
-    Ok(Reply::ok(svc.campaign_results(&id).await?))
+    Ok(Reply::ok(campaigns.campaign_results(&id).await?))
 }
 
 /// The campaigns a member is in, newest campaign first: group (treatment or holdout), purchases
@@ -135,13 +135,13 @@ async fn results(
     responses((status = 200, body = ListResponse<MemberCampaign>), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument)))]
 async fn member_campaigns(
-    State(svc): State<Services>,
+    State(campaigns): State<Campaigns>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<MemberCampaign>>, Problem> {
     caller.require(Access::Lookup)?;
-    let (items, next) = svc
+    let (items, next) = campaigns
         .member_campaigns(&id, paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))

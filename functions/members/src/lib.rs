@@ -16,6 +16,7 @@ use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
 use loyalty::service::members::{AdjustmentRequest, EnrolRequest, MemberView, ProfileChange};
 use loyalty::service::points::{PointsRun, PointsSchedule};
+use loyalty::service::{Audit, Balances, Ctx, Erasures, Events, Members};
 use loyalty::service::{ServiceError, Services};
 
 mod referrals;
@@ -61,7 +62,7 @@ pub fn api_document() -> serde_json::Value {
               (status = 429, description = "too-many-unknown-codes: the caller tried too many unknown referral codes",
                   body = ProblemDocument, headers(("Retry-After" = u32, description = "Seconds to wait")))))]
 async fn enrol(
-    State(svc): State<Services>,
+    State(members): State<Members>,
     caller: Caller,
     key: IdempotencyKey,
     request: RequestId,
@@ -88,7 +89,7 @@ async fn enrol(
         (_, None) => MemberId::new_random(),
     };
     let actor = caller.actor(&request);
-    let outcome = svc
+    let outcome = members
         .enrol(id, req, idem, actor.as_ref(), &caller.principal())
         .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
@@ -107,7 +108,8 @@ struct FindParams {
     responses((status = 200, body = ListResponse<MemberView>), (status = 400, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn find_members(
-    State(svc): State<Services>,
+    State(members): State<Members>,
+    State(ctx): State<Ctx>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<ListResponse<MemberView>>, Problem> {
@@ -115,7 +117,7 @@ async fn find_members(
     let q: FindParams = loyalty::http::extract::query(&parts)?;
     let phone = loyalty::domain::PhoneInput::parse(&q.phone)
         .map_err(|e| Problem::bad_field("phone", e.0))?;
-    let found = svc.find_by_phone(&svc.phone("phone", &phone)?).await?;
+    let found = members.find_by_phone(&ctx.phone("phone", &phone)?).await?;
     Ok(Reply::ok(ListResponse::new(
         found.into_iter().collect(),
         None,
@@ -127,12 +129,12 @@ async fn find_members(
     params(("id" = String, Path)),
     responses((status = 200, body = MemberView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn get_member(
-    State(svc): State<Services>,
+    State(members): State<Members>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<MemberView>, Problem> {
     caller.require(Access::MemberAtTill(&id))?;
-    Ok(Reply::ok(svc.get_member(&id).await?))
+    Ok(Reply::ok(members.get_member(&id).await?))
 }
 
 /// Change the profile. `null` clears a field. The birthday can be set once; after that only an
@@ -141,7 +143,7 @@ async fn get_member(
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = MemberView), (status = 409, body = ProblemDocument)))]
 async fn update_member(
-    State(svc): State<Services>,
+    State(members): State<Members>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     request: RequestId,
@@ -149,7 +151,8 @@ async fn update_member(
 ) -> Result<Reply<MemberView>, Problem> {
     caller.require(Access::MemberCare(&id))?;
     Ok(Reply::ok(
-        svc.update_profile(&id, change, caller.actor(&request).as_ref())
+        members
+            .update_profile(&id, change, caller.actor(&request).as_ref())
             .await?,
     ))
 }
@@ -159,13 +162,13 @@ async fn update_member(
     params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<LedgerEntry>)))]
 async fn ledger(
-    State(svc): State<Services>,
+    State(members): State<Members>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<LedgerEntry>>, Problem> {
     caller.require(Access::MemberData(&id))?;
-    let (items, next) = svc
+    let (items, next) = members
         .ledger(&id, paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
@@ -177,12 +180,12 @@ async fn ledger(
     params(("id" = String, Path)),
     responses((status = 200, body = PointsSchedule)))]
 async fn points(
-    State(svc): State<Services>,
+    State(balances): State<Balances>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<PointsSchedule>, Problem> {
     caller.require(Access::MemberAtTill(&id))?;
-    Ok(Reply::ok(svc.points_schedule(&id).await?))
+    Ok(Reply::ok(balances.points_schedule(&id).await?))
 }
 
 /// An operator's point adjustment (signed): admin, or support within the program's
@@ -192,7 +195,7 @@ async fn points(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = LedgerEntry), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn adjust(
-    State(svc): State<Services>,
+    State(members): State<Members>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
@@ -207,7 +210,7 @@ async fn adjust(
         &id,
         &body.digest(),
     );
-    let outcome = svc.adjust(&id, body.value, idem, &actor).await?;
+    let outcome = members.adjust(&id, body.value, idem, &actor).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 
@@ -218,7 +221,7 @@ async fn adjust(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Erasure), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn erase_member(
-    State(svc): State<Services>,
+    State(erasures): State<Erasures>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
@@ -228,7 +231,8 @@ async fn erase_member(
     let idem = key.for_request(&caller.principal(), &format!("erase:{id}"), "");
     Ok(Reply::from_outcome(
         StatusCode::OK,
-        svc.erase(&id, idem, caller.actor(&request).as_ref())
+        erasures
+            .erase(&id, idem, caller.actor(&request).as_ref())
             .await?,
     ))
 }
@@ -247,7 +251,7 @@ struct MemberEventsQuery {
     params(("id" = String, Path), ("after_seq" = Option<u64>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument)))]
 async fn member_events(
-    State(svc): State<Services>,
+    State(events): State<Events>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     parts: http::request::Parts,
@@ -273,7 +277,7 @@ async fn member_events(
         None => after_seq.unwrap_or(0),
     };
     Ok(Reply::ok(
-        svc.member_events(&id, after, paging.limit).await?,
+        events.member_events(&id, after, paging.limit).await?,
     ))
 }
 
@@ -291,7 +295,7 @@ struct EventsQuery {
     params(("from" = String, Query, format = DateTime, example = "2026-11-22T00:00:00Z"), ("to" = String, Query, format = DateTime, example = "2026-11-23T00:00:00Z"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = EventPage), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn all_events(
-    State(svc): State<Services>,
+    State(events): State<Events>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<EventPage>, Problem> {
@@ -300,7 +304,7 @@ async fn all_events(
     let paging = Paging::new(q.limit, q.cursor)?;
     let from = ServiceError::bounded_instant("from", q.from.to_utc())?;
     let to = ServiceError::bounded_instant("to", q.to.to_utc())?;
-    let page = svc
+    let page = events
         .events_between(from, to, paging.cursor.as_deref(), paging.limit)
         .await?;
     Ok(Reply::ok(page))
@@ -313,8 +317,8 @@ pub async fn run_points_job(
     svc: &Services,
     input: ScheduledInput,
 ) -> Result<PointsRun, ServiceError> {
-    let now = input.now(svc)?;
-    svc.points_job(now).await
+    let now = input.now(svc.ctx.clock.as_ref())?;
+    svc.balances.points_job(now).await
 }
 
 #[derive(serde::Deserialize)]
@@ -339,7 +343,8 @@ struct AuditParams {
     responses((status = 200, body = AuditPage), (status = 400, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn audit(
-    State(svc): State<Services>,
+    State(ctx): State<Ctx>,
+    State(audit): State<Audit>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<AuditPage>, Problem> {
@@ -349,7 +354,7 @@ async fn audit(
     // Bounded before any arithmetic: a year such as -262143 would overflow it.
     let to = match q.to {
         Some(t) => ServiceError::bounded_instant("to", t.to_utc())?,
-        None => svc.now(),
+        None => ctx.now(),
     };
     let from = match q.from {
         Some(t) => ServiceError::bounded_instant("from", t.to_utc())?,
@@ -359,7 +364,7 @@ async fn audit(
         .member
         .map(|m| MemberId::parse(&m).map_err(|e| Problem::bad_field("member", e.0)))
         .transpose()?;
-    let page = svc
+    let page = audit
         .audit_trail(AuditQuery {
             from,
             to,

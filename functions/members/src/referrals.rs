@@ -10,6 +10,7 @@ use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
+use loyalty::service::Referrals;
 use loyalty::service::{ServiceError, Services};
 
 use loyalty::service::referrals::{ApplyRequest, CodeRequest, ReferralSummary, ReferralView};
@@ -21,12 +22,12 @@ use loyalty::service::referrals::{ApplyRequest, CodeRequest, ReferralSummary, Re
     responses((status = 200, body = ReferralSummary), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument)))]
 pub(crate) async fn get_referral(
-    State(svc): State<Services>,
+    State(referrals): State<Referrals>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<ReferralSummary>, Problem> {
     caller.require(Access::MemberData(&id))?;
-    Ok(Reply::ok(svc.referral(&id).await?))
+    Ok(Reply::ok(referrals.referral(&id).await?))
 }
 
 /// Apply a friend's code after enrolment, within the program's `apply_within_days`. Each
@@ -43,7 +44,7 @@ pub(crate) async fn get_referral(
         (status = 429, description = "too-many-unknown-codes: the caller tried too many unknown codes",
             body = ProblemDocument, headers(("Retry-After" = u32, description = "Seconds to wait")))))]
 pub(crate) async fn apply_referral(
-    State(svc): State<Services>,
+    State(referrals): State<Referrals>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     request: RequestId,
@@ -51,7 +52,7 @@ pub(crate) async fn apply_referral(
 ) -> Result<Reply<ReferralView>, Problem> {
     caller.require(Access::MemberCare(&id))?;
     let actor = caller.actor(&request);
-    let outcome = svc
+    let outcome = referrals
         .apply_referral(&id, &value.code, actor.as_ref(), &caller.principal())
         .await?;
     let status = if outcome.replayed {
@@ -69,7 +70,7 @@ pub(crate) async fn apply_referral(
     responses((status = 200, body = ReferralSummary), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 pub(crate) async fn set_code(
-    State(svc): State<Services>,
+    State(referrals): State<Referrals>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     request: RequestId,
@@ -78,7 +79,7 @@ pub(crate) async fn set_code(
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
     Ok(Reply::ok(
-        svc.set_referral_code(&id, value.code, &actor).await?,
+        referrals.set_referral_code(&id, value.code, &actor).await?,
     ))
 }
 
@@ -98,7 +99,7 @@ struct HeldQuery {
     responses((status = 200, body = ListResponse<ReferralView>), (status = 400, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub(crate) async fn held_referrals(
-    State(svc): State<Services>,
+    State(referrals): State<Referrals>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<ListResponse<ReferralView>>, Problem> {
@@ -118,7 +119,7 @@ pub(crate) async fn held_referrals(
         );
     }
     let paging = Paging::new(q.limit, q.cursor)?;
-    let (items, next) = svc
+    let (items, next) = referrals
         .held_referrals(paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
@@ -163,6 +164,8 @@ async fn review(
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
     Ok(Reply::ok(
-        svc.review_referral(&referee, approve, &actor).await?,
+        svc.referrals
+            .review_referral(&referee, approve, &actor)
+            .await?,
     ))
 }

@@ -10,7 +10,7 @@ use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{
     Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
 };
-use loyalty::service::Services;
+use loyalty::service::Redemptions;
 use loyalty::service::redemption::{
     Redemption, RedemptionReceipt, RewardInput, RewardView, VoucherUse,
 };
@@ -48,11 +48,13 @@ fn member_id(raw: &str) -> Result<loyalty::domain::MemberId, Problem> {
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<RewardView>)))]
 async fn catalog(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     _caller: Caller,
     paging: Paging,
 ) -> Result<Reply<ListResponse<RewardView>>, Problem> {
-    let (items, next) = svc.catalog(paging.limit, paging.cursor.as_deref()).await?;
+    let (items, next) = redemptions
+        .catalog(paging.limit, paging.cursor.as_deref())
+        .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
 }
 
@@ -61,7 +63,7 @@ async fn catalog(
     security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = RewardView), (status = 201, body = RewardView), (status = 403, body = ProblemDocument)))]
 async fn put_reward(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     caller: Caller,
     Path(id): Path<String>,
     request: RequestId,
@@ -70,7 +72,7 @@ async fn put_reward(
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
     let id = RewardId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = svc.put_reward(&id, body.value, &actor).await?;
+    let (view, created) = redemptions.put_reward(&id, body.value, &actor).await?;
     Ok(if created {
         Reply::created(view)
     } else {
@@ -86,7 +88,7 @@ async fn put_reward(
               (status = 409, description = "insufficient-points, out-of-stock, limit-reached, reward-inactive", body = ProblemDocument),
               (status = 403, description = "tier-too-low, forbidden", body = ProblemDocument)))]
 async fn redeem(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     key: IdempotencyKey,
@@ -101,7 +103,7 @@ async fn redeem(
         &body.digest(),
     );
     let actor = caller.actor(&request);
-    let outcome = svc
+    let outcome = redemptions
         .redeem(&id, &body.value.reward_id, idem, actor.as_ref())
         .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
@@ -112,13 +114,13 @@ async fn redeem(
     params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListResponse<Redemption>)))]
 async fn list_redemptions(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     caller: Caller,
     PathId(id): PathId<MemberId>,
     paging: Paging,
 ) -> Result<Reply<ListResponse<Redemption>>, Problem> {
     caller.require(Access::MemberData(&id))?;
-    let (items, next) = svc
+    let (items, next) = redemptions
         .redemptions(&id, paging.limit, paging.cursor.as_deref())
         .await?;
     Ok(Reply::ok(ListResponse::new(items, next)))
@@ -129,7 +131,7 @@ async fn list_redemptions(
     security(("bearer" = [])), params(("id" = String, Path), ("redemption_id" = String, Path)),
     responses((status = 200, body = Redemption), (status = 409, description = "redemption-not-cancellable", body = ProblemDocument)))]
 async fn cancel(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     caller: Caller,
     Path((id, redemption)): Path<(String, String)>,
     request: RequestId,
@@ -140,7 +142,8 @@ async fn cancel(
         .map_err(|_| Problem::not_found("redemption not found"))?;
     let actor = caller.actor(&request);
     Ok(Reply::ok(
-        svc.cancel_redemption(&id, &redemption, actor.as_ref())
+        redemptions
+            .cancel_redemption(&id, &redemption, actor.as_ref())
             .await?,
     ))
 }
@@ -152,13 +155,13 @@ async fn cancel(
               (status = 409, description = "voucher-used, voucher-expired, voucher-cancelled", body = ProblemDocument),
               (status = 404, body = ProblemDocument)))]
 async fn use_voucher(
-    State(svc): State<Services>,
+    State(redemptions): State<Redemptions>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<UseVoucherRequest>,
 ) -> Result<Reply<VoucherUse>, Problem> {
     caller.require(Access::Store(&body.value.store_id))?;
     Ok(Reply::ok(
-        svc.use_voucher(&code, &body.value.store_id).await?,
+        redemptions.use_voucher(&code, &body.value.store_id).await?,
     ))
 }

@@ -12,6 +12,7 @@ use loyalty::http::{Caller, Paging, PathId, Problem, Reply};
 use loyalty::service::segments::{
     History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
 };
+use loyalty::service::{Referrals, Segmentation};
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,12 +37,12 @@ pub struct SegmentList {
 #[utoipa::path(get, operation_id = "list_segments", path = "/v1/segments", tag = "segments", security(("bearer" = [])),
     responses((status = 200, body = SegmentList), (status = 403, body = ProblemDocument)))]
 async fn segments(
-    State(svc): State<Services>,
+    State(segments): State<Segmentation>,
     caller: Caller,
 ) -> Result<Reply<SegmentList>, Problem> {
     caller.require(Access::Insight)?;
     Ok(Reply::ok(SegmentList {
-        items: svc.segments().await?,
+        items: segments.segments().await?,
     }))
 }
 
@@ -50,14 +51,15 @@ async fn segments(
     params(("id" = String, Path, example = "lifecycle:dormant"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SegmentMembers), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn segment_members(
-    State(svc): State<Services>,
+    State(segments): State<Segmentation>,
     caller: Caller,
     PathId(id): PathId<SegmentId>,
     paging: Paging,
 ) -> Result<Reply<SegmentMembers>, Problem> {
     caller.require(Access::Insight)?;
     Ok(Reply::ok(
-        svc.segment_members(id, paging.limit, paging.cursor.as_deref())
+        segments
+            .segment_members(id, paging.limit, paging.cursor.as_deref())
             .await?,
     ))
 }
@@ -83,7 +85,7 @@ fn date(field: &str, v: &str) -> Result<NaiveDate, Problem> {
     params(("id" = String, Path, example = "lifecycle:dormant"), ("from" = String, Query, format = Date, example = "2027-03-01"), ("to" = String, Query, format = Date, example = "2027-03-31")),
     responses((status = 200, body = History), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn segment_history(
-    State(svc): State<Services>,
+    State(segments): State<Segmentation>,
     caller: Caller,
     PathId(id): PathId<SegmentId>,
     parts: http::request::Parts,
@@ -91,15 +93,18 @@ async fn segment_history(
     caller.require(Access::Insight)?;
     let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
-    Ok(Reply::ok(svc.segment_history(id, from, to).await?))
+    Ok(Reply::ok(segments.segment_history(id, from, to).await?))
 }
 
 /// Program health as of the latest segments run; 404 until the first run.
 #[utoipa::path(get, operation_id = "get_overview", path = "/v1/analytics/overview", tag = "analytics", security(("bearer" = [])),
     responses((status = 200, body = Overview), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
-async fn overview(State(svc): State<Services>, caller: Caller) -> Result<Reply<Overview>, Problem> {
+async fn overview(
+    State(segments): State<Segmentation>,
+    caller: Caller,
+) -> Result<Reply<Overview>, Problem> {
     caller.require(Access::Insight)?;
-    Ok(Reply::ok(svc.overview().await?))
+    Ok(Reply::ok(segments.overview().await?))
 }
 
 #[derive(Deserialize)]
@@ -114,7 +119,7 @@ struct RetentionQuery {
     params(("months" = Option<u32>, Query, description = "1 to 12, default 12")),
     responses((status = 200, body = Retention), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn retention(
-    State(svc): State<Services>,
+    State(segments): State<Segmentation>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<Retention>, Problem> {
@@ -128,7 +133,7 @@ async fn retention(
             .map(|n| u32::try_from(n).unwrap_or(0))
             .map_err(|_| Problem::bad_field("months", "must be a whole number"))?,
     };
-    Ok(Reply::ok(svc.retention(months).await?))
+    Ok(Reply::ok(segments.retention(months).await?))
 }
 
 /// The job's input: `{}` (a whole run now, in one invocation), `{"now"}`, or a step of the
@@ -156,17 +161,21 @@ pub enum JobOutput {
 pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, ServiceError> {
     let now = match input.now {
         Some(t) => ServiceError::bounded_instant("now", t)?,
-        None => svc.now(),
+        None => svc.ctx.now(),
     };
     let run_id = |run: &str| RunId::parse(run).map_err(|e| ServiceError::invalid("run", e));
     let parts = input.parts.unwrap_or(1);
     match (input.run, input.part, input.finish) {
-        (None, None, false) => Ok(JobOutput::Run(svc.segments_job(now, parts).await?)),
+        (None, None, false) => Ok(JobOutput::Run(svc.segments.segments_job(now, parts).await?)),
         (Some(run), Some(part), false) => Ok(JobOutput::Part(
-            svc.segments_part(&run_id(&run)?, part, parts, now).await?,
+            svc.segments
+                .segments_part(&run_id(&run)?, part, parts, now)
+                .await?,
         )),
         (Some(run), None, true) => Ok(JobOutput::Run(
-            svc.segments_finish(&run_id(&run)?, parts, now).await?,
+            svc.segments
+                .segments_finish(&run_id(&run)?, parts, now)
+                .await?,
         )),
         _ => Err(ServiceError::field(
             "run",
@@ -192,7 +201,7 @@ struct DailySeries {
     params(("from" = String, Query, format = Date, example = "2026-11-01"), ("to" = String, Query, format = Date, example = "2026-11-30")),
     responses((status = 200, body = DailySeries), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn daily(
-    State(svc): State<Services>,
+    State(segments): State<Segmentation>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<DailySeries>, Problem> {
@@ -200,7 +209,7 @@ async fn daily(
     let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
     Ok(Reply::ok(DailySeries {
-        items: svc.daily_series(from, to).await?,
+        items: segments.daily_series(from, to).await?,
     }))
 }
 
@@ -214,12 +223,12 @@ async fn daily(
     responses((status = 200, body = loyalty::service::referrals::ReferralAnalytics),
         (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn referral_analytics(
-    State(svc): State<Services>,
+    State(referrals): State<Referrals>,
     caller: Caller,
     parts: http::request::Parts,
 ) -> Result<Reply<loyalty::service::referrals::ReferralAnalytics>, Problem> {
     caller.require(Access::Insight)?;
     let q: HistoryQuery = loyalty::http::extract::query(&parts)?;
     let (from, to) = (date("from", &q.from)?, date("to", &q.to)?);
-    Ok(Reply::ok(svc.referral_analytics(from, to).await?))
+    Ok(Reply::ok(referrals.referral_analytics(from, to).await?))
 }

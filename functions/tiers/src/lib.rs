@@ -6,6 +6,7 @@ use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, PathId, Problem, Reply};
 use loyalty::service::Services;
+use loyalty::service::Tiers;
 use loyalty::service::tiers::{RequalificationRun, TierView};
 
 loyalty::handlers! {
@@ -17,12 +18,12 @@ loyalty::handlers! {
     params(("id" = String, Path)),
     responses((status = 200, body = TierView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn tier(
-    State(svc): State<Services>,
+    State(tiers): State<Tiers>,
     caller: Caller,
     PathId(id): PathId<loyalty::domain::MemberId>,
 ) -> Result<Reply<TierView>, Problem> {
     caller.require(Access::MemberAtTill(&id))?;
-    Ok(Reply::ok(svc.tier_view(&id).await?))
+    Ok(Reply::ok(tiers.tier_view(&id).await?))
 }
 
 pub use loyalty::runtime::ScheduledInput;
@@ -32,6 +33,6 @@ pub async fn run_requalification(
     svc: &Services,
     input: ScheduledInput,
 ) -> Result<RequalificationRun, loyalty::service::ServiceError> {
-    let now = input.now(svc)?;
-    svc.requalify_tiers(now).await
+    let now = input.now(svc.ctx.clock.as_ref())?;
+    svc.tiers.requalify_tiers(now).await
 }

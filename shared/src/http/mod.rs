@@ -16,6 +16,35 @@ pub use reply::{ListResponse, Reply};
 
 use crate::service::Services;
 use axum::Router;
+use axum::extract::FromRef;
+
+/// A handler takes the one use case it calls (`State(purchases): State<Purchases>`), taken from
+/// the composed [`Services`]: what it may touch is in its signature.
+macro_rules! use_cases {
+    ($($field:ident: $ty:ident),+ $(,)?) => {
+        $(impl FromRef<Services> for crate::service::$ty {
+            fn from_ref(s: &Services) -> Self {
+                s.$field.clone()
+            }
+        })+
+    };
+}
+
+use_cases!(
+    ctx: Ctx,
+    members: Members,
+    purchases: Purchases,
+    redemptions: Redemptions,
+    referrals: Referrals,
+    campaigns: Campaigns,
+    segments: Segmentation,
+    tiers: Tiers,
+    balances: Balances,
+    birthdays: Birthdays,
+    erasures: Erasures,
+    events: Events,
+    audit: Audit,
+);
 
 #[doc(hidden)]
 pub mod __handlers {

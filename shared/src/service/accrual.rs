@@ -2,6 +2,7 @@
 //! the refund item (`refund_id`) hold the request digest and the response, written in the same
 //! commit as the points, so a replay returns the first answer and a different body is refused.
 
+use super::Outcome;
 use super::audit::Audited;
 use super::campaigns::Play;
 use super::error::ServiceError;
@@ -12,7 +13,6 @@ use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::referrals::{Referring, RefundOf};
 use super::segments::SegmentState;
 use super::unit::MemberWrite;
-use super::{Outcome, Services};
 use crate::domain::CampaignId;
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::campaign::PurchaseFacts;
@@ -34,6 +34,10 @@ use crate::domain::spend::{refund_reversal, spend_judged_on};
 use crate::domain::tier::{Caused, Tier, revert_on_refund, upgrade_caused};
 use crate::domain::{MemberId, Money, Phone, PhoneInput, Points, ReceiptId, RefundId, StoreId};
 use crate::retrying;
+use crate::service::Campaigns;
+use crate::service::Ctx;
+use crate::service::Referrals;
+use crate::service::Segmentation;
 use crate::table::{
     Batch, Fetched, PaymentMark, PhoneClaim, PurchaseRecord, Reads, RefundRecord, Replica, Slot,
     Versioned,
@@ -42,6 +46,16 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// Purchases and refunds at the till: the points they earn and take back, the campaigns they play
+/// and the referrals they qualify or claw back.
+#[derive(Clone)]
+pub struct Purchases {
+    pub(crate) ctx: Ctx,
+    pub(crate) campaigns: Campaigns,
+    pub(crate) referrals: Referrals,
+    pub(crate) segments: Segmentation,
+}
 
 /// What a purchase put on the member's books.
 /// What a purchase decided, besides the member: the record it keeps and the answer it gives.
@@ -190,11 +204,11 @@ pub struct RefundRequest {
     pub amount: Money,
 }
 
-impl Services {
+impl Purchases {
     fn check_amount(&self, field: &str, m: Money) -> Result<(), ServiceError> {
-        if m.currency != self.program.currency {
+        if m.currency != self.ctx.program.currency {
             return Err(ServiceError::CurrencyMismatch {
-                expected: self.program.currency,
+                expected: self.ctx.program.currency,
                 got: m.currency,
             });
         }
@@ -248,9 +262,9 @@ impl Services {
                     "quantity must be 1 to 1000000",
                 ));
             }
-            if l.amount.currency != self.program.currency {
+            if l.amount.currency != self.ctx.program.currency {
                 return Err(ServiceError::CurrencyMismatch {
-                    expected: self.program.currency,
+                    expected: self.ctx.program.currency,
                     got: l.amount.currency,
                 });
             }
@@ -281,7 +295,7 @@ impl Services {
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let p = &self.program;
+        let p = &self.ctx.program;
         if occurred_at > now + chrono::Duration::seconds(i64::from(p.purchase_max_future_seconds)) {
             return Err(ServiceError::StalePurchase(format!(
                 "occurred_at is more than {} seconds in the future",
@@ -306,7 +320,7 @@ impl Services {
         actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
         self.check_purchase_shape(&req)?;
-        retrying!(self, self.try_purchase(&req, request_digest, actor))
+        retrying!(self.ctx, self.try_purchase(&req, request_digest, actor))
     }
 
     async fn resolve_member(&self, r: &MemberRef) -> Result<MemberId, ServiceError> {
@@ -314,8 +328,9 @@ impl Services {
             return Ok(id.clone());
         }
         let phone = r.phone.as_ref().ok_or(ServiceError::NotFound("member"))?;
-        let phone = self.phone("member.phone", phone)?;
+        let phone = self.ctx.phone("member.phone", phone)?;
         let claim = self
+            .ctx
             .table
             .get::<PhoneClaim>(&phone)
             .await?
@@ -331,15 +346,15 @@ impl Services {
         digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let member_id = self.resolve_member(&req.member).await?;
         let pid = (req.store_id.clone(), req.receipt_id.clone());
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&member_id);
         let purchase = reads.add::<PurchaseRecord>(&pid);
         let state = reads.add::<SegmentState>(&Replica::of(&member_id));
-        let campaigns = self.campaign_reads(&mut reads, &member_id);
-        let found = self.table.read(&reads).await?;
+        let campaigns = self.campaigns.campaign_reads(&mut reads, &member_id);
+        let found = self.ctx.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
             return if prior.value.request_hash == digest {
                 Ok(Outcome::replay(prior.value.response))
@@ -352,12 +367,13 @@ impl Services {
         let current = live(found.get(&member)?)?;
         let payment = req.payment_fingerprint.as_deref();
         let referral = self
+            .referrals
             .referral_step(&current.value, req.amount.value, payment, now)
             .await?;
-        let mut plays = self.campaign_plays(&found, campaigns).await?;
-        let cuts = self.cut_points(found.get(&state)?);
+        let mut plays = self.campaigns.campaign_plays(&found, campaigns).await?;
+        let cuts = self.segments.cut_points(found.get(&state)?);
         let (mut w, record) = loop {
-            let mut w = MemberWrite::settled(self, &current, now);
+            let mut w = MemberWrite::settled(&self.ctx, &current, now);
             let mut short = Vec::new();
             let read = PurchaseRead {
                 cuts: &cuts,
@@ -374,10 +390,10 @@ impl Services {
                 .into_iter()
                 .partition(|p| short.contains(p.campaign_id()));
             plays = rest;
-            plays.extend(self.with_every_slice(wide).await?);
+            plays.extend(self.campaigns.with_every_slice(wide).await?);
         };
         if let Some(p) = payment {
-            let seen_on = self.program_date(now);
+            let seen_on = self.ctx.program_date(now);
             w.batch.put(
                 &(payment_hash(p), member_id.clone()),
                 &PaymentMark { seen_on },
@@ -394,8 +410,8 @@ impl Services {
                 Change::to("points_earned", record.response.points_earned.0),
             ],
         };
-        w.audit(self, actor, audited)?;
-        w.commit(self).await?;
+        w.audit(&self.ctx, actor, audited)?;
+        w.commit(&self.ctx).await?;
         crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
         Ok(Outcome::fresh(record.response))
     }
@@ -414,7 +430,8 @@ impl Services {
         let occurred_at = req.occurred(now);
         let first = w.m.first_purchase_at.is_none();
         let booked = self.book_purchase(&mut w.m, req, occurred_at, now)?;
-        self.resegment(&mut w.m, read.cuts, now, &mut w.journal);
+        self.segments
+            .resegment(&mut w.m, read.cuts, now, &mut w.journal);
         let (balance, tier) = (w.m.balance, w.m.tier);
         let entry = w.journal.line(
             LedgerEntry::new(
@@ -436,7 +453,9 @@ impl Services {
                     receipt_id: req.receipt_id.clone(),
                 };
                 let bought = (req.amount.value, occurred_at, first);
-                self.purchase_referral(step, w, &sale, bought)?.referrer
+                self.referrals
+                    .purchase_referral(step, w, &sale, bought)?
+                    .referrer
             }
             None => None,
         };
@@ -470,14 +489,15 @@ impl Services {
             amount: req.amount.value,
             lines: &lines,
             points: booked.earned,
-            rate: self.program.earn,
-            tier_multiplier: self.program.tiers.rule(w.m.tier).multiplier,
+            rate: self.ctx.program.earn,
+            tier_multiplier: self.ctx.program.tiers.rule(w.m.tier).multiplier,
         };
         let sale = PurchaseRef {
             store_id: req.store_id.clone(),
             receipt_id: req.receipt_id.clone(),
         };
-        self.play_purchase(plays, &facts, booked.occurred_at, &sale, w, short)
+        self.campaigns
+            .play_purchase(plays, &facts, booked.occurred_at, &sale, w, short)
     }
 
     /// The purchase on the member's books: its points (pending or spendable, at the tier held
@@ -489,9 +509,9 @@ impl Services {
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Booked, ServiceError> {
-        let p = &self.program;
-        let today = self.program_date(now);
-        let occurred_on = self.program_date(occurred_at);
+        let p = &self.ctx.program;
+        let today = self.ctx.program_date(now);
+        let occurred_on = self.ctx.program_date(occurred_at);
         // A purchase a few minutes ahead of the clock may fall in the next month: its tier is
         // judged on its own date, so the bucket it lands in counts.
         let judged_on = spend_judged_on(today, occurred_on);
@@ -502,7 +522,7 @@ impl Services {
             now,
         );
         let earned = earn(req.amount.value, p.earn, p.tiers.rule(m.tier).multiplier)?;
-        let origin = self.earn_lot(m, earned, occurred_at, now);
+        let origin = self.ctx.earn_lot(m, earned, occurred_at, now);
         m.lifetime_earned = m.lifetime_earned.checked_add(earned)?;
         m.spend.add(
             occurred_on,
@@ -532,7 +552,7 @@ impl Services {
         now: DateTime<Utc>,
         journal: &mut Journal,
     ) -> Option<Caused> {
-        let p = &self.program;
+        let p = &self.ctx.program;
         let caused = upgrade_caused(
             m.tier,
             m.tier_expires_on,
@@ -541,7 +561,7 @@ impl Services {
             &p.tiers,
             booked.judged_on,
             p.tier_validity_months,
-            self.program_date(now),
+            self.ctx.program_date(now),
         )?;
         m.tier = caused.to;
         m.tier_expires_on = Some(caused.expires_on);
@@ -576,6 +596,7 @@ impl Services {
         receipt: &ReceiptId,
     ) -> Result<PurchaseView, ServiceError> {
         let p = self
+            .ctx
             .table
             .get::<PurchaseRecord>(&(store.clone(), receipt.clone()))
             .await?
@@ -613,7 +634,7 @@ impl Services {
             .positive_amount()
             .map_err(|e| ServiceError::invalid("amount.value", e))?;
         retrying!(
-            self,
+            self.ctx,
             self.try_refund(store, receipt, &req, request_digest, actor)
         )
     }
@@ -628,13 +649,13 @@ impl Services {
         digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let pid = (store.clone(), receipt.clone());
         let rid = (store.clone(), receipt.clone(), req.refund_id.clone());
         let mut reads = Reads::new();
         let purchase = reads.add::<PurchaseRecord>(&pid);
         let refund = reads.add::<RefundRecord>(&rid);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         if let Some(prior) = found.get(&refund)? {
             return if prior.value.request_hash == digest {
                 Ok(Outcome::replay(prior.value.response))
@@ -666,7 +687,7 @@ impl Services {
             target: Some(format!("{store}/{receipt}/{}", req.refund_id)),
             changes: vec![Change::to("amount", req.amount.value)],
         };
-        self.audit(&mut batch, actor, audited, now)?;
+        self.ctx.audit(&mut batch, actor, audited, now)?;
         let (reversed, balance, write) = if read.member.value.erased_at.is_some() {
             self.refund_of_erased(&mut pr, req, refund, read, &mut batch)?;
             (Points::ZERO, Points::ZERO, None)
@@ -692,10 +713,10 @@ impl Services {
         match write {
             Some(mut w) => {
                 w.batch.append(batch);
-                w.commit(self).await?;
+                w.commit(&self.ctx).await?;
             }
             // An erased member is not written: what the refund does to others commits alone.
-            None => self.table.commit(batch).await?,
+            None => self.ctx.table.commit(batch).await?,
         }
         Ok(Outcome::fresh(response))
     }
@@ -707,14 +728,14 @@ impl Services {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(&pr.member_id);
         let state = reads.add::<SegmentState>(&Replica::of(&pr.member_id));
-        let credits = Services::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
+        let credits = Campaigns::refund_reads(&mut reads, &pr.member_id, &pr.campaigns);
         let referral = pr.referral.as_ref().map(|referrer| {
             (
                 reads.add::<crate::domain::referral::Referral>(&pr.member_id),
                 ReferringSlots::add(&mut reads, referrer),
             )
         });
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let member = found
             .get(&member)?
             .ok_or(ServiceError::NotFound("member"))?;
@@ -724,7 +745,7 @@ impl Services {
         };
         Ok(RefundRead {
             member,
-            cuts: self.cut_points(found.get(&state)?),
+            cuts: self.segments.cut_points(found.get(&state)?),
             credits,
             referral,
             found,
@@ -742,7 +763,7 @@ impl Services {
         read: RefundRead,
         batch: &mut Batch,
     ) -> Result<(), ServiceError> {
-        self.unplay_refund(
+        self.campaigns.unplay_refund(
             read.credits,
             &read.found,
             pr.refunded_total,
@@ -752,7 +773,8 @@ impl Services {
         )?;
         pr.refunded_total = refund.refunded_total;
         if let Some((r, referring)) = &read.referral {
-            self.refund_referral(r, referring.as_ref(), refund, None, batch)?;
+            self.referrals
+                .refund_referral(r, referring.as_ref(), refund, None, batch)?;
         }
         Ok(())
     }
@@ -768,10 +790,10 @@ impl Services {
         batch: &mut Batch,
     ) -> Result<(Points, MemberWrite), ServiceError> {
         let now = refund.now;
-        let mut w = MemberWrite::settled(self, &read.member, now);
+        let mut w = MemberWrite::settled(&self.ctx, &read.member, now);
         let MemberWrite { m, journal, .. } = &mut w;
         let unbooked = self.book_refund(m, pr, req.amount.value, refund.refunded_total, now)?;
-        self.resegment(m, &read.cuts, now, journal);
+        self.segments.resegment(m, &read.cuts, now, journal);
         let lines = RefundLines {
             pr,
             req,
@@ -785,7 +807,9 @@ impl Services {
             // A referrer who has since left keeps nothing to take back (their counts went
             // with them); the referee's reward comes back all the same.
             let referee = Some((&mut *m, &mut *journal));
-            let back = self.refund_referral(r, referring.as_ref(), refund, referee, batch)?;
+            let back =
+                self.referrals
+                    .refund_referral(r, referring.as_ref(), refund, referee, batch)?;
             reversed = reversed.checked_add(back)?;
         }
         Ok((reversed, w))
@@ -802,13 +826,13 @@ impl Services {
         would_total: i64,
         now: DateTime<Utc>,
     ) -> Result<Unbooked, ServiceError> {
-        let p = &self.program;
-        let today = self.program_date(now);
-        let bought_on = self.program_date(pr.occurred_at);
+        let p = &self.ctx.program;
+        let today = self.ctx.program_date(now);
+        let bought_on = self.ctx.program_date(pr.occurred_at);
         let reversed =
             refund_reversal(pr.points_earned, pr.refunded_total, amount, pr.amount.value)?;
         // While the purchase's points are pending, the refund takes them from there.
-        let taken = self.debit(m, reversed, pr.origin);
+        let taken = self.ctx.debit(m, reversed, pr.origin);
         m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
         m.spend
             .add(bought_on, -amount, today, p.spend_months_kept())?;
@@ -863,7 +887,7 @@ impl Services {
             ),
             |moved, line| u.event(l.of, l.req.amount, refunded_total, moved, line),
         );
-        let reversals = self.unplay_refund(
+        let reversals = self.campaigns.unplay_refund(
             l.credits,
             l.found,
             u.refunded_before,
@@ -871,7 +895,9 @@ impl Services {
             l.pr.amount.value,
             batch,
         )?;
-        let bonus_reversed = self.reverse_bonuses(reversals, l.of, m, journal)?;
+        let bonus_reversed = self
+            .campaigns
+            .reverse_bonuses(reversals, l.of, m, journal)?;
         if let Some((tier, expires_on)) = u.revert {
             let from = m.tier;
             m.tier = tier;

@@ -2,14 +2,20 @@
 //! the record and the change commit together or not at all, with no extra round trip; the trail
 //! lists them newest first, a day's partition at a time.
 
-use super::Services;
 use super::error::ServiceError;
 use crate::domain::MemberId;
 use crate::domain::audit::{Actor, AuditAction, AuditRecord, Change};
+use crate::service::Ctx;
 use crate::table::Batch;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Reading the audit trail.
+#[derive(Clone)]
+pub struct Audit {
+    pub(crate) ctx: Ctx,
+}
 
 /// The longest window one listing may span.
 pub const AUDIT_WINDOW_DAYS: i64 = 31;
@@ -39,30 +45,7 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-impl Services {
-    /// The write's audit record, into its batch, when an operator made it (`actor`); a member's
-    /// own write has none.
-    pub(crate) fn audit(
-        &self,
-        batch: &mut Batch,
-        actor: Option<&Actor>,
-        what: Audited,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        if let Some(actor) = actor {
-            let r = AuditRecord::new(
-                actor,
-                what.action,
-                now,
-                what.member,
-                what.target,
-                what.changes,
-            );
-            batch.create(&(now.date_naive(), r.id), &r)?;
-        }
-        Ok(())
-    }
-
+impl Audit {
     /// Records with `from ≤ at < to` (at most 31 days), newest first, of one operator (`actor`,
     /// their subject) and about one member if asked. The cursor names the day and the position
     /// in it where the next page starts.
@@ -92,6 +75,7 @@ impl Services {
         while day >= first {
             let left = q.limit - items.len() as u32;
             let (page, next) = self
+                .ctx
                 .table
                 .list::<AuditRecord>(&day, left, inner.as_deref())
                 .await?;
@@ -133,4 +117,29 @@ fn parse_cursor(
         return Err(bad());
     }
     Ok((day, (!inner.is_empty()).then(|| inner.to_owned())))
+}
+
+impl Ctx {
+    /// The write's audit record, into its batch, when an operator made it (`actor`); a member's
+    /// own write has none.
+    pub(crate) fn audit(
+        &self,
+        batch: &mut Batch,
+        actor: Option<&Actor>,
+        what: Audited,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        if let Some(actor) = actor {
+            let r = AuditRecord::new(
+                actor,
+                what.action,
+                now,
+                what.member,
+                what.target,
+                what.changes,
+            );
+            batch.create(&(now.date_naive(), r.id), &r)?;
+        }
+        Ok(())
+    }
 }

@@ -3,7 +3,6 @@
 //! give twice. The job reads only GSI1 partitions of the dates in play (`BIRTHDAY#<MM-DD>`), so
 //! its cost follows the day's birthdays, never the number of members.
 
-use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
@@ -16,10 +15,19 @@ use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::member::Member;
 use crate::retrying;
+use crate::service::Ctx;
+use crate::service::Redemptions;
 use crate::table::{Batch, Gift, MemberIndex, Reads, RewardCount};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// The birthday job: a gift of points or a voucher (from the rewards' stock) once a year.
+#[derive(Clone)]
+pub struct Birthdays {
+    pub(crate) ctx: Ctx,
+    pub(crate) redemptions: Redemptions,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GiftRun {
@@ -87,17 +95,18 @@ impl MemberTally for GiftRun {
     }
 }
 
-impl Services {
+impl Birthdays {
     /// The hourly job, as of `now`.
     #[tracing::instrument(skip_all)]
     pub async fn birthday_gifts(&self, now: DateTime<Utc>) -> Result<GiftRun, ServiceError> {
         let mut run = GiftRun::default();
-        let reward = self.program.birthday.reward_id.clone();
-        for md in partitions_in_play(now, self.program.birthday.catch_up_days) {
+        let reward = self.ctx.program.birthday.reward_id.clone();
+        for md in partitions_in_play(now, self.ctx.program.birthday.catch_up_days) {
             let reward = &reward;
             let outcomes = self
+                .ctx
                 .for_members_in(&MemberIndex::Birthday(md), |id| async move {
-                    retrying!(self, self.try_gift(&id, now, reward.as_ref()))
+                    retrying!(self.ctx, self.try_gift(&id, now, reward.as_ref()))
                 })
                 .await?;
             jobs::tally(&mut run, outcomes);
@@ -122,7 +131,7 @@ impl Services {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let gifts = years.map(|yy| reads.add::<Gift>(&(id.clone(), yy)));
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = match found.get(&member)? {
             Some(m) if m.value.erased_at.is_none() => m,
             _ => return Ok(GiftOutcome::Ineligible),
@@ -138,9 +147,9 @@ impl Services {
         if already {
             return Ok(GiftOutcome::AlreadyIssued);
         }
-        let mut w = MemberWrite::settled(self, &current, now);
-        let points = self.program.tiers.rule(w.m.tier).birthday_points;
-        self.credit(&mut w.m, points, now);
+        let mut w = MemberWrite::settled(&self.ctx, &current, now);
+        let points = self.ctx.program.tiers.rule(w.m.tier).birthday_points;
+        self.ctx.credit(&mut w.m, points, now);
         w.m.lifetime_earned = w.m.lifetime_earned.checked_add(points)?;
         w.m.last_activity_at = now;
         let voucher_code = match reward_id {
@@ -160,7 +169,7 @@ impl Services {
         };
         gift_line(&mut w.journal, &w.m, &gift);
         w.batch.create(&(id.clone(), year), &gift)?;
-        w.commit(self).await?;
+        w.commit(&self.ctx).await?;
         Ok(GiftOutcome::Issued)
     }
 
@@ -169,11 +178,11 @@ impl Services {
         let (Some(birthday), Some(set_on)) = (m.birthday, m.birthday_set_on) else {
             return None;
         };
-        let rules = &self.program.birthday;
+        let rules = &self.ctx.program.birthday;
         match gift_due(
             birthday,
             set_on,
-            self.member_date(m, now),
+            self.ctx.member_date(m, now),
             rules.catch_up_days,
             rules.min_days_on_file,
         ) {
@@ -193,11 +202,11 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, ServiceError> {
         let mut reads = Reads::new();
-        let shard = Services::stock_read(&mut reads, rid, &m.id);
+        let shard = Redemptions::stock_read(&mut reads, rid, &m.id);
         let count = reads.add::<RewardCount>(&(m.id.clone(), rid.clone()));
-        let more = self.table.read(&reads).await?;
+        let more = self.ctx.table.read(&reads).await?;
         let count = more.get(&count)?;
-        let stock = match self.stock(shard, &more, rid).await {
+        let stock = match self.redemptions.stock(shard, &more, rid).await {
             Err(ServiceError::NotFound(_)) => {
                 tracing::warn!(reward = %rid, "configured birthday reward does not exist");
                 return Ok(None);
@@ -210,7 +219,7 @@ impl Services {
             charge: false,
             source: "birthday_gift",
         };
-        match issue_voucher(self, m, journal, issue, now) {
+        match issue_voucher(&self.ctx, m, journal, issue, now) {
             Ok((r, b)) => {
                 batch.append(b);
                 Ok(Some(r.voucher_code))

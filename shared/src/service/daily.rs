@@ -2,9 +2,9 @@
 //! partitions of the global feed, each carrier read once) into one row per day, so the dashboard reads a row per day and the
 //! purchase path writes nothing more (no counter item any purchase would make hot).
 
-use super::Services;
 use super::error::ServiceError;
 use crate::domain::daily::{DailyFigures, DayFold};
+use crate::service::Segmentation;
 use crate::table::Batch;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
@@ -18,7 +18,7 @@ pub struct DailyRun {
     pub events_read: u64,
 }
 
-impl Services {
+impl Segmentation {
     /// Folds program day `date`'s events into its figures and stores the row (a rerun recounts
     /// and replaces it: the events are the truth).
     #[tracing::instrument(skip_all, fields(%date))]
@@ -26,7 +26,8 @@ impl Services {
         let (from, to) = self.program_day(date);
         let mut fold = DayFold::new(date);
         let mut events_read = 0;
-        self.table
+        self.ctx
+            .table
             .for_events_between(from, to, |e| {
                 events_read += 1;
                 fold.add(e);
@@ -35,7 +36,7 @@ impl Services {
         let figures = fold.finish();
         let mut batch = Batch::new();
         batch.put(&date, &figures)?;
-        self.table.commit(batch).await?;
+        self.ctx.table.commit(batch).await?;
         Ok(DailyRun {
             figures,
             events_read,
@@ -56,14 +57,15 @@ impl Services {
                 format!("to must not be before from, and the range at most {DAILY_MAX_DAYS} days"),
             ));
         }
-        self.table.daily_figures(from, to).await
+        self.ctx.table.daily_figures(from, to).await
     }
 
     /// The instants a program day spans (its local midnights, in UTC).
     fn program_day(&self, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
         let midnight = |d: NaiveDate| {
             let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-            self.program
+            self.ctx
+                .program
                 .timezone
                 .from_local_datetime(&local)
                 .earliest()

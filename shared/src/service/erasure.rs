@@ -4,12 +4,12 @@
 //! by page; every call (a replay included) finishes the scrub, so a crash in between loses
 //! nothing a retry cannot finish.
 
+use super::Outcome;
 use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::unit::MemberWrite;
-use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{Erased, EventData, Moved};
 use crate::domain::ledger::LedgerEntry;
@@ -17,6 +17,9 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::member::Member;
 use crate::domain::{MemberId, Points};
 use crate::retrying;
+use crate::service::Ctx;
+use crate::service::Referrals;
+use crate::service::Segmentation;
 use crate::table::{
     Batch, CodeClaim, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads, Referrer,
     RetiredCode,
@@ -24,6 +27,14 @@ use crate::table::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Erasing a member: the personal data scrubbed, the referral code retired, the segments left.
+#[derive(Clone)]
+pub struct Erasures {
+    pub(crate) ctx: Ctx,
+    pub(crate) referrals: Referrals,
+    pub(crate) segments: Segmentation,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": "member-ada", "status": "erased",
@@ -99,7 +110,7 @@ fn erasure_line(journal: &mut Journal, was: &Member, m: &Member) {
     }
 }
 
-impl Services {
+impl Erasures {
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn erase(
         &self,
@@ -107,7 +118,7 @@ impl Services {
         idem: Option<Idempotency>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<Erasure>, ServiceError> {
-        let outcome = retrying!(self, self.try_erase(id, idem.as_ref(), actor))?;
+        let outcome = retrying!(self.ctx, self.try_erase(id, idem.as_ref(), actor))?;
         self.scrub_ledger(id).await?;
         Ok(outcome)
     }
@@ -118,12 +129,12 @@ impl Services {
         idem: Option<&Idempotency>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<Erasure>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let referrer = reads.add::<Referrer>(id);
         let prior = idem.map(|i| i.read(&mut reads));
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         if let Some(replay) = Idempotency::replay::<Erasure>(idem, &prior, &found, now)? {
             return Ok(Outcome::replay(replay));
         }
@@ -136,20 +147,21 @@ impl Services {
         }
         let claim = match &current.value.phone {
             Some(p) => self
+                .ctx
                 .table
                 .get::<PhoneClaim>(p)
                 .await?
                 .map(|c| (p.clone(), c)),
             None => None,
         };
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         w.m = current.value.clone().erased(now);
         let MemberWrite {
             m, journal, batch, ..
         } = &mut w;
         // The member leaves every segment in this same commit.
         m.segments = current.value.segments;
-        self.set_segments(m, None, journal);
+        self.segments.set_segments(m, None, journal);
         erasure_line(journal, &current.value, m);
         if let Some((phone, c)) = &claim
             && c.value.member_id == *id
@@ -162,10 +174,13 @@ impl Services {
             // Every code the member held is retired for ever, by its keyed hash (a vanity
             // code may be a name): printed codes then resolve to nobody and can never be
             // given to someone else.
-            let retired_on = self.program_date(now);
+            let retired_on = self.ctx.program_date(now);
             for code in std::iter::once(&r.value.code).chain(&r.value.retired) {
                 batch.remove::<CodeClaim>(code);
-                batch.put(&self.retired_code(code).await?, &RetiredCode { retired_on })?;
+                batch.put(
+                    &self.referrals.retired_code(code).await?,
+                    &RetiredCode { retired_on },
+                )?;
             }
             batch.delete::<Referrer>(id, r.version);
         }
@@ -177,8 +192,8 @@ impl Services {
             changes: vec![Change::new("status", "active", "erased")],
         };
         let answer = Erasure::of(m);
-        w.audit(self, actor, audited)?;
-        w.commit_remembering(self, idem.map(|i| (i, &answer)))
+        w.audit(&self.ctx, actor, audited)?;
+        w.commit_remembering(&self.ctx, idem.map(|i| (i, &answer)))
             .await?;
         Ok(Outcome::fresh(answer))
     }
@@ -190,6 +205,7 @@ impl Services {
     async fn scrub_ledger(&self, id: &MemberId) -> Result<(), ServiceError> {
         loop {
             let (records, next) = self
+                .ctx
                 .table
                 .list_versioned::<IdempotencyRecord>(id, 90, None)
                 .await?;
@@ -207,7 +223,7 @@ impl Services {
             if batch.is_empty() {
                 break;
             }
-            self.table.commit(batch).await?;
+            self.ctx.table.commit(batch).await?;
             if next.is_none() {
                 break;
             }
@@ -215,6 +231,7 @@ impl Services {
         let mut cursor: Option<String> = None;
         loop {
             let (lines, next) = self
+                .ctx
                 .table
                 .list_versioned::<LedgerLine>(id, 90, cursor.as_deref())
                 .await?;
@@ -226,7 +243,7 @@ impl Services {
             }
             if !batch.is_empty() {
                 // A concurrent scrub (another replay) may have won: its result is the same.
-                match self.table.commit(batch).await {
+                match self.ctx.table.commit(batch).await {
                     Err(e) if e.is_retryable() => {}
                     other => other?,
                 }

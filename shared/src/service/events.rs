@@ -4,16 +4,22 @@
 //! under its version condition, so a member's events have no gap and no repeat under any
 //! interleaving, and a refused or replayed request writes none. Also the two event feeds.
 
-use super::Services;
 use super::error::ServiceError;
 use crate::domain::MemberId;
 use crate::domain::event::{Event, EventData, LineRef, Moved, Numbering};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::member::Member;
+use crate::service::Ctx;
 use crate::table::{Batch, CommitLink, EventCarrier, LedgerLine};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Reading a member's events and the feed between two instants.
+#[derive(Clone)]
+pub struct Events {
+    pub(crate) ctx: Ctx,
+}
 
 /// Event carriers without a ledger line expire after this many days (table TTL); ledger lines,
 /// and the events on them, are kept.
@@ -32,7 +38,7 @@ impl Journal {
     /// read it stamps later), and never before the member's last event: for one member, seq order
     /// is id order is `occurred_at` order. A job deciding as of an earlier `now` still stamps its
     /// events with the time they are written, so a feed tailing by time never misses them.
-    pub fn new(svc: &Services, m: &Member, now: DateTime<Utc>) -> Self {
+    pub fn new(svc: &Ctx, m: &Member, now: DateTime<Utc>) -> Self {
         let stamp = event_stamp(now.max(svc.now()), m.last_event_at);
         Journal {
             numbering: Numbering::new(m.id.clone(), m.event_seq, stamp),
@@ -72,7 +78,7 @@ impl Journal {
     /// here). Call before saving the member.
     pub fn close(
         self,
-        svc: &Services,
+        svc: &Ctx,
         m: &mut Member,
         batch: &mut Batch,
     ) -> Result<Vec<Event>, ServiceError> {
@@ -149,7 +155,7 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-impl Services {
+impl Events {
     /// The member's events with `seq > after_seq`, oldest first. The next page continues after
     /// the last `seq` returned (the cursor is that number; `after_seq` works the same).
     #[tracing::instrument(skip_all, fields(member = %id))]
@@ -159,8 +165,8 @@ impl Services {
         after_seq: u64,
         limit: u32,
     ) -> Result<EventPage, ServiceError> {
-        self.load_member(id).await?;
-        let (items, more) = self.table.member_events(id, after_seq, limit).await?;
+        self.ctx.load_member(id).await?;
+        let (items, more) = self.ctx.table.member_events(id, after_seq, limit).await?;
         let next_cursor = if more {
             items.last().map(|e| e.seq.to_string())
         } else {
@@ -191,7 +197,11 @@ impl Services {
                     .map_err(|_| ServiceError::Store(crate::store::StoreError::BadCursor))
             })
             .transpose()?;
-        let (items, more) = self.table.events_between(from, to, after, limit).await?;
+        let (items, more) = self
+            .ctx
+            .table
+            .events_between(from, to, after, limit)
+            .await?;
         let next_cursor = if more {
             items.last().map(|e| e.id.to_string())
         } else {

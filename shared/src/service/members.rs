@@ -1,12 +1,12 @@
 //! Members: enrolment (with the phone claim that keeps phones unique), profile reads and changes
 //! (the birthday is set once, then only by an administrator), the ledger, and admin adjustments.
 
+use super::Outcome;
 use super::audit::Audited;
 use super::error::{ServiceError, live};
 use super::idempotency::Idempotency;
 use super::referrals::CodeReads;
 use super::unit::MemberWrite;
-use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
 use crate::domain::ledger::LedgerEntry;
@@ -16,10 +16,22 @@ use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, PhoneInput, Points, Tier, TimeZoneName,
 };
 use crate::retrying;
+use crate::service::Ctx;
+use crate::service::Referrals;
+use crate::service::Segmentation;
 use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
+
+/// Enrolment, profiles, the ledger and operators' adjustments; enrolment applies a referral code
+/// and places the member in its segments.
+#[derive(Clone)]
+pub struct Members {
+    pub(crate) ctx: Ctx,
+    pub(crate) referrals: Referrals,
+    pub(crate) segments: Segmentation,
+}
 
 /// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
 fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -154,7 +166,396 @@ pub fn money(value: i64, currency: Currency) -> Money {
     Money::new(value, currency)
 }
 
-impl Services {
+impl Members {
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
+        Ok(self.ctx.member_view(&self.ctx.load_member(id).await?.value))
+    }
+
+    /// The member holding a phone number, if any: its claim, then the member (two reads; an
+    /// operator's search, not a till's hot path).
+    #[tracing::instrument(skip_all)]
+    pub async fn find_by_phone(&self, phone: &Phone) -> Result<Option<MemberView>, ServiceError> {
+        let Some(claim) = self.ctx.table.get::<PhoneClaim>(phone).await? else {
+            return Ok(None);
+        };
+        match self.ctx.load_member(&claim.value.member_id).await {
+            Ok(m) => Ok(Some(self.ctx.member_view(&m.value))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn enrol(
+        &self,
+        id: MemberId,
+        req: EnrolRequest,
+        idem: Option<Idempotency>,
+        actor: Option<&Actor>,
+        principal: &str,
+    ) -> Result<Outcome<MemberView>, ServiceError> {
+        let phone = req
+            .phone
+            .as_ref()
+            .map(|p| self.ctx.phone("phone", p))
+            .transpose()?;
+        // Only a code is counted against its caller; without one nothing more is read.
+        let guesser = match &req.referral_code {
+            Some(_) => Some(self.referrals.guesser(principal).await?),
+            None => None,
+        };
+        let enrolling = Enrolling {
+            id: &id,
+            req: &req,
+            phone: phone.as_ref(),
+            idem: idem.as_ref(),
+            guesser: guesser.as_deref(),
+        };
+        retrying!(self.ctx, self.try_enrol(&enrolling, actor))
+    }
+
+    async fn try_enrol(
+        &self,
+        e: &Enrolling<'_>,
+        actor: Option<&Actor>,
+    ) -> Result<Outcome<MemberView>, ServiceError> {
+        let Enrolling {
+            id,
+            req,
+            phone,
+            idem,
+            guesser,
+        } = *e;
+        let now = self.ctx.now();
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let claim = phone.map(|p| reads.add::<PhoneClaim>(p));
+        let prior = idem.map(|i| i.read(&mut reads));
+        let code = match (&req.referral_code, guesser) {
+            (Some(c), Some(g)) => Some(CodeReads::add(&mut reads, c, g.to_owned())),
+            _ => None,
+        };
+        let found = self.ctx.table.read(&reads).await?;
+        // The key remembers only which member it created (no personal data kept beside the
+        // member, so erasure finds it all); a replay answers that member as it is now.
+        if let Some(first) = Idempotency::replay::<Enrolled>(idem, &prior, &found, now)? {
+            return Ok(Outcome::replay(self.get_member(&first.id).await?));
+        }
+        match found.get(&member)? {
+            Some(m) if m.value.erased_at.is_some() => return Err(ServiceError::MemberErased),
+            Some(_) => return Err(ServiceError::MemberExists),
+            None => {}
+        }
+        if claim.as_ref().is_some_and(|c| found.exists(c)) {
+            return Err(ServiceError::PhoneTaken);
+        }
+        let referring = match &code {
+            Some(c) => Some(self.referrals.referring_of(&found, c, now).await?),
+            None => None,
+        };
+        let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
+        m.phone = phone.cloned();
+        m.email = req.email.clone();
+        m.timezone = req.timezone;
+        if let Some(b) = req.birthday {
+            self.set_birthday(&mut m, b, now)?;
+        }
+        let mut w = MemberWrite::create(&self.ctx, m, now, || ServiceError::MemberExists);
+        let MemberWrite {
+            m, journal, batch, ..
+        } = &mut w;
+        journal.note(EventData::MemberEnrolled(event::Enrolled {
+            tier: m.tier,
+            enrolled_at: m.enrolled_at,
+        }));
+        // A new member is a prospect (no purchase, so no cut point is read).
+        let fixed = self.ctx.program.segments.rfm.fixed;
+        self.segments.resegment(m, &fixed, now, journal);
+        if let (Some(c), Some(referring)) = (&code, &referring) {
+            self.referrals
+                .apply_code(m, &c.code, referring, true, journal, batch)?;
+        }
+        self.referrals.make_code(m, now, batch)?;
+        if let Some(p) = &m.phone {
+            batch
+                .create(
+                    p,
+                    &PhoneClaim {
+                        member_id: id.clone(),
+                    },
+                )?
+                .or_refuse(|| ServiceError::PhoneTaken);
+        }
+        let mut changes = vec![Change::to("status", "active")];
+        if let Some(c) = &code {
+            changes.push(Change::to("referral_code", c.code.as_str()));
+        }
+        let audited = Audited {
+            action: AuditAction::MemberEnrolled,
+            member: Some(id),
+            target: None,
+            changes,
+        };
+        w.audit(&self.ctx, actor, audited)?;
+        let enrolled = Enrolled { id: id.clone() };
+        let saved = w
+            .commit_remembering(&self.ctx, idem.map(|i| (i, &enrolled)))
+            .await?;
+        let view = self.ctx.member_view(&saved.member);
+        Ok(Outcome::fresh(view))
+    }
+
+    fn set_birthday(
+        &self,
+        m: &mut Member,
+        b: Birthday,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let today = self.ctx.member_date(m, now);
+        b.check(today)
+            .map_err(|e| ServiceError::field("birthday", e.0))?;
+        m.birthday = Some(b);
+        m.birthday_set_on = Some(today);
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn update_profile(
+        &self,
+        id: &MemberId,
+        change: ProfileChange,
+        actor: Option<&Actor>,
+    ) -> Result<MemberView, ServiceError> {
+        let phone = match &change.phone {
+            Some(Some(p)) => Some(Some(self.ctx.phone("phone", p)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        retrying!(
+            self.ctx,
+            self.try_update_profile(id, &change, &phone, actor)
+        )
+    }
+
+    async fn try_update_profile(
+        &self,
+        id: &MemberId,
+        change: &ProfileChange,
+        phone: &Option<Option<Phone>>,
+        actor: Option<&Actor>,
+    ) -> Result<MemberView, ServiceError> {
+        let now = self.ctx.now();
+        let new_phone = phone.clone().flatten();
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let new_claim = new_phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
+        let found = self.ctx.table.read(&reads).await?;
+        let current = live(found.get(&member)?)?;
+        let old_claim = match &current.value.phone {
+            Some(old) if phone.as_ref().is_some_and(|p| p.as_ref() != Some(old)) => {
+                self.ctx.table.get::<PhoneClaim>(old).await?
+            }
+            _ => None,
+        };
+        let mut m = current.value.clone();
+        let mut batch = Batch::new();
+
+        if let Some(name) = &change.name {
+            m.name = String::from(name.clone());
+        }
+        if let Some(email) = &change.email {
+            m.email = email.clone();
+        }
+        if let Some(tz) = change.timezone {
+            m.timezone = tz;
+        }
+        if let Some(phone) = phone
+            && *phone != m.phone
+        {
+            let new_claim = new_claim.as_ref().map(|c| found.get(c)).transpose()?;
+            move_phone_claim(&mut m, phone, new_claim.flatten(), old_claim, &mut batch)?;
+        }
+        if let Some(b) = change.birthday
+            && b != m.birthday
+        {
+            // An operator may correct a birthday; a member sets theirs once.
+            self.change_birthday(&mut m, b, actor.is_some(), now)?;
+        }
+        if m != current.value {
+            // Which fields changed, never their values: events carry no personal data.
+            let changed = m.changed_fields(&current.value);
+            let audited = Audited {
+                action: AuditAction::ProfileEdited,
+                member: Some(id),
+                target: None,
+                changes: changed.iter().map(|f| Change::named(f.as_str())).collect(),
+            };
+            let mut w = MemberWrite::on(&self.ctx, &current, now);
+            w.m = m;
+            w.batch = batch;
+            w.audit(&self.ctx, actor, audited)?;
+            w.journal
+                .note(EventData::MemberUpdated(Updated { changed }));
+            return Ok(self.ctx.member_view(&w.commit(&self.ctx).await?.member));
+        }
+        Ok(self.ctx.member_view(&m))
+    }
+
+    /// A birthday set (or, by an operator, changed or removed). Members set theirs once.
+    fn change_birthday(
+        &self,
+        m: &mut Member,
+        b: Option<Birthday>,
+        admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        if m.birthday.is_some() && !admin {
+            return Err(ServiceError::BirthdayLocked);
+        }
+        match b {
+            Some(b) => self.set_birthday(m, b, now)?,
+            None => {
+                m.birthday = None;
+                m.birthday_set_on = None;
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn ledger(
+        &self,
+        id: &MemberId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<LedgerEntry>, Option<String>), ServiceError> {
+        self.ctx.load_member(id).await?;
+        let (lines, next) = self.ctx.table.list::<LedgerLine>(id, limit, cursor).await?;
+        Ok((lines.into_iter().map(|l| l.entry).collect(), next))
+    }
+
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn adjust(
+        &self,
+        id: &MemberId,
+        req: AdjustmentRequest,
+        idem: Option<Idempotency>,
+        actor: &Actor,
+    ) -> Result<Outcome<LedgerEntry>, ServiceError> {
+        let limit = self.ctx.program.support_adjustment_limit;
+        if actor.role == OperatorRole::Support && req.points.0.unsigned_abs() > u64::from(limit) {
+            return Err(ServiceError::AdjustmentOverLimit { limit });
+        }
+        if req.points.0 == 0 || req.points.0.unsigned_abs() > 1_000_000_000 {
+            return Err(ServiceError::field(
+                "points",
+                "points must be non-zero and at most 1000000000 either way",
+            ));
+        }
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(ServiceError::field(
+                "reason",
+                "reason must be 1 to 500 characters",
+            ));
+        }
+        retrying!(
+            self.ctx,
+            self.try_adjust(id, req.points, reason, idem.as_ref(), actor)
+        )
+    }
+
+    async fn try_adjust(
+        &self,
+        id: &MemberId,
+        points: Points,
+        reason: &str,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<Outcome<LedgerEntry>, ServiceError> {
+        let now = self.ctx.now();
+        let mut reads = Reads::new();
+        let member = reads.add::<Member>(id);
+        let prior = idem.map(|i| i.read(&mut reads));
+        let found = self.ctx.table.read(&reads).await?;
+        // An erased member's replays answer 410 like every other request on the member.
+        let current = live(found.get(&member)?)?;
+        if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
+            return Ok(Outcome::replay(replay));
+        }
+        let mut w = MemberWrite::settled(&self.ctx, &current, now);
+        let MemberWrite { m, journal, .. } = &mut w;
+        let before = m.balance;
+        if points.0 > 0 {
+            self.ctx.credit(m, points, now);
+            m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
+        } else {
+            self.ctx.debit(m, points.checked_neg()?, None);
+        }
+        let entry = journal.line(
+            LedgerEntry::new(
+                LedgerKind::Adjustment,
+                points,
+                m.balance,
+                None,
+                Some(reason.to_owned()),
+                now,
+            ),
+            |moved, line| EventData::PointsAdjusted(Adjusted { moved, line }),
+        );
+        let audited = Audited {
+            action: AuditAction::PointsAdjusted,
+            member: Some(id),
+            target: Some(entry.id.to_string()),
+            changes: vec![
+                Change::new("balance", before, m.balance),
+                Change::to("points", points),
+            ],
+        };
+        w.audit(&self.ctx, Some(actor), audited)?;
+        w.commit_remembering(&self.ctx, idem.map(|i| (i, &entry)))
+            .await?;
+        Ok(Outcome::fresh(entry))
+    }
+}
+
+/// The member's phone moves to `phone`: the new number claimed (refused when another member holds
+/// it), the old claim released.
+fn move_phone_claim(
+    m: &mut Member,
+    phone: &Option<Phone>,
+    new_claim: Option<Versioned<PhoneClaim>>,
+    old_claim: Option<Versioned<PhoneClaim>>,
+    batch: &mut Batch,
+) -> Result<(), ServiceError> {
+    if let Some(p) = phone {
+        if let Some(claim) = new_claim
+            && claim.value.member_id != m.id
+        {
+            return Err(ServiceError::PhoneTaken);
+        }
+        batch
+            .create(
+                p,
+                &PhoneClaim {
+                    member_id: m.id.clone(),
+                },
+            )?
+            .or_refuse(|| ServiceError::PhoneTaken);
+    }
+    // Release the old claim only if it is this member's: a claim that is missing (or, after some
+    // repair, another's) is not ours to delete, and must not block the change.
+    if let (Some(old), Some(claim)) = (&m.phone, &old_claim)
+        && claim.value.member_id == m.id
+    {
+        batch.delete::<PhoneClaim>(old, claim.version);
+    }
+    m.phone = phone.clone();
+    Ok(())
+}
+
+impl Ctx {
     /// Where the member stands against the next tier today, in the program's currency: the
     /// one shaping of progress that the member object and the tier route share.
     pub fn progress_view(&self, m: &Member) -> TierProgressView {
@@ -211,387 +612,4 @@ impl Services {
     pub async fn load_member(&self, id: &MemberId) -> Result<Versioned<Member>, ServiceError> {
         live(self.table.get::<Member>(id).await?)
     }
-
-    #[tracing::instrument(skip_all, fields(member = %id))]
-    pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
-        Ok(self.member_view(&self.load_member(id).await?.value))
-    }
-
-    /// The member holding a phone number, if any: its claim, then the member (two reads; an
-    /// operator's search, not a till's hot path).
-    #[tracing::instrument(skip_all)]
-    pub async fn find_by_phone(&self, phone: &Phone) -> Result<Option<MemberView>, ServiceError> {
-        let Some(claim) = self.table.get::<PhoneClaim>(phone).await? else {
-            return Ok(None);
-        };
-        match self.load_member(&claim.value.member_id).await {
-            Ok(m) => Ok(Some(self.member_view(&m.value))),
-            Err(ServiceError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    #[tracing::instrument(skip_all, fields(member = %id))]
-    pub async fn enrol(
-        &self,
-        id: MemberId,
-        req: EnrolRequest,
-        idem: Option<Idempotency>,
-        actor: Option<&Actor>,
-        principal: &str,
-    ) -> Result<Outcome<MemberView>, ServiceError> {
-        let phone = req
-            .phone
-            .as_ref()
-            .map(|p| self.phone("phone", p))
-            .transpose()?;
-        // Only a code is counted against its caller; without one nothing more is read.
-        let guesser = match &req.referral_code {
-            Some(_) => Some(self.guesser(principal).await?),
-            None => None,
-        };
-        let enrolling = Enrolling {
-            id: &id,
-            req: &req,
-            phone: phone.as_ref(),
-            idem: idem.as_ref(),
-            guesser: guesser.as_deref(),
-        };
-        retrying!(self, self.try_enrol(&enrolling, actor))
-    }
-
-    async fn try_enrol(
-        &self,
-        e: &Enrolling<'_>,
-        actor: Option<&Actor>,
-    ) -> Result<Outcome<MemberView>, ServiceError> {
-        let Enrolling {
-            id,
-            req,
-            phone,
-            idem,
-            guesser,
-        } = *e;
-        let now = self.now();
-        let mut reads = Reads::new();
-        let member = reads.add::<Member>(id);
-        let claim = phone.map(|p| reads.add::<PhoneClaim>(p));
-        let prior = idem.map(|i| i.read(&mut reads));
-        let code = match (&req.referral_code, guesser) {
-            (Some(c), Some(g)) => Some(CodeReads::add(&mut reads, c, g.to_owned())),
-            _ => None,
-        };
-        let found = self.table.read(&reads).await?;
-        // The key remembers only which member it created (no personal data kept beside the
-        // member, so erasure finds it all); a replay answers that member as it is now.
-        if let Some(first) = Idempotency::replay::<Enrolled>(idem, &prior, &found, now)? {
-            return Ok(Outcome::replay(self.get_member(&first.id).await?));
-        }
-        match found.get(&member)? {
-            Some(m) if m.value.erased_at.is_some() => return Err(ServiceError::MemberErased),
-            Some(_) => return Err(ServiceError::MemberExists),
-            None => {}
-        }
-        if claim.as_ref().is_some_and(|c| found.exists(c)) {
-            return Err(ServiceError::PhoneTaken);
-        }
-        let referring = match &code {
-            Some(c) => Some(self.referring_of(&found, c, now).await?),
-            None => None,
-        };
-        let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
-        m.phone = phone.cloned();
-        m.email = req.email.clone();
-        m.timezone = req.timezone;
-        if let Some(b) = req.birthday {
-            self.set_birthday(&mut m, b, now)?;
-        }
-        let mut w = MemberWrite::create(self, m, now, || ServiceError::MemberExists);
-        let MemberWrite {
-            m, journal, batch, ..
-        } = &mut w;
-        journal.note(EventData::MemberEnrolled(event::Enrolled {
-            tier: m.tier,
-            enrolled_at: m.enrolled_at,
-        }));
-        // A new member is a prospect (no purchase, so no cut point is read).
-        let fixed = self.program.segments.rfm.fixed;
-        self.resegment(m, &fixed, now, journal);
-        if let (Some(c), Some(referring)) = (&code, &referring) {
-            self.apply_code(m, &c.code, referring, true, journal, batch)?;
-        }
-        self.make_code(m, now, batch)?;
-        if let Some(p) = &m.phone {
-            batch
-                .create(
-                    p,
-                    &PhoneClaim {
-                        member_id: id.clone(),
-                    },
-                )?
-                .or_refuse(|| ServiceError::PhoneTaken);
-        }
-        let mut changes = vec![Change::to("status", "active")];
-        if let Some(c) = &code {
-            changes.push(Change::to("referral_code", c.code.as_str()));
-        }
-        let audited = Audited {
-            action: AuditAction::MemberEnrolled,
-            member: Some(id),
-            target: None,
-            changes,
-        };
-        w.audit(self, actor, audited)?;
-        let enrolled = Enrolled { id: id.clone() };
-        let saved = w
-            .commit_remembering(self, idem.map(|i| (i, &enrolled)))
-            .await?;
-        let view = self.member_view(&saved.member);
-        Ok(Outcome::fresh(view))
-    }
-
-    fn set_birthday(
-        &self,
-        m: &mut Member,
-        b: Birthday,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        let today = self.member_date(m, now);
-        b.check(today)
-            .map_err(|e| ServiceError::field("birthday", e.0))?;
-        m.birthday = Some(b);
-        m.birthday_set_on = Some(today);
-        Ok(())
-    }
-
-    #[tracing::instrument(skip_all, fields(member = %id))]
-    pub async fn update_profile(
-        &self,
-        id: &MemberId,
-        change: ProfileChange,
-        actor: Option<&Actor>,
-    ) -> Result<MemberView, ServiceError> {
-        let phone = match &change.phone {
-            Some(Some(p)) => Some(Some(self.phone("phone", p)?)),
-            Some(None) => Some(None),
-            None => None,
-        };
-        retrying!(self, self.try_update_profile(id, &change, &phone, actor))
-    }
-
-    async fn try_update_profile(
-        &self,
-        id: &MemberId,
-        change: &ProfileChange,
-        phone: &Option<Option<Phone>>,
-        actor: Option<&Actor>,
-    ) -> Result<MemberView, ServiceError> {
-        let now = self.now();
-        let new_phone = phone.clone().flatten();
-        let mut reads = Reads::new();
-        let member = reads.add::<Member>(id);
-        let new_claim = new_phone.as_ref().map(|p| reads.add::<PhoneClaim>(p));
-        let found = self.table.read(&reads).await?;
-        let current = live(found.get(&member)?)?;
-        let old_claim = match &current.value.phone {
-            Some(old) if phone.as_ref().is_some_and(|p| p.as_ref() != Some(old)) => {
-                self.table.get::<PhoneClaim>(old).await?
-            }
-            _ => None,
-        };
-        let mut m = current.value.clone();
-        let mut batch = Batch::new();
-
-        if let Some(name) = &change.name {
-            m.name = String::from(name.clone());
-        }
-        if let Some(email) = &change.email {
-            m.email = email.clone();
-        }
-        if let Some(tz) = change.timezone {
-            m.timezone = tz;
-        }
-        if let Some(phone) = phone
-            && *phone != m.phone
-        {
-            let new_claim = new_claim.as_ref().map(|c| found.get(c)).transpose()?;
-            move_phone_claim(&mut m, phone, new_claim.flatten(), old_claim, &mut batch)?;
-        }
-        if let Some(b) = change.birthday
-            && b != m.birthday
-        {
-            // An operator may correct a birthday; a member sets theirs once.
-            self.change_birthday(&mut m, b, actor.is_some(), now)?;
-        }
-        if m != current.value {
-            // Which fields changed, never their values: events carry no personal data.
-            let changed = m.changed_fields(&current.value);
-            let audited = Audited {
-                action: AuditAction::ProfileEdited,
-                member: Some(id),
-                target: None,
-                changes: changed.iter().map(|f| Change::named(f.as_str())).collect(),
-            };
-            let mut w = MemberWrite::on(self, &current, now);
-            w.m = m;
-            w.batch = batch;
-            w.audit(self, actor, audited)?;
-            w.journal
-                .note(EventData::MemberUpdated(Updated { changed }));
-            return Ok(self.member_view(&w.commit(self).await?.member));
-        }
-        Ok(self.member_view(&m))
-    }
-
-    /// A birthday set (or, by an operator, changed or removed). Members set theirs once.
-    fn change_birthday(
-        &self,
-        m: &mut Member,
-        b: Option<Birthday>,
-        admin: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        if m.birthday.is_some() && !admin {
-            return Err(ServiceError::BirthdayLocked);
-        }
-        match b {
-            Some(b) => self.set_birthday(m, b, now)?,
-            None => {
-                m.birthday = None;
-                m.birthday_set_on = None;
-            }
-        }
-        Ok(())
-    }
-
-    #[tracing::instrument(skip_all, fields(member = %id))]
-    pub async fn ledger(
-        &self,
-        id: &MemberId,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<LedgerEntry>, Option<String>), ServiceError> {
-        self.load_member(id).await?;
-        let (lines, next) = self.table.list::<LedgerLine>(id, limit, cursor).await?;
-        Ok((lines.into_iter().map(|l| l.entry).collect(), next))
-    }
-
-    #[tracing::instrument(skip_all, fields(member = %id))]
-    pub async fn adjust(
-        &self,
-        id: &MemberId,
-        req: AdjustmentRequest,
-        idem: Option<Idempotency>,
-        actor: &Actor,
-    ) -> Result<Outcome<LedgerEntry>, ServiceError> {
-        let limit = self.program.support_adjustment_limit;
-        if actor.role == OperatorRole::Support && req.points.0.unsigned_abs() > u64::from(limit) {
-            return Err(ServiceError::AdjustmentOverLimit { limit });
-        }
-        if req.points.0 == 0 || req.points.0.unsigned_abs() > 1_000_000_000 {
-            return Err(ServiceError::field(
-                "points",
-                "points must be non-zero and at most 1000000000 either way",
-            ));
-        }
-        let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(ServiceError::field(
-                "reason",
-                "reason must be 1 to 500 characters",
-            ));
-        }
-        retrying!(
-            self,
-            self.try_adjust(id, req.points, reason, idem.as_ref(), actor)
-        )
-    }
-
-    async fn try_adjust(
-        &self,
-        id: &MemberId,
-        points: Points,
-        reason: &str,
-        idem: Option<&Idempotency>,
-        actor: &Actor,
-    ) -> Result<Outcome<LedgerEntry>, ServiceError> {
-        let now = self.now();
-        let mut reads = Reads::new();
-        let member = reads.add::<Member>(id);
-        let prior = idem.map(|i| i.read(&mut reads));
-        let found = self.table.read(&reads).await?;
-        // An erased member's replays answer 410 like every other request on the member.
-        let current = live(found.get(&member)?)?;
-        if let Some(replay) = Idempotency::replay::<LedgerEntry>(idem, &prior, &found, now)? {
-            return Ok(Outcome::replay(replay));
-        }
-        let mut w = MemberWrite::settled(self, &current, now);
-        let MemberWrite { m, journal, .. } = &mut w;
-        let before = m.balance;
-        if points.0 > 0 {
-            self.credit(m, points, now);
-            m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
-        } else {
-            self.debit(m, points.checked_neg()?, None);
-        }
-        let entry = journal.line(
-            LedgerEntry::new(
-                LedgerKind::Adjustment,
-                points,
-                m.balance,
-                None,
-                Some(reason.to_owned()),
-                now,
-            ),
-            |moved, line| EventData::PointsAdjusted(Adjusted { moved, line }),
-        );
-        let audited = Audited {
-            action: AuditAction::PointsAdjusted,
-            member: Some(id),
-            target: Some(entry.id.to_string()),
-            changes: vec![
-                Change::new("balance", before, m.balance),
-                Change::to("points", points),
-            ],
-        };
-        w.audit(self, Some(actor), audited)?;
-        w.commit_remembering(self, idem.map(|i| (i, &entry)))
-            .await?;
-        Ok(Outcome::fresh(entry))
-    }
-}
-
-/// The member's phone moves to `phone`: the new number claimed (refused when another member holds
-/// it), the old claim released.
-fn move_phone_claim(
-    m: &mut Member,
-    phone: &Option<Phone>,
-    new_claim: Option<Versioned<PhoneClaim>>,
-    old_claim: Option<Versioned<PhoneClaim>>,
-    batch: &mut Batch,
-) -> Result<(), ServiceError> {
-    if let Some(p) = phone {
-        if let Some(claim) = new_claim
-            && claim.value.member_id != m.id
-        {
-            return Err(ServiceError::PhoneTaken);
-        }
-        batch
-            .create(
-                p,
-                &PhoneClaim {
-                    member_id: m.id.clone(),
-                },
-            )?
-            .or_refuse(|| ServiceError::PhoneTaken);
-    }
-    // Release the old claim only if it is this member's: a claim that is missing (or, after some
-    // repair, another's) is not ours to delete, and must not block the change.
-    if let (Some(old), Some(claim)) = (&m.phone, &old_claim)
-        && claim.value.member_id == m.id
-    {
-        batch.delete::<PhoneClaim>(old, claim.version);
-    }
-    m.phone = phone.clone();
-    Ok(())
 }

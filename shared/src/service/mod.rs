@@ -25,6 +25,19 @@ pub(crate) mod unit;
 pub use error::{FieldError, ServiceError};
 pub use idempotency::Idempotency;
 
+pub use accrual::Purchases;
+pub use audit::Audit;
+pub use birthday::Birthdays;
+pub use campaigns::Campaigns;
+pub use erasure::Erasures;
+pub use events::Events;
+pub use members::Members;
+pub use points::Balances;
+pub use redemption::Redemptions;
+pub use referrals::Referrals;
+pub use segments::Segmentation;
+pub use tiers::Tiers;
+
 use crate::clock::Clock;
 use crate::domain::MemberId;
 use crate::program::Program;
@@ -109,19 +122,96 @@ macro_rules! retrying {
     }};
 }
 
-/// Everything a use case needs, built once per process (per Lambda container), never per request.
+/// What every use case reads: the table, the program's rules, the clock and the retry budget.
+/// Cheap to clone (handles to shared state), so each use case holds its own copy.
 #[derive(Clone)]
-pub struct Services {
+pub struct Ctx {
     pub table: Table,
     pub program: Arc<Program>,
     pub clock: Arc<dyn Clock>,
     pub retry: RetryPolicy,
-    /// The campaigns this process last saw running (see `campaigns`).
-    pub campaigns: Arc<campaigns::RunningCache>,
-    /// The rewards this process last saw sold out, and when (see `redemption`).
-    pub sold_out: Arc<redemption::SoldOut>,
-    /// The key of pseudonymous hashes (referee marks, retired codes), read once per process.
-    pub pseudonym_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+}
+
+/// The use cases, composed in this one place, once per process (per Lambda container), never
+/// per request. A handler takes the one it calls (`State<Purchases>`), so reading it, or going
+/// to its definition, lands in that feature's file.
+#[derive(Clone)]
+pub struct Services {
+    pub ctx: Ctx,
+    pub members: Members,
+    pub purchases: Purchases,
+    pub redemptions: Redemptions,
+    pub referrals: Referrals,
+    pub campaigns: Campaigns,
+    pub segments: Segmentation,
+    pub tiers: Tiers,
+    pub balances: Balances,
+    pub birthdays: Birthdays,
+    pub erasures: Erasures,
+    pub events: Events,
+    pub audit: Audit,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, program: Program, clock: Arc<dyn Clock>) -> Self {
+        Services::of(Ctx {
+            table: Table::new(store),
+            program: Arc::new(program),
+            clock,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Every use case over one context.
+    pub fn of(ctx: Ctx) -> Self {
+        let referrals = Referrals {
+            ctx: ctx.clone(),
+            pseudonym_key: Arc::default(),
+        };
+        let segments = Segmentation {
+            ctx: ctx.clone(),
+            referrals: referrals.clone(),
+        };
+        let campaigns = Campaigns {
+            ctx: ctx.clone(),
+            running: Arc::default(),
+        };
+        let redemptions = Redemptions {
+            ctx: ctx.clone(),
+            sold_out: Arc::default(),
+        };
+        Services {
+            members: Members {
+                ctx: ctx.clone(),
+                referrals: referrals.clone(),
+                segments: segments.clone(),
+            },
+            purchases: Purchases {
+                ctx: ctx.clone(),
+                campaigns: campaigns.clone(),
+                referrals: referrals.clone(),
+                segments: segments.clone(),
+            },
+            birthdays: Birthdays {
+                ctx: ctx.clone(),
+                redemptions: redemptions.clone(),
+            },
+            erasures: Erasures {
+                ctx: ctx.clone(),
+                referrals: referrals.clone(),
+                segments: segments.clone(),
+            },
+            tiers: Tiers { ctx: ctx.clone() },
+            balances: Balances { ctx: ctx.clone() },
+            events: Events { ctx: ctx.clone() },
+            audit: Audit { ctx: ctx.clone() },
+            redemptions,
+            referrals,
+            campaigns,
+            segments,
+            ctx,
+        }
+    }
 }
 
 /// A use case's answer, and whether it was replayed from an earlier identical request.
@@ -146,19 +236,7 @@ impl<T> Outcome<T> {
     }
 }
 
-impl Services {
-    pub fn new(store: Arc<dyn Store>, program: Program, clock: Arc<dyn Clock>) -> Self {
-        Services {
-            table: Table::new(store),
-            program: Arc::new(program),
-            clock,
-            retry: RetryPolicy::default(),
-            campaigns: Arc::default(),
-            sold_out: Arc::default(),
-            pseudonym_key: Arc::default(),
-        }
-    }
-
+impl Ctx {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

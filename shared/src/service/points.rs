@@ -5,7 +5,6 @@
 //! `points` job, which visits only the members GSI8 lists as due by today (every commit keeps a
 //! member's due day), writes those lines and sends the expiring-soon notices, once each.
 
-use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
@@ -19,10 +18,17 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::{self, Expiry, Lot, Lots, Origin, Taken};
 use crate::domain::member::Member;
 use crate::retrying;
+use crate::service::Ctx;
 use crate::table::MemberIndex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// The points job (pending points released, lots expired) and the points schedule.
+#[derive(Clone)]
+pub struct Balances {
+    pub(crate) ctx: Ctx,
+}
 
 /// One lot of the schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -101,23 +107,24 @@ impl MemberTally for PointsRun {
     }
 }
 
-impl Services {
+impl Balances {
     /// The daily job: every member due by `now`'s date gets the lines and events of their points
     /// made available and expired, and the expiring-soon notice due, in one commit under the
     /// member's version, so a second or concurrent run finds nothing left to do.
     #[tracing::instrument(skip_all)]
     pub async fn points_job(&self, now: DateTime<Utc>) -> Result<PointsRun, ServiceError> {
-        let today = self.program_date(now);
+        let today = self.ctx.program_date(now);
         let mut run = PointsRun::default();
         let tomorrow = today.succ_opt().unwrap_or(NaiveDate::MAX);
         let outcomes = self
+            .ctx
             .for_members_by_month(
                 today,
                 |month| MemberIndex::PointsDue {
                     month,
                     before: tomorrow,
                 },
-                |id| async move { retrying!(self, self.try_points(&id, today, now)) },
+                |id| async move { retrying!(self.ctx, self.try_points(&id, today, now)) },
             )
             .await?;
         jobs::tally(&mut run, outcomes);
@@ -130,7 +137,7 @@ impl Services {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Handled, ServiceError> {
-        let current = match self.load_member(id).await {
+        let current = match self.ctx.load_member(id).await {
             Ok(m) => m,
             // The index is eventually consistent; an erased member has nothing due.
             Err(ServiceError::NotFound(_) | ServiceError::MemberErased) => {
@@ -142,14 +149,14 @@ impl Services {
         if current.value.points_due.is_none_or(|d| d > today) {
             return Ok(Handled::default());
         }
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         let MemberWrite { m, journal, .. } = &mut w;
-        let (made_available, expired) = self.settle(m, journal, now);
+        let (made_available, expired) = self.ctx.settle(m, journal, now);
         let lots = m.lots();
         let next = lots::next_expiry(
             &lots,
-            self.program.points.expiry,
-            self.program_date(m.last_activity_at),
+            self.ctx.program.points.expiry,
+            self.ctx.program_date(m.last_activity_at),
         );
         let notice = lots::notice_due(next, m.notified, today);
         if let (Some(n), Some(lot)) = (notice, next) {
@@ -161,7 +168,7 @@ impl Services {
             }));
             m.notified = Some(n);
         }
-        w.commit(self).await?;
+        w.commit(&self.ctx).await?;
         Ok(Handled {
             made_available,
             expired,
@@ -169,24 +176,13 @@ impl Services {
         })
     }
 
-    /// Sets the day the points job is next due for the member (none while nothing is pending,
-    /// dated or announced).
-    pub(crate) fn schedule(&self, m: &mut Member) {
-        m.points_due = lots::next_due(
-            &m.lots(),
-            self.program.points.expiry,
-            self.program_date(m.last_activity_at),
-            m.notified,
-        );
-    }
-
     /// The member's points schedule as of now.
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn points_schedule(&self, id: &MemberId) -> Result<PointsSchedule, ServiceError> {
-        let m = self.load_member(id).await?.value;
-        let now = self.now();
-        let lots = self.settled_lots(&m, now);
-        let expiry = self.program.points.expiry;
+        let m = self.ctx.load_member(id).await?.value;
+        let now = self.ctx.now();
+        let lots = self.ctx.settled_lots(&m, now);
+        let expiry = self.ctx.program.points.expiry;
         let mut out: Vec<ScheduleLot> = lots
             .pending
             .iter()
@@ -207,8 +203,21 @@ impl Services {
             available: Points(lots.spendable()),
             pending: Points(lots.pending_total()),
             lots: out,
-            expiring: self.expiring(&m, &lots, now, 366 * 20),
+            expiring: self.ctx.expiring(&m, &lots, now, 366 * 20),
         })
+    }
+}
+
+impl Ctx {
+    /// Sets the day the points job is next due for the member (none while nothing is pending,
+    /// dated or announced).
+    pub(crate) fn schedule(&self, m: &mut Member) {
+        m.points_due = lots::next_due(
+            &m.lots(),
+            self.program.points.expiry,
+            self.program_date(m.last_activity_at),
+            m.notified,
+        );
     }
 
     /// The member's lots as of `now`, settled on a copy (reads write nothing).

@@ -9,13 +9,13 @@
 //! refused at the end of a flash sale costs one read each, not one of every shard
 //! (DESIGN.md "Scale").
 
+use super::Outcome;
 use super::audit::Audited;
 use super::error::ServiceError;
 use super::error::live;
 use super::events::Journal;
 use super::idempotency::Idempotency;
 use super::unit::MemberWrite;
-use super::{Outcome, Services};
 use crate::domain::audit::{Actor, AuditAction, Change, changes};
 use crate::domain::event::{EventData, Moved, Redeemed, Restored, VoucherIssued, VoucherUsed};
 use crate::domain::ledger::LedgerEntry;
@@ -27,6 +27,7 @@ use crate::domain::slices;
 use crate::domain::voucher::{RedemptionStatus, generate_code, normalize_code};
 use crate::domain::{MemberId, Points, RewardId, StoreId, Tier};
 use crate::retrying;
+use crate::service::Ctx;
 use crate::table::{
     Batch, Fetched, REWARD_SHARDS, Reads, RewardCount, RewardShard, Slice, Slot, Versioned,
     Voucher, shard_of,
@@ -34,9 +35,18 @@ use crate::table::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// Rewards, their stock, redemptions, cancellations and vouchers used at the till.
+#[derive(Clone)]
+pub struct Redemptions {
+    pub(crate) ctx: Ctx,
+    /// The rewards this process last saw sold out, and when.
+    pub(crate) sold_out: Arc<SoldOut>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -143,7 +153,7 @@ pub(crate) struct Issue<'a> {
 }
 
 pub(crate) fn issue_voucher(
-    svc: &Services,
+    svc: &Ctx,
     member: &mut Member,
     journal: &mut Journal,
     issue: Issue<'_>,
@@ -204,7 +214,7 @@ pub(crate) fn issue_voucher(
 /// The redemption: its points spent from the member's lots (remembered when dated, so a
 /// cancellation puts them back where they were) and a fresh voucher code.
 fn draw_redemption(
-    svc: &Services,
+    svc: &Ctx,
     member: &mut Member,
     issue: &Issue<'_>,
     now: DateTime<Utc>,
@@ -336,7 +346,7 @@ impl Stock {
     }
 }
 
-impl Services {
+impl Redemptions {
     /// Adds a member's shard of a reward to a read.
     pub(crate) fn stock_read(
         reads: &mut Reads,
@@ -361,7 +371,7 @@ impl Services {
             home,
             all: None,
         };
-        let now = self.now();
+        let now = self.ctx.now();
         if stock.limited()
             && stock.home.value.slice.room() == 0
             && !self.sold_out.recently(reward, now)
@@ -384,7 +394,7 @@ impl Services {
         let slots: Vec<_> = (0..REWARD_SHARDS)
             .map(|n| reads.add::<RewardShard>(&(reward.clone(), n)))
             .collect();
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let mut out = Vec::new();
         for slot in &slots {
             match found.get(slot)? {
@@ -410,7 +420,7 @@ impl Services {
         if slots.iter().all(Vec::is_empty) {
             return Ok(rewards);
         }
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         for (r, slots) in rewards.iter_mut().zip(slots) {
             if slots.is_empty() {
                 continue;
@@ -500,7 +510,7 @@ fn count_issued(
     Ok(())
 }
 
-impl Services {
+impl Redemptions {
     /// Creates or replaces a reward; `true` when it was created. Stock already issued stays
     /// issued: lowering `stock` below it leaves none remaining.
     #[tracing::instrument(skip_all, fields(reward = %id))]
@@ -552,7 +562,7 @@ impl Services {
                 format!("per_member_limit must be {REWARD_PER_MEMBER_LIMIT}, or null"),
             ));
         }
-        retrying!(self, self.try_put_reward(id, name, &input, actor))
+        retrying!(self.ctx, self.try_put_reward(id, name, &input, actor))
     }
 
     async fn try_put_reward(
@@ -562,8 +572,8 @@ impl Services {
         input: &RewardInput,
         actor: &Actor,
     ) -> Result<(RewardView, bool), ServiceError> {
-        let now = self.now();
-        let existing = self.table.get::<Reward>(id).await?;
+        let now = self.ctx.now();
+        let existing = self.ctx.table.get::<Reward>(id).await?;
         let shards = match existing {
             Some(_) => self.reward_shards(id).await?,
             None => Vec::new(),
@@ -633,8 +643,8 @@ impl Services {
                 &["issued", "created_at", "updated_at"],
             ),
         };
-        self.audit(&mut batch, Some(actor), audited, now)?;
-        self.table.commit(batch).await?;
+        self.ctx.audit(&mut batch, Some(actor), audited, now)?;
+        self.ctx.table.commit(batch).await?;
         let shown = Reward {
             issued: u64::try_from(issued).unwrap_or(0),
             ..reward
@@ -650,7 +660,7 @@ impl Services {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<RewardView>, Option<String>), ServiceError> {
-        let (rewards, next) = self.table.catalog(limit, cursor).await?;
+        let (rewards, next) = self.ctx.table.catalog(limit, cursor).await?;
         let rewards = self.with_issued(rewards).await?;
         Ok((rewards.iter().map(RewardView::from).collect(), next))
     }
@@ -663,7 +673,10 @@ impl Services {
         idem: Option<Idempotency>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<RedemptionReceipt>, ServiceError> {
-        retrying!(self, self.try_redeem(member, reward, idem.as_ref(), actor))
+        retrying!(
+            self.ctx,
+            self.try_redeem(member, reward, idem.as_ref(), actor)
+        )
     }
 
     async fn try_redeem(
@@ -673,13 +686,13 @@ impl Services {
         idem: Option<&Idempotency>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<RedemptionReceipt>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
-        let shard = Services::stock_read(&mut reads, reward_id, id);
+        let shard = Redemptions::stock_read(&mut reads, reward_id, id);
         let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
         let prior = idem.map(|i| i.read(&mut reads));
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         // An erased member's replays answer 410 like every other request on the member.
         let current = live(found.get(&member)?)?;
         if let Some(replay) = Idempotency::replay::<RedemptionReceipt>(idem, &prior, &found, now)? {
@@ -687,9 +700,9 @@ impl Services {
         }
         let stock = self.stock(shard, &found, reward_id).await?;
         let count = found.get(&count)?;
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         let (redemption, batch) = issue_voucher(
-            self,
+            &self.ctx,
             &mut w.m,
             &mut w.journal,
             Issue {
@@ -714,8 +727,8 @@ impl Services {
                 Change::to("points_spent", receipt.redemption.points_spent.0),
             ],
         };
-        w.audit(self, actor, audited)?;
-        w.commit_remembering(self, idem.map(|i| (i, &receipt)))
+        w.audit(&self.ctx, actor, audited)?;
+        w.commit_remembering(&self.ctx, idem.map(|i| (i, &receipt)))
             .await?;
         crate::metrics::points_redeemed(receipt.redemption.points_spent.0);
         Ok(Outcome::fresh(receipt))
@@ -729,9 +742,9 @@ impl Services {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<Redemption>, Option<String>), ServiceError> {
-        self.load_member(id).await?;
-        let now = self.now();
-        let (items, next) = self.table.list::<Redemption>(id, limit, cursor).await?;
+        self.ctx.load_member(id).await?;
+        let now = self.ctx.now();
+        let (items, next) = self.ctx.table.list::<Redemption>(id, limit, cursor).await?;
         Ok((items.into_iter().map(|r| r.seen_at(now)).collect(), next))
     }
 
@@ -742,7 +755,7 @@ impl Services {
         redemption: &Uuid,
         actor: Option<&Actor>,
     ) -> Result<Redemption, ServiceError> {
-        retrying!(self, self.try_cancel(id, redemption, actor))
+        retrying!(self.ctx, self.try_cancel(id, redemption, actor))
     }
 
     async fn try_cancel(
@@ -751,12 +764,12 @@ impl Services {
         redemption_id: &Uuid,
         actor: Option<&Actor>,
     ) -> Result<Redemption, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let rid = (id.clone(), *redemption_id);
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let red = reads.add::<Redemption>(&rid);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let red = found
             .get(&red)?
@@ -775,7 +788,7 @@ impl Services {
             .collect();
         let count_id = (id.clone(), r.reward_id.clone());
         let count = reads.add::<RewardCount>(&count_id);
-        let more = self.table.read(&reads).await?;
+        let more = self.ctx.table.read(&reads).await?;
         let voucher = more
             .get(&voucher)?
             .ok_or_else(|| ServiceError::corrupt("redemption without voucher"))?;
@@ -791,11 +804,11 @@ impl Services {
         let count = more.get(&count)?;
 
         let balance_before = current.value.balance;
-        let mut w = MemberWrite::settled(self, &current, now);
+        let mut w = MemberWrite::settled(&self.ctx, &current, now);
         let MemberWrite {
             m, journal, batch, ..
         } = &mut w;
-        self.restore(m, &r.lots, r.points_spent, now);
+        self.ctx.restore(m, &r.lots, r.points_spent, now);
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
         restored_line(journal, m, r);
@@ -830,8 +843,8 @@ impl Services {
                 Change::new("balance", balance_before, m.balance),
             ],
         };
-        w.audit(self, actor, audited)?;
-        w.commit(self).await?;
+        w.audit(&self.ctx, actor, audited)?;
+        w.commit(&self.ctx).await?;
         Ok(cancelled)
     }
 
@@ -843,7 +856,7 @@ impl Services {
         store: &StoreId,
     ) -> Result<VoucherUse, ServiceError> {
         let code = normalize_code(code).map_err(|_| ServiceError::NotFound("voucher"))?;
-        retrying!(self, self.try_use_voucher(&code, store))
+        retrying!(self.ctx, self.try_use_voucher(&code, store))
     }
 
     async fn try_use_voucher(
@@ -851,8 +864,9 @@ impl Services {
         code: &str,
         store: &StoreId,
     ) -> Result<VoucherUse, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let voucher = self
+            .ctx
             .table
             .get::<Voucher>(code)
             .await?
@@ -868,7 +882,7 @@ impl Services {
         let mut reads = Reads::new();
         let red = reads.add::<Redemption>(&rid);
         let member = reads.add::<Member>(&v.member_id);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let red = found
             .get(&red)?
             .ok_or_else(|| ServiceError::corrupt("voucher without redemption"))?;
@@ -889,7 +903,7 @@ impl Services {
             used_store_id: Some(store.clone()),
             ..red.value
         };
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         w.journal.note(EventData::VoucherUsed(VoucherUsed {
             voucher_code: code.to_owned(),
             redemption_id: v.redemption_id,
@@ -898,7 +912,7 @@ impl Services {
         }));
         w.batch.save(code, &used_v, Some(voucher.version))?;
         w.batch.save(&rid, &used_r, Some(red.version))?;
-        w.commit(self).await?;
+        w.commit(&self.ctx).await?;
         Ok(VoucherUse {
             code: code.to_owned(),
             redemption_id: v.redemption_id,

@@ -1,14 +1,13 @@
 //! Segments at write time and the nightly `segments` job (DESIGN.md "Segments").
 //!
 //! Writes that change what a member bought (enrolment, purchase, refund, erasure) re-evaluate
-//! the member in their own commit ([`Services::resegment`]). The job applies what only time
+//! the member in their own commit ([`Segmentation::resegment`]). The job applies what only time
 //! changes. It runs as parts, each over some of the 16 member shards; every member it moves
 //! into or out of a segment is written together with a flow record of that move, so a part that
 //! is re-run counts nothing twice and loses nothing. The finishing step adds up the parts and
 //! the flows into the day's row (sizes, entered, left, overview totals, retention cohorts) and
 //! the quintile cut points that writes and the next run use.
 
-use super::Services;
 use super::error::ServiceError;
 use super::events::Journal;
 use super::unit::MemberWrite;
@@ -21,12 +20,22 @@ pub use crate::domain::segment::{
 use crate::domain::spend::month_index;
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
+use crate::service::Ctx;
+use crate::service::Referrals;
 use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Replica, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
+
+/// The nightly segments run, the daily series and the segment, overview and retention reads; the run
+/// gives members their referral codes.
+#[derive(Clone)]
+pub struct Segmentation {
+    pub(crate) ctx: Ctx,
+    pub(crate) referrals: Referrals,
+}
 
 /// How many months of enrolment cohorts the retention report keeps.
 pub const COHORT_MONTHS: i32 = crate::domain::bounds::RETENTION_MONTHS.max as i32;
@@ -175,10 +184,10 @@ struct Handled {
     written: bool,
 }
 
-impl Services {
+impl Segmentation {
     /// The cut points in force (`state` read in the caller's batch), else the fixed ones.
     pub(crate) fn cut_points(&self, state: Option<Versioned<SegmentState>>) -> CutPoints {
-        state.map_or(self.program.segments.rfm.fixed, |s| s.value.cutpoints)
+        state.map_or(self.ctx.program.segments.rfm.fixed, |s| s.value.cutpoints)
     }
 
     /// Re-evaluates `m`'s segments as of `now` and, when its stage or value segment moved, notes
@@ -192,11 +201,11 @@ impl Services {
         journal: &mut Journal,
     ) -> bool {
         let new = m.segments_at(
-            &self.program.segments,
+            &self.ctx.program.segments,
             cuts,
             now,
-            self.program_date(now),
-            self.program.qualifying_window_months,
+            self.ctx.program_date(now),
+            self.ctx.program.qualifying_window_months,
         );
         self.set_segments(m, new, journal)
     }
@@ -252,15 +261,15 @@ impl Services {
         now: DateTime<Utc>,
     ) -> Result<PartRun, ServiceError> {
         check_parts(part, parts)?;
-        let cuts = self.cut_points(self.table.get::<SegmentState>(&Replica::FIRST).await?);
+        let cuts = self.cut_points(self.ctx.table.get::<SegmentState>(&Replica::FIRST).await?);
         let mut tally = Tally::default();
         let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
             let which = MemberIndex::Shard(shard);
             let mut after = None;
             loop {
-                let page = self.table.member_keys_in(&which, after).await?;
-                let members = self.table.members_at(&page.items).await?;
+                let page = self.ctx.table.member_keys_in(&which, after).await?;
+                let members = self.ctx.table.members_at(&page.items).await?;
                 let handled = futures::stream::iter(members.into_iter().map(|v| {
                     let id = v.value.id.clone();
                     let was = v.value.counted;
@@ -316,7 +325,7 @@ impl Services {
                 expires_at,
             },
         )?;
-        self.table.commit(batch).await?;
+        self.ctx.table.commit(batch).await?;
         Ok(super::jobs::finish(out))
     }
 
@@ -332,7 +341,7 @@ impl Services {
         let id = read.value.id.clone();
         let mut first = Some(read);
         retrying!(
-            self,
+            self.ctx,
             self.try_handle(&id, first.take(), cuts, run, now, expires_at)
         )
     }
@@ -351,18 +360,22 @@ impl Services {
         let current = match first {
             Some(v) => v,
             None => self
+                .ctx
                 .table
                 .get::<Member>(id)
                 .await?
                 .ok_or(ServiceError::NotFound("member"))?,
         };
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         let moved = self.resegment(&mut w.m, cuts, now, &mut w.journal);
         let counted = (w.m.erased_at.is_none()).then(|| w.m.membership());
         let recount = w.m.counted != counted;
         // Once per member enrolled before codes were made at enrolment: one read, and the
         // code in this same write.
-        let coded = self.ensure_code(&mut w.m, now, &mut w.batch).await?;
+        let coded = self
+            .referrals
+            .ensure_code(&mut w.m, now, &mut w.batch)
+            .await?;
         // A member last written before segment sizes were kept is written once to count
         // them in (DESIGN.md "Segment sizes").
         if !moved && !recount && !coded && w.m.sized {
@@ -382,7 +395,7 @@ impl Services {
             )?;
             w.m.counted = counted;
         }
-        let saved = w.commit(self).await?;
+        let saved = w.commit(&self.ctx).await?;
         Ok(Handled {
             after: saved.member,
             written: true,
@@ -410,8 +423,8 @@ impl Services {
         let recent = |at: Option<DateTime<Utc>>| at.is_some_and(|a| days_between(a, now) < 90);
         t.purchasers_90d += u64::from(recent(m.last_purchase_at));
         t.repeaters_90d += u64::from(recent(m.previous_purchase_at));
-        let today = self.program_date(now);
-        let window = self.program.qualifying_window_months;
+        let today = self.ctx.program_date(now);
+        let window = self.ctx.program.qualifying_window_months;
         let a = m.activity(today, window);
         if let (Some(last), true) = (a.last_purchase_at, a.purchases_in_window > 0) {
             tally.distribution.add(
@@ -421,7 +434,7 @@ impl Services {
             );
         }
         let this_month = month_index(today);
-        let cohort = month_index(self.program_date(m.enrolled_at));
+        let cohort = month_index(self.ctx.program_date(m.enrolled_at));
         if this_month - cohort < COHORT_MONTHS && cohort <= this_month {
             let row = tally.cohorts.entry(month_name(cohort)).or_default();
             let span = (this_month - cohort + 1) as usize;
@@ -463,7 +476,7 @@ impl Services {
         let slots: Vec<_> = (0..parts)
             .map(|p| reads.add::<SegmentPart>(&(run.clone(), p)))
             .collect();
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let mut tally = Tally::default();
         for (p, slot) in slots.iter().enumerate() {
             let part = found.get(slot)?.ok_or_else(|| {
@@ -471,11 +484,13 @@ impl Services {
             })?;
             tally.merge(&part.value.tally);
         }
-        let moves = Moves::of(&self.table.segment_flows(run).await?);
-        let cutpoints = tally.distribution.cut_points(&self.program.segments.rfm);
+        let moves = Moves::of(&self.ctx.table.segment_flows(run).await?);
+        let cutpoints = tally
+            .distribution
+            .cut_points(&self.ctx.program.segments.rfm);
         let quantiles =
-            tally.distribution.members() >= self.program.segments.rfm.min_members_for_quantiles;
-        let date = self.program_date(now);
+            tally.distribution.members() >= self.ctx.program.segments.rfm.min_members_for_quantiles;
+        let date = self.ctx.program_date(now);
         let result = SegmentRun {
             run: run.to_string(),
             parts,
@@ -484,8 +499,8 @@ impl Services {
             failed: tally.failed,
             cutpoints,
         };
-        retrying!(self, async {
-            let existing = self.table.get::<SegmentDay>(&date).await?;
+        retrying!(self.ctx, async {
+            let existing = self.ctx.table.get::<SegmentDay>(&date).await?;
             let Some(day) = SegmentDay::with_run(
                 existing.as_ref().map(|d| &d.value),
                 run,
@@ -504,7 +519,7 @@ impl Services {
                 quantiles,
                 computed_at: now,
             })?;
-            self.table.commit(batch).await
+            self.ctx.table.commit(batch).await
         })?;
         // The nightly run also folds the day before into the daily series.
         if let Some(yesterday) = date.pred_opt() {
@@ -519,8 +534,9 @@ impl Services {
     /// (DESIGN.md "Segment sizes"): equal to what its listing pages through.
     #[tracing::instrument(skip_all)]
     pub async fn segments(&self) -> Result<Vec<SegmentView>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         Ok(self
+            .ctx
             .table
             .segment_sizes()
             .await?
@@ -542,6 +558,7 @@ impl Services {
         cursor: Option<&str>,
     ) -> Result<SegmentMembers, ServiceError> {
         let (members, next) = self
+            .ctx
             .table
             .member_page(&MemberIndex::Segment(id), limit, cursor)
             .await?;
@@ -554,7 +571,7 @@ impl Services {
                     lifecycle: m.segments.map(|s| s.lifecycle),
                     value: m.segments.and_then(|s| s.value),
                     last_purchase_at: m.last_purchase_at,
-                    qualifying_spend: self.progress_view(&m).qualifying_spend,
+                    qualifying_spend: self.ctx.progress_view(&m).qualifying_spend,
                     id: m.id,
                 }
             })
@@ -581,6 +598,7 @@ impl Services {
         }
         let get = |m: &BTreeMap<SegmentId, u64>| m.get(&id).copied().unwrap_or(0);
         let items = self
+            .ctx
             .table
             .segment_days(from, to)
             .await?
@@ -596,7 +614,8 @@ impl Services {
     }
 
     async fn latest_day(&self) -> Result<SegmentDay, ServiceError> {
-        self.table
+        self.ctx
+            .table
             .latest_segment_day(None)
             .await?
             .ok_or(ServiceError::NotFound(
@@ -608,7 +627,7 @@ impl Services {
     pub async fn overview(&self) -> Result<Overview, ServiceError> {
         let day = self.latest_day().await?;
         let since = day.date - chrono::Duration::days(29);
-        let base = self.table.latest_segment_day(Some(since)).await?;
+        let base = self.ctx.table.latest_segment_day(Some(since)).await?;
         let (earned0, redeemed0, expired0) = base.map_or((0, 0, 0), |b| {
             (
                 b.totals.lifetime_earned,
@@ -629,7 +648,7 @@ impl Services {
             members: t.members,
             active_members: t.active_members,
             points_outstanding: Points(t.points_outstanding),
-            points_outstanding_value: points_value(t.points_outstanding, &self.program),
+            points_outstanding_value: points_value(t.points_outstanding, &self.ctx.program),
             points_pending: Points(t.points_pending),
             points_earned_30d: Points(t.lifetime_earned - earned0),
             points_redeemed_30d: Points(t.lifetime_redeemed - redeemed0),

@@ -2,7 +2,6 @@
 //! tier expired through the sparse GSI2 (`TIEREXPIRY#<YYYY-MM>`, sort key `<date>#<id>`), so it
 //! reads only those members, never the table.
 
-use super::Services;
 use super::error::ServiceError;
 use super::jobs::{self, JobReport, MemberTally};
 use super::members::money;
@@ -13,10 +12,17 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::tier::{Requalification, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
+use crate::service::Ctx;
 use crate::table::MemberIndex;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Tier progress and the requalification job.
+#[derive(Clone)]
+pub struct Tiers {
+    pub(crate) ctx: Ctx,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TierRuleView {
@@ -81,12 +87,12 @@ impl MemberTally for RequalificationRun {
     }
 }
 
-impl Services {
+impl Tiers {
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn tier_view(&self, id: &MemberId) -> Result<TierView, ServiceError> {
-        let m = self.load_member(id).await?.value;
-        let p = &self.program;
-        let progress = self.progress_view(&m);
+        let m = self.ctx.load_member(id).await?.value;
+        let p = &self.ctx.program;
+        let progress = self.ctx.progress_view(&m);
         Ok(TierView {
             member_id: m.id,
             tier: m.tier,
@@ -117,16 +123,17 @@ impl Services {
         &self,
         now: DateTime<Utc>,
     ) -> Result<RequalificationRun, ServiceError> {
-        let today = self.program_date(now);
+        let today = self.ctx.program_date(now);
         let mut run = RequalificationRun::default();
         let outcomes = self
+            .ctx
             .for_members_by_month(
                 today,
                 |month| MemberIndex::TierExpiry {
                     month,
                     before: today,
                 },
-                |id| async move { retrying!(self, self.try_requalify(&id, today, now)) },
+                |id| async move { retrying!(self.ctx, self.try_requalify(&id, today, now)) },
             )
             .await?;
         jobs::tally(&mut run, outcomes);
@@ -139,7 +146,7 @@ impl Services {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Requalification, ServiceError> {
-        let current = match self.load_member(id).await {
+        let current = match self.ctx.load_member(id).await {
             Ok(m) => m,
             // The index is eventually consistent; a vanished (or erased) member has nothing to
             // requalify.
@@ -148,9 +155,9 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         let m = &mut w.m;
-        let p = &self.program;
+        let p = &self.ctx.program;
         let spend = m.spend.qualifying(today, p.qualifying_window_months);
         let decision = requalify(
             m.tier,
@@ -200,7 +207,7 @@ impl Services {
                 },
             );
         }
-        w.commit(self).await?;
+        w.commit(&self.ctx).await?;
         Ok(decision)
     }
 }

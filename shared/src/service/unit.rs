@@ -5,7 +5,7 @@
 //! enrolment) and commits, in one round trip. A use case opens one, decides into it, and commits
 //! it (inside `retrying!`, which reads again and decides again when the version race is lost).
 
-use super::Services;
+use super::Ctx;
 use super::audit::Audited;
 use super::error::ServiceError;
 use super::events::Journal;
@@ -35,7 +35,7 @@ pub(crate) struct Committed {
 
 impl MemberWrite {
     /// A write on the member as read, deciding as of `now`.
-    pub fn on(svc: &Services, current: &Versioned<Member>, now: DateTime<Utc>) -> Self {
+    pub fn on(svc: &Ctx, current: &Versioned<Member>, now: DateTime<Utc>) -> Self {
         MemberWrite {
             journal: Journal::new(svc, &current.value, now),
             m: current.value.clone(),
@@ -48,7 +48,7 @@ impl MemberWrite {
 
     /// A write on the member as read, its points first settled as of `now` (pending points that
     /// are due released, lots past their expiry expired): where every write that moves points starts.
-    pub fn settled(svc: &Services, current: &Versioned<Member>, now: DateTime<Utc>) -> Self {
+    pub fn settled(svc: &Ctx, current: &Versioned<Member>, now: DateTime<Utc>) -> Self {
         let mut w = MemberWrite::on(svc, current, now);
         svc.settle(&mut w.m, &mut w.journal, now);
         w
@@ -56,7 +56,7 @@ impl MemberWrite {
 
     /// A write that creates the member: its save is conditioned on absence, and a member already
     /// there answers `taken`.
-    pub fn create(svc: &Services, m: Member, now: DateTime<Utc>, taken: Answer) -> Self {
+    pub fn create(svc: &Ctx, m: Member, now: DateTime<Utc>, taken: Answer) -> Self {
         MemberWrite {
             journal: Journal::new(svc, &m, now),
             m,
@@ -70,7 +70,7 @@ impl MemberWrite {
     /// The audit record of an operator's write, in the same commit (none without an actor).
     pub fn audit(
         &mut self,
-        svc: &Services,
+        svc: &Ctx,
         actor: Option<&Actor>,
         what: Audited<'_>,
     ) -> Result<(), ServiceError> {
@@ -81,7 +81,7 @@ impl MemberWrite {
     /// event numbering on), then the decision's records, then the ledger lines and events. The
     /// member's condition comes first so that, when several conditions fail at once, the
     /// member's answer (a lost race, or "exists") is the one given.
-    fn close(mut self, svc: &Services) -> Result<(Batch, Member), ServiceError> {
+    fn close(mut self, svc: &Ctx) -> Result<(Batch, Member), ServiceError> {
         let mut lines = Batch::new();
         self.journal.close(svc, &mut self.m, &mut lines)?;
         let mut batch = Batch::new();
@@ -95,13 +95,13 @@ impl MemberWrite {
 
     /// Closes the write into `batch`: for a second member written in another's commit (a
     /// referrer paid or clawed back in the referee's purchase, refund or review).
-    pub fn close_into(self, svc: &Services, batch: &mut Batch) -> Result<(), ServiceError> {
+    pub fn close_into(self, svc: &Ctx, batch: &mut Batch) -> Result<(), ServiceError> {
         batch.append(self.close(svc)?.0);
         Ok(())
     }
 
     /// Closes the journal, saves the member and commits it all in one round trip.
-    pub async fn commit(self, svc: &Services) -> Result<Committed, ServiceError> {
+    pub async fn commit(self, svc: &Ctx) -> Result<Committed, ServiceError> {
         self.commit_remembering::<()>(svc, None).await
     }
 
@@ -109,7 +109,7 @@ impl MemberWrite {
     /// commit (a concurrent duplicate fails that record's absence condition; its re-read replays).
     pub async fn commit_remembering<T: Serialize>(
         self,
-        svc: &Services,
+        svc: &Ctx,
         remember: Option<(&Idempotency, &T)>,
     ) -> Result<Committed, ServiceError> {
         let now = self.now;

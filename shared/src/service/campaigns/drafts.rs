@@ -9,12 +9,12 @@ use crate::domain::member::Member;
 use crate::domain::segment::SegmentId;
 use crate::domain::{CampaignId, MemberId, Money, Points};
 use crate::retrying;
-use crate::service::Services;
+use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::table::{Batch, Reads, Slot};
 
-impl Services {
+impl Campaigns {
     pub(super) fn check_campaign(
         &self,
         input: &CampaignInput,
@@ -62,7 +62,7 @@ impl Services {
         }
         let offer = input
             .offer
-            .decide(self.program.currency)
+            .decide(self.ctx.program.currency)
             .map_err(|(f, e)| ServiceError::invalid(&format!("offer.{f}"), e))?;
         use crate::domain::bounds::{CAMPAIGN_BUDGET_POINTS, CAMPAIGN_PER_MEMBER_LIMIT};
         if input
@@ -100,7 +100,7 @@ impl Services {
     ) -> Result<(CampaignView, bool), ServiceError> {
         let (audience, holdout, offer) = self.check_campaign(&input)?;
         retrying!(
-            self,
+            self.ctx,
             self.try_put_campaign(id, &input, (&audience, holdout, &offer), actor)
         )
     }
@@ -112,8 +112,8 @@ impl Services {
         (audience, holdout, offer): (&[SegmentId], HoldoutShare, &Offer),
         actor: &Actor,
     ) -> Result<(CampaignView, bool), ServiceError> {
-        let now = self.now();
-        let existing = self.table.get::<Campaign>(id).await?;
+        let now = self.ctx.now();
+        let existing = self.ctx.table.get::<Campaign>(id).await?;
         if existing
             .as_ref()
             .is_some_and(|e| e.value.status != CampaignStatus::Draft)
@@ -151,20 +151,21 @@ impl Services {
                 &["created_at", "updated_at"],
             ),
         };
-        self.audit(&mut batch, Some(actor), audited, now)?;
-        self.table.commit(batch).await?;
+        self.ctx.audit(&mut batch, Some(actor), audited, now)?;
+        self.ctx.table.commit(batch).await?;
         Ok((c.view(now), existing.is_none()))
     }
 
     #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn campaign(&self, id: &CampaignId) -> Result<CampaignView, ServiceError> {
         let c = self
+            .ctx
             .table
             .get::<Campaign>(id)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
         let c = self.with_awarded(vec![c.value]).await?;
-        Ok(c[0].view(self.now()))
+        Ok(c[0].view(self.ctx.now()))
     }
 
     /// Campaigns, newest first.
@@ -174,8 +175,8 @@ impl Services {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<CampaignView>, Option<String>), ServiceError> {
-        let now = self.now();
-        let (items, next) = self.table.campaigns(limit, cursor).await?;
+        let now = self.ctx.now();
+        let (items, next) = self.ctx.table.campaigns(limit, cursor).await?;
         let items = self.with_awarded(items).await?;
         Ok((items.iter().map(|c| c.view(now)).collect(), next))
     }
@@ -191,8 +192,8 @@ impl Services {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<MemberCampaign>, Option<String>), ServiceError> {
-        let now = self.now();
-        let (campaigns, next) = self.table.campaigns(limit, cursor).await?;
+        let now = self.ctx.now();
+        let (campaigns, next) = self.ctx.table.campaigns(limit, cursor).await?;
         let mut reads = Reads::new();
         let member_slot = reads.add::<Member>(member);
         let launched: Vec<(&Campaign, Slot<Assignment>)> = campaigns
@@ -200,7 +201,7 @@ impl Services {
             .filter(|c| c.launched_at.is_some())
             .map(|c| (c, reads.add::<Assignment>(&(c.id.clone(), member.clone()))))
             .collect();
-        let got = self.table.read(&reads).await?;
+        let got = self.ctx.table.read(&reads).await?;
         if got.get(&member_slot)?.is_none() {
             return Err(ServiceError::NotFound("member"));
         }
@@ -216,7 +217,7 @@ impl Services {
                     purchases: a.purchases,
                     spend: Money {
                         value: a.spend,
-                        currency: self.program.currency,
+                        currency: self.ctx.program.currency,
                     },
                     awards: a.awards,
                     points_awarded: a.points,

@@ -13,7 +13,7 @@ use crate::domain::campaign::{Group, group_of};
 use crate::domain::slices;
 use crate::domain::{CampaignId, MemberId};
 use crate::retrying;
-use crate::service::Services;
+use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::table::{
@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 
-impl Services {
+impl Campaigns {
     /// Snapshots the audience, assigns the groups and starts awarding. Resumable: a launch that
     /// died half-way is finished by the next launch call, which also corrects what it wrote.
     #[tracing::instrument(skip_all, fields(campaign = %id))]
@@ -32,12 +32,13 @@ impl Services {
         id: &CampaignId,
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
-        let (campaign, version) = retrying!(self, self.try_claim_launch(id))?;
+        let (campaign, version) = retrying!(self.ctx, self.try_claim_launch(id))?;
         let mut members = BTreeSet::new();
         for s in &campaign.audience {
             let mut after = None;
             loop {
                 let page = self
+                    .ctx
                     .table
                     .members_in(&MemberIndex::Segment(*s), after)
                     .await?;
@@ -60,7 +61,7 @@ impl Services {
             treatment: groups.values().filter(|g| **g == Group::Treatment).count() as u64,
             holdout: groups.values().filter(|g| **g == Group::Holdout).count() as u64,
         };
-        retrying!(self, self.try_finish_launch(id, version, size, actor))
+        retrying!(self.ctx, self.try_finish_launch(id, version, size, actor))
     }
 
     pub(super) fn check_room(
@@ -68,7 +69,7 @@ impl Services {
         registry: &RunningCampaigns,
         now: DateTime<Utc>,
     ) -> Result<Vec<RunningEntry>, ServiceError> {
-        let kept = pruned(registry, now, self.program.purchase_max_age_days);
+        let kept = pruned(registry, now, self.ctx.program.purchase_max_age_days);
         if kept.len() >= MAX_RUNNING {
             return Err(ServiceError::TooManyCampaigns { max: MAX_RUNNING });
         }
@@ -79,11 +80,11 @@ impl Services {
         &self,
         id: &CampaignId,
     ) -> Result<(Campaign, u64), ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
         let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
             .ok_or(ServiceError::NotFound("campaign"))?;
@@ -110,7 +111,7 @@ impl Services {
         c.updated_at = now;
         let mut batch = Batch::new();
         batch.save(id, &c, Some(current.version))?;
-        self.table.commit(batch).await?;
+        self.ctx.table.commit(batch).await?;
         Ok((c, current.version + 1))
     }
 
@@ -123,7 +124,7 @@ impl Services {
         version: u64,
         groups: &BTreeMap<MemberId, Group>,
     ) -> Result<(), ServiceError> {
-        let existing = self.table.assignments(id).await?;
+        let existing = self.ctx.table.assignments(id).await?;
         let mut writes: Vec<AssignmentWrite> = Vec::new();
         let mut seen = BTreeSet::new();
         for a in existing {
@@ -156,7 +157,7 @@ impl Services {
         version: u64,
         chunk: Vec<AssignmentWrite>,
     ) -> Result<(), ServiceError> {
-        retrying!(self, async {
+        retrying!(self.ctx, async {
             let mut batch = Batch::new();
             batch
                 .check::<Campaign>(id, version)
@@ -173,7 +174,7 @@ impl Services {
                     (None, None) => {}
                 }
             }
-            self.table.commit(batch).await
+            self.ctx.table.commit(batch).await
         })
     }
 
@@ -184,11 +185,11 @@ impl Services {
         size: AudienceSize,
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
         let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
             .ok_or(ServiceError::NotFound("campaign"))?;
@@ -236,8 +237,8 @@ impl Services {
                 Change::to("audience_size", size),
             ],
         };
-        self.audit(&mut batch, Some(actor), audited, now)?;
-        self.table.commit(batch).await?;
+        self.ctx.audit(&mut batch, Some(actor), audited, now)?;
+        self.ctx.table.commit(batch).await?;
         Ok(c.view(now))
     }
 }

@@ -24,13 +24,23 @@ pub use crate::domain::campaign::{
 use crate::domain::campaign::{Group, MemberOutcome, Offer, OfferInput, Verdict};
 use crate::domain::spend::refund_reversal;
 use crate::domain::{CampaignId, MemberId, Money, Points};
+use crate::service::Ctx;
 use crate::service::error::ServiceError;
 use crate::table::{BudgetSlice, Slice, Slot, Versioned, shard_of};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use utoipa::ToSchema;
+
+/// Campaign drafts, launches, plays at the till and results.
+#[derive(Clone)]
+pub struct Campaigns {
+    pub(crate) ctx: Ctx,
+    /// The campaigns this process last saw running.
+    pub(crate) running: Arc<RunningCache>,
+}
 
 /// At most this many campaigns hold a place in the registry at once: a purchase reads two items
 /// per campaign in its one batch read (at most 4 + 2 × 10 items).

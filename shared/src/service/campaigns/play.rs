@@ -13,7 +13,7 @@ use crate::domain::member::Member;
 use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::slices;
 use crate::domain::{CampaignId, MemberId, Points};
-use crate::service::Services;
+use crate::service::Campaigns;
 use crate::service::error::ServiceError;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
@@ -21,14 +21,14 @@ use crate::table::{Batch, BudgetSlice, Fetched, Reads, Replica, Slot, shard_of};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
-impl Services {
+impl Campaigns {
     /// Adds the member's copy of the registry, and for each campaign this process knows to be
     /// running the member's budget slice (unless the budget is known used up) and assignment,
     /// to a purchase's batch read.
     pub(crate) fn campaign_reads(&self, reads: &mut Reads, member: &MemberId) -> CampaignReads {
         let registry = reads.add::<RunningCampaigns>(&Replica::of(member));
         let slots = self
-            .campaigns
+            .running
             .known()
             .into_values()
             .map(|k| {
@@ -58,7 +58,7 @@ impl Services {
             .get(&r.registry)?
             .map(|v| v.value.running.into_iter().map(|e| e.id).collect())
             .unwrap_or_default();
-        self.campaigns.keep_only(&running);
+        self.running.keep_only(&running);
         let mut plays = Vec::new();
         let mut seen = BTreeSet::new();
         for (k, slice, a) in r.slots {
@@ -94,7 +94,7 @@ impl Services {
                     )
                 })
                 .collect();
-            let again = self.table.read(&reads).await?;
+            let again = self.ctx.table.read(&reads).await?;
             let mut learned = Vec::new();
             for (c, a) in slots {
                 let Some(c) = again.get(&c)?.map(|v| v.value) else {
@@ -103,7 +103,7 @@ impl Services {
                 if c.status != CampaignStatus::Running || c.slices == 0 {
                     continue;
                 }
-                self.campaigns.learn(&c);
+                self.running.learn(&c);
                 if let Some(assignment) = again.get(&a)? {
                     learned.push(Play {
                         campaign: c,
@@ -135,7 +135,7 @@ impl Services {
                     .collect()
             })
             .collect();
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let mut out = Vec::new();
         for (mut p, slots) in plays.into_iter().zip(slots) {
             p.slices = Vec::new();
@@ -146,7 +146,7 @@ impl Services {
             }
             p.complete = true;
             if p.slices.iter().all(|(_, s)| s.room() == 0) {
-                self.campaigns.exhausted(&p.campaign.id);
+                self.running.exhausted(&p.campaign.id);
             }
             out.push(p);
         }
@@ -158,7 +158,7 @@ impl Services {
     /// budget allow, taken from the budget's slices. Everything goes into the purchase's batch.
     /// A campaign whose award the member's own slice cannot cover, while the other slices are
     /// unread, goes into `short` and earns nothing here: the caller reads every slice of it
-    /// ([`Services::with_every_slice`]) and decides again.
+    /// ([`Campaigns::with_every_slice`]) and decides again.
     pub(crate) fn play_purchase(
         &self,
         plays: Vec<Play>,
@@ -217,7 +217,7 @@ impl Services {
                 }
                 a.awards += 1;
                 a.points = a.points.checked_add(points)?;
-                self.credit(m, points, now);
+                self.ctx.credit(m, points, now);
                 m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
                 journal.line(
                     LedgerEntry::new(
@@ -280,7 +280,7 @@ impl Services {
             if reversed.0 <= 0 {
                 continue;
             }
-            self.debit(m, reversed, None);
+            self.ctx.debit(m, reversed, None);
             m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
             total = total.checked_add(reversed)?;
             journal.line(

@@ -7,13 +7,13 @@ use crate::domain::campaign::{Campaign, CampaignStatus, RunningCampaigns};
 use crate::domain::campaign::{Effect, MemberOutcome, effect, minor, rate4, tally};
 use crate::domain::{CampaignId, Points};
 use crate::retrying;
-use crate::service::Services;
+use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::members::money;
 use crate::table::{Batch, BudgetSlice, Reads, Replica, Slot};
 
-impl Services {
+impl Campaigns {
     /// Stops awarding now. Ending an ended campaign answers it again.
     #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn end_campaign(
@@ -21,7 +21,7 @@ impl Services {
         id: &CampaignId,
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
-        retrying!(self, self.try_end_campaign(id, actor))
+        retrying!(self.ctx, self.try_end_campaign(id, actor))
     }
 
     pub(super) async fn try_end_campaign(
@@ -29,11 +29,11 @@ impl Services {
         id: &CampaignId,
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let campaign = reads.add::<Campaign>(id);
         let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = found
             .get(&campaign)?
             .ok_or(ServiceError::NotFound("campaign"))?;
@@ -69,16 +69,17 @@ impl Services {
                 CampaignStatus::Ended,
             )],
         };
-        self.audit(&mut batch, Some(actor), audited, now)?;
-        self.table.commit(batch).await?;
+        self.ctx.audit(&mut batch, Some(actor), audited, now)?;
+        self.ctx.table.commit(batch).await?;
         Ok(self.with_awarded(vec![c]).await?[0].view(now))
     }
 
     /// The measured effect, from the assignments (one item per audience member).
     #[tracing::instrument(skip_all, fields(campaign = %id))]
     pub async fn campaign_results(&self, id: &CampaignId) -> Result<CampaignResults, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let c = self
+            .ctx
             .table
             .get::<Campaign>(id)
             .await?
@@ -89,6 +90,7 @@ impl Services {
         }
         let c = self.with_awarded(vec![c]).await?.remove(0);
         let outcomes: Vec<MemberOutcome> = self
+            .ctx
             .table
             .assignments(id)
             .await?
@@ -97,7 +99,7 @@ impl Services {
             .collect();
         let (t, h) = tally(&outcomes);
         let e: Effect = effect(&t, &h);
-        let cur = self.program.currency;
+        let cur = self.ctx.program.currency;
         let m = |x: f64| money(minor(x), cur);
         let group = |g: &crate::domain::campaign::GroupTally, points: Option<Points>| GroupResult {
             members: g.members,
@@ -141,7 +143,7 @@ impl Services {
         if slots.iter().all(Vec::is_empty) {
             return Ok(cs.iter().map(|c| c.awarded).collect());
         }
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         cs.iter()
             .zip(slots)
             .map(|(c, slots)| {

@@ -1,7 +1,7 @@
 //! The referral funnel: codes issued, applied, qualified and paid, and how referred members retain.
 
 use crate::domain::referral::{self};
-use crate::service::Services;
+use crate::service::Referrals;
 use crate::service::error::ServiceError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ pub(super) fn repeat_rate(members: u64, repeat: u64) -> RepeatRate {
     }
 }
 
-impl Services {
+impl Referrals {
     /// The funnel of the referrals applied from `from` to `to` (UTC days, inclusive), the top
     /// referrers, and the repeat-purchase rate of referred against organic members enrolled in
     /// those months (from the latest segments run).
@@ -85,17 +85,18 @@ impl Services {
         for month in first..=last {
             let month = crate::service::segments::month_name(month);
             referrals.extend(
-                self.table
+                self.ctx
+                    .table
                     .referrals_applied_in(&month)
                     .await?
                     .into_iter()
                     .filter(|r| (from..=to).contains(&r.applied_at.date_naive())),
             );
         }
-        let today = self.program_date(self.now());
+        let today = self.ctx.program_date(self.ctx.now());
         let (mut funnel, top_referrers) = referral::funnel(&referrals, today, 10);
         funnel.k_factor = funnel.k_factor.map(crate::domain::campaign::rate4);
-        let retention = match self.table.latest_segment_day(None).await? {
+        let retention = match self.ctx.table.latest_segment_day(None).await? {
             None => None,
             Some(day) => {
                 let complete = crate::domain::spend::month_index(day.date) - 2;

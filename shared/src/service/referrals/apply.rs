@@ -10,16 +10,17 @@ use crate::domain::referral::{
 };
 use crate::domain::{MemberId, Points, guesses};
 use crate::retrying;
+use crate::service::Outcome;
+use crate::service::Referrals;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::error::live;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
-use crate::service::{Outcome, Services};
 use crate::table::{Batch, CodeGuesses, Fetched, Reads};
 use chrono::{DateTime, Utc};
 
-impl Services {
+impl Referrals {
     /// Applies a code to a member after enrolment (within `apply_within_days`).
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn apply_referral(
@@ -30,7 +31,7 @@ impl Services {
         principal: &str,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
         let guesser = self.guesser(principal).await?;
-        retrying!(self, self.try_apply(id, code, actor, &guesser))
+        retrying!(self.ctx, self.try_apply(id, code, actor, &guesser))
     }
 
     pub(super) async fn try_apply(
@@ -40,17 +41,20 @@ impl Services {
         actor: Option<&Actor>,
         guesser: &str,
     ) -> Result<Outcome<ReferralView>, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let existing = reads.add::<Referral>(id);
         let applying = CodeReads::add(&mut reads, code, guesser.to_owned());
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         if let Some(prior) = found.get(&existing)? {
             // The same code applied again is the same request: answered as it stands.
             return if prior.value.code == *code {
-                Ok(Outcome::replay(view(&prior.value, self.program_date(now))))
+                Ok(Outcome::replay(view(
+                    &prior.value,
+                    self.ctx.program_date(now),
+                )))
             } else {
                 Err(ServiceError::ReferralRefused(Refusal::AlreadyReferred))
             };
@@ -62,7 +66,7 @@ impl Services {
             return Err(crate::store::StoreError::Conflict.into());
         }
         let referring = self.referring_of(&found, &applying, now).await?;
-        let mut w = MemberWrite::on(self, &current, now);
+        let mut w = MemberWrite::on(&self.ctx, &current, now);
         let MemberWrite {
             m, journal, batch, ..
         } = &mut w;
@@ -73,9 +77,9 @@ impl Services {
             target: Some(r.referrer.to_string()),
             changes: vec![Change::to("referral_code", code.as_str())],
         };
-        w.audit(self, actor, audited)?;
-        w.commit(self).await?;
-        Ok(Outcome::fresh(view(&r, self.program_date(now))))
+        w.audit(&self.ctx, actor, audited)?;
+        w.commit(&self.ctx).await?;
+        Ok(Outcome::fresh(view(&r, self.ctx.program_date(now))))
     }
 
     /// The key a caller's unknown codes are counted under: the keyed hash of their principal
@@ -98,7 +102,7 @@ impl Services {
         reads: &CodeReads,
         now: DateTime<Utc>,
     ) -> Result<Referring, ServiceError> {
-        let rules = &self.program.referral;
+        let rules = &self.ctx.program.referral;
         if !rules.enabled {
             return Err(ServiceError::ReferralRefused(Refusal::Disabled));
         }
@@ -113,7 +117,7 @@ impl Services {
             Some(claim) => {
                 let mut more = Reads::new();
                 let slots = ReferringSlots::add(&mut more, &claim.value.member_id);
-                slots.get(&self.table.read(&more).await?)
+                slots.get(&self.ctx.table.read(&more).await?)
             }
             None => Err(ServiceError::NotFound("referral code")),
         };
@@ -127,7 +131,7 @@ impl Services {
                 };
                 batch.save(&reads.guesser, &record, counted.map(|c| c.version))?;
                 // A lost race with the caller's other guess is retried: both are counted.
-                self.table.commit(batch).await?;
+                self.ctx.table.commit(batch).await?;
                 Err(ServiceError::ReferralRefused(Refusal::UnknownCode))
             }
             other => other,
@@ -147,12 +151,12 @@ impl Services {
         batch: &mut Batch,
     ) -> Result<Referral, ServiceError> {
         let now = journal.now();
-        let rules = &self.program.referral;
+        let rules = &self.ctx.program.referral;
         let referrer = &referring.member.value;
-        let today = self.program_date(now);
+        let today = self.ctx.program_date(now);
         let (deadline, first_only, _) = referral::may_apply(&Application {
             rules,
-            enrolled_on: self.program_date(m.enrolled_at),
+            enrolled_on: self.ctx.program_date(m.enrolled_at),
             today,
             at_enrolment,
             already_referred: m.referral.is_some(),

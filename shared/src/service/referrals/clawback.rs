@@ -10,13 +10,13 @@ use crate::domain::lots::Origin;
 use crate::domain::member::Member;
 use crate::domain::receipt::RefundRef;
 use crate::domain::referral::{self, FraudRule, Referral, ReferralStatus};
-use crate::service::Services;
+use crate::service::Referrals;
 use crate::service::error::ServiceError;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
 use crate::table::{Batch, Versioned};
 
-impl Services {
+impl Referrals {
     /// A refund of a referee's qualifying purchase (decided by `referral::refund_reverses`):
     /// within the return window and below the minimum spend, both rewards come back out of the
     /// lots (pending first; spent points become owed), the referrer's counts and milestones are
@@ -38,8 +38,8 @@ impl Services {
             refunded_total,
             now,
         } = refund;
-        let today = self.program_date(now);
-        let rules = &self.program.referral;
+        let today = self.ctx.program_date(now);
+        let rules = &self.ctx.program.referral;
         let mut r = referral.value.clone();
         let bought_on = r.bought_on.unwrap_or(today);
         let ours = r
@@ -54,7 +54,7 @@ impl Services {
                 refunded_total,
                 bought_on,
                 today,
-                self.program.points.pending_days,
+                self.ctx.program.points.pending_days,
             )
         {
             return Ok(Points::ZERO);
@@ -92,7 +92,7 @@ impl Services {
                 back_to_referee = r.referee_points;
             }
             if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
-                let mut rw = MemberWrite::settled(self, &referring.member, now);
+                let mut rw = MemberWrite::settled(&self.ctx, &referring.member, now);
                 let MemberWrite {
                     m: referrer,
                     journal: rj,
@@ -128,7 +128,7 @@ impl Services {
                         of,
                     )?;
                 }
-                rw.close_into(self, batch)?;
+                rw.close_into(&self.ctx, batch)?;
             }
         }
         if let (Some(referring), Some(record)) = (referring, &record) {
@@ -153,7 +153,7 @@ impl Services {
         if points.0 <= 0 {
             return Ok(());
         }
-        let taken = self.debit(m, points, origin);
+        let taken = self.ctx.debit(m, points, origin);
         m.lifetime_earned = m.lifetime_earned.checked_sub(points)?;
         let from_pending = taken.from_pending;
         journal.line(

@@ -7,27 +7,27 @@ use crate::domain::member::Member;
 use crate::domain::referral::{self, Referral, ReferralCode};
 use crate::domain::{MemberId, Points};
 use crate::retrying;
-use crate::service::Services;
+use crate::service::Referrals;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::error::live;
 use crate::table::{Batch, CodeClaim, PseudonymKey, Reads, Referrer, RetiredCode};
 use chrono::{DateTime, Utc};
 
-impl Services {
+impl Referrals {
     /// A member's referral page: a read only. The code was made at enrolment (members enrolled
     /// before that get theirs from the next nightly segments run; until then `code` is null).
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn referral(&self, id: &MemberId) -> Result<ReferralSummary, ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let record = reads.add::<Referrer>(id);
         let own = reads.add::<Referral>(id);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         live(found.get(&member)?)?;
         let record = found.get(&record)?.map(|r| r.value);
-        let today = self.program_date(now);
+        let today = self.ctx.program_date(now);
         Ok(ReferralSummary {
             member_id: id.clone(),
             code: record.as_ref().map(|r| r.code.clone()),
@@ -70,7 +70,7 @@ impl Services {
         if m.has_referral_code || m.erased_at.is_some() {
             return Ok(false);
         }
-        if self.table.get::<Referrer>(&m.id).await?.is_some() {
+        if self.ctx.table.get::<Referrer>(&m.id).await?.is_some() {
             m.has_referral_code = true;
         } else {
             self.make_code(m, now, batch)?;
@@ -85,7 +85,7 @@ impl Services {
         self.pseudonym_key
             .get_or_try_init(|| async {
                 for _ in 0..2 {
-                    if let Some(k) = self.table.get::<PseudonymKey>(&()).await? {
+                    if let Some(k) = self.ctx.table.get::<PseudonymKey>(&()).await? {
                         return hex::decode(&k.value.key)
                             .map_err(|_| ServiceError::corrupt("the pseudonym key is not hex"));
                     }
@@ -95,10 +95,10 @@ impl Services {
                         &(),
                         &PseudonymKey {
                             key: hex::encode(key),
-                            created_at: self.now(),
+                            created_at: self.ctx.now(),
                         },
                     )?;
-                    match self.table.commit(batch).await {
+                    match self.ctx.table.commit(batch).await {
                         Ok(()) => return Ok(key.to_vec()),
                         // Another process made it first: read theirs.
                         Err(e) if e.is_retryable() => continue,
@@ -156,7 +156,7 @@ impl Services {
         code: ReferralCode,
         actor: &Actor,
     ) -> Result<ReferralSummary, ServiceError> {
-        retrying!(self, self.try_set_code(id, &code, actor))?;
+        retrying!(self.ctx, self.try_set_code(id, &code, actor))?;
         self.referral(id).await
     }
 
@@ -166,14 +166,14 @@ impl Services {
         code: &ReferralCode,
         actor: &Actor,
     ) -> Result<(), ServiceError> {
-        let now = self.now();
+        let now = self.ctx.now();
         let retired = self.retired_code(code).await?;
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let record = reads.add::<Referrer>(id);
         let claim = reads.add::<CodeClaim>(code);
         let was_retired = reads.add::<RetiredCode>(&retired);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         live(found.get(&member)?)?;
         // An erased member's code is retired for ever: printed, it must not credit a stranger.
         if found.exists(&was_retired) {
@@ -217,7 +217,7 @@ impl Services {
             Some(v) => batch.save(id, &r, Some(v))?,
             None => batch.create(id, &r)?,
         };
-        self.audit(
+        self.ctx.audit(
             &mut batch,
             Some(actor),
             // A vanity code may be a name: the trail names the field, never the codes (an
@@ -230,6 +230,6 @@ impl Services {
             },
             now,
         )?;
-        self.table.commit(batch).await
+        self.ctx.table.commit(batch).await
     }
 }

@@ -17,12 +17,22 @@ use crate::domain::member::Member;
 use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::referral::{self, Contact, FraudRule, Referral, ReferralCode, ReferralStatus};
 use crate::domain::{MemberId, Points};
+use crate::service::Ctx;
 use crate::service::error::ServiceError;
 use crate::service::error::live;
 use crate::table::{CodeClaim, CodeGuesses, Fetched, Reads, Referrer, Slot, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
+
+/// Referral codes, applying them, qualification, clawback, review and analytics.
+#[derive(Clone)]
+pub struct Referrals {
+    pub(crate) ctx: Ctx,
+    /// The key of pseudonymous hashes (referee marks, retired codes), read once per process.
+    pub(crate) pseudonym_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+}
 
 /// What a referrer's codes did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -137,7 +147,7 @@ pub(crate) struct CodeReads {
 }
 
 impl CodeReads {
-    /// `guesser` as [`Services::guesser`] made it.
+    /// `guesser` as [`Referrals::guesser`] made it.
     pub fn add(reads: &mut Reads, code: &ReferralCode, guesser: String) -> Self {
         CodeReads {
             code: code.clone(),

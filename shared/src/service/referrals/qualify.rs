@@ -15,14 +15,14 @@ use crate::domain::receipt::PurchaseRef;
 use crate::domain::referral::{
     self, FraudRule, PurchaseFacts, Qualification, Referral, ReferralMark, ReferralStatus,
 };
-use crate::service::Services;
+use crate::service::Referrals;
 use crate::service::error::ServiceError;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
 use crate::table::{PaymentMark, Reads, RefereeMark, Referrer};
 use chrono::{DateTime, NaiveDate, Utc};
 
-impl Services {
+impl Referrals {
     /// What a referee's purchase must read about their referral (DESIGN.md "Referrals"):
     /// nothing unless the member carries an open mark and the purchase could change the
     /// referral; then one round trip for the referral, the referrer and the payment mark.
@@ -36,8 +36,8 @@ impl Services {
         let Some(ReferralMark::Open { deadline, referrer }) = &m.referral else {
             return Ok(None);
         };
-        let rules = &self.program.referral;
-        if self.program_date(now) > *deadline {
+        let rules = &self.ctx.program.referral;
+        if self.ctx.program_date(now) > *deadline {
             return Ok(Some(ReferralStep::Close));
         }
         let first_only = rules.qualify_within_days == 0;
@@ -50,7 +50,7 @@ impl Services {
         let slots = ReferringSlots::add(&mut reads, referrer);
         let mark = payment.map(|p| reads.add::<PaymentMark>(&(payment_hash(p), referrer.clone())));
         let seen: Vec<_> = marks.iter().map(|h| reads.add::<RefereeMark>(h)).collect();
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let Some(referral) = found.get(&referral)? else {
             return Err(ServiceError::corrupt(
                 "a referral mark without its referral",
@@ -90,8 +90,8 @@ impl Services {
             return Ok(none);
         };
         let now = w.journal.now();
-        let today = self.program_date(now);
-        let rules = &self.program.referral;
+        let today = self.ctx.program_date(now);
+        let rules = &self.ctx.program.referral;
         let mut r = reads.referral.value.clone();
         if r.status != ReferralStatus::Applied {
             w.m.referral = Some(ReferralMark::Closed);
@@ -135,7 +135,7 @@ impl Services {
                 };
                 r.rule = Some(rule);
                 r.purchase = Some(sale.clone());
-                r.bought_on = Some(self.program_date(occurred_at));
+                r.bought_on = Some(self.ctx.program_date(occurred_at));
                 r.amount = Some(amount);
                 if held {
                     record.counts.held += 1;
@@ -158,7 +158,7 @@ impl Services {
             }
             Qualification::Rewarded(p) => {
                 r.purchase = Some(sale.clone());
-                r.bought_on = Some(self.program_date(occurred_at));
+                r.bought_on = Some(self.ctx.program_date(occurred_at));
                 r.amount = Some(amount);
                 self.pay(&mut r, &p, w, &reads.referring, &mut record, &reads.marks)?;
                 ReferralOutcome {
@@ -188,7 +188,7 @@ impl Services {
             m, journal, batch, ..
         } = w;
         let now = journal.now();
-        let today = self.program_date(now);
+        let today = self.ctx.program_date(now);
         let bought_on = r.bought_on.unwrap_or(today);
         // The person is remembered as rewarded, through erasure, by keyed hashes only.
         for hash in marks {
@@ -217,7 +217,7 @@ impl Services {
             &sale,
         )?;
         // The referrer is a second member written in the same commit.
-        let mut rw = MemberWrite::settled(self, &referring.member, now);
+        let mut rw = MemberWrite::settled(&self.ctx, &referring.member, now);
         let MemberWrite {
             m: referrer,
             journal: rj,
@@ -252,10 +252,10 @@ impl Services {
             p,
             now,
             today,
-            self.program.referral.velocity_per_hour as usize + 1,
+            self.ctx.program.referral.velocity_per_hour as usize + 1,
             milestone_origin,
         );
-        rw.close_into(self, batch)?;
+        rw.close_into(&self.ctx, batch)?;
         Ok(())
     }
 
@@ -279,9 +279,9 @@ impl Services {
         let origin = lots.earn(
             points.0,
             bought_on,
-            self.program.points.pending_days,
-            self.program_date(now),
-            self.program.points.expiry,
+            self.ctx.program.points.pending_days,
+            self.ctx.program_date(now),
+            self.ctx.program.points.expiry,
         );
         m.set_lots(lots);
         m.lifetime_earned = m.lifetime_earned.checked_add(points)?;

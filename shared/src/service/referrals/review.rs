@@ -7,14 +7,14 @@ use crate::domain::event::{EventData, ReferralJudged};
 use crate::domain::member::Member;
 use crate::domain::referral::{self, FraudRule, Referral, ReferralStatus};
 use crate::retrying;
-use crate::service::Services;
+use crate::service::Referrals;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::error::live;
 use crate::service::unit::MemberWrite;
 use crate::table::Reads;
 
-impl Services {
+impl Referrals {
     /// One page of the referrals held for review, newest first.
     #[tracing::instrument(skip_all)]
     pub async fn held_referrals(
@@ -22,8 +22,8 @@ impl Services {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<ReferralView>, Option<String>), ServiceError> {
-        let today = self.program_date(self.now());
-        let (items, next) = self.table.held_referrals(limit, cursor).await?;
+        let today = self.ctx.program_date(self.ctx.now());
+        let (items, next) = self.ctx.table.held_referrals(limit, cursor).await?;
         Ok((items.iter().map(|r| view(r, today)).collect(), next))
     }
 
@@ -36,7 +36,7 @@ impl Services {
         approve: bool,
         actor: &Actor,
     ) -> Result<ReferralView, ServiceError> {
-        retrying!(self, self.try_review(referee, approve, actor))
+        retrying!(self.ctx, self.try_review(referee, approve, actor))
     }
 
     pub(super) async fn try_review(
@@ -45,9 +45,10 @@ impl Services {
         approve: bool,
         actor: &Actor,
     ) -> Result<ReferralView, ServiceError> {
-        let now = self.now();
-        let today = self.program_date(now);
+        let now = self.ctx.now();
+        let today = self.ctx.program_date(now);
         let held = self
+            .ctx
             .table
             .get::<Referral>(referee)
             .await?
@@ -59,7 +60,7 @@ impl Services {
         let member = reads.add::<Member>(referee);
         let referral = reads.add::<Referral>(referee);
         let slots = ReferringSlots::add(&mut reads, &held.value.referrer);
-        let found = self.table.read(&reads).await?;
+        let found = self.ctx.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let referral = found
             .get(&referral)?
@@ -72,12 +73,12 @@ impl Services {
         let referring = slots.get(&found)?;
         let mut r = referral.value.clone();
         let mut record = referring.record.value.clone();
-        let mut w = MemberWrite::settled(self, &current, now);
+        let mut w = MemberWrite::settled(&self.ctx, &current, now);
         record.counts.held = record.counts.held.saturating_sub(1);
         r.reviewed_by = Some(actor.sub.clone());
         r.updated_at = now;
         if approve {
-            let p = referral::payout(&self.program.referral, &record.counts, today);
+            let p = referral::payout(&self.ctx.program.referral, &record.counts, today);
             let marks = self.referee_marks(&w.m).await?;
             self.pay(&mut r, &p, &mut w, &referring, &mut record, &marks)?;
         } else {
@@ -94,7 +95,7 @@ impl Services {
             .save(&r.referrer, &record, Some(referring.record.version))?;
         w.batch.save(referee, &r, Some(referral.version))?;
         w.audit(
-            self,
+            &self.ctx,
             Some(actor),
             Audited {
                 action: if approve {
@@ -111,7 +112,7 @@ impl Services {
                 }],
             },
         )?;
-        w.commit(self).await?;
+        w.commit(&self.ctx).await?;
         Ok(view(&r, today))
     }
 }
