@@ -418,6 +418,60 @@ pub struct Referral {
 }
 
 impl Referral {
+    /// A fraud rule held or rejected the qualifying purchase: the referral remembers it, the
+    /// referrer's `counts` count it, and the referee's event says so.
+    pub fn judge(
+        &mut self,
+        rule: FraudRule,
+        held: bool,
+        counts: &mut Counts,
+    ) -> super::event::EventData {
+        use super::event::{EventData, ReferralJudged};
+        self.rule = Some(rule);
+        let judged = ReferralJudged {
+            referrer_id: self.referrer.clone(),
+            rule,
+            purchase: self.purchase.clone(),
+        };
+        if held {
+            self.status = ReferralStatus::Held;
+            counts.held += 1;
+            EventData::ReferralHeld(judged)
+        } else {
+            self.status = ReferralStatus::Rejected;
+            counts.rejected += 1;
+            EventData::ReferralRejected(judged)
+        }
+    }
+
+    /// Paid as `p` decided on `today`: what each side got, and the month a capped payout does
+    /// not count in.
+    pub fn paid(&mut self, p: &Payout, now: DateTime<Utc>, today: NaiveDate) {
+        self.status = ReferralStatus::Rewarded;
+        self.qualified_at = Some(now);
+        self.capped = p.capped;
+        self.paid_month = (!p.capped).then(|| month_of(today));
+        self.referee_points = p.referee;
+        self.referrer_points = p.referrer;
+        self.milestone_points = p.milestone.unwrap_or(Points::ZERO);
+    }
+
+    /// A refund took a held referral's purchase below the minimum: rejected under the rule that
+    /// held it, moved in the referrer's `counts` (when the referrer is still there) from held to
+    /// rejected, and the referee's event.
+    pub fn reject_on_refund(&mut self, counts: Option<&mut Counts>) -> super::event::EventData {
+        self.status = ReferralStatus::Rejected;
+        if let Some(counts) = counts {
+            counts.held = counts.held.saturating_sub(1);
+            counts.rejected += 1;
+        }
+        super::event::EventData::ReferralRejected(super::event::ReferralJudged {
+            referrer_id: self.referrer.clone(),
+            rule: self.rule.unwrap_or(FraudRule::Reviewer),
+            purchase: self.purchase.clone(),
+        })
+    }
+
     /// As of `today`: an `applied` referral past its last day is expired, whether or not a
     /// purchase has noticed yet.
     pub fn status_on(&self, today: NaiveDate) -> ReferralStatus {
@@ -641,6 +695,52 @@ pub fn refund_reverses(
 ) -> bool {
     today <= bought_on + Duration::days(i64::from(pending_days))
         && amount - refunded_total < rules.min_spend
+}
+
+/// What a refund does to a referral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundVerdict {
+    /// Not its qualifying purchase, not paid or held, or the refund leaves it qualifying.
+    Untouched,
+    /// A held referral whose purchase no longer qualifies: rejected, nothing was paid.
+    Reject,
+    /// A paid referral: both rewards (and any milestone it made) come back.
+    Reverse,
+}
+
+/// A refund as a referral's clawback sees it.
+pub struct RefundSeen<'a> {
+    pub of: &'a super::receipt::PurchaseRef,
+    /// The purchase's amount and everything refunded of it so far, this refund included.
+    pub amount: i64,
+    pub refunded_total: i64,
+    pub today: NaiveDate,
+}
+
+impl Referral {
+    /// The verdict of `refund` on this referral ([`refund_reverses`] on its own purchase).
+    pub fn on_refund(
+        &self,
+        refund: &RefundSeen<'_>,
+        rules: &ReferralRules,
+        pending_days: u32,
+    ) -> RefundVerdict {
+        let ours = self.purchase.as_ref() == Some(refund.of);
+        let reverses = refund_reverses(
+            rules,
+            refund.amount,
+            refund.refunded_total,
+            self.bought_on.unwrap_or(refund.today),
+            refund.today,
+            pending_days,
+        );
+        match self.status {
+            _ if !ours || !reverses => RefundVerdict::Untouched,
+            ReferralStatus::Held => RefundVerdict::Reject,
+            ReferralStatus::Rewarded => RefundVerdict::Reverse,
+            _ => RefundVerdict::Untouched,
+        }
+    }
 }
 
 /// The month key a payout on `today` counts in.
@@ -1189,6 +1289,118 @@ mod tests {
                 "{refunded} refunded on {today}"
             );
         }
+    }
+
+    #[test]
+    fn a_refund_rejects_a_held_referral_reverses_a_paid_one_and_touches_no_other() {
+        let bought = day("2027-01-10");
+        let ours = super::super::receipt::PurchaseRef {
+            store_id: super::super::StoreId::parse("store-1").unwrap(),
+            receipt_id: super::super::ReceiptId::parse("R-1").unwrap(),
+        };
+        let other = super::super::receipt::PurchaseRef {
+            receipt_id: super::super::ReceiptId::parse("R-2").unwrap(),
+            ..ours.clone()
+        };
+        let seen = |of, refunded_total, today| RefundSeen {
+            of,
+            amount: 3000,
+            refunded_total,
+            today: day(today),
+        };
+        use ReferralStatus::*;
+        use RefundVerdict::*;
+        for (status, refund, want) in [
+            (Rewarded, seen(&ours, 1001, "2027-01-24"), Reverse),
+            (Held, seen(&ours, 1001, "2027-01-24"), Reject),
+            (Rewarded, seen(&other, 3000, "2027-01-10"), Untouched),
+            (Rewarded, seen(&ours, 1000, "2027-01-24"), Untouched),
+            (Held, seen(&ours, 1001, "2027-01-25"), Untouched),
+            (Reversed, seen(&ours, 3000, "2027-01-10"), Untouched),
+            (Rejected, seen(&ours, 3000, "2027-01-10"), Untouched),
+            (Applied, seen(&ours, 3000, "2027-01-10"), Untouched),
+        ] {
+            let mut r = referral("bea", status, (200, 500, 0, 0));
+            r.purchase = Some(ours.clone());
+            r.bought_on = Some(bought);
+            assert_eq!(r.on_refund(&refund, &rules(), 14), want, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_judged_referral_counts_once_on_its_side_and_names_the_rule_in_its_event() {
+        use super::super::event::EventData;
+        for (held, rule) in [
+            (true, FraudRule::SamePayment),
+            (false, FraudRule::SamePhone),
+        ] {
+            let mut r = referral("bea", ReferralStatus::Applied, (0, 0, 0, 0));
+            let mut counts = Counts::default();
+            let event = r.judge(rule, held, &mut counts);
+            assert_eq!(r.rule, Some(rule));
+            assert_eq!(
+                (counts.held, counts.rejected),
+                if held { (1, 0) } else { (0, 1) }
+            );
+            let (status, judged) = match event {
+                EventData::ReferralHeld(j) => (ReferralStatus::Held, j),
+                EventData::ReferralRejected(j) => (ReferralStatus::Rejected, j),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!((r.status, judged.rule), (status, rule));
+            assert_eq!(status == ReferralStatus::Held, held);
+        }
+    }
+
+    #[test]
+    fn a_paid_referral_keeps_each_sides_points_and_counts_in_its_month_unless_capped() {
+        let now = day("2027-03-31").and_hms_opt(23, 0, 0).unwrap().and_utc();
+        for (capped, milestone, month) in [
+            (false, Some(Points(1000)), Some("2027-03")),
+            (true, None, None),
+        ] {
+            let mut r = referral("bea", ReferralStatus::Applied, (0, 0, 0, 0));
+            let p = Payout {
+                referee: Points(200),
+                referrer: Points(if capped { 0 } else { 500 }),
+                capped,
+                milestone,
+            };
+            r.paid(&p, now, day("2027-03-31"));
+            assert_eq!(r.status, ReferralStatus::Rewarded);
+            assert_eq!(r.qualified_at, Some(now));
+            assert_eq!(
+                (r.referee_points, r.referrer_points),
+                (p.referee, p.referrer)
+            );
+            assert_eq!(r.milestone_points, milestone.unwrap_or(Points::ZERO));
+            assert_eq!((r.capped, r.paid_month.as_deref()), (capped, month));
+        }
+    }
+
+    #[test]
+    fn a_refund_rejects_a_held_referral_under_the_rule_that_held_it_and_moves_the_count() {
+        use super::super::event::EventData;
+        let mut r = referral("bea", ReferralStatus::Held, (0, 0, 0, 0));
+        r.rule = Some(FraudRule::SamePayment);
+        let mut counts = Counts {
+            held: 1,
+            ..Counts::default()
+        };
+        let EventData::ReferralRejected(j) = r.reject_on_refund(Some(&mut counts)) else {
+            panic!("a rejection")
+        };
+        assert_eq!(
+            (r.status, j.rule),
+            (ReferralStatus::Rejected, FraudRule::SamePayment)
+        );
+        assert_eq!((counts.held, counts.rejected), (0, 1));
+        // The referrer erased: no counts to move; a held referral without a rule was a reviewer's.
+        let mut r = referral("bea", ReferralStatus::Held, (0, 0, 0, 0));
+        let EventData::ReferralRejected(j) = r.reject_on_refund(None) else {
+            panic!("a rejection")
+        };
+        assert_eq!(j.rule, FraudRule::Reviewer);
     }
 
     use proptest::prelude::*;

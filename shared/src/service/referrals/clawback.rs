@@ -3,23 +3,25 @@
 
 use super::{Referring, RefundOf, Side};
 use crate::domain::Points;
-use crate::domain::event::{EventData, ReferralJudged, ReferralReversed, ReferralRole};
+use crate::domain::event::{EventData, ReferralReversed, ReferralRole};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::Origin;
 use crate::domain::member::Member;
+use crate::domain::receipt::PurchaseRef;
 use crate::domain::receipt::RefundRef;
-use crate::domain::referral::{self, FraudRule, Referral, ReferralStatus};
+use crate::domain::referral::{Referral, ReferralStatus, RefundSeen, RefundVerdict};
 use crate::service::Referrals;
 use crate::service::error::ServiceError;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
-use crate::table::{Batch, Versioned};
+use crate::table::{Batch, Referrer, Versioned};
+use chrono::{DateTime, Utc};
 
 impl Referrals {
-    /// A refund of a referee's qualifying purchase (decided by `referral::refund_reverses`):
-    /// within the return window and below the minimum spend, both rewards come back out of the
-    /// lots (pending first; spent points become owed), the referrer's counts and milestones are
+    /// A refund of a referee's qualifying purchase (decided by [`Referral::on_refund`]): within
+    /// the return window and below the minimum spend, both rewards come back out of the lots
+    /// (pending first; spent points become owed), the referrer's counts and milestones are
     /// recounted. A held referral is rejected instead. Returns the referee's points reversed.
     /// Either side may be gone: an erased referee (`referee` None) had their points forfeited,
     /// so only the referrer's come back; an erased referrer (`referring` None) has nothing left
@@ -38,97 +40,45 @@ impl Referrals {
             refunded_total,
             now,
         } = refund;
-        let today = self.ctx.program_date(now);
-        let rules = &self.ctx.program.referral;
+        let seen = RefundSeen {
+            of: &PurchaseRef {
+                store_id: of.store_id.clone(),
+                receipt_id: of.receipt_id.clone(),
+            },
+            amount: purchase_amount,
+            refunded_total,
+            today: self.ctx.program_date(now),
+        };
+        let program = &self.ctx.program;
+        let verdict =
+            referral
+                .value
+                .on_refund(&seen, &program.referral, program.points.pending_days);
         let mut r = referral.value.clone();
-        let bought_on = r.bought_on.unwrap_or(today);
-        let ours = r
-            .purchase
-            .as_ref()
-            .is_some_and(|p| p.store_id == of.store_id && p.receipt_id == of.receipt_id);
-        if !ours
-            || !matches!(r.status, ReferralStatus::Rewarded | ReferralStatus::Held)
-            || !referral::refund_reverses(
-                rules,
-                purchase_amount,
-                refunded_total,
-                bought_on,
-                today,
-                self.ctx.program.points.pending_days,
-            )
-        {
-            return Ok(Points::ZERO);
-        }
         let mut record = referring.map(|g| g.record.value.clone());
         r.updated_at = now;
         let mut back_to_referee = Points::ZERO;
-        if r.status == ReferralStatus::Held {
-            r.status = ReferralStatus::Rejected;
-            if let Some(record) = record.as_mut() {
-                record.counts.held = record.counts.held.saturating_sub(1);
-                record.counts.rejected += 1;
+        match verdict {
+            RefundVerdict::Untouched => return Ok(Points::ZERO),
+            RefundVerdict::Reject => {
+                let rejected = r.reject_on_refund(record.as_mut().map(|r| &mut r.counts));
+                if let Some((_, journal)) = referee {
+                    journal.note(rejected);
+                }
             }
-            if let Some((_, journal)) = referee {
-                journal.note(EventData::ReferralRejected(ReferralJudged {
-                    referrer_id: r.referrer.clone(),
-                    rule: r.rule.unwrap_or(FraudRule::Reviewer),
-                    purchase: r.purchase.clone(),
-                }));
-            }
-        } else {
-            r.status = ReferralStatus::Reversed;
-            if let Some((m, journal)) = referee {
-                self.take_back(
-                    m,
-                    journal,
-                    r.referee_points,
-                    r.referee_origin,
-                    Side {
+            RefundVerdict::Reverse => {
+                r.status = ReferralStatus::Reversed;
+                if let Some((m, journal)) = referee {
+                    let side = Side {
                         role: ReferralRole::Referee,
                         referee: &r.referee,
-                    },
-                    of,
-                )?;
-                back_to_referee = r.referee_points;
-            }
-            if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
-                let mut rw = MemberWrite::settled(&self.ctx, &referring.member, now);
-                let MemberWrite {
-                    m: referrer,
-                    journal: rj,
-                    ..
-                } = &mut rw;
-                self.take_back(
-                    referrer,
-                    rj,
-                    r.referrer_points,
-                    r.referrer_origin,
-                    Side {
-                        role: ReferralRole::Referrer,
-                        referee: &r.referee,
-                    },
-                    of,
-                )?;
-                let back = record.counts.reversed_out(
-                    r.referrer_points,
-                    r.capped,
-                    r.paid_month.as_deref(),
-                );
-                r.milestones_reversed = Points(back.iter().map(|m| m.points.0).sum());
-                for milestone in back {
-                    self.take_back(
-                        referrer,
-                        rj,
-                        milestone.points,
-                        Some(milestone.origin),
-                        Side {
-                            role: ReferralRole::Milestone,
-                            referee: &r.referee,
-                        },
-                        of,
-                    )?;
+                    };
+                    self.take_back(m, journal, r.referee_points, r.referee_origin, side, of)?;
+                    back_to_referee = r.referee_points;
                 }
-                rw.close_into(&self.ctx, batch)?;
+                if let (Some(referring), Some(record)) = (referring, record.as_mut()) {
+                    self.claw_back_referrer(&mut r, referring, record, of, now, batch)?;
+                }
             }
         }
         if let (Some(referring), Some(record)) = (referring, &record) {
@@ -136,6 +86,52 @@ impl Referrals {
         }
         batch.save(&r.referee, &r, Some(referral.version))?;
         Ok(back_to_referee)
+    }
+
+    /// The referrer's side of a reversal, in its own member write in the same batch: the reward
+    /// and the milestones the recount takes back.
+    fn claw_back_referrer(
+        &self,
+        r: &mut Referral,
+        referring: &Referring,
+        record: &mut Referrer,
+        of: &RefundRef,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        let mut rw = MemberWrite::settled(&self.ctx, &referring.member, now);
+        let MemberWrite {
+            m: referrer,
+            journal: rj,
+            ..
+        } = &mut rw;
+        let side = |role| Side {
+            role,
+            referee: &r.referee,
+        };
+        self.take_back(
+            referrer,
+            rj,
+            r.referrer_points,
+            r.referrer_origin,
+            side(ReferralRole::Referrer),
+            of,
+        )?;
+        let back = record
+            .counts
+            .reversed_out(r.referrer_points, r.capped, r.paid_month.as_deref());
+        for milestone in &back {
+            self.take_back(
+                referrer,
+                rj,
+                milestone.points,
+                Some(milestone.origin),
+                side(ReferralRole::Milestone),
+                of,
+            )?;
+        }
+        r.milestones_reversed = Points(back.iter().map(|m| m.points.0).sum());
+        rw.close_into(&self.ctx, batch)
     }
 
     /// One side's reward taken back: from its lot first (pending before it was released), then

@@ -6,7 +6,7 @@ use super::{
     payment_hash,
 };
 use crate::domain::Points;
-use crate::domain::event::{EventData, ReferralJudged, ReferralRewarded, ReferralRole};
+use crate::domain::event::{EventData, ReferralRewarded, ReferralRole};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::Origin;
@@ -90,86 +90,70 @@ impl Referrals {
             return Ok(none);
         };
         let now = w.journal.now();
-        let today = self.ctx.program_date(now);
-        let rules = &self.ctx.program.referral;
         let mut r = reads.referral.value.clone();
         if r.status != ReferralStatus::Applied {
             w.m.referral = Some(ReferralMark::Closed);
             return Ok(none);
         }
-        let referrer = &reads.referring.member.value;
-        let same = referral::same_person(&contact(&w.m), &contact(referrer))
-            .or(reads.same_payment.then_some(FraudRule::SamePayment))
-            .or(reads.repeat.then_some(FraudRule::RepeatReferee));
-        let decision = referral::qualify(
-            rules,
-            r.deadline,
-            r.first_only,
-            &reads.referring.record.value.counts,
-            &PurchaseFacts {
-                amount,
-                today,
-                now,
-                first,
-                same_person: same,
-            },
-        );
+        let decision = self.qualification(reads, &w.m, amount, first, now);
         if decision == Qualification::NotYet {
             return Ok(none);
         }
         w.m.referral = Some(ReferralMark::Closed);
         r.updated_at = now;
+        let expired = decision == Qualification::Expired;
+        if !expired {
+            r.purchase = Some(sale.clone());
+            r.bought_on = Some(self.ctx.program_date(occurred_at));
+            r.amount = Some(amount);
+        }
         let mut record = reads.referring.record.value.clone();
-        let outcome = match decision {
-            Qualification::NotYet => unreachable!("returned above"),
-            Qualification::Expired => {
-                r.status = ReferralStatus::Expired;
-                none
-            }
-            Qualification::Held(rule) | Qualification::Rejected(rule) => {
-                let held = matches!(decision, Qualification::Held(_));
-                r.status = if held {
-                    ReferralStatus::Held
-                } else {
-                    ReferralStatus::Rejected
-                };
-                r.rule = Some(rule);
-                r.purchase = Some(sale.clone());
-                r.bought_on = Some(self.ctx.program_date(occurred_at));
-                r.amount = Some(amount);
-                if held {
-                    record.counts.held += 1;
-                } else {
-                    record.counts.rejected += 1;
-                }
-                let judged = ReferralJudged {
-                    referrer_id: r.referrer.clone(),
-                    rule,
-                    purchase: Some(sale.clone()),
-                };
-                w.journal.note(if held {
-                    EventData::ReferralHeld(judged)
-                } else {
-                    EventData::ReferralRejected(judged)
-                });
-                ReferralOutcome {
-                    referrer: Some(r.referrer.clone()),
-                }
+        match decision {
+            Qualification::NotYet | Qualification::Expired => r.status = ReferralStatus::Expired,
+            Qualification::Held(rule) => w.journal.note(r.judge(rule, true, &mut record.counts)),
+            Qualification::Rejected(rule) => {
+                w.journal.note(r.judge(rule, false, &mut record.counts))
             }
             Qualification::Rewarded(p) => {
-                r.purchase = Some(sale.clone());
-                r.bought_on = Some(self.ctx.program_date(occurred_at));
-                r.amount = Some(amount);
-                self.pay(&mut r, &p, w, &reads.referring, &mut record, &reads.marks)?;
-                ReferralOutcome {
-                    referrer: Some(r.referrer.clone()),
-                }
+                self.pay(&mut r, &p, w, &reads.referring, &mut record, &reads.marks)?
             }
-        };
+        }
         w.batch
             .save(&r.referrer, &record, Some(reads.referring.record.version))?;
         w.batch.save(&w.m.id, &r, Some(reads.referral.version))?;
-        Ok(outcome)
+        Ok(ReferralOutcome {
+            referrer: (!expired).then(|| r.referrer.clone()),
+        })
+    }
+
+    /// `referral::qualify` over what the step read: the fraud signals (the same person, the
+    /// same payment, a referee rewarded before) and the referrer's counts.
+    fn qualification(
+        &self,
+        reads: &ReferralReads,
+        m: &Member,
+        amount: i64,
+        first: bool,
+        now: DateTime<Utc>,
+    ) -> Qualification {
+        let referrer = &reads.referring.member.value;
+        let same = referral::same_person(&contact(m), &contact(referrer))
+            .or(reads.same_payment.then_some(FraudRule::SamePayment))
+            .or(reads.repeat.then_some(FraudRule::RepeatReferee));
+        let r = &reads.referral.value;
+        referral::qualify(
+            &self.ctx.program.referral,
+            r.deadline,
+            r.first_only,
+            &reads.referring.record.value.counts,
+            &PurchaseFacts {
+                amount,
+                today: self.ctx.program_date(now),
+                now,
+                first,
+                same_person: same,
+            },
+        )
     }
 
     /// Pays a qualified referral (`p`): the referee's points into `m` and `journal`, the
@@ -184,78 +168,42 @@ impl Referrals {
         record: &mut Referrer,
         marks: &[String],
     ) -> Result<(), ServiceError> {
-        let MemberWrite {
-            m, journal, batch, ..
-        } = w;
-        let now = journal.now();
+        let now = w.journal.now();
         let today = self.ctx.program_date(now);
-        let bought_on = r.bought_on.unwrap_or(today);
         // The person is remembered as rewarded, through erasure, by keyed hashes only.
         for hash in marks {
-            batch.put(hash, &RefereeMark { rewarded_on: today })?;
+            w.batch.put(hash, &RefereeMark { rewarded_on: today })?;
         }
+        r.paid(p, now, today);
+        let bought_on = r.bought_on.unwrap_or(today);
         let sale = r.purchase.clone().unwrap_or(PurchaseRef {
             store_id: crate::domain::StoreId::parse("-").expect("a valid id"),
             receipt_id: crate::domain::ReceiptId::parse("-").expect("a valid id"),
         });
-        r.status = ReferralStatus::Rewarded;
-        r.qualified_at = Some(now);
-        r.capped = p.capped;
-        r.paid_month = (!p.capped).then(|| referral::month_of(today));
-        r.referee_points = p.referee;
-        r.referrer_points = p.referrer;
-        r.milestone_points = p.milestone.unwrap_or(Points::ZERO);
-        r.referee_origin = self.reward(
-            m,
-            journal,
-            p.referee,
-            Side {
-                role: ReferralRole::Referee,
-                referee: &r.referee,
-            },
-            bought_on,
-            &sale,
-        )?;
+        let side = |role| Side {
+            role,
+            referee: &r.referee,
+        };
+        let to_referee = (p.referee, side(ReferralRole::Referee));
+        let referee_origin = self.reward(&mut w.m, &mut w.journal, to_referee, bought_on, &sale)?;
         // The referrer is a second member written in the same commit.
         let mut rw = MemberWrite::settled(&self.ctx, &referring.member, now);
-        let MemberWrite {
-            m: referrer,
-            journal: rj,
-            ..
-        } = &mut rw;
-        r.referrer_origin = self.reward(
-            referrer,
-            rj,
-            p.referrer,
-            Side {
-                role: ReferralRole::Referrer,
-                referee: &r.referee,
-            },
-            bought_on,
-            &sale,
-        )?;
+        let (referrer, rj) = (&mut rw.m, &mut rw.journal);
+        let to_referrer = (p.referrer, side(ReferralRole::Referrer));
+        let referrer_origin = self.reward(referrer, rj, to_referrer, bought_on, &sale)?;
         let milestone_origin = match p.milestone {
-            Some(points) => self.reward(
-                referrer,
-                rj,
-                points,
-                Side {
-                    role: ReferralRole::Milestone,
-                    referee: &r.referee,
-                },
-                bought_on,
-                &sale,
-            )?,
+            Some(points) => {
+                let to_milestone = (points, side(ReferralRole::Milestone));
+                self.reward(referrer, rj, to_milestone, bought_on, &sale)?
+            }
             None => None,
         };
-        record.counts.paid_out(
-            p,
-            now,
-            today,
-            self.ctx.program.referral.velocity_per_hour as usize + 1,
-            milestone_origin,
-        );
-        rw.close_into(&self.ctx, batch)?;
+        let at_once = self.ctx.program.referral.velocity_per_hour as usize + 1;
+        record
+            .counts
+            .paid_out(p, now, today, at_once, milestone_origin);
+        rw.close_into(&self.ctx, &mut w.batch)?;
+        (r.referee_origin, r.referrer_origin) = (referee_origin, referrer_origin);
         Ok(())
     }
 
@@ -265,8 +213,7 @@ impl Referrals {
         &self,
         m: &mut Member,
         journal: &mut Journal,
-        points: Points,
-        side: Side,
+        (points, side): (Points, Side),
         bought_on: NaiveDate,
         sale: &PurchaseRef,
     ) -> Result<Option<Origin>, ServiceError> {
