@@ -102,6 +102,40 @@ pub struct Redemption {
     pub lots: Vec<Lot>,
 }
 
+/// A reward's stock spread over `shards` when an operator sets it: what is issued stays issued
+/// (spread evenly), what is left of `stock` is spread evenly on top; `(cap, used)` per shard. An
+/// unlimited reward (`stock` None) keeps no stock in its shards, only what they issued.
+pub fn restock(stock: Option<u64>, issued: i64, shards: u32) -> Vec<(i64, i64)> {
+    let used = super::slices::caps(issued, shards);
+    let left = stock.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX) - issued);
+    let left = super::slices::caps(left.max(0), shards);
+    used.into_iter()
+        .zip(left)
+        .map(|(used, left)| (used + left, used))
+        .collect()
+}
+
+impl Redemption {
+    /// Used at the till of `store` at `now`.
+    pub fn used(&self, now: DateTime<Utc>, store: &StoreId) -> Redemption {
+        Redemption {
+            status: RedemptionStatus::Used,
+            used_at: Some(now),
+            used_store_id: Some(store.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// Cancelled at `now`: the voucher is void and its points go back.
+    pub fn cancelled(&self, now: DateTime<Utc>) -> Redemption {
+        Redemption {
+            status: RedemptionStatus::Cancelled,
+            cancelled_at: Some(now),
+            ..self.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +153,55 @@ mod tests {
             active: true,
             created_at: None,
             updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_used_or_cancelled_redemption_says_when_and_where_and_keeps_the_rest() {
+        let at = Utc::now();
+        let r = Redemption {
+            id: Uuid::nil(),
+            member_id: MemberId::parse("ada").unwrap(),
+            reward_id: RewardId::parse("r").unwrap(),
+            points_spent: Points(30),
+            voucher_code: "K7QX4M2PZ9TA".into(),
+            status: RedemptionStatus::Issued,
+            created_at: at,
+            expires_at: at,
+            used_at: None,
+            used_store_id: None,
+            cancelled_at: None,
+            source: "redemption".into(),
+            lots: Vec::new(),
+        };
+        let store = StoreId::parse("store-1").unwrap();
+        let used = r.used(at, &store);
+        assert_eq!(
+            (used.status, used.used_at, used.used_store_id.as_ref()),
+            (RedemptionStatus::Used, Some(at), Some(&store))
+        );
+        let cancelled = r.cancelled(at);
+        assert_eq!(
+            (cancelled.status, cancelled.cancelled_at, cancelled.used_at),
+            (RedemptionStatus::Cancelled, Some(at), None)
+        );
+        assert_eq!(
+            (used.points_spent, cancelled.voucher_code),
+            (r.points_spent, r.voucher_code)
+        );
+    }
+
+    #[test]
+    fn a_restock_keeps_what_was_issued_and_spreads_what_is_left_evenly() {
+        for (stock, issued, want) in [
+            (Some(10), 3, vec![(3, 1), (3, 1), (3, 1), (1, 0)]),
+            (Some(10), 0, vec![(3, 0), (3, 0), (2, 0), (2, 0)]),
+            // Lowered below what was issued: nothing left to issue, nothing taken back.
+            (Some(2), 5, vec![(2, 2), (1, 1), (1, 1), (1, 1)]),
+            (None, 5, vec![(2, 2), (1, 1), (1, 1), (1, 1)]),
+            (Some(0), 0, vec![(0, 0); 4]),
+        ] {
+            assert_eq!(restock(stock, issued, 4), want, "{stock:?} {issued}");
         }
     }
 

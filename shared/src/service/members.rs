@@ -5,7 +5,7 @@ use super::Outcome;
 use super::audit::Audited;
 use super::error::{ServiceError, live};
 use super::idempotency::Idempotency;
-use super::referrals::CodeReads;
+use super::referrals::{CodeReads, Referring};
 use super::unit::MemberWrite;
 use crate::domain::audit::{Actor, AuditAction, Change, OperatorRole};
 use crate::domain::event::{self, Adjusted, EventData, Updated};
@@ -87,6 +87,21 @@ pub struct ProfileChange {
     #[serde(default, deserialize_with = "patch_field")]
     #[schema(value_type = Option<String>)]
     pub birthday: Option<Option<Birthday>>,
+}
+
+impl ProfileChange {
+    /// The fields that need no claim or rule: name, email and time zone.
+    fn apply_plain_fields(&self, m: &mut Member) {
+        if let Some(name) = &self.name {
+            m.name = String::from(name.clone());
+        }
+        if let Some(email) = &self.email {
+            m.email = email.clone();
+        }
+        if let Some(tz) = self.timezone {
+            m.timezone = tz;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -254,6 +269,26 @@ impl Members {
             Some(c) => Some(self.referrals.referring_of(&found, c, now).await?),
             None => None,
         };
+        let code = code.as_ref().zip(referring.as_ref());
+        let w = self.enrolment(e, code, now, actor)?;
+        let enrolled = Enrolled { id: id.clone() };
+        let saved = w
+            .commit_remembering(&self.ctx, idem.map(|i| (i, &enrolled)))
+            .await?;
+        let view = self.ctx.member_view(&saved.member);
+        Ok(Outcome::fresh(view))
+    }
+
+    /// The new member's write: the member (a prospect, perhaps referred), its code, its phone
+    /// claim and the audit record.
+    fn enrolment(
+        &self,
+        e: &Enrolling<'_>,
+        code: Option<(&CodeReads, &Referring)>,
+        now: DateTime<Utc>,
+        actor: Option<&Actor>,
+    ) -> Result<MemberWrite, ServiceError> {
+        let Enrolling { id, req, phone, .. } = *e;
         let mut m = Member::new(id.clone(), String::from(req.name.clone()), now);
         m.phone = phone.cloned();
         m.email = req.email.clone();
@@ -272,7 +307,7 @@ impl Members {
         // A new member is a prospect (no purchase, so no cut point is read).
         let fixed = self.ctx.program.segments.rfm.fixed;
         self.segments.resegment(m, &fixed, now, journal);
-        if let (Some(c), Some(referring)) = (&code, &referring) {
+        if let Some((c, referring)) = code {
             self.referrals
                 .apply_code(m, &c.code, referring, true, journal, batch)?;
         }
@@ -288,7 +323,7 @@ impl Members {
                 .or_refuse(|| ServiceError::PhoneTaken);
         }
         let mut changes = vec![Change::to("status", "active")];
-        if let Some(c) = &code {
+        if let Some((c, _)) = code {
             changes.push(Change::to("referral_code", c.code.as_str()));
         }
         let audited = Audited {
@@ -298,12 +333,7 @@ impl Members {
             changes,
         };
         w.audit(&self.ctx, actor, audited)?;
-        let enrolled = Enrolled { id: id.clone() };
-        let saved = w
-            .commit_remembering(&self.ctx, idem.map(|i| (i, &enrolled)))
-            .await?;
-        let view = self.ctx.member_view(&saved.member);
-        Ok(Outcome::fresh(view))
+        Ok(w)
     }
 
     fn set_birthday(
@@ -360,16 +390,7 @@ impl Members {
         };
         let mut m = current.value.clone();
         let mut batch = Batch::new();
-
-        if let Some(name) = &change.name {
-            m.name = String::from(name.clone());
-        }
-        if let Some(email) = &change.email {
-            m.email = email.clone();
-        }
-        if let Some(tz) = change.timezone {
-            m.timezone = tz;
-        }
+        change.apply_plain_fields(&mut m);
         if let Some(phone) = phone
             && *phone != m.phone
         {

@@ -64,6 +64,31 @@ pub struct RewardInput {
     pub active: bool,
 }
 
+impl RewardInput {
+    /// The reward an operator set; its stock counts live in its shards (`issued` 0 here).
+    fn reward(
+        &self,
+        id: &RewardId,
+        name: &str,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Reward {
+        Reward {
+            id: id.clone(),
+            name: name.to_owned(),
+            description: self.description.clone(),
+            cost_points: self.cost_points,
+            min_tier: self.min_tier,
+            stock: self.stock,
+            issued: 0,
+            per_member_limit: self.per_member_limit,
+            active: self.active,
+            created_at: Some(created_at),
+            updated_at: now,
+        }
+    }
+}
+
 fn silver() -> Tier {
     Tier::Silver
 }
@@ -435,6 +460,23 @@ impl Redemptions {
     }
 }
 
+/// What a reward has issued: the sum of its shards' (a reward stored before shards kept its
+/// count on its own item). It stays issued when the operator edits the reward.
+fn issued_so_far(existing: Option<&Versioned<Reward>>, shards: &[Versioned<RewardShard>]) -> i64 {
+    if shards.is_empty() {
+        existing.map_or(0, |e| i64::try_from(e.value.issued).unwrap_or(i64::MAX))
+    } else {
+        shards.iter().map(|s| s.value.slice.used).sum()
+    }
+}
+
+/// A cancellation's second read: the voucher, the reward's stock shards, the member's count.
+type CancelRead = (
+    Versioned<Voucher>,
+    Vec<Versioned<RewardShard>>,
+    Option<((MemberId, RewardId), Versioned<RewardCount>)>,
+);
+
 /// The reward's stock (when it has one) and the member's count of it, one fewer issued: the
 /// unit goes back to the member's own shard when that one has some out, else to the first
 /// that has.
@@ -578,49 +620,18 @@ impl Redemptions {
             Some(_) => self.reward_shards(id).await?,
             None => Vec::new(),
         };
-        // What is issued stays issued, spread again over the shards (a reward stored before
-        // shards kept its count on its own item).
-        let issued: i64 = if shards.is_empty() {
-            existing
-                .as_ref()
-                .map_or(0, |e| i64::try_from(e.value.issued).unwrap_or(i64::MAX))
-        } else {
-            shards.iter().map(|s| s.value.slice.used).sum()
-        };
-        let reward = Reward {
-            id: id.clone(),
-            name: name.to_owned(),
-            description: input.description.clone(),
-            cost_points: input.cost_points,
-            min_tier: input.min_tier,
-            stock: input.stock,
-            issued: 0,
-            per_member_limit: input.per_member_limit,
-            active: input.active,
-            created_at: Some(
-                existing
-                    .as_ref()
-                    .map_or(now, |e| e.value.created_at.unwrap_or(e.value.updated_at)),
-            ),
-            updated_at: now,
-        };
+        let issued = issued_so_far(existing.as_ref(), &shards);
+        let created_at = existing
+            .as_ref()
+            .map_or(now, |e| e.value.created_at.unwrap_or(e.value.updated_at));
+        let reward = input.reward(id, name, created_at, now);
         let mut batch = Batch::new();
         batch.save(id, &reward, existing.as_ref().map(|e| e.version))?;
-        let used = slices::caps(issued, REWARD_SHARDS);
-        let left = slices::caps(
-            reward
-                .stock
-                .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX) - issued)
-                .max(0),
-            REWARD_SHARDS,
-        );
-        for n in 0..REWARD_SHARDS as usize {
+        let spread = crate::domain::reward::restock(reward.stock, issued, REWARD_SHARDS);
+        for (n, (cap, used)) in spread.into_iter().enumerate() {
             let shard = RewardShard {
                 reward: reward.clone(),
-                slice: Slice {
-                    cap: used[n] + left[n],
-                    used: used[n],
-                },
+                slice: Slice { cap, used },
             };
             // Read at a version: a take meanwhile moves it on, and this edit reads again.
             batch.save(
@@ -758,6 +769,38 @@ impl Redemptions {
         retrying!(self.ctx, self.try_cancel(id, redemption, actor))
     }
 
+    /// What a cancellation reads besides the member and the redemption (a second round trip,
+    /// as it needs the redemption's reward and code): the voucher, which must still be issued,
+    /// the reward's stock shards and the member's count of it.
+    async fn read_for_cancel(
+        &self,
+        id: &MemberId,
+        r: &Redemption,
+    ) -> Result<CancelRead, ServiceError> {
+        let mut reads = Reads::new();
+        let voucher = reads.add::<Voucher>(r.voucher_code.as_str());
+        let shards: Vec<_> = (0..REWARD_SHARDS)
+            .map(|n| reads.add::<RewardShard>(&(r.reward_id.clone(), n)))
+            .collect();
+        let count_id = (id.clone(), r.reward_id.clone());
+        let count = reads.add::<RewardCount>(&count_id);
+        let more = self.ctx.table.read(&reads).await?;
+        let voucher = more
+            .get(&voucher)?
+            .ok_or_else(|| ServiceError::corrupt("redemption without voucher"))?;
+        if voucher.value.status != RedemptionStatus::Issued {
+            return Err(ServiceError::RedemptionNotCancellable {
+                status: voucher.value.status,
+            });
+        }
+        let mut stock = Vec::new();
+        for slot in &shards {
+            stock.extend(more.get(slot)?);
+        }
+        let count = more.get(&count)?.map(|c| (count_id, c));
+        Ok((voucher, stock, count))
+    }
+
     async fn try_cancel(
         &self,
         id: &MemberId,
@@ -781,28 +824,7 @@ impl Redemptions {
             return Err(ServiceError::RedemptionNotCancellable { status: shown });
         }
         let r = &red.value;
-        let mut reads = Reads::new();
-        let voucher = reads.add::<Voucher>(r.voucher_code.as_str());
-        let shards: Vec<_> = (0..REWARD_SHARDS)
-            .map(|n| reads.add::<RewardShard>(&(r.reward_id.clone(), n)))
-            .collect();
-        let count_id = (id.clone(), r.reward_id.clone());
-        let count = reads.add::<RewardCount>(&count_id);
-        let more = self.ctx.table.read(&reads).await?;
-        let voucher = more
-            .get(&voucher)?
-            .ok_or_else(|| ServiceError::corrupt("redemption without voucher"))?;
-        if voucher.value.status != RedemptionStatus::Issued {
-            return Err(ServiceError::RedemptionNotCancellable {
-                status: voucher.value.status,
-            });
-        }
-        let mut stock = Vec::new();
-        for slot in &shards {
-            stock.extend(more.get(slot)?);
-        }
-        let count = more.get(&count)?;
-
+        let (voucher, stock, count) = self.read_for_cancel(id, r).await?;
         let balance_before = current.value.balance;
         let mut w = MemberWrite::settled(&self.ctx, &current, now);
         let MemberWrite {
@@ -812,15 +834,8 @@ impl Redemptions {
         m.lifetime_redeemed = m.lifetime_redeemed.checked_sub(r.points_spent)?;
         m.last_activity_at = now;
         restored_line(journal, m, r);
-        let cancelled = Redemption {
-            status: RedemptionStatus::Cancelled,
-            cancelled_at: Some(now),
-            ..r.clone()
-        };
-        let v = Voucher {
-            status: RedemptionStatus::Cancelled,
-            ..voucher.value.clone()
-        };
+        let cancelled = r.cancelled(now);
+        let v = voucher.value.cancelled();
         batch.save(&rid, &cancelled, Some(red.version))?;
         batch.save(v.code.as_str(), &v, Some(voucher.version))?;
         count_returned(
@@ -828,18 +843,15 @@ impl Redemptions {
             &r.reward_id,
             shard_of(id, REWARD_SHARDS),
             &stock,
-            count.map(|c| (count_id, c)),
+            count,
         )?;
+        let status = (RedemptionStatus::Issued, RedemptionStatus::Cancelled);
         let audited = Audited {
             action: AuditAction::RedemptionCancelled,
             member: Some(id),
             target: Some(redemption_id.to_string()),
             changes: vec![
-                Change::new(
-                    "status",
-                    RedemptionStatus::Issued,
-                    RedemptionStatus::Cancelled,
-                ),
+                Change::new("status", status.0, status.1),
                 Change::new("balance", balance_before, m.balance),
             ],
         };
@@ -891,18 +903,7 @@ impl Redemptions {
             Err(ServiceError::MemberErased) => return Err(ServiceError::VoucherCancelled),
             other => other?,
         };
-        let used_v = Voucher {
-            status: RedemptionStatus::Used,
-            used_at: Some(now),
-            used_store_id: Some(store.clone()),
-            ..v.clone()
-        };
-        let used_r = Redemption {
-            status: RedemptionStatus::Used,
-            used_at: Some(now),
-            used_store_id: Some(store.clone()),
-            ..red.value
-        };
+        let (used_v, used_r) = (v.used(now, store), red.value.used(now, store));
         let mut w = MemberWrite::on(&self.ctx, &current, now);
         w.journal.note(EventData::VoucherUsed(VoucherUsed {
             voucher_code: code.to_owned(),

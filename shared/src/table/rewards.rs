@@ -72,6 +72,24 @@ pub struct Voucher {
     pub used_store_id: Option<StoreId>,
 }
 
+impl Voucher {
+    pub fn used(&self, now: DateTime<Utc>, store: &StoreId) -> Voucher {
+        Voucher {
+            status: RedemptionStatus::Used,
+            used_at: Some(now),
+            used_store_id: Some(store.clone()),
+            ..self.clone()
+        }
+    }
+
+    pub fn cancelled(&self) -> Voucher {
+        Voucher {
+            status: RedemptionStatus::Cancelled,
+            ..self.clone()
+        }
+    }
+}
+
 impl Record for Voucher {
     /// The normalised code.
     type Id = str;
