@@ -309,6 +309,62 @@ pub fn in_window(
     starts_at <= at && at < ends_at && ended_at.is_none_or(|e| at < e)
 }
 
+/// What a purchase does in one campaign the member is assigned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlayDecision {
+    /// Outside the campaign's window: nothing changes.
+    OutOfWindow,
+    /// The budget slices read may not hold the award: read every slice and decide again.
+    Short,
+    /// Counted on the assignment; `points` awarded (a treatment member's offer after the
+    /// member's limit and the budget; zero for the holdout).
+    Counted { points: Points },
+}
+
+/// A purchase at `at` in campaign `c`, for a member whose assignment is `a`: `room` is what is
+/// left in the budget slices read, `complete` whether those were all of them.
+pub fn play(
+    c: &Campaign,
+    a: &Assignment,
+    p: &PurchaseFacts,
+    at: DateTime<Utc>,
+    room: i64,
+    complete: bool,
+) -> Result<PlayDecision, Overflow> {
+    if !in_window(at, c.starts_at, c.ends_at, c.ended_at) {
+        return Ok(PlayDecision::OutOfWindow);
+    }
+    if a.group != Group::Treatment {
+        return Ok(PlayDecision::Counted {
+            points: Points::ZERO,
+        });
+    }
+    let offered = offered(&c.offer, p)?;
+    let budget = if complete {
+        Points(room)
+    } else {
+        Points(offered.0.max(0))
+    };
+    let points = cut(offered, a.awards, c.per_member_limit, budget);
+    if !complete && points.0 > room {
+        return Ok(PlayDecision::Short);
+    }
+    Ok(PlayDecision::Counted { points })
+}
+
+impl Assignment {
+    /// A purchase in the window counted: its spend, and an award when there is one.
+    pub fn count(&mut self, amount: i64, points: Points) -> Result<(), Overflow> {
+        self.purchases += 1;
+        self.spend = self.spend.saturating_add(amount);
+        if points.0 > 0 {
+            self.awards += 1;
+            self.points = self.points.checked_add(points)?;
+        }
+        Ok(())
+    }
+}
+
 /// One audience member's outcome, kept on their assignment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemberOutcome {
@@ -677,6 +733,88 @@ mod tests {
             categories: Some(vec!["drinks".into()]),
         };
         assert_eq!(offered(&drinks, &bare).unwrap(), Points::ZERO);
+    }
+
+    #[test]
+    fn a_purchase_plays_a_campaign_by_window_group_limit_and_budget() {
+        let rate = EarnRate {
+            points: 1,
+            per_minor_units: 100,
+        };
+        let facts = PurchaseFacts {
+            amount: 3_000,
+            lines: &[],
+            points: Points(30),
+            rate,
+            tier_multiplier: Multiplier::ONE,
+        };
+        let campaign = Campaign {
+            id: c("double"),
+            name: "Double".into(),
+            audience: vec![],
+            starts_at: t("2027-01-01T00:00:00Z"),
+            ends_at: t("2027-02-01T00:00:00Z"),
+            offer: Offer::Bonus {
+                points: Points(100),
+                min_spend: None,
+            },
+            per_member_limit: Some(2),
+            budget_points: Points(1_000),
+            holdout_percent: HoldoutShare(1000),
+            status: CampaignStatus::Running,
+            audience_size: None,
+            awarded: Points::ZERO,
+            slices: 4,
+            created_at: t("2026-12-01T00:00:00Z"),
+            updated_at: t("2026-12-01T00:00:00Z"),
+            launched_at: None,
+            ended_at: Some(t("2027-01-20T00:00:00Z")),
+        };
+        let a = |group, awards| Assignment {
+            member_id: m("ada"),
+            group,
+            purchases: 0,
+            spend: 0,
+            awards,
+            points: Points::ZERO,
+        };
+        use PlayDecision::*;
+        let counted = |p| Counted { points: Points(p) };
+        let (inside, ended) = (t("2027-01-10T00:00:00Z"), t("2027-01-20T00:00:00Z"));
+        for (at, group, awards, room, complete, want) in [
+            (inside, Group::Treatment, 0, 500, false, counted(100)),
+            // Ended early: the window closes at `ended_at`.
+            (ended, Group::Treatment, 0, 500, false, OutOfWindow),
+            (
+                t("2026-12-31T23:59:59Z"),
+                Group::Treatment,
+                0,
+                500,
+                true,
+                OutOfWindow,
+            ),
+            (inside, Group::Holdout, 0, 0, false, counted(0)),
+            (inside, Group::Treatment, 2, 500, false, counted(0)),
+            // The slices read hold 60 of the 100: read them all before cutting the award.
+            (inside, Group::Treatment, 0, 60, false, Short),
+            (inside, Group::Treatment, 0, 60, true, counted(60)),
+            (inside, Group::Treatment, 0, 0, true, counted(0)),
+        ] {
+            let got = play(&campaign, &a(group, awards), &facts, at, room, complete).unwrap();
+            assert_eq!(got, want, "{at} {group:?} {awards} {room} {complete}");
+        }
+        let mut counted_in = a(Group::Treatment, 0);
+        counted_in.count(3_000, Points(100)).unwrap();
+        counted_in.count(1_000, Points::ZERO).unwrap();
+        assert_eq!(
+            (
+                counted_in.purchases,
+                counted_in.spend,
+                counted_in.awards,
+                counted_in.points
+            ),
+            (2, 4_000, 1, Points(100))
+        );
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! the awards it takes from the budget slices, and what a refund reverses.
 
 use super::{CampaignReads, Play, reference, refunded_assignment};
+use crate::domain::campaign::{self, PlayDecision, PurchaseFacts};
 use crate::domain::campaign::{
     Assignment, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
 };
-use crate::domain::campaign::{Group, PurchaseFacts, cut, in_window, offered};
 use crate::domain::event::{Awarded, EventData, Reversal, Reversed};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
@@ -17,7 +17,7 @@ use crate::service::Campaigns;
 use crate::service::error::ServiceError;
 use crate::service::events::Journal;
 use crate::service::unit::MemberWrite;
-use crate::table::{Batch, BudgetSlice, Fetched, Reads, Replica, Slot, shard_of};
+use crate::table::{Batch, BudgetSlice, Fetched, Reads, Replica, Slice, Slot, shard_of};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
@@ -168,10 +168,6 @@ impl Campaigns {
         w: &mut MemberWrite,
         short: &mut Vec<CampaignId>,
     ) -> Result<Vec<CampaignCredit>, ServiceError> {
-        let MemberWrite {
-            m, journal, batch, ..
-        } = w;
-        let now = journal.now();
         let mut credits = Vec::new();
         for play in plays {
             let home = play.home();
@@ -181,70 +177,63 @@ impl Campaigns {
                 complete,
                 assignment,
             } = play;
-            let mut a = assignment.value;
-            if !in_window(occurred_at, c.starts_at, c.ends_at, c.ended_at) {
-                continue;
-            }
-            a.purchases += 1;
-            a.spend = a.spend.saturating_add(facts.amount);
-            let mut points = Points::ZERO;
-            if a.group == Group::Treatment {
-                let room: i64 = read.iter().map(|(_, s)| s.room()).sum();
-                let offered = offered(&c.offer, facts)?;
-                let unbounded = Points(offered.0.max(0));
-                let wanted = cut(
-                    offered,
-                    a.awards,
-                    c.per_member_limit,
-                    if complete { Points(room) } else { unbounded },
-                );
-                if !complete && wanted.0 > room {
+            let room: i64 = read.iter().map(|(_, s)| s.room()).sum();
+            let decided = campaign::play(&c, &assignment.value, facts, occurred_at, room, complete);
+            let points = match decided? {
+                PlayDecision::OutOfWindow => continue,
+                PlayDecision::Short => {
                     short.push(c.id.clone());
                     continue;
                 }
-                points = wanted;
-            }
+                PlayDecision::Counted { points } => points,
+            };
+            let mut a = assignment.value;
+            a.count(facts.amount, points)?;
             if points.0 > 0 {
-                let mut rooms = vec![0; c.slices as usize];
-                for (n, s) in &read {
-                    if let Some(r) = rooms.get_mut(*n as usize) {
-                        *r = s.room();
-                    }
-                }
-                for (n, take) in slices::plan(points.0, home, &rooms) {
-                    let cap = read.iter().find(|(k, _)| *k == n).map_or(0, |(_, s)| s.cap);
-                    batch.take::<BudgetSlice>(&(c.id.clone(), n), take, cap);
-                }
-                a.awards += 1;
-                a.points = a.points.checked_add(points)?;
-                self.ctx.credit(m, points, now);
-                m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
-                journal.line(
-                    LedgerEntry::new(
-                        LedgerKind::CampaignBonus,
-                        points,
-                        m.balance,
-                        Some(reference(&c.id)),
-                        Some(c.name.clone()),
-                        now,
-                    ),
-                    |moved, line| {
-                        EventData::CampaignAwarded(Awarded {
-                            moved,
-                            line,
-                            campaign_id: c.id.clone(),
-                            purchase: purchase_ref.clone(),
-                        })
-                    },
-                );
+                take_budget(&mut w.batch, &c, &read, home, points);
+                self.award(w, &c, points, purchase_ref)?;
             }
-            batch.save(&(c.id.clone(), m.id.clone()), &a, Some(assignment.version))?;
+            let key = (c.id.clone(), w.m.id.clone());
+            w.batch.save(&key, &a, Some(assignment.version))?;
             credits.push(CampaignCredit {
                 campaign_id: c.id,
                 points,
             });
         }
         Ok(credits)
+    }
+
+    /// A campaign's bonus on the member's books: a `campaign.awarded` line.
+    fn award(
+        &self,
+        w: &mut MemberWrite,
+        c: &Campaign,
+        points: Points,
+        purchase_ref: &PurchaseRef,
+    ) -> Result<(), ServiceError> {
+        let MemberWrite { m, journal, .. } = w;
+        let now = journal.now();
+        self.ctx.credit(m, points, now);
+        m.lifetime_earned = m.lifetime_earned.checked_add(points)?;
+        journal.line(
+            LedgerEntry::new(
+                LedgerKind::CampaignBonus,
+                points,
+                m.balance,
+                Some(reference(&c.id)),
+                Some(c.name.clone()),
+                now,
+            ),
+            |moved, line| {
+                EventData::CampaignAwarded(Awarded {
+                    moved,
+                    line,
+                    campaign_id: c.id.clone(),
+                    purchase: purchase_ref.clone(),
+                })
+            },
+        );
+        Ok(())
     }
 
     /// Adds the assignments a purchase counted in to a refund's read.
@@ -341,5 +330,20 @@ impl Campaigns {
             reversals.push((credit.campaign_id, reversed));
         }
         Ok(reversals)
+    }
+}
+
+/// An award's points taken from the campaign's budget slices, the member's home slice first
+/// (`slices::plan`), each take conditioned on the slice's cap.
+fn take_budget(batch: &mut Batch, c: &Campaign, read: &[(u32, Slice)], home: u32, points: Points) {
+    let mut rooms = vec![0; c.slices as usize];
+    for (n, s) in read {
+        if let Some(r) = rooms.get_mut(*n as usize) {
+            *r = s.room();
+        }
+    }
+    for (n, take) in slices::plan(points.0, home, &rooms) {
+        let cap = read.iter().find(|(k, _)| *k == n).map_or(0, |(_, s)| s.cap);
+        batch.take::<BudgetSlice>(&(c.id.clone(), n), take, cap);
     }
 }
