@@ -74,3 +74,13 @@ pub struct RefundRef {
     pub receipt_id: ReceiptId,
     pub refund_id: RefundId,
 }
+
+impl RefundRef {
+    pub fn new(store: &StoreId, receipt: &ReceiptId, refund: &RefundId) -> Self {
+        RefundRef {
+            store_id: store.clone(),
+            receipt_id: receipt.clone(),
+            refund_id: refund.clone(),
+        }
+    }
+}

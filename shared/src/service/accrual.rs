@@ -217,6 +217,45 @@ impl Purchases {
             .map_err(|e| ServiceError::invalid(&format!("{field}.value"), e))
     }
 
+    /// One purchase line: its sku, category, quantity and amount (400 naming `lines[i]`).
+    fn check_line(&self, i: usize, l: &PurchaseLine) -> Result<(), ServiceError> {
+        let f = |name: &str| format!("lines[{i}].{name}");
+        if l.sku.trim().is_empty() || l.sku.len() > 64 {
+            return Err(ServiceError::field(
+                &f("sku"),
+                "sku must be 1 to 64 characters",
+            ));
+        }
+        if l.category
+            .as_ref()
+            .is_some_and(|c| c.trim().is_empty() || c.len() > 64)
+        {
+            return Err(ServiceError::field(
+                &f("category"),
+                "category must be 1 to 64 characters",
+            ));
+        }
+        if l.quantity == 0 || l.quantity > 1_000_000 {
+            return Err(ServiceError::field(
+                &f("quantity"),
+                "quantity must be 1 to 1000000",
+            ));
+        }
+        if l.amount.currency != self.ctx.program.currency {
+            return Err(ServiceError::CurrencyMismatch {
+                expected: self.ctx.program.currency,
+                got: l.amount.currency,
+            });
+        }
+        if !(0..=MAX_AMOUNT_MINOR).contains(&l.amount.value) {
+            return Err(ServiceError::field(
+                &f("amount.value"),
+                "line amounts must be between 0 and 10^12 minor units",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_purchase_shape(&self, req: &PurchaseRequest) -> Result<(), ServiceError> {
         if req.member.id.is_some() == req.member.phone.is_some() {
             return Err(ServiceError::malformed(
@@ -240,40 +279,7 @@ impl Purchases {
             return Err(ServiceError::field("lines", "at most 200 lines"));
         }
         for (i, l) in lines.iter().enumerate() {
-            let f = |name: &str| format!("lines[{i}].{name}");
-            if l.sku.trim().is_empty() || l.sku.len() > 64 {
-                return Err(ServiceError::field(
-                    &f("sku"),
-                    "sku must be 1 to 64 characters",
-                ));
-            }
-            if l.category
-                .as_ref()
-                .is_some_and(|c| c.trim().is_empty() || c.len() > 64)
-            {
-                return Err(ServiceError::field(
-                    &f("category"),
-                    "category must be 1 to 64 characters",
-                ));
-            }
-            if l.quantity == 0 || l.quantity > 1_000_000 {
-                return Err(ServiceError::field(
-                    &f("quantity"),
-                    "quantity must be 1 to 1000000",
-                ));
-            }
-            if l.amount.currency != self.ctx.program.currency {
-                return Err(ServiceError::CurrencyMismatch {
-                    expected: self.ctx.program.currency,
-                    got: l.amount.currency,
-                });
-            }
-            if !(0..=MAX_AMOUNT_MINOR).contains(&l.amount.value) {
-                return Err(ServiceError::field(
-                    &f("amount.value"),
-                    "line amounts must be between 0 and 10^12 minor units",
-                ));
-            }
+            self.check_line(i, l)?;
         }
         if let Some(lines) = &req.lines {
             let sum = lines.iter().map(|l| l.amount.value).sum::<i64>();
@@ -356,11 +362,8 @@ impl Purchases {
         let campaigns = self.campaigns.campaign_reads(&mut reads, &member_id);
         let found = self.ctx.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
-            return if prior.value.request_hash == digest {
-                Ok(Outcome::replay(prior.value.response))
-            } else {
-                Err(ServiceError::ReceiptConflict)
-            };
+            return same_receipt(&prior.value.request_hash, digest)
+                .map(|()| Outcome::replay(prior.value.response));
         }
         let occurred_at = ServiceError::bounded_instant("occurred_at", req.occurred(now))?;
         self.check_purchase_time(occurred_at, now)?;
@@ -370,34 +373,21 @@ impl Purchases {
             .referrals
             .referral_step(&current.value, req.amount.value, payment, now)
             .await?;
-        let mut plays = self.campaigns.campaign_plays(&found, campaigns).await?;
+        let plays = self.campaigns.campaign_plays(&found, campaigns).await?;
         let cuts = self.segments.cut_points(found.get(&state)?);
-        let (mut w, record) = loop {
-            let mut w = MemberWrite::settled(&self.ctx, &current, now);
-            let mut short = Vec::new();
-            let read = PurchaseRead {
-                cuts: &cuts,
-                plays: plays.clone(),
-                referral: referral.as_ref(),
-            };
-            let record = self.decide_purchase(req, digest, &mut w, read, &mut short)?;
-            if short.is_empty() {
-                break (w, record);
-            }
-            // The member's own budget slice could not cover an award: every slice of those
-            // budgets, read once, and the same decision again (it finds them complete).
-            let (wide, rest): (Vec<_>, Vec<_>) = plays
-                .into_iter()
-                .partition(|p| short.contains(p.campaign_id()));
-            plays = rest;
-            plays.extend(self.campaigns.with_every_slice(wide).await?);
+        let read = PurchaseRead {
+            cuts: &cuts,
+            plays,
+            referral: referral.as_ref(),
         };
+        let (mut w, record) = self
+            .decide_in_budget(req, digest, &current, now, read)
+            .await?;
         if let Some(p) = payment {
-            let seen_on = self.ctx.program_date(now);
-            w.batch.put(
-                &(payment_hash(p), member_id.clone()),
-                &PaymentMark { seen_on },
-            )?;
+            let mark = PaymentMark {
+                seen_on: self.ctx.program_date(now),
+            };
+            w.batch.put(&(payment_hash(p), member_id.clone()), &mark)?;
         }
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         w.batch.create(&pid, &record)?;
@@ -414,6 +404,38 @@ impl Purchases {
         w.commit(&self.ctx).await?;
         crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
         Ok(Outcome::fresh(record.response))
+    }
+
+    /// `decide_purchase` until the budget slices it read cover its awards: when the member's
+    /// own slice of a campaign's budget could not, every slice of those budgets is read once
+    /// and the same decision made again (it finds them complete).
+    async fn decide_in_budget(
+        &self,
+        req: &PurchaseRequest,
+        digest: &str,
+        current: &Versioned<Member>,
+        now: DateTime<Utc>,
+        mut read: PurchaseRead<'_>,
+    ) -> Result<(MemberWrite, PurchaseRecord), ServiceError> {
+        loop {
+            let mut w = MemberWrite::settled(&self.ctx, current, now);
+            let mut short = Vec::new();
+            let attempt = PurchaseRead {
+                plays: read.plays.clone(),
+                ..read
+            };
+            let record = self.decide_purchase(req, digest, &mut w, attempt, &mut short)?;
+            if short.is_empty() {
+                return Ok((w, record));
+            }
+            let (wide, rest): (Vec<_>, Vec<_>) = read
+                .plays
+                .into_iter()
+                .partition(|p| short.contains(p.campaign_id()));
+            read.plays = rest;
+            read.plays
+                .extend(self.campaigns.with_every_slice(wide).await?);
+        }
     }
 
     /// What a purchase does to the member as read: its points (and campaigns' bonuses), lines,
@@ -652,28 +674,14 @@ impl Purchases {
         let now = self.ctx.now();
         let pid = (store.clone(), receipt.clone());
         let rid = (store.clone(), receipt.clone(), req.refund_id.clone());
-        let mut reads = Reads::new();
-        let purchase = reads.add::<PurchaseRecord>(&pid);
-        let refund = reads.add::<RefundRecord>(&rid);
-        let found = self.ctx.table.read(&reads).await?;
-        if let Some(prior) = found.get(&refund)? {
-            return if prior.value.request_hash == digest {
-                Ok(Outcome::replay(prior.value.response))
-            } else {
-                Err(ServiceError::ReceiptConflict)
-            };
-        }
-        let purchase = found
-            .get(&purchase)?
-            .ok_or(ServiceError::NotFound("purchase"))?;
+        let purchase = match self.refunded_purchase(&pid, &rid, digest).await? {
+            Ok(purchase) => purchase,
+            Err(replay) => return Ok(Outcome::replay(replay)),
+        };
         let mut pr = purchase.value;
         let would_total = refunded_total_after(&pr, req.amount)?;
         let read = self.read_for_refund(&pr).await?;
-        let of = RefundRef {
-            store_id: store.clone(),
-            receipt_id: receipt.clone(),
-            refund_id: req.refund_id.clone(),
-        };
+        let of = RefundRef::new(store, receipt, &req.refund_id);
         let refund = RefundOf {
             of: &of,
             purchase_amount: pr.amount.value,
@@ -710,15 +718,31 @@ impl Purchases {
         };
         batch.save(&pid, &pr, Some(purchase.version))?;
         batch.create(&rid, &record)?;
-        match write {
-            Some(mut w) => {
-                w.batch.append(batch);
-                w.commit(&self.ctx).await?;
-            }
-            // An erased member is not written: what the refund does to others commits alone.
-            None => self.ctx.table.commit(batch).await?,
-        }
+        // An erased member is not written: what the refund does to others commits alone.
+        MemberWrite::commit_beside(write, batch, &self.ctx).await?;
         Ok(Outcome::fresh(response))
+    }
+
+    /// The purchase a refund is of (404 without one), or the answer of the same refund recorded
+    /// before (409 when it was a different request under the same refund id).
+    async fn refunded_purchase(
+        &self,
+        pid: &(StoreId, ReceiptId),
+        rid: &(StoreId, ReceiptId, RefundId),
+        digest: &str,
+    ) -> Result<Result<Versioned<PurchaseRecord>, RefundReceipt>, ServiceError> {
+        let mut reads = Reads::new();
+        let purchase = reads.add::<PurchaseRecord>(pid);
+        let refund = reads.add::<RefundRecord>(rid);
+        let found = self.ctx.table.read(&reads).await?;
+        if let Some(prior) = found.get(&refund)? {
+            return same_receipt(&prior.value.request_hash, digest)
+                .map(|()| Err(prior.value.response));
+        }
+        found
+            .get(&purchase)?
+            .map(Ok)
+            .ok_or(ServiceError::NotFound("purchase"))
     }
 
     /// What a refund reads once its purchase names the member, in one round trip: the member,
@@ -899,31 +923,7 @@ impl Purchases {
             .campaigns
             .reverse_bonuses(reversals, l.of, m, journal)?;
         if let Some((tier, expires_on)) = u.revert {
-            let from = m.tier;
-            m.tier = tier;
-            m.tier_expires_on = expires_on;
-            journal.line(
-                LedgerEntry::new(
-                    LedgerKind::TierDowngrade,
-                    Points::ZERO,
-                    m.balance,
-                    Some(reference),
-                    Some(format!(
-                        "{from} → {tier} (the upgrade's purchase was refunded)"
-                    )),
-                    now,
-                ),
-                |moved, line| {
-                    EventData::TierDowngraded(TierChanged {
-                        moved,
-                        line,
-                        from,
-                        to: tier,
-                        expires_on,
-                        reason: Some(TierChangeReason::Refund),
-                    })
-                },
-            );
+            revert_tier(m, journal, (tier, expires_on), reference);
         }
         Ok(u.reversed.checked_add(bonus_reversed)?)
     }
@@ -1013,4 +1013,49 @@ struct RefundLines<'a> {
     unbooked: Unbooked,
     credits: Vec<(CampaignCredit, Slot<Assignment>)>,
     found: &'a Fetched,
+}
+
+/// A natural key (a receipt, a refund id) met again: the same request is replayed, another one
+/// under the same key is refused (409).
+fn same_receipt(recorded: &str, digest: &str) -> Result<(), ServiceError> {
+    if recorded == digest {
+        Ok(())
+    } else {
+        Err(ServiceError::ReceiptConflict)
+    }
+}
+
+/// The tier a refunded upgrade's purchase had lifted the member from, back with its expiry: a
+/// `tier.downgraded` line (reason `refund`).
+fn revert_tier(
+    m: &mut Member,
+    journal: &mut Journal,
+    (tier, expires_on): (Tier, Option<NaiveDate>),
+    reference: String,
+) {
+    let from = m.tier;
+    m.tier = tier;
+    m.tier_expires_on = expires_on;
+    journal.line(
+        LedgerEntry::new(
+            LedgerKind::TierDowngrade,
+            Points::ZERO,
+            m.balance,
+            Some(reference),
+            Some(format!(
+                "{from} → {tier} (the upgrade's purchase was refunded)"
+            )),
+            journal.now(),
+        ),
+        |moved, line| {
+            EventData::TierDowngraded(TierChanged {
+                moved,
+                line,
+                from,
+                to: tier,
+                expires_on,
+                reason: Some(TierChangeReason::Refund),
+            })
+        },
+    );
 }

@@ -100,6 +100,22 @@ impl MemberWrite {
         Ok(())
     }
 
+    /// `batch` with the member's write, or alone when there is none (a write about an erased
+    /// member, who is not written again).
+    pub async fn commit_beside(
+        write: Option<MemberWrite>,
+        batch: Batch,
+        svc: &Ctx,
+    ) -> Result<(), ServiceError> {
+        match write {
+            Some(mut w) => {
+                w.batch.append(batch);
+                w.commit(svc).await.map(|_| ())
+            }
+            None => svc.table.commit(batch).await.map_err(Into::into),
+        }
+    }
+
     /// Closes the journal, saves the member and commits it all in one round trip.
     pub async fn commit(self, svc: &Ctx) -> Result<Committed, ServiceError> {
         self.commit_remembering::<()>(svc, None).await
