@@ -265,46 +265,8 @@ impl Segmentation {
         let mut tally = Tally::default();
         let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
-            let which = MemberIndex::Shard(shard);
-            let mut after = None;
-            loop {
-                let page = self.ctx.table.member_keys_in(&which, after).await?;
-                let members = self.ctx.table.members_at(&page.items).await?;
-                let handled = futures::stream::iter(members.into_iter().map(|v| {
-                    let id = v.value.id.clone();
-                    let was = v.value.counted;
-                    let cuts = &cuts;
-                    async move {
-                        let r = self.handle(v, cuts, run, now, expires_at).await;
-                        (id, was, r)
-                    }
-                }))
-                .buffer_unordered(JOB_CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await;
-                for (id, was, r) in handled {
-                    tally.examined += 1;
-                    match r {
-                        Ok(h) => {
-                            tally.changed += u64::from(h.written);
-                            self.count(&mut tally, &h.after, now);
-                        }
-                        Err(e) => {
-                            // Still counted where the last run left it, so the day's sizes
-                            // and flows agree; the next run moves it.
-                            tally.failed += 1;
-                            for s in was.unwrap_or_default().ids() {
-                                *tally.sizes.entry(s).or_default() += 1;
-                            }
-                            tracing::error!(member = %id, error = %e, "segments: member failed");
-                        }
-                    }
-                }
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
+            let at = (run, now, expires_at);
+            self.segment_shard(shard, &cuts, at, &mut tally).await?;
         }
         let out = PartRun {
             run: run.to_string(),
@@ -327,6 +289,57 @@ impl Segmentation {
         )?;
         self.ctx.table.commit(batch).await?;
         Ok(super::jobs::finish(out))
+    }
+
+    /// The members of one shard, a page at a time and a few at once, into the part's tally.
+    async fn segment_shard(
+        &self,
+        shard: u32,
+        cuts: &CutPoints,
+        (run, now, expires_at): (&RunId, DateTime<Utc>, i64),
+        tally: &mut Tally,
+    ) -> Result<(), ServiceError> {
+        let which = MemberIndex::Shard(shard);
+        let mut after = None;
+        loop {
+            let page = self.ctx.table.member_keys_in(&which, after).await?;
+            let members = self.ctx.table.members_at(&page.items).await?;
+            let handled = futures::stream::iter(members.into_iter().map(|v| {
+                let id = v.value.id.clone();
+                let was = v.value.counted;
+                let cuts = &cuts;
+                async move {
+                    let r = self.handle(v, cuts, run, now, expires_at).await;
+                    (id, was, r)
+                }
+            }))
+            .buffer_unordered(JOB_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+            for (id, was, r) in handled {
+                tally.examined += 1;
+                match r {
+                    Ok(h) => {
+                        tally.changed += u64::from(h.written);
+                        self.count(tally, &h.after, now);
+                    }
+                    Err(e) => {
+                        // Still counted where the last run left it, so the day's sizes
+                        // and flows agree; the next run moves it.
+                        tally.failed += 1;
+                        for s in was.unwrap_or_default().ids() {
+                            *tally.sizes.entry(s).or_default() += 1;
+                        }
+                        tracing::error!(member = %id, error = %e, "segments: member failed");
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// One member of a part: the page's copy first, a fresh read after a lost race.
@@ -462,16 +475,8 @@ impl Segmentation {
         }
     }
 
-    /// Adds up the parts and the flows of run `run` into the day's row and sets the cut points
-    /// in force. Finishing the same run again answers the same and changes nothing.
-    #[tracing::instrument(skip_all, fields(%run))]
-    pub async fn segments_finish(
-        &self,
-        run: &RunId,
-        parts: u32,
-        now: DateTime<Utc>,
-    ) -> Result<SegmentRun, ServiceError> {
-        check_parts(0, parts)?;
+    /// The tallies of every part of run `run`, merged (400 naming a part that has not finished).
+    async fn parts_tally(&self, run: &RunId, parts: u32) -> Result<Tally, ServiceError> {
         let mut reads = crate::table::Reads::new();
         let slots: Vec<_> = (0..parts)
             .map(|p| reads.add::<SegmentPart>(&(run.clone(), p)))
@@ -484,6 +489,20 @@ impl Segmentation {
             })?;
             tally.merge(&part.value.tally);
         }
+        Ok(tally)
+    }
+
+    /// Adds up the parts and the flows of run `run` into the day's row and sets the cut points
+    /// in force. Finishing the same run again answers the same and changes nothing.
+    #[tracing::instrument(skip_all, fields(%run))]
+    pub async fn segments_finish(
+        &self,
+        run: &RunId,
+        parts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<SegmentRun, ServiceError> {
+        check_parts(0, parts)?;
+        let tally = self.parts_tally(run, parts).await?;
         let moves = Moves::of(&self.ctx.table.segment_flows(run).await?);
         let cutpoints = tally
             .distribution

@@ -1,9 +1,8 @@
 //! The review queue: held referrals approved (paid) or rejected by an operator.
 
-use super::{ReferralView, ReferringSlots, view};
+use super::{ReferralView, Referring, ReferringSlots, view};
 use crate::domain::MemberId;
 use crate::domain::audit::{Actor, AuditAction, Change};
-use crate::domain::event::{EventData, ReferralJudged};
 use crate::domain::member::Member;
 use crate::domain::referral::{self, FraudRule, Referral, ReferralStatus};
 use crate::retrying;
@@ -12,7 +11,7 @@ use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::error::live;
 use crate::service::unit::MemberWrite;
-use crate::table::Reads;
+use crate::table::{Reads, Versioned};
 
 impl Referrals {
     /// One page of the referrals held for review, newest first.
@@ -39,14 +38,12 @@ impl Referrals {
         retrying!(self.ctx, self.try_review(referee, approve, actor))
     }
 
-    pub(super) async fn try_review(
+    /// A held referral, its referee and its referrer, read in one round trip once the referral
+    /// names its referrer (409 unless it is held).
+    async fn read_held(
         &self,
         referee: &MemberId,
-        approve: bool,
-        actor: &Actor,
-    ) -> Result<ReferralView, ServiceError> {
-        let now = self.ctx.now();
-        let today = self.ctx.program_date(now);
+    ) -> Result<(Versioned<Member>, Versioned<Referral>, Referring), ServiceError> {
         let held = self
             .ctx
             .table
@@ -70,7 +67,18 @@ impl Referrals {
                 referral.value.status.as_str(),
             ));
         }
-        let referring = slots.get(&found)?;
+        Ok((current, referral, slots.get(&found)?))
+    }
+
+    pub(super) async fn try_review(
+        &self,
+        referee: &MemberId,
+        approve: bool,
+        actor: &Actor,
+    ) -> Result<ReferralView, ServiceError> {
+        let now = self.ctx.now();
+        let today = self.ctx.program_date(now);
+        let (current, referral, referring) = self.read_held(referee).await?;
         let mut r = referral.value.clone();
         let mut record = referring.record.value.clone();
         let mut w = MemberWrite::settled(&self.ctx, &current, now);
@@ -82,14 +90,8 @@ impl Referrals {
             let marks = self.referee_marks(&w.m).await?;
             self.pay(&mut r, &p, &mut w, &referring, &mut record, &marks)?;
         } else {
-            r.status = ReferralStatus::Rejected;
-            r.rule = Some(FraudRule::Reviewer);
-            record.counts.rejected += 1;
-            w.journal.note(EventData::ReferralRejected(ReferralJudged {
-                referrer_id: r.referrer.clone(),
-                rule: FraudRule::Reviewer,
-                purchase: r.purchase.clone(),
-            }));
+            let judged = r.judge(FraudRule::Reviewer, false, &mut record.counts);
+            w.journal.note(judged);
         }
         w.batch
             .save(&r.referrer, &record, Some(referring.record.version))?;
