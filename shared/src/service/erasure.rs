@@ -22,7 +22,7 @@ use crate::service::Referrals;
 use crate::service::Segmentation;
 use crate::table::{
     Batch, CodeClaim, IdempotencyId, IdempotencyRecord, LedgerLine, PhoneClaim, Reads, Referrer,
-    RetiredCode,
+    RetiredCode, Versioned,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,26 @@ impl Erasures {
         Ok(outcome)
     }
 
+    /// Every code the member held, retired for ever by its keyed hash (a vanity code may be a
+    /// name): printed codes then resolve to nobody and can never be given to someone else. The
+    /// referrer item that lists them goes; referrals it counted keep their own records.
+    async fn retire_codes(
+        &self,
+        id: &MemberId,
+        r: &Versioned<Referrer>,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        let retired_on = self.ctx.program_date(now);
+        for code in std::iter::once(&r.value.code).chain(&r.value.retired) {
+            batch.remove::<CodeClaim>(code);
+            let hash = self.referrals.retired_code(code).await?;
+            batch.put(&hash, &RetiredCode { retired_on })?;
+        }
+        batch.delete::<Referrer>(id, r.version);
+        Ok(())
+    }
+
     async fn try_erase(
         &self,
         id: &MemberId,
@@ -146,12 +166,7 @@ impl Erasures {
             return Ok(Outcome::replay(Erasure::of(&current.value)));
         }
         let claim = match &current.value.phone {
-            Some(p) => self
-                .ctx
-                .table
-                .get::<PhoneClaim>(p)
-                .await?
-                .map(|c| (p.clone(), c)),
+            Some(p) => self.ctx.table.get::<PhoneClaim>(p).await?,
             None => None,
         };
         let mut w = MemberWrite::on(&self.ctx, &current, now);
@@ -163,26 +178,13 @@ impl Erasures {
         m.segments = current.value.segments;
         self.segments.set_segments(m, None, journal);
         erasure_line(journal, &current.value, m);
-        if let Some((phone, c)) = &claim
+        if let (Some(phone), Some(c)) = (&current.value.phone, &claim)
             && c.value.member_id == *id
         {
             batch.delete::<PhoneClaim>(phone, c.version);
         }
-        // A vanity code may be a name: every code the member had stops resolving, and the
-        // referrer item that lists them goes (referrals it counted keep their own records).
         if let Some(r) = found.get(&referrer)? {
-            // Every code the member held is retired for ever, by its keyed hash (a vanity
-            // code may be a name): printed codes then resolve to nobody and can never be
-            // given to someone else.
-            let retired_on = self.ctx.program_date(now);
-            for code in std::iter::once(&r.value.code).chain(&r.value.retired) {
-                batch.remove::<CodeClaim>(code);
-                batch.put(
-                    &self.referrals.retired_code(code).await?,
-                    &RetiredCode { retired_on },
-                )?;
-            }
-            batch.delete::<Referrer>(id, r.version);
+            self.retire_codes(id, &r, now, batch).await?;
         }
         // The record keeps the member's id (a pseudonym) and no personal data.
         let audited = Audited {

@@ -39,6 +39,17 @@ pub struct Referrer {
     pub created_at: DateTime<Utc>,
 }
 
+impl Referrer {
+    /// `code` becomes the one shared; the one before keeps resolving (it was printed).
+    pub fn switch_code(&mut self, code: &ReferralCode) {
+        let old = std::mem::replace(&mut self.code, code.clone());
+        if !self.retired.contains(&old) {
+            self.retired.push(old);
+        }
+        self.retired.retain(|c| c != code);
+    }
+}
+
 impl Record for Referrer {
     type Id = MemberId;
     const KIND: &'static str = "referrer";
@@ -220,5 +231,26 @@ impl Table {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switched_code_keeps_the_old_one_resolving_and_never_lists_the_current_one() {
+        let code = |c| ReferralCode::parse(c).unwrap();
+        let mut r = Referrer {
+            code: code("AAAA2222"),
+            retired: vec![],
+            counts: Counts::default(),
+            created_at: chrono::Utc::now(),
+        };
+        r.switch_code(&code("BBBB3333"));
+        r.switch_code(&code("AAAA2222"));
+        r.switch_code(&code("BBBB3333"));
+        assert_eq!(r.code, code("BBBB3333"));
+        assert_eq!(r.retired, vec![code("AAAA2222")]);
     }
 }

@@ -26,26 +26,7 @@ impl Campaigns {
                 "name must be 1 to 200 characters",
             ));
         }
-        if input.audience.is_empty() || input.audience.len() > 10 {
-            return Err(ServiceError::field(
-                "audience",
-                "audience must list 1 to 10 segments",
-            ));
-        }
-        let mut audience = Vec::new();
-        for (i, raw) in input.audience.iter().enumerate() {
-            let s = SegmentId::parse(raw).ok_or_else(|| {
-                ServiceError::field(
-                    &format!("audience[{i}]"),
-                    format!(
-                        "unknown segment {raw:?}; GET /v1/segments lists them (lifecycle:dormant, value:at_risk, tier:gold …)"
-                    ),
-                )
-            })?;
-            if !audience.contains(&s) {
-                audience.push(s);
-            }
-        }
+        let audience = audience_of(&input.audience)?;
         let starts = ServiceError::bounded_instant("starts_at", input.starts_at.to_utc())?;
         let ends = ServiceError::bounded_instant("ends_at", input.ends_at.to_utc())?;
         if ends <= starts {
@@ -226,4 +207,29 @@ impl Campaigns {
         }
         Ok((out, next))
     }
+}
+
+/// A draft's audience: 1 to 10 known segments, each once.
+fn audience_of(raw: &[String]) -> Result<Vec<SegmentId>, ServiceError> {
+    if raw.is_empty() || raw.len() > 10 {
+        return Err(ServiceError::field(
+            "audience",
+            "audience must list 1 to 10 segments",
+        ));
+    }
+    let mut audience = Vec::new();
+    for (i, id) in raw.iter().enumerate() {
+        let s = SegmentId::parse(id).ok_or_else(|| {
+            ServiceError::field(
+                &format!("audience[{i}]"),
+                format!(
+                    "unknown segment {id:?}; GET /v1/segments lists them (lifecycle:dormant, value:at_risk, tier:gold …)"
+                ),
+            )
+        })?;
+        if !audience.contains(&s) {
+            audience.push(s);
+        }
+    }
+    Ok(audience)
 }

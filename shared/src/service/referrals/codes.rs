@@ -180,16 +180,14 @@ impl Referrals {
             return Err(ServiceError::ReferralCodeTaken);
         }
         let mut batch = Batch::new();
+        let claim_of = || CodeClaim {
+            member_id: id.clone(),
+        };
         let (mut r, version) = match found.get(&record)? {
             Some(r) => (r.value, Some(r.version)),
             None => {
                 let r = self.new_referrer(now);
-                batch.create(
-                    &r.code,
-                    &CodeClaim {
-                        member_id: id.clone(),
-                    },
-                )?;
+                batch.create(&r.code, &claim_of())?;
                 (r, None)
             }
         };
@@ -199,37 +197,24 @@ impl Referrals {
             Some(_) => {}
             None => {
                 batch
-                    .create(
-                        code,
-                        &CodeClaim {
-                            member_id: id.clone(),
-                        },
-                    )?
+                    .create(code, &claim_of())?
                     .or_refuse(|| ServiceError::ReferralCodeTaken);
             }
         }
-        let old = std::mem::replace(&mut r.code, code.clone());
-        if !r.retired.contains(&old) {
-            r.retired.push(old.clone());
-        }
-        r.retired.retain(|c| c != code);
+        r.switch_code(code);
         match version {
             Some(v) => batch.save(id, &r, Some(v))?,
             None => batch.create(id, &r)?,
         };
-        self.ctx.audit(
-            &mut batch,
-            Some(actor),
-            // A vanity code may be a name: the trail names the field, never the codes (an
-            // erasure leaves nothing personal in it).
-            Audited {
-                action: AuditAction::ReferralCodeSet,
-                member: Some(id),
-                target: None,
-                changes: vec![Change::named("code")],
-            },
-            now,
-        )?;
+        // A vanity code may be a name: the trail names the field, never the codes (an erasure
+        // leaves nothing personal in it).
+        let audited = Audited {
+            action: AuditAction::ReferralCodeSet,
+            member: Some(id),
+            target: None,
+            changes: vec![Change::named("code")],
+        };
+        self.ctx.audit(&mut batch, Some(actor), audited, now)?;
         self.ctx.table.commit(batch).await
     }
 }
