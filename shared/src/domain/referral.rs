@@ -418,6 +418,40 @@ pub struct Referral {
 }
 
 impl Referral {
+    /// `code` of `referrer` applied by `referee` at `now`: it qualifies until `deadline` (on the
+    /// first purchase only when `first_only`); nothing is decided or paid yet.
+    pub fn applied(
+        referee: &super::MemberId,
+        referrer: &super::MemberId,
+        code: &ReferralCode,
+        (now, deadline, first_only): (DateTime<Utc>, NaiveDate, bool),
+    ) -> Referral {
+        Referral {
+            referee: referee.clone(),
+            referrer: referrer.clone(),
+            code: code.clone(),
+            applied_at: now,
+            deadline,
+            first_only,
+            status: ReferralStatus::Applied,
+            rule: None,
+            purchase: None,
+            bought_on: None,
+            amount: None,
+            qualified_at: None,
+            referee_points: Points::ZERO,
+            referrer_points: Points::ZERO,
+            milestone_points: Points::ZERO,
+            milestones_reversed: Points::ZERO,
+            capped: false,
+            paid_month: None,
+            referee_origin: None,
+            referrer_origin: None,
+            reviewed_by: None,
+            updated_at: now,
+        }
+    }
+
     /// A fraud rule held or rejected the qualifying purchase: the referral remembers it, the
     /// referrer's `counts` count it, and the referee's event says so.
     pub fn judge(
@@ -1325,6 +1359,21 @@ mod tests {
             r.bought_on = Some(bought);
             assert_eq!(r.on_refund(&refund, &rules(), 14), want, "{status:?}");
         }
+    }
+
+    #[test]
+    fn an_applied_referral_waits_for_a_purchase_with_nothing_paid_or_decided() {
+        let at = day("2027-01-05").and_hms_opt(9, 0, 0).unwrap().and_utc();
+        let (bea, ada) = (
+            super::super::MemberId::parse("bea").unwrap(),
+            super::super::MemberId::parse("ada").unwrap(),
+        );
+        let code = ReferralCode::parse("ADAPALS").unwrap();
+        let r = Referral::applied(&bea, &ada, &code, (at, day("2027-02-04"), true));
+        let mut want = referral("bea", ReferralStatus::Applied, (0, 0, 0, 0));
+        want.first_only = true;
+        want.qualified_at = None;
+        assert_eq!(r, want);
     }
 
     #[test]

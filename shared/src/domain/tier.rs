@@ -184,6 +184,37 @@ pub enum Requalification {
     },
 }
 
+/// Where a requalification leaves a member: the tier, its expiry, and the ledger line it writes
+/// when the tier moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierAfter {
+    pub tier: Tier,
+    pub expires_on: Option<NaiveDate>,
+    pub line: Option<super::ledger::LedgerKind>,
+}
+
+impl Requalification {
+    /// What it does to a member at `tier` (nothing when not due).
+    pub fn applied_to(self, tier: Tier) -> Option<TierAfter> {
+        use super::ledger::LedgerKind;
+        let (tier, expires_on, line) = match self {
+            Requalification::NotDue => return None,
+            Requalification::Kept { expires_on } => (tier, Some(expires_on), None),
+            Requalification::Upgraded { tier, expires_on } => {
+                (tier, Some(expires_on), Some(LedgerKind::TierUpgrade))
+            }
+            Requalification::Downgraded { tier, expires_on } => {
+                (tier, expires_on, Some(LedgerKind::TierDowngrade))
+            }
+        };
+        Some(TierAfter {
+            tier,
+            expires_on,
+            line,
+        })
+    }
+}
+
 /// Requalification on `today` for a member holding `current` until `expires_on` (inclusive).
 /// The new tier is what the spend supports, but never more than one level below `current`; a
 /// tier that is kept or entered here runs `validity_months` on from the old expiry, so a job that
@@ -230,6 +261,42 @@ pub fn add_months(d: NaiveDate, months: u32) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_requalification_moves_the_tier_and_writes_a_line_only_when_the_tier_moves() {
+        use super::super::ledger::LedgerKind;
+        let on: NaiveDate = "2027-06-30".parse().unwrap();
+        let after = |tier, expires_on, line| {
+            Some(TierAfter {
+                tier,
+                expires_on,
+                line,
+            })
+        };
+        for (r, want) in [
+            (Requalification::NotDue, None),
+            (
+                Requalification::Kept { expires_on: on },
+                after(Tier::Gold, Some(on), None),
+            ),
+            (
+                Requalification::Upgraded {
+                    tier: Tier::Diamond,
+                    expires_on: on,
+                },
+                after(Tier::Diamond, Some(on), Some(LedgerKind::TierUpgrade)),
+            ),
+            (
+                Requalification::Downgraded {
+                    tier: Tier::Silver,
+                    expires_on: None,
+                },
+                after(Tier::Silver, None, Some(LedgerKind::TierDowngrade)),
+            ),
+        ] {
+            assert_eq!(r.applied_to(Tier::Gold), want, "{r:?}");
+        }
+    }
+
     use super::*;
 
     pub(crate) fn table() -> TierTable {

@@ -12,6 +12,7 @@ use super::members::money;
 use super::referrals::{ReferralStep, ReferringSlots, payment_hash};
 use super::referrals::{Referring, RefundOf};
 use super::segments::SegmentState;
+use super::tiers::move_tier;
 use super::unit::MemberWrite;
 use crate::domain::CampaignId;
 use crate::domain::audit::{Actor, AuditAction, Change};
@@ -20,7 +21,6 @@ use crate::domain::campaign::{Assignment, CampaignCredit};
 use crate::domain::earning::earn;
 use crate::domain::event::{
     Earned, EventData, LineRef, Moved, Pending, Reversal, Reversed, Sale, TierChangeReason,
-    TierChanged,
 };
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
@@ -585,28 +585,9 @@ impl Purchases {
             p.tier_validity_months,
             self.ctx.program_date(now),
         )?;
-        m.tier = caused.to;
-        m.tier_expires_on = Some(caused.expires_on);
-        journal.line(
-            LedgerEntry::new(
-                LedgerKind::TierUpgrade,
-                Points::ZERO,
-                m.balance,
-                Some(booked.reference.clone()),
-                Some(format!("{} → {}", caused.from, caused.to)),
-                now,
-            ),
-            |moved, line| {
-                EventData::TierUpgraded(TierChanged {
-                    moved,
-                    line,
-                    from: caused.from,
-                    to: caused.to,
-                    expires_on: Some(caused.expires_on),
-                    reason: None,
-                })
-            },
-        );
+        let to = (caused.to, Some(caused.expires_on), LedgerKind::TierUpgrade);
+        let note = format!("{} → {}", caused.from, caused.to);
+        move_tier(m, journal, to, (booked.reference.clone(), note), None);
         Some(caused)
     }
 
@@ -1025,37 +1006,15 @@ fn same_receipt(recorded: &str, digest: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// The tier a refunded upgrade's purchase had lifted the member from, back with its expiry: a
-/// `tier.downgraded` line (reason `refund`).
+/// The tier a refunded upgrade's purchase had lifted the member from, back with its expiry.
 fn revert_tier(
     m: &mut Member,
     journal: &mut Journal,
     (tier, expires_on): (Tier, Option<NaiveDate>),
     reference: String,
 ) {
-    let from = m.tier;
-    m.tier = tier;
-    m.tier_expires_on = expires_on;
-    journal.line(
-        LedgerEntry::new(
-            LedgerKind::TierDowngrade,
-            Points::ZERO,
-            m.balance,
-            Some(reference),
-            Some(format!(
-                "{from} → {tier} (the upgrade's purchase was refunded)"
-            )),
-            journal.now(),
-        ),
-        |moved, line| {
-            EventData::TierDowngraded(TierChanged {
-                moved,
-                line,
-                from,
-                to: tier,
-                expires_on,
-                reason: Some(TierChangeReason::Refund),
-            })
-        },
-    );
+    let note = format!("{} → {tier} (the upgrade's purchase was refunded)", m.tier);
+    let to = (tier, expires_on, LedgerKind::TierDowngrade);
+    let reason = Some(TierChangeReason::Refund);
+    move_tier(m, journal, to, (reference, note), reason);
 }

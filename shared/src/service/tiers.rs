@@ -3,13 +3,15 @@
 //! reads only those members, never the table.
 
 use super::error::ServiceError;
+use super::events::Journal;
 use super::jobs::{self, JobReport, MemberTally};
 use super::members::money;
 use super::unit::MemberWrite;
-use crate::domain::event::{EventData, TierChanged};
+use crate::domain::event::{EventData, TierChangeReason, TierChanged};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
-use crate::domain::tier::{Requalification, requalify};
+use crate::domain::member::Member;
+use crate::domain::tier::{Requalification, TierAfter, requalify};
 use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
 use crate::service::Ctx;
@@ -167,47 +169,65 @@ impl Tiers {
             &p.tiers,
             p.tier_validity_months,
         );
-        let (tier, expires, kind) = match decision {
-            Requalification::NotDue => return Ok(decision),
-            Requalification::Kept { expires_on } => (m.tier, Some(expires_on), None),
-            Requalification::Upgraded { tier, expires_on } => {
-                (tier, Some(expires_on), Some(LedgerKind::TierUpgrade))
-            }
-            Requalification::Downgraded { tier, expires_on } => {
-                (tier, expires_on, Some(LedgerKind::TierDowngrade))
-            }
+        let Some(TierAfter {
+            tier,
+            expires_on: expires,
+            line: kind,
+        }) = decision.applied_to(m.tier)
+        else {
+            return Ok(decision);
         };
-        let note = format!("{} → {} (requalification)", m.tier, tier);
-        let from = m.tier;
-        m.tier = tier;
-        m.tier_expires_on = expires;
-        if let Some(kind) = kind {
-            w.journal.line(
-                LedgerEntry::new(
-                    kind,
-                    Points::ZERO,
-                    w.m.balance,
-                    Some("requalification".into()),
-                    Some(note),
-                    now,
-                ),
-                |moved, line| {
-                    let changed = TierChanged {
-                        moved,
-                        line,
-                        from,
-                        to: tier,
-                        expires_on: expires,
-                        reason: None,
-                    };
-                    match kind {
-                        LedgerKind::TierUpgrade => EventData::TierUpgraded(changed),
-                        _ => EventData::TierDowngraded(changed),
-                    }
-                },
-            );
+        match kind {
+            Some(kind) => {
+                let note = format!("{} → {} (requalification)", m.tier, tier);
+                let to = (tier, expires, kind);
+                move_tier(
+                    m,
+                    &mut w.journal,
+                    to,
+                    ("requalification".into(), note),
+                    None,
+                );
+            }
+            None => m.tier_expires_on = expires,
         }
         w.commit(&self.ctx).await?;
         Ok(decision)
     }
+}
+
+/// A member moved to another tier: the tier and its expiry set, and a `tier_upgrade` or
+/// `tier_downgrade` line (`kind`) with its reference and note, and the event that says why.
+pub(crate) fn move_tier(
+    m: &mut Member,
+    journal: &mut Journal,
+    (to, expires_on, kind): (Tier, Option<NaiveDate>, LedgerKind),
+    (reference, note): (String, String),
+    reason: Option<TierChangeReason>,
+) {
+    let from = m.tier;
+    m.tier = to;
+    m.tier_expires_on = expires_on;
+    let entry = LedgerEntry::new(
+        kind,
+        Points::ZERO,
+        m.balance,
+        Some(reference),
+        Some(note),
+        journal.now(),
+    );
+    journal.line(entry, |moved, line| {
+        let changed = TierChanged {
+            moved,
+            line,
+            from,
+            to,
+            expires_on,
+            reason,
+        };
+        match kind {
+            LedgerKind::TierUpgrade => EventData::TierUpgraded(changed),
+            _ => EventData::TierDowngraded(changed),
+        }
+    });
 }

@@ -84,39 +84,49 @@ impl Campaigns {
         }
         let missing: Vec<&CampaignId> = running.iter().filter(|id| !seen.contains(*id)).collect();
         if !missing.is_empty() {
-            let mut reads = Reads::new();
-            let slots: Vec<_> = missing
-                .iter()
-                .map(|id| {
-                    (
-                        reads.add::<Campaign>(id),
-                        reads.add::<Assignment>(&((*id).clone(), r.member.clone())),
-                    )
-                })
-                .collect();
-            let again = self.ctx.table.read(&reads).await?;
-            let mut learned = Vec::new();
-            for (c, a) in slots {
-                let Some(c) = again.get(&c)?.map(|v| v.value) else {
-                    continue;
-                };
-                if c.status != CampaignStatus::Running || c.slices == 0 {
-                    continue;
-                }
-                self.running.learn(&c);
-                if let Some(assignment) = again.get(&a)? {
-                    learned.push(Play {
-                        campaign: c,
-                        slices: Vec::new(),
-                        complete: false,
-                        assignment,
-                    });
-                }
-            }
-            // Their slices are read whole: this is already the rare path.
-            plays.extend(self.with_every_slice(learned).await?);
+            plays.extend(self.first_seen(&missing, &r.member).await?);
         }
         Ok(plays)
+    }
+
+    /// Campaigns running that this process did not know of: each read with the member's
+    /// assignment (one round trip), learned, and played with every slice of its budget.
+    async fn first_seen(
+        &self,
+        missing: &[&CampaignId],
+        member: &MemberId,
+    ) -> Result<Vec<Play>, ServiceError> {
+        let mut reads = Reads::new();
+        let slots: Vec<_> = missing
+            .iter()
+            .map(|id| {
+                (
+                    reads.add::<Campaign>(id),
+                    reads.add::<Assignment>(&((*id).clone(), member.clone())),
+                )
+            })
+            .collect();
+        let again = self.ctx.table.read(&reads).await?;
+        let mut learned = Vec::new();
+        for (c, a) in slots {
+            let Some(c) = again.get(&c)?.map(|v| v.value) else {
+                continue;
+            };
+            if c.status != CampaignStatus::Running || c.slices == 0 {
+                continue;
+            }
+            self.running.learn(&c);
+            if let Some(assignment) = again.get(&a)? {
+                learned.push(Play {
+                    campaign: c,
+                    slices: Vec::new(),
+                    complete: false,
+                    assignment,
+                });
+            }
+        }
+        // Their slices are read whole: this is already the rare path.
+        self.with_every_slice(learned).await
     }
 
     /// The plays with every slice of their budgets read (one round trip for all): for a

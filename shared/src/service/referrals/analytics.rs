@@ -98,36 +98,7 @@ impl Referrals {
         funnel.k_factor = funnel.k_factor.map(crate::domain::campaign::rate4);
         let retention = match self.ctx.table.latest_segment_day(None).await? {
             None => None,
-            Some(day) => {
-                let complete = crate::domain::spend::month_index(day.date) - 2;
-                let months: Vec<String> = (first..=last.min(complete - 1))
-                    .map(crate::service::segments::month_name)
-                    .collect();
-                let mut sum = crate::domain::segment::RepeatCohort::default();
-                for m in &months {
-                    if let Some(c) = day.referral_cohorts.get(m) {
-                        sum.merge(c);
-                    }
-                }
-                let group = |members, converted| crate::domain::campaign::GroupTally {
-                    members,
-                    converted,
-                    ..Default::default()
-                };
-                let e = crate::domain::campaign::effect(
-                    &group(sum.referred, sum.referred_repeat),
-                    &group(sum.organic, sum.organic_repeat),
-                );
-                let r4 = crate::domain::campaign::rate4;
-                Some(ReferredRetention {
-                    as_of: day.as_of,
-                    months,
-                    referred: repeat_rate(sum.referred, sum.referred_repeat),
-                    organic: repeat_rate(sum.organic, sum.organic_repeat),
-                    difference: e.conversion_uplift.map(r4),
-                    difference_ci95: e.conversion_ci95.map(|(lo, hi)| [r4(lo), r4(hi)]),
-                })
-            }
+            Some(day) => Some(referred_retention(&day, first, last)),
         };
         Ok(ReferralAnalytics {
             from,
@@ -136,5 +107,43 @@ impl Referrals {
             top_referrers,
             retention,
         })
+    }
+}
+
+/// Referred against organic members' repeat purchase rate over the enrolment months `first` to
+/// `last` that the last segments day saw complete (two months after), with the difference's
+/// 95 % interval.
+fn referred_retention(
+    day: &crate::domain::segment::SegmentDay,
+    first: i32,
+    last: i32,
+) -> ReferredRetention {
+    let complete = crate::domain::spend::month_index(day.date) - 2;
+    let months: Vec<String> = (first..=last.min(complete - 1))
+        .map(crate::service::segments::month_name)
+        .collect();
+    let mut sum = crate::domain::segment::RepeatCohort::default();
+    for m in &months {
+        if let Some(c) = day.referral_cohorts.get(m) {
+            sum.merge(c);
+        }
+    }
+    let group = |members, converted| crate::domain::campaign::GroupTally {
+        members,
+        converted,
+        ..Default::default()
+    };
+    let e = crate::domain::campaign::effect(
+        &group(sum.referred, sum.referred_repeat),
+        &group(sum.organic, sum.organic_repeat),
+    );
+    let r4 = crate::domain::campaign::rate4;
+    ReferredRetention {
+        as_of: day.as_of,
+        months,
+        referred: repeat_rate(sum.referred, sum.referred_repeat),
+        organic: repeat_rate(sum.organic, sum.organic_repeat),
+        difference: e.conversion_uplift.map(r4),
+        difference_ci95: e.conversion_ci95.map(|(lo, hi)| [r4(lo), r4(hi)]),
     }
 }

@@ -5,10 +5,8 @@ use super::{CodeReads, ReferralView, Referring, ReferringSlots, contact, view};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::event::{EventData, ReferralApplied};
 use crate::domain::member::Member;
-use crate::domain::referral::{
-    self, Application, Referral, ReferralCode, ReferralMark, ReferralStatus, Refusal,
-};
-use crate::domain::{MemberId, Points, guesses};
+use crate::domain::referral::{self, Application, Referral, ReferralCode, ReferralMark, Refusal};
+use crate::domain::{MemberId, guesses};
 use crate::retrying;
 use crate::service::Outcome;
 use crate::service::Referrals;
@@ -170,30 +168,7 @@ impl Referrals {
             deadline,
             referrer: referrer.id.clone(),
         });
-        let r = Referral {
-            referee: m.id.clone(),
-            referrer: referrer.id.clone(),
-            code: code.clone(),
-            applied_at: now,
-            deadline,
-            first_only,
-            status: ReferralStatus::Applied,
-            rule: None,
-            purchase: None,
-            bought_on: None,
-            amount: None,
-            qualified_at: None,
-            referee_points: Points::ZERO,
-            referrer_points: Points::ZERO,
-            milestone_points: Points::ZERO,
-            milestones_reversed: Points::ZERO,
-            capped: false,
-            paid_month: None,
-            referee_origin: None,
-            referrer_origin: None,
-            reviewed_by: None,
-            updated_at: now,
-        };
+        let r = Referral::applied(&m.id, &referrer.id, code, (now, deadline, first_only));
         // A lost race to create it is retried, not refused: the retry reads the referral the
         // winner made, and the same code applied again answers 200 as it stands.
         batch.create(&m.id, &r)?;
