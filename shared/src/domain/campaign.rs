@@ -365,6 +365,24 @@ impl Assignment {
     }
 }
 
+impl Campaign {
+    /// Launched at `now` with an audience of `size`: running, its budget split into slices of
+    /// about `per_slice` points (at most `max_slices`).
+    pub fn launched(
+        &mut self,
+        size: AudienceSize,
+        now: DateTime<Utc>,
+        per_slice: i64,
+        max_slices: u32,
+    ) {
+        self.status = CampaignStatus::Running;
+        self.audience_size = Some(size);
+        self.launched_at = Some(now);
+        self.updated_at = now;
+        self.slices = super::slices::count(self.budget_points.0, per_slice, max_slices);
+    }
+}
+
 /// One audience member's outcome, kept on their assignment.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemberOutcome {
@@ -803,6 +821,20 @@ mod tests {
             let got = play(&campaign, &a(group, awards), &facts, at, room, complete).unwrap();
             assert_eq!(got, want, "{at} {group:?} {awards} {room} {complete}");
         }
+        let mut launched = campaign.clone();
+        let size = AudienceSize {
+            treatment: 90,
+            holdout: 10,
+        };
+        launched.launched(size, inside, 300, 8);
+        assert_eq!(launched.status, CampaignStatus::Running);
+        assert_eq!(launched.audience_size, Some(size));
+        assert_eq!(
+            (launched.launched_at, launched.updated_at),
+            (Some(inside), inside)
+        );
+        // 1,000 points at 300 a slice: 3 slices.
+        assert_eq!(launched.slices, 3);
         let mut counted_in = a(Group::Treatment, 0);
         counted_in.count(3_000, Points(100)).unwrap();
         counted_in.count(1_000, Points::ZERO).unwrap();

@@ -76,6 +76,14 @@ pub struct RefundRef {
 }
 
 impl RefundRef {
+    /// The purchase refunded.
+    pub fn purchase(&self) -> PurchaseRef {
+        PurchaseRef {
+            store_id: self.store_id.clone(),
+            receipt_id: self.receipt_id.clone(),
+        }
+    }
+
     pub fn new(store: &StoreId, receipt: &ReceiptId, refund: &RefundId) -> Self {
         RefundRef {
             store_id: store.clone(),

@@ -89,47 +89,28 @@ impl Journal {
         // One event-index entry per commit: on its last line (kept as long as the ledger), or
         // on its carrier when it has no line; that item names the others (`CommitLink`).
         let line_seqs: Vec<u64> = self.lines.iter().map(|(seq, _)| *seq).collect();
-        let carrier_seq = rest.last().map(|e| e.seq);
-        let indexed_line = line_seqs.last().copied();
-        for ((seq, entry), (_, events)) in self.lines.into_iter().zip(carried.drain(..)) {
+        let (links, carrier_link) = CommitLink::of_commit(&line_seqs, rest.last().map(|e| e.seq));
+        let items = self.lines.into_iter().zip(carried.drain(..)).zip(links);
+        for (((seq, entry), (_, events)), commit) in items {
             all.extend(events.iter().cloned());
-            let commit = if Some(seq) == indexed_line {
-                CommitLink {
-                    lines: line_seqs.iter().copied().filter(|s| *s != seq).collect(),
-                    carrier: carrier_seq,
-                    quiet: false,
-                }
-            } else {
-                CommitLink {
-                    quiet: true,
-                    ..CommitLink::default()
-                }
+            let line = LedgerLine {
+                entry,
+                seq,
+                events,
+                commit,
             };
-            batch.create(
-                &(m.id.clone(), seq),
-                &LedgerLine {
-                    entry,
-                    seq,
-                    events,
-                    commit,
-                },
-            )?;
+            batch.create(&(m.id.clone(), seq), &line)?;
         }
         if let Some(last_event) = rest.last() {
             let key = (m.id.clone(), last_event.seq);
             all.extend(rest.iter().cloned());
             let expires_at = (self.now + chrono::Duration::days(EVENT_RETENTION_DAYS)).timestamp();
-            batch.create(
-                &key,
-                &EventCarrier {
-                    events: rest,
-                    expires_at,
-                    commit: CommitLink {
-                        quiet: indexed_line.is_some(),
-                        ..CommitLink::default()
-                    },
-                },
-            )?;
+            let carrier = EventCarrier {
+                events: rest,
+                expires_at,
+                commit: carrier_link,
+            };
+            batch.create(&key, &carrier)?;
         }
         if last > m.event_seq {
             m.last_event_at = Some(self.stamp);

@@ -42,6 +42,32 @@ pub struct CommitLink {
 }
 
 impl CommitLink {
+    /// The links of one commit's items: for each of its lines (`lines`, in order), then for
+    /// its carrier (when it has one). The last line is indexed and names the rest; without a
+    /// line the carrier is; everything else is quiet.
+    pub fn of_commit(lines: &[u64], carrier: Option<u64>) -> (Vec<CommitLink>, CommitLink) {
+        let quiet = CommitLink {
+            quiet: true,
+            ..CommitLink::default()
+        };
+        let mut out = vec![quiet.clone(); lines.len()];
+        if let Some((_, rest)) = lines.split_last()
+            && let Some(link) = out.last_mut()
+        {
+            *link = CommitLink {
+                lines: rest.to_vec(),
+                carrier,
+                quiet: false,
+            };
+        }
+        let carrier_link = if lines.is_empty() {
+            CommitLink::default()
+        } else {
+            quiet
+        };
+        (out, carrier_link)
+    }
+
     fn index(&self, events: &[Event], m: &MemberId) -> Vec<IndexEntry> {
         if self.quiet {
             Vec::new()
@@ -428,5 +454,33 @@ impl Table {
                 None => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_is_indexed_once_on_its_last_line_or_else_on_its_carrier() {
+        let quiet = CommitLink {
+            quiet: true,
+            ..CommitLink::default()
+        };
+        let named = |lines: Vec<u64>, carrier| CommitLink {
+            lines,
+            carrier,
+            quiet: false,
+        };
+        let (lines, carrier) = CommitLink::of_commit(&[4, 5, 6], Some(7));
+        assert_eq!(
+            lines,
+            vec![quiet.clone(), quiet.clone(), named(vec![4, 5], Some(7))]
+        );
+        assert_eq!(carrier, quiet);
+        let (lines, carrier) = CommitLink::of_commit(&[4], None);
+        assert_eq!((lines, carrier), (vec![named(vec![], None)], quiet.clone()));
+        let (lines, carrier) = CommitLink::of_commit(&[], Some(9));
+        assert_eq!((lines, carrier), (vec![], CommitLink::default()));
     }
 }

@@ -205,15 +205,11 @@ impl Campaigns {
             now,
         )?;
         let mut c = current.value;
-        c.status = CampaignStatus::Running;
-        c.audience_size = Some(size);
-        c.launched_at = Some(now);
-        c.updated_at = now;
+        c.launched(size, now, POINTS_PER_BUDGET_SLICE, BUDGET_SLICES);
         running.push(RunningEntry {
             id: id.clone(),
             ends_at: c.ends_at,
         });
-        c.slices = slices::count(c.budget_points.0, POINTS_PER_BUDGET_SLICE, BUDGET_SLICES);
         let mut batch = Batch::new();
         batch.save(id, &c, Some(version))?;
         batch.save_replicas(

@@ -8,7 +8,6 @@ use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::lots::Origin;
 use crate::domain::member::Member;
-use crate::domain::receipt::PurchaseRef;
 use crate::domain::receipt::RefundRef;
 use crate::domain::referral::{Referral, ReferralStatus, RefundSeen, RefundVerdict};
 use crate::service::Referrals;
@@ -41,10 +40,7 @@ impl Referrals {
             now,
         } = refund;
         let seen = RefundSeen {
-            of: &PurchaseRef {
-                store_id: of.store_id.clone(),
-                receipt_id: of.receipt_id.clone(),
-            },
+            of: &of.purchase(),
             amount: purchase_amount,
             refunded_total,
             today: self.ctx.program_date(now),
