@@ -452,29 +452,16 @@ impl Referral {
         }
     }
 
-    /// A fraud rule held or rejected the qualifying purchase: the referral remembers it, the
-    /// referrer's `counts` count it, and the referee's event says so.
-    pub fn judge(
-        &mut self,
-        rule: FraudRule,
-        held: bool,
-        counts: &mut Counts,
-    ) -> super::event::EventData {
-        use super::event::{EventData, ReferralJudged};
+    /// A fraud rule held or rejected the qualifying purchase: the referral remembers it and the
+    /// referrer's `counts` count it.
+    pub fn judge(&mut self, rule: FraudRule, held: bool, counts: &mut Counts) {
         self.rule = Some(rule);
-        let judged = ReferralJudged {
-            referrer_id: self.referrer.clone(),
-            rule,
-            purchase: self.purchase.clone(),
-        };
         if held {
             self.status = ReferralStatus::Held;
             counts.held += 1;
-            EventData::ReferralHeld(judged)
         } else {
             self.status = ReferralStatus::Rejected;
             counts.rejected += 1;
-            EventData::ReferralRejected(judged)
         }
     }
 
@@ -492,18 +479,13 @@ impl Referral {
 
     /// A refund took a held referral's purchase below the minimum: rejected under the rule that
     /// held it, moved in the referrer's `counts` (when the referrer is still there) from held to
-    /// rejected, and the referee's event.
-    pub fn reject_on_refund(&mut self, counts: Option<&mut Counts>) -> super::event::EventData {
+    /// rejected.
+    pub fn reject_on_refund(&mut self, counts: Option<&mut Counts>) {
         self.status = ReferralStatus::Rejected;
         if let Some(counts) = counts {
             counts.held = counts.held.saturating_sub(1);
             counts.rejected += 1;
         }
-        super::event::EventData::ReferralRejected(super::event::ReferralJudged {
-            referrer_id: self.referrer.clone(),
-            rule: self.rule.unwrap_or(FraudRule::Reviewer),
-            purchase: self.purchase.clone(),
-        })
     }
 
     /// As of `today`: an `applied` referral past its last day is expired, whether or not a
@@ -1377,27 +1359,25 @@ mod tests {
     }
 
     #[test]
-    fn a_judged_referral_counts_once_on_its_side_and_names_the_rule_in_its_event() {
-        use super::super::event::EventData;
+    fn a_judged_referral_counts_once_on_its_side_under_its_rule() {
         for (held, rule) in [
             (true, FraudRule::SamePayment),
             (false, FraudRule::SamePhone),
         ] {
             let mut r = referral("bea", ReferralStatus::Applied, (0, 0, 0, 0));
             let mut counts = Counts::default();
-            let event = r.judge(rule, held, &mut counts);
+            r.judge(rule, held, &mut counts);
             assert_eq!(r.rule, Some(rule));
             assert_eq!(
                 (counts.held, counts.rejected),
                 if held { (1, 0) } else { (0, 1) }
             );
-            let (status, judged) = match event {
-                EventData::ReferralHeld(j) => (ReferralStatus::Held, j),
-                EventData::ReferralRejected(j) => (ReferralStatus::Rejected, j),
-                other => panic!("{other:?}"),
+            let status = if held {
+                ReferralStatus::Held
+            } else {
+                ReferralStatus::Rejected
             };
-            assert_eq!((r.status, judged.rule), (status, rule));
-            assert_eq!(status == ReferralStatus::Held, held);
+            assert_eq!(r.status, status);
         }
     }
 
@@ -1428,28 +1408,21 @@ mod tests {
     }
 
     #[test]
-    fn a_refund_rejects_a_held_referral_under_the_rule_that_held_it_and_moves_the_count() {
-        use super::super::event::EventData;
+    fn a_refund_rejects_a_held_referral_and_moves_the_count() {
         let mut r = referral("bea", ReferralStatus::Held, (0, 0, 0, 0));
         r.rule = Some(FraudRule::SamePayment);
         let mut counts = Counts {
             held: 1,
             ..Counts::default()
         };
-        let EventData::ReferralRejected(j) = r.reject_on_refund(Some(&mut counts)) else {
-            panic!("a rejection")
-        };
-        assert_eq!(
-            (r.status, j.rule),
-            (ReferralStatus::Rejected, FraudRule::SamePayment)
-        );
+        r.reject_on_refund(Some(&mut counts));
+        assert_eq!(r.status, ReferralStatus::Rejected);
+        assert_eq!(r.rule, Some(FraudRule::SamePayment));
         assert_eq!((counts.held, counts.rejected), (0, 1));
-        // The referrer erased: no counts to move; a held referral without a rule was a reviewer's.
+        // The referrer erased: no counts to move.
         let mut r = referral("bea", ReferralStatus::Held, (0, 0, 0, 0));
-        let EventData::ReferralRejected(j) = r.reject_on_refund(None) else {
-            panic!("a rejection")
-        };
-        assert_eq!(j.rule, FraudRule::Reviewer);
+        r.reject_on_refund(None);
+        assert_eq!(r.status, ReferralStatus::Rejected);
     }
 
     use proptest::prelude::*;

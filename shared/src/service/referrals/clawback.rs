@@ -1,7 +1,7 @@
 //! A refund of the purchase a referral counted: the rewards taken back from both sides, the
 //! counts reversed.
 
-use super::{Referring, RefundOf, Side};
+use super::{Referring, RefundOf, Side, judged_event};
 use crate::domain::Points;
 use crate::domain::event::{EventData, ReferralReversed, ReferralRole};
 use crate::domain::ledger::LedgerEntry;
@@ -57,9 +57,9 @@ impl Referrals {
         match verdict {
             RefundVerdict::Untouched => return Ok(Points::ZERO),
             RefundVerdict::Reject => {
-                let rejected = r.reject_on_refund(record.as_mut().map(|r| &mut r.counts));
+                r.reject_on_refund(record.as_mut().map(|r| &mut r.counts));
                 if let Some((_, journal)) = referee {
-                    journal.note(rejected);
+                    journal.note(judged_event(&r));
                 }
             }
             RefundVerdict::Reverse => {

@@ -12,7 +12,7 @@ mod review;
 
 pub use analytics::{ANALYTICS_MAX_DAYS, ReferralAnalytics, ReferredRetention, RepeatRate};
 
-use crate::domain::event::ReferralRole;
+use crate::domain::event::{EventData, ReferralJudged, ReferralRole};
 use crate::domain::member::Member;
 use crate::domain::receipt::{PurchaseRef, RefundRef};
 use crate::domain::referral::{self, Contact, FraudRule, Referral, ReferralCode, ReferralStatus};
@@ -242,4 +242,18 @@ pub(crate) struct RefundOf<'a> {
 struct Side<'a> {
     role: ReferralRole,
     referee: &'a MemberId,
+}
+
+/// The referee's event for a referral a fraud rule or a reviewer held or rejected (a rejection
+/// with no rule was a reviewer's).
+pub(crate) fn judged_event(r: &Referral) -> EventData {
+    let judged = ReferralJudged {
+        referrer_id: r.referrer.clone(),
+        rule: r.rule.unwrap_or(FraudRule::Reviewer),
+        purchase: r.purchase.clone(),
+    };
+    match r.status {
+        ReferralStatus::Held => EventData::ReferralHeld(judged),
+        _ => EventData::ReferralRejected(judged),
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::{
     ReferralOutcome, ReferralReads, ReferralStep, Referring, ReferringSlots, Side, contact,
-    payment_hash,
+    judged_event, payment_hash,
 };
 use crate::domain::Points;
 use crate::domain::event::{EventData, ReferralRewarded, ReferralRole};
@@ -110,9 +110,10 @@ impl Referrals {
         let mut record = reads.referring.record.value.clone();
         match decision {
             Qualification::NotYet | Qualification::Expired => r.status = ReferralStatus::Expired,
-            Qualification::Held(rule) => w.journal.note(r.judge(rule, true, &mut record.counts)),
-            Qualification::Rejected(rule) => {
-                w.journal.note(r.judge(rule, false, &mut record.counts))
+            Qualification::Held(rule) | Qualification::Rejected(rule) => {
+                let held = matches!(decision, Qualification::Held(_));
+                r.judge(rule, held, &mut record.counts);
+                w.journal.note(judged_event(&r));
             }
             Qualification::Rewarded(p) => {
                 self.pay(&mut r, &p, w, &reads.referring, &mut record, &reads.marks)?

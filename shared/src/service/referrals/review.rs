@@ -1,6 +1,6 @@
 //! The review queue: held referrals approved (paid) or rejected by an operator.
 
-use super::{ReferralView, Referring, ReferringSlots, view};
+use super::{ReferralView, Referring, ReferringSlots, judged_event, view};
 use crate::domain::MemberId;
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::member::Member;
@@ -90,8 +90,8 @@ impl Referrals {
             let marks = self.referee_marks(&w.m).await?;
             self.pay(&mut r, &p, &mut w, &referring, &mut record, &marks)?;
         } else {
-            let judged = r.judge(FraudRule::Reviewer, false, &mut record.counts);
-            w.journal.note(judged);
+            r.judge(FraudRule::Reviewer, false, &mut record.counts);
+            w.journal.note(judged_event(&r));
         }
         w.batch
             .save(&r.referrer, &record, Some(referring.record.version))?;
