@@ -112,7 +112,7 @@ impl MemberWrite {
                 w.batch.append(batch);
                 w.commit(svc).await.map(|_| ())
             }
-            None => svc.table.commit(batch).await.map_err(Into::into),
+            None => svc.table.commit(batch).await,
         }
     }
 

@@ -96,10 +96,8 @@ impl Referrals {
         let today = self.ctx.program_date(self.ctx.now());
         let (mut funnel, top_referrers) = referral::funnel(&referrals, today, 10);
         funnel.k_factor = funnel.k_factor.map(crate::domain::campaign::rate4);
-        let retention = match self.ctx.table.latest_segment_day(None).await? {
-            None => None,
-            Some(day) => Some(referred_retention(&day, first, last)),
-        };
+        let retention = (self.ctx.table.latest_segment_day(None).await?)
+            .map(|day| referred_retention(&day, first, last));
         Ok(ReferralAnalytics {
             from,
             to,
