@@ -59,6 +59,7 @@ pub mod money;
 mod properties;
 pub mod receipt;
 pub mod referral;
+pub mod referral_funnel;
 pub mod reward;
 pub mod segment;
 pub mod slices;

@@ -1,6 +1,6 @@
 //! The referral funnel: codes issued, applied, qualified and paid, and how referred members retain.
 
-use crate::domain::referral::{self};
+use crate::domain::referral_funnel;
 use crate::service::Referrals;
 use crate::service::error::ServiceError;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -44,8 +44,8 @@ pub struct ReferredRetention {
 pub struct ReferralAnalytics {
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub funnel: referral::Funnel,
-    pub top_referrers: Vec<referral::TopReferrer>,
+    pub funnel: referral_funnel::Funnel,
+    pub top_referrers: Vec<referral_funnel::TopReferrer>,
     /// Null until the nightly segments job has run.
     pub retention: Option<ReferredRetention>,
 }
@@ -94,7 +94,7 @@ impl Referrals {
             );
         }
         let today = self.ctx.program_date(self.ctx.now());
-        let (mut funnel, top_referrers) = referral::funnel(&referrals, today, 10);
+        let (mut funnel, top_referrers) = referral_funnel::funnel(&referrals, today, 10);
         funnel.k_factor = funnel.k_factor.map(crate::domain::campaign::rate4);
         let retention = (self.ctx.table.latest_segment_day(None).await?)
             .map(|day| referred_retention(&day, first, last));
