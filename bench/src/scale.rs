@@ -15,8 +15,9 @@ use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use loyalty::clock::TestClock;
 use loyalty::domain::member::Member;
-use loyalty::domain::{MemberId, RewardId};
+use loyalty::domain::{Currency, MemberId, Money, ReceiptId, RewardId, StoreId};
 use loyalty::service::Services;
+use loyalty::service::accrual::{Buyer, NewPurchase};
 use loyalty::store::heat::{self, Heat, KeyHeat, MAX_READ_UNITS_PER_KEY, MAX_WRITE_UNITS_PER_KEY};
 use loyalty::store::{CountingStore, EmbeddedStore};
 use loyalty::table::Batch;
@@ -114,14 +115,26 @@ pub async fn peak(p: Peak) -> bool {
         let purchases = (0..p.rate).map(|i| {
             let n = s as usize * p.rate + i;
             let member = format!("p{}", n % p.members);
-            let body = json!({"member": {"id": member}, "store_id": format!("store-{}", n % 500),
-                "receipt_id": format!("R{n}"), "amount": {"value": 1999 + (n % 500) as i64, "currency": "USD"},
-                "occurred_at": at.to_rfc3339()});
             let services = services.clone();
-            let req = serde_json::from_value(body).unwrap();
+            let req = NewPurchase {
+                member: Buyer {
+                    id: Some(MemberId::parse(&member).unwrap()),
+                    phone: None,
+                },
+                store_id: StoreId::parse(&format!("store-{}", n % 500)).unwrap(),
+                receipt_id: ReceiptId::parse(&format!("R{n}")).unwrap(),
+                amount: Money::new(1999 + (n % 500) as i64, Currency::parse("USD").unwrap()),
+                occurred_at: Some(at),
+                lines: None,
+                payment_fingerprint: None,
+            };
             let digest = format!("d{n}");
             heat::REQUEST.scope(n as u64, async move {
-                services.purchases.purchase(req, &digest, None).await.map(|_| ())
+                services
+                    .purchases
+                    .purchase(req, &digest, None)
+                    .await
+                    .map(|_| ())
             })
         });
         let results: Vec<_> = futures::stream::iter(purchases)

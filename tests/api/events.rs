@@ -4,10 +4,10 @@
 
 use loyalty::http::extract::parse_json;
 use loyalty::service::Services;
-use loyalty::service::accrual::PurchaseRequest;
 use loyalty::service::members::{AdjustmentRequest, EnrolRequest};
 use loyalty::service::redemption::RewardInput;
 use loyalty::store::EmbeddedStore;
+use loyalty_accrual::PurchaseRequest;
 use loyalty_tests::services_on;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -67,7 +67,7 @@ async fn seeded() -> (Services, String) {
     let body = parse_json::<PurchaseRequest>(purchase.to_string().as_bytes()).unwrap();
     let digest = body.digest();
     svc.purchases
-        .purchase(body.value, &digest, None)
+        .purchase(body.value.into(), &digest, None)
         .await
         .unwrap();
     let voucher = svc

@@ -4,14 +4,12 @@
 
 use super::error::ServiceError;
 pub use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView, RefundReceipt};
-use crate::domain::{MemberId, Money, Phone, PhoneInput, ReceiptId, RefundId, StoreId};
+use crate::domain::{MemberId, Money, PhoneInput, ReceiptId, RefundId, StoreId};
 use crate::service::Campaigns;
 use crate::service::Ctx;
 use crate::service::Referrals;
 use crate::service::Segmentation;
-use chrono::{DateTime, FixedOffset, Utc};
-use serde::{Deserialize, Serialize, Serializer};
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
 
 mod purchase;
 mod refund;
@@ -26,57 +24,38 @@ pub struct Purchases {
     pub(crate) segments: Segmentation,
 }
 
-/// The member a purchase belongs to: exactly one of `id` or `phone`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemberRef {
+/// The member a purchase names: exactly one of `id` or `phone` (checked here, so every caller
+/// gets the same 400).
+#[derive(Debug, Clone)]
+pub struct Buyer {
     pub id: Option<MemberId>,
-    #[schema(value_type = Option<Phone>)]
     pub phone: Option<PhoneInput>,
 }
 
-/// Serialises an instant in UTC, so a request's digest does not depend on how its offset was
-/// written (`Z`, `+00:00`, `+08:00` for the same instant).
-pub(super) fn as_utc<S: Serializer>(
-    t: &Option<DateTime<FixedOffset>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    t.map(|t| t.with_timezone(&Utc)).serialize(s)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"member": {"id": "member-ada"}, "store_id": "store-1", "receipt_id": "R-1001", "amount": {"value": 1999, "currency": "USD"}, "occurred_at": "2026-11-22T09:30:00+08:00", "lines": [{"sku": "TEA-001", "category": "drinks", "quantity": 1, "amount": {"value": 1999, "currency": "USD"}}]}))]
-pub struct PurchaseRequest {
-    pub member: MemberRef,
+/// A purchase as the till reports it (the HTTP edge parses `POST /v1/purchases` into it).
+#[derive(Debug, Clone)]
+pub struct NewPurchase {
+    pub member: Buyer,
     pub store_id: StoreId,
     pub receipt_id: ReceiptId,
     pub amount: Money,
-    /// When the sale happened at the till (RFC 3339 with offset); absent, when the purchase is
-    /// recorded (so a sample or a simple till never goes stale).
-    #[serde(
-        default,
-        serialize_with = "as_utc",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub occurred_at: Option<DateTime<FixedOffset>>,
+    /// When the sale happened at the till; absent, when the purchase is recorded.
+    pub occurred_at: Option<DateTime<Utc>>,
     pub lines: Option<Vec<PurchaseLine>>,
-    /// An opaque hash of the card or wallet token, when the POS has one: stored hashed again,
-    /// never returned, compared with the referrer's for the self-referral rule.
+    /// An opaque hash of the card or wallet token, compared with the referrer's.
     pub payment_fingerprint: Option<String>,
 }
 
-impl PurchaseRequest {
+impl NewPurchase {
     /// When the sale happened: as the till said, else `now` (when it is recorded).
     pub fn occurred(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.occurred_at.map_or(now, |t| t.with_timezone(&Utc))
+        self.occurred_at.unwrap_or(now)
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"refund_id": "RF-1", "amount": {"value": 999, "currency": "USD"}}))]
-pub struct RefundRequest {
+/// A refund of part or all of a purchase.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
     pub refund_id: RefundId,
     pub amount: Money,
 }

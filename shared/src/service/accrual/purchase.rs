@@ -48,7 +48,7 @@ pub(super) struct Decided {
 impl Decided {
     pub(super) fn record(
         self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         digest: &str,
         m: &Member,
         now: DateTime<Utc>,
@@ -108,7 +108,7 @@ impl Booked {
     /// balance: that event moves none).
     pub(super) fn event(
         &self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         tier: Tier,
         moved: Moved,
         line: LineRef,
@@ -176,7 +176,7 @@ impl Purchases {
         Ok(())
     }
 
-    pub(super) fn check_purchase_shape(&self, req: &PurchaseRequest) -> Result<(), ServiceError> {
+    pub(super) fn check_purchase_shape(&self, req: &NewPurchase) -> Result<(), ServiceError> {
         if req.member.id.is_some() == req.member.phone.is_some() {
             return Err(ServiceError::malformed(
                 "member",
@@ -241,7 +241,7 @@ impl Purchases {
     #[tracing::instrument(skip_all, fields(store = %req.store_id, receipt = %req.receipt_id))]
     pub async fn purchase(
         &self,
-        req: PurchaseRequest,
+        req: NewPurchase,
         request_digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
@@ -249,7 +249,7 @@ impl Purchases {
         retrying!(self.ctx, self.try_purchase(&req, request_digest, actor))
     }
 
-    pub(super) async fn resolve_member(&self, r: &MemberRef) -> Result<MemberId, ServiceError> {
+    pub(super) async fn resolve_member(&self, r: &Buyer) -> Result<MemberId, ServiceError> {
         if let Some(id) = &r.id {
             return Ok(id.clone());
         }
@@ -268,7 +268,7 @@ impl Purchases {
     /// batch.
     pub(super) async fn try_purchase(
         &self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<PurchaseReceipt>, ServiceError> {
@@ -331,7 +331,7 @@ impl Purchases {
     /// and the same decision made again (it finds them complete).
     pub(super) async fn decide_in_budget(
         &self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         digest: &str,
         current: &Versioned<Member>,
         now: DateTime<Utc>,
@@ -362,7 +362,7 @@ impl Purchases {
     /// events and tier change, into the write; returns the purchase's record.
     pub(super) fn decide_purchase(
         &self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         digest: &str,
         w: &mut MemberWrite,
         read: PurchaseRead,
@@ -415,7 +415,7 @@ impl Purchases {
     /// counted, and what a treatment member is awarded.
     pub(super) fn purchase_in_campaigns(
         &self,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         booked: &Booked,
         plays: Vec<Play>,
         w: &mut MemberWrite,
@@ -447,7 +447,7 @@ impl Purchases {
     pub(super) fn book_purchase(
         &self,
         m: &mut Member,
-        req: &PurchaseRequest,
+        req: &NewPurchase,
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Booked, ServiceError> {

@@ -113,7 +113,7 @@ pub(super) struct RefundRead {
 
 pub(super) struct RefundLines<'a> {
     pr: &'a PurchaseRecord,
-    req: &'a RefundRequest,
+    req: &'a NewRefund,
     of: &'a RefundRef,
     unbooked: Unbooked,
     credits: Vec<(CampaignCredit, Slot<Assignment>)>,
@@ -139,7 +139,7 @@ impl Purchases {
         &self,
         store: &StoreId,
         receipt: &ReceiptId,
-        req: RefundRequest,
+        req: NewRefund,
         request_digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
@@ -160,7 +160,7 @@ impl Purchases {
         &self,
         store: &StoreId,
         receipt: &ReceiptId,
-        req: &RefundRequest,
+        req: &NewRefund,
         digest: &str,
         actor: Option<&Actor>,
     ) -> Result<Outcome<RefundReceipt>, ServiceError> {
@@ -278,7 +278,7 @@ impl Purchases {
     pub(super) fn refund_of_erased(
         &self,
         pr: &mut PurchaseRecord,
-        req: &RefundRequest,
+        req: &NewRefund,
         refund: RefundOf,
         read: RefundRead,
         batch: &mut Batch,
@@ -304,7 +304,7 @@ impl Purchases {
     pub(super) fn refund_of_member(
         &self,
         pr: &mut PurchaseRecord,
-        req: &RefundRequest,
+        req: &NewRefund,
         refund: RefundOf,
         read: RefundRead,
         batch: &mut Batch,
