@@ -178,7 +178,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
     svc.redemptions
         .put_reward(
             &coffee,
-            parse(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+            crate::reward("Free coffee", 100, 50, None),
             &crate::operator(),
         )
         .await

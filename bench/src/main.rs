@@ -859,6 +859,24 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
 }
 
 /// The operator the benchmark's own writes name in their audit records.
+/// A reward as the bench defines it: open to every tier, active.
+fn reward(
+    name: &str,
+    cost_points: i64,
+    stock: u64,
+    per_member_limit: Option<u32>,
+) -> loyalty::service::redemption::RewardDefinition {
+    loyalty::service::redemption::RewardDefinition {
+        name: name.into(),
+        description: None,
+        cost_points: loyalty::domain::Points(cost_points),
+        min_tier: loyalty::domain::tier::Tier::Silver,
+        stock: Some(stock),
+        per_member_limit,
+        active: true,
+    }
+}
+
 fn operator() -> loyalty::domain::audit::Actor {
     loyalty::domain::audit::Actor {
         sub: "loyalty-bench".into(),

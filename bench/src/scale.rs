@@ -86,10 +86,7 @@ pub async fn peak(p: Peak) -> bool {
         .map(|r| RewardId::parse(&format!("peak-reward-{r}")).unwrap())
         .collect();
     for r in &rewards {
-        let input = serde_json::from_value(
-            json!({"name": "Peak reward", "cost_points": 1, "stock": 1_000_000}),
-        )
-        .unwrap();
+        let input = crate::reward("Peak reward", 1, 1_000_000, None);
         services
             .redemptions
             .put_reward(r, input, &crate::operator())
@@ -285,9 +282,7 @@ pub async fn flash(f: Flash) -> bool {
         services.ctx.table.commit(batch).await.unwrap();
     }
     let reward = RewardId::parse("flash-voucher").unwrap();
-    let input = serde_json::from_value(json!({"name": "Half-price voucher", "cost_points": 100,
-        "stock": f.stock, "per_member_limit": 1}))
-    .unwrap();
+    let input = crate::reward("Half-price voucher", 100, f.stock, Some(1));
     services
         .redemptions
         .put_reward(&reward, input, &crate::operator())

@@ -5,9 +5,9 @@
 use loyalty::http::extract::parse_json;
 use loyalty::service::Services;
 use loyalty::service::members::{AdjustmentRequest, EnrolRequest};
-use loyalty::service::redemption::RewardInput;
 use loyalty::store::EmbeddedStore;
 use loyalty_accrual::PurchaseRequest;
+use loyalty_redemption::RewardInput;
 use loyalty_tests::services_on;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -56,7 +56,8 @@ async fn seeded() -> (Services, String) {
     svc.redemptions
         .put_reward(
             &coffee,
-            parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50})),
+            parse::<RewardInput>(json!({"name": "Free coffee", "cost_points": 100, "stock": 50}))
+                .into(),
             &loyalty_tests::admin_actor(),
         )
         .await

@@ -3,6 +3,8 @@
 
 use axum::extract::{Path, State};
 use http::StatusCode;
+use loyalty::domain::Points;
+use loyalty::domain::tier::Tier;
 use loyalty::domain::{MemberId, RewardId, StoreId};
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
@@ -12,10 +14,50 @@ use loyalty::http::{
 };
 use loyalty::service::Redemptions;
 use loyalty::service::redemption::{
-    Redemption, RedemptionReceipt, RewardInput, RewardView, VoucherUse,
+    Redemption, RedemptionReceipt, RewardDefinition, RewardView, VoucherUse,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+// `PUT /v1/rewards/{id}`: a reward as an operator defines it (no doc comment: it would become
+// the schema's description).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Free coffee", "description": "Any size", "cost_points": 50, "min_tier": "silver", "stock": 100, "per_member_limit": 2, "active": true}))]
+pub struct RewardInput {
+    pub name: String,
+    pub description: Option<String>,
+    pub cost_points: Points,
+    #[serde(default = "silver")]
+    pub min_tier: Tier,
+    /// Total stock; omit or null for unlimited.
+    pub stock: Option<u64>,
+    pub per_member_limit: Option<u32>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn silver() -> Tier {
+    Tier::Silver
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<RewardInput> for RewardDefinition {
+    fn from(r: RewardInput) -> Self {
+        RewardDefinition {
+            name: r.name,
+            description: r.description,
+            cost_points: r.cost_points,
+            min_tier: r.min_tier,
+            stock: r.stock,
+            per_member_limit: r.per_member_limit,
+            active: r.active,
+        }
+    }
+}
 
 loyalty::handlers! {
     catalog;
@@ -72,7 +114,9 @@ async fn put_reward(
     caller.require(Access::Admin)?;
     let actor = caller.operator(&request)?;
     let id = RewardId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = redemptions.put_reward(&id, body.value, &actor).await?;
+    let (view, created) = redemptions
+        .put_reward(&id, body.value.into(), &actor)
+        .await?;
     Ok(if created {
         Reply::created(view)
     } else {

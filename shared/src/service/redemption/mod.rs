@@ -37,23 +37,20 @@ pub struct Redemptions {
     pub(crate) sold_out: Arc<SoldOut>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "Free coffee", "description": "Any size", "cost_points": 50, "min_tier": "silver", "stock": 100, "per_member_limit": 2, "active": true}))]
-pub struct RewardInput {
+/// A reward as an operator defines it (the HTTP edge parses `PUT /v1/rewards/{id}` into it).
+#[derive(Debug, Clone)]
+pub struct RewardDefinition {
     pub name: String,
     pub description: Option<String>,
     pub cost_points: Points,
-    #[serde(default = "silver")]
     pub min_tier: Tier,
-    /// Total stock; omit or null for unlimited.
+    /// Total stock; `None` for unlimited.
     pub stock: Option<u64>,
     pub per_member_limit: Option<u32>,
-    #[serde(default = "yes")]
     pub active: bool,
 }
 
-impl RewardInput {
+impl RewardDefinition {
     /// The reward an operator set; its stock counts live in its shards (`issued` 0 here).
     pub(super) fn reward(
         &self,
@@ -76,14 +73,6 @@ impl RewardInput {
             updated_at: now,
         }
     }
-}
-
-pub(super) fn silver() -> Tier {
-    Tier::Silver
-}
-
-pub(super) fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -30,7 +30,7 @@ impl Redemptions {
     pub async fn put_reward(
         &self,
         id: &RewardId,
-        input: RewardInput,
+        input: RewardDefinition,
         actor: &Actor,
     ) -> Result<(RewardView, bool), ServiceError> {
         let name = input.name.trim();
@@ -82,7 +82,7 @@ impl Redemptions {
         &self,
         id: &RewardId,
         name: &str,
-        input: &RewardInput,
+        input: &RewardDefinition,
         actor: &Actor,
     ) -> Result<(RewardView, bool), ServiceError> {
         let now = self.ctx.now();
