@@ -738,13 +738,17 @@ pub(crate) async fn seed_points_members(
 /// is the three tiers): the launch writes one assignment per member, and the results read them
 /// all back, never a purchase.
 async fn campaign_launch(services: &Services, counts: &RoundTrips, members: usize) {
-    use loyalty::service::campaigns::CampaignInput;
     let id = loyalty::domain::CampaignId::parse("everyone").unwrap();
-    let input: CampaignInput = serde_json::from_value(json!({"name": "Everyone",
-        "audience": ["tier:silver", "tier:gold", "tier:diamond"],
-        "starts_at": "2027-03-01T00:00:00Z", "ends_at": "2027-04-01T00:00:00Z",
-        "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
-    .unwrap();
+    let input = campaign(
+        "Everyone",
+        &["tier:silver", "tier:gold", "tier:diamond"],
+        (
+            "2027-03-01T00:00:00Z".parse().unwrap(),
+            "2027-04-01T00:00:00Z".parse().unwrap(),
+        ),
+        10,
+        1_000_000,
+    );
     services
         .campaigns
         .put_campaign(&id, input, &operator())
@@ -859,6 +863,30 @@ async fn segments_run(services: &Services, counts: &RoundTrips, members: usize) 
 }
 
 /// The operator the benchmark's own writes name in their audit records.
+/// A campaign as the bench defines it: a bonus of `points` a purchase, a 10 % holdout, no limit
+/// per member.
+fn campaign(
+    name: &str,
+    audience: &[&str],
+    (starts_at, ends_at): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    points: i64,
+    budget_points: i64,
+) -> loyalty::service::campaigns::CampaignDraft {
+    loyalty::service::campaigns::CampaignDraft {
+        name: name.into(),
+        audience: audience.iter().map(|s| s.to_string()).collect(),
+        starts_at,
+        ends_at,
+        offer: loyalty::domain::campaign::OfferInput::Bonus {
+            points: loyalty::domain::Points(points),
+            min_spend: None,
+        },
+        per_member_limit: None,
+        budget_points: loyalty::domain::Points(budget_points),
+        holdout_percent: Some(10.into()),
+    }
+}
+
 /// A reward as the bench defines it: open to every tier, active.
 fn reward(
     name: &str,

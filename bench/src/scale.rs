@@ -21,7 +21,6 @@ use loyalty::service::accrual::{Buyer, NewPurchase};
 use loyalty::store::heat::{self, Heat, KeyHeat, MAX_READ_UNITS_PER_KEY, MAX_WRITE_UNITS_PER_KEY};
 use loyalty::store::{CountingStore, EmbeddedStore};
 use loyalty::table::Batch;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,12 +64,14 @@ pub async fn peak(p: Peak) -> bool {
     let campaigns = loyalty::service::campaigns::MAX_RUNNING;
     for c in 0..campaigns {
         let id = loyalty::domain::CampaignId::parse(&format!("peak-{c}")).unwrap();
-        let input = serde_json::from_value(json!({"name": format!("Peak {c}"),
-            "audience": ["tier:silver"], "starts_at": (t0 - Duration::hours(1)).to_rfc3339(),
-            "ends_at": (t0 + Duration::days(1)).to_rfc3339(),
-            "offer": {"kind": "bonus", "points": 1}, "budget_points": 1_000_000_000,
-            "holdout_percent": 10}))
-        .unwrap();
+        let window = (t0 - Duration::hours(1), t0 + Duration::days(1));
+        let input = crate::campaign(
+            &format!("Peak {c}"),
+            &["tier:silver"],
+            window,
+            1,
+            1_000_000_000,
+        );
         services
             .campaigns
             .put_campaign(&id, input, &crate::operator())
@@ -501,11 +502,9 @@ pub async fn night(n: Night) -> bool {
     ok &= job.report(scale);
 
     let id = loyalty::domain::CampaignId::parse("night").unwrap();
-    let input = serde_json::from_value(json!({"name": "Night",
-        "audience": ["lifecycle:active", "lifecycle:new"],
-        "starts_at": (day0 + Duration::days(1)).to_rfc3339(), "ends_at": (day0 + Duration::days(30)).to_rfc3339(),
-        "offer": {"kind": "bonus", "points": 10}, "budget_points": 1_000_000, "holdout_percent": 10}))
-    .unwrap();
+    let window = (day0 + Duration::days(1), day0 + Duration::days(30));
+    let audience = ["lifecycle:active", "lifecycle:new"];
+    let input = crate::campaign("Night", &audience, window, 10, 1_000_000);
     services
         .campaigns
         .put_campaign(&id, input, &crate::operator())

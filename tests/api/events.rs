@@ -91,7 +91,11 @@ async fn seeded() -> (Services, String) {
             "budget_points": 10000, "holdout_percent": 10});
         let id = loyalty::domain::CampaignId::parse(id).unwrap();
         svc.campaigns
-            .put_campaign(&id, parse(c), &loyalty_tests::admin_actor())
+            .put_campaign(
+                &id,
+                parse::<loyalty_campaigns::CampaignInput>(c).into(),
+                &loyalty_tests::admin_actor(),
+            )
             .await
             .unwrap();
     }

@@ -3,13 +3,59 @@
 //! purchases (`accrual`), in the purchase's own commit.
 
 use axum::extract::{Path, State};
+use chrono::{DateTime, FixedOffset};
+use loyalty::domain::Points;
+use loyalty::domain::campaign::OfferInput;
 use loyalty::domain::{CampaignId, MemberId};
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Reply};
 use loyalty::service::Campaigns;
-use loyalty::service::campaigns::{CampaignInput, CampaignResults, CampaignView, MemberCampaign};
+use loyalty::service::campaigns::{CampaignDraft, CampaignResults, CampaignView, MemberCampaign};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A draft, as `PUT /v1/campaigns/{id}` takes it.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Win back dormant members", "audience": ["lifecycle:dormant", "value:at_risk"],
+    "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
+    "offer": {"kind": "multiplier", "multiplier": 2.0, "categories": ["drinks"]},
+    "per_member_limit": 1, "budget_points": 100000, "holdout_percent": 10}))]
+pub struct CampaignInput {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// 1 to 10 segment ids (`lifecycle:dormant`, `value:at_risk`, `tier:gold` …): the audience is
+    /// every member in any of them at launch.
+    pub audience: Vec<String>,
+    pub starts_at: DateTime<FixedOffset>,
+    /// After `starts_at`, at most 366 days later.
+    pub ends_at: DateTime<FixedOffset>,
+    pub offer: OfferInput,
+    /// Awards per member, 1 to 1000; absent or null: no limit.
+    pub per_member_limit: Option<u32>,
+    /// 1 to 1,000,000,000: awards never exceed it in total.
+    pub budget_points: Points,
+    /// 0 to 50 (at most 2 decimals); default 10.
+    #[schema(value_type = Option<f64>, example = 10)]
+    pub holdout_percent: Option<serde_json::Number>,
+}
+
+impl From<CampaignInput> for CampaignDraft {
+    fn from(c: CampaignInput) -> Self {
+        CampaignDraft {
+            name: c.name,
+            audience: c.audience,
+            starts_at: c.starts_at.to_utc(),
+            ends_at: c.ends_at.to_utc(),
+            offer: c.offer,
+            per_member_limit: c.per_member_limit,
+            budget_points: c.budget_points,
+            holdout_percent: c.holdout_percent,
+        }
+    }
+}
 
 loyalty::handlers! {
     list_campaigns;
@@ -54,7 +100,9 @@ async fn put_campaign(
     let actor = caller.operator(&request)?;
     // Here the id is being chosen: say what is wrong with it.
     let id = CampaignId::parse(&id).map_err(|e| Problem::bad_field("id", e.0))?;
-    let (view, created) = campaigns.put_campaign(&id, body.value, &actor).await?;
+    let (view, created) = campaigns
+        .put_campaign(&id, body.value.into(), &actor)
+        .await?;
     Ok(if created {
         Reply::created(view)
     } else {

@@ -1,7 +1,7 @@
 //! Campaign drafts: the checks a definition passes, saving one (audited), and reading one, the
 //! list and a member's campaigns.
 
-use super::{CampaignInput, CampaignView, MemberCampaign};
+use super::{CampaignDraft, CampaignView, MemberCampaign};
 use crate::domain::audit::{Actor, AuditAction, changes};
 use crate::domain::campaign::{Assignment, Campaign, CampaignStatus};
 use crate::domain::campaign::{HoldoutShare, Offer};
@@ -17,7 +17,7 @@ use crate::table::{Batch, Reads, Slot};
 impl Campaigns {
     pub(super) fn check_campaign(
         &self,
-        input: &CampaignInput,
+        input: &CampaignDraft,
     ) -> Result<(Vec<SegmentId>, HoldoutShare, Offer), ServiceError> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
@@ -27,8 +27,8 @@ impl Campaigns {
             ));
         }
         let audience = audience_of(&input.audience)?;
-        let starts = ServiceError::bounded_instant("starts_at", input.starts_at.to_utc())?;
-        let ends = ServiceError::bounded_instant("ends_at", input.ends_at.to_utc())?;
+        let starts = ServiceError::bounded_instant("starts_at", input.starts_at)?;
+        let ends = ServiceError::bounded_instant("ends_at", input.ends_at)?;
         if ends <= starts {
             return Err(ServiceError::field(
                 "ends_at",
@@ -76,7 +76,7 @@ impl Campaigns {
     pub async fn put_campaign(
         &self,
         id: &CampaignId,
-        input: CampaignInput,
+        input: CampaignDraft,
         actor: &Actor,
     ) -> Result<(CampaignView, bool), ServiceError> {
         let (audience, holdout, offer) = self.check_campaign(&input)?;
@@ -89,7 +89,7 @@ impl Campaigns {
     pub(super) async fn try_put_campaign(
         &self,
         id: &CampaignId,
-        input: &CampaignInput,
+        input: &CampaignDraft,
         (audience, holdout, offer): (&[SegmentId], HoldoutShare, &Offer),
         actor: &Actor,
     ) -> Result<(CampaignView, bool), ServiceError> {
@@ -105,8 +105,8 @@ impl Campaigns {
             id: id.clone(),
             name: input.name.trim().to_owned(),
             audience: audience.to_vec(),
-            starts_at: input.starts_at.to_utc(),
-            ends_at: input.ends_at.to_utc(),
+            starts_at: input.starts_at,
+            ends_at: input.ends_at,
             offer: offer.clone(),
             per_member_limit: input.per_member_limit,
             budget_points: input.budget_points,

@@ -27,7 +27,7 @@ use crate::domain::{CampaignId, MemberId, Money, Points};
 use crate::service::Ctx;
 use crate::service::error::ServiceError;
 use crate::table::{BudgetSlice, Slice, Slot, Versioned, shard_of};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,29 +102,19 @@ impl Campaign {
     }
 }
 
-/// A draft, as `PUT /v1/campaigns/{id}` takes it.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "Win back dormant members", "audience": ["lifecycle:dormant", "value:at_risk"],
-    "starts_at": "2027-01-01T00:00:00Z", "ends_at": "2027-02-01T00:00:00Z",
-    "offer": {"kind": "multiplier", "multiplier": 2.0, "categories": ["drinks"]},
-    "per_member_limit": 1, "budget_points": 100000, "holdout_percent": 10}))]
-pub struct CampaignInput {
-    /// 1 to 200 characters.
+/// A campaign draft as an operator writes it (the HTTP edge parses `PUT /v1/campaigns/{id}`
+/// into it); `drafts::check_campaign` holds it to the rules.
+#[derive(Debug, Clone)]
+pub struct CampaignDraft {
     pub name: String,
-    /// 1 to 10 segment ids (`lifecycle:dormant`, `value:at_risk`, `tier:gold` …): the audience is
-    /// every member in any of them at launch.
+    /// Segment ids as typed: each is checked (400 naming `audience[i]`).
     pub audience: Vec<String>,
-    pub starts_at: DateTime<FixedOffset>,
-    /// After `starts_at`, at most 366 days later.
-    pub ends_at: DateTime<FixedOffset>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
     pub offer: OfferInput,
-    /// Awards per member, 1 to 1000; absent or null: no limit.
     pub per_member_limit: Option<u32>,
-    /// 1 to 1,000,000,000: awards never exceed it in total.
     pub budget_points: Points,
-    /// 0 to 50 (at most 2 decimals); default 10.
-    #[schema(value_type = Option<f64>, example = 10)]
+    /// As sent, so that a share with more than 2 decimals is refused, not rounded.
     pub holdout_percent: Option<serde_json::Number>,
 }
 
