@@ -13,7 +13,24 @@ use loyalty::http::{Caller, JsonBody, ListResponse, Paging, PathId, Problem, Rep
 use loyalty::service::Referrals;
 use loyalty::service::{ServiceError, Services};
 
-use loyalty::service::referrals::{ApplyRequest, CodeRequest, ReferralSummary, ReferralView};
+use loyalty::domain::referral::ReferralCode;
+use loyalty::service::referrals::{ReferralSummary, ReferralView};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "K7QM4ZPA"}))]
+pub struct ApplyRequest {
+    pub code: ReferralCode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "ADAPALS"}))]
+pub struct CodeRequest {
+    pub code: ReferralCode,
+}
 
 /// The member's referral code (made on the first ask), what it did (counts by stage, points
 /// earned as a referrer) and the referral they are the referee of, if any.

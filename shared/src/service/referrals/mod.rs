@@ -94,20 +94,6 @@ pub struct ReferralView {
     pub reviewed_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"code": "K7QM4ZPA"}))]
-pub struct ApplyRequest {
-    pub code: ReferralCode,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"code": "ADAPALS"}))]
-pub struct CodeRequest {
-    pub code: ReferralCode,
-}
-
 /// The referrer of a code, as read for applying it or paying a referral.
 pub(crate) struct Referring {
     pub member: Versioned<Member>,
