@@ -138,6 +138,16 @@ async fn seed(store: loyalty::store::DynamoStore) {
     fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).expect("a seed request")
     }
+    // The seeds as the members function would pass them on, each field parsed as its type.
+    let enrolment = |v: serde_json::Value| loyalty::service::members::Enrolment {
+        id: None,
+        name: parse(v["name"].clone()),
+        phone: parse(v["phone"].clone()),
+        email: None,
+        birthday: parse(v["birthday"].clone()),
+        timezone: parse(v["timezone"].clone()),
+        referral_code: None,
+    };
     for (member, body) in [
         (
             "member-ada",
@@ -147,7 +157,7 @@ async fn seed(store: loyalty::store::DynamoStore) {
     ] {
         match svc
             .members
-            .enrol(id(member), parse(body), None, None, "coldstart")
+            .enrol(id(member), enrolment(body), None, None, "coldstart")
             .await
         {
             Ok(_) | Err(loyalty::service::ServiceError::MemberExists) => {}
@@ -167,7 +177,10 @@ async fn seed(store: loyalty::store::DynamoStore) {
         svc.members
             .adjust(
                 &id("member-ada"),
-                parse(json!({"points": 1000, "reason": "seed"})),
+                loyalty::service::members::Adjustment {
+                    points: loyalty::domain::Points(1000),
+                    reason: "seed".into(),
+                },
                 None,
                 &crate::operator(),
             )

@@ -214,10 +214,11 @@ async fn the_job_reads_only_the_birthdays_in_play() {
             .members
             .enrol(
                 loyalty::domain::MemberId::parse(&format!("m{i}")).unwrap(),
-                serde_json::from_value(
+                serde_json::from_value::<loyalty_members::EnrolRequest>(
                     json!({"name": "M", "birthday": d.format("%m-%d").to_string()}),
                 )
-                .unwrap(),
+                .unwrap()
+                .into(),
                 None,
                 None,
                 "test",

@@ -4,9 +4,9 @@
 
 use loyalty::http::extract::parse_json;
 use loyalty::service::Services;
-use loyalty::service::members::{AdjustmentRequest, EnrolRequest};
 use loyalty::store::EmbeddedStore;
 use loyalty_accrual::PurchaseRequest;
+use loyalty_members::{AdjustmentRequest, EnrolRequest};
 use loyalty_redemption::RewardInput;
 use loyalty_tests::services_on;
 use serde_json::{Value, json};
@@ -32,11 +32,11 @@ async fn seeded() -> (Services, String) {
     );
     clock.set(NOW.parse().unwrap());
     let id = |s: &str| loyalty::domain::MemberId::parse(s).unwrap();
-    svc.members.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})), None, None, "test").await.unwrap();
+    svc.members.enrol(id("member-ada"), parse::<EnrolRequest>(json!({"name": "Ada", "phone": "+8613800000000", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"})).into(), None, None, "test").await.unwrap();
     svc.members
         .enrol(
             id("member-bob"),
-            parse::<EnrolRequest>(json!({"name": "Bob"})),
+            parse::<EnrolRequest>(json!({"name": "Bob"})).into(),
             None,
             None,
             "test",
@@ -46,7 +46,7 @@ async fn seeded() -> (Services, String) {
     svc.members
         .adjust(
             &id("member-ada"),
-            parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})),
+            parse::<AdjustmentRequest>(json!({"points": 1000, "reason": "seed"})).into(),
             None,
             &loyalty_tests::admin_actor(),
         )

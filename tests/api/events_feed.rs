@@ -836,18 +836,21 @@ async fn a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks
 both_backends!(a_job_run_as_of_an_earlier_instant_has_its_events_delivered_by_webhooks);
 
 async fn a_write_that_read_another_commit_stamps_its_events_after_that_commits(b: Backend) {
-    use loyalty::service::members::{AdjustmentRequest, EnrolRequest};
+    use loyalty::service::members::Adjustment;
+    use loyalty_members::{AdjustmentRequest, EnrolRequest};
     let (inner, _dir) = loyalty_tests::store(b).await;
     let (other, _) = loyalty_tests::services_on(inner.clone(), Default::default());
     let m = MemberId::parse("raced").unwrap();
     let enrol: EnrolRequest = serde_json::from_value(json!({"name": "R"})).unwrap();
     other
         .members
-        .enrol(m.clone(), enrol, None, None, "test")
+        .enrol(m.clone(), enrol.into(), None, None, "test")
         .await
         .unwrap();
-    let adjustment = |p: i64| -> AdjustmentRequest {
-        serde_json::from_value(json!({"points": p, "reason": "r"})).unwrap()
+    let adjustment = |p: i64| -> Adjustment {
+        serde_json::from_value::<AdjustmentRequest>(json!({"points": p, "reason": "r"}))
+            .unwrap()
+            .into()
     };
     // The other writer commits after this one took its instant and before it reads.
     let (m2, req) = (m.clone(), adjustment(7));

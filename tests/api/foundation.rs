@@ -630,10 +630,17 @@ async fn a_phone_taken_in_a_race_answers_after_one_read_and_one_commit(b: Backen
         racer.into_writes(),
     )));
     let (svc, _clock): (Services, _) = services_on(store.clone(), Program::default());
-    let req = serde_json::from_value(json!({"name": "Ada", "phone": "+8613800000077"})).unwrap();
+    let req: loyalty_members::EnrolRequest =
+        serde_json::from_value(json!({"name": "Ada", "phone": "+8613800000077"})).unwrap();
     let r = svc
         .members
-        .enrol(MemberId::parse("ada").unwrap(), req, None, None, "test")
+        .enrol(
+            MemberId::parse("ada").unwrap(),
+            req.into(),
+            None,
+            None,
+            "test",
+        )
         .await;
     assert!(matches!(r, Err(ServiceError::PhoneTaken)), "{r:?}");
     assert_eq!(store.counts.reads.load(Ordering::SeqCst), 1);

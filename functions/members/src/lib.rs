@@ -5,6 +5,7 @@ use axum::extract::State;
 use http::StatusCode;
 use loyalty::domain::MemberId;
 use loyalty::domain::ledger::LedgerEntry;
+use loyalty::domain::{Birthday, Email, Name, Phone, PhoneInput, Points, TimeZoneName};
 use loyalty::http::RequestId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
@@ -14,10 +15,12 @@ use loyalty::http::{
 use loyalty::service::audit::{AuditPage, AuditQuery};
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
-use loyalty::service::members::{AdjustmentRequest, EnrolRequest, MemberView, ProfileChange};
+use loyalty::service::members::{Adjustment, Enrolment, MemberView, ProfileEdit};
 use loyalty::service::points::{PointsRun, PointsSchedule};
 use loyalty::service::{Audit, Balances, Ctx, Erasures, Events, Members};
 use loyalty::service::{ServiceError, Services};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 mod referrals;
 
@@ -36,6 +39,106 @@ loyalty::handlers! {
     referrals::held_referrals;
     referrals::approve;
     referrals::reject;
+}
+
+/// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
+fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field that may be left out of a PATCH but never cleared: `null` is refused (400).
+fn present_not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("may not be null: leave it out to keep it"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}))]
+pub struct EnrolRequest {
+    /// Only administrators and POS may choose the id; members enrol as their token's `sub`.
+    pub id: Option<MemberId>,
+    pub name: Name,
+    /// International (`+…`), or national in the program's `default_country`.
+    #[schema(value_type = Option<Phone>)]
+    pub phone: Option<PhoneInput>,
+    pub email: Option<Email>,
+    pub birthday: Option<Birthday>,
+    pub timezone: Option<TimeZoneName>,
+    /// A friend's referral code (API.md "Referrals"): refused with its reason, and then nothing
+    /// is enrolled.
+    pub referral_code: Option<loyalty::domain::referral::ReferralCode>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "timezone": "Europe/London"}))]
+pub struct ProfileChange {
+    /// Required on every member: it may be changed, never cleared (`null` is 400).
+    #[serde(default, deserialize_with = "present_not_null")]
+    #[schema(value_type = Name)]
+    pub name: Option<Name>,
+    #[serde(default, deserialize_with = "patch_field")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<Email>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<PhoneInput>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<TimeZoneName>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    #[schema(value_type = Option<String>)]
+    pub birthday: Option<Option<Birthday>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"points": 50, "reason": "service recovery"}))]
+pub struct AdjustmentRequest {
+    /// Signed, non-zero.
+    pub points: Points,
+    pub reason: String,
+}
+
+impl From<EnrolRequest> for Enrolment {
+    fn from(r: EnrolRequest) -> Self {
+        Enrolment {
+            id: r.id,
+            name: r.name,
+            phone: r.phone,
+            email: r.email,
+            birthday: r.birthday,
+            timezone: r.timezone,
+            referral_code: r.referral_code,
+        }
+    }
+}
+
+impl From<ProfileChange> for ProfileEdit {
+    fn from(c: ProfileChange) -> Self {
+        ProfileEdit {
+            name: c.name,
+            email: c.email,
+            phone: c.phone,
+            timezone: c.timezone,
+            birthday: c.birthday,
+        }
+    }
+}
+
+impl From<AdjustmentRequest> for Adjustment {
+    fn from(r: AdjustmentRequest) -> Self {
+        Adjustment {
+            points: r.points,
+            reason: r.reason,
+        }
+    }
 }
 
 /// The whole API's OpenAPI document, assembled here and only here: the members function serves
@@ -90,7 +193,7 @@ async fn enrol(
     };
     let actor = caller.actor(&request);
     let outcome = members
-        .enrol(id, req, idem, actor.as_ref(), &caller.principal())
+        .enrol(id, req.into(), idem, actor.as_ref(), &caller.principal())
         .await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
@@ -152,7 +255,7 @@ async fn update_member(
     caller.require(Access::MemberCare(&id))?;
     Ok(Reply::ok(
         members
-            .update_profile(&id, change, caller.actor(&request).as_ref())
+            .update_profile(&id, change.into(), caller.actor(&request).as_ref())
             .await?,
     ))
 }
@@ -210,7 +313,7 @@ async fn adjust(
         &id,
         &body.digest(),
     );
-    let outcome = members.adjust(&id, body.value, idem, &actor).await?;
+    let outcome = members.adjust(&id, body.value.into(), idem, &actor).await?;
     Ok(Reply::from_outcome(StatusCode::CREATED, outcome))
 }
 

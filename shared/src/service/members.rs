@@ -21,7 +21,7 @@ use crate::service::Referrals;
 use crate::service::Segmentation;
 use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Enrolment, profiles, the ledger and operators' adjustments; enrolment applies a referral code
@@ -33,63 +33,31 @@ pub struct Members {
     pub(crate) segments: Segmentation,
 }
 
-/// `null` and "absent" differ in a PATCH: absent keeps, `null` clears.
-fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// A field that may be left out of a PATCH but never cleared: `null` is refused (400).
-fn present_not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    Option::<T>::deserialize(d)?
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom("may not be null: leave it out to keep it"))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "Ada Lovelace", "phone": "+8613800000000", "email": "ada@example.com", "birthday": "1990-11-22", "timezone": "Asia/Shanghai"}))]
-pub struct EnrolRequest {
-    /// Only administrators and POS may choose the id; members enrol as their token's `sub`.
+/// An enrolment as the caller asks it (the HTTP edge parses `POST /v1/members` into it).
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    /// Only administrators and POS may choose the id (the edge decides who asked).
     pub id: Option<MemberId>,
     pub name: Name,
-    /// International (`+…`), or national in the program's `default_country`.
-    #[schema(value_type = Option<Phone>)]
+    /// International, or national in the program's `default_country`.
     pub phone: Option<PhoneInput>,
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     pub timezone: Option<TimeZoneName>,
-    /// A friend's referral code (API.md "Referrals"): refused with its reason, and then nothing
-    /// is enrolled.
     pub referral_code: Option<crate::domain::referral::ReferralCode>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"email": "ada@example.com", "timezone": "Europe/London"}))]
-pub struct ProfileChange {
-    /// Required on every member: it may be changed, never cleared (`null` is 400).
-    #[serde(default, deserialize_with = "present_not_null")]
-    #[schema(value_type = Name)]
+/// A profile edit: `None` keeps a field, `Some(None)` clears it (the name is never cleared).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileEdit {
     pub name: Option<Name>,
-    #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>)]
     pub email: Option<Option<Email>>,
-    #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>)]
     pub phone: Option<Option<PhoneInput>>,
-    #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>)]
     pub timezone: Option<Option<TimeZoneName>>,
-    #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>)]
     pub birthday: Option<Option<Birthday>>,
 }
 
-impl ProfileChange {
+impl ProfileEdit {
     /// The fields that need no claim or rule: name, email and time zone.
     fn apply_plain_fields(&self, m: &mut Member) {
         if let Some(name) = &self.name {
@@ -104,11 +72,9 @@ impl ProfileChange {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"points": 50, "reason": "service recovery"}))]
-pub struct AdjustmentRequest {
-    /// Signed, non-zero.
+/// An operator's adjustment: signed, non-zero points and the reason.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
     pub points: Points,
     pub reason: String,
 }
@@ -164,7 +130,7 @@ pub struct MemberView {
 #[derive(Clone, Copy)]
 struct Enrolling<'a> {
     id: &'a MemberId,
-    req: &'a EnrolRequest,
+    req: &'a Enrolment,
     phone: Option<&'a Phone>,
     idem: Option<&'a Idempotency>,
     /// The caller's key for unknown referral codes, when a code is given.
@@ -205,7 +171,7 @@ impl Members {
     pub async fn enrol(
         &self,
         id: MemberId,
-        req: EnrolRequest,
+        req: Enrolment,
         idem: Option<Idempotency>,
         actor: Option<&Actor>,
         principal: &str,
@@ -354,7 +320,7 @@ impl Members {
     pub async fn update_profile(
         &self,
         id: &MemberId,
-        change: ProfileChange,
+        change: ProfileEdit,
         actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
         let phone = match &change.phone {
@@ -371,7 +337,7 @@ impl Members {
     async fn try_update_profile(
         &self,
         id: &MemberId,
-        change: &ProfileChange,
+        change: &ProfileEdit,
         phone: &Option<Option<Phone>>,
         actor: Option<&Actor>,
     ) -> Result<MemberView, ServiceError> {
@@ -460,7 +426,7 @@ impl Members {
     pub async fn adjust(
         &self,
         id: &MemberId,
-        req: AdjustmentRequest,
+        req: Adjustment,
         idem: Option<Idempotency>,
         actor: &Actor,
     ) -> Result<Outcome<LedgerEntry>, ServiceError> {
