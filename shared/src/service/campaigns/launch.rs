@@ -17,7 +17,7 @@ use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::table::{
-    BUDGET_SLICES, Batch, BudgetSlice, MemberIndex, POINTS_PER_BUDGET_SLICE, Reads, Replica, Slice,
+    BUDGET_SLICES, Batch, BudgetSlice, MemberIndex, POINTS_PER_BUDGET_SLICE, Slice,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -81,13 +81,7 @@ impl Campaigns {
         id: &CampaignId,
     ) -> Result<(Campaign, u64), ServiceError> {
         let now = self.ctx.now();
-        let mut reads = Reads::new();
-        let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.ctx.table.read(&reads).await?;
-        let current = found
-            .get(&campaign)?
-            .ok_or(ServiceError::NotFound("campaign"))?;
+        let (current, registry) = self.read_with_registry(id).await?;
         let mut c = current.value;
         if matches!(c.status, CampaignStatus::Running | CampaignStatus::Ended) {
             return Err(ServiceError::CampaignLaunched);
@@ -103,10 +97,7 @@ impl Campaigns {
                 "the campaign's window is over; move ends_at to launch it",
             ));
         }
-        self.check_room(
-            &found.get(&registry)?.map(|r| r.value).unwrap_or_default(),
-            now,
-        )?;
+        self.check_room(&registry.map(|r| r.value).unwrap_or_default(), now)?;
         c.status = CampaignStatus::Launching;
         c.updated_at = now;
         let mut batch = Batch::new();
@@ -186,17 +177,10 @@ impl Campaigns {
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
         let now = self.ctx.now();
-        let mut reads = Reads::new();
-        let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.ctx.table.read(&reads).await?;
-        let current = found
-            .get(&campaign)?
-            .ok_or(ServiceError::NotFound("campaign"))?;
+        let (current, registry) = self.read_with_registry(id).await?;
         if current.version != version {
             return Err(ServiceError::CampaignLaunched);
         }
-        let registry = found.get(&registry)?;
         let mut running = self.check_room(
             registry
                 .as_ref()

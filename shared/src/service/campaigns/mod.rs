@@ -26,7 +26,7 @@ use crate::domain::spend::refund_reversal;
 use crate::domain::{CampaignId, MemberId, Money, Points};
 use crate::service::Ctx;
 use crate::service::error::ServiceError;
-use crate::table::{BudgetSlice, Slice, Slot, Versioned, shard_of};
+use crate::table::{BudgetSlice, Reads, Replica, Slice, Slot, Versioned, shard_of};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -323,6 +323,24 @@ impl Play {
             &self.assignment.value.member_id,
             self.campaign.slices.max(1),
         )
+    }
+}
+
+impl Campaigns {
+    /// A campaign and the registry of running campaigns, in one read: what a launch or an end
+    /// changes together. No such campaign is a 404.
+    pub(super) async fn read_with_registry(
+        &self,
+        id: &CampaignId,
+    ) -> Result<(Versioned<Campaign>, Option<Versioned<RunningCampaigns>>), ServiceError> {
+        let mut reads = Reads::new();
+        let campaign = reads.add::<Campaign>(id);
+        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
+        let found = self.ctx.table.read(&reads).await?;
+        let current = found
+            .get(&campaign)?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        Ok((current, found.get(&registry)?))
     }
 }
 

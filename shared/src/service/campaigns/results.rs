@@ -11,7 +11,7 @@ use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
 use crate::service::members::money;
-use crate::table::{Batch, BudgetSlice, Reads, Replica, Slot};
+use crate::table::{Batch, BudgetSlice, Reads, Slot};
 
 impl Campaigns {
     /// Stops awarding now. Ending an ended campaign answers it again.
@@ -30,13 +30,7 @@ impl Campaigns {
         actor: &Actor,
     ) -> Result<CampaignView, ServiceError> {
         let now = self.ctx.now();
-        let mut reads = Reads::new();
-        let campaign = reads.add::<Campaign>(id);
-        let registry = reads.add::<RunningCampaigns>(&Replica::FIRST);
-        let found = self.ctx.table.read(&reads).await?;
-        let current = found
-            .get(&campaign)?
-            .ok_or(ServiceError::NotFound("campaign"))?;
+        let (current, registry) = self.read_with_registry(id).await?;
         let mut c = current.value;
         match c.status {
             CampaignStatus::Draft | CampaignStatus::Launching => {
@@ -50,7 +44,7 @@ impl Campaigns {
         c.updated_at = now;
         let mut batch = Batch::new();
         batch.save(id, &c, Some(current.version))?;
-        if let Some(r) = found.get(&registry)? {
+        if let Some(r) = registry {
             let running: Vec<_> = r
                 .value
                 .running
