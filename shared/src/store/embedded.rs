@@ -186,6 +186,37 @@ impl EmbeddedStore {
             .await
             .map_err(backend)?
     }
+
+    /// A page of `table` within `b`, in `range`'s order and up to its limit (one more is read
+    /// to tell whether there are more), each entry made into a `T` by `read`.
+    async fn scan<T: Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static [u8], &'static [u8]>,
+        b: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        range: Range<'_>,
+        read: impl Fn(&[u8], &[u8]) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<(Vec<T>, bool)> {
+        let (limit, desc) = (range.limit as usize, range.descending);
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let entries = tx.open_table(table).map_err(backend)?;
+            let range = entries.range::<&[u8]>(as_ref_bounds(&b)).map_err(backend)?;
+            let iter: Box<dyn Iterator<Item = _>> = if desc {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
+            let mut out = Vec::new();
+            for entry in iter.take(limit + 1) {
+                let (k, v) = entry.map_err(backend)?;
+                out.push(read(k.value(), v.value())?);
+            }
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
+        })
+        .await
+    }
 }
 
 fn apply(
@@ -303,26 +334,8 @@ impl Store for EmbeddedStore {
             after.map(str::as_bytes),
             range.descending,
         );
-        let (limit, desc) = (range.limit as usize, range.descending);
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
-            let items = tx.open_table(ITEMS).map_err(backend)?;
-            let range = items.range::<&[u8]>(as_ref_bounds(&b)).map_err(backend)?;
-            let iter: Box<dyn Iterator<Item = _>> = if desc {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            };
-            let mut out = Vec::new();
-            for entry in iter.take(limit + 1) {
-                let (k, v) = entry.map_err(backend)?;
-                out.push(decode(split_item_key(k.value())?, v.value())?);
-            }
-            let more = out.len() > limit;
-            out.truncate(limit);
-            Ok((out, more))
-        })
-        .await
+        self.scan(ITEMS, b, range, |k, v| decode(split_item_key(k)?, v))
+            .await
     }
 
     async fn query_index_range(
@@ -336,34 +349,16 @@ impl Store for EmbeddedStore {
         // An entry is `prefix isk \0 pk \0 sk`; a position is the same suffix.
         let after = after.map(|a| index_entry(index, pk, &a.isk, &a.key)[prefix.len()..].to_vec());
         let b = bounds(&prefix, range.sort, after.as_deref(), range.descending);
-        let (limit, desc) = (range.limit as usize, range.descending);
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
-            let entries = tx.open_table(INDEX).map_err(backend)?;
-            let range = entries.range::<&[u8]>(as_ref_bounds(&b)).map_err(backend)?;
-            let iter: Box<dyn Iterator<Item = _>> = if desc {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
+        self.scan(INDEX, b, range, move |k, _| {
+            let s = std::str::from_utf8(&k[prefix.len()..]).map_err(backend)?;
+            let mut parts = s.splitn(3, '\0');
+            let (Some(isk), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(StoreError::broken("malformed index entry"));
             };
-            let mut out = Vec::new();
-            for entry in iter.take(limit + 1) {
-                let (k, _) = entry.map_err(backend)?;
-                let suffix = &k.value()[prefix.len()..];
-                let s = std::str::from_utf8(suffix).map_err(backend)?;
-                let mut parts = s.splitn(3, '\0');
-                let (Some(isk), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next())
-                else {
-                    return Err(StoreError::broken("malformed index entry"));
-                };
-                out.push(IndexPosition {
-                    isk: isk.to_owned(),
-                    key: Key::new(pk, sk),
-                });
-            }
-            let more = out.len() > limit;
-            out.truncate(limit);
-            Ok((out, more))
+            Ok(IndexPosition {
+                isk: isk.to_owned(),
+                key: Key::new(pk, sk),
+            })
         })
         .await
     }
