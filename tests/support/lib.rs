@@ -818,3 +818,71 @@ pub fn template_routes() -> std::collections::BTreeMap<String, std::collections:
     }
     out
 }
+
+/// A file of the CDNOW sample (Fader & Hardie's 2,357 customers, 1997-01 to 1998-06), as the
+/// PyPI package `lifetimes` 0.11.3 ships it under `lifetimes/datasets/`: downloaded with pip
+/// once into `target/datasets` (the wheel's SHA-256 checked), then read from there. Fails
+/// loudly, saying why, when neither the project's `.venv` (made by `scripts/test`) nor a
+/// `python3` with pip can fetch it.
+pub fn cdnow_file(name: &str) -> String {
+    const WHEEL: &str = "Lifetimes-0.11.3-py3-none-any.whl";
+    const SHA256: &str = "261e3dc89977c2b60767ca6728aaa29d429de0c814635070a749c36555895da8";
+    static DOWNLOAD: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = DOWNLOAD.lock().unwrap_or_else(|e| e.into_inner());
+    // The test binary is `<target>/<profile>/deps/<name>`.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe.ancestors().nth(3).expect("the target directory");
+    let dir = target.join("datasets");
+    let file = dir.join("lifetimes/datasets").join(name);
+    if !file.exists() {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+        let python = if std::path::Path::new(venv).exists() {
+            venv
+        } else {
+            "python3"
+        };
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(python)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("running {python}: {e}"));
+            assert!(
+                out.status.success(),
+                "{python} {args:?} failed (the CDNOW sample comes from PyPI's `lifetimes`; \
+                 `scripts/test` makes the .venv with pip):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let dir_s = dir.to_str().unwrap();
+        let wheel = dir.join(WHEEL);
+        if !wheel.exists() {
+            run(&[
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "lifetimes==0.11.3",
+                "-d",
+                dir_s,
+            ]);
+        }
+        let bytes = std::fs::read(&wheel).unwrap();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(
+            digest,
+            SHA256,
+            "{} is not the wheel this test was written against",
+            wheel.display()
+        );
+        run(&[
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], \
+             [n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith('lifetimes/datasets/')])",
+            wheel.to_str().unwrap(),
+            dir_s,
+        ]);
+    }
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}

@@ -55,6 +55,7 @@ pub mod ledger;
 pub mod lots;
 pub mod member;
 pub mod money;
+pub mod predict;
 #[cfg(test)]
 mod properties;
 pub mod receipt;
