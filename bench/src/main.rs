@@ -293,6 +293,7 @@ async fn main() {
         let ok = scale::night(scale::Night {
             members: args.night_members,
             target: 10_000_000,
+            sample: 100_000,
         })
         .await;
         std::process::exit(if ok { 0 } else { 1 });

@@ -368,6 +368,8 @@ pub async fn flash(f: Flash) -> bool {
 }
 
 pub struct Night {
+    /// Members in the predictions' nightly fit (`predictions.sample_size`).
+    pub sample: usize,
     /// Members simulated (each of the segments and points populations).
     pub members: usize,
     /// Members the figures are scaled to.
@@ -526,6 +528,8 @@ pub async fn night(n: Night) -> bool {
         100.0 * (size.treatment + size.holdout) as f64 / (2 * n.members) as f64
     );
     ok &= job.report(scale);
+    predictions_fit(n.sample);
+
     println!(
         "scale/night  simplifications: a round trip is taken as {:.0} ms; the jobs run one after another on one store; \"at once\" is the jobs' own concurrency (16 parts × 16 members, 4 partitions × 8 members, 4 launch transactions)",
         ROUND_TRIP_SECONDS * 1000.0
@@ -539,6 +543,64 @@ pub async fn night(n: Night) -> bool {
         }
     );
     ok
+}
+
+/// The nightly fit over its sample (issue 32): it reads nothing from the store (the parts hand
+/// it the sampled members' summaries), so at 10 M members it costs what it costs at the
+/// sample's size. Summaries are drawn from BG/NBD with CDNOW's parameters and whole days, as the
+/// program keeps them; amounts from Gamma-Gamma.
+fn predictions_fit(sample: usize) {
+    use loyalty::domain::predict::{bgnbd, spend};
+    let truth = bgnbd::Params {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+    let days = |weeks: f64| (weeks * 7.0).floor() / 7.0;
+    let members: Vec<bgnbd::Summary> = bgnbd::simulate(truth, sample, 7)
+        .into_iter()
+        .map(|s| bgnbd::Summary {
+            x: s.x,
+            t_x: days(s.t_x),
+            age: days(s.age),
+        })
+        .collect();
+    let started = Instant::now();
+    let fit = bgnbd::fit(&members).expect("a fit of simulated members");
+    let bgnbd_seconds = started.elapsed().as_secs_f64();
+    let repeats: Vec<u32> = members.iter().map(|s| s.x).collect();
+    let spends = spend::simulate(
+        spend::Params {
+            p: 6.25,
+            q: 3.74,
+            gamma: 15.44,
+        },
+        &repeats,
+        8,
+    );
+    let started = Instant::now();
+    let spend_fit = spend::fit(&spends).expect("a fit of simulated amounts");
+    let spend_seconds = started.elapsed().as_secs_f64();
+    // What the fit holds: the summaries it is handed (x, t_x, T) and its weighted distinct rows.
+    let held = members.len() * std::mem::size_of::<bgnbd::Summary>()
+        + fit.distinct * (std::mem::size_of::<bgnbd::Summary>() + 8)
+        + spends.len() * std::mem::size_of::<spend::Spend>();
+    println!(
+        "scale/night  predict   BG/NBD over {} sampled members ({} distinct histories): {:.2} s, {} iterations, r {:.3} alpha {:.3} a {:.3} b {:.3} (drawn with 0.243, 4.414, 0.793, 2.426); Gamma-Gamma over {} repeat buyers: {:.2} s, {} iterations; about {:.1} MB held; no store reads (the parts hand it the summaries), the same at 10 M members",
+        fit.members,
+        fit.distinct,
+        bgnbd_seconds,
+        fit.iterations,
+        fit.params.r,
+        fit.params.alpha,
+        fit.params.a,
+        fit.params.b,
+        spend_fit.members,
+        spend_seconds,
+        spend_fit.iterations,
+        held as f64 / 1e6
+    );
 }
 
 /// DynamoDB on-demand in us-east-1 (since November 2024): per million write and read request

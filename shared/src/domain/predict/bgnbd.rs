@@ -181,6 +181,39 @@ pub fn fit(summaries: &[Summary]) -> Result<Fit, FitError> {
     })
 }
 
+/// Members drawn from the model itself, for the recovery test, the benchmark and the README's
+/// walkthrough: λ ~ Gamma(r, 1/alpha), p ~ Beta(a, b); purchases at exponential gaps while
+/// alive, a coin of weight p after each repeat purchase; cohorts observed for 26 to 78 weeks
+/// (member i for 26 + i mod 53). The same seed gives the same members.
+pub fn simulate(p: Params, members: usize, seed: u64) -> Vec<Summary> {
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::{Beta, Distribution, Exp, Gamma};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let rates = Gamma::new(p.r, 1.0 / p.alpha).expect("r and alpha are positive");
+    let dropouts = Beta::new(p.a, p.b).expect("a and b are positive");
+    (0..members)
+        .map(|i| {
+            let age = 26.0 + (i % 53) as f64;
+            let rate = rates.sample(&mut rng).max(1e-12);
+            let dropout = dropouts.sample(&mut rng);
+            let gap = Exp::new(rate).expect("a positive rate");
+            let (mut t, mut x, mut t_x) = (0.0, 0, 0.0);
+            loop {
+                t += gap.sample(&mut rng);
+                if t > age {
+                    break;
+                }
+                x += 1;
+                t_x = t;
+                if rng.random::<f64>() < dropout {
+                    break;
+                }
+            }
+            Summary { x, t_x, age }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,38 +348,6 @@ mod tests {
         };
         assert!(CDNOW.p_alive(&long_ago) < CDNOW.p_alive(&recent));
         assert!(CDNOW.p_alive(&recent) < 1.0);
-    }
-
-    /// Members drawn from the model itself: λ ~ Gamma(r, 1/alpha), p ~ Beta(a, b); purchases
-    /// at exponential gaps while alive, a coin of weight p after each repeat purchase; cohorts
-    /// observed for 26 to 78 weeks.
-    fn simulate(p: Params, members: usize, seed: u64) -> Vec<Summary> {
-        use rand::{RngExt, SeedableRng};
-        use rand_distr::{Beta, Distribution, Exp, Gamma};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let rates = Gamma::new(p.r, 1.0 / p.alpha).unwrap();
-        let dropouts = Beta::new(p.a, p.b).unwrap();
-        (0..members)
-            .map(|i| {
-                let age = 26.0 + (i % 53) as f64;
-                let rate = rates.sample(&mut rng).max(1e-12);
-                let dropout = dropouts.sample(&mut rng);
-                let gap = Exp::new(rate).unwrap();
-                let (mut t, mut x, mut t_x) = (0.0, 0, 0.0);
-                loop {
-                    t += gap.sample(&mut rng);
-                    if t > age {
-                        break;
-                    }
-                    x += 1;
-                    t_x = t;
-                    if rng.random::<f64>() < dropout {
-                        break;
-                    }
-                }
-                Summary { x, t_x, age }
-            })
-            .collect()
     }
 
     /// Recovery: members simulated from known parameters are fitted back within three
