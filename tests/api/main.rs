@@ -1,6 +1,7 @@
 //! Every integration test of the workspace in one binary, a module per area (as zero2prod
 //! does): the API over HTTP in-process and over real sockets, the store contract on both
-//! backends, the concurrency proofs, the sample events, the layout and role matrices. Helpers
+//! backends, the concurrency proofs, the sample events, the layout and role matrices, the
+//! customer-base models against the literature. Helpers
 //! shared between modules live in the support library (`tests/support/lib.rs`). `TEST_LOG=1`
 //! prints the services' logs (`RUST_LOG` filters them).
 
@@ -15,6 +16,7 @@ mod foundation;
 mod layout;
 mod local_server;
 mod members_http;
+mod models;
 mod points;
 mod redemption;
 mod referrals;
