@@ -2,13 +2,14 @@
 //! 2005, "Counting your customers the easy way") for how often a member buys and whether they
 //! are still "alive", and Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value
 //! curves") for what a repeat purchase is worth. This module owns their likelihoods, their
-//! maximum-likelihood fits and the scores read from fitted parameters; what a member's summary
-//! is and when the program fits are the callers' business. Time is in weeks, as the papers
-//! report it; spend in the currency's major units.
+//! maximum-likelihood fits, the scores read from fitted parameters and the member's purchase
+//! summary they read (`summary`); when the program fits is the callers' business. Time is in
+//! weeks, as the papers report it; spend in the currency's major units.
 
 pub mod bgnbd;
 mod special;
 pub mod spend;
+pub mod summary;
 
 use argmin::core::{CostFunction, Error, Executor, State};
 use argmin::solver::neldermead::NelderMead;
