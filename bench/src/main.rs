@@ -804,6 +804,7 @@ pub(crate) async fn seed_segment_members(
                         .add(on, amount, today, p.spend_months_kept())
                         .unwrap();
                     m.purchases.add(on, 1, today, p.purchase_months_kept());
+                    m.note_purchase_day(on, amount);
                     m.note_purchase_at(at, loyalty::domain::segment::Lifecycle::Active);
                     m.balance = Points(m.balance.0 + amount / 100);
                     m.lifetime_earned = m.balance;
@@ -811,7 +812,10 @@ pub(crate) async fn seed_segment_members(
             }
             m.segments = m.segments_at(
                 &p.segments,
-                &p.segments.rfm.fixed,
+                &loyalty::domain::segment::Standing {
+                    cuts: p.segments.rfm.fixed,
+                    model: None,
+                },
                 day0,
                 today,
                 p.qualifying_window_months,

@@ -492,6 +492,19 @@ pub async fn night(n: Night) -> bool {
         100.0 * run.changed as f64 / run.examined.max(1) as f64
     );
     ok &= job.report(scale);
+    // The run's own fit (issue 32): the parts' samples of the seeded members, merged and fitted
+    // in the finishing step, within the run's round trips above.
+    let fitted = services.segments.predictions().await.unwrap();
+    println!(
+        "scale/night  segments  fitted the predictions to {} of {} purchasing members in {} ms (r {:.3} alpha {:.3} a {:.3} b {:.3}), from the parts' sample chunks (≤ 8,000 rows an item)",
+        fitted.members_in_fit,
+        fitted.purchasing_members,
+        fitted.fit_ms,
+        fitted.params.r,
+        fitted.params.alpha,
+        fitted.params.a,
+        fitted.params.b,
+    );
 
     let m = measure("points", 4 * 8);
     let run = services

@@ -45,6 +45,17 @@ pub struct Program {
     pub segments: SegmentRules,
     pub points: PointsRules,
     pub referral: ReferralRules,
+    pub predictions: PredictionRules,
+}
+
+/// The prediction models' rules (DESIGN.md "Predictions").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PredictionRules {
+    /// The most members the nightly fit reads (a fixed sample by a hash of the id beyond).
+    pub sample_size: u32,
+    /// The horizon of `expected_purchases` and `churn_probability`, days.
+    pub horizon_days: u32,
+    pub churn: crate::domain::predict::score::ChurnThresholds,
 }
 
 /// When purchase points become spendable and when points expire (DESIGN.md "Points lots").
@@ -89,6 +100,38 @@ struct Doc {
     rfm: RfmDoc,
     points: PointsDoc,
     referral: ReferralDoc,
+    predictions: PredictionsDoc,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PredictionsDoc {
+    sample_size: u32,
+    horizon_days: u32,
+    churn: ChurnDoc,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ChurnDoc {
+    likely: f64,
+    possible: f64,
+}
+impl Default for PredictionsDoc {
+    fn default() -> Self {
+        PredictionsDoc {
+            sample_size: 100_000,
+            horizon_days: 90,
+            churn: ChurnDoc::default(),
+        }
+    }
+}
+impl Default for ChurnDoc {
+    fn default() -> Self {
+        let t = crate::domain::predict::score::ChurnThresholds::default();
+        ChurnDoc {
+            likely: t.likely,
+            possible: t.possible,
+        }
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -253,6 +296,7 @@ impl Default for Doc {
             rfm: RfmDoc::default(),
             points: PointsDoc::default(),
             referral: ReferralDoc::default(),
+            predictions: PredictionsDoc::default(),
         }
     }
 }
@@ -424,6 +468,36 @@ fn segment_rules(l: &LifecycleDoc, r: &RfmDoc) -> Result<SegmentRules, ProgramEr
                 f: f.f,
                 m: f.m,
             },
+        },
+    })
+}
+
+fn prediction_rules(d: &PredictionsDoc) -> Result<PredictionRules, ProgramError> {
+    if !(1_000..=1_000_000).contains(&d.sample_size) {
+        return Err(invalid(format!(
+            "predictions.sample_size must be between 1000 and 1000000, got {}",
+            d.sample_size
+        )));
+    }
+    if !(7..=365).contains(&d.horizon_days) {
+        return Err(invalid(format!(
+            "predictions.horizon_days must be between 7 and 365, got {}",
+            d.horizon_days
+        )));
+    }
+    let c = &d.churn;
+    if !(0.0 < c.possible && c.possible < c.likely && c.likely < 1.0) {
+        return Err(invalid(format!(
+            "predictions.churn needs 0 < possible < likely < 1, got possible {} and likely {}",
+            c.possible, c.likely
+        )));
+    }
+    Ok(PredictionRules {
+        sample_size: d.sample_size,
+        horizon_days: d.horizon_days,
+        churn: crate::domain::predict::score::ChurnThresholds {
+            likely: c.likely,
+            possible: c.possible,
         },
     })
 }
@@ -605,8 +679,10 @@ impl Program {
             }
         }
         let referral = referral_rules(&doc.referral)?;
+        let predictions = prediction_rules(&doc.predictions)?;
         Ok(Program {
             referral,
+            predictions,
             segments,
             points: PointsRules {
                 pending_days: doc.points.pending_days,
@@ -875,6 +951,22 @@ mod tests {
             (
                 r#"{"points": {"expiry": {"policy": "sometimes"}}}"#,
                 "sometimes",
+            ),
+            (
+                r#"{"predictions": {"sample_size": 999}}"#,
+                "predictions.sample_size",
+            ),
+            (
+                r#"{"predictions": {"horizon_days": 366}}"#,
+                "predictions.horizon_days",
+            ),
+            (
+                r#"{"predictions": {"churn": {"possible": 0.7, "likely": 0.7}}}"#,
+                "predictions.churn",
+            ),
+            (
+                r#"{"predictions": {"churn": {"likely": 1.0}}}"#,
+                "predictions.churn",
             ),
             ("not json", "expected"),
         ] {

@@ -18,6 +18,7 @@ mod local_server;
 mod members_http;
 mod models;
 mod points;
+mod predictions;
 mod redemption;
 mod referrals;
 mod role_matrix;

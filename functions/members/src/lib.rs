@@ -227,7 +227,8 @@ async fn find_members(
     )))
 }
 
-/// The member object: profile, points, tier progress and segments.
+/// The member object: profile, points, tier progress and segments; for operators also the
+/// predicted scores (`predictions`), which the member and a till never see.
 #[utoipa::path(get, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = MemberView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
@@ -237,7 +238,11 @@ async fn get_member(
     PathId(id): PathId<MemberId>,
 ) -> Result<Reply<MemberView>, Problem> {
     caller.require(Access::MemberAtTill(&id))?;
-    Ok(Reply::ok(members.get_member(&id).await?))
+    let view = match caller.role() {
+        Some(_) => members.get_member_for_operator(&id).await?,
+        None => members.get_member(&id).await?,
+    };
+    Ok(Reply::ok(view))
 }
 
 /// Change the profile. `null` clears a field. The birthday can be set once; after that only an

@@ -9,6 +9,7 @@ use loyalty::domain::segment::SegmentId;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, Paging, PathId, Problem, Reply};
+use loyalty::service::predictions::PredictionsView;
 use loyalty::service::segments::{
     History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
 };
@@ -23,6 +24,7 @@ loyalty::handlers! {
     segment_history;
     overview;
     retention;
+    predictions;
     daily;
     referral_analytics;
 }
@@ -32,7 +34,7 @@ pub struct SegmentList {
     pub items: Vec<SegmentView>,
 }
 
-/// Every segment (lifecycle stages, value segments, tiers), empty ones included, with its size
+/// Every segment (lifecycle stages, value segments, tiers, churn risks), empty ones included, with its size
 /// now: the number of members its listing returns.
 #[utoipa::path(get, operation_id = "list_segments", path = "/v1/segments", tag = "segments", security(("bearer" = [])),
     responses((status = 200, body = SegmentList), (status = 403, body = ProblemDocument)))]
@@ -105,6 +107,18 @@ async fn overview(
 ) -> Result<Reply<Overview>, Problem> {
     caller.require(Access::Insight)?;
     Ok(Reply::ok(segments.overview().await?))
+}
+
+/// The prediction models fitted by the last segments run that could fit them, the churn
+/// segments' sizes now and the value at risk; 404 before the first fit.
+#[utoipa::path(get, operation_id = "get_predictions", path = "/v1/analytics/predictions", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = PredictionsView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn predictions(
+    State(segments): State<Segmentation>,
+    caller: Caller,
+) -> Result<Reply<PredictionsView>, Problem> {
+    caller.require(Access::Insight)?;
+    Ok(Reply::ok(segments.predictions().await?))
 }
 
 #[derive(Deserialize)]

@@ -3,8 +3,10 @@
 //! will be computed from.
 
 use super::lots::{Lots, Notified};
+use super::predict::score::{Model, Scores};
+use super::predict::summary::PurchaseDays;
 use super::segment::{
-    Activity, Counted, CutPoints, Lifecycle, SegmentRules, Segments, reactivates, segments,
+    Activity, Counted, Lifecycle, SegmentRules, Segments, Standing, reactivates, segments,
 };
 use super::spend::{MonthCounts, SpendBuckets};
 use super::tier::{Tier, TierTable};
@@ -46,20 +48,38 @@ pub struct Member {
     pub email: Option<Email>,
     pub birthday: Option<Birthday>,
     /// The member's local date when the birthday was set (anti-gaming rule for gifts).
-    #[serde(rename = "bday_set", alias = "birthday_set_on")]
+    #[serde(
+        rename = "bs",
+        alias = "bday_set",
+        alias = "birthday_set_on",
+        default,
+        with = "stored_day"
+    )]
     pub birthday_set_on: Option<NaiveDate>,
     #[serde(rename = "tz", alias = "timezone")]
     pub timezone: Option<TimeZoneName>,
     /// Whole seconds (stored as epoch seconds).
-    #[serde(rename = "enrolled", alias = "enrolled_at", with = "stored_time")]
+    #[serde(
+        rename = "en",
+        alias = "enrolled",
+        alias = "enrolled_at",
+        with = "stored_time"
+    )]
     pub enrolled_at: DateTime<Utc>,
     pub tier: Tier,
-    #[serde(rename = "tier_exp", alias = "tier_expires_on")]
+    #[serde(
+        rename = "te",
+        alias = "tier_exp",
+        alias = "tier_expires_on",
+        default,
+        with = "stored_day"
+    )]
     pub tier_expires_on: Option<NaiveDate>,
     #[serde(rename = "bal", alias = "balance")]
     pub balance: Points,
-    #[serde(rename = "earned", alias = "lifetime_earned")]
+    #[serde(rename = "er", alias = "earned", alias = "lifetime_earned")]
     pub lifetime_earned: Points,
+    #[serde(rename = "sp", alias = "spend")]
     pub spend: SpendBuckets,
     /// Stored as epoch seconds under short names (older items: RFC 3339 under the long ones).
     #[serde(
@@ -100,8 +120,18 @@ pub struct Member {
         skip_serializing_if = "Option::is_none"
     )]
     pub reactivated_at: Option<DateTime<Utc>>,
-    #[serde(rename = "buys", default)]
+    #[serde(rename = "by", alias = "buys", default)]
     pub purchases: MonthCounts,
+    /// Purchase days as the prediction models read them (DESIGN.md "The member's purchase
+    /// summary"): kept by purchases and refunds, recounted by the nightly run when stale or
+    /// missing.
+    #[serde(
+        rename = "ps",
+        default,
+        with = "super::predict::summary::stored",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub purchase_days: Option<PurchaseDays>,
     /// Points spent on rewards, net of cancellations (the overview's 30-day flows).
     #[serde(
         rename = "rd",
@@ -168,7 +198,12 @@ pub struct Member {
     pub lots: Option<Lots>,
     /// The next day the points job has something to do for this member (GSI8 lists members by
     /// it); kept by every write that moves points or activity.
-    #[serde(rename = "pd", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "pd",
+        default,
+        with = "stored_day",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub points_due: Option<NaiveDate>,
     /// The last expiring-soon notice sent.
     #[serde(rename = "pn", default, skip_serializing_if = "Option::is_none")]
@@ -209,6 +244,7 @@ impl Member {
             previous_purchase_at: None,
             reactivated_at: None,
             purchases: MonthCounts::default(),
+            purchase_days: None,
             lifetime_redeemed: Points::ZERO,
             lifetime_expired: Points::ZERO,
             segments: None,
@@ -300,6 +336,34 @@ impl Member {
         .collect()
     }
 
+    /// A purchase of `amount` (minor units) on `day` (the program's date) in the purchase
+    /// summary. Call before [`Member::note_purchase_at`]: a member who bought before summaries
+    /// were kept starts one marked stale, for the nightly run to recount from their history.
+    pub fn note_purchase_day(&mut self, day: NaiveDate, amount: i64) {
+        let bought_before = self.first_purchase_at.or(self.last_purchase_at).is_some();
+        let mut s = PurchaseDays::purchased(self.purchase_days.as_ref(), day, amount);
+        s.stale |= self.purchase_days.is_none() && bought_before;
+        self.purchase_days = Some(s);
+    }
+
+    /// A refund of `amount` of a purchase made on `day` in the purchase summary (`emptied`: it
+    /// refunds that purchase in full). Without a summary there is nothing to correct: the
+    /// nightly run counts it from the history.
+    pub fn note_refund_day(&mut self, day: NaiveDate, amount: i64, emptied: bool) {
+        if let Some(s) = &self.purchase_days {
+            self.purchase_days = Some(s.refunded(day, amount, emptied));
+        }
+    }
+
+    /// Whether the purchase summary needs a recount from the history: stale, or missing on a
+    /// member who bought.
+    pub fn purchase_days_need_recount(&self) -> bool {
+        match &self.purchase_days {
+            Some(s) => s.stale,
+            None => self.last_purchase_at.is_some() && self.erased_at.is_none(),
+        }
+    }
+
     /// Records when a purchase happened. `before` is the member's stage just before it: a
     /// purchase by a dormant or churned member reactivates them.
     pub fn note_purchase_at(&mut self, at: DateTime<Utc>, before: Lifecycle) {
@@ -322,11 +386,12 @@ impl Member {
         }
     }
 
-    /// The member's segments as of `now` (none for an erased member).
+    /// The member's segments as of `now` (none for an erased member); the churn risk from
+    /// `model`, when one is fitted and the member has bought.
     pub fn segments_at(
         &self,
         rules: &SegmentRules,
-        cuts: &CutPoints,
+        standing: &Standing,
         now: DateTime<Utc>,
         today: NaiveDate,
         window_months: u32,
@@ -334,12 +399,21 @@ impl Member {
         if self.erased_at.is_some() {
             return None;
         }
-        Some(segments(
+        let mut s = segments(
             &self.activity(today, window_months),
             rules,
-            cuts,
+            &standing.cuts,
             now,
-        ))
+        );
+        s.churn = self
+            .scores(standing.model.as_ref(), today)
+            .map(|s| s.churn_risk);
+        Some(s)
+    }
+
+    /// The member's predicted scores on `today` (none before a fit or without a purchase).
+    pub fn scores(&self, model: Option<&Model>, today: NaiveDate) -> Option<Scores> {
+        Some(model?.score(self.purchase_days.as_ref()?, today))
     }
 
     /// The segments the member is in now, as the job counts them.
@@ -351,6 +425,7 @@ impl Member {
             lifecycle: self.segments.map(|s| s.lifecycle),
             value: self.segments.and_then(|s| s.value),
             tier: Some(self.tier),
+            churn: self.segments.and_then(|s| s.churn),
         }
     }
 }
@@ -529,5 +604,39 @@ mod stored_time {
                 .transpose()
                 .map_err(serde::de::Error::custom)
         }
+    }
+}
+
+/// Days on the member item as whole days since 1970-01-01 (4 bytes, not 10); items written
+/// before hold `YYYY-MM-DD`, which still reads.
+mod stored_day {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Days(i64),
+        Text(NaiveDate),
+    }
+
+    pub fn serialize<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(*d - EPOCH).num_days()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        Option::<Stored>::deserialize(d)?
+            .map(|s| match s {
+                Stored::Days(n) => chrono::Duration::try_days(n)
+                    .and_then(|n| EPOCH.checked_add_signed(n))
+                    .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a day"))),
+                Stored::Text(d) => Ok(d),
+            })
+            .transpose()
     }
 }

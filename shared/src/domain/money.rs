@@ -28,6 +28,23 @@ impl Currency {
         }
     }
 
+    /// Minor units in one major unit, by ISO 4217's exponent: 1 for the currencies without
+    /// decimals (yen, won …), 1,000 for those with three (dinars), 100 for the rest.
+    pub fn minor_units(&self) -> u32 {
+        const NONE: [&str; 16] = [
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+            "VND", "VUV", "XAF", "XOF",
+        ];
+        const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+        if NONE.contains(&self.as_str()) {
+            1
+        } else if THREE.contains(&self.as_str()) {
+            1000
+        } else {
+            100
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ever built from three ASCII uppercase letters.
         std::str::from_utf8(&self.0).unwrap_or("???")
@@ -177,3 +194,28 @@ mod tests {
 }
 
 super::string_schema!(Currency, "USD", "ISO 4217 currency code");
+
+#[cfg(test)]
+mod currency_tests {
+    use super::Currency;
+
+    #[test]
+    fn minor_units_follow_the_iso_4217_exponent() {
+        for (code, units) in [
+            ("USD", 100),
+            ("CNY", 100),
+            ("EUR", 100),
+            ("JPY", 1),
+            ("KRW", 1),
+        ]
+        .into_iter()
+        .chain([("KWD", 1000), ("BHD", 1000), ("XOF", 1)])
+        {
+            assert_eq!(
+                Currency::parse(code).unwrap().minor_units(),
+                units,
+                "{code}"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 use super::Invalid;
 use super::Tier;
+pub use super::predict::score::ChurnRisk;
 use super::spend::{MonthCounts, SpendBuckets};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,10 @@ pub struct Segments {
     pub lifecycle: Lifecycle,
     pub value: Option<ValueSegment>,
     pub rfm: Option<Rfm>,
+    /// Predicted churn risk (from the fitted models; none before the first fit or without a
+    /// purchase). Never in the member's own view: operators read it under `predictions`.
+    #[serde(skip)]
+    pub churn: Option<ChurnRisk>,
 }
 
 /// What the nightly job last counted a member in (for the daily entered/left flows).
@@ -103,6 +108,8 @@ pub struct Counted {
     pub lifecycle: Option<Lifecycle>,
     pub value: Option<ValueSegment>,
     pub tier: Option<Tier>,
+    #[serde(default)]
+    pub churn: Option<ChurnRisk>,
 }
 
 impl Counted {
@@ -112,16 +119,18 @@ impl Counted {
         out.extend(self.lifecycle.map(SegmentId::Lifecycle));
         out.extend(self.value.map(SegmentId::Value));
         out.extend(self.tier.map(SegmentId::Tier));
+        out.extend(self.churn.map(SegmentId::Churn));
         out
     }
 }
 
-/// `lifecycle:dormant`, `value:high_value`, `tier:gold`.
+/// `lifecycle:dormant`, `value:high_value`, `tier:gold`, `churn:likely`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SegmentId {
     Lifecycle(Lifecycle),
     Value(ValueSegment),
     Tier(Tier),
+    Churn(ChurnRisk),
 }
 
 impl SegmentId {
@@ -132,6 +141,7 @@ impl SegmentId {
             .map(SegmentId::Lifecycle)
             .chain(ValueSegment::ALL.into_iter().map(SegmentId::Value))
             .chain(Tier::ALL.into_iter().map(SegmentId::Tier))
+            .chain(ChurnRisk::ALL.into_iter().map(SegmentId::Churn))
             .collect()
     }
     pub fn kind(self) -> &'static str {
@@ -139,6 +149,7 @@ impl SegmentId {
             SegmentId::Lifecycle(_) => "lifecycle",
             SegmentId::Value(_) => "value",
             SegmentId::Tier(_) => "tier",
+            SegmentId::Churn(_) => "churn",
         }
     }
     /// The segment within its kind: `dormant` of `lifecycle:dormant`.
@@ -147,6 +158,7 @@ impl SegmentId {
             SegmentId::Lifecycle(l) => l.as_str(),
             SegmentId::Value(v) => v.as_str(),
             SegmentId::Tier(t) => t.as_str(),
+            SegmentId::Churn(c) => c.as_str(),
         }
     }
     pub fn parse(s: &str) -> Option<SegmentId> {
@@ -169,39 +181,72 @@ impl<'de> Deserialize<'de> for SegmentId {
 
 impl fmt::Display for SegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            SegmentId::Lifecycle(l) => l.as_str(),
-            SegmentId::Value(v) => v.as_str(),
-            SegmentId::Tier(t) => t.as_str(),
-        };
-        write!(f, "{}:{name}", self.kind())
+        write!(f, "{}:{}", self.kind(), self.name())
     }
 }
 
-/// The compact stored forms of [`Segments`] (`active/high_value/545`) and [`Counted`]
-/// (`active/high_value/gold`), `-` for none: the member item must stay under 1 KB.
+/// The compact stored forms of [`Segments`] (`a/h/545/l`: active, high value, RFM 5-4-5,
+/// churn likely) and [`Counted`] (`a/h/g/l`: active, high value, gold, churn likely), one
+/// letter a segment, `-` for none: the member item must stay under 1 KB. Items written before
+/// the letters hold the names (`active/high_value/gold`) and no churn part; both read.
 pub mod stored {
     use super::*;
     use serde::de::Error;
     use serde::{Deserializer, Serializer};
 
-    fn name<T: Serialize>(v: Option<T>) -> String {
-        v.and_then(|v| serde_json::to_value(v).ok())
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "-".into())
+    /// A segment kind's stored letters.
+    trait Lettered: Copy + Sized + 'static {
+        const ALL: &'static [Self];
+        fn name(self) -> &'static str;
+        fn letter(self) -> char {
+            self.name().chars().next().unwrap_or('-')
+        }
     }
-    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<Option<T>, String> {
+    macro_rules! lettered {
+        ($($t:ty),*) => {$(
+            impl Lettered for $t {
+                const ALL: &'static [Self] = &<$t>::ALL;
+                fn name(self) -> &'static str {
+                    self.as_str()
+                }
+            }
+        )*};
+    }
+    lettered!(Lifecycle, ValueSegment, Tier, ChurnRisk);
+
+    #[test]
+    fn each_letter_names_one_segment_of_its_kind() {
+        fn unique<T: Lettered>() -> bool {
+            let letters: std::collections::BTreeSet<char> =
+                T::ALL.iter().map(|v| v.letter()).collect();
+            letters.len() == T::ALL.len() && !letters.contains(&'-')
+        }
+        assert!(unique::<Lifecycle>() && unique::<ValueSegment>());
+        assert!(unique::<Tier>() && unique::<ChurnRisk>());
+    }
+
+    fn letter<T: Lettered>(v: Option<T>) -> char {
+        v.map_or('-', T::letter)
+    }
+    fn parse<T: Lettered>(s: &str) -> Result<Option<T>, String> {
         if s == "-" {
             return Ok(None);
         }
-        serde_json::from_value(serde_json::Value::from(s))
+        T::ALL
+            .iter()
+            .find(|v| s == v.name() || (s.len() == 1 && s.starts_with(v.letter())))
+            .copied()
             .map(Some)
-            .map_err(|e| format!("{s}: {e}"))
+            .ok_or_else(|| format!("no segment {s}"))
     }
-    fn parts(s: &str) -> Result<[&str; 3], String> {
+    /// Three parts (written before churn risks) or four.
+    fn parts(s: &str) -> Result<[&str; 4], String> {
         let v: Vec<&str> = s.split('/').collect();
-        v.try_into()
-            .map_err(|_| format!("{s}: expected three parts"))
+        match v[..] {
+            [a, b, c] => Ok([a, b, c, "-"]),
+            [a, b, c, d] => Ok([a, b, c, d]),
+            _ => Err(format!("{s}: expected three or four parts")),
+        }
     }
 
     pub mod segments {
@@ -210,11 +255,12 @@ pub mod stored {
             match v {
                 None => s.serialize_none(),
                 Some(x) => s.serialize_str(&format!(
-                    "{}/{}/{}",
-                    x.lifecycle.as_str(),
-                    name(x.value),
+                    "{}/{}/{}/{}",
+                    x.lifecycle.letter(),
+                    letter(x.value),
                     x.rfm
-                        .map_or("-".into(), |r| format!("{}{}{}", r.r, r.f, r.m))
+                        .map_or("-".into(), |r| format!("{}{}{}", r.r, r.f, r.m)),
+                    letter(x.churn),
                 )),
             }
         }
@@ -222,7 +268,7 @@ pub mod stored {
             let Some(text) = Option::<String>::deserialize(d)? else {
                 return Ok(None);
             };
-            let [l, v, r] = parts(&text).map_err(D::Error::custom)?;
+            let [l, v, r, c] = parts(&text).map_err(D::Error::custom)?;
             let rfm = match r {
                 "-" => None,
                 digits => {
@@ -243,6 +289,7 @@ pub mod stored {
                     .ok_or_else(|| D::Error::custom("no lifecycle"))?,
                 value: parse(v).map_err(D::Error::custom)?,
                 rfm,
+                churn: parse(c).map_err(D::Error::custom)?,
             }))
         }
     }
@@ -253,10 +300,11 @@ pub mod stored {
             match v {
                 None => s.serialize_none(),
                 Some(c) => s.serialize_str(&format!(
-                    "{}/{}/{}",
-                    name(c.lifecycle),
-                    name(c.value),
-                    name(c.tier)
+                    "{}/{}/{}/{}",
+                    letter(c.lifecycle),
+                    letter(c.value),
+                    letter(c.tier),
+                    letter(c.churn),
                 )),
             }
         }
@@ -264,11 +312,12 @@ pub mod stored {
             let Some(text) = Option::<String>::deserialize(d)? else {
                 return Ok(None);
             };
-            let [l, v, t] = parts(&text).map_err(D::Error::custom)?;
+            let [l, v, t, c] = parts(&text).map_err(D::Error::custom)?;
             Ok(Some(Counted {
                 lifecycle: parse(l).map_err(D::Error::custom)?,
                 value: parse(v).map_err(D::Error::custom)?,
                 tier: parse(t).map_err(D::Error::custom)?,
+                churn: parse(c).map_err(D::Error::custom)?,
             }))
         }
     }
@@ -416,6 +465,7 @@ pub fn segments(
         lifecycle: lifecycle(a, &rules.lifecycle, now),
         value: scores.map(value_segment),
         rfm: scores,
+        churn: None,
     }
 }
 
@@ -531,6 +581,14 @@ impl fmt::Display for RunId {
     }
 }
 
+/// What a member's segments are judged against: the RFM cut points in force and, once fitted,
+/// the prediction model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub cuts: CutPoints,
+    pub model: Option<super::predict::score::Model>,
+}
+
 /// The cut points in force: written by each run's finishing step, read by every purchase and
 /// refund in the same batch as the member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -539,6 +597,12 @@ pub struct SegmentState {
     /// Whether they are quintiles (else the program's fixed cut points).
     pub quantiles: bool,
     pub computed_at: DateTime<Utc>,
+    /// The prediction models in force (none before the first fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<super::predict::score::Fitted>,
+    /// The sample key the next run's parts keep rows below ([`super::predict::sample::next_bound`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_below: Option<u64>,
 }
 
 /// Program totals one run saw; cumulative sums, so flows over a period are differences.
@@ -558,6 +622,14 @@ pub struct Totals {
     pub points_pending: i64,
     #[serde(default)]
     pub lifetime_expired: i64,
+    /// Members with a purchase summary (the population the predictions sample), and the
+    /// members the run's model scored, with Σ CLV (minor units) of those likely to churn.
+    #[serde(default)]
+    pub purchasing: u64,
+    #[serde(default)]
+    pub scored: u64,
+    #[serde(default)]
+    pub clv_at_risk: i64,
 }
 
 /// What a part of a run saw: everything but the flows, which are their own records.
@@ -600,6 +672,9 @@ impl RepeatCohort {
 pub struct SegmentPart {
     pub part: u32,
     pub parts: u32,
+    /// How many chunks of the predictions' sample the part stored.
+    #[serde(default)]
+    pub sample_chunks: u32,
     pub now: DateTime<Utc>,
     pub tally: Tally,
     pub expires_at: i64,
@@ -646,6 +721,9 @@ impl Totals {
         self.repeaters_90d += o.repeaters_90d;
         self.points_pending += o.points_pending;
         self.lifetime_expired += o.lifetime_expired;
+        self.purchasing += o.purchasing;
+        self.scored += o.scored;
+        self.clv_at_risk += o.clv_at_risk;
     }
 }
 
@@ -769,6 +847,7 @@ mod tests {
             lifecycle: Some(l),
             value: v,
             tier: Some(t),
+            churn: None,
         };
         let flow = |from, to| SegmentFlow {
             from,
@@ -1042,11 +1121,13 @@ mod tests {
                     lifecycle: Lifecycle::Reactivated,
                     value: Some(ValueSegment::HighValue),
                     rfm: Some(Rfm { r: 5, f: 4, m: 3 }),
+                    churn: Some(ChurnRisk::Possible),
                 }),
                 c: Some(Counted {
                     lifecycle: Some(Lifecycle::Dormant),
                     value: None,
                     tier: Some(Tier::Diamond),
+                    churn: Some(ChurnRisk::Unlikely),
                 }),
             },
             S {
@@ -1054,6 +1135,7 @@ mod tests {
                     lifecycle: Lifecycle::Prospect,
                     value: None,
                     rfm: None,
+                    churn: None,
                 }),
                 c: Some(Counted::default()),
             },
@@ -1068,24 +1150,52 @@ mod tests {
                 lifecycle: Lifecycle::Active,
                 value: Some(ValueSegment::AtRisk),
                 rfm: Some(Rfm { r: 1, f: 4, m: 5 }),
+                churn: Some(ChurnRisk::Likely),
             }),
-            c: Some(Counted::default()),
+            c: Some(Counted {
+                tier: Some(Tier::Gold),
+                ..Counted::default()
+            }),
         })
         .unwrap();
-        assert_eq!(text, r#"{"s":"active/at_risk/145","c":"-/-/-"}"#);
+        assert_eq!(text, r#"{"s":"a/a/145/l","c":"-/-/g/-"}"#);
+        // Written before the letters and the churn part: the names, three parts.
+        let old: S = serde_json::from_str(
+            r#"{"s":"reactivated/high_value/555","c":"churned/at_risk/diamond"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                old.s.unwrap().lifecycle,
+                old.s.unwrap().value,
+                old.s.unwrap().churn
+            ),
+            (Lifecycle::Reactivated, Some(ValueSegment::HighValue), None)
+        );
+        assert_eq!(
+            old.c.unwrap(),
+            Counted {
+                lifecycle: Some(Lifecycle::Churned),
+                value: Some(ValueSegment::AtRisk),
+                tier: Some(Tier::Diamond),
+                churn: None
+            }
+        );
         for bad in [
             r#"{"s":"active/-/6","c":null}"#,
             r#"{"s":"x/-/-","c":null}"#,
             r#"{"s":"active","c":null}"#,
+            r#"{"s":"a/-/-/x","c":null}"#,
+            r#"{"s":"a/-/-/-/-","c":null}"#,
         ] {
             assert!(serde_json::from_str::<S>(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn segment_ids_round_trip_and_are_thirteen() {
+    fn segment_ids_round_trip_and_are_sixteen() {
         let all = SegmentId::all();
-        assert_eq!(all.len(), 13);
+        assert_eq!(all.len(), 16);
         for id in all {
             assert_eq!(SegmentId::parse(&id.to_string()), Some(id));
         }

@@ -207,6 +207,11 @@ const WHO: &[(&str, &str, &str)] = &[
     ("get", "/v1/analytics/daily", "an administrator, an analyst"),
     (
         "get",
+        "/v1/analytics/predictions",
+        "an administrator, an analyst",
+    ),
+    (
+        "get",
         "/v1/analytics/referrals",
         "an administrator, an analyst",
     ),

@@ -12,6 +12,7 @@ use crate::domain::event::{self, Adjusted, EventData, Updated};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::member::{Member, tier_progress};
+use crate::domain::segment::SegmentState;
 use crate::domain::{
     Birthday, Currency, Email, MemberId, Money, Name, Phone, PhoneInput, Points, Tier, TimeZoneName,
 };
@@ -19,7 +20,7 @@ use crate::retrying;
 use crate::service::Ctx;
 use crate::service::Referrals;
 use crate::service::Segmentation;
-use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Versioned};
+use crate::table::{Batch, LedgerLine, PhoneClaim, Reads, Replica, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -124,6 +125,10 @@ pub struct MemberView {
     /// Lifecycle stage, value segment and RFM scores as of the member's last write or the last
     /// segments run (`value` and `rfm` are null without a purchase in the qualifying window).
     pub segments: Option<crate::domain::segment::Segments>,
+    /// Operators only: the predicted scores under the model in force, as of today; null before
+    /// the first fit, without a purchase, and always for the member themself and a till.
+    #[serde(default)]
+    pub predictions: Option<super::predictions::MemberPredictions>,
 }
 
 /// An enrolment as every try of it reads it.
@@ -151,6 +156,21 @@ impl Members {
     #[tracing::instrument(skip_all, fields(member = %id))]
     pub async fn get_member(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
         Ok(self.ctx.member_view(&self.ctx.load_member(id).await?.value))
+    }
+
+    /// The member object as operators see it: with the predicted scores (the member and the
+    /// model in force read in one round trip).
+    #[tracing::instrument(skip_all, fields(member = %id))]
+    pub async fn get_member_for_operator(&self, id: &MemberId) -> Result<MemberView, ServiceError> {
+        let mut reads = crate::table::Reads::new();
+        let member = reads.add::<Member>(id);
+        let state = reads.add::<SegmentState>(&Replica::of(id));
+        let found = self.ctx.table.read(&reads).await?;
+        let m = live(found.get(&member)?)?.value;
+        let standing = self.segments.standing(found.get(&state)?);
+        let mut view = self.ctx.member_view(&m);
+        view.predictions = self.segments.member_predictions(&m, &standing);
+        Ok(view)
     }
 
     /// The member holding a phone number, if any: its claim, then the member (two reads; an
@@ -271,7 +291,7 @@ impl Members {
             enrolled_at: m.enrolled_at,
         }));
         // A new member is a prospect (no purchase, so no cut point is read).
-        let fixed = self.ctx.program.segments.rfm.fixed;
+        let fixed = self.segments.fixed_standing();
         self.segments.resegment(m, &fixed, now, journal);
         if let Some((c, referring)) = code {
             self.referrals
@@ -584,6 +604,7 @@ impl Ctx {
             tier_progress: self.progress_view(m),
             status: "active".into(),
             segments: m.segments,
+            predictions: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub(crate) mod jobs;
 pub mod members;
 pub mod points;
+pub mod predictions;
 pub mod redemption;
 pub mod referrals;
 pub mod segments;

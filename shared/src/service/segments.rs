@@ -13,7 +13,9 @@ use super::events::Journal;
 use super::unit::MemberWrite;
 use crate::domain::event::{EventData, SegmentChanged, Stage};
 use crate::domain::member::Member;
-use crate::domain::segment::{CutPoints, Moves, SegmentId, Segments, days_between};
+use crate::domain::predict::sample::Sampler;
+use crate::domain::predict::score::Model;
+use crate::domain::segment::{CutPoints, Moves, SegmentId, Segments, Standing, days_between};
 pub use crate::domain::segment::{
     RunId, SegmentDay, SegmentFlow, SegmentPart, SegmentState, Tally, Totals,
 };
@@ -81,6 +83,10 @@ pub struct SegmentRun {
     pub failed: u64,
     /// The cut points in force from now on.
     pub cutpoints: CutPoints,
+    /// Members the prediction models were fitted to (0: no fit this run; the models in force
+    /// stay).
+    #[serde(default)]
+    pub members_in_fit: u64,
 }
 
 /// `GET /v1/segments` items.
@@ -185,9 +191,26 @@ struct Handled {
 }
 
 impl Segmentation {
-    /// The cut points in force (`state` read in the caller's batch), else the fixed ones.
-    pub(crate) fn cut_points(&self, state: Option<Versioned<SegmentState>>) -> CutPoints {
-        state.map_or(self.ctx.program.segments.rfm.fixed, |s| s.value.cutpoints)
+    /// The cut points and the prediction model in force (`state` read in the caller's
+    /// batch), else the fixed cut points and no model.
+    pub(crate) fn standing(&self, state: Option<Versioned<SegmentState>>) -> Standing {
+        let p = &self.ctx.program;
+        let state = state.map(|s| s.value);
+        Standing {
+            cuts: state.as_ref().map_or(p.segments.rfm.fixed, |s| s.cutpoints),
+            model: state.and_then(|s| s.fitted).map(|f| {
+                let r = &p.predictions;
+                Model::of(&f, r.horizon_days, r.churn, p.currency.minor_units())
+            }),
+        }
+    }
+
+    /// Standing with the fixed cut points and no model (a member with no purchase yet).
+    pub(crate) fn fixed_standing(&self) -> Standing {
+        Standing {
+            cuts: self.ctx.program.segments.rfm.fixed,
+            model: None,
+        }
     }
 
     /// Re-evaluates `m`'s segments as of `now` and, when its stage or value segment moved, notes
@@ -196,13 +219,13 @@ impl Segmentation {
     pub(crate) fn resegment(
         &self,
         m: &mut Member,
-        cuts: &CutPoints,
+        standing: &Standing,
         now: DateTime<Utc>,
         journal: &mut Journal,
     ) -> bool {
         let new = m.segments_at(
             &self.ctx.program.segments,
-            cuts,
+            standing,
             now,
             self.ctx.program_date(now),
             self.ctx.program.qualifying_window_months,
@@ -261,12 +284,17 @@ impl Segmentation {
         now: DateTime<Utc>,
     ) -> Result<PartRun, ServiceError> {
         check_parts(part, parts)?;
-        let cuts = self.cut_points(self.ctx.table.get::<SegmentState>(&Replica::FIRST).await?);
+        let state = self.ctx.table.get::<SegmentState>(&Replica::FIRST).await?;
+        let below = state.as_ref().and_then(|s| s.value.sample_below);
+        let standing = self.standing(state);
         let mut tally = Tally::default();
+        let size = self.ctx.program.predictions.sample_size as usize;
+        let mut sampler = Sampler::new(size, below);
         let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
             let at = (run, now, expires_at);
-            self.segment_shard(shard, &cuts, at, &mut tally).await?;
+            let into = (&mut tally, &mut sampler);
+            self.segment_shard(shard, &standing, at, into).await?;
         }
         let out = PartRun {
             run: run.to_string(),
@@ -277,11 +305,13 @@ impl Segmentation {
             failed: tally.failed,
         };
         let mut batch = Batch::new();
+        let sample_chunks = self.save_sample(run, part, sampler, expires_at, &mut batch)?;
         batch.put(
             &(run.clone(), part),
             &SegmentPart {
                 part,
                 parts,
+                sample_chunks,
                 now,
                 tally,
                 expires_at,
@@ -295,9 +325,9 @@ impl Segmentation {
     async fn segment_shard(
         &self,
         shard: u32,
-        cuts: &CutPoints,
+        standing: &Standing,
         (run, now, expires_at): (&RunId, DateTime<Utc>, i64),
-        tally: &mut Tally,
+        (tally, sampler): (&mut Tally, &mut Sampler),
     ) -> Result<(), ServiceError> {
         let which = MemberIndex::Shard(shard);
         let mut after = None;
@@ -307,9 +337,8 @@ impl Segmentation {
             let handled = futures::stream::iter(members.into_iter().map(|v| {
                 let id = v.value.id.clone();
                 let was = v.value.counted;
-                let cuts = &cuts;
                 async move {
-                    let r = self.handle(v, cuts, run, now, expires_at).await;
+                    let r = self.handle(v, standing, run, now, expires_at).await;
                     (id, was, r)
                 }
             }))
@@ -322,6 +351,8 @@ impl Segmentation {
                     Ok(h) => {
                         tally.changed += u64::from(h.written);
                         self.count(tally, &h.after, now);
+                        let t = &mut tally.totals;
+                        self.count_prediction(t, sampler, standing, &h.after, now);
                     }
                     Err(e) => {
                         // Still counted where the last run left it, so the day's sizes
@@ -346,7 +377,7 @@ impl Segmentation {
     async fn handle(
         &self,
         read: Versioned<Member>,
-        cuts: &CutPoints,
+        standing: &Standing,
         run: &RunId,
         now: DateTime<Utc>,
         expires_at: i64,
@@ -355,7 +386,7 @@ impl Segmentation {
         let mut first = Some(read);
         retrying!(
             self.ctx,
-            self.try_handle(&id, first.take(), cuts, run, now, expires_at)
+            self.try_handle(&id, first.take(), standing, run, now, expires_at)
         )
     }
 
@@ -365,7 +396,7 @@ impl Segmentation {
         &self,
         id: &MemberId,
         first: Option<Versioned<Member>>,
-        cuts: &CutPoints,
+        standing: &Standing,
         run: &RunId,
         now: DateTime<Utc>,
         expires_at: i64,
@@ -380,7 +411,8 @@ impl Segmentation {
                 .ok_or(ServiceError::NotFound("member"))?,
         };
         let mut w = MemberWrite::on(&self.ctx, &current, now);
-        let moved = self.resegment(&mut w.m, cuts, now, &mut w.journal);
+        let recounted = self.recount_purchase_days(&mut w.m).await?;
+        let moved = self.resegment(&mut w.m, standing, now, &mut w.journal);
         let counted = (w.m.erased_at.is_none()).then(|| w.m.membership());
         let recount = w.m.counted != counted;
         // Once per member enrolled before codes were made at enrolment: one read, and the
@@ -391,7 +423,7 @@ impl Segmentation {
             .await?;
         // A member last written before segment sizes were kept is written once to count
         // them in (DESIGN.md "Segment sizes").
-        if !moved && !recount && !coded && w.m.sized {
+        if !moved && !recount && !coded && !recounted && w.m.sized {
             return Ok(Handled {
                 after: w.m,
                 written: false,
@@ -476,20 +508,26 @@ impl Segmentation {
     }
 
     /// The tallies of every part of run `run`, merged (400 naming a part that has not finished).
-    async fn parts_tally(&self, run: &RunId, parts: u32) -> Result<Tally, ServiceError> {
+    async fn parts_tally(
+        &self,
+        run: &RunId,
+        parts: u32,
+    ) -> Result<(Tally, Vec<SegmentPart>), ServiceError> {
         let mut reads = crate::table::Reads::new();
         let slots: Vec<_> = (0..parts)
             .map(|p| reads.add::<SegmentPart>(&(run.clone(), p)))
             .collect();
         let found = self.ctx.table.read(&reads).await?;
         let mut tally = Tally::default();
+        let mut read = Vec::with_capacity(slots.len());
         for (p, slot) in slots.iter().enumerate() {
             let part = found.get(slot)?.ok_or_else(|| {
                 ServiceError::field("parts", format!("part {p} of run {run} has not finished"))
             })?;
             tally.merge(&part.value.tally);
+            read.push(part.value);
         }
-        Ok(tally)
+        Ok((tally, read))
     }
 
     /// Adds up the parts and the flows of run `run` into the day's row and sets the cut points
@@ -502,7 +540,8 @@ impl Segmentation {
         now: DateTime<Utc>,
     ) -> Result<SegmentRun, ServiceError> {
         check_parts(0, parts)?;
-        let tally = self.parts_tally(run, parts).await?;
+        let (tally, part_records) = self.parts_tally(run, parts).await?;
+        let fit = self.fit_run(run, &part_records, &tally.totals, now).await?;
         let moves = Moves::of(&self.ctx.table.segment_flows(run).await?);
         let cutpoints = tally
             .distribution
@@ -517,9 +556,11 @@ impl Segmentation {
             changed: tally.changed,
             failed: tally.failed,
             cutpoints,
+            members_in_fit: fit.as_ref().map_or(0, |(r, _)| r.members_in_fit),
         };
         retrying!(self.ctx, async {
             let existing = self.ctx.table.get::<SegmentDay>(&date).await?;
+            let state = self.ctx.table.get::<SegmentState>(&Replica::FIRST).await?;
             let Some(day) = SegmentDay::with_run(
                 existing.as_ref().map(|d| &d.value),
                 run,
@@ -533,10 +574,22 @@ impl Segmentation {
             };
             let mut batch = Batch::new();
             batch.save(&date, &day, existing.as_ref().map(|d| d.version))?;
+            // Without a fit tonight the models in force stay (and so does the sample bound).
+            let (fitted, sample_below) = match &fit {
+                Some((report, below)) => {
+                    batch.put(&date, report)?;
+                    (Some(report.fitted()), *below)
+                }
+                None => state
+                    .map(|s| (s.value.fitted, s.value.sample_below))
+                    .unwrap_or_default(),
+            };
             batch.put_replicas(&SegmentState {
                 cutpoints,
                 quantiles,
                 computed_at: now,
+                fitted,
+                sample_below,
             })?;
             self.ctx.table.commit(batch).await
         })?;

@@ -55,6 +55,7 @@ fn index_tag(index: Index) -> u8 {
         Index::Gsi6 => b'6',
         Index::Gsi7 => b'7',
         Index::Gsi8 => b'8',
+        Index::Gsi9 => b'9',
     }
 }
 

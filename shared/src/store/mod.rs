@@ -66,6 +66,8 @@ pub enum Index {
     Gsi7,
     /// Members by the next day the points job has something to do for them.
     Gsi8,
+    /// Members by predicted churn risk.
+    Gsi9,
 }
 
 impl Index {
@@ -79,6 +81,7 @@ impl Index {
             Index::Gsi6 => "GSI6",
             Index::Gsi7 => "GSI7",
             Index::Gsi8 => "GSI8",
+            Index::Gsi9 => "GSI9",
         }
     }
     pub fn pk_attr(self) -> &'static str {
@@ -91,6 +94,7 @@ impl Index {
             Index::Gsi6 => "GSI6PK",
             Index::Gsi7 => "GSI7PK",
             Index::Gsi8 => "GSI8PK",
+            Index::Gsi9 => "GSI9PK",
         }
     }
     pub fn sk_attr(self) -> &'static str {
@@ -101,10 +105,10 @@ impl Index {
             Index::Gsi8 => "GSI8SK",
             // The member indexes sort by the member's own `id` attribute: no extra bytes on an
             // item that must stay under 1 KB. Any item that carries `id` must hold a string.
-            Index::Gsi4 | Index::Gsi5 | Index::Gsi6 | Index::Gsi7 => "id",
+            Index::Gsi4 | Index::Gsi5 | Index::Gsi6 | Index::Gsi7 | Index::Gsi9 => "id",
         }
     }
-    pub const ALL: [Index; 8] = [
+    pub const ALL: [Index; 9] = [
         Index::Gsi1,
         Index::Gsi2,
         Index::Gsi3,
@@ -113,6 +117,7 @@ impl Index {
         Index::Gsi6,
         Index::Gsi7,
         Index::Gsi8,
+        Index::Gsi9,
     ];
 }
 

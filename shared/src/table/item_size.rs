@@ -4,6 +4,7 @@
 
 use crate::domain::lots::{Lots, Notified};
 use crate::domain::member::Member;
+use crate::domain::predict::summary::PurchaseDays;
 use crate::domain::segment::{Lifecycle, Segments};
 use crate::domain::{Birthday, Email, MemberId, Phone, Points, TimeZoneName};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -46,6 +47,7 @@ fn full_member(monthly_spend: i64) -> Member {
         lifecycle: Lifecycle::Reactivated,
         value: Some(crate::domain::segment::ValueSegment::HighValue),
         rfm: Some(crate::domain::segment::Rfm { r: 5, f: 5, m: 5 }),
+        churn: Some(crate::domain::segment::ChurnRisk::Unlikely),
     });
     m.counted = Some(m.membership());
     m.event_seq = 123_456;
@@ -56,6 +58,16 @@ fn full_member(monthly_spend: i64) -> Member {
         m.purchases.add(day, 99, day, 13);
         day = crate::domain::tier::add_months(day, 1);
     }
+    // The purchase summary at its fullest: years of daily purchase days, four kept at the
+    // month's whole spend each.
+    let mut s = PurchaseDays::first_purchase("2020-01-01".parse().unwrap(), monthly_spend);
+    for k in 0..4 {
+        s = PurchaseDays::purchased(Some(&s), day + chrono::Duration::days(k), monthly_spend);
+    }
+    s.repeat_days = 99_999;
+    s.repeat_spend = monthly_spend * 99_999;
+    s.stale = true;
+    m.purchase_days = Some(s);
     m
 }
 
@@ -122,6 +134,39 @@ fn a_member_stored_before_the_short_names_reads_the_same() {
     let again: Member = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
     assert_eq!(again.last_activity_at, m.last_activity_at);
     assert_eq!(again.balance, m.balance);
+}
+
+#[test]
+fn a_member_stored_under_the_first_short_names_reads_the_same() {
+    // As written before days became numbers and segments letters (issue 32 made the room the
+    // purchase summary and the churn risk take).
+    let old = serde_json::json!({"id": "m-1", "name": "A", "phone": null, "email": null,
+        "birthday": "11-22", "bday_set": "2026-10-01", "tz": "Asia/Shanghai",
+        "enrolled": 1795300000, "tier": "gold", "tier_exp": "2027-11-30", "bal": 120,
+        "earned": 300, "spend": [24322, 42000], "lp": 1795300000, "la": 1795300060,
+        "buys": [24322, 1], "pd": "2027-01-05", "seg": "active/potential/523",
+        "cnt": "active/potential/gold", "seq": 7});
+    let m: Member = serde_json::from_value(old).unwrap();
+    assert_eq!(m.birthday_set_on, Some("2026-10-01".parse().unwrap()));
+    assert_eq!(m.tier_expires_on, Some("2027-11-30".parse().unwrap()));
+    assert_eq!(m.points_due, Some("2027-01-05".parse().unwrap()));
+    assert_eq!(
+        (m.enrolled_at.timestamp(), m.lifetime_earned),
+        (1795300000, Points(300))
+    );
+    assert_eq!(m.purchases.in_month(24322), 1);
+    let s = m.segments.unwrap();
+    assert_eq!((s.lifecycle, s.churn), (Lifecycle::Active, None));
+    assert_eq!(m.counted.unwrap().tier, Some(crate::domain::Tier::Gold));
+    // Written again: days as numbers (2027-11-30 is 20,819 + 333 days after 1970-01-01),
+    // segments as letters; it reads back the same.
+    let v = serde_json::to_value(&m).unwrap();
+    assert_eq!(
+        (v["te"].as_i64(), v["seg"].as_str()),
+        (Some(21152), Some("a/p/523/-"))
+    );
+    let again: Member = serde_json::from_value(v).unwrap();
+    assert_eq!(again, m);
 }
 
 #[test]

@@ -148,7 +148,7 @@ pub(super) fn member_sharded(base: &str, shard: u32) -> String {
     s
 }
 
-// GSI4–7 hold only members, each index one kind of segment, so their partition keys need no
+// GSI4–7 and 9 hold only members, each index one kind of segment, so their partition keys need no
 // prefix: every byte counts on the member item.
 pub(super) fn shard_partition(shard: u32) -> String {
     member_sharded("", shard)
@@ -159,6 +159,8 @@ pub(super) fn segment_partition(s: SegmentId, shard: u32) -> String {
         SegmentId::Lifecycle(l) => l.as_str(),
         SegmentId::Value(v) => v.as_str(),
         SegmentId::Tier(t) => t.as_str(),
+        // A new index: its partitions could be short from the start (`l3`, `u0`).
+        SegmentId::Churn(c) => &c.as_str()[..1],
     };
     member_sharded(base, shard)
 }
@@ -168,6 +170,7 @@ pub(super) fn segment_index(s: SegmentId) -> Index {
         SegmentId::Lifecycle(_) => Index::Gsi4,
         SegmentId::Value(_) => Index::Gsi5,
         SegmentId::Tier(_) => Index::Gsi6,
+        SegmentId::Churn(_) => Index::Gsi9,
     }
 }
 

@@ -491,6 +491,7 @@ mod tests {
             lifecycle: Lifecycle::Dormant,
             value: Some(ValueSegment::AtRisk),
             rfm: None,
+            churn: Some(crate::domain::segment::ChurnRisk::Possible),
         });
         let written = m.index_entries(&m.id.clone());
         for s in m.membership().ids() {

@@ -5,6 +5,7 @@ use super::keys::sharded;
 use super::{Reads, Record, Replica, SIZE_SHARDS, Slot, Table, decode, shard_of};
 use crate::domain::MemberId;
 use crate::domain::daily::DailyFigures;
+use crate::domain::predict::sample::{Chunk, Report};
 use crate::domain::segment::{
     RunId, SegmentDay, SegmentFlow, SegmentId, SegmentPart, SegmentState,
 };
@@ -122,6 +123,26 @@ impl Record for SegmentPart {
     }
 }
 
+/// A part's sample chunks, in the run's partition beside its part record.
+impl Record for Chunk {
+    type Id = (RunId, u32, u32);
+    const KIND: &'static str = "fit sample";
+    fn key((run, part, n): &(RunId, u32, u32)) -> Key {
+        Key::new(run_pk(run), format!("FIT#{part:02}#{n:03}"))
+    }
+}
+
+const PREDICTIONS: &str = "PREDICTIONS";
+
+/// A night's fit, one row a day in one partition (written once a night).
+impl Record for Report {
+    type Id = NaiveDate;
+    const KIND: &'static str = "prediction fit";
+    fn key(d: &NaiveDate) -> Key {
+        Key::new(PREDICTIONS, day_key(*d))
+    }
+}
+
 /// A run's flows live in this many partitions, by member: a night that moves half of ten
 /// million members writes five million flows (2 units each, inside the member's commit); in 64
 /// partitions that is ≈ 160,000 units a key, 160 s at DynamoDB's 1,000 a second, well inside
@@ -228,6 +249,22 @@ impl Table {
         let page = self
             .store
             .query(&pk, &sort, &PageRequest::newest_first(1, None))
+            .await?;
+        page.items
+            .first()
+            .map(|i| decode(i).map(|v| v.value))
+            .transpose()
+    }
+
+    /// The newest prediction fit.
+    pub async fn latest_prediction_fit(&self) -> Result<Option<Report>, ServiceError> {
+        let page = self
+            .store
+            .query(
+                PREDICTIONS,
+                &SortKey::Prefix(DAY.into()),
+                &PageRequest::newest_first(1, None),
+            )
             .await?;
         page.items
             .first()

@@ -22,7 +22,8 @@ pub struct Summary {
 }
 
 /// The four parameters of the mixing distributions.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = BgNbdParams)]
 pub struct Params {
     pub r: f64,
     pub alpha: f64,

@@ -7,6 +7,7 @@
 //! weeks, as the papers report it; spend in the currency's major units.
 
 pub mod bgnbd;
+pub mod sample;
 pub mod score;
 mod special;
 pub mod spend;

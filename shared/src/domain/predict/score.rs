@@ -26,11 +26,35 @@ impl Default for ChurnThresholds {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum ChurnRisk {
     Likely,
     Possible,
     Unlikely,
+}
+
+impl ChurnRisk {
+    pub const ALL: [ChurnRisk; 3] = [ChurnRisk::Likely, ChurnRisk::Possible, ChurnRisk::Unlikely];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChurnRisk::Likely => "likely",
+            ChurnRisk::Possible => "possible",
+            ChurnRisk::Unlikely => "unlikely",
+        }
+    }
 }
 
 impl ChurnThresholds {
@@ -61,6 +85,15 @@ pub struct Scores {
     pub churn_risk: ChurnRisk,
 }
 
+/// The parameters the last nightly fit left in force: kept on the segment state every purchase
+/// reads, so a purchase re-scores its member without another read.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fitted {
+    pub frequency: bgnbd::Params,
+    pub spend: Option<spend::Params>,
+    pub fitted_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// What the scores need besides the member.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Model {
@@ -73,6 +106,22 @@ pub struct Model {
 }
 
 impl Model {
+    /// The model of `fitted` under the program's horizon and thresholds.
+    pub fn of(
+        fitted: &Fitted,
+        horizon_days: u32,
+        thresholds: ChurnThresholds,
+        minor_units: u32,
+    ) -> Self {
+        Model {
+            frequency: fitted.frequency,
+            spend: fitted.spend,
+            horizon_days,
+            thresholds,
+            minor_units,
+        }
+    }
+
     /// The member's scores on `today`.
     pub fn score(&self, member: &PurchaseDays, today: NaiveDate) -> Scores {
         let s = member.for_bgnbd(today);

@@ -17,7 +17,8 @@ pub struct Spend {
     pub mean: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = GammaGammaParams)]
 pub struct Params {
     pub p: f64,
     pub q: f64,

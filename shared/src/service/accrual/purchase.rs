@@ -15,7 +15,7 @@ use crate::domain::member::Member;
 use crate::domain::money::MAX_AMOUNT_MINOR;
 use crate::domain::receipt::PurchaseRef;
 use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView};
-use crate::domain::segment::{CutPoints, lifecycle};
+use crate::domain::segment::{Standing, lifecycle};
 use crate::domain::spend::spend_judged_on;
 use crate::domain::tier::{Caused, Tier, upgrade_caused};
 use crate::domain::{MemberId, Money, Points, ReceiptId, StoreId};
@@ -89,7 +89,7 @@ impl Decided {
 /// What a purchase decides from besides the request and the member, read once per attempt: the
 /// segment cut points, the campaigns it plays in, and the referral step it may take.
 pub(super) struct PurchaseRead<'a> {
-    cuts: &'a CutPoints,
+    standing: &'a Standing,
     plays: Vec<Play>,
     referral: Option<&'a ReferralStep>,
 }
@@ -294,9 +294,9 @@ impl Purchases {
             .referral_step(&current.value, req.amount.value, payment, now)
             .await?;
         let plays = self.campaigns.campaign_plays(&found, campaigns).await?;
-        let cuts = self.segments.cut_points(found.get(&state)?);
+        let standing = self.segments.standing(found.get(&state)?);
         let read = PurchaseRead {
-            cuts: &cuts,
+            standing: &standing,
             plays,
             referral: referral.as_ref(),
         };
@@ -373,7 +373,7 @@ impl Purchases {
         let first = w.m.first_purchase_at.is_none();
         let booked = self.book_purchase(&mut w.m, req, occurred_at, now)?;
         self.segments
-            .resegment(&mut w.m, read.cuts, now, &mut w.journal);
+            .resegment(&mut w.m, read.standing, now, &mut w.journal);
         let (balance, tier) = (w.m.balance, w.m.tier);
         let entry = w.journal.line(
             LedgerEntry::new(
@@ -474,6 +474,7 @@ impl Purchases {
         )?;
         m.purchases
             .add(occurred_on, 1, judged_on, p.purchase_months_kept());
+        m.note_purchase_day(occurred_on, req.amount.value);
         m.note_purchase_at(occurred_at, before);
         m.last_activity_at = now;
         Ok(Booked {

@@ -10,7 +10,7 @@ use crate::domain::ledger::LedgerKind;
 use crate::domain::member::Member;
 use crate::domain::receipt::RefundReceipt;
 use crate::domain::receipt::RefundRef;
-use crate::domain::segment::CutPoints;
+use crate::domain::segment::Standing;
 use crate::domain::spend::refund_reversal;
 use crate::domain::tier::{Tier, revert_on_refund};
 use crate::domain::{Money, Points, ReceiptId, RefundId, StoreId};
@@ -102,7 +102,7 @@ impl Unbooked {
 /// What a refund reads after its purchase (`read_for_refund`).
 pub(super) struct RefundRead {
     member: Versioned<Member>,
-    cuts: CutPoints,
+    standing: Standing,
     credits: Vec<(CampaignCredit, Slot<Assignment>)>,
     referral: Option<(
         Versioned<crate::domain::referral::Referral>,
@@ -265,7 +265,7 @@ impl Purchases {
         };
         Ok(RefundRead {
             member,
-            cuts: self.segments.cut_points(found.get(&state)?),
+            standing: self.segments.standing(found.get(&state)?),
             credits,
             referral,
             found,
@@ -313,7 +313,7 @@ impl Purchases {
         let mut w = MemberWrite::settled(&self.ctx, &read.member, now);
         let MemberWrite { m, journal, .. } = &mut w;
         let unbooked = self.book_refund(m, pr, req.amount.value, refund.refunded_total, now)?;
-        self.segments.resegment(m, &read.cuts, now, journal);
+        self.segments.resegment(m, &read.standing, now, journal);
         let lines = RefundLines {
             pr,
             req,
@@ -356,6 +356,7 @@ impl Purchases {
         m.lifetime_earned = m.lifetime_earned.checked_sub(reversed)?;
         m.spend
             .add(bought_on, -amount, today, p.spend_months_kept())?;
+        m.note_refund_day(bought_on, amount, would_total == pr.amount.value);
         if would_total == pr.amount.value {
             // A fully refunded purchase no longer counts as one (frequency, retention).
             m.purchases
