@@ -117,7 +117,9 @@ async fn groups(api: &Api, campaign: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b: Backend) {
+async fn dormant_members_in_treatment_get_the_bonus_and_offers_and_the_holdout_gets_none(
+    b: Backend,
+) {
     let api = Api::new(b).await;
     let admin = api.admin();
     // 30 members buy once on 1 March, then nothing for 100 days: the nightly run makes them
@@ -174,6 +176,26 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
         assert_eq!(stored[id], want, "{id}");
     }
 
+    // Their offers, as each member's app reads them: the treatment sees the campaign, the
+    // holdout and the member outside the audience see nothing.
+    for id in ids.iter().chain(["busy".to_string()].iter()) {
+        let items = offers(&api, id).await;
+        if ids.contains(id) && !holdout.contains(&id) {
+            assert_eq!(
+                items,
+                vec![
+                    json!({"campaign_id": "win-back", "name": "Win back dormant members",
+                    "offer": {"kind": "bonus", "points": 200, "min_spend": {"value": 1500, "currency": "USD"}},
+                    "starts_at": "2027-06-10T09:00:00Z", "ends_at": "2027-07-10T00:00:00Z",
+                    "awards_left": 1})
+                ],
+                "{id}"
+            );
+        } else {
+            assert!(items.is_empty(), "{id}: {items:?}");
+        }
+    }
+
     // Everyone in the audience buys 20.00 once; the busy member too, and a newcomer.
     api.clock.set(at("2027-06-12T12:00:00Z"));
     api.enrol("newcomer").await;
@@ -205,6 +227,7 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
     // The limit is one award: a second purchase earns no second bonus.
     let again = api.buy(treated, "again", 5000).await;
     assert_eq!(again["campaign_bonus"], 0);
+    assert_eq!(offers(&api, treated).await[0]["awards_left"], 0);
 
     let res = results(&api, "win-back").await;
     let n_t = 30 - holdout.len() as i64;
@@ -237,8 +260,21 @@ async fn dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none(b:
     let late = ids.iter().filter(|m| !holdout.contains(m)).nth(1).unwrap();
     assert_eq!(api.buy(late, "late", 9000).await["campaign_bonus"], 0);
     assert_eq!(results(&api, "win-back").await["status"], "ended");
+    assert!(
+        offers(&api, late).await.is_empty(),
+        "an ended campaign offers nothing"
+    );
 }
-both_backends!(dormant_members_in_treatment_get_the_bonus_and_the_holdout_gets_none);
+
+/// `GET /v1/members/{id}/offers` as the member's app calls it.
+async fn offers(api: &Api, id: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!("/v1/members/{id}/offers"), &api.member(id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["items"].as_array().unwrap().clone()
+}
+both_backends!(dormant_members_in_treatment_get_the_bonus_and_offers_and_the_holdout_gets_none);
 
 async fn awards_never_exceed_the_budget_when_treatment_members_race(b: Backend) {
     let api = Arc::new(Api::new(b).await);

@@ -215,6 +215,12 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
         ),
         (
             "GET",
+            "/v1/members/{id}/offers",
+            Value::Null,
+            [401, 200, 403, 403, 403, 200, 200, 200],
+        ),
+        (
+            "GET",
             "/v1/members/{id}/events",
             Value::Null,
             [401, 200, 403, 403, 403, 200, 200, 200],

@@ -13,11 +13,12 @@ use loyalty::http::{
     Caller, IdempotencyKey, JsonBody, ListResponse, Paging, PathId, Problem, Reply,
 };
 use loyalty::service::audit::{AuditPage, AuditQuery};
+use loyalty::service::campaigns::MemberOffers;
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::EventPage;
 use loyalty::service::members::{Adjustment, Enrolment, MemberView, ProfileEdit};
 use loyalty::service::points::{PointsRun, PointsSchedule};
-use loyalty::service::{Audit, Balances, Ctx, Erasures, Events, Members};
+use loyalty::service::{Audit, Balances, Campaigns, Ctx, Erasures, Events, Members};
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +30,7 @@ loyalty::handlers! {
     get_member, update_member, erase_member;
     ledger;
     points;
+    offers;
     adjust;
     member_events;
     all_events;
@@ -294,6 +296,20 @@ async fn points(
 ) -> Result<Reply<PointsSchedule>, Problem> {
     caller.require(Access::MemberAtTill(&id))?;
     Ok(Reply::ok(balances.points_schedule(&id).await?))
+}
+
+/// The member's offers: the running campaigns in which they are in the treatment group (a
+/// holdout member sees none of those that hold them out).
+#[utoipa::path(get, operation_id = "get_member_offers", path = "/v1/members/{id}/offers", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = MemberOffers), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn offers(
+    State(campaigns): State<Campaigns>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+) -> Result<Reply<MemberOffers>, Problem> {
+    caller.require(Access::MemberData(&id))?;
+    Ok(Reply::ok(campaigns.member_offers(&id).await?))
 }
 
 /// An operator's point adjustment (signed): admin, or support within the program's

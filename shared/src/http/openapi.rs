@@ -246,6 +246,11 @@ const WHO: &[(&str, &str, &str)] = &[
         "/v1/members/{id}/points",
         "the member, a POS, every operator (admin, support, analyst)",
     ),
+    (
+        "get",
+        "/v1/members/{id}/offers",
+        "the member, every operator (admin, support, analyst)",
+    ),
     ("get", "/v1/campaigns", "an administrator, an analyst"),
     ("put", "/v1/campaigns/{id}", "an administrator"),
     ("get", "/v1/campaigns/{id}", "an administrator, an analyst"),

@@ -14,8 +14,11 @@
 
 mod drafts;
 mod launch;
+mod offers;
 mod play;
 mod results;
+
+pub use offers::{MemberOffer, MemberOffers};
 
 pub use crate::domain::campaign::{
     Assignment, AudienceSize, Campaign, CampaignCredit, CampaignStatus, RunningCampaigns,
