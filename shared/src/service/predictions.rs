@@ -9,7 +9,8 @@ use super::segments::Segmentation;
 use crate::domain::Money;
 use crate::domain::event::{EventData, Reversal};
 use crate::domain::member::Member;
-use crate::domain::predict::sample::{self, Chunk, Report, Sampler};
+use crate::domain::predict::backtest::Backtest;
+use crate::domain::predict::sample::{self, Chunk, Report, Sampler, Snapshot};
 use crate::domain::predict::score::{ChurnRisk, Scores};
 use crate::domain::predict::summary::PurchaseDays;
 use crate::domain::receipt::PurchaseRef;
@@ -136,9 +137,12 @@ impl Segmentation {
                 return Ok(None);
             }
         };
+        let as_of = self.ctx.program_date(now);
+        let snapshot_chunks = self.keep_snapshot(as_of, &rows, now).await?;
+        let backtest = self.backtest(as_of, &rows).await?;
         let report = Report {
             fitted_at: now,
-            as_of: self.ctx.program_date(now),
+            as_of,
             purchasing_members: totals.purchasing,
             members_in_fit: rows.len() as u64,
             frequency: fitted.frequency.params,
@@ -147,9 +151,69 @@ impl Segmentation {
             spend: fitted.spend.as_ref().map(|s| s.params),
             spend_members: fitted.spend.as_ref().map_or(0, |s| s.members as u64),
             fit_ms: started.elapsed().as_millis() as u64,
+            snapshot_chunks,
+            backtest,
         };
         tracing::info!(?report, "predictions fitted");
         Ok(Some((report, sample::next_bound(&rows, size))))
+    }
+
+    /// Keeps the night's merged sample until the night that backtests it (one put a chunk,
+    /// outside the finishing transaction: a rerun writes the same).
+    async fn keep_snapshot(
+        &self,
+        day: NaiveDate,
+        rows: &[sample::Row],
+        now: DateTime<Utc>,
+    ) -> Result<u32, ServiceError> {
+        let days = i64::from(self.ctx.program.predictions.horizon_days) + 7;
+        let expires_at = (now + chrono::Duration::days(days)).timestamp();
+        let chunks: Vec<&[sample::Row]> = rows.chunks(sample::CHUNK_ROWS).collect();
+        for (n, c) in chunks.iter().enumerate() {
+            let mut batch = Batch::new();
+            let snapshot = Snapshot {
+                rows: c.to_vec(),
+                expires_at,
+            };
+            batch.put(&(day, n as u32), &snapshot)?;
+            self.ctx.table.commit(batch).await?;
+        }
+        Ok(chunks.len() as u32)
+    }
+
+    /// The backtest of the night `horizon_days` before `day`, when it fitted and kept its
+    /// sample; else the newest one so far.
+    async fn backtest(
+        &self,
+        day: NaiveDate,
+        rows: &[sample::Row],
+    ) -> Result<Option<Backtest>, ServiceError> {
+        let horizon = self.ctx.program.predictions.horizon_days;
+        let then_day = day - chrono::Duration::days(i64::from(horizon));
+        let Some(then) = self.ctx.table.get::<Report>(&then_day).await? else {
+            let latest = self.ctx.table.latest_prediction_fit().await?;
+            return Ok(latest.and_then(|r| r.backtest));
+        };
+        let mut reads = Reads::new();
+        let slots: Vec<_> = (0..then.value.snapshot_chunks)
+            .map(|n| reads.add::<Snapshot>(&(then_day, n)))
+            .collect();
+        let found = self.ctx.table.read(&reads).await?;
+        let mut then_rows = Vec::new();
+        for slot in &slots {
+            let chunk = found.get(slot)?.ok_or_else(|| {
+                ServiceError::corrupt(format!("the sample of {then_day} is missing a chunk"))
+            })?;
+            then_rows.extend(chunk.value.rows);
+        }
+        let b = crate::domain::predict::backtest::backtest(
+            &then.value.frequency,
+            &then_rows,
+            rows,
+            then_day,
+            horizon,
+        );
+        Ok(Some(b))
     }
 
     /// The newest fit with the churn segments' sizes now and the value at risk as of the last
@@ -197,6 +261,7 @@ impl Segmentation {
                 self.ctx.program.currency,
             ),
             fit_ms: report.fit_ms,
+            backtest: report.backtest,
         })
     }
 
@@ -317,6 +382,9 @@ pub struct PredictionsView {
     pub clv_at_risk: Money,
     /// How long both fits took, milliseconds.
     pub fit_ms: u64,
+    /// The newest backtest: a night's predictions for its sampled members checked
+    /// `horizon_days` later, beside a naive baseline; null until a fit is that old.
+    pub backtest: Option<Backtest>,
 }
 
 /// The program's churn probability thresholds.

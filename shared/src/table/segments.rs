@@ -5,7 +5,7 @@ use super::keys::sharded;
 use super::{Reads, Record, Replica, SIZE_SHARDS, Slot, Table, decode, shard_of};
 use crate::domain::MemberId;
 use crate::domain::daily::DailyFigures;
-use crate::domain::predict::sample::{Chunk, Report};
+use crate::domain::predict::sample::{Chunk, Report, Snapshot};
 use crate::domain::segment::{
     RunId, SegmentDay, SegmentFlow, SegmentId, SegmentPart, SegmentState,
 };
@@ -133,6 +133,15 @@ impl Record for Chunk {
 }
 
 const PREDICTIONS: &str = "PREDICTIONS";
+
+/// A night's merged sample, beside its report.
+impl Record for Snapshot {
+    type Id = (NaiveDate, u32);
+    const KIND: &'static str = "prediction snapshot";
+    fn key((d, n): &(NaiveDate, u32)) -> Key {
+        Key::new(PREDICTIONS, format!("SNAP#{}#{n:03}", d.format("%Y-%m-%d")))
+    }
+}
 
 /// A night's fit, one row a day in one partition (written once a night).
 impl Record for Report {

@@ -6,6 +6,7 @@
 //! summary they read (`summary`); when the program fits is the callers' business. Time is in
 //! weeks, as the papers report it; spend in the currency's major units.
 
+pub mod backtest;
 pub mod bgnbd;
 pub mod sample;
 pub mod score;

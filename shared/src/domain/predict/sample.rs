@@ -188,6 +188,19 @@ pub struct Report {
     pub spend_members: u64,
     /// Wall-clock time of both fits, milliseconds.
     pub fit_ms: u64,
+    /// Chunks of this night's sample kept for the backtest `horizon_days` on.
+    #[serde(default)]
+    pub snapshot_chunks: u32,
+    /// The newest backtest as of this night (carried from night to night).
+    #[serde(default)]
+    pub backtest: Option<super::backtest::Backtest>,
+}
+
+/// One chunk of a night's merged sample, kept until the night that backtests it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub rows: Vec<Row>,
+    pub expires_at: i64,
 }
 
 impl Report {
