@@ -176,6 +176,52 @@ async fn dormant_members_in_treatment_get_the_bonus_and_offers_and_the_holdout_g
         assert_eq!(stored[id], want, "{id}");
     }
 
+    // The launch told each audience member's webhooks and operators which group they are in
+    // (one `campaign.joined` each, the offer only for the treatment); the member's own feed
+    // shows the treatment its offer and keeps the holdout's from them.
+    for id in ids.iter().chain(["busy".to_string()].iter()) {
+        let joined: Vec<Value> = api
+            .events(id)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "campaign.joined")
+            .collect();
+        let own = api
+            .get(
+                &format!("/v1/members/{id}/events?limit=100"),
+                &api.member(id),
+            )
+            .await;
+        assert_eq!(own.status, 200, "{}", own.body);
+        let own_joined = own.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "campaign.joined")
+            .count();
+        if !ids.contains(id) {
+            assert!(joined.is_empty() && own_joined == 0, "{id}: {joined:?}");
+            continue;
+        }
+        let held = holdout.contains(&id);
+        assert_eq!(joined.len(), 1, "{id}: {joined:?}");
+        let d = &joined[0]["data"];
+        assert_eq!(d["campaign_id"], "win-back");
+        assert_eq!(d["group"], if held { "holdout" } else { "treatment" });
+        assert_eq!(d["ends_at"], "2027-07-10T00:00:00Z");
+        assert_eq!(
+            d["offer"]["points"],
+            if held { Value::Null } else { json!(200) }
+        );
+        assert_eq!(own_joined, usize::from(!held), "{id}");
+        api.assert_events_account_for_the_balance(id).await;
+    }
+    // Launching again changes nothing and announces nobody twice.
+    let again = api
+        .post("/v1/campaigns/win-back/launch", &admin, json!({}))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+
     // Their offers, as each member's app reads them: the treatment sees the campaign, the
     // holdout and the member outside the audience see nothing.
     for id in ids.iter().chain(["busy".to_string()].iter()) {

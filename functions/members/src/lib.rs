@@ -15,7 +15,7 @@ use loyalty::http::{
 use loyalty::service::audit::{AuditPage, AuditQuery};
 use loyalty::service::campaigns::MemberOffers;
 use loyalty::service::erasure::Erasure;
-use loyalty::service::events::EventPage;
+use loyalty::service::events::{EventPage, Reader};
 use loyalty::service::members::{Adjustment, Enrolment, MemberView, ProfileEdit};
 use loyalty::service::points::{PointsRun, PointsSchedule};
 use loyalty::service::{Audit, Balances, Campaigns, Ctx, Erasures, Events, Members};
@@ -400,8 +400,14 @@ async fn member_events(
         Some(c) => seq("cursor", c)?,
         None => after_seq.unwrap_or(0),
     };
+    let reader = match caller.role() {
+        Some(_) => Reader::Operator,
+        None => Reader::TheMember,
+    };
     Ok(Reply::ok(
-        events.member_events(&id, after, paging.limit).await?,
+        events
+            .member_events(&id, after, paging.limit, reader)
+            .await?,
     ))
 }
 

@@ -567,6 +567,10 @@ pub struct RunningEntry {
 pub struct Assignment {
     pub member_id: MemberId,
     pub group: Group,
+    /// The launch told the member (and the webhooks) with a `campaign.joined` event, in the
+    /// same commit: a resumed launch announces only the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announced: bool,
     /// Purchases in the window not fully refunded.
     pub purchases: u32,
     /// Net spend in the window, minor units of the program currency.
@@ -791,6 +795,7 @@ mod tests {
         let a = |group, awards| Assignment {
             member_id: m("ada"),
             group,
+            announced: true,
             purchases: 0,
             spend: 0,
             awards,

@@ -3,6 +3,7 @@
 //! item it writes under a version condition. This module owns the envelope, the numbering of one
 //! commit's events, and which stored item carries which event (pure rules, no I/O).
 
+use super::campaign::{Group, Offer};
 use super::ledger::{LedgerEntry, LedgerKind};
 use super::lots::Lot;
 use super::member::ProfileField;
@@ -46,6 +47,8 @@ pub enum EventType {
     SegmentChanged,
     #[serde(rename = "campaign.awarded")]
     CampaignAwarded,
+    #[serde(rename = "campaign.joined")]
+    CampaignJoined,
     #[serde(rename = "points.pending")]
     PointsPending,
     #[serde(rename = "points.available")]
@@ -132,6 +135,8 @@ pub enum EventData {
     SegmentChanged(SegmentChanged),
     #[serde(rename = "campaign.awarded")]
     CampaignAwarded(Awarded),
+    #[serde(rename = "campaign.joined")]
+    CampaignJoined(Joined),
     #[serde(rename = "referral.applied")]
     ReferralApplied(ReferralApplied),
     #[serde(rename = "referral.held")]
@@ -167,6 +172,7 @@ impl EventData {
             D::VoucherIssued(_) => T::VoucherIssued,
             D::VoucherUsed(_) => T::VoucherUsed,
             D::SegmentChanged(_) => T::SegmentChanged,
+            D::CampaignJoined(_) => T::CampaignJoined,
             D::CampaignAwarded(_) => T::CampaignAwarded,
             D::ReferralApplied(_) => T::ReferralApplied,
             D::ReferralHeld(_) => T::ReferralHeld,
@@ -201,7 +207,8 @@ impl EventData {
             | D::PointsExpiringSoon(_)
             | D::VoucherIssued(_)
             | D::VoucherUsed(_)
-            | D::SegmentChanged(_) => Points::ZERO,
+            | D::SegmentChanged(_)
+            | D::CampaignJoined(_) => Points::ZERO,
         }
     }
 }
@@ -491,6 +498,25 @@ pub struct SegmentChanged {
     pub from: Stage,
     pub to: Stage,
     pub rfm: Option<Rfm>,
+}
+
+/// `campaign.joined`: a launch put the member in a campaign's audience, in `group`. The
+/// treatment's event carries the offer (a messaging platform tells them of it); the holdout's
+/// carries none, and the member never sees it in their own events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Joined {
+    pub campaign_id: CampaignId,
+    pub group: Group,
+    pub offer: Option<Offer>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl Joined {
+    /// Whether only operators (and webhooks) may see it: the holdout's.
+    pub fn is_hidden_from_member(&self) -> bool {
+        self.group == Group::Holdout
+    }
 }
 
 /// `campaign.awarded`: a campaign's bonus on a purchase.

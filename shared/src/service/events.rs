@@ -136,6 +136,14 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+/// Who reads a member's events: the member sees all but what operators keep from them (a
+/// holdout's `campaign.joined`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    TheMember,
+    Operator,
+}
+
 impl Events {
     /// The member's events with `seq > after_seq`, oldest first. The next page continues after
     /// the last `seq` returned (the cursor is that number; `after_seq` works the same).
@@ -145,14 +153,22 @@ impl Events {
         id: &MemberId,
         after_seq: u64,
         limit: u32,
+        reader: Reader,
     ) -> Result<EventPage, ServiceError> {
         self.ctx.load_member(id).await?;
-        let (items, more) = self.ctx.table.member_events(id, after_seq, limit).await?;
+        let (mut items, more) = self.ctx.table.member_events(id, after_seq, limit).await?;
         let next_cursor = if more {
             items.last().map(|e| e.seq.to_string())
         } else {
             None
         };
+        // A holdout member never hears of the campaign that holds them out; its seq is
+        // skipped in their own feed.
+        if reader == Reader::TheMember {
+            items.retain(
+                |e| !matches!(&e.data, EventData::CampaignJoined(j) if j.is_hidden_from_member()),
+            );
+        }
         Ok(EventPage { items, next_cursor })
     }
 

@@ -29,6 +29,12 @@ pub enum FitError {
     NoConvergence(String),
 }
 
+/// The most Nelder-Mead iterations one fit may take, over all its restarts.
+const MAX_ITERATIONS: u64 = 12_000;
+
+/// No parameter is sought beyond e^±LOG_BOUND (≈ 10^±11).
+const LOG_BOUND: f64 = 25.0;
+
 /// The maximum of a log-likelihood over strictly positive parameters, found by Nelder-Mead in
 /// log space (so no step leaves the domain), restarted from its own optimum until a restart no
 /// longer improves it: a single Nelder-Mead run can stall on the flat ridges these likelihoods
@@ -43,6 +49,9 @@ pub(crate) fn maximise_positive<const N: usize>(
         type Param = Vec<f64>;
         type Output = f64;
         fn cost(&self, logs: &Vec<f64>) -> Result<f64, Error> {
+            if logs.iter().any(|l| l.abs() > LOG_BOUND) {
+                return Ok(f64::MAX);
+            }
             let params: [f64; N] = std::array::from_fn(|i| logs[i].exp());
             let ll = (self.0)(&params);
             // A non-finite value (an overflow far from the optimum) is a very bad point, not an
@@ -53,7 +62,10 @@ pub(crate) fn maximise_positive<const N: usize>(
     let mut best: Vec<f64> = start.iter().map(|p| p.ln()).collect();
     let mut best_cost = f64::INFINITY;
     let mut iterations = 0;
-    for _round in 0..8 {
+    // Bounded whatever the data: at most MAX_ITERATIONS in all, and no parameter beyond
+    // e^±LOG_BOUND (a likelihood that keeps rising towards infinity along a ridge, as with
+    // amounts that barely vary, would otherwise be followed for ever).
+    while iterations < MAX_ITERATIONS {
         let mut simplex = vec![best.clone()];
         for i in 0..N {
             let mut v = best.clone();
@@ -63,8 +75,9 @@ pub(crate) fn maximise_positive<const N: usize>(
         let solver = NelderMead::new(simplex)
             .with_sd_tolerance(1e-9)
             .map_err(|e| FitError::NoConvergence(e.to_string()))?;
+        let left = (MAX_ITERATIONS - iterations).min(4_000);
         let run = Executor::new(Negative(&log_likelihood), solver)
-            .configure(|s| s.max_iters(4_000))
+            .configure(|s| s.max_iters(left))
             .run()
             .map_err(|e| FitError::NoConvergence(e.to_string()))?;
         let state = run.state();
@@ -76,7 +89,9 @@ pub(crate) fn maximise_positive<const N: usize>(
         let improved = best_cost - cost;
         best = param.clone();
         best_cost = cost;
-        if improved.abs() < 1e-9 {
+        // Relative to the likelihood's size: a sum over 100,000 members moves in its tenth
+        // digit long after the parameters have settled.
+        if improved.abs() < 1e-12 * (1.0 + cost.abs()) {
             break;
         }
     }

@@ -1,23 +1,27 @@
 //! The launch: a lease on the campaign, the audience snapshot from the segment indexes written
-//! in chunks (each member's group by the SHA-256 rule), and the campaign marked running.
+//! in chunks (each member's group by the SHA-256 rule), a `campaign.joined` event for each
+//! audience member, and the campaign marked running.
 
 use super::{
-    AssignmentWrite, CampaignView, LAUNCH_CHUNK, LAUNCH_CONCURRENCY, LAUNCH_LEASE, MAX_RUNNING,
-    fresh, pruned,
+    ANNOUNCE_CONCURRENCY, AssignmentWrite, CampaignView, LAUNCH_CHUNK, LAUNCH_CONCURRENCY,
+    LAUNCH_LEASE, MAX_RUNNING, fresh, pruned,
 };
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::campaign::{
     Assignment, AudienceSize, Campaign, CampaignStatus, RunningCampaigns, RunningEntry,
 };
 use crate::domain::campaign::{Group, group_of};
+use crate::domain::event::{EventData, Joined};
+use crate::domain::member::Member;
 use crate::domain::slices;
 use crate::domain::{CampaignId, MemberId};
 use crate::retrying;
 use crate::service::Campaigns;
 use crate::service::audit::Audited;
 use crate::service::error::ServiceError;
+use crate::service::unit::MemberWrite;
 use crate::table::{
-    BUDGET_SLICES, Batch, BudgetSlice, MemberIndex, POINTS_PER_BUDGET_SLICE, Slice,
+    BUDGET_SLICES, Batch, BudgetSlice, MemberIndex, POINTS_PER_BUDGET_SLICE, Reads, Slice,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -57,6 +61,8 @@ impl Campaigns {
             })
             .collect();
         self.write_assignments(id, version, &groups).await?;
+        self.announce(&campaign, groups.keys().cloned().collect())
+            .await?;
         let size = AudienceSize {
             treatment: groups.values().filter(|g| **g == Group::Treatment).count() as u64,
             holdout: groups.values().filter(|g| **g == Group::Holdout).count() as u64,
@@ -140,6 +146,52 @@ impl Campaigns {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    /// One `campaign.joined` event per audience member, each in the member's own commit with
+    /// their assignment marked announced, so a resumed launch announces only the rest.
+    pub(super) async fn announce(
+        &self,
+        campaign: &Campaign,
+        members: Vec<MemberId>,
+    ) -> Result<(), ServiceError> {
+        let results: Vec<Result<(), ServiceError>> = futures::stream::iter(members)
+            .map(|m| async move { retrying!(self.ctx, self.try_announce(campaign, &m)) })
+            .buffer_unordered(ANNOUNCE_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn try_announce(&self, c: &Campaign, member: &MemberId) -> Result<(), ServiceError> {
+        let mut reads = Reads::new();
+        let m = reads.add::<Member>(member);
+        let key = (c.id.clone(), member.clone());
+        let a = reads.add::<Assignment>(&key);
+        let found = self.ctx.table.read(&reads).await?;
+        // Erased since the snapshot, or announced by an earlier try: nothing to tell.
+        let (Some(m), Some(a)) = (found.get(&m)?, found.get(&a)?) else {
+            return Ok(());
+        };
+        if a.value.announced || m.value.erased_at.is_some() {
+            return Ok(());
+        }
+        let mut w = MemberWrite::on(&self.ctx, &m, self.ctx.now());
+        let group = a.value.group;
+        w.journal.note(EventData::CampaignJoined(Joined {
+            campaign_id: c.id.clone(),
+            group,
+            offer: (group == Group::Treatment).then(|| c.offer.clone()),
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+        }));
+        let announced = Assignment {
+            announced: true,
+            ..a.value
+        };
+        w.batch.save(&key, &announced, Some(a.version))?;
+        w.commit(&self.ctx).await?;
+        Ok(())
     }
 
     pub(super) async fn commit_assignments(

@@ -59,6 +59,10 @@ const LAUNCH_CHUNK: usize = 99;
 
 const LAUNCH_CONCURRENCY: usize = 4;
 
+/// Audience members a launch announces at once (each its own small commit, DESIGN.md
+/// "Campaigns": `campaign.joined`).
+const ANNOUNCE_CONCURRENCY: usize = 128;
+
 impl Campaign {
     /// A running campaign whose window has closed is over, whether or not anyone ended it.
     fn status_at(&self, now: DateTime<Utc>) -> CampaignStatus {
@@ -381,6 +385,7 @@ fn fresh(member_id: &MemberId, group: Group) -> Assignment {
     Assignment {
         member_id: member_id.clone(),
         group,
+        announced: false,
         purchases: 0,
         spend: 0,
         awards: 0,
