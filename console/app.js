@@ -12,6 +12,7 @@ import { Campaigns, Campaign } from './pages/campaigns.js';
 import { Retention } from './pages/retention.js';
 import { Activity } from './pages/activity.js';
 import { Referrals } from './pages/referrals.js';
+import { Predictions } from './pages/predictions.js';
 
 /** [hash prefix, catalogue key, page, who may open it] */
 const PAGES = [
@@ -19,6 +20,7 @@ const PAGES = [
   ['members', 'nav.members', Members, () => true],
   ['rewards', 'nav.rewards', Rewards, () => true],
   ['segments', 'nav.segments', Segments, can.insight],
+  ['predictions', 'nav.predictions', Predictions, can.insight],
   ['campaigns', 'nav.campaigns', Campaigns, can.insight],
   ['retention', 'nav.retention', Retention, can.insight],
   ['referrals', 'nav.referrals', Referrals, () => true],
@@ -47,6 +49,8 @@ function Shell() {
   }, [page, r.rest.join('/')]);
   let body;
   if (page[0] === 'members' && r.rest[0]) body = html`<${Member} id=${r.rest[0]} />`;
+  // `#/campaigns/+new/churn:likely`: a draft aimed at that segment (the Predictions page's button).
+  else if (page[0] === 'campaigns' && r.rest[0] === '+new') body = html`<${Campaigns} draftFor=${r.rest[1]} />`;
   else if (page[0] === 'campaigns' && r.rest[0]) body = html`<${Campaign} id=${r.rest[0]} />`;
   else body = html`<${page[2]} rest=${r.rest} />`;
   const switchLang = async (e) => { await loadLang(e.target.value); setLang(e.target.value); };

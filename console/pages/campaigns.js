@@ -12,11 +12,14 @@ import { segmentName } from './segments.js';
 
 const STATUSES = ['all', 'draft', 'launching', 'running', 'ended'];
 
-export function Campaigns() {
+export function Campaigns({ draftFor }) {
   const list = usePaged('/v1/campaigns', 20);
   const [status, setStatus] = useState('all');
-  const [creating, setCreating] = useState(false);
-  if (creating) return html`<${Title}>${t('campaign.new')}<//><${DraftForm} onCancel=${() => setCreating(false)} />`;
+  const [creating, setCreating] = useState(!!draftFor);
+  if (creating) {
+    const cancel = () => { setCreating(false); if (draftFor) location.hash = '#/campaigns'; };
+    return html`<${Title}>${t('campaign.new')}<//><${DraftForm} initial=${draftFor ? { audience: [draftFor] } : undefined} onCancel=${cancel} />`;
+  }
   return html`<${Title} actions=${can.admin() ? html`<button data-test="new-campaign" onClick=${() => setCreating(true)}>${t('campaign.new')}</button>` : null}>${t('nav.campaigns')}<//>
     <${Tabs} value=${status} onChange=${setStatus} tabs=${STATUSES.map((s) => [s, t(`campaign_status.${s}`)])} />
     <div class="card"><${Paged} list=${list}>${(items) => {

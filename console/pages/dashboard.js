@@ -6,6 +6,7 @@ import { html, useState } from '../lib/preact.js';
 import { t, fmt } from '../lib/i18n.js';
 import { useApi, Loaded, Title, Delta, Empty, addDays, Tabs } from '../lib/ui.js';
 import { LineChart, BarChart } from '../lib/charts.js';
+import { ChurnCard } from './predictions.js';
 
 const sum = (rows, k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
 
@@ -66,6 +67,7 @@ export function Dashboard() {
           <${Kpi} test="points_expired_30d" label=${t('kpi.expired_30d')} value=${fmt.num(o.points_expired_30d)}
             delta=${have && html`<${Delta} now=${sum(cur30, 'points_expired')} before=${sum(prev30, 'points_expired')} format=${fmt.num} />`} />
           <${Kpi} test="repeat_purchase_rate_90d" label=${t('kpi.repeat_rate')} value=${fmt.pct(o.repeat_purchase_rate_90d)} />
+          <${ChurnCard} />
         </div>
         <h3 style=${{ marginTop: '1.5rem' }}>${t('dashboard.per_day')}</h3>
         <${Tabs} value=${range} onChange=${setRange} tabs=${[[7, t('range.7')], [30, t('range.30')], [90, t('range.90')]]} />

@@ -6,6 +6,7 @@ import { api, query, ApiError } from '../lib/api.js';
 import { can } from '../lib/auth.js';
 import { t, fmt } from '../lib/i18n.js';
 import { useApi, usePaged, Paged, Loaded, Problem, Title, Field, Confirm, newKey, Tabs, Empty } from '../lib/ui.js';
+import { MemberPredictions } from './predictions.js';
 
 const go = (id) => { location.hash = `#/members/${encodeURIComponent(id)}`; };
 
@@ -195,6 +196,7 @@ export function Member({ id }) {
           ${p.lots.length ? html`<details><summary>${t('member.schedule')}</summary><table><thead><tr><th class="num">${t('ledger.points')}</th><th>${t('lot.available_on')}</th><th>${t('lot.expires_on')}</th></tr></thead>
             <tbody>${p.lots.map((l) => html`<tr><td class="num">${fmt.num(l.points)}</td><td>${fmt.date(l.available_on)}</td><td>${l.expires_on ? fmt.date(l.expires_on) : t('lot.never')}</td></tr>`)}</tbody></table></details>` : null}`}<//>
       </div>
+      ${m.predictions !== undefined ? html`<div class="card"><h3>${t('predict.member_title')}</h3><${MemberPredictions} p=${m.predictions} /></div>` : null}
       <div class="card"><h3>${t('member.tier')}</h3>
         <${Loaded} state=${tier}>${(x) => html`<dl class="facts">
           <dt>${t('member.tier')}</dt><dd>${t(`tier.${x.tier}`)}</dd>

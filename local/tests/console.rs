@@ -797,6 +797,93 @@ async fn the_console_shows_what_the_api_answers_in_both_languages_and_to_each_ro
         "browser console errors as admin: {errors:#?}"
     );
 
+    // Predictions: none before a fit; then six members with habits, two nightly runs (the
+    // first fits, the second scores), and the page, the member 360 and the dashboard say what
+    // the API answers.
+    p.open("#/predictions").await;
+    assert!(
+        p.text().await.contains("No model yet"),
+        "{}",
+        p.text().await
+    );
+    // The 404 that says so is the one failed request of this page.
+    let logged = console_errors(&c).await;
+    assert!(
+        logged.len() == 1 && logged[0].contains("/v1/analytics/predictions"),
+        "{logged:#?}"
+    );
+    let start = chrono::Utc::now() - chrono::Duration::days(100);
+    let before = (start - chrono::Duration::days(1))
+        .format("%Y-%m-%dT09:00:00Z")
+        .to_string();
+    api.ok("PUT", "/_local/clock", Some(json!({"now": before})))
+        .await;
+    for k in 0..6i64 {
+        let id = format!("habit-{k}");
+        api.ok("POST", "/v1/members", Some(json!({"id": id, "name": id})))
+            .await;
+    }
+    for k in 0..6i64 {
+        let id = format!("habit-{k}");
+        for visit in 0..(2 + k) {
+            let at = start + chrono::Duration::days(k + visit * (3 + 2 * k));
+            let at = at.format("%Y-%m-%dT10:00:00Z").to_string();
+            api.ok("PUT", "/_local/clock", Some(json!({"now": at})))
+                .await;
+            api.buy(&id, &format!("H-{k}-{visit}"), 1500 + 100 * visit, &at)
+                .await;
+        }
+    }
+    api.ok("DELETE", "/_local/clock", None).await;
+    for _ in 0..2 {
+        api.ok("POST", "/_local/jobs/segments", Some(json!({})))
+            .await;
+    }
+    let fit = api.ok("GET", "/v1/analytics/predictions", None).await;
+    p.open("#/predictions").await;
+    for risk in ["likely", "possible", "unlikely"] {
+        assert_eq!(
+            p.text_of(&format!("[data-churn={risk}]")).await,
+            en(&fit["churn"][risk]),
+            "churn:{risk}"
+        );
+    }
+    assert!(p.text().await.contains("No backtest yet"));
+    p.assert_controls_labelled("predictions").await;
+    p.shot("predictions-en").await;
+    p.click("[data-test=draft-likely]").await;
+    p.until("location.hash === '#/campaigns/+new/churn:likely' && document.querySelector('input[name=audience][value=\"churn:likely\"]')")
+        .await;
+    assert_eq!(
+        p.js(
+            "return document.querySelector('input[name=audience][value=\"churn:likely\"]').checked;"
+        )
+        .await,
+        json!(true),
+        "the draft is aimed at the segment"
+    );
+    let habit = api.ok("GET", "/v1/members/habit-5", None).await;
+    let risk = habit["predictions"]["churn_risk"].as_str().unwrap();
+    p.open("#/members/habit-5").await;
+    let label = match risk {
+        "likely" => "Likely to leave",
+        "possible" => "May leave",
+        _ => "Unlikely to leave",
+    };
+    assert_eq!(p.text_of("[data-test=churn-risk]").await, label);
+    assert!(
+        p.text_of("[data-test=predictions-sentence]")
+            .await
+            .contains("within 90 days")
+    );
+    p.open("#/dashboard").await;
+    p.until("document.querySelector('[data-kpi=churn_likely]')")
+        .await;
+    assert_eq!(
+        p.text_of("[data-kpi=churn_likely] .value").await,
+        en(&fit["churn"]["likely"])
+    );
+
     // The analyst: no write control anywhere, and a forced write answers 403.
     p.c.goto(&format!("{base}/console/?as=analyst#/members/ada"))
         .await

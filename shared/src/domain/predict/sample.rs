@@ -55,6 +55,9 @@ impl TryFrom<[i64; 5]> for Row {
     }
 }
 
+/// The most repeat buyers the spend model is fitted to (the lowest keys of the sample).
+pub const SPEND_SAMPLE: usize = 20_000;
+
 /// Rows a part keeps in one stored chunk (≈ 25 bytes each: well under an item's 400 KB).
 pub const CHUNK_ROWS: usize = 8_000;
 
@@ -227,7 +230,13 @@ pub struct Fitted {
 pub fn fit(rows: &[Row], minor_units: u32) -> Result<Fitted, FitError> {
     let summaries: Vec<bgnbd::Summary> = rows.iter().map(Row::frequency).collect();
     let frequency = bgnbd::fit(&summaries)?;
-    let spends: Vec<spend::Spend> = rows.iter().filter_map(|r| r.spend(minor_units)).collect();
+    // Gamma-Gamma's likelihood is a sum over members (amounts do not group): its first
+    // SPEND_SAMPLE repeat buyers by key bound its cost.
+    let spends: Vec<spend::Spend> = rows
+        .iter()
+        .filter_map(|r| r.spend(minor_units))
+        .take(SPEND_SAMPLE)
+        .collect();
     Ok(Fitted {
         frequency,
         spend: spend::fit(&spends).ok(),

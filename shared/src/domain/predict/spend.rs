@@ -162,6 +162,24 @@ mod tests {
         }
     }
 
+    /// Every member's mean the same: no variation to measure, so the likelihood rises for ever
+    /// as the parameters grow (p and q here, towards a point mass). The fit still ends, within
+    /// its bound, at a model that predicts that mean for everyone.
+    #[test]
+    fn a_likelihood_rising_along_a_ridge_still_ends_within_the_bound() {
+        let same: Vec<Spend> = (0..500)
+            .map(|i| Spend {
+                x: 1 + i % 5,
+                mean: 12.5,
+            })
+            .collect();
+        let f = fit(&same).unwrap();
+        assert!(f.iterations <= 2_000, "{} iterations", f.iterations);
+        assert!(f.params.p > 1e3 && f.params.q > 1e3, "{:?}", f.params);
+        let one = Spend { x: 1, mean: 12.5 };
+        assert!((f.params.expected_spend(Some(&one)) - 12.5).abs() < 0.01);
+    }
+
     #[test]
     fn fit_ignores_one_time_buyers_and_refuses_too_few_repeat_buyers() {
         let spends = [
