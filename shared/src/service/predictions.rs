@@ -11,11 +11,11 @@ use crate::domain::event::{EventData, Reversal};
 use crate::domain::member::Member;
 use crate::domain::predict::backtest::Backtest;
 use crate::domain::predict::sample::{self, Chunk, Report, Sampler, Snapshot};
-use crate::domain::predict::score::{ChurnRisk, Scores};
+use crate::domain::predict::score::{ChurnRisk, Fitted, Scores};
 use crate::domain::predict::summary::PurchaseDays;
 use crate::domain::receipt::PurchaseRef;
-use crate::domain::segment::{RunId, SegmentId, SegmentPart, Standing, Totals};
-use crate::table::{Batch, LedgerLine, Reads};
+use crate::domain::segment::{RunId, SegmentId, SegmentPart, SegmentState, Standing, Totals};
+use crate::table::{Batch, LedgerLine, Reads, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -156,6 +156,25 @@ impl Segmentation {
         };
         tracing::info!(?report, "predictions fitted");
         Ok(Some((report, sample::next_bound(&rows, size))))
+    }
+
+    /// The models the finishing step puts in force, with the sample bound: tonight's fit (its
+    /// report added to `batch`), else those in force (`state`) stay.
+    pub(crate) fn models_in_force(
+        &self,
+        batch: &mut Batch,
+        fit: Option<&(Report, Option<u64>)>,
+        state: Option<Versioned<SegmentState>>,
+    ) -> Result<(Option<Fitted>, Option<u64>), ServiceError> {
+        Ok(match fit {
+            Some((report, below)) => {
+                batch.put(&report.as_of, report)?;
+                (Some(report.fitted()), *below)
+            }
+            None => state
+                .map(|s| (s.value.fitted, s.value.sample_below))
+                .unwrap_or_default(),
+        })
     }
 
     /// Keeps the night's merged sample until the night that backtests it (one put a chunk,

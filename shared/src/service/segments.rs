@@ -574,16 +574,7 @@ impl Segmentation {
             };
             let mut batch = Batch::new();
             batch.save(&date, &day, existing.as_ref().map(|d| d.version))?;
-            // Without a fit tonight the models in force stay (and so does the sample bound).
-            let (fitted, sample_below) = match &fit {
-                Some((report, below)) => {
-                    batch.put(&date, report)?;
-                    (Some(report.fitted()), *below)
-                }
-                None => state
-                    .map(|s| (s.value.fitted, s.value.sample_below))
-                    .unwrap_or_default(),
-            };
+            let (fitted, sample_below) = self.models_in_force(&mut batch, fit.as_ref(), state)?;
             batch.put_replicas(&SegmentState {
                 cutpoints,
                 quantiles,
