@@ -51,6 +51,7 @@ function describe(e: Event): string {
     case "voucher.used": return `voucher used at ${e.data.store_id}`;
     case "segment.changed": return `segment → ${e.data.to.lifecycle}`;
     case "campaign.awarded": return `campaign ${e.data.campaign_id} awarded ${e.data.points}`;
+    case "campaign.joined": return `campaign ${e.data.campaign_id} joined, ${e.data.group}${e.data.offer ? ` (${e.data.offer.kind})` : ""}`;
     case "referral.applied": return `referral applied`;
     case "referral.held":
     case "referral.rejected": return `referral ${e.data.rule}`;
