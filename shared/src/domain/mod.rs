@@ -59,6 +59,7 @@ pub mod predict;
 #[cfg(test)]
 mod properties;
 pub mod receipt;
+pub mod rule;
 pub mod referral;
 pub mod referral_funnel;
 pub mod reward;
