@@ -4,6 +4,7 @@
 //! scheduled jobs as admin routes and a settable test clock.
 
 pub mod auth;
+pub mod builds;
 pub mod console;
 pub mod jobs;
 pub mod serve;

@@ -153,6 +153,10 @@ async fn main() {
         };
         tokio::spawn(hook.run(services.clone()));
     }
+    tokio::spawn(loyalty_local::builds::run(
+        services.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let app = loyalty_local::app_with_console(
         services,
         clock,

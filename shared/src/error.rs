@@ -82,6 +82,8 @@ pub enum ServiceError {
     CampaignNotRunning,
     #[error("{max} campaigns are running already; end one first")]
     TooManyCampaigns { max: usize },
+    #[error("{max} custom segments are defined already; delete one first")]
+    TooManySegments { max: usize },
     #[error("too many unknown referral codes from this caller; try again in {retry_after} seconds")]
     TooManyUnknownCodes { retry_after: u32 },
     #[error("too many concurrent changes to the same member; retry shortly")]

@@ -718,9 +718,10 @@ impl Program {
         self.spend_months_kept().max(13)
     }
 
-    /// Months of spend buckets kept on a member: the window plus the month leaving it.
+    /// Months of spend buckets kept on a member: the window plus the month leaving it, and at
+    /// least the 12 months custom segments' `spend_12m` adds up (and the month leaving them).
     pub fn spend_months_kept(&self) -> u32 {
-        self.qualifying_window_months + 1
+        (self.qualifying_window_months + 1).max(13)
     }
 }
 

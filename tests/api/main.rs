@@ -9,6 +9,7 @@ mod accrual;
 mod audit;
 mod birthday;
 mod campaigns;
+mod custom_segments;
 mod daily;
 mod events;
 mod events_feed;

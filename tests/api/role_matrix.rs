@@ -103,6 +103,17 @@ async fn seeded() -> Seeded {
         )
         .await;
     assert_eq!(held.status, 201, "{}", held.body);
+    let d = api
+        .call(
+            "PUT",
+            "/v1/segments/custom:seeded",
+            Some(&admin),
+            Some(
+                json!({"name": "Silver", "rule": {"field": "tier", "op": "eq", "value": "silver"}}),
+            ),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{}", d.body);
     // A segments run, so the analytics have a day to report.
     let run = api.post("/_local/jobs/segments", &admin, json!({})).await;
     assert_eq!(run.status, 200, "{}", run.body);
@@ -290,6 +301,36 @@ fn table() -> Vec<(&'static str, &'static str, Value, [u16; 8])> {
             "/v1/segments",
             Value::Null,
             [401, 403, 403, 403, 403, 200, 403, 200],
+        ),
+        (
+            "PUT",
+            "/v1/segments/{id}",
+            json!({"name": "Fresh", "rule": {"field": "tags", "op": "contains", "value": "vip"}}),
+            [401, 403, 403, 403, 403, 201, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/segments/{id}",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 403, 200],
+        ),
+        (
+            "DELETE",
+            "/v1/segments/{id}",
+            Value::Null,
+            [401, 403, 403, 403, 403, 204, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/members/{id}/tags",
+            Value::Null,
+            [401, 403, 403, 403, 403, 200, 200, 200],
+        ),
+        (
+            "PUT",
+            "/v1/members/{id}/tags",
+            json!({"tags": ["vip"]}),
+            [401, 403, 403, 403, 403, 200, 200, 403],
         ),
         (
             "GET",
@@ -490,6 +531,10 @@ async fn every_route_answers_each_role_as_the_contract_says() {
                     "{id}",
                     if template.starts_with("/v1/rewards") {
                         "cake"
+                    } else if template == "/v1/segments/{id}" && method == "PUT" {
+                        "custom:fresh"
+                    } else if template == "/v1/segments/{id}" {
+                        "custom:seeded"
                     } else if template.starts_with("/v1/segments") {
                         "lifecycle:new"
                     } else if method == "PUT" && template.starts_with("/v1/campaigns") {

@@ -14,11 +14,14 @@ use loyalty::http::{
 };
 use loyalty::service::audit::{AuditPage, AuditQuery};
 use loyalty::service::campaigns::MemberOffers;
+use loyalty::service::custom_segments::{MemberTags, TagsRequest};
 use loyalty::service::erasure::Erasure;
 use loyalty::service::events::{EventPage, Reader};
 use loyalty::service::members::{Adjustment, Enrolment, MemberView, ProfileEdit};
 use loyalty::service::points::{PointsRun, PointsSchedule};
-use loyalty::service::{Audit, Balances, Campaigns, Ctx, Erasures, Events, Members};
+use loyalty::service::{
+    Audit, Balances, Campaigns, Ctx, CustomSegments, Erasures, Events, Members,
+};
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -31,6 +34,7 @@ loyalty::handlers! {
     ledger;
     points;
     offers;
+    get_tags, set_tags;
     adjust;
     member_events;
     all_events;
@@ -310,6 +314,39 @@ async fn offers(
 ) -> Result<Reply<MemberOffers>, Problem> {
     caller.require(Access::MemberData(&id))?;
     Ok(Reply::ok(campaigns.member_offers(&id).await?))
+}
+
+/// The member's tags: operators' labels (`vip`, `staff`), which custom segments' rules can ask
+/// for. Operators only.
+#[utoipa::path(get, operation_id = "get_member_tags", path = "/v1/members/{id}/tags", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = MemberTags), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 410, body = ProblemDocument)))]
+async fn get_tags(
+    State(custom): State<CustomSegments>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+) -> Result<Reply<MemberTags>, Problem> {
+    caller.require(Access::Lookup)?;
+    Ok(Reply::ok(custom.tags(&id).await?))
+}
+
+/// Replaces the member's tags (admin, support; audited): at most 20, each 1–40 letters (any
+/// script), digits, `-`, `_`, `.` or `:`, compared in lower case. Setting the same tags again
+/// changes nothing but the audit trail. An erasure removes them.
+#[utoipa::path(put, operation_id = "set_member_tags", path = "/v1/members/{id}/tags", tag = "members", request_body = TagsRequest,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = MemberTags), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 410, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn set_tags(
+    State(custom): State<CustomSegments>,
+    caller: Caller,
+    PathId(id): PathId<MemberId>,
+    request: RequestId,
+    body: JsonBody<TagsRequest>,
+) -> Result<Reply<MemberTags>, Problem> {
+    caller.require(Access::Tagging)?;
+    let actor = caller.operator(&request)?;
+    Ok(Reply::ok(custom.set_tags(&id, body.value, &actor).await?))
 }
 
 /// An operator's point adjustment (signed): admin, or support within the program's

@@ -2,24 +2,30 @@
 //! retention cohorts (admin only), and (a second binary) the nightly segments run, which the
 //! state machine calls once per part and once to finish.
 
+use axum::extract::Path;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
+use loyalty::domain::custom_segment::{SegmentRef, Slug};
 use loyalty::domain::daily::DailyFigures;
 use loyalty::domain::segment::SegmentId;
+use loyalty::http::RequestId;
+use loyalty::http::extract::JsonBody;
 use loyalty::http::identity::Access;
 use loyalty::http::problem::ProblemDocument;
 use loyalty::http::{Caller, Paging, PathId, Problem, Reply};
+use loyalty::service::custom_segments::{CustomSegmentView, DefinitionRequest};
 use loyalty::service::predictions::PredictionsView;
 use loyalty::service::segments::{
-    History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
+    BuildRun, History, Overview, PartRun, Retention, RunId, SegmentMembers, SegmentRun, SegmentView,
 };
-use loyalty::service::{Referrals, Segmentation};
+use loyalty::service::{CustomSegments, Referrals, Segmentation};
 use loyalty::service::{ServiceError, Services};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 loyalty::handlers! {
     segments;
+    define_segment, get_segment, delete_segment;
     segment_members;
     segment_history;
     overview;
@@ -34,36 +40,114 @@ pub struct SegmentList {
     pub items: Vec<SegmentView>,
 }
 
-/// Every segment (lifecycle stages, value segments, tiers, churn risks), empty ones included, with its size
-/// now: the number of members its listing returns.
+/// Every segment (lifecycle stages, value segments, tiers, churn risks), empty ones included,
+/// with its size now: the number of members its listing returns; then the custom segments, each
+/// with the size of its listing as of its last evaluation (`as_of`).
 #[utoipa::path(get, operation_id = "list_segments", path = "/v1/segments", tag = "segments", security(("bearer" = [])),
     responses((status = 200, body = SegmentList), (status = 403, body = ProblemDocument)))]
 async fn segments(
     State(segments): State<Segmentation>,
+    State(custom): State<CustomSegments>,
     caller: Caller,
 ) -> Result<Reply<SegmentList>, Problem> {
     caller.require(Access::Insight)?;
-    Ok(Reply::ok(SegmentList {
-        items: segments.segments().await?,
-    }))
+    let (mut items, defined) = tokio::try_join!(segments.segments(), custom.list())?;
+    items.extend(defined.into_iter().map(|d| SegmentView {
+        id: d.id,
+        kind: "custom".into(),
+        size: d.size.unwrap_or(0),
+        as_of: d.evaluated_at.unwrap_or(d.updated_at),
+        name: Some(d.name),
+        status: Some(d.status),
+    }));
+    Ok(Reply::ok(SegmentList { items }))
 }
 
-/// The members of a segment, by id.
+/// Defines (201) or changes (200) a custom segment: its name, description and rule. A new or
+/// changed rule is evaluated over every member in the background (`status: building` until
+/// done); an unchanged rule keeps its listing. A rule that does not parse is 422 naming the
+/// path of the first mistake (`rule.all[2].any[0].value`); nothing is written. At most 100
+/// definitions (409 `too-many-segments`).
+#[utoipa::path(put, operation_id = "define_segment", path = "/v1/segments/{id}", tag = "segments", request_body = DefinitionRequest,
+    security(("bearer" = [])), params(("id" = String, Path, example = "custom:gold-tea")),
+    responses((status = 200, body = CustomSegmentView), (status = 201, body = CustomSegmentView),
+        (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument),
+        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn define_segment(
+    State(custom): State<CustomSegments>,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: RequestId,
+    body: JsonBody<DefinitionRequest>,
+) -> Result<Reply<CustomSegmentView>, Problem> {
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    // Here the id is being chosen: say what is wrong with it.
+    let slug = match id.strip_prefix("custom:") {
+        Some(s) => Slug::parse(s).map_err(|e| Problem::bad_field("id", e.0))?,
+        None => {
+            return Err(Problem::bad_field(
+                "id",
+                "only custom segments (custom:<slug>) are defined; the built-in ones are the program's",
+            ));
+        }
+    };
+    let (view, created) = custom.define(&slug, body.value, &actor).await?;
+    Ok(if created {
+        Reply::created(view)
+    } else {
+        Reply::ok(view)
+    })
+}
+
+/// A custom segment: its rule, `status` (`building` while a new rule is evaluated, with
+/// `progress`), and the size of its listing as of `evaluated_at`.
+#[utoipa::path(get, operation_id = "get_segment", path = "/v1/segments/{id}", tag = "segments", security(("bearer" = [])),
+    params(("id" = String, Path, example = "custom:gold-tea")),
+    responses((status = 200, body = CustomSegmentView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn get_segment(
+    State(custom): State<CustomSegments>,
+    caller: Caller,
+    PathId(slug): PathId<Slug>,
+) -> Result<Reply<CustomSegmentView>, Problem> {
+    caller.require(Access::Insight)?;
+    Ok(Reply::ok(custom.definition(&slug).await?))
+}
+
+/// Deletes a custom segment (audited). A campaign launched on it keeps the audience it launched
+/// with; its listing is removed by the next evaluation.
+#[utoipa::path(delete, operation_id = "delete_segment", path = "/v1/segments/{id}", tag = "segments", security(("bearer" = [])),
+    params(("id" = String, Path, example = "custom:gold-tea")),
+    responses((status = 204), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn delete_segment(
+    State(custom): State<CustomSegments>,
+    caller: Caller,
+    PathId(slug): PathId<Slug>,
+    request: RequestId,
+) -> Result<http::StatusCode, Problem> {
+    caller.require(Access::Admin)?;
+    let actor = caller.operator(&request)?;
+    custom.delete(&slug, &actor).await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+/// The members of a segment, by id. A custom segment's listing is as of its last evaluation
+/// (`evaluated_at`; empty before the first).
 #[utoipa::path(get, operation_id = "list_segment_members", path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
     params(("id" = String, Path, example = "lifecycle:dormant"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SegmentMembers), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn segment_members(
     State(segments): State<Segmentation>,
     caller: Caller,
-    PathId(id): PathId<SegmentId>,
+    PathId(id): PathId<SegmentRef>,
     paging: Paging,
 ) -> Result<Reply<SegmentMembers>, Problem> {
     caller.require(Access::Insight)?;
-    Ok(Reply::ok(
-        segments
-            .segment_members(id, paging.limit, paging.cursor.as_deref())
-            .await?,
-    ))
+    let (limit, cursor) = (paging.limit, paging.cursor.as_deref());
+    Ok(Reply::ok(match id {
+        SegmentRef::Builtin(id) => segments.segment_members(id, limit, cursor).await?,
+        SegmentRef::Custom(slug) => segments.custom_members(&slug, limit, cursor).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -162,6 +246,10 @@ pub struct JobInput {
     pub parts: Option<u32>,
     #[serde(default)]
     pub finish: bool,
+    /// A build run of custom segments' new rules (the five-minute schedule): its parts and its
+    /// last step do nothing when no definition is building.
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// What one invocation did.
@@ -170,6 +258,9 @@ pub struct JobInput {
 pub enum JobOutput {
     Part(PartRun),
     Run(SegmentRun),
+    Build(BuildRun),
+    BuildPart(loyalty::service::custom_segments::EvaluationTally),
+    Listed { listed: u32 },
 }
 
 pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, ServiceError> {
@@ -179,6 +270,16 @@ pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, Servi
     };
     let run_id = |run: &str| RunId::parse(run).map_err(|e| ServiceError::invalid("run", e));
     let parts = input.parts.unwrap_or(1);
+    if input.build {
+        return build_job(
+            svc,
+            input.run.as_deref().map(run_id).transpose()?,
+            input.part,
+            input.finish,
+            (parts, now),
+        )
+        .await;
+    }
     match (input.run, input.part, input.finish) {
         (None, None, false) => Ok(JobOutput::Run(svc.segments.segments_job(now, parts).await?)),
         (Some(run), Some(part), false) => Ok(JobOutput::Part(
@@ -191,6 +292,29 @@ pub async fn run_job(svc: &Services, input: JobInput) -> Result<JobOutput, Servi
                 .segments_finish(&run_id(&run)?, parts, now)
                 .await?,
         )),
+        _ => Err(ServiceError::field(
+            "run",
+            "give nothing (a whole run), run + part (a part) or run + finish (the last step)",
+        )),
+    }
+}
+
+async fn build_job(
+    svc: &Services,
+    run: Option<RunId>,
+    part: Option<u32>,
+    finish: bool,
+    (parts, now): (u32, DateTime<Utc>),
+) -> Result<JobOutput, ServiceError> {
+    let s = &svc.segments;
+    match (run, part, finish) {
+        (None, None, false) => Ok(JobOutput::Build(s.build_job(now, parts).await?)),
+        (Some(run), Some(part), false) => Ok(JobOutput::BuildPart(
+            s.build_part(&run, part, parts, now).await?,
+        )),
+        (Some(run), None, true) => Ok(JobOutput::Listed {
+            listed: s.build_finish(&run, parts, now).await?,
+        }),
         _ => Err(ServiceError::field(
             "run",
             "give nothing (a whole run), run + part (a part) or run + finish (the last step)",

@@ -210,6 +210,11 @@ pub enum AuditAction {
     /// A purchase or a refund posted with an operator's token rather than a till's.
     PurchaseRecorded,
     RefundRecorded,
+    /// An administrator defined or changed a custom segment.
+    SegmentDefined,
+    SegmentDeleted,
+    /// An operator set a member's tags.
+    MemberTagged,
 }
 
 impl AuditAction {
@@ -234,6 +239,9 @@ impl AuditAction {
             AuditAction::RewardRedeemed => "POST /v1/members/{id}/redemptions",
             AuditAction::PurchaseRecorded => "POST /v1/purchases",
             AuditAction::RefundRecorded => "POST /v1/purchases/{store_id}/{receipt_id}/refunds",
+            AuditAction::SegmentDefined => "PUT /v1/segments/{id}",
+            AuditAction::SegmentDeleted => "DELETE /v1/segments/{id}",
+            AuditAction::MemberTagged => "PUT /v1/members/{id}/tags",
         }
     }
 }

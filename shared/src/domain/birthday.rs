@@ -63,6 +63,9 @@ impl Birthday {
     }
 
     /// The secondary-index partition of this birthday: `MM-DD`.
+    pub fn month(&self) -> u32 {
+        self.month
+    }
     pub fn month_day(&self) -> String {
         format!("{:02}-{:02}", self.month, self.day)
     }

@@ -45,6 +45,7 @@ pub mod audit;
 pub mod birthday;
 pub mod bounds;
 pub mod campaign;
+pub mod custom_segment;
 pub mod daily;
 pub mod digest;
 pub mod earning;
@@ -59,14 +60,15 @@ pub mod predict;
 #[cfg(test)]
 mod properties;
 pub mod receipt;
-pub mod rule;
 pub mod referral;
 pub mod referral_funnel;
 pub mod reward;
+pub mod rule;
 pub mod segment;
 pub mod slices;
 pub mod spend;
 pub mod tier;
+pub mod traits;
 pub mod voucher;
 
 pub use birthday::Birthday;

@@ -25,9 +25,15 @@ pub const MAX_LIST: usize = 100;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     /// A whole number (points, counts, days, scores, a month 1–12).
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A number (a probability 0–1, an expected count).
-    Num { min: f64, max: f64 },
+    Num {
+        min: f64,
+        max: f64,
+    },
     /// An amount of money in the program's currency: `{"value": minor units, "currency"}`.
     Money,
     /// A calendar date, `YYYY-MM-DD`.
@@ -434,9 +440,9 @@ impl Facts {
             Field::Referred => Fact::One(Scalar::Bool(self.referred)),
             Field::HasEmail => Fact::One(Scalar::Bool(self.has_email)),
             Field::HasPhone => Fact::One(Scalar::Bool(self.has_phone)),
-            Field::DaysSinceLastPurchase => opt(self.days_since_last_purchase, |d| {
-                Scalar::Num(d as f64)
-            }),
+            Field::DaysSinceLastPurchase => {
+                opt(self.days_since_last_purchase, |d| Scalar::Num(d as f64))
+            }
             Field::Purchases12m => num(self.purchases_by_month.iter().sum()),
             Field::PurchasesInLastMonths => {
                 let n = c.months.unwrap_or(12).clamp(1, 12) as usize;
@@ -526,8 +532,12 @@ impl Rule {
     /// The rule as operators write it (what [`Rule::parse`] reads back to the same rule).
     pub fn to_json(&self, currency: Currency) -> Value {
         match self {
-            Rule::All(rs) => json!({"all": rs.iter().map(|r| r.to_json(currency)).collect::<Vec<_>>()}),
-            Rule::Any(rs) => json!({"any": rs.iter().map(|r| r.to_json(currency)).collect::<Vec<_>>()}),
+            Rule::All(rs) => {
+                json!({"all": rs.iter().map(|r| r.to_json(currency)).collect::<Vec<_>>()})
+            }
+            Rule::Any(rs) => {
+                json!({"any": rs.iter().map(|r| r.to_json(currency)).collect::<Vec<_>>()})
+            }
             Rule::Not(r) => json!({"not": r.to_json(currency)}),
             Rule::Cond(c) => {
                 let kind = c.field.kind();
@@ -588,14 +598,14 @@ fn parse_rule(
     if obj.len() != 1 {
         return err(
             path,
-            format!("a \"{group}\" group has no other member (found {})", keys(obj)),
+            format!(
+                "a \"{group}\" group has no other member (found {})",
+                keys(obj)
+            ),
         );
     }
     if depth >= MAX_DEPTH {
-        return err(
-            path,
-            format!("rules nest at most {MAX_DEPTH} groups deep"),
-        );
+        return err(path, format!("rules nest at most {MAX_DEPTH} groups deep"));
     }
     let here = format!("{path}.{group}");
     if group == "not" {
@@ -665,7 +675,12 @@ fn parse_condition(
     let months = match (field, obj.get("months")) {
         (Field::PurchasesInLastMonths, Some(m)) => match m.as_u64() {
             Some(m @ 1..=12) => Some(m as u32),
-            _ => return err(&format!("{path}.months"), "months is a whole number 1 to 12"),
+            _ => {
+                return err(
+                    &format!("{path}.months"),
+                    "months is a whole number 1 to 12",
+                );
+            }
         },
         (Field::PurchasesInLastMonths, None) => {
             return err(
@@ -689,9 +704,14 @@ fn parse_condition(
         (Op::Exists, Some(_)) => return err(&vpath, "exists takes no value"),
         (_, None) => return err(&vpath, format!("{} needs a value", op.name())),
         (Op::In | Op::NotIn, Some(v)) => {
-            let Some(xs) = v.as_array().filter(|xs| !xs.is_empty() && xs.len() <= MAX_LIST)
+            let Some(xs) = v
+                .as_array()
+                .filter(|xs| !xs.is_empty() && xs.len() <= MAX_LIST)
             else {
-                return err(&vpath, format!("{} takes a list of 1 to {MAX_LIST} values", op.name()));
+                return err(
+                    &vpath,
+                    format!("{} takes a list of 1 to {MAX_LIST} values", op.name()),
+                );
             };
             Operand::List(
                 xs.iter()
@@ -701,7 +721,10 @@ fn parse_condition(
             )
         }
         (Op::Between, Some(v)) => {
-            let Some([lo, hi]) = v.as_array().map(Vec::as_slice).and_then(|s| <&[Value; 2]>::try_from(s).ok())
+            let Some([lo, hi]) = v
+                .as_array()
+                .map(Vec::as_slice)
+                .and_then(|s| <&[Value; 2]>::try_from(s).ok())
             else {
                 return err(&vpath, "between takes [low, high]");
             };
@@ -733,7 +756,10 @@ fn scalar(kind: Kind, v: &Value, path: &str, currency: Currency) -> Result<Scala
             Some(n) if (min..=max).contains(&n) && n.unsigned_abs() <= 1 << 53 => {
                 Ok(Scalar::Num(n as f64))
             }
-            _ => err(path, format!("a whole number {min} to {}", max.min(1 << 53))),
+            _ => err(
+                path,
+                format!("a whole number {min} to {}", max.min(1 << 53)),
+            ),
         },
         Kind::Num { min, max } => match v.as_f64() {
             Some(n) if n.is_finite() && (min..=max).contains(&n) => Ok(Scalar::Num(n)),
@@ -741,10 +767,9 @@ fn scalar(kind: Kind, v: &Value, path: &str, currency: Currency) -> Result<Scala
             _ => err(path, format!("a number {min} or more")),
         },
         Kind::Money => match serde_json::from_value::<Money>(v.clone()) {
-            Ok(m) if m.currency != currency => err(
-                path,
-                format!("money in the program's currency, {currency}"),
-            ),
+            Ok(m) if m.currency != currency => {
+                err(path, format!("money in the program's currency, {currency}"))
+            }
             Ok(m) if m.value.unsigned_abs() <= 1 << 53 => Ok(Scalar::Num(m.value as f64)),
             _ => err(
                 path,
@@ -842,7 +867,12 @@ mod tests {
             ("rfm.r", json!(4), json!(5), json!(5)),
             ("rfm.f", json!(2), json!(3), json!(4)),
             ("rfm.m", json!(1), json!(1), json!(2)),
-            ("enrolled_on", json!("2026-03-14"), json!("2026-03-15"), json!("2026-03-16")),
+            (
+                "enrolled_on",
+                json!("2026-03-14"),
+                json!("2026-03-15"),
+                json!("2026-03-16"),
+            ),
             ("birthday_month", json!(6), json!(7), json!(8)),
             ("days_since_last_purchase", json!(29), json!(30), json!(31)),
             ("purchases_12m", json!(6), json!(7), json!(8)),
@@ -861,7 +891,11 @@ mod tests {
             let below_is_at = below == at;
             let above_is_at = above == at;
             let check = |op: &str, v: &Value, want: bool| {
-                assert_eq!(holds(cond(field, op, v.clone()), &m), want, "{field} {op} {v}");
+                assert_eq!(
+                    holds(cond(field, op, v.clone()), &m),
+                    want,
+                    "{field} {op} {v}"
+                );
             };
             check("eq", &at, true);
             check("ne", &at, false);
@@ -891,7 +925,10 @@ mod tests {
                 check("in", &json!([below]), false);
                 check("not_in", &json!([below]), true);
             }
-            assert!(holds(json!({"field": field, "op": "exists"}), &m), "{field}");
+            assert!(
+                holds(json!({"field": field, "op": "exists"}), &m),
+                "{field}"
+            );
         }
     }
 
@@ -900,23 +937,38 @@ mod tests {
         let m = member();
         assert!(holds(cond("lifecycle", "eq", json!("active")), &m));
         assert!(holds(cond("lifecycle", "in", json!(["new", "active"])), &m));
-        assert!(!holds(cond("lifecycle", "not_in", json!(["new", "active"])), &m));
+        assert!(!holds(
+            cond("lifecycle", "not_in", json!(["new", "active"])),
+            &m
+        ));
         assert!(holds(cond("value", "ne", json!("regular")), &m));
         assert!(holds(cond("timezone", "eq", json!("Asia/Shanghai")), &m));
         assert!(!holds(cond("timezone", "eq", json!("asia/shanghai")), &m));
-        assert!(holds(cond("home_store", "in", json!(["store-1", "store-2"])), &m));
+        assert!(holds(
+            cond("home_store", "in", json!(["store-1", "store-2"])),
+            &m
+        ));
         assert!(holds(cond("referred", "eq", json!(true)), &m));
         assert!(holds(cond("has_email", "eq", json!(false)), &m));
         assert!(holds(cond("has_phone", "ne", json!(false)), &m));
         assert!(holds(cond("tags", "contains", json!("vip")), &m));
         assert!(!holds(cond("tags", "contains", json!("VIP")), &m));
         assert!(holds(json!({"field": "tags", "op": "exists"}), &m));
-        assert!(holds(cond("categories_bought_12m", "contains", json!("tea")), &m));
-        assert!(!holds(cond("categories_bought_12m", "contains", json!("coffee")), &m));
+        assert!(holds(
+            cond("categories_bought_12m", "contains", json!("tea")),
+            &m
+        ));
+        assert!(!holds(
+            cond("categories_bought_12m", "contains", json!("coffee")),
+            &m
+        ));
         assert!(!holds(json!({"field": "in_campaign", "op": "exists"}), &m));
         let mut inc = m.clone();
         inc.campaigns.insert("spring".into());
-        assert!(holds(cond("in_campaign", "contains", json!("spring")), &inc));
+        assert!(holds(
+            cond("in_campaign", "contains", json!("spring")),
+            &inc
+        ));
         assert!(holds(json!({"field": "in_campaign", "op": "exists"}), &inc));
     }
 
@@ -954,10 +1006,16 @@ mod tests {
         ] {
             for op in ["eq", "ne"] {
                 assert!(!holds(cond(field, op, v.clone()), &m), "{field} {op}");
-                assert!(holds(json!({"not": cond(field, op, v.clone())}), &m), "{field}");
+                assert!(
+                    holds(json!({"not": cond(field, op, v.clone())}), &m),
+                    "{field}"
+                );
             }
             assert!(!holds(cond(field, "not_in", json!([v])), &m), "{field}");
-            assert!(!holds(json!({"field": field, "op": "exists"}), &m), "{field}");
+            assert!(
+                !holds(json!({"field": field, "op": "exists"}), &m),
+                "{field}"
+            );
         }
     }
 
@@ -970,33 +1028,113 @@ mod tests {
                 "rule.all[2].any[0].value",
                 "whole number",
             ),
-            (json!({"all": [{"field": "nope", "op": "eq", "value": 1}]}), "rule.all[0].field", "unknown field"),
-            (json!({"any": [cond("tags", "gt", json!(1))]}), "rule.any[0].op", "tags takes the operators contains, exists"),
-            (json!({"not": cond("tier", "eq", json!("platinum"))}), "rule.not.value", "a tier"),
+            (
+                json!({"all": [{"field": "nope", "op": "eq", "value": 1}]}),
+                "rule.all[0].field",
+                "unknown field",
+            ),
+            (
+                json!({"any": [cond("tags", "gt", json!(1))]}),
+                "rule.any[0].op",
+                "tags takes the operators contains, exists",
+            ),
+            (
+                json!({"not": cond("tier", "eq", json!("platinum"))}),
+                "rule.not.value",
+                "a tier",
+            ),
             (json!({"all": []}), "rule.all", "at least one"),
             (json!({"all": {}}), "rule.all", "list"),
             (json!({"all": [], "any": []}), "rule", "no other member"),
             (json!([1]), "rule", "a rule is an object"),
-            (cond("balance", "between", json!([5, 1])), "rule.value", "low ≤ high"),
-            (cond("balance", "between", json!([5])), "rule.value", "[low, high]"),
-            (cond("balance", "in", json!([])), "rule.value", "list of 1 to 100"),
-            (cond("balance", "eq", json!(-1)), "rule.value", "whole number 0"),
+            (
+                cond("balance", "between", json!([5, 1])),
+                "rule.value",
+                "low ≤ high",
+            ),
+            (
+                cond("balance", "between", json!([5])),
+                "rule.value",
+                "[low, high]",
+            ),
+            (
+                cond("balance", "in", json!([])),
+                "rule.value",
+                "list of 1 to 100",
+            ),
+            (
+                cond("balance", "eq", json!(-1)),
+                "rule.value",
+                "whole number 0",
+            ),
             (cond("rfm.r", "eq", json!(6)), "rule.value", "1 to 5"),
             (cond("p_alive", "gt", json!(1.5)), "rule.value", "0 to 1"),
             (cond("spend_12m", "gt", json!(100)), "rule.value", "money"),
-            (cond("spend_12m", "gt", json!({"value": 1, "currency": "EUR"})), "rule.value", "currency, USD"),
-            (cond("enrolled_on", "gt", json!("2026-13-01")), "rule.value", "YYYY-MM-DD"),
-            (cond("lifecycle", "eq", json!("sleepy")), "rule.value", "one of prospect"),
-            (cond("referred", "eq", json!("yes")), "rule.value", "true or false"),
-            (cond("tags", "contains", json!("")), "rule.value", "non-empty"),
-            (json!({"field": "tags", "op": "exists", "value": 1}), "rule.value", "no value"),
-            (json!({"field": "balance", "op": "eq"}), "rule.value", "needs a value"),
-            (json!({"field": "balance", "op": "eq", "value": 1, "x": 2}), "rule.x", "only field"),
-            (cond("purchases_in_last_months", "gt", json!(1)), "rule.months", "needs months"),
-            (json!({"field": "purchases_in_last_months", "months": 13, "op": "gt", "value": 1}), "rule.months", "1 to 12"),
-            (json!({"field": "balance", "months": 3, "op": "gt", "value": 1}), "rule.months", "only purchases"),
-            (json!({"op": "eq", "value": 1}), "rule.field", "names its field"),
-            (json!({"field": "balance", "value": 1}), "rule.op", "names its operator"),
+            (
+                cond("spend_12m", "gt", json!({"value": 1, "currency": "EUR"})),
+                "rule.value",
+                "currency, USD",
+            ),
+            (
+                cond("enrolled_on", "gt", json!("2026-13-01")),
+                "rule.value",
+                "YYYY-MM-DD",
+            ),
+            (
+                cond("lifecycle", "eq", json!("sleepy")),
+                "rule.value",
+                "one of prospect",
+            ),
+            (
+                cond("referred", "eq", json!("yes")),
+                "rule.value",
+                "true or false",
+            ),
+            (
+                cond("tags", "contains", json!("")),
+                "rule.value",
+                "non-empty",
+            ),
+            (
+                json!({"field": "tags", "op": "exists", "value": 1}),
+                "rule.value",
+                "no value",
+            ),
+            (
+                json!({"field": "balance", "op": "eq"}),
+                "rule.value",
+                "needs a value",
+            ),
+            (
+                json!({"field": "balance", "op": "eq", "value": 1, "x": 2}),
+                "rule.x",
+                "only field",
+            ),
+            (
+                cond("purchases_in_last_months", "gt", json!(1)),
+                "rule.months",
+                "needs months",
+            ),
+            (
+                json!({"field": "purchases_in_last_months", "months": 13, "op": "gt", "value": 1}),
+                "rule.months",
+                "1 to 12",
+            ),
+            (
+                json!({"field": "balance", "months": 3, "op": "gt", "value": 1}),
+                "rule.months",
+                "only purchases",
+            ),
+            (
+                json!({"op": "eq", "value": 1}),
+                "rule.field",
+                "names its field",
+            ),
+            (
+                json!({"field": "balance", "value": 1}),
+                "rule.op",
+                "names its operator",
+            ),
         ];
         for (rule, path, message) in cases {
             let (p, m) = refused(rule.clone());
@@ -1028,7 +1166,13 @@ mod tests {
                 let r = json!({"field": f.name(), "op": op.name()});
                 let e = parse(r).err();
                 let refused_op = e.as_ref().is_some_and(|e| e.path == "rule.op");
-                assert_eq!(!refused_op, f.ops().contains(&op), "{} {}", f.name(), op.name());
+                assert_eq!(
+                    !refused_op,
+                    f.ops().contains(&op),
+                    "{} {}",
+                    f.name(),
+                    op.name()
+                );
             }
         }
         let rule = json!({"all": [
@@ -1069,13 +1213,28 @@ mod tests {
     /// Leaves over four fields, as (json, reference).
     fn arb_leaf() -> impl Strategy<Value = Value> {
         prop_oneof![
-            (0usize..6, 0i64..5).prop_map(|(o, n)| cond("balance", ["eq", "ne", "gt", "gte", "lt", "lte"][o], json!(n))),
-            (0i64..5, 0i64..5).prop_map(|(a, b)| cond("days_since_last_purchase", "between", json!([a.min(b), a.max(b)]))),
+            (0usize..6, 0i64..5).prop_map(|(o, n)| cond(
+                "balance",
+                ["eq", "ne", "gt", "gte", "lt", "lte"][o],
+                json!(n)
+            )),
+            (0i64..5, 0i64..5).prop_map(|(a, b)| cond(
+                "days_since_last_purchase",
+                "between",
+                json!([a.min(b), a.max(b)])
+            )),
             Just(json!({"field": "days_since_last_purchase", "op": "exists"})),
             "[ab]".prop_map(|t| cond("tags", "contains", json!(t))),
             any::<bool>().prop_map(|b| cond("referred", "eq", json!(b))),
-            proptest::collection::vec(0usize..3, 1..3).prop_map(|ts| cond("tier", "not_in",
-                json!(ts.iter().map(|t| Tier::ALL[*t].as_str()).collect::<Vec<_>>()))),
+            proptest::collection::vec(0usize..3, 1..3).prop_map(|ts| cond(
+                "tier",
+                "not_in",
+                json!(
+                    ts.iter()
+                        .map(|t| Tier::ALL[*t].as_str())
+                        .collect::<Vec<_>>()
+                )
+            )),
         ]
     }
 
@@ -1120,7 +1279,10 @@ mod tests {
             ("tags", _) => f.tags.contains(v.as_str().unwrap()),
             ("referred", _) => f.referred == v.as_bool().unwrap(),
             ("tier", _) => f.tier.is_some_and(|t| {
-                !v.as_array().unwrap().iter().any(|x| x.as_str() == Some(t.as_str()))
+                !v.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x.as_str() == Some(t.as_str()))
             }),
             other => panic!("no reference for {other:?}"),
         }

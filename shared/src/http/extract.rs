@@ -248,6 +248,20 @@ impl PathParam for crate::domain::segment::SegmentId {
     }
 }
 
+impl PathParam for crate::domain::custom_segment::SegmentRef {
+    const WHAT: &'static str = "segment";
+    fn from_path(raw: &str) -> Option<Self> {
+        Self::parse(raw)
+    }
+}
+
+impl PathParam for crate::domain::custom_segment::Slug {
+    const WHAT: &'static str = "custom segment";
+    fn from_path(raw: &str) -> Option<Self> {
+        Self::parse(raw.strip_prefix("custom:")?).ok()
+    }
+}
+
 impl<S: Send + Sync, T: PathParam> FromRequestParts<S> for PathId<T> {
     type Rejection = Problem;
 

@@ -48,6 +48,8 @@ pub enum Access<'a> {
     Adjust,
     /// Analytics, segments, campaigns and their results, the event feed: admin, analyst.
     Insight,
+    /// Operators' labels on members (tags): admin, support.
+    Tagging,
     /// Operator-only views of members: finding one by phone or by a receipt, their campaign
     /// assignments (a member never learns they are in a holdout): every operator.
     Lookup,
@@ -169,6 +171,10 @@ impl Caller {
                 "a member, a POS or an administrator",
             ),
             Access::Adjust => (
+                matches!(role, Some(Admin | Support)),
+                "an administrator or support",
+            ),
+            Access::Tagging => (
                 matches!(role, Some(Admin | Support)),
                 "an administrator or support",
             ),

@@ -38,6 +38,7 @@ use_cases!(
     referrals: Referrals,
     campaigns: Campaigns,
     segments: Segmentation,
+    custom: CustomSegments,
     tiers: Tiers,
     balances: Balances,
     birthdays: Birthdays,

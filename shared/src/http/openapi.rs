@@ -145,6 +145,15 @@ const WHO: &[(&str, &str, &str)] = &[
         "the member, every operator (admin, support, analyst)",
     ),
     ("get", "/v1/events", "an administrator, an analyst"),
+    (
+        "get",
+        "/v1/members/{id}/tags",
+        "every operator (admin, support, analyst)",
+    ),
+    ("put", "/v1/members/{id}/tags", "an administrator, support"),
+    ("put", "/v1/segments/{id}", "an administrator"),
+    ("get", "/v1/segments/{id}", "an administrator, an analyst"),
+    ("delete", "/v1/segments/{id}", "an administrator"),
     ("get", "/v1/audit", "an administrator"),
     (
         "post",

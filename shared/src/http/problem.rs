@@ -355,6 +355,12 @@ impl From<ServiceError> for Problem {
                 "Too many campaigns",
                 detail,
             ),
+            E::TooManySegments { .. } => Problem::new(
+                S::CONFLICT,
+                "too-many-segments",
+                "Too many custom segments",
+                detail,
+            ),
             E::TooManyUnknownCodes { retry_after } => Problem {
                 retry_after_seconds: Some(retry_after),
                 ..Problem::new(

@@ -15,6 +15,7 @@ use crate::domain::event::{Erased, EventData, Moved};
 use crate::domain::ledger::LedgerEntry;
 use crate::domain::ledger::LedgerKind;
 use crate::domain::member::Member;
+use crate::domain::traits::MemberTraits;
 use crate::domain::{MemberId, Points};
 use crate::retrying;
 use crate::service::Ctx;
@@ -118,6 +119,9 @@ impl Erasures {
         idem: Option<Idempotency>,
         actor: Option<&Actor>,
     ) -> Result<Outcome<Erasure>, ServiceError> {
+        // Out of the custom listings first, a transaction's worth at a time; the erasure's own
+        // commit then takes out any an evaluation put back in between.
+        retrying!(self.ctx, self.ctx.unlist(id))?;
         let outcome = retrying!(self.ctx, self.try_erase(id, idem.as_ref(), actor))?;
         self.scrub_ledger(id).await?;
         Ok(outcome)
@@ -153,6 +157,7 @@ impl Erasures {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let referrer = reads.add::<Referrer>(id);
+        let traits = reads.add::<MemberTraits>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.ctx.table.read(&reads).await?;
         if let Some(replay) = Idempotency::replay::<Erasure>(idem, &prior, &found, now)? {
@@ -185,6 +190,17 @@ impl Erasures {
         }
         if let Some(r) = found.get(&referrer)? {
             self.retire_codes(id, &r, now, batch).await?;
+        }
+        // Tags and what was bought where go; the member leaves every custom listing now.
+        if let Some(t) = found.get(&traits)? {
+            // More than a few listed again since the unlisting: unlist again, then read again
+            // (a lost race).
+            if t.value.listed.len() > 10 {
+                self.ctx.unlist(id).await?;
+                return Err(ServiceError::Store(crate::store::StoreError::Conflict));
+            }
+            batch.delete::<MemberTraits>(id, t.version);
+            batch.move_listings(id, &Default::default(), &t.value.listed)?;
         }
         // The record keeps the member's id (a pseudonym) and no personal data.
         let audited = Audited {

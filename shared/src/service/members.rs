@@ -32,6 +32,7 @@ pub struct Members {
     pub(crate) ctx: Ctx,
     pub(crate) referrals: Referrals,
     pub(crate) segments: Segmentation,
+    pub(crate) custom: super::CustomSegments,
 }
 
 /// An enrolment as the caller asks it (the HTTP edge parses `POST /v1/members` into it).
@@ -129,6 +130,10 @@ pub struct MemberView {
     /// the first fit, without a purchase, and always for the member themself and a till.
     #[serde(default)]
     pub predictions: Option<super::predictions::MemberPredictions>,
+    /// Operators only: the custom segments (`custom:<slug>`) the member is in now, evaluated
+    /// live (the listings are as of their last evaluation); null for the member and a till.
+    #[serde(default)]
+    pub custom_segments: Option<Vec<String>>,
 }
 
 /// An enrolment as every try of it reads it.
@@ -170,6 +175,11 @@ impl Members {
         let standing = self.segments.standing(found.get(&state)?);
         let mut view = self.ctx.member_view(&m);
         view.predictions = self.segments.member_predictions(&m, &standing);
+        view.custom_segments = Some(
+            self.custom
+                .member_segments(&m, standing.model.as_ref())
+                .await?,
+        );
         Ok(view)
     }
 
@@ -605,6 +615,7 @@ impl Ctx {
             status: "active".into(),
             segments: m.segments,
             predictions: None,
+            custom_segments: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod accrual;
 pub mod audit;
 pub mod birthday;
 pub mod campaigns;
+pub mod custom_segments;
 pub mod daily;
 pub mod erasure;
 pub mod error;
@@ -30,6 +31,7 @@ pub use accrual::Purchases;
 pub use audit::Audit;
 pub use birthday::Birthdays;
 pub use campaigns::Campaigns;
+pub use custom_segments::CustomSegments;
 pub use erasure::Erasures;
 pub use events::Events;
 pub use members::Members;
@@ -145,6 +147,7 @@ pub struct Services {
     pub referrals: Referrals,
     pub campaigns: Campaigns,
     pub segments: Segmentation,
+    pub custom: CustomSegments,
     pub tiers: Tiers,
     pub balances: Balances,
     pub birthdays: Birthdays,
@@ -169,13 +172,18 @@ impl Services {
             ctx: ctx.clone(),
             pseudonym_key: Arc::default(),
         };
-        let segments = Segmentation {
-            ctx: ctx.clone(),
-            referrals: referrals.clone(),
-        };
         let campaigns = Campaigns {
             ctx: ctx.clone(),
             running: Arc::default(),
+        };
+        let custom = CustomSegments {
+            ctx: ctx.clone(),
+            campaigns: campaigns.clone(),
+        };
+        let segments = Segmentation {
+            ctx: ctx.clone(),
+            referrals: referrals.clone(),
+            custom: custom.clone(),
         };
         let redemptions = Redemptions {
             ctx: ctx.clone(),
@@ -186,6 +194,7 @@ impl Services {
                 ctx: ctx.clone(),
                 referrals: referrals.clone(),
                 segments: segments.clone(),
+                custom: custom.clone(),
             },
             purchases: Purchases {
                 ctx: ctx.clone(),
@@ -210,6 +219,7 @@ impl Services {
             referrals,
             campaigns,
             segments,
+            custom,
             ctx,
         }
     }

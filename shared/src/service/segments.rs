@@ -24,6 +24,7 @@ use crate::domain::{MemberId, Money, Points, Tier};
 use crate::retrying;
 use crate::service::Ctx;
 use crate::service::Referrals;
+use crate::service::custom_segments::{EvaluationTally, Evaluator};
 use crate::table::{Batch, MEMBER_SHARDS, MemberIndex, Replica, Versioned};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
@@ -37,6 +38,7 @@ use utoipa::ToSchema;
 pub struct Segmentation {
     pub(crate) ctx: Ctx,
     pub(crate) referrals: Referrals,
+    pub(crate) custom: super::CustomSegments,
 }
 
 /// How many months of enrolment cohorts the retention report keeps.
@@ -89,15 +91,39 @@ pub struct SegmentRun {
     pub members_in_fit: u64,
 }
 
+/// What a build run did (`POST /_local/jobs/segments` with `"build": true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BuildRun {
+    pub run: String,
+    pub parts: u32,
+    /// Members evaluated (none when no definition was building).
+    pub examined: u64,
+    /// Members whose listings changed.
+    pub changed: u64,
+    pub failed: u64,
+    /// Definitions listed by this run.
+    pub listed: u32,
+}
+
 /// `GET /v1/segments` items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": "lifecycle:dormant", "kind": "lifecycle", "size": 42,
     "as_of": "2027-03-01T02:00:00Z"}))]
 pub struct SegmentView {
     pub id: String,
+    /// `lifecycle`, `value`, `tier`, `churn` or `custom`.
     pub kind: String,
     pub size: u64,
+    /// Built-in segments: now (their sizes move with every write). Custom segments: when the
+    /// evaluation their listing is of started (before the first, when they were last changed,
+    /// with size 0 and status `building`).
     pub as_of: DateTime<Utc>,
+    /// Custom segments only: the name operators gave it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Custom segments only.
+    #[serde(default)]
+    pub status: Option<super::custom_segments::BuildStatus>,
 }
 
 /// A member in a segment listing.
@@ -119,6 +145,10 @@ pub struct SegmentMember {
 pub struct SegmentMembers {
     pub items: Vec<SegmentMember>,
     pub next_cursor: Option<String>,
+    /// A custom segment's listing: when the evaluation it is of started (built-in segments
+    /// move with every write: null).
+    #[serde(default)]
+    pub evaluated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -291,11 +321,17 @@ impl Segmentation {
         let size = self.ctx.program.predictions.sample_size as usize;
         let mut sampler = Sampler::new(size, below);
         let expires_at = (now + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
+        let custom = self.custom.evaluator().await?;
+        let mut evaluated = EvaluationTally::default();
         for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
             let at = (run, now, expires_at);
-            let into = (&mut tally, &mut sampler);
-            self.segment_shard(shard, &standing, at, into).await?;
+            let into = (&mut tally, &mut sampler, &mut evaluated);
+            self.segment_shard(shard, (&standing, &custom), at, into)
+                .await?;
         }
+        self.custom
+            .part_done(run, (part, parts), &custom, evaluated, now)
+            .await?;
         let out = PartRun {
             run: run.to_string(),
             part,
@@ -325,14 +361,14 @@ impl Segmentation {
     async fn segment_shard(
         &self,
         shard: u32,
-        standing: &Standing,
+        (standing, custom): (&Standing, &Evaluator),
         (run, now, expires_at): (&RunId, DateTime<Utc>, i64),
-        (tally, sampler): (&mut Tally, &mut Sampler),
+        (tally, sampler, evaluated): (&mut Tally, &mut Sampler, &mut EvaluationTally),
     ) -> Result<(), ServiceError> {
         let which = MemberIndex::Shard(shard);
-        let mut after = None;
+        let mut position = None;
         loop {
-            let page = self.ctx.table.member_keys_in(&which, after).await?;
+            let page = self.ctx.table.member_keys_in(&which, position).await?;
             let members = self.ctx.table.members_at(&page.items).await?;
             let handled = futures::stream::iter(members.into_iter().map(|v| {
                 let id = v.value.id.clone();
@@ -345,6 +381,7 @@ impl Segmentation {
             .buffer_unordered(JOB_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+            let mut after = Vec::with_capacity(handled.len());
             for (id, was, r) in handled {
                 tally.examined += 1;
                 match r {
@@ -353,6 +390,7 @@ impl Segmentation {
                         self.count(tally, &h.after, now);
                         let t = &mut tally.totals;
                         self.count_prediction(t, sampler, standing, &h.after, now);
+                        after.push(h.after);
                     }
                     Err(e) => {
                         // Still counted where the last run left it, so the day's sizes
@@ -365,8 +403,15 @@ impl Segmentation {
                     }
                 }
             }
+            // Each member as the run leaves it, against the custom segments' rules.
+            let model = standing.model.as_ref();
+            let e = self
+                .custom
+                .evaluate_members(after, custom, model, now)
+                .await?;
+            evaluated.add(e);
             match page.next {
-                Some(n) => after = Some(n),
+                Some(n) => position = Some(n),
                 None => break,
             }
         }
@@ -584,13 +629,108 @@ impl Segmentation {
             })?;
             self.ctx.table.commit(batch).await
         })?;
-        // The nightly run also folds the day before into the daily series.
+        self.after_run(run, parts, date, now).await?;
+        tracing::info!(?result, "segments run");
+        Ok(result)
+    }
+
+    /// What follows a run: the custom segments it evaluated listed as of its start, and the
+    /// day before folded into the daily series.
+    async fn after_run(
+        &self,
+        run: &RunId,
+        parts: u32,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let listed = self.custom.finish(run, parts, now).await?;
+        tracing::info!(listed, "custom segments listed");
         if let Some(yesterday) = date.pred_opt() {
             let daily = self.daily_run(yesterday).await?;
             tracing::info!(date = %yesterday, events = daily.events_read, "daily figures");
         }
-        tracing::info!(?result, "segments run");
-        Ok(result)
+        Ok(())
+    }
+
+    /// One part of a build run (DESIGN.md "Custom segments"): the members of the part's
+    /// shards against the rules in force, when some definition waits for its build; nothing
+    /// otherwise (the five-minute schedule finds nothing to do most of the time).
+    #[tracing::instrument(skip_all, fields(%run))]
+    pub async fn build_part(
+        &self,
+        run: &RunId,
+        part: u32,
+        parts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<EvaluationTally, ServiceError> {
+        check_parts(part, parts)?;
+        let mut tally = EvaluationTally::default();
+        if !self.custom.building().await? {
+            return Ok(tally);
+        }
+        let custom = self.custom.evaluator().await?;
+        let state = self.ctx.table.get::<SegmentState>(&Replica::FIRST).await?;
+        let standing = self.standing(state);
+        for shard in (part..MEMBER_SHARDS).step_by(parts as usize) {
+            let which = MemberIndex::Shard(shard);
+            let mut position = None;
+            loop {
+                let page = self.ctx.table.member_keys_in(&which, position).await?;
+                let members = self.ctx.table.members_at(&page.items).await?;
+                let members = members.into_iter().map(|v| v.value).collect();
+                let model = standing.model.as_ref();
+                tally.add(
+                    self.custom
+                        .evaluate_members(members, &custom, model, now)
+                        .await?,
+                );
+                match page.next {
+                    Some(n) => position = Some(n),
+                    None => break,
+                }
+            }
+        }
+        self.custom
+            .part_done(run, (part, parts), &custom, tally, now)
+            .await?;
+        Ok(tally)
+    }
+
+    /// The last step of a build run: the rules every part evaluated are listed.
+    pub async fn build_finish(
+        &self,
+        run: &RunId,
+        parts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u32, ServiceError> {
+        check_parts(0, parts)?;
+        self.custom.finish(run, parts, now).await
+    }
+
+    /// A whole build run, locally: every part (concurrently), then the last step.
+    pub async fn build_job(
+        &self,
+        now: DateTime<Utc>,
+        parts: u32,
+    ) -> Result<BuildRun, ServiceError> {
+        let run = RunId::new_random();
+        let results = futures::future::join_all(
+            (0..parts).map(|part| self.build_part(&run, part, parts, now)),
+        )
+        .await;
+        let mut tally = EvaluationTally::default();
+        for r in results {
+            tally.add(r?);
+        }
+        let listed = self.build_finish(&run, parts, now).await?;
+        Ok(BuildRun {
+            run: run.to_string(),
+            parts,
+            examined: tally.examined,
+            changed: tally.changed,
+            failed: tally.failed,
+            listed,
+        })
     }
 
     /// Every segment and its size now, read from the sizes every member write keeps
@@ -609,6 +749,8 @@ impl Segmentation {
                 kind: id.kind().into(),
                 size,
                 as_of: now,
+                name: None,
+                status: None,
             })
             .collect())
     }
@@ -627,22 +769,44 @@ impl Segmentation {
             .await?;
         let items = members
             .into_iter()
-            .map(|v| {
-                let m = v.value;
-                SegmentMember {
-                    tier: m.tier,
-                    lifecycle: m.segments.map(|s| s.lifecycle),
-                    value: m.segments.and_then(|s| s.value),
-                    last_purchase_at: m.last_purchase_at,
-                    qualifying_spend: self.ctx.progress_view(&m).qualifying_spend,
-                    id: m.id,
-                }
-            })
+            .map(|v| self.member_row(v.value))
             .collect();
         Ok(SegmentMembers {
             items,
             next_cursor: next,
+            evaluated_at: None,
         })
+    }
+
+    /// A page of a custom segment's listing, as segment listings show it.
+    pub async fn custom_members(
+        &self,
+        slug: &crate::domain::custom_segment::Slug,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<SegmentMembers, ServiceError> {
+        let page = self.custom.members(slug, limit, cursor).await?;
+        Ok(SegmentMembers {
+            items: page
+                .members
+                .into_iter()
+                .map(|m| self.member_row(m))
+                .collect(),
+            next_cursor: page.next_cursor,
+            evaluated_at: page.evaluated_at,
+        })
+    }
+
+    /// A member as segment listings show it.
+    fn member_row(&self, m: Member) -> SegmentMember {
+        SegmentMember {
+            tier: m.tier,
+            lifecycle: m.segments.map(|s| s.lifecycle),
+            value: m.segments.and_then(|s| s.value),
+            last_purchase_at: m.last_purchase_at,
+            qualifying_spend: self.ctx.progress_view(&m).qualifying_spend,
+            id: m.id,
+        }
     }
 
     /// One row per day a run finished in `from..=to` (at most 366 days).

@@ -76,6 +76,11 @@ impl Batch {
         self.len() == 0
     }
 
+    /// A raw write of the table layer's own (the custom sizes' adds).
+    pub(super) fn push_write(&mut self, w: Write) -> &mut Self {
+        self.push(w)
+    }
+
     fn push(&mut self, w: Write) -> &mut Self {
         self.writes.push(w);
         self.answers.push(None);

@@ -353,22 +353,41 @@ impl Table {
         self.index_page(range, after).await
     }
 
-    /// One page of keys across the partitions of a sharded list, shard after shard: the
-    /// position is the shard's number and the store's position inside it. A page is filled
-    /// from the next shards when one runs out, so it is short only at the end.
+    /// One page of keys across the partitions of a sharded index list ([`Table::sharded_page`]).
     async fn sharded_index_page(
         &self,
         ranges: &[(Index, String, SortKey)],
         limit: u32,
         after: Option<String>,
     ) -> Result<Page<Key>, ServiceError> {
+        self.sharded_page(ranges.len(), limit, after, |shard, req| {
+            let (index, pk, sort) = &ranges[shard];
+            async move { Ok(self.store.query_index(*index, pk, sort, &req).await?) }
+        })
+        .await
+    }
+
+    /// One page across `shards` partitions, shard after shard (`fetch` reads one page of one):
+    /// the position is the shard's number and the store's position inside it. A page is filled
+    /// from the next shards when one runs out, so it is short only at the end.
+    pub(super) async fn sharded_page<T, F, Fut>(
+        &self,
+        shards: usize,
+        limit: u32,
+        after: Option<String>,
+        fetch: F,
+    ) -> Result<Page<T>, ServiceError>
+    where
+        F: Fn(usize, PageRequest) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, ServiceError>>,
+    {
         let bad = || ServiceError::Store(crate::store::StoreError::BadCursor);
         let (mut shard, mut inner) = match after {
             None => (0, None),
             Some(a) => {
                 let (n, rest) = a.split_once('|').ok_or_else(bad)?;
                 let n: usize = n.parse().map_err(|_| bad())?;
-                if n >= ranges.len() {
+                if n >= shards {
                     return Err(bad());
                 }
                 (n, (!rest.is_empty()).then(|| rest.to_owned()))
@@ -376,17 +395,16 @@ impl Table {
         };
         let mut items = Vec::new();
         loop {
-            let (index, pk, sort) = &ranges[shard];
-            let page = PageRequest {
+            let req = PageRequest {
                 limit: limit - items.len() as u32,
                 after: inner.take(),
                 descending: false,
             };
-            let page = self.store.query_index(*index, pk, sort, &page).await?;
+            let page = fetch(shard, req).await?;
             items.extend(page.items);
             let next = match page.next {
                 Some(n) => Some(format!("{shard}|{n}")),
-                None if shard + 1 < ranges.len() => Some(format!("{}|", shard + 1)),
+                None if shard + 1 < shards => Some(format!("{}|", shard + 1)),
                 None => None,
             };
             match next {

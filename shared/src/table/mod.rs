@@ -7,6 +7,7 @@
 mod audit;
 mod batch;
 mod campaigns;
+mod custom;
 mod events;
 #[cfg(test)]
 mod item_size;
@@ -21,6 +22,7 @@ pub use batch::{Answer, Batch, Fetched, Reads, Slot};
 pub use campaigns::{
     ASSIGNMENT_SHARDS, BUDGET_SLICES, BudgetSlice, POINTS_PER_BUDGET_SLICE, Slice,
 };
+pub use custom::{CUSTOM_SIZE_SHARDS, CurrentRun, EvaluationPart, LISTING_SHARDS, Listing};
 pub use events::{CommitLink, EventCarrier, LedgerLine};
 pub use keys::{
     DUE_SHARDS, EVENT_SHARDS, MEMBER_SHARDS, REPLICAS, Replica, SEGMENT_SHARDS, SIZE_SHARDS,

@@ -18,6 +18,7 @@ use crate::domain::receipt::{PurchaseLine, PurchaseReceipt, PurchaseView};
 use crate::domain::segment::{Standing, lifecycle};
 use crate::domain::spend::spend_judged_on;
 use crate::domain::tier::{Caused, Tier, upgrade_caused};
+use crate::domain::traits::MemberTraits;
 use crate::domain::{MemberId, Money, Points, ReceiptId, StoreId};
 use crate::retrying;
 use crate::service::Outcome;
@@ -279,6 +280,7 @@ impl Purchases {
         let member = reads.add::<Member>(&member_id);
         let purchase = reads.add::<PurchaseRecord>(&pid);
         let state = reads.add::<SegmentState>(&Replica::of(&member_id));
+        let traits = reads.add::<MemberTraits>(&member_id);
         let campaigns = self.campaigns.campaign_reads(&mut reads, &member_id);
         let found = self.ctx.table.read(&reads).await?;
         if let Some(prior) = found.get(&purchase)? {
@@ -309,6 +311,7 @@ impl Purchases {
             };
             w.batch.put(&(payment_hash(p), member_id.clone()), &mark)?;
         }
+        self.note_traits(req, found.get(&traits)?, occurred_at, now, &mut w)?;
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         w.batch.create(&pid, &record)?;
         let audited = Audited {
@@ -324,6 +327,31 @@ impl Purchases {
         w.commit(&self.ctx).await?;
         crate::metrics::points_earned(record.points_earned.0 + record.response.campaign_bonus.0);
         Ok(Outcome::fresh(record.response))
+    }
+
+    /// The store and categories of the purchase on the member's traits (DESIGN.md "Custom
+    /// segments"), written only when they teach something new (most purchases write nothing).
+    pub(super) fn note_traits(
+        &self,
+        req: &NewPurchase,
+        prior: Option<Versioned<MemberTraits>>,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        w: &mut MemberWrite,
+    ) -> Result<(), ServiceError> {
+        let mut t = prior.as_ref().map(|v| v.value.clone()).unwrap_or_default();
+        let categories = req
+            .lines
+            .iter()
+            .flatten()
+            .filter_map(|l| l.category.as_deref());
+        let on = self.ctx.program_date(occurred_at);
+        let today = self.ctx.program_date(now);
+        if t.note_purchase(&req.store_id, categories, on, today) {
+            w.batch
+                .save(&w.m.id.clone(), &t, prior.map(|v| v.version))?;
+        }
+        Ok(())
     }
 
     /// `decide_purchase` until the budget slices it read cover its awards: when the member's

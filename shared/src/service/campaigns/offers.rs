@@ -37,8 +37,13 @@ impl Campaigns {
     /// campaign with the member's assignment in one batch (two round trips).
     #[tracing::instrument(skip_all, fields(member = %member))]
     pub async fn member_offers(&self, member: &MemberId) -> Result<MemberOffers, ServiceError> {
-        let now = self.ctx.now();
         self.ctx.load_member(member).await?;
+        self.offers_of(member).await
+    }
+
+    /// [`Campaigns::member_offers`] of a member known to exist.
+    pub(crate) async fn offers_of(&self, member: &MemberId) -> Result<MemberOffers, ServiceError> {
+        let now = self.ctx.now();
         let registry = self
             .ctx
             .table

@@ -155,6 +155,7 @@ impl Redemptions {
         let mut reads = Reads::new();
         let member = reads.add::<Member>(id);
         let red = reads.add::<Redemption>(&rid);
+        let traits = reads.add::<crate::domain::traits::MemberTraits>(id);
         let found = self.ctx.table.read(&reads).await?;
         let current = live(found.get(&member)?)?;
         let red = found
@@ -188,6 +189,9 @@ impl Redemptions {
             &stock,
             count,
         )?;
+        let traits = found.get(&traits)?;
+        self.ctx
+            .note_redemption(batch, id, traits, (r.created_at, -1), now)?;
         let status = (RedemptionStatus::Issued, RedemptionStatus::Cancelled);
         let audited = Audited {
             action: AuditAction::RedemptionCancelled,

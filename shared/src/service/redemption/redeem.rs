@@ -213,6 +213,7 @@ impl Redemptions {
         let member = reads.add::<Member>(id);
         let shard = Redemptions::stock_read(&mut reads, reward_id, id);
         let count = reads.add::<RewardCount>(&(id.clone(), reward_id.clone()));
+        let traits = reads.add::<crate::domain::traits::MemberTraits>(id);
         let prior = idem.map(|i| i.read(&mut reads));
         let found = self.ctx.table.read(&reads).await?;
         // An erased member's replays answer 410 like every other request on the member.
@@ -236,6 +237,10 @@ impl Redemptions {
             now,
         )?;
         w.batch = batch;
+        let made = (now, 1);
+        let traits = found.get(&traits)?;
+        self.ctx
+            .note_redemption(&mut w.batch, id, traits, made, now)?;
         let receipt = RedemptionReceipt {
             redemption,
             balance: w.m.balance,
