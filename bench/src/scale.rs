@@ -433,6 +433,33 @@ impl JobHeat {
     }
 }
 
+/// 100 custom segments (issue 33) of four shapes over the fields the seeded members have, a
+/// quarter of them matching most members, as an operator's set might.
+async fn define_custom_segments(services: &Services) {
+    use serde_json::json;
+    for i in 0..100u32 {
+        let rule = match i % 4 {
+            0 => json!({"field": "balance", "op": "gte", "value": i * 10}),
+            1 => json!({"field": "days_since_last_purchase", "op": "lte", "value": i}),
+            2 => json!({"all": [{"field": "lifecycle", "op": "in", "value": ["active", "new"]},
+                {"field": "purchases_12m", "op": "gte", "value": i % 7}]}),
+            _ => json!({"any": [{"field": "tier", "op": "gte", "value": "gold"},
+                {"not": {"field": "tags", "op": "contains", "value": "staff"}}]}),
+        };
+        let slug = loyalty::domain::custom_segment::Slug::parse(&format!("s{i:03}")).unwrap();
+        let req = loyalty::service::custom_segments::DefinitionRequest {
+            name: format!("segment {i}"),
+            description: None,
+            rule,
+        };
+        services
+            .custom
+            .define(&slug, req, &crate::operator())
+            .await
+            .unwrap();
+    }
+}
+
 /// The night at 10 million members, from a scaled model: the segments run (as the default
 /// benchmark seeds it, a tenth or more of the members moving), the points job on a day when
 /// the pending points of one member in sixty come due, and a campaign launch over a fifth of
@@ -478,18 +505,57 @@ pub async fn night(n: Night) -> bool {
         }
     };
 
+    // Issue 33: 100 custom segments in force, evaluated by the segments run over every member.
+    define_custom_segments(&services).await;
     let m = measure("segments", 16 * 16);
+    let started = Instant::now();
     let run = services
         .segments
         .segments_job(day0 + Duration::days(1), 16)
         .await
         .unwrap();
+    let night_secs = started.elapsed().as_secs_f64();
     let job = finish(m);
     println!(
         "scale/night  segments  {} of {} members moved ({:.1} %)",
         run.changed,
         run.examined,
         100.0 * run.changed as f64 / run.examined.max(1) as f64
+    );
+    ok &= job.report(scale);
+    let listed = services.custom.list().await.unwrap();
+    let entries: u64 = listed.iter().filter_map(|d| d.size).sum();
+    println!(
+        "scale/night  segments  with 100 custom segments in force: {} listed, {entries} listing entries written ({:.1} a member), the run took {night_secs:.1} s here",
+        listed.iter().filter(|d| d.size.is_some()).count(),
+        entries as f64 / run.examined.max(1) as f64,
+    );
+    // A changed rule, built over every member by a build run (16 parts).
+    let slug = loyalty::domain::custom_segment::Slug::parse("s000").unwrap();
+    let changed = loyalty::service::custom_segments::DefinitionRequest {
+        name: "changed".into(),
+        description: None,
+        rule: serde_json::json!({"field": "balance", "op": "gte", "value": 1}),
+    };
+    services
+        .custom
+        .define(&slug, changed, &crate::operator())
+        .await
+        .unwrap();
+    let m = measure("build", 16 * 16);
+    let started = Instant::now();
+    let built = services
+        .segments
+        .build_job(day0 + Duration::days(1), 16)
+        .await
+        .unwrap();
+    let job = finish(m);
+    println!(
+        "scale/night  build     one changed rule: {} members evaluated against 100 rules, {} moved, {} listed, in {:.1} s here",
+        built.examined,
+        built.changed,
+        built.listed,
+        started.elapsed().as_secs_f64()
     );
     ok &= job.report(scale);
     // The run's own fit (issue 32): the parts' samples of the seeded members, merged and fitted

@@ -233,6 +233,8 @@ async fn definitions_list_exactly_the_members_counted_by_hand_and_move_with_purc
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "building");
+    // The runs so far started before this rule was given: none of them is building it.
+    assert_eq!(r.body["progress"], Value::Null, "{}", r.body);
     assert_eq!(members_of(&api, "vips").await, set(&["a", "b"]));
     build(&api).await;
     assert_eq!(segment(&api, "vips").await["status"], "ready");

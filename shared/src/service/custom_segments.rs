@@ -362,8 +362,9 @@ impl CustomSegments {
         Ok(view_of(def, &sizes, progress))
     }
 
-    /// The progress of the newest evaluation run, when some definition is building.
-    async fn progress(&self, defs: &[Definition]) -> Result<Option<BuildProgress>, ServiceError> {
+    /// The progress of the newest evaluation run and when it started, when some definition is
+    /// building.
+    async fn progress(&self, defs: &[Definition]) -> Result<Option<Progress>, ServiceError> {
         if !defs.iter().any(Definition::building) {
             return Ok(None);
         }
@@ -371,11 +372,14 @@ impl CustomSegments {
             return Ok(None);
         };
         let parts = self.ctx.table.evaluation_parts(&run.value.run).await?;
-        Ok(Some(BuildProgress {
-            parts_done: parts.len() as u32,
-            parts: run.value.parts,
-            members_examined: parts.iter().map(|p| p.examined).sum(),
-        }))
+        Ok(Some((
+            run.value.started_at,
+            BuildProgress {
+                parts_done: parts.len() as u32,
+                parts: run.value.parts,
+                members_examined: parts.iter().map(|p| p.examined).sum(),
+            },
+        )))
     }
 
     /// A page of the members listed in `custom:{slug}` as of its last evaluation.
@@ -806,12 +810,19 @@ impl CustomSegments {
     }
 }
 
+/// A run's start and progress.
+type Progress = (DateTime<Utc>, BuildProgress);
+
 fn view_of(
     d: Definition,
     sizes: &BTreeMap<u32, u64>,
-    progress: Option<BuildProgress>,
+    progress: Option<Progress>,
 ) -> CustomSegmentView {
     let building = d.building();
+    // Only a run that started after the rule was given can be building it.
+    let progress = progress
+        .filter(|(started, _)| *started >= d.numbered_at)
+        .map(|(_, p)| p);
     CustomSegmentView {
         id: d.slug.to_string(),
         size: d.listed.map(|n| sizes.get(&n).copied().unwrap_or(0)),
