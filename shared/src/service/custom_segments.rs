@@ -527,6 +527,23 @@ impl CustomSegments {
         })
     }
 
+    /// The running campaigns the member is in the treatment of, when a rule asks (`wanted`).
+    async fn treatment_campaigns(
+        &self,
+        id: &MemberId,
+        wanted: bool,
+    ) -> Result<BTreeSet<String>, ServiceError> {
+        if !wanted {
+            return Ok(BTreeSet::new());
+        }
+        let offers = self.campaigns.offers_of(id).await?;
+        Ok(offers
+            .items
+            .into_iter()
+            .map(|o| o.campaign_id.to_string())
+            .collect())
+    }
+
     /// What rules can ask of one member now.
     pub(crate) async fn facts(
         &self,
@@ -545,17 +562,7 @@ impl CustomSegments {
         for (i, n) in by_month.iter_mut().enumerate() {
             *n = m.purchases.in_month(this_month - i as i32);
         }
-        let campaigns = if campaigns {
-            self.campaigns
-                .offers_of(&m.id)
-                .await?
-                .items
-                .into_iter()
-                .map(|o| o.campaign_id.to_string())
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
+        let campaigns = self.treatment_campaigns(&m.id, campaigns).await?;
         Ok(Facts {
             tier: Some(m.tier),
             lifecycle: m.segments.map(|s| s.lifecycle),

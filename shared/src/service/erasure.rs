@@ -127,6 +127,28 @@ impl Erasures {
         Ok(outcome)
     }
 
+    /// Tags and what was bought where go, and the member leaves every custom listing still
+    /// held, in the erasure's commit.
+    async fn forget_traits(
+        &self,
+        id: &MemberId,
+        traits: Option<crate::table::Versioned<MemberTraits>>,
+        batch: &mut Batch,
+    ) -> Result<(), ServiceError> {
+        let Some(t) = traits else {
+            return Ok(());
+        };
+        // More than a few listed again since the unlisting: unlist again, then read again (a
+        // lost race).
+        if t.value.listed.len() > 10 {
+            self.ctx.unlist(id).await?;
+            return Err(ServiceError::Store(crate::store::StoreError::Conflict));
+        }
+        batch.delete::<MemberTraits>(id, t.version);
+        batch.move_listings(id, &Default::default(), &t.value.listed)?;
+        Ok(())
+    }
+
     /// Every code the member held, retired for ever by its keyed hash (a vanity code may be a
     /// name): printed codes then resolve to nobody and can never be given to someone else. The
     /// referrer item that lists them goes; referrals it counted keep their own records.
@@ -191,17 +213,7 @@ impl Erasures {
         if let Some(r) = found.get(&referrer)? {
             self.retire_codes(id, &r, now, batch).await?;
         }
-        // Tags and what was bought where go; the member leaves every custom listing now.
-        if let Some(t) = found.get(&traits)? {
-            // More than a few listed again since the unlisting: unlist again, then read again
-            // (a lost race).
-            if t.value.listed.len() > 10 {
-                self.ctx.unlist(id).await?;
-                return Err(ServiceError::Store(crate::store::StoreError::Conflict));
-            }
-            batch.delete::<MemberTraits>(id, t.version);
-            batch.move_listings(id, &Default::default(), &t.value.listed)?;
-        }
+        self.forget_traits(id, found.get(&traits)?, batch).await?;
         // The record keeps the member's id (a pseudonym) and no personal data.
         let audited = Audited {
             action: AuditAction::MemberErased,

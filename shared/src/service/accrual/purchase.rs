@@ -305,13 +305,8 @@ impl Purchases {
         let (mut w, record) = self
             .decide_in_budget(req, digest, &current, now, read)
             .await?;
-        if let Some(p) = payment {
-            let mark = PaymentMark {
-                seen_on: self.ctx.program_date(now),
-            };
-            w.batch.put(&(payment_hash(p), member_id.clone()), &mark)?;
-        }
-        self.note_traits(req, found.get(&traits)?, occurred_at, now, &mut w)?;
+        let traits = found.get(&traits)?;
+        self.beside(req, (payment, traits), (occurred_at, now), &mut w)?;
         // A concurrent duplicate fails this absence condition; the re-read replays it.
         w.batch.create(&pid, &record)?;
         let audited = Audited {
@@ -329,16 +324,22 @@ impl Purchases {
         Ok(Outcome::fresh(record.response))
     }
 
-    /// The store and categories of the purchase on the member's traits (DESIGN.md "Custom
-    /// segments"), written only when they teach something new (most purchases write nothing).
-    pub(super) fn note_traits(
+    /// What a purchase leaves beside the member: the payment's mark (for referral review) and
+    /// the store and categories on the member's traits (DESIGN.md "Custom segments"), these
+    /// written only when they teach something new (most purchases write nothing).
+    pub(super) fn beside(
         &self,
         req: &NewPurchase,
-        prior: Option<Versioned<MemberTraits>>,
-        occurred_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        (payment, prior): (Option<&str>, Option<Versioned<MemberTraits>>),
+        (occurred_at, now): (DateTime<Utc>, DateTime<Utc>),
         w: &mut MemberWrite,
     ) -> Result<(), ServiceError> {
+        if let Some(p) = payment {
+            let mark = PaymentMark {
+                seen_on: self.ctx.program_date(now),
+            };
+            w.batch.put(&(payment_hash(p), w.m.id.clone()), &mark)?;
+        }
         let mut t = prior.as_ref().map(|v| v.value.clone()).unwrap_or_default();
         let categories = req
             .lines

@@ -192,18 +192,27 @@ impl Redemptions {
         let traits = found.get(&traits)?;
         self.ctx
             .note_redemption(batch, id, traits, (r.created_at, -1), now)?;
-        let status = (RedemptionStatus::Issued, RedemptionStatus::Cancelled);
-        let audited = Audited {
-            action: AuditAction::RedemptionCancelled,
-            member: Some(id),
-            target: Some(redemption_id.to_string()),
-            changes: vec![
-                Change::new("status", status.0, status.1),
-                Change::new("balance", balance_before, m.balance),
-            ],
-        };
+        let audited = cancel_audited(id, redemption_id, (balance_before, m.balance));
         w.audit(&self.ctx, actor, audited)?;
         w.commit(&self.ctx).await?;
         Ok(cancelled)
+    }
+}
+
+/// The audit record of a cancellation: the status and the balance it moved.
+fn cancel_audited<'a>(
+    id: &'a MemberId,
+    redemption_id: &Uuid,
+    (before, after): (Points, Points),
+) -> Audited<'a> {
+    let status = (RedemptionStatus::Issued, RedemptionStatus::Cancelled);
+    Audited {
+        action: AuditAction::RedemptionCancelled,
+        member: Some(id),
+        target: Some(redemption_id.to_string()),
+        changes: vec![
+            Change::new("status", status.0, status.1),
+            Change::new("balance", before, after),
+        ],
     }
 }
