@@ -21,11 +21,14 @@ const CUSTOM: &str = "CUSTOMSEGS";
 const DEF: &str = "DEF#";
 
 /// Listings are spread over this many partitions per rule number: a build writes a listing for
-/// every member that matches (ten million in the worst case: 10,000 per second into 32 keys is
-/// ≈ 310 units a key, a third of what a key takes).
-pub const LISTING_SHARDS: u32 = 32;
-/// Shards of the kept custom sizes: a member's evaluation adds to its own shard's item.
-pub const CUSTOM_SIZE_SHARDS: u32 = 32;
+/// every member that matches (ten million in the worst case). With 32, `loyalty-bench --scenario
+/// night` put the busiest at 1,000 units a second at the build's own pace, the whole limit; 64
+/// halves it.
+pub const LISTING_SHARDS: u32 = 64;
+/// Shards of the kept custom sizes: a member's evaluation adds to its own shard's item (one add
+/// however many listings it enters). With 32 the first night of 100 rules put the busiest at
+/// 836 units a second; 64 halves it.
+pub const CUSTOM_SIZE_SHARDS: u32 = 64;
 
 impl Record for Definition {
     type Id = Slug;
