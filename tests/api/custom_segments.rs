@@ -480,3 +480,31 @@ async fn refusals_name_the_path_of_the_mistake_and_write_nothing(backend: Backen
     assert!(members_of(&api, "s99").await.is_empty());
 }
 both_backends!(refusals_name_the_path_of_the_mistake_and_write_nothing);
+
+async fn loyalty_locals_builder_lists_a_new_rule_in_the_background_over_a_socket(backend: Backend) {
+    let api = Api::new(backend).await.over_socket().await;
+    api.enrol("a").await;
+    api.enrol("b").await;
+    assert_eq!(
+        set_tags(&api, "a", json!(["vip"]), &api.admin())
+            .await
+            .status,
+        200
+    );
+    tokio::spawn(loyalty_local::builds::run(
+        api.services.clone(),
+        std::time::Duration::from_millis(50),
+    ));
+    let r = define(&api, "vips", vip()).await;
+    assert_eq!(r.body["status"], "building", "{}", r.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while segment(&api, "vips").await["status"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not built in the background within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(members_of(&api, "vips").await, set(&["a"]));
+}
+both_backends!(loyalty_locals_builder_lists_a_new_rule_in_the_background_over_a_socket);
