@@ -33,12 +33,17 @@ async fn buy_lines(api: &Api, member: &str, receipt: &str, store: &str, lines: &
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// `PUT /v1/segments/{id}` by an administrator.
+async fn put_segment(api: &Api, id: &str, body: Value) -> loyalty_tests::Response {
+    let path = format!("/v1/segments/{id}");
+    api.call("PUT", &path, Some(&api.admin()), Some(body)).await
+}
+
 async fn define(api: &Api, slug: &str, rule: Value) -> loyalty_tests::Response {
-    api.call(
-        "PUT",
-        &format!("/v1/segments/custom:{slug}"),
-        Some(&api.admin()),
-        Some(json!({"name": slug, "rule": rule})),
+    put_segment(
+        api,
+        &format!("custom:{slug}"),
+        json!({"name": slug, "rule": rule}),
     )
     .await
 }
@@ -240,10 +245,13 @@ async fn definitions_list_exactly_the_members_counted_by_hand_and_move_with_purc
     assert_eq!(segment(&api, "vips").await["status"], "ready");
     assert_eq!(members_of(&api, "vips").await, set(&["a"]));
     // The name alone changed: no build.
-    let r = api
-        .call("PUT", "/v1/segments/custom:vips", Some(&api.admin()),
-            Some(json!({"name": "WeChat group 7", "rule": {"field": "tags", "op": "contains", "value": "wechat-group-7"}})))
-        .await;
+    let rule = json!({"field": "tags", "op": "contains", "value": "wechat-group-7"});
+    let r = put_segment(
+        &api,
+        "custom:vips",
+        json!({"name": "WeChat group 7", "rule": rule}),
+    )
+    .await;
     assert_eq!((r.status, r.body["status"].clone()), (200, json!("ready")));
 
     // Erasure: the member leaves every listing in the same commit; the sizes follow.
@@ -362,49 +370,26 @@ async fn refusals_name_the_path_of_the_mistake_and_write_nothing(backend: Backen
         404,
         "nothing written"
     );
-    let r = api
-        .call(
-            "PUT",
-            "/v1/segments/custom:Bad_Slug",
-            Some(&api.admin()),
-            Some(json!({"name": "x", "rule": tea()})),
-        )
-        .await;
+    let r = put_segment(&api, "custom:Bad_Slug", json!({"name": "x", "rule": tea()})).await;
     assert_eq!(
         (r.status, r.body["errors"][0]["field"].clone()),
         (400, json!("id")),
         "{}",
         r.body
     );
-    let r = api
-        .call(
-            "PUT",
-            "/v1/segments/lifecycle:new",
-            Some(&api.admin()),
-            Some(json!({"name": "x", "rule": tea()})),
-        )
-        .await;
+    let r = put_segment(&api, "lifecycle:new", json!({"name": "x", "rule": tea()})).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    let r = api
-        .call(
-            "PUT",
-            "/v1/segments/custom:x",
-            Some(&api.admin()),
-            Some(json!({"name": " ", "rule": tea()})),
-        )
-        .await;
+    let r = put_segment(&api, "custom:x", json!({"name": " ", "rule": tea()})).await;
     assert_eq!(
         (r.status, r.body["errors"][0]["field"].clone()),
         (422, json!("name"))
     );
-    let r = api
-        .call(
-            "PUT",
-            "/v1/segments/custom:x",
-            Some(&api.admin()),
-            Some(json!({"name": "x", "rule": tea(), "extra": 1})),
-        )
-        .await;
+    let r = put_segment(
+        &api,
+        "custom:x",
+        json!({"name": "x", "rule": tea(), "extra": 1}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     // Tags: each checked, with its index; too many; an unknown member.
     let r = set_tags(&api, "m", json!(["ok", "not ok"]), &api.admin()).await;
